@@ -1,0 +1,1 @@
+"""Outside services (PubMed, Crossref, OpenAlex, OpenCitations) over one HTTP layer."""

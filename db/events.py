@@ -1,0 +1,38 @@
+"""The vocabulary of the decision log.
+
+Every change a review team makes is an event: a row in `events`, never updated
+or deleted (triggers enforce it), with a UUID so that logs from several
+machines merge without double counting. Counts, agreement statistics and
+training labels are derived from these rows; nothing is counted by hand.
+
+Kinds and the columns they use (`data` is a JSON object):
+
+- `decision`: record_id, reviewer, stage, value in DECISIONS, reason (an
+  exclusion reason from the protocol's list), note.
+- `undo`: reviewer, undoes = id of the event taken back.
+- `resolution`: record_id, stage, value (include/exclude), reviewer = resolver,
+  reason, data {"method": "consensus" | "third-reviewer"}.
+- `fulltext`: record_id, value in FULLTEXT_STATES, reason (why not retrieved).
+- `appraisal`: record_id, reviewer, stage, data {"relevance": 1-5, "rigour": 1-5}.
+- `note`: record_id, reviewer, note.
+- `assign`: record_id, reviewer, stage (a check subsample for a further reviewer).
+- `automation`: record_id, stage, value "exclude", data {"rule": ..., figures}:
+  records marked ineligible by a stopping rule.
+- `merge`: data {"merge_id", "canonical", "members", "score", "rule"};
+  `unmerge`: data {"merge_id"}; record_id = canonical.
+- `tag`: record_id, value = the tag (theories, frameworks), reviewer.
+- `protocol`: data = the protocol (question, include/exclude terms, reasons,
+  reviewers per record, stopping rule); the latest one is in force.
+- `contact`: data {"author", "email", "status", ...} (author contact log).
+"""
+
+STAGES = ("title-abstract", "full-text")
+DECISIONS = ("include", "exclude", "maybe")
+FULLTEXT_STATES = ("sought", "retrieved", "not-retrieved")
+KINDS = (
+    "decision", "undo", "resolution", "fulltext", "appraisal", "note", "assign",
+    "automation", "merge", "unmerge", "tag", "protocol", "contact",
+)
+
+#: source roles, as PRISMA's identification boxes see them
+ROLES = ("index", "database", "register", "other")

@@ -1,0 +1,402 @@
+"""The review store: one SQLite file per review, its schema and its write paths.
+
+Tables (see the design notes in README): `records`, `searches` (the PRISMA-S
+log, one row per query or imported file), `sources` (provenance, many per
+record), `events` (the append-only decision log) and `reviewers`. The schema is
+built by numbered migrations; a store written by a newer version is refused
+rather than silently misread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from connectors.errors import ClusterError
+from connectors.record import Author, Record
+
+APP_ID = 0x434C5354  # "CLST": marks a file as a cluster store
+migrations = Migrations("cluster")
+
+
+class StoreError(ClusterError):
+    """A problem with the store a user can fix; the message is one sentence."""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# --- schema ------------------------------------------------------------------
+
+
+@migrations(name="m001_initial")
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["records"].create(
+        {
+            "id": int, "title": str, "abstract": str, "authors": str, "year": int,
+            "journal": str, "volume": str, "issue": str, "pages": str,
+            "doi": str, "pmid": str, "pmcid": str, "openalex": str,
+            "language": str, "pub_types": str, "keywords": str, "issn": str, "url": str,
+            "author_details": str, "needs_metadata": int, "duplicate_of": int,
+            "extra": str, "created_at": str,
+        },
+        pk="id",
+    )
+    for col in ("doi", "pmid", "pmcid", "openalex", "duplicate_of"):
+        db["records"].create_index([col])
+    db["searches"].create(
+        {
+            "id": int, "uuid": str, "kind": str, "service": str, "strategy": str,
+            "role": str, "query": str, "params": str, "seed_record_id": int,
+            "file_name": str, "sha256": str, "format": str, "limits": str,
+            "started_at": str, "finished_at": str, "status": str,
+            "n_found": int, "n_kept": int, "n_added": int, "error": str, "notes": str,
+        },
+        pk="id",
+    )
+    db["searches"].create_index(["uuid"], unique=True)
+    db["searches"].create_index(["sha256"])
+    db["sources"].create(
+        {
+            "id": int, "record_id": int, "search_id": int, "role": str, "service": str,
+            "strategy": str, "seed_record_id": int, "rank": int, "score": float,
+            "source_record_id": str, "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("record_id", "records", "id"), ("search_id", "searches", "id")],
+    )
+    db["sources"].create_index(["record_id"])
+    db["sources"].create_index(["search_id"])
+    db["events"].create(
+        {
+            "seq": int, "id": str, "ts": str, "kind": str, "record_id": int,
+            "reviewer": str, "stage": str, "value": str, "reason": str, "note": str,
+            "undoes": str, "data": str, "review_id": str,
+        },
+        pk="seq",
+    )
+    db["events"].create_index(["id"], unique=True)
+    db["events"].create_index(["record_id"])
+    db["events"].create_index(["kind"])
+    db["reviewers"].create({"name": str, "role": str, "created_at": str}, pk="name")
+    # the decision log is append-only: the database itself refuses edits
+    db.execute(
+        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'the decision log is append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'the decision log is append-only'); END"
+    )
+
+
+KNOWN_MIGRATIONS = {m.name for m in migrations._migrations}
+
+
+# --- opening -----------------------------------------------------------------
+
+
+def _check_is_store(path: Path) -> None:
+    with open(path, "rb") as fh:
+        head = fh.read(100)
+    if len(head) == 0:
+        return  # an empty file becomes a store
+    if not head.startswith(b"SQLite format 3\x00"):
+        raise StoreError(f"{path} is not a cluster review store (not an SQLite database).")
+    app_id = int.from_bytes(head[68:72], "big")
+    if app_id != APP_ID:
+        raise StoreError(f"{path} is an SQLite database but not a cluster review store.")
+
+
+class Store:
+    """An open review store. Use `open_store()` to get one."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path | None):
+        self.db = db
+        self.path = path
+
+    # -- transactions
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit: everything inside is written, or nothing is."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            # nested: a savepoint keeps inner failures from leaking half-writes
+            name = f"sp_{uuid.uuid4().hex}"
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
+                raise
+            conn.execute(f"RELEASE {name}")
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def review_id(self) -> str:
+        return self.db["meta"].get("review_id")["value"]
+
+    # -- meta
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+
+    # -- records
+    def add_record(self, record: Record) -> int:
+        row = record_to_row(record)
+        row["created_at"] = now()
+        return self.db["records"].insert(row).last_pk
+
+    def update_record(self, record_id: int, record: Record) -> None:
+        self.db["records"].update(record_id, record_to_row(record))
+
+    def get_record(self, record_id: int) -> Record:
+        try:
+            row = self.db["records"].get(record_id)
+        except sqlite_utils.db.NotFoundError:
+            raise StoreError(f"Record {record_id} is not in this store.") from None
+        return row_to_record(row)
+
+    def record_rows(self, where: str | None = None, params: Iterable[Any] = (),
+                    include_duplicates: bool = False) -> Iterator[dict]:
+        clauses = [] if include_duplicates else ["duplicate_of IS NULL"]
+        if where:
+            clauses.append(f"({where})")
+        sql = "SELECT * FROM records"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY id"
+        cur = self.db.execute(sql, list(params))
+        cols = [c[0] for c in cur.description]
+        for r in cur:
+            yield dict(zip(cols, r))
+
+    def records(self, **kw: Any) -> Iterator[tuple[int, Record]]:
+        for row in self.record_rows(**kw):
+            yield row["id"], row_to_record(row)
+
+    def canonical_id(self, record_id: int) -> int:
+        """Follow `duplicate_of` to the record that stands for the work."""
+        seen = set()
+        rid = record_id
+        while True:
+            row = self.db.execute("SELECT duplicate_of FROM records WHERE id = ?", [rid]).fetchone()
+            if row is None:
+                raise StoreError(f"Record {record_id} is not in this store.")
+            if row[0] is None or row[0] in seen:
+                return rid
+            seen.add(rid)
+            rid = row[0]
+
+    def find_by_ids(self, record: Record) -> int | None:
+        """An existing record with the same DOI, PMID, PMCID or OpenAlex id."""
+        for col, val in record.ids().items():
+            row = self.db.execute(
+                f"SELECT id FROM records WHERE {col} = ? ORDER BY id LIMIT 1", [val]
+            ).fetchone()
+            if row:
+                return row[0]
+        return None
+
+    # -- searches (PRISMA-S log)
+    def start_search(self, *, kind: str, service: str, strategy: str | None = None,
+                     role: str | None = None, query: str | None = None,
+                     params: Mapping[str, Any] | None = None, seed_record_id: int | None = None,
+                     file_name: str | None = None, sha256: str | None = None,
+                     format: str | None = None, limits: Mapping[str, Any] | None = None,
+                     search_uuid: str | None = None) -> int:
+        return self.db["searches"].insert({
+            "uuid": search_uuid or new_id(), "kind": kind, "service": service,
+            "strategy": strategy, "role": role, "query": query,
+            "params": json.dumps(dict(params or {}), sort_keys=True),
+            "seed_record_id": seed_record_id, "file_name": file_name, "sha256": sha256,
+            "format": format, "limits": json.dumps(dict(limits or {}), sort_keys=True),
+            "started_at": now(), "status": "running",
+        }).last_pk
+
+    def finish_search(self, search_id: int, *, status: str = "done", n_found: int | None = None,
+                      n_kept: int | None = None, n_added: int | None = None,
+                      error: str | None = None, notes: str | None = None) -> None:
+        changes: dict[str, Any] = {"status": status, "finished_at": now()}
+        for k, v in (("n_found", n_found), ("n_kept", n_kept), ("n_added", n_added),
+                     ("error", error), ("notes", notes)):
+            if v is not None:
+                changes[k] = v
+        self.db["searches"].update(search_id, changes)
+
+    # -- sources (provenance)
+    def add_source(self, record_id: int, search_id: int | None, *, role: str, service: str,
+                   strategy: str | None = None, seed_record_id: int | None = None,
+                   rank: int | None = None, score: float | None = None,
+                   source_record_id: str | None = None) -> int:
+        return self.db["sources"].insert({
+            "record_id": record_id, "search_id": search_id, "role": role, "service": service,
+            "strategy": strategy, "seed_record_id": seed_record_id, "rank": rank,
+            "score": score, "source_record_id": source_record_id, "created_at": now(),
+        }).last_pk
+
+    # -- events (append-only)
+    def log_event(self, kind: str, *, record_id: int | None = None, reviewer: str | None = None,
+                  stage: str | None = None, value: str | None = None, reason: str | None = None,
+                  note: str | None = None, undoes: str | None = None,
+                  data: Mapping[str, Any] | None = None, event_id: str | None = None,
+                  ts: str | None = None) -> str:
+        eid = event_id or new_id()
+        self.db["events"].insert({
+            "id": eid, "ts": ts or now(), "kind": kind, "record_id": record_id,
+            "reviewer": reviewer, "stage": stage, "value": value, "reason": reason,
+            "note": note, "undoes": undoes,
+            "data": json.dumps(dict(data or {}), sort_keys=True), "review_id": self.review_id,
+        })
+        return eid
+
+    def events(self, where: str | None = None, params: Iterable[Any] = ()) -> list[dict]:
+        sql = "SELECT * FROM events"
+        if where:
+            sql += f" WHERE {where}"
+        sql += " ORDER BY seq"
+        cur = self.db.execute(sql, list(params))
+        cols = [c[0] for c in cur.description]
+        out = []
+        for r in cur:
+            row = dict(zip(cols, r))
+            row["data"] = json.loads(row["data"] or "{}")
+            out.append(row)
+        return out
+
+    # -- reviewers
+    def add_reviewer(self, name: str, role: str = "reviewer") -> None:
+        self.db["reviewers"].upsert({"name": name, "role": role, "created_at": now()}, pk="name")
+
+    def reviewer_names(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM reviewers ORDER BY name")]
+
+    def require_reviewer(self, name: str) -> None:
+        if name not in self.reviewer_names():
+            raise StoreError(
+                f"Unknown reviewer {name!r}: add them with `cluster reviewers add {name}`."
+            )
+
+
+def open_store(path: str | Path | None, *, create: bool = True) -> Store:
+    """Open (and if needed create and migrate) the store at `path`.
+
+    `path=None` gives an in-memory store, for tests and simulations.
+    """
+    if path is None:
+        db = sqlite_utils.Database(memory=True)
+        p = None
+    else:
+        p = Path(path)
+        if p.exists():
+            if p.is_dir():
+                raise StoreError(f"{p} is a folder, not a cluster review store.")
+            _check_is_store(p)
+        elif not create:
+            raise StoreError(f"No review store at {p}: run `cluster init` first.")
+        elif not p.parent.exists():
+            raise StoreError(f"Cannot create {p}: the folder {p.parent} does not exist.")
+        try:
+            conn = sqlite3.connect(str(p), timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{p} is not a cluster review store ({exc}).") from None
+        db = sqlite_utils.Database(conn)
+    db.conn.isolation_level = None  # we manage transactions explicitly
+    db.execute("PRAGMA busy_timeout = 30000")
+    db.execute("PRAGMA foreign_keys = ON")
+    applied = {m.name for m in migrations.applied(db)}
+    unknown = applied - KNOWN_MIGRATIONS
+    if unknown:
+        raise StoreError(
+            f"{p} was written by a newer version of cluster (schema {max(unknown)}): upgrade cluster to open it."
+        )
+    if migrations.pending(db):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # re-check under the write lock: another process may have migrated
+            if migrations.pending(db):
+                migrations.ensure_migrations_table(db)
+                for m in migrations.pending(db):
+                    m.fn(db)
+                    migrations._record_applied(db, m.name)
+                db.execute(f"PRAGMA application_id = {APP_ID}")
+                if not db.execute("SELECT 1 FROM meta WHERE key='review_id'").fetchone():
+                    db["meta"].insert({"key": "review_id", "value": new_id()})
+                    db["meta"].insert({"key": "created_at", "value": now()})
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return Store(db, p)
+
+
+# --- row <-> record ------------------------------------------------------------
+
+_JSON_TUPLES = ("authors", "language", "pub_types", "keywords")
+
+
+def record_to_row(record: Record) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for f in ("title", "abstract", "year", "journal", "volume", "issue", "pages", "doi", "pmid",
+              "pmcid", "openalex", "issn", "url"):
+        row[f] = getattr(record, f)
+    for f in _JSON_TUPLES:
+        row[f] = json.dumps(list(getattr(record, f)), ensure_ascii=False)
+    row["author_details"] = json.dumps([asdict(a) for a in record.author_details], ensure_ascii=False)
+    row["needs_metadata"] = int(record.needs_metadata)
+    extra = dict(record.extra)
+    if record.source_id is not None:
+        extra.setdefault("source_id", record.source_id)
+    row["extra"] = json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str)
+    return row
+
+
+def row_to_record(row: Mapping[str, Any]) -> Record:
+    extra = json.loads(row.get("extra") or "{}")
+    details = tuple(
+        Author(**{**a, "affiliations": tuple(a.get("affiliations") or ())})
+        for a in json.loads(row.get("author_details") or "[]")
+    )
+    return Record(
+        title=row.get("title"), abstract=row.get("abstract"),
+        authors=tuple(json.loads(row.get("authors") or "[]")), year=row.get("year"),
+        journal=row.get("journal"), volume=row.get("volume"), issue=row.get("issue"),
+        pages=row.get("pages"), doi=row.get("doi"), pmid=row.get("pmid"),
+        pmcid=row.get("pmcid"), openalex=row.get("openalex"),
+        language=tuple(json.loads(row.get("language") or "[]")),
+        pub_types=tuple(json.loads(row.get("pub_types") or "[]")),
+        keywords=tuple(json.loads(row.get("keywords") or "[]")),
+        issn=row.get("issn"), url=row.get("url"), source_id=extra.get("source_id"),
+        needs_metadata=bool(row.get("needs_metadata")), author_details=details, extra=extra,
+    )

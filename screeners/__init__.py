@@ -1,0 +1,1 @@
+"""Screening: sessions, dual review, conflicts, agreement, prioritisation, simulation."""

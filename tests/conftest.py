@@ -1,0 +1,67 @@
+"""Shared test fixtures: the ../shared data folder, a temporary store, the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path inside ../shared; the calling test skips when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"../shared is absent ({'/'.join(parts)} not found): real-data test skipped")
+    return path
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "review.db"
+
+
+@pytest.fixture
+def store(db_path: Path):
+    from db.store import open_store
+
+    s = open_store(db_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def run(db_path: Path, monkeypatch):
+    """Invoke the CLI against the test's store; returns the click Result."""
+    from cli import cli
+
+    monkeypatch.delenv("CLUSTER_DB", raising=False)
+    runner = CliRunner()
+
+    def _run(*args: str, input: str | None = None, expect: int | None = 0):
+        result = runner.invoke(cli, [*args, "--db", str(db_path)] if "--db" not in args
+                               and not args[0:1] == ("--version",) and _takes_db(args) else list(args),
+                               input=input, catch_exceptions=False)
+        if expect is not None:
+            assert result.exit_code == expect, (result.output, getattr(result, "stderr", ""))
+        return result
+
+    return _run
+
+
+def _takes_db(args: tuple[str, ...]) -> bool:
+    """Commands that have a --db option (everything but a few)."""
+    from cli import cli
+
+    cmd = cli
+    for a in args:
+        if a.startswith("-"):
+            break
+        sub = getattr(cmd, "commands", {}).get(a)
+        if sub is None:
+            break
+        cmd = sub
+    return any(p.name == "db_path" for p in getattr(cmd, "params", []))
