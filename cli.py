@@ -135,6 +135,61 @@ def reviewers_list(db_path: str, as_json: bool) -> None:
             click.echo(n)
 
 
+# --- protocol -------------------------------------------------------------------
+
+
+@cli.group()
+def protocol() -> None:
+    """The review protocol: question, criteria terms, exclusion reasons, team rules.
+
+    Example: cluster protocol show
+    """
+
+
+@protocol.command("set")
+@click.option("--question", help="The review question (used to rank records before any decision).")
+@click.option("--include-terms", help="Comma-separated terms highlighted as include cues.")
+@click.option("--exclude-terms", help="Comma-separated terms highlighted as exclude cues.")
+@click.option("--reasons", help="Semicolon-separated fixed list of exclusion reasons.")
+@click.option("--reviewers-per-record", type=int, help="Independent reviewers per record (default 2).")
+@click.option("--stopping-rule", type=click.Choice(["hypergeometric", "consecutive"]))
+@click.option("--target-recall", type=float, help="Target recall for the statistical stopping rule.")
+@click.option("--consecutive-excludes", type=int, help="N for the consecutive-excludes heuristic.")
+@db_option
+@handle_errors
+def protocol_set(question, include_terms, exclude_terms, reasons, reviewers_per_record,
+                 stopping_rule, target_recall, consecutive_excludes, db_path) -> None:
+    """Change the protocol; each change is logged with its date.
+
+    Example: cluster protocol set --question "compassion training for health staff" --include-terms "compassion,empathy"
+    """
+    from screeners.protocol import set_protocol
+
+    def split(text, sep=","):
+        return None if text is None else [t for t in text.split(sep)]
+
+    new = set_protocol(
+        get_store(db_path), question=question, include_terms=split(include_terms),
+        exclude_terms=split(exclude_terms), exclusion_reasons=split(reasons, ";"),
+        reviewers_per_record=reviewers_per_record, stopping_rule=stopping_rule,
+        target_recall=target_recall, consecutive_excludes=consecutive_excludes,
+    )
+    echo_json(new.to_dict())
+
+
+@protocol.command("show")
+@db_option
+@handle_errors
+def protocol_show(db_path: str) -> None:
+    """Print the protocol in force, as JSON.
+
+    Example: cluster protocol show
+    """
+    from screeners.protocol import get_protocol
+
+    echo_json(get_protocol(get_store(db_path)).to_dict())
+
+
 # === import / export =====================================================
 
 

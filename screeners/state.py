@@ -1,0 +1,176 @@
+"""Where each record stands at each screening stage, derived from the event log.
+
+This is the single place that turns `decision`, `undo`, `resolution` and
+`automation` events into states; screening sessions, the prioritiser's labels,
+agreement statistics, exports and the PRISMA flow all read it, so they can
+never disagree.
+
+Rules: a reviewer's latest decision that has not been undone counts; with the
+protocol's k reviewers per record, k decisions that are all include/maybe
+advance the record, all exclude exclude it, anything else is a conflict; a
+resolution (consensus or third reviewer) overrides; an `automation` exclusion
+(stopping rule) applies to records with no final state yet. Decisions on a
+record merged as a duplicate count for its canonical record.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from db.store import Store
+from screeners.protocol import get_protocol
+
+PENDING, CONFLICT, INCLUDED, EXCLUDED = "pending", "conflict", "included", "excluded"
+POSITIVE = ("include", "maybe")
+
+
+@dataclass(frozen=True)
+class Decision:
+    event_id: str
+    record_id: int
+    reviewer: str | None
+    value: str
+    reason: str | None
+    note: str | None
+    ts: str
+
+
+@dataclass(frozen=True)
+class RecordState:
+    record_id: int
+    stage: str
+    status: str
+    decisions: Mapping[str, Decision] = field(default_factory=dict)
+    resolution: Decision | None = None
+    automated: bool = False
+    reason: str | None = None  # the exclusion reason that stands
+
+    @property
+    def final(self) -> bool:
+        return self.status in (INCLUDED, EXCLUDED)
+
+
+def _undone_ids(store: Store) -> set[str]:
+    return {e["undoes"] for e in store.events("kind = 'undo'") if e["undoes"]}
+
+
+def _canonical_map(store: Store) -> dict[int, int]:
+    """record id -> canonical id, for every record that is a duplicate."""
+    parent = {rid: dup for rid, dup in store.db.execute(
+        "SELECT id, duplicate_of FROM records WHERE duplicate_of IS NOT NULL")}
+    out = {}
+    for rid in parent:
+        cur, seen = rid, set()
+        while cur in parent and cur not in seen:
+            seen.add(cur)
+            cur = parent[cur]
+        out[rid] = cur
+    return out
+
+
+def _to_decision(e: dict, canon: Mapping[int, int]) -> Decision:
+    rid = canon.get(e["record_id"], e["record_id"])
+    return Decision(e["id"], rid, e["reviewer"], e["value"], e["reason"], e["note"], e["ts"])
+
+
+def effective_decisions(store: Store, stage: str) -> dict[tuple[int, str], Decision]:
+    """(record, reviewer) -> that reviewer's standing decision at `stage`."""
+    undone = _undone_ids(store)
+    canon = _canonical_map(store)
+    out: dict[tuple[int, str], Decision] = {}
+    for e in store.events("kind = 'decision' AND stage = ?", [stage]):
+        if e["id"] in undone:
+            continue
+        d = _to_decision(e, canon)
+        out[(d.record_id, d.reviewer or "")] = d  # later events replace earlier ones
+    return out
+
+
+def stage_records(store: Store, stage: str, states_before: Mapping[int, RecordState] | None = None
+                  ) -> list[int]:
+    """The records that take part in `stage`: all canonical records at title-abstract,
+    those that passed title-abstract at full text."""
+    ids = [r[0] for r in store.db.execute(
+        "SELECT id FROM records WHERE duplicate_of IS NULL ORDER BY id")]
+    if stage == "title-abstract":
+        return ids
+    before = states_before if states_before is not None else stage_states(store, "title-abstract")
+    return [i for i in ids if before.get(i) is not None and before[i].status == INCLUDED]
+
+
+def stage_states(store: Store, stage: str) -> dict[int, RecordState]:
+    """record id -> RecordState for every record taking part in `stage`."""
+    k = get_protocol(store).reviewers_per_record
+    undone = _undone_ids(store)
+    canon = _canonical_map(store)
+    by_record: dict[int, dict[str, Decision]] = {}
+    for (rid, reviewer), d in effective_decisions(store, stage).items():
+        by_record.setdefault(rid, {})[reviewer] = d
+    resolutions: dict[int, Decision] = {}
+    for e in store.events("kind = 'resolution' AND stage = ?", [stage]):
+        if e["id"] not in undone:
+            d = _to_decision(e, canon)
+            resolutions[d.record_id] = d
+    automated: dict[int, str | None] = {}
+    for e in store.events("kind = 'automation' AND stage = ?", [stage]):
+        if e["id"] not in undone:
+            automated[canon.get(e["record_id"], e["record_id"])] = e["data"].get("rule")
+
+    out: dict[int, RecordState] = {}
+    for rid in stage_records(store, stage):
+        decs = by_record.get(rid, {})
+        res = resolutions.get(rid)
+        reason = None
+        auto = False
+        if res is not None:
+            status = INCLUDED if res.value in POSITIVE else EXCLUDED
+            reason = (res.reason or _common_reason(decs)) if status == EXCLUDED else None
+        elif len(decs) >= k:
+            values = {d.value for d in decs.values()}
+            if values <= set(POSITIVE):
+                status = INCLUDED
+            elif values == {"exclude"}:
+                status = EXCLUDED
+                reason = _common_reason(decs)
+            else:
+                status = CONFLICT
+        elif rid in automated:
+            status, auto = EXCLUDED, True
+            reason = automated[rid]
+        else:
+            status = PENDING
+        out[rid] = RecordState(rid, stage, status, dict(decs), res, auto, reason)
+    return out
+
+
+def _common_reason(decs: Mapping[str, Decision]) -> str | None:
+    reasons = [d.reason for d in sorted(decs.values(), key=lambda d: d.ts) if d.reason]
+    if not reasons:
+        return None
+    return Counter(reasons).most_common(1)[0][0]
+
+
+def training_labels(store: Store, stage: str = "title-abstract", reviewer: str | None = None
+                    ) -> dict[int, int]:
+    """record id -> 1 (relevant) / 0 for the prioritiser.
+
+    Final states give the team's label; where a record is not final yet, any
+    reviewer's own decision is used (the given reviewer's first), so the model
+    learns from every keypress without waiting for the second reviewer.
+    """
+    labels: dict[int, int] = {}
+    partial: dict[int, int] = {}
+    for (rid, rev), d in effective_decisions(store, stage).items():
+        y = 1 if d.value in POSITIVE else 0
+        if reviewer is not None and rev == reviewer:
+            partial[rid] = y
+        else:
+            partial.setdefault(rid, y)
+    for rid, st in stage_states(store, stage).items():
+        if st.final and not st.automated:
+            labels[rid] = 1 if st.status == INCLUDED else 0
+        elif rid in partial:
+            labels[rid] = partial[rid]
+    return labels
