@@ -70,6 +70,12 @@ def _canonical_map(store: Store) -> dict[int, int]:
     return out
 
 
+def _in_time_order(events: list[dict]) -> list[dict]:
+    """Events by time, then id: logs merged from several copies arrive in any
+    order, and "the latest decision counts" must not depend on that order."""
+    return sorted(events, key=lambda e: (e["ts"], e["id"]))
+
+
 def _to_decision(e: dict, canon: Mapping[int, int]) -> Decision:
     rid = canon.get(e["record_id"], e["record_id"])
     return Decision(e["id"], rid, e["reviewer"], e["value"], e["reason"], e["note"], e["ts"])
@@ -80,7 +86,7 @@ def effective_decisions(store: Store, stage: str) -> dict[tuple[int, str], Decis
     undone = _undone_ids(store)
     canon = _canonical_map(store)
     out: dict[tuple[int, str], Decision] = {}
-    for e in store.events("kind = 'decision' AND stage = ?", [stage]):
+    for e in _in_time_order(store.events("kind = 'decision' AND stage = ?", [stage])):
         if e["id"] in undone:
             continue
         d = _to_decision(e, canon)
@@ -109,7 +115,7 @@ def stage_states(store: Store, stage: str) -> dict[int, RecordState]:
     for (rid, reviewer), d in effective_decisions(store, stage).items():
         by_record.setdefault(rid, {})[reviewer] = d
     resolutions: dict[int, Decision] = {}
-    for e in store.events("kind = 'resolution' AND stage = ?", [stage]):
+    for e in _in_time_order(store.events("kind = 'resolution' AND stage = ?", [stage])):
         if e["id"] not in undone:
             d = _to_decision(e, canon)
             resolutions[d.record_id] = d
