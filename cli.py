@@ -375,7 +375,8 @@ def fulltext_cmd(record: int, state: str | None, reason: str | None, reviewer: s
     store = get_store(db_path, create=False)
     mark_fulltext(store, record, state, reason, reviewer)
     rid = store.canonical_id(record)
-    click.echo(f"Record {rid}: full text {state}" + (f" ({reason})." if reason else "."))
+    said = state.replace("-", " ")
+    click.echo(f"Record {rid}: full text {said}" + (f" ({reason})." if reason else "."))
 
 
 @cli.command("agreement")

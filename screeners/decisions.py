@@ -14,6 +14,7 @@ import json
 import os
 import random
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -136,8 +137,33 @@ def _canonical(store: Store, record_id: int) -> int:
     return store.canonical_id(int(record_id))
 
 
+_FULL_TEXT_CACHE: "weakref.WeakKeyDictionary[Store, tuple[tuple, tuple[int, ...]]]" = (
+    weakref.WeakKeyDictionary())
+
+
+def full_text_records(store: Store) -> tuple[int, ...]:
+    """The records that passed title-abstract screening, in id order.
+
+    Deriving them reads the whole title-abstract log, which a reviewer at full
+    text would otherwise pay for at every key press; the answer is kept until
+    the title-abstract log, the protocol or the records change.
+    """
+    signature = (
+        store.db.execute("SELECT count(*), max(seq) FROM events WHERE stage IS NULL OR stage = ?",
+                         [TITLE_ABSTRACT]).fetchone(),
+        store.db.execute("SELECT count(*), max(id), total(duplicate_of), "
+                         "count(duplicate_of) FROM records").fetchone(),
+    )
+    hit = _FULL_TEXT_CACHE.get(store)
+    if hit is not None and hit[0] == signature:
+        return hit[1]
+    ids = tuple(stage_records(store, FULL_TEXT))
+    _FULL_TEXT_CACHE[store] = (signature, ids)
+    return ids
+
+
 def _require_in_stage(store: Store, record_id: int, stage: str) -> None:
-    if stage == FULL_TEXT and record_id not in stage_records(store, FULL_TEXT):
+    if stage == FULL_TEXT and record_id not in full_text_records(store):
         raise DecisionError(
             f"Record {record_id} has not passed title-abstract screening, so it has no "
             "full-text stage yet."

@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import importlib
 import threading
+import weakref
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Callable, Mapping, Sequence
 
+from connectors.errors import ClusterError
 from db.store import Store, open_store
 from screeners.decisions import (
     FULL_TEXT, Appraisal, DecisionError, DecisionResult, UndoResult, add_note, appraise,
-    assigned_records, check_stage, current_appraisal, decide, fulltext_states, notes_for, undo_last,
+    assigned_records, check_stage, current_appraisal, decide, full_text_records, fulltext_states,
+    notes_for, undo_last,
 )
 from screeners.protocol import Protocol, get_protocol
-from screeners.state import effective_decisions, stage_states
+from screeners.state import automated_records, effective_decisions, stage_records
 
 RankFn = Callable[[Store, str, str, Sequence[int]], Sequence[int]]
 EstimateFn = Callable[[Store, str], "float | None"]
@@ -82,25 +86,52 @@ def relevant_left(store: Store, stage: str) -> float | None:
 # --- queue ---------------------------------------------------------------------------
 
 
+_MEMO: "weakref.WeakKeyDictionary[Store, dict]" = weakref.WeakKeyDictionary()
+
+
+def _memoised(store: Store, key: tuple, compute: Callable[[], object]):
+    """`compute()`, reused until the log or the records change: one key press draws
+    the card, the progress line and the next record from the same derivation."""
+    signature = (
+        store.db.execute("SELECT max(seq) FROM events").fetchone()[0],
+        store.db.execute("SELECT count(*), max(id), total(duplicate_of), count(duplicate_of) "
+                         "FROM records").fetchone(),
+    )
+    memo = _MEMO.setdefault(store, {})
+    hit = memo.get(key)
+    if hit is not None and hit[0] == signature:
+        return hit[1]
+    value = compute()
+    memo[key] = (signature, value)
+    return value
+
+
 def population(store: Store, reviewer: str, stage: str) -> list[int]:
     """The records `reviewer` is to screen at `stage`: their check subsample if they
     have one, otherwise every record of the stage; never those a stopping rule
     excluded, nor reports that could not be retrieved."""
     check_stage(stage)
+    return list(_memoised(store, ("population", reviewer, stage),
+                          lambda: tuple(_population(store, reviewer, stage))))
+
+
+def _population(store: Store, reviewer: str, stage: str) -> list[int]:
+    ids = full_text_records(store) if stage == FULL_TEXT else stage_records(store, stage)
     assigned = assigned_records(store, reviewer, stage)
-    states = stage_states(store, stage)
-    ids = sorted(assigned & set(states)) if assigned else list(states)
-    ids = [rid for rid in ids if not states[rid].automated]
+    if assigned:
+        ids = [rid for rid in ids if rid in assigned]
+    stopped = automated_records(store, stage)
     if stage == FULL_TEXT:
-        ft = fulltext_states(store)
-        ids = [rid for rid in ids if ft.get(rid) != "not-retrieved"]
-    return ids
+        stopped = {**stopped, **{rid: "not retrieved" for rid, st in fulltext_states(store).items()
+                                 if st == "not-retrieved"}}
+    return [rid for rid in ids if rid not in stopped]
 
 
 def own_decisions(store: Store, reviewer: str, stage: str) -> dict[int, str]:
     """record id -> `reviewer`'s standing decision at `stage` (theirs alone)."""
-    return {rid: d.value for (rid, rev), d in effective_decisions(store, stage).items()
-            if rev == reviewer}
+    mine = _memoised(store, ("own", reviewer, stage), lambda: MappingProxyType(
+        {rid: d.value for (rid, _), d in effective_decisions(store, stage, reviewer).items()}))
+    return dict(mine)
 
 
 def pending(store: Store, reviewer: str, stage: str) -> list[int]:
@@ -214,8 +245,14 @@ class _Ranker:
         self.left: float | None = None
         self.generation = 0
         self._compute(store)  # the sitting starts from a real ranking
-        self._thread = None
+        self._thread: threading.Thread | None = None
+        self._own: Store | None = None
         if background and store.path is not None:
+            try:
+                self._own = open_store(store.path, create=False)
+            except ClusterError:
+                self._own = None  # e.g. a store created moments ago: rank in place
+        if self._own is not None:
             self._thread = threading.Thread(target=self._loop, name="cluster-ranker", daemon=True)
             self._thread.start()
 
@@ -228,7 +265,7 @@ class _Ranker:
             self.generation += 1
 
     def _loop(self) -> None:
-        own = open_store(self._store.path, create=False)
+        own = self._own
         try:
             while True:
                 self._wanted.wait()
@@ -251,14 +288,6 @@ class _Ranker:
     def snapshot(self) -> tuple[list[int], float | None]:
         with self._lock:
             return list(self.order), self.left
-
-    def wait_idle(self, timeout: float = 10.0) -> None:
-        """For tests: wait until no re-ranking is pending."""
-        import time
-
-        end = time.monotonic() + timeout
-        while self._wanted.is_set() and time.monotonic() < end:
-            time.sleep(0.01)
 
     def stop(self) -> None:
         self._stopping = True
@@ -293,7 +322,8 @@ class ScreeningSession:
         order, _ = self._ranker.snapshot()
         todo_set = set(todo)
         ranked = [r for r in order if r in todo_set]
-        ranked += [r for r in todo if r not in set(ranked)]
+        in_ranking = set(ranked)
+        ranked += [r for r in todo if r not in in_ranking]
         fresh = [r for r in ranked if r not in self._skipped]
         if fresh:
             self.current = fresh[0]

@@ -220,7 +220,7 @@ def test_fulltext_retrieval_states(store, run):
     err = run("fulltext", str(a), "--not-retrieved", expect=1)
     assert err.stderr.strip() == "Error: Say why the report could not be retrieved with a reason."
     out = run("fulltext", str(a), "--not-retrieved", "--reason", "author did not reply").output
-    assert out.strip() == f"Record {a}: full text not-retrieved (author did not reply)."
+    assert out.strip() == f"Record {a}: full text not retrieved (author did not reply)."
     assert fulltext_states(store) == {a: "not-retrieved"}
     mark_fulltext(store, a, "retrieved")
     assert fulltext_states(store) == {a: "retrieved"}
