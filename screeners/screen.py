@@ -266,7 +266,7 @@ class ScreenApp:
                 lines.extend(wrap([("class:label", f"{key:>14}  "), ("", what)], width, indent=16))
             return lines
         lines: list[StyleAndTextTuples] = []
-        if self.show_criteria:
+        if self.show_criteria and self.mode != "reasons":
             p = s.protocol
             lines.append([("class:label", "Protocol criteria")])
             if p.question:
@@ -347,7 +347,7 @@ class ScreenApp:
         @kb.add("e", filter=card & has_record)
         def _exclude(event) -> None:
             if self.session.stage == FULL_TEXT:
-                self.mode, self.reason_index = "reasons", 0
+                self.mode, self.reason_index, self.scroll = "reasons", 0, 0
                 self._say("Pick the reason for the exclusion.")
             else:
                 self._decide("exclude")

@@ -192,7 +192,7 @@ def provenance(store: Store, record_id: int) -> tuple[str, ...]:
 def _provenance_line(role, service, strategy, seed, rank, score, file_name) -> str:
     svc = SERVICE_NAMES.get((service or "").lower(), service or "unknown source")
     if role == "index":
-        return f"index article (supplied by the team, {svc})"
+        return f"index article ({svc})"
     details = [d for d in (strategy, f"rank {rank}" if rank is not None else None,
                            f"score {score:g}" if score is not None and rank is None else None,
                            svc) if d]

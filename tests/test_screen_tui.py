@@ -4,6 +4,7 @@ pseudo-terminal, keys pressed, the terminal's picture read back, the log checked
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,7 +28,8 @@ class Term:
 
     def __init__(self, db: Path, *args: str, rows: int = 24, cols: int = 80):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm"}
-        env.pop("CLUSTER_DB", None)
+        for name in ("CLUSTER_DB", "NO_COLOR", "PROMPT_TOOLKIT_COLOR_DEPTH"):
+            env.pop(name, None)
         self.child = pexpect.spawn(sys.executable, ["-m", "cli", "screen", *args, "--db", str(db)],
                                    cwd=str(ROOT), env=env, dimensions=(rows, cols),
                                    encoding="utf-8", timeout=20)
@@ -125,10 +127,19 @@ def test_include_exclude_undo_note_quit_and_resume(review):
     t.wait_for("· record 2", "Study 2: empathy in medical students", "screened 1/4 · includes 1")
     t.press("s", "Skipped record 2; it comes back later.", "· record 3")
     t.press("m", "Record 3: maybe, saved.", "· record 4")
+    t.child.kill(signal.SIGKILL)  # killed, not quit: the decision is already in the log
+    t.child.close()
+    assert _decisions(store)[-1] == ("alice", 3, "maybe", None)
+
+    t = Term(path, "--reviewer", "alice")
+    t.wait_for("· record 2", "screened 2/4 · includes 1")
+    t.press("?", "undo your last decision at this stage", "? or Esc: back to the record")
+    t.press("?", "Study 2: empathy in medical students")
+    t.press("s", "· record 4")
     t.press("i", "Record 4: include, saved.", "· record 2")  # the skipped record comes back
     t.press("i", "Nothing left to screen at title-abstract for alice: 4 of 4 screened.")
     t.press("q")
-    t.finish()
+    assert "alice made 2 decision(s) this sitting; 4 of 4 screened" in t.finish()
     assert [(r, v) for _, r, v, _ in _decisions(store)] == [
         (1, "include"), (2, "exclude"), (3, "maybe"), (4, "include"), (2, "include")]
 

@@ -120,7 +120,7 @@ def test_provenance_lines_cover_merged_duplicates_and_strategies(store):
         "cites index article 1 (cited-by, rank 3, OpenAlex)",
         "cited by index article 2 (references, rank 7, PubMed)",
     )
-    assert provenance(store, a)[-1] == "index article (supplied by the team, file)"
+    assert provenance(store, a)[-1] == "index article (file)"
 
 
 def test_skip_undo_and_note_in_a_session(store, no_prioritiser):
