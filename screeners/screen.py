@@ -193,9 +193,13 @@ class ScreenApp:
         self.score_kind = "relevance"
         self.decided = 0
         self._shown: int | None = session.current
-        self.note_area = TextArea(height=1, multiline=False, prompt="Note (Enter saves, Esc cancels): ",
+        self.note_area = TextArea(height=1, multiline=False,
+                                  prompt="Note (Enter saves, Esc cancels): ",
                                   accept_handler=self._save_note)
-        in_mode: Callable[[str], Condition] = lambda m: Condition(lambda: self.mode == m)
+
+        def in_mode(mode: str) -> Condition:
+            return Condition(lambda: self.mode == mode)
+
         self.body = Window(FormattedTextControl(self._body, focusable=True), wrap_lines=False)
         layout = HSplit([
             Window(FormattedTextControl(self._header), height=1, style="class:header"),
@@ -320,10 +324,14 @@ class ScreenApp:
     def _save_note(self, buffer) -> bool:
         text = buffer.text
         self.mode = "card"
-        self._act(lambda: (self.session.note(text), f"Note saved on record {self.session.current}.")[1])
-        buffer.reset()
+
+        def go() -> str:
+            self.session.note(text)
+            return f"Note saved on record {self.session.current}."
+
+        self._act(go)
         get_app().layout.focus(self.body)
-        return False
+        return False  # the buffer is cleared for the next note
 
     def _bindings(self, in_mode: Callable[[str], Condition]) -> KeyBindings:
         kb = KeyBindings()
@@ -389,9 +397,13 @@ class ScreenApp:
             @kb.add(digit, filter=in_mode("score"))
             def _score_digit(event) -> None:
                 self.mode = "card"
-                value = int(event.data)
-                self._act(lambda: (self.session.score(**{self.score_kind: value}),
-                                   f"{self.score_kind.capitalize()} {value} saved.")[1])
+                value, kind = int(event.data), self.score_kind
+
+                def go() -> str:
+                    self.session.score(**{kind: value})
+                    return f"{kind.capitalize()} {value} saved."
+
+                self._act(go)
 
         reasons = self.session.protocol.exclusion_reasons
         for n in range(min(len(reasons), 9)):

@@ -17,7 +17,7 @@ from screeners.decisions import (
     mark_fulltext, resolve, sample, undo_last,
 )
 from screeners.session import pending
-from screeners.state import CONFLICT, EXCLUDED, INCLUDED, PENDING, stage_states
+from screeners.state import CONFLICT, EXCLUDED, INCLUDED, stage_states
 
 
 def test_decide_logs_one_event(store):
