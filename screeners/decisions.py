@@ -439,7 +439,8 @@ def export_decisions(store: Store, path: str | Path) -> int:
 def _read_events(store: Store, path: Path) -> list[dict]:
     name = path.name
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # "\n" only: a note may hold other characters that splitlines() would break at
+        lines = path.read_text(encoding="utf-8").split("\n")
     except FileNotFoundError:
         raise DecisionError(f"No decisions file at {path}.") from None
     except (UnicodeDecodeError, IsADirectoryError):
