@@ -193,6 +193,8 @@ class ScreenApp:
         self.score_kind = "relevance"
         self.decided = 0
         self._shown: int | None = session.current
+        if session.ranking_problem:
+            self._say(session.ranking_problem, "class:error")
         self.note_area = TextArea(height=1, multiline=False,
                                   prompt="Note (Enter saves, Esc cancels): ",
                                   accept_handler=self._save_note)

@@ -244,10 +244,14 @@ class _Ranker:
         self.order: list[int] = []
         self.left: float | None = None
         self.generation = 0
-        self._compute(store)  # the sitting starts from a real ranking
+        self.failure: str | None = None
+        try:
+            self._compute(store)  # the sitting starts from a real ranking
+        except Exception as exc:  # noqa: BLE001 - screening goes on in id order
+            self.failure = f"The prioritiser failed ({exc}); records come in id order."
         self._thread: threading.Thread | None = None
         self._own: Store | None = None
-        if background and store.path is not None:
+        if background and store.path is not None and self.failure is None:
             try:
                 self._own = open_store(store.path, create=False)
             except ClusterError:
@@ -272,16 +276,20 @@ class _Ranker:
                 if self._stopping:
                     return
                 self._wanted.clear()
-                try:
-                    self._compute(own)
-                except Exception:  # noqa: BLE001 - a failed re-rank keeps the last order
-                    pass
+                self._recompute(own)
         finally:
             own.close()
 
+    def _recompute(self, store: Store) -> None:
+        try:
+            self._compute(store)
+            self.failure = None
+        except Exception as exc:  # noqa: BLE001 - a failed re-rank keeps the last order
+            self.failure = f"The prioritiser failed ({exc}); the last order is kept."
+
     def refresh(self) -> None:
         if self._thread is None:
-            self._compute(self._store)
+            self._recompute(self._store)
         else:
             self._wanted.set()
 
@@ -337,6 +345,11 @@ class ScreeningSession:
     def card(self) -> Card | None:
         return None if self.current is None else card(self.store, self.current, self.reviewer,
                                                       self.stage)
+
+    @property
+    def ranking_problem(self) -> str | None:
+        """Why the order is not the prioritiser's, when it failed; screening goes on."""
+        return self._ranker.failure
 
     def progress(self) -> Progress:
         _, left = self._ranker.snapshot()

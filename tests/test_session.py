@@ -158,3 +158,18 @@ def test_session_refuses_unknown_reviewer_and_stage(store):
         ScreeningSession(store, "zed", TA, background=False)
     with pytest.raises(ClusterError, match=r"^Unknown stage 'eligibility': use title-abstract or full-text\.$"):
         ScreeningSession(store, "alice", "eligibility", background=False)
+
+
+def test_a_failing_prioritiser_does_not_stop_screening(store):
+    make_review(store, 3)
+
+    def broken(st, stage, reviewer, candidates):
+        raise RuntimeError("model file missing")
+
+    s = ScreeningSession(store, "alice", TA, rank_fn=broken, background=False)
+    assert s.ranking_problem == ("The prioritiser failed (model file missing); records come in "
+                                 "id order.")
+    assert s.current == 1
+    s.decide("include")
+    assert s.current == 2
+    assert s.ranking_problem == "The prioritiser failed (model file missing); the last order is kept."
