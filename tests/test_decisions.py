@@ -17,7 +17,7 @@ from screeners.decisions import (
     mark_fulltext, resolve, sample, undo_last,
 )
 from screeners.session import pending
-from screeners.state import CONFLICT, EXCLUDED, INCLUDED, stage_states
+from screeners.state import CONFLICT, EXCLUDED, INCLUDED, effective_decisions, stage_states
 
 
 def test_decide_logs_one_event(store):
@@ -297,9 +297,21 @@ def test_export_import_is_idempotent_and_order_independent(copies, tmp_path):
                         6: CONFLICT, 7: INCLUDED, 8: INCLUDED}
     from screeners.agreement import agreement
     assert [p.to_dict() for p in agreement(m1, TA)] == [p.to_dict() for p in agreement(m2, TA)]
-    # a reviewer who decided twice on two copies: the later decision counts, in any order
-    import_decisions(a, fb)
-    assert {rid: st.status for rid, st in stage_states(a, TA).items()} == s1
+
+def test_the_later_of_two_decisions_on_two_copies_counts_in_any_import_order(copies, tmp_path):
+    # alice screened record 1 on her laptop, then again (differently) on the server copy
+    laptop, server = open_store(copies["alice"]), open_store(copies["bob"])
+    decide(laptop, 1, "alice", TA, "include")
+    decide(server, 1, "alice", TA, "exclude", reason="wrong population")
+    f1, f2 = tmp_path / "laptop.jsonl", tmp_path / "server.jsonl"
+    export_decisions(laptop, f1)
+    export_decisions(server, f2)
+    m1, m2 = open_store(copies["merged1"]), open_store(copies["merged2"])
+    for m, files in ((m1, (f1, f2)), (m2, (f2, f1))):
+        for f in files:
+            import_decisions(m, f)
+        d = effective_decisions(m, TA)[(1, "alice")]
+        assert (d.value, d.reason) == ("exclude", "wrong population")
 
 
 def test_import_from_another_review_is_refused(copies, tmp_path, run):
