@@ -173,3 +173,17 @@ def test_a_failing_prioritiser_does_not_stop_screening(store):
     s.decide("include")
     assert s.current == 2
     assert s.ranking_problem == "The prioritiser failed (model file missing); the last order is kept."
+
+
+def test_every_record_is_queued_even_when_the_ranking_leaves_some_out(store, monkeypatch):
+    make_review(store, 5)
+    module = types.ModuleType("screeners.prioritise")
+    module.rank = lambda st, stage, reviewer, candidates: [(4, 0.9), (2, 0.5)]
+    monkeypatch.setitem(sys.modules, "screeners.prioritise", module)
+    s = ScreeningSession(store, "bob", TA, background=False)
+    seen = []
+    while s.current is not None:
+        seen.append(s.current)
+        s.decide("exclude")
+    assert seen == [4, 2, 1, 3, 5]
+    assert s.progress().text.startswith("screened 5/5 · includes 0")
