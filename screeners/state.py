@@ -70,17 +70,28 @@ def _canonical_map(store: Store) -> dict[int, int]:
     return out
 
 
+def _in_time_order(events: list[dict]) -> list[dict]:
+    """Events by time, then id: logs merged from several copies arrive in any
+    order, and "the latest decision counts" must not depend on that order."""
+    return sorted(events, key=lambda e: (e["ts"], e["id"]))
+
+
 def _to_decision(e: dict, canon: Mapping[int, int]) -> Decision:
     rid = canon.get(e["record_id"], e["record_id"])
     return Decision(e["id"], rid, e["reviewer"], e["value"], e["reason"], e["note"], e["ts"])
 
 
-def effective_decisions(store: Store, stage: str) -> dict[tuple[int, str], Decision]:
-    """(record, reviewer) -> that reviewer's standing decision at `stage`."""
+def effective_decisions(store: Store, stage: str, reviewer: str | None = None
+                        ) -> dict[tuple[int, str], Decision]:
+    """(record, reviewer) -> that reviewer's standing decision at `stage`
+    (only `reviewer`'s when given: a screening queue needs no one else's)."""
     undone = _undone_ids(store)
     canon = _canonical_map(store)
     out: dict[tuple[int, str], Decision] = {}
-    for e in store.events("kind = 'decision' AND stage = ?", [stage]):
+    where, params = "kind = 'decision' AND stage = ?", [stage]
+    if reviewer is not None:
+        where, params = where + " AND reviewer = ?", params + [reviewer]
+    for e in _in_time_order(store.events(where, params)):
         if e["id"] in undone:
             continue
         d = _to_decision(e, canon)
@@ -109,7 +120,7 @@ def stage_states(store: Store, stage: str) -> dict[int, RecordState]:
     for (rid, reviewer), d in effective_decisions(store, stage).items():
         by_record.setdefault(rid, {})[reviewer] = d
     resolutions: dict[int, Decision] = {}
-    for e in store.events("kind = 'resolution' AND stage = ?", [stage]):
+    for e in _in_time_order(store.events("kind = 'resolution' AND stage = ?", [stage])):
         if e["id"] not in undone:
             d = _to_decision(e, canon)
             resolutions[d.record_id] = d
@@ -142,6 +153,19 @@ def stage_states(store: Store, stage: str) -> dict[int, RecordState]:
         else:
             status = PENDING
         out[rid] = RecordState(rid, stage, status, dict(decs), res, auto, reason)
+    return out
+
+
+def automated_records(store: Store, stage: str) -> dict[int, str | None]:
+    """record id -> rule, for records a stopping rule marked ineligible at `stage`
+    (as `stage_states` reads them; they count as excluded only where reviewers
+    have not settled them)."""
+    undone = _undone_ids(store)
+    canon = _canonical_map(store)
+    out: dict[int, str | None] = {}
+    for e in store.events("kind = 'automation' AND stage = ?", [stage]):
+        if e["id"] not in undone:
+            out[canon.get(e["record_id"], e["record_id"])] = e["data"].get("rule")
     return out
 
 
