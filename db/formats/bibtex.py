@@ -28,7 +28,11 @@ _ACCENTS = {
 }
 _SYMBOLS = {"ss": "ß", "o": "ø", "O": "Ø", "ae": "æ", "AE": "Æ", "aa": "å", "AA": "Å",
             "l": "ł", "L": "Ł", "i": "ı"}
-_ESCAPED = "&%$#_"
+_TEXT_COMMANDS = {"textless": "<", "textgreater": ">", "textbackslash": "\\",
+                  "textasciitilde": "~", "textasciicircum": "^", "textendash": "\u2013",
+                  "textemdash": "\u2014", "textbar": "|", "textquotesingle": "'"}
+_PRIVATE = {name: chr(0xE000 + i) for i, name in enumerate(_TEXT_COMMANDS)}
+_FROM_PRIVATE = {ord(_PRIVATE[name]): ch for name, ch in _TEXT_COMMANDS.items()}
 
 
 def latex_to_text(text: str | None) -> str | None:
@@ -45,17 +49,20 @@ def latex_to_text(text: str | None) -> str | None:
     t = re.sub(r"\\(ss|ae|AE|aa|AA|o|O|l|L|i)\b\s*(?:\{\})?",
                lambda m: _SYMBOLS[m.group(1)], t)
     t = re.sub(r"\\([&%$#_{}])", lambda m: "\x00" + m.group(1), t)
-    t = re.sub(r"\\textendash\b\s*", "\u2013", t)
-    t = t.replace("{", "").replace("}", "")
-    t = t.replace("\x00", "").replace("~", " ").replace("--", "\u2013")
-    return t
+    # text commands become private-use characters so later steps leave them alone
+    t = re.sub(r"\\(text[a-z]+)\b\s*(?:\{\})?",
+               lambda m: _PRIVATE[m.group(1)] if m.group(1) in _PRIVATE else m.group(0), t)
+    t = t.replace("---", "\u2014").replace("--", "\u2013").replace("~", " ")
+    t = t.replace("{", "").replace("}", "").replace("\x00", "")
+    return t.translate(_FROM_PRIVATE)
 
 
 def text_to_latex(text: str) -> str:
     """Escape what BibTeX would misread; braces are dropped (they cannot be kept balanced)."""
-    t = text.replace("\\", " ").replace("{", "").replace("}", "")
-    t = t.replace("\u2013", "--")
-    return re.sub(r"([&%$#_])", r"\\\1", t)
+    t = text.replace("\\", "\x00").replace("{", "").replace("}", "")
+    t = re.sub(r"([&%$#_])", r"\\\1", t).replace("\x00", "\\textbackslash{}")
+    # "--" would read back as a dash and "~" as a space: keep them literal
+    return t.replace("--", "-{}-").replace("--", "-{}-").replace("~", "\\textasciitilde{}")
 
 
 def _fields(entry: Entry) -> dict[str, str]:
@@ -72,15 +79,11 @@ def _authors(raw: str | None) -> list[str]:
         return []
     text = re.sub(r"\s+", " ", raw).strip()
     parts = re.split(r"\s+and\s+", text, flags=re.IGNORECASE)
-    if len(parts) == 1 and text.count(",") >= 3:
-        # Scopus (2017) separated authors with commas and glued affiliation
+    if len(parts) == 1 and text.count(" , ") >= 1:
+        # Scopus (2017) separated authors with " , " and glued affiliation
         # letters to the initials: "D'Ambrosio, A.a , Aria, M.a , ..."
-        chunks = [c.strip() for c in re.split(r"\s,\s|,\s(?=[^,]+,)", text) if c.strip()]
-        if re.search(r"\s,\s", text):
-            pieces = [c.strip() for c in text.split(" , ") if c.strip()]
-            parts = [re.sub(r"(\.)[a-z]{1,2}$", r"\1", p) for p in pieces]
-        else:
-            parts = chunks
+        pieces = [c.strip() for c in text.split(" , ") if c.strip()]
+        parts = [re.sub(r"(\.)[a-z]{1,2}$", r"\1", p) for p in pieces]
     return [latex_to_text(p) or "" for p in parts if p.strip()]
 
 

@@ -132,9 +132,20 @@ def authors_tuple(values: Iterable[Any]) -> tuple[str, ...]:
 _NA = {"na", "nan", "none", "null", "n/a"}
 
 
+_TAG = re.compile(r"</?[A-Za-z][\w:.-]*(?:\s+[\w:.-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s<>]+))?)*\s*/?>")
+
+
+def clean_markup(v: Any) -> str | None:
+    """Whitespace collapsed and HTML/JATS tags removed, but "p < 0.05 and n > 3" kept."""
+    if v is None:
+        return None
+    text = re.sub(r"\s+", " ", _TAG.sub(" ", str(v))).strip()
+    return text or None
+
+
 def value(v: Any) -> str | None:
     """A cleaned scalar, with the "NA"/"nan" placeholders of R and pandas as None."""
-    text = clean_text(v)
+    text = clean_markup(v)
     if text is None or text.lower() in _NA:
         return None
     return text

@@ -169,7 +169,9 @@ def read_csv(text: str, name: str) -> ReadResult:
     cols = _columns(header)
     reader = csv.reader(io.StringIO(text), delimiter=delim)
     records, labels, warnings = [], [], []
-    labelled = "label" in cols
+    # abstrackr: each reviewer's label column follows a "labeled_at" column
+    reviewer_cols = {i: h for i, h in enumerate(header) if i and header[i - 1] == "labeled_at"
+                     and h != "labeled_at" and "notes" not in h.lower()}
     for idx, row in enumerate(reader):
         if idx <= header_idx:
             continue
@@ -199,6 +201,7 @@ def read_csv(text: str, name: str) -> ReadResult:
             extra["notes"] = get("notes")
         if rayyan:
             extra["rayyan_inclusion"] = dict(re.findall(r'"([^"]+)"=>"([^"]+)"', rayyan.group(1)))
+        label = _row_label(get("label"), extra, cells, reviewer_cols)
         records.append(make_record(
             title=get("title"), abstract=get("abstract"), authors=parse_authors(get("authors")),
             year=year, journal=journal, volume=volume, issue=issue,
@@ -207,9 +210,31 @@ def read_csv(text: str, name: str) -> ReadResult:
             keywords=_keywords(get("keywords")), issn=issn, url=first(get("url")),
             source_id=(get("id") or "").lstrip("#") or None, extra=extra or None,
         ))
-        labels.append(_label(get("label")) if labelled else None)
+        labels.append(label)
     fmt = "tsv" if delim == "\t" else "csv"
-    return ReadResult(fmt, tuple(records), tuple(labels) if labelled else (), tuple(warnings))
+    has_labels = "label" in cols or any(lab is not None for lab in labels)
+    return ReadResult(fmt, tuple(records), tuple(labels) if has_labels else (), tuple(warnings))
+
+
+_TOOL_LABELS = {"1": "include", "-1": "exclude", "0": "maybe",
+                "included": "include", "excluded": "exclude", "maybe": "maybe"}
+
+
+def _row_label(asreview: str | None, extra: dict[str, Any], cells: list[str],
+               reviewer_cols: dict[int, str]) -> str | None:
+    """The row's screening label: ASReview's column, else a single abstrackr/Rayyan reviewer's."""
+    if asreview is not None:
+        return _label(asreview)
+    if reviewer_cols:
+        given = {name: cells[i] for i, name in reviewer_cols.items() if i < len(cells) and cells[i]}
+        if given:
+            extra["reviewer_labels"] = given
+        if len(reviewer_cols) == 1 and given:
+            return _TOOL_LABELS.get(next(iter(given.values())).lower())
+    votes = extra.get("rayyan_inclusion") or {}
+    if len(votes) == 1:
+        return _TOOL_LABELS.get(next(iter(votes.values())).lower())
+    return None
 
 
 # --- lists of identifiers -------------------------------------------------------------
