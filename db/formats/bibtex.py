@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from typing import Any, Iterable, Mapping
 
 import bibtexparser
@@ -39,7 +40,8 @@ def latex_to_text(text: str | None) -> str | None:
     """Undo the LaTeX an export uses: accents, escaped specials, protective braces."""
     if text is None:
         return None
-    import unicodedata
+    if not any(c in text for c in "\\{}~-"):
+        return text
 
     def accent(m: re.Match) -> str:
         return unicodedata.normalize("NFC", m.group(2) + _ACCENTS[m.group(1)])
@@ -54,7 +56,9 @@ def latex_to_text(text: str | None) -> str | None:
                lambda m: _PRIVATE[m.group(1)] if m.group(1) in _PRIVATE else m.group(0), t)
     t = t.replace("---", "\u2014").replace("--", "\u2013").replace("~", " ")
     t = t.replace("{", "").replace("}", "").replace("\x00", "")
-    return t.translate(_FROM_PRIVATE)
+    if any(c in t for c in _PRIVATE.values()):
+        t = t.translate(_FROM_PRIVATE)
+    return t
 
 
 def text_to_latex(text: str) -> str:
@@ -113,8 +117,12 @@ def _salvage(raw: str) -> tuple[str, str, dict[str, str]] | None:
     return head.group(1).lower(), head.group(2), fields
 
 
+_USED = ("title", "abstract", "year", "date", "journal", "journaltitle", "booktitle", "volume",
+         "number", "issue", "pages", "doi", "pmid", "pmcid", "language", "type", "issn", "url", "note")
+
+
 def _entry_record(entry_type: str, key: str, f: Mapping[str, str]) -> Record:
-    d = {k: latex_to_text(v) for k, v in f.items()}
+    d = {k: latex_to_text(f[k]) for k in _USED if k in f}
     return make_record(
         title=d.get("title"), abstract=d.get("abstract"), authors=_authors(f.get("author")),
         year=first(d.get("year"), d.get("date")),
@@ -193,7 +201,7 @@ def write_bibtex(entries: Iterable[Mapping[str, Any]]) -> str:
 
         def add(k: str, v: Any) -> None:
             if v:
-                fields.append(Field(k, "{" + text_to_latex(str(v)) + "}"))
+                fields.append(Field(k, text_to_latex(str(v))))
 
         add("title", r.title)
         add("author", " and ".join(r.authors))
