@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -102,6 +102,17 @@ def read_file(path: str | Path) -> ParsedFile:
         raise
     except Exception as exc:  # a third-party parser's own error becomes one sentence
         raise FileFormatError(f"{name} could not be read as {fmt} ({exc}).") from None
+    empty = [i for i, r in enumerate(result.records, 1)
+             if not (r.title or r.authors or r.abstract or r.ids())]
+    if empty:
+        # a record with no title, author, abstract or identifier cannot be screened or matched
+        keep = [i - 1 for i in range(1, len(result.records) + 1) if i not in set(empty)]
+        shown = ", ".join(map(str, empty[:20])) + (" ..." if len(empty) > 20 else "")
+        result = replace(
+            result, records=tuple(result.records[i] for i in keep),
+            labels=tuple(result.labels[i] for i in keep) if result.labels else (),
+            warnings=result.warnings + (f"{name}: record(s) {shown} have no title, author, abstract "
+                                        "or identifier and were not imported.",))
     if not result.records:
         raise FileFormatError(f"{name} was recognised as {fmt} but holds no records: "
                               "check that the export finished.")

@@ -150,11 +150,15 @@ def _find_header(text: str) -> tuple[str, int, list[str]] | None:
 
 
 def looks_tabular(text: str) -> bool:
-    lines = [ln for ln in text.split("\n") if ln.strip()][:10]
+    """Two consecutive rows (within the first twenty) with the same number (>1) of cells."""
     for delim in (",", ";", "\t"):
-        for ln in lines:
-            if len(next(csv.reader([ln], delimiter=delim), [])) >= 2:
-                return True
+        try:
+            rows = [r for _, r in zip(range(20), csv.reader(io.StringIO(text), delimiter=delim))
+                    if any(c.strip() for c in r)]
+        except csv.Error:
+            continue
+        if any(len(a) == len(b) > 1 for a, b in zip(rows, rows[1:])):
+            return True
     return False
 
 
