@@ -164,7 +164,7 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
 
     store = get_store(db_path)
     with click.progressbar(length=len(files), label="Importing", file=sys.stderr,
-                           hidden=quiet or as_json) as bar:
+                           hidden=quiet or as_json or not sys.stderr.isatty()) as bar:
         results = import_files(store, list(files), role=role, source=source,
                                labels_reviewer=labels_reviewer, progress=bar.update)
     if as_json:

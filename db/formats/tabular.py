@@ -180,8 +180,13 @@ def read_csv(text: str, name: str) -> ReadResult:
         if idx <= header_idx:
             continue
         cells = [_unquote(c) for c in row]
-        if sum(1 for c in cells if c) <= 1:
-            continue  # blank rows and section captions ("citations that are not yet labeled")
+        if not any(cells):
+            continue
+        if len(cells) == 1 and len(header) > 1:
+            # abstrackr puts a caption line between its labelled and unlabelled rows
+            warnings.append(f"{name} line {reader.line_num}: {cells[0][:60]!r} has no delimiter; "
+                            "it was read as a caption, not a record.")
+            continue
         if len(cells) > len(header) and any(cells[len(header):]):
             warnings.append(f"{name} line {reader.line_num}: the row has {len(cells)} cells but the "
                             f"header has {len(header)}; the extra cells were ignored.")
