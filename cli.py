@@ -137,10 +137,12 @@ def reviewers_list(db_path: str, as_json: bool) -> None:
 
 # === import / export =====================================================
 
+from db.events import ROLES, STAGES  # noqa: E402  (kept with the commands that use them)
+
 
 @cli.command("import")
 @click.argument("files", nargs=-1, required=True)
-@click.option("--as", "role", type=click.Choice(["index", "database", "register", "other"]),
+@click.option("--as", "role", type=click.Choice(ROLES),
               default="database", show_default=True,
               help="What the records are for PRISMA: index articles, a database search, other methods.")
 @click.option("--source", default=None,
@@ -184,7 +186,7 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
 @cli.command("export")
 @click.option("--format", "fmt", type=click.Choice(["ris", "bibtex", "csv", "jsonl", "asreview"]),
               required=True, help="Output format; asreview is the CSV layout ASReview LAB reads.")
-@click.option("--stage", type=click.Choice(["title-abstract", "full-text"]),
+@click.option("--stage", type=click.Choice(STAGES),
               default="title-abstract", show_default=True, help="Screening stage whose decisions to show.")
 @click.option("--decision", type=click.Choice(["include", "exclude", "maybe", "conflict", "undecided"]),
               default=None, help="Only records whose current decision at --stage is this.")

@@ -8,7 +8,6 @@ import pytest
 
 from db.formats import FileFormatError, detect_format, import_files, read_file
 from db.formats.common import decode
-from db.store import open_store
 
 GOOD_RIS = "TY  - JOUR\nTI  - A good record\nAU  - Smith, J.\nPY  - 2020\nER  - \n"
 

@@ -21,7 +21,7 @@ from bibtexparser.model import (
 logging.getLogger("bibtexparser").addHandler(logging.NullHandler())
 
 from connectors.record import Record
-from db.formats.common import ReadResult, first, make_record, split_names, value
+from db.formats.common import ReadResult, first, make_record, split_names
 
 _ACCENTS = {
     "'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u0303",
@@ -177,11 +177,7 @@ def _note_pmid(d: Mapping[str, Any]) -> str | None:
     return m.group(1) if m else None
 
 
-def count_entries(text: str) -> int:
-    return len(re.findall(r"^\s*@(?!comment|string|preamble)\w+\s*[{(]", text, re.I | re.M))
-
-
-def _key(r: Record, used: set[str], record_id: int) -> str:
+def _key(r: Record, used: set[str]) -> str:
     fam = re.sub(r"[^A-Za-z]", "", (r.first_author or "").split(",")[0]) or "record"
     base = f"{fam}{r.year or ''}"
     key, n = base, 0
@@ -222,5 +218,5 @@ def write_bibtex(entries: Iterable[Mapping[str, Any]]) -> str:
         add("cluster_id", row["record_id"])
         etype = "article" if not r.pub_types or r.pub_types[0].lower() in (
             "article", "journal article", "jour") else re.sub(r"\W", "", r.pub_types[0].lower()) or "misc"
-        lib.add(Entry(etype, _key(r, used, row["record_id"]), fields))
+        lib.add(Entry(etype, _key(r, used), fields))
     return bibtexparser.write_string(lib)

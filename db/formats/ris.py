@@ -100,10 +100,6 @@ def _repair(text: str, name: str) -> tuple[list[str], list[int], list[str]]:
     return lines, starts, warnings
 
 
-def count_records(text: str) -> int:
-    return sum(1 for line in text.split("\n") if line.startswith("TY  -"))
-
-
 def raw_records(text: str, name: str) -> tuple[list[dict[str, list[str]]], list[int], list[str]]:
     lines, starts, warnings = _repair(text, name)
     entries = rispy.RisParser.parse_lines(_RisRaw(**_parser_kwargs()), iter(lines))
@@ -176,7 +172,7 @@ def ris_to_record(e: Mapping[str, list[str]]) -> Record:
 
 
 def read_ris(text: str, name: str) -> ReadResult:
-    entries, starts, warnings = raw_records(text, name)
+    entries, _, warnings = raw_records(text, name)
     records = tuple(ris_to_record(e) for e in entries)
     return ReadResult("ris", records, (), tuple(warnings))
 
