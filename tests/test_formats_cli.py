@@ -94,4 +94,4 @@ def test_whole_corpus_through_the_cli(run) -> None:
     r = run("import", *files, "--as", "database", "-q")
     assert len(r.stdout.splitlines()) == 59
     assert sum(int(line.split(": ")[1].split()[0]) for line in r.stdout.splitlines()) == 1695
-    assert r.stderr.count("Warning: ") == 7
+    assert r.stderr.count("Warning: ") == 8

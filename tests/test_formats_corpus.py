@@ -24,6 +24,7 @@ EXPECTED_WARNINGS = {
     "csv/abstrackr_labels_two-sections_embedded-newlines_cff.csv": "6 screening labels were not kept",
     "csv/rayyan_pilot_single-reviewer_mojibake_cpm-auc.csv": "22 screening labels were not kept",
     "csv/rayyan_maybe-decisions_cff.csv": "6 screening labels were not kept",
+    "ris/zotero_asreview-labels-in-html-notes_datatools.ris": "4 screening labels were not kept",
 }
 # the format detected from content (the file name is not trusted)
 DETECTED = {"ris/wos-plaintext_mislabelled.ris": "wos",
@@ -61,6 +62,10 @@ def test_corpus_file_imports(entry, tmp_path: Path) -> None:
 
     records = _records(store)
     assert all(r.title for r in records), "every record in the corpus has a title"
+    if entry["path"].startswith("ris/zotero_asreview"):
+        # "labels: 1 relevant, 3 irrelevant, 2 unlabelled (observed)"
+        labels = read_file(path).result.labels
+        assert (labels.count("include"), labels.count("exclude"), labels.count(None)) == (1, 3, 2)
     _check_expected(entry["expected"], records, path)
 
 

@@ -171,10 +171,23 @@ def ris_to_record(e: Mapping[str, list[str]]) -> Record:
     )
 
 
+_ASREVIEW_NOTE = re.compile(r"\bASReview_(relevant|irrelevant)\b")
+
+
+def _asreview_label(e: Mapping[str, list[str]]) -> str | None:
+    """ASReview writes its labels into the notes of the records it exports to RIS."""
+    for note in e.get("N1") or []:
+        m = _ASREVIEW_NOTE.search(note)
+        if m:
+            return "include" if m.group(1) == "relevant" else "exclude"
+    return None
+
+
 def read_ris(text: str, name: str) -> ReadResult:
     entries, _, warnings = raw_records(text, name)
     records = tuple(ris_to_record(e) for e in entries)
-    return ReadResult("ris", records, (), tuple(warnings))
+    labels = tuple(_asreview_label(e) for e in entries)
+    return ReadResult("ris", records, labels if any(labels) else (), tuple(warnings))
 
 
 # --- Web of Science plain text ------------------------------------------------------
