@@ -189,3 +189,15 @@ def test_empty_records_are_reported(tmp_path: Path) -> None:
     assert [r.title for r in res.records] == ["One", "Three"]
     assert res.warnings == ("gaps.ris: record(s) 2 have no title, author, abstract or identifier and "
                             "were not imported.",)
+
+
+def test_double_encoded_utf8_is_repaired(tmp_path: Path) -> None:
+    from db.formats.common import fix_mojibake
+
+    assert fix_mojibake("patients â‰¥18 years") == "patients ≥18 years"
+    assert fix_mojibake("(medianâ€\u0089= 2â€\u0089months)") == "(median\u2009= 2\u2009months)"
+    assert fix_mojibake("São Paulo, Ã  voilà") == "São Paulo, Ã  voilà"  # not mojibake: untouched
+    f = tmp_path / "m.csv"
+    f.write_text("title,abstract\nA,Adults â‰¥18 years â€œquotedâ€\x9d\n", encoding="utf-8")
+    (rec,) = read_file(f).result.records
+    assert rec.abstract == "Adults ≥18 years “quoted”"

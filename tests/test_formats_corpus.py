@@ -62,6 +62,10 @@ def test_corpus_file_imports(entry, tmp_path: Path) -> None:
 
     records = _records(store)
     assert all(r.title for r in records), "every record in the corpus has a title"
+    if "mojibake" in entry["path"]:  # "â‰¥18 years" in the file is "≥18 years" in the store
+        abstracts = " ".join(r.abstract or "" for r in records)
+        assert "â€" not in abstracts and "â‰" not in abstracts
+        assert "patients ≥18 years old" in abstracts
     if entry["path"].startswith("ris/zotero_asreview"):
         # "labels: 1 relevant, 3 irrelevant, 2 unlabelled (observed)"
         labels = read_file(path).result.labels

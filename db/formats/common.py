@@ -135,11 +135,38 @@ _NA = {"na", "nan", "none", "null", "n/a"}
 _TAG = re.compile(r"</?[A-Za-z][\w:.-]*(?:\s+[\w:.-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s<>]+))?)*\s*/?>")
 
 
+_MOJIBAKE = re.compile("[ÃÂâ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
+                       "\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039"
+                       "\u203a\u20ac\u2122]")
+
+
+def fix_mojibake(text: str) -> str:
+    """Undo UTF-8 that was read as cp1252 and saved again ("â‰¥18" -> "≥18").
+
+    Applied only when the whole string converts back cleanly, so text that
+    merely contains "Ã" or "â" is left alone.
+    """
+    if not _MOJIBAKE.search(text):
+        return text
+    raw = bytearray()
+    for ch in text:
+        try:
+            raw += ch.encode("cp1252")
+        except UnicodeEncodeError:
+            if ord(ch) > 0xFF:
+                return text
+            raw.append(ord(ch))  # bytes cp1252 leaves undefined survive as U+0080-U+009F
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return text
+
+
 def clean_markup(v: Any) -> str | None:
     """Whitespace collapsed and HTML/JATS tags removed, but "p < 0.05 and n > 3" kept."""
     if v is None:
         return None
-    text = re.sub(r"\s+", " ", _TAG.sub(" ", str(v))).strip()
+    text = re.sub(r"\s+", " ", _TAG.sub(" ", fix_mojibake(str(v)))).strip()
     return text or None
 
 

@@ -217,7 +217,7 @@ def read_csv(text: str, name: str) -> ReadResult:
             pages=pages, doi=get("doi"), pmid=get("pmid"), pmcid=get("pmcid"),
             language=get("language"), pub_types=[get("pub_type")] if get("pub_type") else [],
             keywords=_keywords(get("keywords")), issn=issn, url=first(get("url")),
-            source_id=(get("id") or "").lstrip("#") or None, extra=extra or None,
+            source_id=get("id"), extra=extra or None,
         ))
         labels.append(label)
     fmt = "tsv" if delim == "\t" else "csv"
