@@ -100,7 +100,7 @@ def test_csv_neutralises_formulas_and_reads_them_back(store, tmp_path: Path) -> 
 
 def test_csv_columns_carry_decisions_reasons_notes(store) -> None:
     (rid,) = _store_with(store, ["Trial"])
-    _decide(store, rid, "alice", "exclude", reason="wrong population", note="adults only")
+    _decide(store, rid, "alice", "exclude", reason="wrong population", note="adults\nonly")
     _decide(store, rid, "bob", "exclude", reason="wrong design")
     store.log_event("note", record_id=rid, reviewer="carol", note="ask the author")
     (row,) = csv.DictReader(io.StringIO(export_records(store, "csv").text))

@@ -156,9 +156,9 @@ def import_files(store: Store, paths: Sequence[str | Path], *, role: str,
                  progress: Callable[[int], None] | None = None) -> tuple[ImportResult, ...]:
     """Import files into the store, one `searches` row and one transaction per file.
 
-    `progress(1)` is called as each file is done.
     Every file is parsed before anything is written, so a bad file among
     several leaves the store untouched. Records are never merged here.
+    `progress(1)` is called as each file is done.
     """
     if role not in ROLES:
         raise FileFormatError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.")
@@ -168,42 +168,43 @@ def import_files(store: Store, paths: Sequence[str | Path], *, role: str,
     if labels_reviewer is not None and any(pf.result.labels for pf in parsed):
         store.require_reviewer(labels_reviewer)
     results = []
-    seen: set[str] = set()
     for pf in parsed:
-        res = pf.result
-        warnings = list(res.warnings)
-        if pf.sha256 in seen or _already_imported(store, pf.sha256):
-            results.append(ImportResult(pf.file_name, res.format, pf.sha256, len(res.records), 0, 0,
-                                        None, True, ()))
-            if progress is not None:
-                progress(1)
-            continue
-        seen.add(pf.sha256)
-        n_labels = sum(1 for lab in res.labels if lab)
-        if n_labels and labels_reviewer is None:
-            warnings.append(f"{pf.file_name}: {n_labels} screening labels were not kept; "
-                            "import again with --labels-reviewer NAME to keep them as decisions.")
-        service = source or pf.path.stem
-        with store.transaction():
-            sid = store.start_search(kind="import", service=service, role=role,
-                                     file_name=pf.file_name, sha256=pf.sha256, format=res.format,
-                                     params={"labels_reviewer": labels_reviewer} if labels_reviewer else None)
-            kept = 0
-            for i, record in enumerate(res.records):
-                rid = _insert(store, "records", {**record_to_row(record), "created_at": now()})
-                _insert(store, "sources", {
-                    "record_id": rid, "search_id": sid, "role": role, "service": service,
-                    "rank": i + 1, "source_record_id": record.source_id, "created_at": now()})
-                label = res.labels[i] if res.labels else None
-                if label and labels_reviewer is not None:
-                    store.log_event("decision", record_id=rid, reviewer=labels_reviewer,
-                                    stage=LABEL_STAGE, value=label,
-                                    data={"imported_from": pf.file_name, "search_id": sid})
-                    kept += 1
-            store.finish_search(sid, n_found=len(res.records), n_kept=len(res.records),
-                                n_added=len(res.records), notes="\n".join(warnings) or None)
-        results.append(ImportResult(pf.file_name, res.format, pf.sha256, len(res.records),
-                                    len(res.records), kept, sid, False, tuple(warnings)))
+        results.append(_import_one(store, pf, role=role, service=source or pf.path.stem,
+                                   labels_reviewer=labels_reviewer))
         if progress is not None:
             progress(1)
     return tuple(results)
+
+
+def _import_one(store: Store, pf: ParsedFile, *, role: str, service: str,
+                labels_reviewer: str | None) -> ImportResult:
+    res = pf.result
+    warnings = list(res.warnings)
+    n_labels = sum(1 for lab in res.labels if lab)
+    if n_labels and labels_reviewer is None:
+        warnings.append(f"{pf.file_name}: {n_labels} screening labels were not kept; "
+                        "import again with --labels-reviewer NAME to keep them as decisions.")
+    with store.transaction():
+        # checked under the write lock, so two imports of one file cannot both land
+        if _already_imported(store, pf.sha256):
+            return ImportResult(pf.file_name, res.format, pf.sha256, len(res.records), 0, 0,
+                                None, True, ())
+        sid = store.start_search(kind="import", service=service, role=role,
+                                 file_name=pf.file_name, sha256=pf.sha256, format=res.format,
+                                 params={"labels_reviewer": labels_reviewer} if labels_reviewer else None)
+        kept = 0
+        for i, record in enumerate(res.records):
+            rid = _insert(store, "records", {**record_to_row(record), "created_at": now()})
+            _insert(store, "sources", {
+                "record_id": rid, "search_id": sid, "role": role, "service": service,
+                "rank": i + 1, "source_record_id": record.source_id, "created_at": now()})
+            label = res.labels[i] if res.labels else None
+            if label and labels_reviewer is not None:
+                store.log_event("decision", record_id=rid, reviewer=labels_reviewer,
+                                stage=LABEL_STAGE, value=label,
+                                data={"imported_from": pf.file_name, "search_id": sid})
+                kept += 1
+        store.finish_search(sid, n_found=len(res.records), n_kept=len(res.records),
+                            n_added=len(res.records), notes="\n".join(warnings) or None)
+    return ImportResult(pf.file_name, res.format, pf.sha256, len(res.records), len(res.records),
+                        kept, sid, False, tuple(warnings))

@@ -43,6 +43,11 @@ def neutralise(cell: Any) -> str:
     return text
 
 
+def _one_line(text: str) -> str:
+    # reasons and notes are typed by reviewers; a line break would end a RIS tag
+    return " ".join(text.split())
+
+
 def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bool) -> list[dict]:
     states = current_decisions(store, stage)
     reasons: dict[int, list[str]] = {}
@@ -51,13 +56,14 @@ def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bo
         who = ev["reviewer"] or ev["kind"]
         if ev["reason"]:
             reasons.setdefault(ev["record_id"], [])
-            if ev["reason"] not in reasons[ev["record_id"]]:
-                reasons[ev["record_id"]].append(ev["reason"])
+            if _one_line(ev["reason"]) not in reasons[ev["record_id"]]:
+                reasons[ev["record_id"]].append(_one_line(ev["reason"]))
         if ev["note"]:
-            notes.setdefault(ev["record_id"], []).append(f"{who}: {ev['note']}")
+            notes.setdefault(ev["record_id"], []).append(f"{who}: {_one_line(ev['note'])}")
     for ev in store.events("kind = 'note' AND record_id IS NOT NULL"):
         if ev["note"]:
-            notes.setdefault(ev["record_id"], []).append(f"{ev['reviewer'] or 'note'}: {ev['note']}")
+            notes.setdefault(ev["record_id"], []).append(
+                f"{ev['reviewer'] or 'note'}: {_one_line(ev['note'])}")
     source_ids: dict[int, list[str]] = {}
     for rid, sid, service in store.db.execute(
             "SELECT record_id, source_record_id, service FROM sources ORDER BY id"):
