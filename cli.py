@@ -162,6 +162,8 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
 
     Example: cluster import embase.ris pubmed.nbib --as database --source Embase
     """
+    import dataclasses
+
     from db.formats import import_files
 
     store = get_store(db_path)
@@ -170,7 +172,7 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
         results = import_files(store, list(files), role=role, source=source,
                                labels_reviewer=labels_reviewer, progress=bar.update)
     if as_json:
-        echo_json([r.__dict__ for r in results])
+        echo_json([dataclasses.asdict(r) for r in results])
         return
     for r in results:
         for w in r.warnings:

@@ -35,7 +35,7 @@ def _doi(rec: dict) -> str | None:
 
 
 def read_medline(text: str, name: str) -> ReadResult:
-    # trailing-space-only lines would otherwise read as record separators' neighbours
+    # a line of spaces between records must count as the empty line that ends one
     clean = "\n".join(line.rstrip() for line in text.split("\n"))
     recs = list(Medline.parse(io.StringIO(clean)))
     recs = [r for r in recs if r]

@@ -18,6 +18,8 @@ from typing import Any
 from connectors.record import normalize_doi, normalize_pmid
 from db.formats.common import FileFormatError, ReadResult, first, join_pages, make_record, split_names
 
+# Scopus and Lens put every cited reference of a record into one cell, far past
+# the csv module's 128 KB default
 csv.field_size_limit(2**31 - 1)
 
 
@@ -29,8 +31,8 @@ def _norm(name: str) -> str:
 COLUMNS: dict[str, tuple[str, ...]] = {
     "title": ("title", "titleprimary", "articletitle", "primarytitle", "documenttitle", "ti"),
     "abstract": ("abstract", "abstractnote", "notesabstract", "ab"),
-    "authors": ("authors", "author", "authors", "authornames", "authorsprimary", "authors",
-                "firstauthors", "authorfullnames", "au"),
+    "authors": ("authors", "author", "authornames", "authorsprimary", "firstauthors",
+                "authorfullnames", "au"),
     "year": ("year", "publicationyear", "publishedyear", "pubyear", "py", "date", "datepublished"),
     "journal": ("journal", "sourcetitle", "publicationtitle", "journalbook", "periodicalfull",
                 "secondarytitle", "journaltitle", "periodicalabbrev", "journalabbreviation", "source"),
@@ -40,8 +42,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "start_page": ("pagestart", "firstpage", "startpage", "sp"),
     "end_page": ("pageend", "lastpage", "endpage", "otherpages", "ep"),
     "doi": ("doi", "do", "di"),
-    "pmid": ("pmid", "pubmedid", "pubmed_id", "pm"),
-    "pmcid": ("pmcid", "pmcid", "pmc_id"),
+    "pmid": ("pmid", "pubmedid", "pm"),
+    "pmcid": ("pmcid",),
     "keywords": ("keywords", "authorkeywords", "manualtags", "kw", "tags"),
     "language": ("language", "languageoforiginaldocument", "la"),
     "url": ("url", "link", "externalurl", "sourceurls"),
@@ -53,7 +55,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "notes": ("notes", "note"),
 }
 _ALIASES = {a: f for f, names in COLUMNS.items() for a in names}
-_ALIASES["pubmed_id"] = "pmid"
 
 
 def _columns(header: list[str]) -> dict[str, int]:
