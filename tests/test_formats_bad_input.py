@@ -39,6 +39,8 @@ BAD_FILES = {
                      r"'id,author,year'\); export it with a Title column or rename"),
     "no_title.tsv": (b"Authors\tPub Year\nSmith J\t2020\n",
                      r"^no_title\.tsv line 1: this CSV/TSV file has no title column"),
+    "header_only.csv": (b"Title,Authors,Year\n",
+                        r"^header_only\.csv was recognised as csv but holds no records"),
     "no_records.ris": (b"Provider: JSTOR\nDatabase: JSTOR\n\nTY  - JOUR\nPY  - 2001\nER  -\n",
                        r"^no_records\.ris was recognised as ris but holds no records"),
 }

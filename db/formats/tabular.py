@@ -151,7 +151,8 @@ def _find_header(text: str) -> tuple[str, int, list[str]] | None:
 
 
 def looks_tabular(text: str) -> bool:
-    """Two consecutive rows (within the first twenty) with the same number (>1) of cells."""
+    """Two consecutive rows (within the first twenty) with the same number (>1) of cells,
+    or a lone header row."""
     for delim in (",", ";", "\t"):
         try:
             rows = [r for _, r in zip(range(20), csv.reader(io.StringIO(text), delimiter=delim))
@@ -160,6 +161,8 @@ def looks_tabular(text: str) -> bool:
             continue
         if any(len(a) == len(b) > 1 for a, b in zip(rows, rows[1:])):
             return True
+        if len(rows) == 1 and len(rows[0]) > 2:
+            return True  # a header with no rows under it
     return False
 
 
