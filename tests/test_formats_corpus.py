@@ -37,10 +37,10 @@ def _records(store):
 
 @pytest.mark.shared
 @pytest.mark.parametrize("entry", ENTRIES or [None], ids=[e["path"] for e in ENTRIES] or ["absent"])
-def test_corpus_file_imports(entry, tmp_path: Path) -> None:
+def test_corpus_file_imports(entry) -> None:
     base = shared_path("fixtures", "files")
     path = base / entry["path"]
-    store = open_store(tmp_path / "review.db")
+    store = open_store(None)
     (res,) = import_files(store, [path], role="database", source="corpus")
 
     assert res.n_read == entry["records"] == res.n_added
