@@ -192,6 +192,89 @@ def protocol_show(db_path: str) -> None:
 
 # === import / export =====================================================
 
+from db.events import ROLES, STAGES  # noqa: E402  (kept with the commands that use them)
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--as", "role", type=click.Choice(ROLES),
+              default="database", show_default=True,
+              help="What the records are for PRISMA: index articles, a database search, other methods.")
+@click.option("--source", default=None,
+              help="Name of the service or tool the file came from (default: the file name).")
+@click.option("--labels-reviewer", default=None, metavar="NAME",
+              help="Keep screening labels found in the file as decisions by this reviewer.")
+@db_option
+@json_option
+@quiet_option
+@handle_errors
+def import_(files: tuple[str, ...], role: str, source: str | None, labels_reviewer: str | None,
+            db_path: str, as_json: bool, quiet: bool) -> None:
+    """Import reference files: RIS, BibTeX, MEDLINE/.nbib, EndNote XML, Web of Science, CSV/TSV, PMID/DOI lists.
+
+    The format is read from each file's content. Each file becomes one logged
+    search; a file already imported into this store is skipped.
+
+    Example: cluster import embase.ris pubmed.nbib --as database --source Embase
+    """
+    import dataclasses
+
+    from db.formats import import_files
+
+    store = get_store(db_path)
+    with click.progressbar(length=len(files), label="Importing", file=sys.stderr,
+                           hidden=quiet or as_json or not sys.stderr.isatty()) as bar:
+        results = import_files(store, list(files), role=role, source=source,
+                               labels_reviewer=labels_reviewer, progress=bar.update)
+    if as_json:
+        echo_json([dataclasses.asdict(r) for r in results])
+        return
+    for r in results:
+        for w in r.warnings:
+            click.echo(f"Warning: {w}", err=True)
+        if r.already_imported:
+            click.echo(f"{r.file_name}: already imported into this store; nothing added.")
+        else:
+            labels = f", {r.n_labels} labels kept as decisions" if r.n_labels else ""
+            click.echo(f"{r.file_name}: {r.n_read} records read ({r.format}), {r.n_added} added"
+                       f"{labels} (search {r.search_id}).")
+
+
+@cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(["ris", "bibtex", "csv", "jsonl", "asreview"]),
+              required=True, help="Output format; asreview is the CSV layout ASReview LAB reads.")
+@click.option("--stage", type=click.Choice(STAGES),
+              default="title-abstract", show_default=True, help="Screening stage whose decisions to show.")
+@click.option("--decision", type=click.Choice(["include", "exclude", "maybe", "conflict", "undecided"]),
+              default=None, help="Only records whose current decision at --stage is this.")
+@click.option("--all", "include_duplicates", is_flag=True,
+              help="Also export records marked as duplicates.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file instead of standard output.")
+@db_option
+@handle_errors
+def export(fmt: str, stage: str, decision: str | None, include_duplicates: bool,
+           output: str | None, db_path: str) -> None:
+    """Export records with their decisions, reasons and notes.
+
+    Example: cluster export --format ris --decision include -o included.ris
+    """
+    from db.formats import export_records
+
+    store = get_store(db_path, create=False)
+    result = export_records(store, fmt, stage=stage, decision=decision,
+                            include_duplicates=include_duplicates)
+    if output is None:
+        click.echo(result.text, nl=False)
+        return
+    try:
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            fh.write(result.text)
+    except OSError as exc:
+        raise UserError(f"Cannot write {output} ({exc.strerror}).") from None
+    click.echo(f"Exported {result.n_records} records to {output} ({fmt}).", err=True)
+
+
 
 # === connectors ==========================================================
 

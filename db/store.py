@@ -358,6 +358,10 @@ def open_store(path: str | Path | None, *, create: bool = True) -> Store:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        # in WAL mode the header (with the application id that marks a cluster
+        # store) reaches the main file only at a checkpoint; without one, a second
+        # connection opened while this one lives would refuse the new store
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return Store(db, p)
 
 
