@@ -105,6 +105,13 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="m002_event_indexes")
+def m002_event_indexes(db: sqlite_utils.Database) -> None:
+    # a reviewer's own queue reads their decisions at one stage on every keypress
+    db["events"].create_index(["reviewer", "stage", "kind"])
+    db["events"].create_index(["kind", "stage"])
+
+
 KNOWN_MIGRATIONS = {m.name for m in migrations._migrations}
 
 

@@ -23,7 +23,7 @@ from connectors.errors import ClusterError
 from db.events import DECISIONS, FULLTEXT_STATES, STAGES
 from db.store import Store
 from screeners.protocol import get_protocol
-from screeners.state import CONFLICT, stage_records, stage_states
+from screeners.state import CONFLICT, stage_records, stage_states, undone_ids
 
 TITLE_ABSTRACT, FULL_TEXT = STAGES
 METHODS = ("consensus", "third-reviewer")
@@ -187,11 +187,6 @@ def _exclusion_reason(store: Store, value: str, reason: str | None, stage: str) 
     return protocol.check_reason(reason)
 
 
-def _undone_ids(store: Store) -> set[str]:
-    return {r[0] for r in store.db.execute(
-        "SELECT undoes FROM events WHERE kind = 'undo' AND undoes IS NOT NULL")}
-
-
 # --- decisions -------------------------------------------------------------------
 
 
@@ -222,7 +217,7 @@ def undo_last(store: Store, reviewer: str, stage: str) -> UndoResult:
     check_stage(stage)
     with store.transaction():
         store.require_reviewer(reviewer)
-        undone = _undone_ids(store)
+        undone = undone_ids(store)
         rows = store.db.execute(
             "SELECT id, record_id, value FROM events WHERE kind = 'decision' AND reviewer = ? "
             "AND stage = ? ORDER BY seq DESC", [reviewer, stage]).fetchall()

@@ -52,8 +52,20 @@ class RecordState:
         return self.status in (INCLUDED, EXCLUDED)
 
 
-def _undone_ids(store: Store) -> set[str]:
-    return {e["undoes"] for e in store.events("kind = 'undo'") if e["undoes"]}
+def undone_ids(store: Store) -> set[str]:
+    """Ids of events taken back by a standing undo.
+
+    Walking newest first, an undo that was itself undone (a redo) takes
+    nothing back.
+    """
+    rows = store.db.execute(
+        "SELECT id, undoes FROM events WHERE kind = 'undo' AND undoes IS NOT NULL "
+        "ORDER BY seq DESC").fetchall()
+    undone: set[str] = set()
+    for eid, target in rows:
+        if eid not in undone:
+            undone.add(target)
+    return undone
 
 
 def _canonical_map(store: Store) -> dict[int, int]:
@@ -85,7 +97,7 @@ def effective_decisions(store: Store, stage: str, reviewer: str | None = None
                         ) -> dict[tuple[int, str], Decision]:
     """(record, reviewer) -> that reviewer's standing decision at `stage`
     (only `reviewer`'s when given: a screening queue needs no one else's)."""
-    undone = _undone_ids(store)
+    undone = undone_ids(store)
     canon = _canonical_map(store)
     out: dict[tuple[int, str], Decision] = {}
     where, params = "kind = 'decision' AND stage = ?", [stage]
@@ -114,7 +126,7 @@ def stage_records(store: Store, stage: str, states_before: Mapping[int, RecordSt
 def stage_states(store: Store, stage: str) -> dict[int, RecordState]:
     """record id -> RecordState for every record taking part in `stage`."""
     k = get_protocol(store).reviewers_per_record
-    undone = _undone_ids(store)
+    undone = undone_ids(store)
     canon = _canonical_map(store)
     by_record: dict[int, dict[str, Decision]] = {}
     for (rid, reviewer), d in effective_decisions(store, stage).items():
@@ -160,7 +172,7 @@ def automated_records(store: Store, stage: str) -> dict[int, str | None]:
     """record id -> rule, for records a stopping rule marked ineligible at `stage`
     (as `stage_states` reads them; they count as excluded only where reviewers
     have not settled them)."""
-    undone = _undone_ids(store)
+    undone = undone_ids(store)
     canon = _canonical_map(store)
     out: dict[int, str | None] = {}
     for e in store.events("kind = 'automation' AND stage = ?", [stage]):
