@@ -7,6 +7,7 @@ on stderr and a non-zero exit status, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -170,6 +171,16 @@ def _http_settings(db_path: str):
     return Settings.from_env(env, **overrides)
 
 
+@contextlib.contextmanager
+def _open(db_path: str):
+    """An existing store, closed afterwards (so its WAL is folded back at once)."""
+    store = get_store(db_path, create=False)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def _connect(db_path: str):
     from connectors.http import connect
 
@@ -197,6 +208,7 @@ def add_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], db_path: str, as_json
         added = add_index_articles(store, services, pmids=pmids, dois=dois)
     finally:
         services.close()
+        store.close()
     if as_json:
         echo_json([a.__dict__ for a in added])
         return
@@ -242,7 +254,7 @@ def expand_cmd(strategies: str, top: int, any_type: bool, any_language: bool, de
 
     Example: cluster expand --strategies cited-by,related --top 20
     """
-    from cluster.expand import ExpandOptions, expand
+    from cluster.expand import SERVICE_LABELS, ExpandOptions, expand
 
     options = ExpandOptions(strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
                             top=top, any_type=any_type, any_language=any_language, depth=depth)
@@ -269,16 +281,18 @@ def expand_cmd(strategies: str, top: int, any_type: bool, any_language: bool, de
         if bar is not None:
             bar.__exit__(None, None, None)
         services.close()
+        store.close()
     if as_json:
         echo_json(report.to_json())
     else:
         click.echo(_table(report.table(), ["strategy", "service", "searches", "found", "kept", "new",
                                            "already_done", "failed"]))
-        for f in report.failures:
-            click.echo(f"Failed: {f.strategy} via {f.service} for index article {f.seed_label}: {f.error}")
-        if report.failures:
-            click.echo(f"{len(report.failures)} search(es) failed; run `cluster expand` again to retry them.")
+    for f in report.failures:
+        click.echo(f"Failed: {f.strategy} via {SERVICE_LABELS[f.service]} for index article "
+                   f"{f.seed_label}: {f.error}", err=True)
     if report.failures:
+        click.echo(f"Error: {len(report.failures)} search(es) failed; the others are saved: run "
+                   f"`cluster expand` again to retry them.", err=True)
         sys.exit(3)
 
 
@@ -304,17 +318,19 @@ def searches_cmd(db_path: str, as_json: bool, as_markdown: bool) -> None:
     """
     from cluster.searchlog import markdown, search_rows
 
-    store = get_store(db_path, create=False)
+    with _open(db_path) as store:
+        rows_all = search_rows(store)
+        text = markdown(store) if as_markdown else ""
     if as_json:
-        echo_json(search_rows(store))
+        echo_json(rows_all)
     elif as_markdown:
-        click.echo(markdown(store))
+        click.echo(text)
     else:
         rows = [{"id": r["id"], "date": (r["finished_at"] or r["started_at"] or "")[:16],
                  "service": r["service"] or r["kind"], "strategy": r["strategy"] or "",
                  "seed": r["seed_record_id"] or "", "query": (r["query"] or r["file_name"] or "")[:50],
                  "found": r["n_found"], "kept": r["n_kept"], "new": r["n_added"], "status": r["status"]}
-                for r in search_rows(store)]
+                for r in rows_all]
         click.echo(_table(rows, ["id", "date", "service", "strategy", "seed", "query", "found", "kept",
                                  "new", "status"]))
 
@@ -340,14 +356,14 @@ def contacts_cmd(output: str | None, log_name: str | None, status: str | None, e
     """
     from cluster.contacts import contacts, log_contact, write_csv
 
-    store = get_store(db_path, create=False)
-    if log_name:
-        if not status:
-            raise UserError("--log needs --status sent, replied or no-reply.")
-        data = log_contact(store, log_name, status, email=email, note=note)
-        click.echo(f"Logged: {data['author']} {status}.")
-        return
-    rows = contacts(store)
+    if log_name and not status:
+        raise UserError("--log needs --status sent, replied or no-reply.")
+    with _open(db_path) as store:
+        if log_name:
+            data = log_contact(store, log_name, status, email=email, note=note)
+            click.echo(f"Logged: {data['author']} {status}.")
+            return
+        rows = contacts(store)
     if output:
         write_csv(rows, Path(output))
         click.echo(f"{len(rows)} contacts written to {output}.")
@@ -376,9 +392,9 @@ def find_cmd(query: str, tag_value: str | None, reviewer: str | None, limit: int
     """
     from cluster.find import find, tag
 
-    store = get_store(db_path, create=False)
-    hits = find(store, query, limit=limit)
-    n_tagged = tag(store, hits, tag_value, reviewer=reviewer) if tag_value else 0
+    with _open(db_path) as store:
+        hits = find(store, query, limit=limit)
+        n_tagged = tag(store, hits, tag_value, reviewer=reviewer) if tag_value else 0
     if as_json:
         echo_json({"hits": [h.__dict__ for h in hits], "tagged": n_tagged})
         return

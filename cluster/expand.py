@@ -387,13 +387,15 @@ class _Runner:
         per_seed: dict[int, list[Link]] = {}
         for s in with_id:
             key = getattr(s, id_attr)
-            if key in links.failed:
-                out[s.record_id] = Outcome(error=links.failed[key], query=query(s), calls=links.calls)
+            failure = _lookup(links.failed, key)
+            if failure is not None:
+                out[s.record_id] = Outcome(error=failure, query=query(s), calls=links.calls)
                 continue
-            got = list(links.by_seed.get(key, ()))
+            got = list(_lookup(links.by_seed, key) or ())
             got = [l for l in got if not _is_seed_id(l.id, s)]
             per_seed[s.record_id] = got
-        out.update(self._candidates(with_id, per_seed, fetch_service, links.calls, query,
+        ok = [s for s in with_id if s.record_id in per_seed]
+        out.update(self._candidates(ok, per_seed, fetch_service, links.calls, query,
                                     service_ranked=service_ranked))
         return out
 
@@ -493,8 +495,8 @@ class _Runner:
 
     def _cited_by_opencitations(self, seeds: list[Seed]) -> dict[int, Outcome]:
         return self._links_group(
-            seeds, "doi", self.services.opencitations.citations, "crossref",
-            lambda s: f"citations/doi:{s.doi}", missing_id="no DOI")
+            seeds, "doi", lambda dois: _one_by_one(self.services.opencitations.citations, dois),
+            "crossref", lambda s: f"citations/doi:{s.doi}", missing_id="no DOI")
 
     def _cited_by_openalex(self, seeds: list[Seed]) -> dict[int, Outcome]:
         return self._links_group(
@@ -640,15 +642,16 @@ class _Runner:
 
     def _lead_author_openalex(self, seeds: list[Seed]) -> dict[int, Outcome]:
         out: dict[int, Outcome] = {}
+        author_ids, calls = self._openalex_lead_ids(seeds)
         for s in seeds:
-            author_id = _openalex_author_id(s.openalex_record)
-            query = f"works?filter=author.id:{author_id}"
+            author_id = author_ids.get(s.record_id)
             if author_id is None:
                 out[s.record_id] = Outcome(skipped="no OpenAlex author id for the lead author",
-                                           query="works?filter=author.id:(none)")
+                                           query="works?filter=authorships.author.id:(none)")
                 continue
+            query = f"works?filter=authorships.author.id:{author_id}"
             try:
-                got = self.services.openalex.author_works(author_id, per_page=50)
+                got = self.services.openalex.author_works(author_id, per_page=100)
             except ServiceError as exc:
                 out[s.record_id] = Outcome(error=str(exc), query=query)
                 continue
@@ -656,8 +659,46 @@ class _Runner:
             for r in got.records:
                 if r.openalex:
                     self.fetched.setdefault(("openalex", r.openalex), r)
-            out[s.record_id] = Outcome(tuple(cands), len(cands), query, got.calls)
+            out[s.record_id] = Outcome(tuple(cands), len(cands), query, calls + got.calls)
         return out
+
+    def _openalex_lead_ids(self, seeds: list[Seed]) -> tuple[dict[int, str], tuple[CallLog, ...]]:
+        """The lead authors' OpenAlex ids, from the seeds' work objects (50 per request).
+
+        The Record type has no author ids, so the authorships are read from
+        the work objects through the shared HTTP layer (cached like the rest).
+        """
+        out: dict[int, str] = {}
+        want: dict[str, list[int]] = defaultdict(list)
+        for s in seeds:
+            known = _openalex_author_id(s.openalex_record)
+            if known:
+                out[s.record_id] = known
+            elif s.openalex:
+                want[s.openalex].append(s.record_id)
+        http = self.services.http
+        calls: list[CallLog] = []
+        if not want or http is None:
+            return out, ()
+        keys = list(want)
+        for i in range(0, len(keys), 50):
+            batch = keys[i:i + 50]
+            data, call = http.request(
+                "openalex", "works", "/works",
+                [("filter", "openalex:" + "|".join(batch)), ("select", "id,authorships"),
+                 ("per_page", len(batch))],
+                parse=_parse_json_list, count=lambda d: len(d.get("results", [])))
+            calls.append(call)
+            for work in data.get("results", []):
+                wid = str(work.get("id", "")).rsplit("/", 1)[-1].upper()
+                ships = work.get("authorships") or []
+                lead = next((a for a in ships if a.get("author_position") == "first"),
+                            ships[0] if ships else None)
+                aid = ((lead or {}).get("author") or {}).get("id")
+                if aid:
+                    for rid in want.get(wid, ()):
+                        out[rid] = str(aid).rsplit("/", 1)[-1]
+        return out, tuple(calls)
 
     def _lead_author_crossref(self, seeds: list[Seed]) -> dict[int, Outcome]:
         out: dict[int, Outcome] = {}
@@ -682,7 +723,7 @@ class _Runner:
     # -- filtering, ranking, writing
     def _passes(self, rec: Record) -> tuple[bool, str | None, list[str]]:
         flags = []
-        journal = is_journal_article(rec)
+        journal = is_journal(rec)
         english = is_english(rec)
         if journal is None:
             flags.append("type unknown")
@@ -783,6 +824,38 @@ class _Runner:
 
 
 # --- helpers ---------------------------------------------------------------------
+
+#: types that are not journal articles whatever else a record says
+NON_JOURNAL_TYPES = frozenset({
+    "editorial", "letter", "comment", "news", "published erratum", "erratum", "paratext",
+    "book-chapter", "book", "dataset", "proceedings-article", "proceedings", "posted-content",
+    "preprint", "dissertation", "report", "other", "retraction", "peer-review",
+})
+
+
+def is_journal(rec: Record) -> bool | None:
+    """Whether a record is a journal article, by its types (PubMed, Crossref, OpenAlex).
+
+    A review is a journal article (PubMed lists both types; OpenAlex says
+    "review"). An editorial is not, even where Crossref calls it
+    "journal-article": OpenAlex's `type` and PubMed's types are finer, so a
+    non-journal type anywhere wins unless PubMed also says "Journal Article".
+    None when no type is known.
+    """
+    types = {t.lower() for t in rec.pub_types}
+    crossref_type = (rec.extra or {}).get("type_crossref")
+    if crossref_type:
+        types.add(str(crossref_type).lower())
+    if not types:
+        return None
+    if "journal article" in types:
+        return True
+    if types & NON_JOURNAL_TYPES:
+        return False
+    if is_journal_article(rec.replace(pub_types=tuple(types))) or "review" in types:
+        return True
+    return False
+
 
 
 def tfidf_scores(query: str, docs: Sequence[str]) -> list[float]:
@@ -900,6 +973,43 @@ def _openalex_author_id(rec: Record | None) -> str | None:
                 if m:
                     return m.group(0)
     return None
+
+
+def _lookup(mapping: Mapping[str, Any], key: str) -> Any:
+    """A value by id, whatever case the service wrote the id in."""
+    if key in mapping:
+        return mapping[key]
+    low = key.lower()
+    return next((v for k, v in mapping.items() if k.lower() == low), None)
+
+
+def _one_by_one(call: Callable[[list[str]], Links], ids: list[str]) -> Links:
+    """Call a one-request-per-id service seed by seed, so one seed's failure stays its own."""
+    by_seed: dict[str, tuple[Link, ...]] = {}
+    calls: list[CallLog] = []
+    failed: dict[str, str] = {}
+    for ident in ids:
+        try:
+            got = call([ident])
+        except ServiceError as exc:
+            failed[ident] = str(exc)
+            continue
+        by_seed.update(got.by_seed)
+        failed.update(got.failed)
+        calls += got.calls
+    return Links(by_seed, tuple(calls), failed)
+
+
+def _parse_json_list(body: bytes) -> dict[str, Any]:
+    from connectors.http import BadBody
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise BadBody("not JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise BadBody("not an OpenAlex result list")
+    return data
 
 
 def _service_id(service: str, rec: Record) -> str | None:

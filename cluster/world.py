@@ -543,13 +543,18 @@ class World:
         return _xml("\n".join(body).encode("utf-8"))
 
     def _matches_term(self, w: Work, term: str) -> bool:
-        clauses = re.split(r"\s+AND\s+", term.strip(), flags=re.I)
-        return all(self._matches_clause(w, c) for c in clauses if c.strip())
+        return self._matches_clause(w, term)
 
     def _matches_clause(self, w: Work, clause: str) -> bool:
+        """Boolean PubMed syntax: parentheses, then OR, then AND, then `value[tag]`."""
         clause = clause.strip()
-        if clause.startswith("(") and clause.endswith(")"):
-            return any(self._matches_clause(w, c) for c in re.split(r"\s+OR\s+", clause[1:-1], flags=re.I))
+        while clause.startswith("(") and _closing(clause, 0) == len(clause) - 1:
+            clause = clause[1:-1].strip()
+        for op in ("OR", "AND"):
+            parts = _split_top(clause, op)
+            if len(parts) > 1:
+                test = any if op == "OR" else all
+                return test(self._matches_clause(w, p) for p in parts)
         m = re.fullmatch(r'"?(.+?)"?\s*\[(\w+)\]', clause)
         if not m:
             return any(clause.lower() in t for t in (w.title.lower(), w.abstract.lower()))
@@ -836,7 +841,7 @@ class World:
             "title": title, "display_name": title, "publication_year": year,
             "publication_date": f"{year}-03-01", "ids": ids, "language": w.language,
             "primary_location": location, "type": _openalex_type(w),
-            "type_crossref": _crossref_type(w), "indexed_in": ["crossref"] + (["pubmed"] if w.pmid else []),
+            **({"type_crossref": _crossref_type(w)} if w.kind != "other" else {}), "indexed_in": ["crossref"] + (["pubmed"] if w.pmid else []),
             "authorships": authorships,
             "corresponding_author_ids": [f"https://openalex.org/{self.authors[w.author_keys[-1]].openalex}"],
             "cited_by_count": len(self.cited_by(w.key)),
@@ -991,6 +996,38 @@ def _author_matches(a: WorldAuthor, query: str) -> bool:
         return _fold(a.family) == _fold(parts[0])
     surname, initials = " ".join(parts[:-1]), parts[-1]
     return _fold(a.family) == _fold(surname) and a.initials.lower().startswith(initials.lower())
+
+
+def _closing(text: str, start: int) -> int:
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    return -1
+
+
+def _split_top(text: str, op: str) -> list[str]:
+    """Split on ` OP ` outside parentheses and quotes."""
+    parts, depth, quoted, last = [], 0, False, 0
+    token = f" {op} "
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == '"':
+            quoted = not quoted
+        elif not quoted and c == "(":
+            depth += 1
+        elif not quoted and c == ")":
+            depth -= 1
+        elif not quoted and depth == 0 and text[i:i + len(token)].upper() == token:
+            parts.append(text[last:i])
+            i += len(token)
+            last = i
+            continue
+        i += 1
+    parts.append(text[last:])
+    return [p for p in parts if p.strip()]
 
 
 def _fold(s: str) -> str:

@@ -1,0 +1,333 @@
+"""`cluster add`, `cluster expand` and the search log, through the CLI, against a
+small generated world on the loopback server.
+
+Expected sets are computed from the world itself (its citation graph, author
+lists and types), with the filter rules a reviewer would apply to what each
+service says about a work:
+
+- PubMed: "Journal Article" (reviews too, editorials not), language English;
+- Crossref: type journal-article (Crossref cannot tell an editorial), English
+  or no language given (kept, flagged);
+- OpenAlex: type article/review from a journal (not editorials, not
+  proceedings), English or none; no type at all is kept and flagged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster.world import World, serve_world
+from db.store import open_store
+
+ROOT = Path(__file__).absolute().parents[1]
+
+
+@pytest.fixture(scope="module")
+def world():
+    return World.generate(seed=3, n_works=60, n_index=4)
+
+
+@pytest.fixture(scope="module")
+def server(world):
+    s = serve_world(world)
+    yield s
+    s.stop()
+
+
+def _env(server) -> dict[str, str]:
+    return {
+        "CLUSTER_PUBMED_URL": server.base_urls["pubmed"],
+        "CLUSTER_CROSSREF_URL": server.base_urls["crossref"],
+        "CLUSTER_OPENALEX_URL": server.base_urls["openalex"],
+        "CLUSTER_OPENCITATIONS_URL": server.base_urls["opencitations"],
+        "CLUSTER_RATE_LIMITS": "pubmed=1000,crossref=1000,openalex=1000,opencitations=1000",
+        "CLUSTER_HTTP_RETRIES": "1",
+        "CLUSTER_HTTP_BACKOFF": "0.01",
+        "NCBI_API_KEY": "sekrit-ncbi-key-42",
+        "CLUSTER_EMAIL": "reviewer@sekrit.example",
+    }
+
+
+@pytest.fixture
+def env(server, monkeypatch):
+    for k, v in _env(server).items():
+        monkeypatch.setenv(k, v)
+    return _env(server)
+
+
+@pytest.fixture
+def indexed(run, world, env, db_path):
+    """A store whose index articles were added by PMID (two) and DOI (two)."""
+    seeds = world.index_articles
+    run("add", "--pmid", seeds[0].pmid, "--pmid", seeds[1].pmid,
+        "--doi", seeds[2].doi.upper(), "--doi", f"https://doi.org/{seeds[3].doi}")
+    return db_path
+
+
+# --- what each service is expected to give -------------------------------------------
+
+def pubmed_ok(w):
+    return w.kind in ("journal-article", "review") and w.language == "en"
+
+
+def crossref_ok(w):
+    return w.kind in ("journal-article", "review", "editorial") and w.language in ("en", None)
+
+
+def openalex_ok(w):
+    return w.kind in ("journal-article", "review", "other") and w.language in ("en", None)
+
+
+def expected(world, key, strategy, service):
+    seed = world.works[key]
+    W = world.works
+    if (strategy, service) == ("cited-by", "pubmed"):
+        return {c for c in world.cited_by(key) if W[c].pmid and W[c].in_pmc and pubmed_ok(W[c])}
+    if (strategy, service) == ("cited-by", "opencitations"):
+        return {c for c in world.cited_by(key) if W[c].doi and W[c].oc_covered and crossref_ok(W[c])}
+    if (strategy, service) == ("cited-by", "openalex"):
+        return {c for c in world.cited_by(key) if openalex_ok(W[c])}
+    if (strategy, service) == ("references", "pubmed"):
+        return {r for r in seed.references if W[r].pmid and pubmed_ok(W[r])}
+    if (strategy, service) == ("references", "openalex"):
+        return {r for r in seed.references if openalex_ok(W[r])}
+    if (strategy, service) == ("related", "openalex"):
+        return {r for r in world.related_works(key) if openalex_ok(W[r])}
+    if (strategy, service) == ("lead-author", "openalex"):
+        return {k for k in world.works_of(seed.author_keys[0]) if k != key and openalex_ok(W[k])}
+    if (strategy, service) == ("lead-author", "pubmed"):
+        lead = world.authors[seed.author_keys[0]]
+        out = set()
+        for w in W:
+            if not w.pmid or w.key == key or not pubmed_ok(w):
+                continue
+            for a in (world.authors[k] for k in w.author_keys):
+                if a.family != lead.family or not a.initials.startswith(lead.initials):
+                    continue
+                same = a.orcid == lead.orcid if (a.orcid and lead.orcid) else a.affiliation == lead.affiliation
+                if same:
+                    out.add(w.key)
+        return out
+    raise AssertionError((strategy, service))
+
+
+def kept(db_path, world, seed_pmid_or_doi, strategy, service):
+    """World keys of the records kept for one index article, strategy and service, by rank."""
+    store = open_store(db_path)
+    try:
+        seed_id = store.find_by_ids(_ids_record(world, seed_pmid_or_doi))
+        rows = store.db.execute(
+            "SELECT r.pmid, r.doi, r.openalex, so.rank FROM sources so JOIN records r ON r.id = so.record_id "
+            "WHERE so.seed_record_id = ? AND so.strategy = ? AND so.service = ? ORDER BY so.rank",
+            [seed_id, strategy, service]).fetchall()
+    finally:
+        store.close()
+    keys = []
+    for pmid, doi, wid, _rank in rows:
+        w = world.work(wid or pmid or doi)
+        keys.append(w.key)
+    return keys
+
+
+def _ids_record(world, ident):
+    from connectors.record import Record
+
+    w = world.work(ident)
+    return Record(pmid=w.pmid, doi=w.doi)
+
+
+# --- tests -----------------------------------------------------------------------------
+
+def test_add_fetches_index_articles_by_pmid_and_doi(indexed, world, run):
+    store = open_store(indexed)
+    rows = store.db.execute("SELECT r.pmid, r.doi, so.service, so.strategy FROM sources so JOIN records r "
+                            "ON r.id = so.record_id WHERE so.role = 'index' ORDER BY r.id").fetchall()
+    assert [r[0] for r in rows] == [s.pmid for s in world.index_articles]
+    assert {r[2] for r in rows} == {"pubmed"} and {r[3] for r in rows} == {"index"}
+    assert store.get_record(1).title == world.works[world.index_keys[0]].title + "."
+    # adding the same article again makes no second record or index row
+    run("add", "--pmid", world.index_articles[0].pmid)
+    assert store.db.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 4
+    assert store.db.execute("SELECT COUNT(*) FROM sources WHERE role='index'").fetchone()[0] == 4
+    bad = run("add", "--pmid", "99999999", expect=1)
+    assert "Error: PMID 99999999 was not found in PubMed: check the identifier." in bad.output
+    bad = run("add", "--doi", "not-a-doi", expect=1)
+    assert "is not a DOI" in bad.output
+    assert store.db.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 4
+
+
+def test_expand_keeps_the_exact_sets_with_provenance_and_log(indexed, world, run, server):
+    before = len(server.log)
+    result = run("expand", "--top", "1000", "--json")
+    report = json.loads(result.stdout)
+    assert report["failures"] == [] and report["seeds"] == 4
+    table = {(r["strategy"], r["service"]): r for r in report["table"]}
+    assert set(table) == {("lead-author", "PubMed"), ("lead-author", "OpenAlex"), ("lead-author", "Crossref"),
+                          ("cited-by", "PubMed"), ("cited-by", "OpenCitations"), ("cited-by", "OpenAlex"),
+                          ("references", "PubMed"), ("references", "Crossref"), ("references", "OpenAlex"),
+                          ("related", "PubMed"), ("related", "OpenAlex")}
+    for (strategy, service) in [("cited-by", "pubmed"), ("cited-by", "opencitations"), ("cited-by", "openalex"),
+                                ("references", "pubmed"), ("references", "openalex"), ("related", "openalex"),
+                                ("lead-author", "openalex"), ("lead-author", "pubmed")]:
+        for key, ids in zip(world.index_keys, world.index_articles):
+            got = kept(indexed, world, ids.pmid, strategy, service)
+            assert len(got) == len(set(got)), (strategy, service)
+            assert set(got) == expected(world, key, strategy, service), (strategy, service, key)
+    # related via PubMed keeps the service's order (neighbour score)
+    for key, ids in zip(world.index_keys, world.index_articles):
+        want = [k for k, _ in world.neighbours(key) if pubmed_ok(world.works[k])]
+        assert kept(indexed, world, ids.pmid, "related", "pubmed") == want
+    store = open_store(indexed)
+    # every kept record has a sources row pointing at its search; a record found by
+    # several routes is one record with several rows
+    n_api = store.db.execute("SELECT COUNT(*) FROM searches WHERE kind='api' AND strategy != 'index'").fetchone()[0]
+    assert n_api == 4 * 11
+    for sid, n_kept, n_found, status, params, limits in store.db.execute(
+            "SELECT id, n_kept, n_found, status, params, limits FROM searches WHERE strategy != 'index'"):
+        assert status == "done" and n_kept <= n_found
+        assert store.db.execute("SELECT COUNT(*) FROM sources WHERE search_id = ?", [sid]).fetchone()[0] == n_kept
+        lim = json.loads(limits)
+        assert lim["top"] == 1000 and lim["type"] == "journal articles only" and lim["language"] == "English only"
+        assert "TF-IDF" in lim["relevance"] and lim["ranking"]
+        assert json.loads(params)["depth"] == 1
+    n_added = store.db.execute("SELECT SUM(n_added) FROM searches WHERE strategy != 'index'").fetchone()[0]
+    assert n_added == store.db.execute("SELECT COUNT(*) FROM records").fetchone()[0] - 4
+    dup = store.db.execute("SELECT doi, COUNT(*) FROM records WHERE doi IS NOT NULL GROUP BY doi HAVING COUNT(*) > 1").fetchall()
+    assert dup == []
+    multi = store.db.execute("SELECT record_id, COUNT(DISTINCT service) FROM sources GROUP BY record_id "
+                             "HAVING COUNT(DISTINCT service) >= 3").fetchall()
+    assert multi, "some records should be found through three services"
+    src = store.db.execute("SELECT role, seed_record_id, rank, search_id, strategy FROM sources WHERE role='other' "
+                           "ORDER BY id LIMIT 1").fetchone()
+    assert src[0] == "other" and src[1] in (1, 2, 3, 4) and src[2] == 1 and src[3] is not None
+    # a record whose type no service gives is kept and flagged
+    flagged = [json.loads(r[0]) for r in store.db.execute("SELECT extra FROM records WHERE extra LIKE '%flags%'")]
+    assert flagged and all(f["flags"] for f in flagged)
+    # secrets never reach the store
+    store.close()
+    raw = Path(indexed).read_bytes() + Path(str(indexed) + "-wal").read_bytes() if Path(str(indexed) + "-wal").exists() else Path(indexed).read_bytes()
+    assert b"sekrit" not in raw
+    # a second run: nothing new, no request at all
+    n_records = open_store(indexed).db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    n_requests = len(server.log)
+    assert n_requests > before
+    again = json.loads(run("expand", "--top", "1000", "--json").stdout)
+    assert len(server.log) == n_requests
+    assert sum(r["new"] for r in again["table"]) == 0
+    assert sum(r["already_done"] for r in again["table"]) == 44
+    assert open_store(indexed).db.execute("SELECT COUNT(*) FROM records").fetchone()[0] == n_records
+
+
+def test_cap_and_filters(indexed, world, run):
+    out = run("expand", "--strategies", "related,cited-by", "--top", "2")
+    assert "related" in out.output and "OpenCitations" in out.output
+    store = open_store(indexed)
+    for key, ids in zip(world.index_keys, world.index_articles):
+        want = [k for k, _ in world.neighbours(key) if pubmed_ok(world.works[k])][:2]
+        assert kept(indexed, world, ids.pmid, "related", "pubmed") == want
+        for service in ("openalex", "opencitations", "pubmed"):
+            got = kept(indexed, world, ids.pmid, "cited-by", service)
+            assert len(got) == min(2, len(expected(world, key, "cited-by", service)))
+            assert set(got) <= expected(world, key, "cited-by", service)
+    # TF-IDF ranks: scores fall with rank
+    for (sid,) in store.db.execute("SELECT id FROM searches WHERE strategy='cited-by'").fetchall():
+        scores = [r[0] for r in store.db.execute("SELECT score FROM sources WHERE search_id=? ORDER BY rank", [sid])]
+        assert scores == sorted(scores, reverse=True)
+    lim = json.loads(store.db.execute("SELECT limits FROM searches WHERE strategy='cited-by' AND service='openalex' "
+                                      "ORDER BY id LIMIT 1").fetchone()[0])
+    assert lim["cap"] == "top 2 per index article and strategy, after the filters"
+    assert set(lim["dropped"]) == {"type", "language", "beyond_cap", "same_as_index_article"}
+    # lifting the filters keeps editorials, proceedings and other languages
+    run("expand", "--strategies", "cited-by", "--top", "1000", "--any-type", "--any-language")
+    for key, ids in zip(world.index_keys, world.index_articles):
+        got = set(kept(indexed, world, ids.pmid, "cited-by", "openalex"))
+        assert set(world.cited_by(key)) <= got
+
+
+def test_per_seed_failure_is_reported_and_retried(indexed, world, run):
+    broken_doi = world.index_articles[1].doi
+    world.broken.add(("opencitations", broken_doi))
+    try:
+        out = run("expand", "--strategies", "cited-by", "--top", "1000", expect=3)
+    finally:
+        world.broken.clear()
+    assert "Failed: cited-by via OpenCitations for index article #2 " in out.output
+    assert "Error: 1 search(es) failed; the others are saved" in out.output
+    assert "OpenCitations is not answering properly (HTTP 500 after 2 attempts)" in out.output
+    store = open_store(indexed)
+    failed = store.db.execute("SELECT seed_record_id, status, error FROM searches WHERE status = 'failed'").fetchall()
+    assert [(f[0], f[1]) for f in failed] == [(2, "failed")]
+    for key, ids in zip(world.index_keys, world.index_articles):
+        for service in ("pubmed", "openalex", "opencitations"):
+            got = set(kept(indexed, world, ids.pmid, "cited-by", service))
+            if ids.doi == broken_doi and service == "opencitations":
+                assert got == set()
+            else:
+                assert got == expected(world, key, "cited-by", service)
+    md = run("searches", "--markdown").output
+    assert "### Searches that could not be completed" in md
+    again = json.loads(run("expand", "--strategies", "cited-by", "--top", "1000", "--json").stdout)
+    assert again["failures"] == []
+    assert [(r["service"], r["searches"]) for r in again["table"] if r["searches"]] == [("OpenCitations", 1)]
+    assert set(kept(indexed, world, world.index_articles[1].pmid, "cited-by", "opencitations")) == \
+        expected(world, world.index_keys[1], "cited-by", "opencitations")
+    md = run("searches", "--markdown").output
+    assert "could not be completed" not in md
+
+
+def _snapshot(db_path) -> dict:
+    store = open_store(db_path)
+    try:
+        def rows(sql):
+            cur = store.db.execute(sql)
+            return [tuple(r) for r in cur.fetchall()]
+        return {
+            "records": rows("SELECT id, title, abstract, authors, year, doi, pmid, openalex, language, pub_types, "
+                            "extra FROM records ORDER BY id"),
+            "sources": rows("SELECT so.record_id, s.service, s.strategy, s.seed_record_id, so.role, so.service, "
+                            "so.strategy, so.seed_record_id, so.rank, so.score FROM sources so JOIN searches s "
+                            "ON s.id = so.search_id WHERE so.role = 'other' ORDER BY s.strategy, s.service, "
+                            "s.seed_record_id, so.rank"),
+            "searches": rows("SELECT service, strategy, seed_record_id, query, status, n_found, n_kept, "
+                             "n_added, limits FROM searches WHERE strategy != 'index' "
+                             "ORDER BY strategy, service, seed_record_id"),
+        }
+    finally:
+        store.close()
+
+
+def test_resume_after_kill_equals_an_uninterrupted_run(world, server, env, run, tmp_path, db_path):
+    seeds = world.index_articles
+    full = tmp_path / "full.db"
+    for target in (db_path, full):
+        run("add", "--db", str(target), *[x for s in seeds for x in ("--pmid", s.pmid)])
+    # the index rows carry random search uuids: compare everything else
+    run("expand", "--db", str(full), "--quiet")
+    proc_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    start = len(server.log)
+    server.slow_seconds = 0.01
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "expand", "--db", str(db_path), "--quiet"],
+                                cwd=ROOT, env=proc_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while len(server.log) - start < 20 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        server.slow_seconds = 0.0
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    store = open_store(db_path)
+    done = store.db.execute("SELECT COUNT(*) FROM searches WHERE strategy != 'index' AND status='done'").fetchone()[0]
+    store.close()
+    assert 0 < done < 44, done  # killed part way
+    run("expand", "--quiet")
+    assert _snapshot(db_path) == _snapshot(full)
