@@ -322,10 +322,11 @@ class World:
             if language not in ("en", None):
                 title = f"[{title}]"
             n_refs = rng.randint(*refs_per_work) if kind in ("journal-article", "review") else rng.randint(0, 3)
-            earlier = [w for w in range(key) if years[w] < year or w < key - 3]
+            # works of the same year cite each other only a little, never forwards
+            earlier = list(range(max(0, key - 3))) if key > 3 else []
             refs: list[int] = []
             if earlier:
-                same = [w for w in by_topic[topic] if w in set(earlier)] if topic else []
+                same = [w for w in by_topic[topic] if w < key - 3]
                 for _ in range(n_refs):
                     pool = same if same and rng.random() < (0.8 if relevant else 0.7) else earlier
                     refs.append(rng.choice(pool))

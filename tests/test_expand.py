@@ -331,3 +331,94 @@ def test_resume_after_kill_equals_an_uninterrupted_run(world, server, env, run, 
     assert 0 < done < 44, done  # killed part way
     run("expand", "--quiet")
     assert _snapshot(db_path) == _snapshot(full)
+
+
+def test_searches_contacts_and_find(indexed, world, run, tmp_path):
+    run("expand", "--strategies", "related,cited-by", "--top", "5", "--quiet")
+    log = json.loads(run("searches", "--json").stdout)
+    assert len(log) == 1 + 4 * 5  # the `add` and 4 seeds x 5 (strategy, service) units
+    assert {r["strategy"] for r in log} == {"index", "related", "cited-by"}
+    assert all("api_key" not in json.dumps(r["params"]) and "sekrit" not in json.dumps(r) for r in log)
+    table = run("searches").stdout
+    assert "elink pubmed_pubmed cmd=neighbor_score" in table
+    md = run("searches", "--markdown").stdout
+    assert md.startswith("## Supplementary searching (CLUSTER citation searching)")
+    assert "Starting from 4 index articles" in md
+    assert "- Cap: top 5 per index article and strategy, after the filters" in md
+    assert "| related | PubMed | 4 |" in md and "| cited-by | OpenCitations | 4 |" in md
+    assert "### Date of last search" in md
+
+    # contacts: lead (first) and corresponding (last) authors, e-mails from PubMed affiliations
+    rows = json.loads(run("contacts", "--json").stdout)
+    expected_rows = []
+    for k in world.index_keys:
+        w = world.works[k]
+        lead, last = world.authors[w.author_keys[0]], world.authors[w.author_keys[-1]]
+        if len(w.author_keys) == 1:
+            expected_rows.append(("lead and corresponding", lead.family, lead.email, lead.affiliation, lead.orcid))
+        else:
+            expected_rows.append(("lead", lead.family, lead.email, lead.affiliation, lead.orcid))
+            expected_rows.append(("corresponding (last)", last.family, None, last.affiliation, last.orcid))
+    assert [(r["role"], r["name"].split(",")[0], r["email"], r["affiliation"], r["orcid"]) for r in rows] == expected_rows
+    out = tmp_path / "contacts.csv"
+    run("contacts", "-o", str(out))
+    import csv
+    with open(out, newline="", encoding="utf-8") as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows)
+    name = rows[0]["name"]
+    assert run("contacts", "--log", name, "--status", "sent").stdout.strip() == f"Logged: {name} sent."
+    assert json.loads(run("contacts", "--json").stdout)[0]["status"] == "sent"
+    bad = run("contacts", "--log", "Nobody, N", "--status", "sent", expect=1)
+    assert bad.output.startswith("Error: 'Nobody, N' is not a lead or corresponding author of an index article")
+    store = open_store(indexed)
+    ev = store.events("kind = 'contact'")
+    assert len(ev) == 1 and ev[0]["data"]["author"] == name and ev[0]["data"]["status"] == "sent"
+    store.close()
+
+    # find: FTS over titles and abstracts, kept in step with later inserts, with tags
+    import re as _re
+    store = open_store(indexed)
+    want = {rid for rid, rec in store.records()
+            if _re.search(r"(?<![a-z0-9])compassion(?![a-z0-9])", f"{rec.title} {rec.abstract}".lower())}
+    store.close()
+    assert want
+    got = json.loads(run("find", "compassion", "--tag", "theory", "--json").stdout)
+    assert {h["record_id"] for h in got["hits"]} == want and got["tagged"] == len(want)
+    assert json.loads(run("find", "compassion", "--tag", "theory", "--json").stdout)["tagged"] == 0
+    from connectors.record import Record
+    store = open_store(indexed)
+    with store.transaction():
+        new_id = store.add_record(Record(title="A compassion framework for realist synthesis"))
+    store.close()
+    again = json.loads(run("find", "compassion", "--json").stdout)
+    assert new_id in {h["record_id"] for h in again["hits"]}
+    assert run("find", '"unbalanced', expect=1).output.startswith("Error: Cannot search for")
+
+
+def test_depth_two_expands_from_the_records_found(indexed, world, run):
+    run("expand", "--strategies", "related", "--top", "2", "--depth", "2", "--quiet")
+    store = open_store(indexed)
+    level1 = {r[0] for r in store.db.execute(
+        "SELECT DISTINCT so.record_id FROM sources so JOIN searches s ON s.id = so.search_id "
+        "WHERE json_extract(s.params, '$.depth') = 1 AND so.role = 'other'")}
+    seeds2 = {r[0] for r in store.db.execute(
+        "SELECT DISTINCT seed_record_id FROM searches WHERE json_extract(params, '$.depth') = 2")}
+    store.close()
+    assert seeds2 == level1 - {1, 2, 3, 4} and seeds2
+
+
+def test_bad_options_and_help(run, indexed):
+    assert run("expand", "--strategies", "cited-by,bogus", expect=1).output.strip() == \
+        "Error: Unknown strategy 'bogus': choose from lead-author, cited-by, references, related."
+    assert run("expand", "--top", "0", expect=1).output.strip() == "Error: --top must be at least 1."
+    for cmd in ("add", "expand", "searches", "contacts", "find"):
+        text = " ".join(run(cmd, "--help").output.split())
+        assert "Example: cluster " + cmd in text
+    text = " ".join(run("expand", "--help").output.split())
+    assert "otherwise the TF-IDF cosine similarity of title and abstract to the index article's" in text
+
+
+def test_expand_without_index_articles_says_what_to_do(run, env):
+    out = run("expand", expect=1)
+    assert out.output.strip() == ("Error: There are no index articles in this store: add them with "
+                                  "`cluster add --pmid ...` or `cluster import FILE --as index`.")
