@@ -570,17 +570,18 @@ def _error_detail(body: bytes) -> str | None:
     except ValueError:
         if _looks_like_html(body, "") or not text:
             return None
-        return text[:200].rstrip(".")
+        return text[:200].strip().rstrip(".").strip()
     if isinstance(data, dict):
         msg = data.get("message")
         if isinstance(msg, list) and msg and isinstance(msg[0], dict):
-            return str(msg[0].get("message") or msg[0].get("type") or "")[:200].rstrip(".") or None
+            first = str(msg[0].get("message") or msg[0].get("type") or "")
+            return first[:200].strip().rstrip(".").strip() or None
         if isinstance(msg, dict) and isinstance(msg.get("message"), str):
-            return msg["message"][:200].rstrip(".")
+            return msg["message"][:200].strip().rstrip(".").strip()
         if isinstance(msg, str):
-            return msg[:200].rstrip(".")
+            return msg[:200].strip().rstrip(".").strip()
         if isinstance(data.get("error"), str):
-            return data["error"][:200].rstrip(".")
+            return data["error"][:200].strip().rstrip(".").strip()
     return None
 
 

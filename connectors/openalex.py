@@ -118,7 +118,7 @@ def work_to_record(work: Mapping) -> Record:
 
 def parse_work(body: bytes) -> Mapping:
     data = parse_json(body)
-    if not isinstance(data, Mapping) or "id" not in data:
+    if not isinstance(data, Mapping) or not ("id" in data or "doi" in data):
         raise BadBody("not an OpenAlex work")
     return data
 

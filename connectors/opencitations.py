@@ -26,12 +26,12 @@ def pid_to_id(pids: str) -> str | None:
     pmid = None
     for token in str(pids or "").split():
         scheme, _, value = token.partition(":")
-        if not value and normalize_doi(token):
-            return normalize_doi(token)
         if scheme == "doi" and normalize_doi(value):
             return normalize_doi(value)
-        if scheme == "pmid" and pmid is None:
-            pmid = normalize_pmid(value)
+        if scheme == "pmid":
+            pmid = pmid or normalize_pmid(value)
+        elif scheme not in ("omid", "pmcid", "openalex", "wikidata") and normalize_doi(token):
+            return normalize_doi(token)  # a bare DOI (COCI v1); DOIs may contain ":"
     return pmid
 
 

@@ -3,7 +3,7 @@
 efetch answers (`PubmedArticleSet`) are parsed with `Bio.Entrez.read` on the
 bytes our HTTP layer received; Bio.Entrez never does HTTP here. Bio.Entrez
 loads the DTD named in the DOCTYPE and downloads it when it is not bundled,
-which would hang or fail offline, so `read_pubmed_xml` first checks the DTD:
+which would hang or fail offline, so `read_entrez_xml` first checks the DTD:
 a bundled one is used as is; an unknown `pubmed_YYMMDD.dtd` (NCBI releases a
 new one every year, additively) is replaced by the newest bundled PubMed DTD
 and parsed without validation; any other unknown DTD stops with a sentence
@@ -131,7 +131,7 @@ def _no_dtd(name: str) -> UnreadableAnswer:
                                   f"(pip install -U biopython) and try again.")
 
 
-def read_pubmed_xml(body: bytes) -> dict:
+def read_entrez_xml(body: bytes) -> dict:
     """Parse an efetch `PubmedArticleSet` with Bio.Entrez.read, offline."""
     from Bio import Entrez
     from Bio.Entrez.Parser import CorruptedXMLError, NotXMLError, ValidationError
@@ -341,7 +341,7 @@ def book_to_record(book_article: Mapping) -> Record:
 
 
 def parse_efetch(body: bytes) -> tuple[Record, ...]:
-    data = read_pubmed_xml(body)
+    data = read_entrez_xml(body)
     if not isinstance(data, Mapping) or "PubmedArticle" not in data:
         raise BadBody("not a PubmedArticleSet")
     records = [article_to_record(a) for a in data.get("PubmedArticle", [])]
