@@ -87,6 +87,8 @@ class ServiceError(ClusterError):
 class NotFound(ServiceError):
     """The service does not know the DOI/PMID/work asked for."""
 
+    call: "CallLog | None" = None
+
 
 class RateLimited(ServiceError):
     """The service kept answering 429 after every retry."""
@@ -102,6 +104,10 @@ class InvalidInput(ServiceError):
 
 class RequestRejected(ServiceError):
     """The service understood the request and refused it (HTTP 400, NCBI <ERROR>)."""
+
+    def __init__(self, service: str, message: str, status: int | None = None):
+        super().__init__(service, message)
+        self.status = status
 
 
 class BadBody(Exception):
@@ -418,13 +424,16 @@ class HttpLayer:
                 params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None, *,
                 parse: Callable[[bytes], T], count: Callable[[T], int] = lambda _: 0,
                 method: str = "GET", not_found: Callable[[], ServiceError] | None = None,
-                expect: str = "json") -> tuple[T, CallLog]:
+                expect: str = "json", cache: bool = True,
+                log_params: Mapping[str, str] | None = None) -> tuple[T, CallLog]:
         """Call `path` under the service's base URL, retrying until `parse` accepts the body.
 
         `parse` raises `BadBody` for a body worth retrying (truncated, not
         XML/JSON) and a `ServiceError` for an answer that will not change
-        (an NCBI <ERROR>). `not_found` builds the error for a 404. Returns the
-        parsed value and the call's log entry.
+        (an NCBI <ERROR>). `not_found` builds the error for a 404. `cache=False`
+        bypasses the cache (Crossref cursors are server-side state: the same URL
+        gives the next page). `log_params` adds what the path carries (a DOI) to
+        the call's log entry. Returns the parsed value and the log entry.
         """
         url = self.settings.base_url(service) + path
         items = list(params.items()) if isinstance(params, Mapping) else list(params or ())
@@ -432,6 +441,11 @@ class HttpLayer:
         items += list(self.credentials(service).items())
         name = SERVICE_NAMES[service]
         attempts = self.settings.max_retries + 1
+        extra: dict[str, Any] = {}
+        if not cache and hasattr(self.session, "cache"):
+            from requests_cache import DO_NOT_CACHE
+
+            extra["expire_after"] = DO_NOT_CACHE
         last = "no answer"
         rate_limited_last = False
         for attempt in range(attempts):
@@ -439,9 +453,11 @@ class HttpLayer:
             rate_limited_last = False
             try:
                 if method == "POST":
-                    resp = self.session.post(url, data=items, timeout=self.settings.timeout)
+                    resp = self.session.post(url, data=items, timeout=self.settings.timeout,
+                                             **extra)
                 else:
-                    resp = self.session.get(url, params=items, timeout=self.settings.timeout)
+                    resp = self.session.get(url, params=items, timeout=self.settings.timeout,
+                                            **extra)
                 # reading .content here turns a short body into ChunkedEncodingError
                 body = resp.content
             except (requests.ConnectionError, requests.Timeout,
@@ -462,7 +478,12 @@ class HttpLayer:
                         raise service_down(service, last, attempt + 1)
                     log.info("%s %s: %s (attempt %d)", name, endpoint, last, attempt + 1)
                 elif status == 404 and not_found is not None:
-                    raise not_found()
+                    error = not_found()
+                    # the lookup still happened: callers log it as a search with no result
+                    error.call = CallLog(service, endpoint, {**(log_params or {}),
+                                                              **public_params(items)},
+                                         _now(), 0, bool(getattr(resp, "from_cache", False)))
+                    raise error
                 elif status >= 400:
                     raise _rejected(service, status, body)
                 else:
@@ -479,7 +500,8 @@ class HttpLayer:
                         self._forget(resp)
                         raise
                     else:
-                        call = CallLog(service, endpoint, public_params(items), _now(),
+                        logged = {**(log_params or {}), **public_params(items)}
+                        call = CallLog(service, endpoint, logged, _now(),
                                        count(value), bool(getattr(resp, "from_cache", False)))
                         return value, call
             if attempt + 1 < attempts:
@@ -535,7 +557,7 @@ def _rejected(service: str, status: int, body: bytes) -> RequestRejected:
     detail = _error_detail(body)
     reason = f"HTTP {status}" + (f": {detail}" if detail else "")
     return RequestRejected(name, f"{name} rejected the request ({reason}): check the "
-                                 f"identifiers or query and try again.")
+                                 f"identifiers or query and try again.", status)
 
 
 def _error_detail(body: bytes) -> str | None:
@@ -548,15 +570,18 @@ def _error_detail(body: bytes) -> str | None:
     except ValueError:
         if _looks_like_html(body, "") or not text:
             return None
-        return text[:200].rstrip(".")
+        return text[:200].strip().rstrip(".").strip()
     if isinstance(data, dict):
         msg = data.get("message")
         if isinstance(msg, list) and msg and isinstance(msg[0], dict):
-            return str(msg[0].get("message") or msg[0].get("type") or "")[:200].rstrip(".") or None
+            first = str(msg[0].get("message") or msg[0].get("type") or "")
+            return first[:200].strip().rstrip(".").strip() or None
+        if isinstance(msg, dict) and isinstance(msg.get("message"), str):
+            return msg["message"][:200].strip().rstrip(".").strip()
         if isinstance(msg, str):
-            return msg[:200].rstrip(".")
+            return msg[:200].strip().rstrip(".").strip()
         if isinstance(data.get("error"), str):
-            return data["error"][:200].rstrip(".")
+            return data["error"][:200].strip().rstrip(".").strip()
     return None
 
 
