@@ -103,6 +103,10 @@ def expected(world, key, strategy, service):
         return {r for r in world.related_works(key) if openalex_ok(W[r])}
     if (strategy, service) == ("lead-author", "openalex"):
         return {k for k in world.works_of(seed.author_keys[0]) if k != key and openalex_ok(W[k])}
+    if (strategy, service) == ("lead-author", "crossref"):
+        orcid = world.authors[seed.author_keys[0]].orcid
+        return {w.key for w in W if orcid and w.doi and w.key != key and crossref_ok(w)
+                and any(world.authors[k].orcid == orcid for k in w.author_keys)}
     if (strategy, service) == ("lead-author", "pubmed"):
         lead = world.authors[seed.author_keys[0]]
         out = set()
@@ -176,7 +180,8 @@ def test_expand_keeps_the_exact_sets_with_provenance_and_log(indexed, world, run
                           ("related", "PubMed"), ("related", "OpenAlex")}
     for (strategy, service) in [("cited-by", "pubmed"), ("cited-by", "opencitations"), ("cited-by", "openalex"),
                                 ("references", "pubmed"), ("references", "openalex"), ("related", "openalex"),
-                                ("lead-author", "openalex"), ("lead-author", "pubmed")]:
+                                ("lead-author", "openalex"), ("lead-author", "pubmed"),
+                                ("lead-author", "crossref")]:
         for key, ids in zip(world.index_keys, world.index_articles):
             got = kept(indexed, world, ids.pmid, strategy, service)
             assert len(got) == len(set(got)), (strategy, service)
@@ -190,9 +195,15 @@ def test_expand_keeps_the_exact_sets_with_provenance_and_log(indexed, world, run
     # several routes is one record with several rows
     n_api = store.db.execute("SELECT COUNT(*) FROM searches WHERE kind='api' AND strategy != 'index'").fetchone()[0]
     assert n_api == 4 * 11
+    no_orcid = {i + 1 for i, k in enumerate(world.index_keys)
+                if not world.authors[world.works[k].author_keys[0]].orcid}
+    skipped = {r[0] for r in store.db.execute(
+        "SELECT seed_record_id FROM searches WHERE status = 'skipped' AND strategy = 'lead-author' "
+        "AND service = 'crossref' AND notes = 'Not searched: no ORCID for the lead author.'")}
+    assert skipped == no_orcid
     for sid, n_kept, n_found, status, params, limits in store.db.execute(
             "SELECT id, n_kept, n_found, status, params, limits FROM searches WHERE strategy != 'index'"):
-        assert status == "done" and n_kept <= n_found
+        assert status in ("done", "skipped") and n_kept <= n_found
         assert store.db.execute("SELECT COUNT(*) FROM sources WHERE search_id = ?", [sid]).fetchone()[0] == n_kept
         lim = json.loads(limits)
         assert lim["top"] == 1000 and lim["type"] == "journal articles only" and lim["language"] == "English only"
