@@ -317,6 +317,9 @@ class _Runner:
         self.services = services
         self.options = options
         self.fetched: dict[tuple[str, str], Record] = {}
+        #: a service that failed while the seeds' ids were looked up: a seed
+        #: left without an id then fails (and is retried) instead of being skipped
+        self.resolve_errors: dict[str, str] = {}
 
     # -- seeds' identifiers on every service
     def resolve_seeds(self, seeds: dict[int, Seed], services: set[str],
@@ -327,21 +330,26 @@ class _Runner:
         if need_pmid and "pubmed" in services:
             try:
                 doi_to_pmid, _ = self.services.pubmed.pmids_for_dois(need_pmid)
-            except ServiceError:
-                doi_to_pmid = {}
+            except ServiceError as exc:
+                self.resolve_errors["pmid"] = str(exc)
         for rid, s in seeds.items():
             r = s.record
             out[rid] = Seed(rid, r, s.depth, r.pmid or doi_to_pmid.get(r.doi or ""), r.doi, r.openalex)
         # OpenAlex work objects: ids, author ids, and the DOI/PMID a record may lack
         if "openalex" in services or "lead-author" in strategies:
-            keys = {rid: (s.openalex or (f"doi:{s.doi}" if s.doi else (f"pmid:{s.pmid}" if s.pmid else None)))
+            keys = {rid: (s.openalex or s.doi or (f"pmid:{s.pmid}" if s.pmid else None))
                     for rid, s in out.items()}
             wanted = [k for k in keys.values() if k]
             if wanted:
                 try:
-                    got = self.services.openalex.works(wanted).records
-                except ServiceError:
+                    found = self.services.openalex.works(wanted)
+                    got = found.records
+                    if found.failed:
+                        self.resolve_errors["openalex"] = next(iter(found.failed.values()))
+                        self.resolve_errors.setdefault("doi", self.resolve_errors["openalex"])
+                except ServiceError as exc:
                     got = ()
+                    self.resolve_errors["openalex"] = self.resolve_errors["doi"] = str(exc)
                 for rid, s in list(out.items()):
                     match = next((g for g in got if _same_work(g, s)), None)
                     if match is not None:
@@ -378,6 +386,8 @@ class _Runner:
         for s in seeds:
             if getattr(s, id_attr):
                 with_id.append(s)
+            elif id_attr in self.resolve_errors:
+                out[s.record_id] = Outcome(error=self.resolve_errors[id_attr], query=query(s))
             else:
                 out[s.record_id] = Outcome(skipped=missing_id, query=query(s))
         if not with_id:
@@ -606,6 +616,7 @@ class _Runner:
     # lead author
     def _lead_author_pubmed(self, seeds: list[Seed]) -> dict[int, Outcome]:
         out: dict[int, Outcome] = {}
+        breaker = _Breaker()
         for s in seeds:
             lead = _lead(s)
             if lead is None:
@@ -613,11 +624,15 @@ class _Runner:
                 continue
             family, initials = _family_initials(lead)
             term = f"{family} {initials}[au]" if initials else f"{family}[au]"
+            if breaker.open:
+                out[s.record_id] = Outcome(error=breaker.skipped(), query=term)
+                continue
             try:
                 found = self.services.pubmed.search(term, retmax=AUTHOR_SEARCH_RETMAX)
             except ServiceError as exc:
-                out[s.record_id] = Outcome(error=str(exc), query=term)
+                out[s.record_id] = Outcome(error=breaker.failed(exc), query=term)
                 continue
+            breaker.ok()
             per = {s.record_id: [Link(i) for i in found.ids if not _is_seed_id(i, s)]}
             o = self._candidates([s], per, "pubmed", found.calls, lambda _s: term,
                                  service_ranked=False)[s.record_id]
@@ -642,19 +657,28 @@ class _Runner:
 
     def _lead_author_openalex(self, seeds: list[Seed]) -> dict[int, Outcome]:
         out: dict[int, Outcome] = {}
+        breaker = _Breaker()
         author_ids, calls = self._openalex_lead_ids(seeds)
         for s in seeds:
             author_id = author_ids.get(s.record_id)
+            if author_id is None and "openalex" in self.resolve_errors:
+                out[s.record_id] = Outcome(error=self.resolve_errors["openalex"],
+                                           query="works?filter=authorships.author.id:(unknown)")
+                continue
             if author_id is None:
                 out[s.record_id] = Outcome(skipped="no OpenAlex author id for the lead author",
                                            query="works?filter=authorships.author.id:(none)")
                 continue
             query = f"works?filter=authorships.author.id:{author_id}"
+            if breaker.open:
+                out[s.record_id] = Outcome(error=breaker.skipped(), query=query)
+                continue
             try:
                 got = self.services.openalex.author_works(author_id, per_page=100)
             except ServiceError as exc:
-                out[s.record_id] = Outcome(error=str(exc), query=query)
+                out[s.record_id] = Outcome(error=breaker.failed(exc), query=query)
                 continue
+            breaker.ok()
             cands = [Candidate(r, i) for i, r in enumerate(got.records) if not _same_work(r, s)]
             for r in got.records:
                 if r.openalex:
@@ -702,6 +726,7 @@ class _Runner:
 
     def _lead_author_crossref(self, seeds: list[Seed]) -> dict[int, Outcome]:
         out: dict[int, Outcome] = {}
+        breaker = _Breaker()
         for s in seeds:
             lead = _lead(s)
             orcid = lead.orcid if lead else None
@@ -710,12 +735,16 @@ class _Runner:
                                            query="works?filter=orcid:(none)")
                 continue
             query = f"works?filter=orcid:{orcid}"
+            if breaker.open:
+                out[s.record_id] = Outcome(error=breaker.skipped(), query=query)
+                continue
             try:
                 got = self.services.crossref.search(orcid=orcid, journal_articles=not self.options.any_type,
                                                     rows=100)
             except ServiceError as exc:
-                out[s.record_id] = Outcome(error=str(exc), query=query)
+                out[s.record_id] = Outcome(error=breaker.failed(exc), query=query)
                 continue
+            breaker.ok()
             cands = [Candidate(r, i) for i, r in enumerate(got.records) if not _same_work(r, s)]
             out[s.record_id] = Outcome(tuple(cands), len(cands), query, got.calls)
         return out
@@ -983,17 +1012,56 @@ def _lookup(mapping: Mapping[str, Any], key: str) -> Any:
     return next((v for k, v in mapping.items() if k.lower() == low), None)
 
 
+class _Breaker:
+    """Stop asking a service that failed for several index articles in a row.
+
+    Each failure has already been retried with backoff by the HTTP layer; a
+    service that is down throughout would otherwise cost every remaining
+    index article the same wait. The units are recorded as failed and a rerun
+    tries them again.
+    """
+
+    LIMIT = 2
+
+    def __init__(self) -> None:
+        self.in_a_row = 0
+        self.last: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.in_a_row >= self.LIMIT
+
+    def failed(self, exc: ServiceError) -> str:
+        from connectors.http import RateLimited, ServiceDown
+
+        if isinstance(exc, (ServiceDown, RateLimited)):
+            self.in_a_row += 1
+            self.last = str(exc)
+        return str(exc)
+
+    def ok(self) -> None:
+        self.in_a_row = 0
+
+    def skipped(self) -> str:
+        return f"{self.last} (not asked again after failing for {self.LIMIT} index articles in a row)"
+
+
 def _one_by_one(call: Callable[[list[str]], Links], ids: list[str]) -> Links:
     """Call a one-request-per-id service seed by seed, so one seed's failure stays its own."""
     by_seed: dict[str, tuple[Link, ...]] = {}
     calls: list[CallLog] = []
     failed: dict[str, str] = {}
+    breaker = _Breaker()
     for ident in ids:
+        if breaker.open:
+            failed[ident] = breaker.skipped()
+            continue
         try:
             got = call([ident])
         except ServiceError as exc:
-            failed[ident] = str(exc)
+            failed[ident] = breaker.failed(exc)
             continue
+        breaker.ok()
         by_seed.update(got.by_seed)
         failed.update(got.failed)
         calls += got.calls

@@ -433,3 +433,23 @@ def test_expand_without_index_articles_says_what_to_do(run, env):
     out = run("expand", expect=1)
     assert out.output.strip() == ("Error: There are no index articles in this store: add them with "
                                   "`cluster add --pmid ...` or `cluster import FILE --as index`.")
+
+
+def test_faults_at_a_set_rate_change_nothing_in_the_result(world, server, env, run, tmp_path, db_path,
+                                                           monkeypatch):
+    seeds = [x for s in world.index_articles for x in ("--pmid", s.pmid)]
+    clean = tmp_path / "clean.db"
+    run("add", "--db", str(clean), *seeds)
+    run("expand", "--db", str(clean), "--quiet", "--strategies", "cited-by,references,related")
+    faulty = serve_world(world, fault_rate=0.25, seed=5, fault_kinds=("429", "500", "truncate", "html"))
+    try:
+        for name in ("pubmed", "crossref", "openalex", "opencitations"):
+            monkeypatch.setenv(f"CLUSTER_{name.upper()}_URL", faulty.base_urls[name])
+        monkeypatch.setenv("CLUSTER_HTTP_RETRIES", "10")
+        run("add", *seeds)
+        run("expand", "--quiet", "--strategies", "cited-by,references,related")
+        statuses = [r.status for r in faulty.log]
+    finally:
+        faulty.stop()
+    assert {429, 500} <= set(statuses)
+    assert _snapshot(db_path) == _snapshot(clean)
