@@ -296,13 +296,17 @@ def expand_cmd(strategies: str, top: int, any_type: bool, any_language: bool, de
         sys.exit(3)
 
 
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
 def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     if not rows:
         return "(nothing)"
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    widths = {c: max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in cols}
     lines = ["  ".join(c.ljust(widths[c]) for c in cols),
              "  ".join("-" * widths[c] for c in cols)]
-    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols) for r in rows]
+    lines += ["  ".join(_cell(r.get(c)).ljust(widths[c]) for c in cols).rstrip() for r in rows]
     return "\n".join(lines)
 
 

@@ -90,7 +90,7 @@ def main() -> None:
     for svc in SERVICES:
         print(f"  {svc:14s} {used[svc]:5d} requests  {used[svc] / args.seeds:5.2f} per index article")
     print(f"  {'all':14s} {total:5d} requests  {total / args.seeds:5.2f} per index article")
-    print(f"unbatched baseline (one request per link list and per record): {baseline} requests; "
+    print(f"unbatched baseline (one request per link list and per record found): {baseline} requests; "
           f"batched/baseline = {total / baseline:.3f}")
     print(f"re-run: {sum(rerun.values())} HTTP requests, {rerun_wall:.2f} s, "
           f"{sum(r['new'] for r in again.table())} new records, "

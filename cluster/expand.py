@@ -48,8 +48,8 @@ SERVICE_LABELS = {"pubmed": "PubMed", "crossref": "Crossref", "openalex": "OpenA
 RELEVANCE = ("the service's own ranking where it publishes one (PubMed neighbour score for "
              "related articles); otherwise TF-IDF cosine similarity of title and abstract to "
              "the index article's, ties broken by the service's order")
-WHY_CAP = ("the CLUSTER method keeps the 20 most relevant records of each list so that "
-           "citation searching stays proportionate to the index articles")
+WHY_CAP = ("the CLUSTER method keeps only the most relevant records of each list (20 by "
+           "default) so that citation searching stays proportionate to the index articles")
 WHY_FILTERS = ("the review's eligibility criteria admit English-language journal articles; "
                "records of unknown type or language are kept and flagged for the screeners")
 

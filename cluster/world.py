@@ -914,19 +914,23 @@ class World:
 # --- serving helper ----------------------------------------------------------
 
 
+class WorldServer(LoopbackServer):
+    """A loopback server answering for one world; `base_urls` feeds Settings.base_urls."""
+
+    def __init__(self, world: World, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.world = world
+        self.prefixes = world.register(self)
+
+    @property
+    def base_urls(self) -> dict[str, str]:
+        return {name: self.url + prefix for name, prefix in self.prefixes.items()}
+
+
 def serve_world(world: World, fault_rate: float = 0.0, seed: int = 0, *,
-                fault_kinds: tuple[str, ...] = ("429", "500", "slow", "truncate")) -> LoopbackServer:
-    """Start a loopback server answering for `world`; `server.base_urls` points the connectors at it."""
-    server = LoopbackServer(fault_rate=fault_rate, seed=seed, fault_kinds=fault_kinds)
-    prefixes = world.register(server)
-    server.start()
-    server.base_urls = {name: server.url + prefix for name, prefix in prefixes.items()}  # type: ignore[attr-defined]
-    return server
-
-
-def base_urls(server: LoopbackServer) -> dict[str, str]:
-    """The Settings.base_urls mapping for a server started by `serve_world`."""
-    return dict(server.base_urls)  # type: ignore[attr-defined]
+                fault_kinds: tuple[str, ...] = ("429", "500", "slow", "truncate")) -> WorldServer:
+    """Start a loopback server for `world`, injecting faults at `fault_rate` (0 = none)."""
+    return WorldServer(world, fault_rate=fault_rate, seed=seed, fault_kinds=fault_kinds).start()
 
 
 # --- helpers -----------------------------------------------------------------

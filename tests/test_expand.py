@@ -453,3 +453,27 @@ def test_faults_at_a_set_rate_change_nothing_in_the_result(world, server, env, r
         faulty.stop()
     assert {429, 500} <= set(statuses)
     assert _snapshot(db_path) == _snapshot(clean)
+
+
+def test_a_service_down_throughout_is_reported_per_seed(indexed, world, run, server):
+    from connectors.loopback import Fault
+
+    server.fail_always("/opencitations/", Fault("503"))
+    start = len(server.requests_to("/opencitations/"))
+    try:
+        out = run("expand", "--strategies", "cited-by", "--top", "3", expect=3)
+        asked = len(server.requests_to("/opencitations/")) - start
+    finally:
+        server.heal()
+    lines = [l for l in out.output.splitlines() if l.startswith("Failed: ")]
+    assert [l.split(":")[1].strip() for l in lines] == [
+        f"cited-by via OpenCitations for index article #{i} {world.authors[world.works[k].author_keys[0]].family} "
+        f"{world.works[k].year}" for i, k in enumerate(world.index_keys, 1)]
+    assert "not asked again after failing for 2 index articles in a row" in lines[-1]
+    assert asked == 4  # two index articles, each tried twice, then no more
+    assert "Error: 4 search(es) failed; the others are saved" in out.output
+    store = open_store(indexed)
+    done = store.db.execute("SELECT service, COUNT(*) FROM searches WHERE strategy='cited-by' AND status='done' "
+                            "GROUP BY service ORDER BY service").fetchall()
+    store.close()
+    assert done == [("openalex", 4), ("pubmed", 4)]
