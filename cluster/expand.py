@@ -432,13 +432,17 @@ class _Runner:
             for s in seeds:
                 links = per_seed.get(s.record_id, [])
                 for l in links[fetched_upto[s.record_id]:depth_of[s.record_id]]:
-                    if (fetch_service, l.id) not in self.fetched:
+                    if (_route(fetch_service, l.id), l.id) not in self.fetched:
                         wanted.append(l.id)
             wanted = list(dict.fromkeys(wanted))
             if wanted:
-                got = self._fetch(fetch_service, wanted)
-                fetch_calls += got.calls
-                failed.update(got.failed)
+                by_route: dict[str, list[str]] = defaultdict(list)
+                for ident in wanted:
+                    by_route[_route(fetch_service, ident)].append(ident)
+                for route, idents in by_route.items():
+                    got = self._fetch(route, idents)
+                    fetch_calls += got.calls
+                    failed.update(got.failed)
             grew = False
             for s in seeds:
                 links = per_seed.get(s.record_id, [])
@@ -446,8 +450,8 @@ class _Runner:
                 if not service_ranked:
                     continue
                 usable = [l for l in links[:depth_of[s.record_id]]
-                          if (fetch_service, l.id) in self.fetched
-                          and self._passes(self.fetched[(fetch_service, l.id)])[0]]
+                          if (_route(fetch_service, l.id), l.id) in self.fetched
+                          and self._passes(self.fetched[(_route(fetch_service, l.id), l.id)])[0]]
                 if len(usable) < self.options.top and depth_of[s.record_id] < len(links):
                     depth_of[s.record_id] = min(len(links), depth_of[s.record_id] + self.options.top * 2)
                     grew = True
@@ -463,7 +467,7 @@ class _Runner:
             cands = []
             no_metadata = 0
             for i, l in enumerate(links[:depth_of[s.record_id]]):
-                rec = self.fetched.get((fetch_service, l.id))
+                rec = self.fetched.get((_route(fetch_service, l.id), l.id))
                 if rec is None:
                     no_metadata += 1
                     continue
@@ -1002,6 +1006,13 @@ def _openalex_author_id(rec: Record | None) -> str | None:
                 if m:
                     return m.group(0)
     return None
+
+
+def _route(default: str, ident: str) -> str:
+    """Which service fetches a linked id: OpenCitations links a work without DOI by its PMID."""
+    if default == "crossref" and ident.isdigit():
+        return "pubmed"
+    return default
 
 
 def _lookup(mapping: Mapping[str, Any], key: str) -> Any:

@@ -19,11 +19,12 @@ or no DOI at all.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 from urllib.parse import unquote
@@ -206,6 +207,8 @@ class World:
     _by_author: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
     _neighbours: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict, repr=False)
     _related: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
+    _words: dict[int, frozenset[str]] = field(default_factory=dict, repr=False)
+    _by_topic: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         cited_by: dict[int, list[int]] = defaultdict(list)
@@ -220,6 +223,11 @@ class World:
                 cited_by[r].append(w.key)
             for a in w.author_keys:
                 by_author[a].append(w.key)
+        self._words = {w.key: w.words for w in self.works}
+        topics: dict[str, list[int]] = defaultdict(list)
+        for w in self.works:
+            topics[w.topic].append(w.key)
+        self._by_topic = {k: tuple(v) for k, v in topics.items()}
         self._cited_by = {k: tuple(v) for k, v in cited_by.items()}
         self._by_author = {k: tuple(v) for k, v in by_author.items()}
 
@@ -400,16 +408,16 @@ class World:
     def neighbours(self, key: int) -> tuple[tuple[int, int], ...]:
         """PubMed-like similar articles of a work with a PMID: (key, score), best first."""
         if key not in self._neighbours:
-            w = self.works[key]
-            mine = w.words
+            mine = self._words[key]
             scored = []
             for o in self.works:
                 if o.key == key or not o.pmid:
                     continue
-                shared = len(mine & o.words)
+                theirs = self._words[o.key]
+                shared = len(mine & theirs)
                 if shared < 2:
                     continue
-                score = int(1e8 * shared / math.sqrt(len(mine) * len(o.words)))
+                score = int(1e8 * shared / math.sqrt(len(mine) * len(theirs)))
                 scored.append((score, -o.key, o.key))
             scored.sort(reverse=True)
             self._neighbours[key] = tuple((k, s) for s, _, k in scored[:100])
@@ -419,9 +427,9 @@ class World:
         """OpenAlex-like related works: recent works of the same field (about ten)."""
         if key not in self._related:
             w = self.works[key]
-            mine = w.words
-            same = [(len(mine & o.words), o.year, o.key) for o in self.works
-                    if o.key != key and o.topic == w.topic]
+            mine = self._words[key]
+            same = [(len(mine & self._words[k]), self.works[k].year, k)
+                    for k in self._by_topic[w.topic] if k != key]
             same.sort(key=lambda t: (-t[0], -t[1], t[2]))
             self._related[key] = tuple(k for _, _, k in same[:10])
         return self._related[key]
@@ -552,18 +560,13 @@ class World:
 
     def _matches_clause(self, w: Work, clause: str) -> bool:
         """Boolean PubMed syntax: parentheses, then OR, then AND, then `value[tag]`."""
-        clause = clause.strip()
-        while clause.startswith("(") and _closing(clause, 0) == len(clause) - 1:
-            clause = clause[1:-1].strip()
-        for op in ("OR", "AND"):
-            parts = _split_top(clause, op)
-            if len(parts) > 1:
-                test = any if op == "OR" else all
-                return test(self._matches_clause(w, p) for p in parts)
-        m = re.fullmatch(r'"?(.+?)"?\s*\[(\w+)\]', clause)
-        if not m:
-            return any(clause.lower() in t for t in (w.title.lower(), w.abstract.lower()))
-        value, tag = m.group(1).strip().lower(), m.group(2).lower()
+        parsed = _parse_clause(clause)
+        if parsed[0] in ("OR", "AND"):
+            test = any if parsed[0] == "OR" else all
+            return test(self._matches_clause(w, p) for p in parsed[1])
+        if parsed[0] == "text":
+            return any(parsed[1] in t for t in (w.title.lower(), w.abstract.lower()))
+        value, tag = parsed[1], parsed[2]
         if tag in ("au", "author", "1au", "lastau"):
             keys = w.author_keys
             if tag == "1au":
@@ -1005,6 +1008,21 @@ def _author_matches(a: WorldAuthor, query: str) -> bool:
         return _fold(a.family) == _fold(parts[0])
     surname, initials = " ".join(parts[:-1]), parts[-1]
     return _fold(a.family) == _fold(surname) and a.initials.lower().startswith(initials.lower())
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_clause(clause: str) -> tuple:
+    clause = clause.strip()
+    while clause.startswith("(") and _closing(clause, 0) == len(clause) - 1:
+        clause = clause[1:-1].strip()
+    for op in ("OR", "AND"):
+        parts = _split_top(clause, op)
+        if len(parts) > 1:
+            return (op, tuple(parts))
+    m = re.fullmatch(r'"?(.+?)"?\s*\[(\w+)\]', clause)
+    if not m:
+        return ("text", clause.lower())
+    return ("field", m.group(1).strip().lower(), m.group(2).lower())
 
 
 def _closing(text: str, start: int) -> int:
