@@ -474,9 +474,9 @@ class PubMed:
         count = 0
         start = 0
         while True:
+            asked = min(page_size, wanted - start)
             params: list[tuple[str, Any]] = [("db", "pubmed"), ("term", term), ("sort", sort),
-                                             ("retstart", start),
-                                             ("retmax", min(page_size, wanted - start))]
+                                             ("retstart", start), ("retmax", asked)]
             if mindate or maxdate:
                 params += [("datetype", datetype), ("mindate", mindate or "1800"),
                            ("maxdate", maxdate or "3000")]
@@ -488,7 +488,7 @@ class PubMed:
                     warnings.append(w)
             ids.extend(i for i in page if i not in ids)
             start += len(page)
-            if not page or start >= min(wanted, count):
+            if len(page) < asked or start >= min(wanted, count):
                 break
         if count > ESEARCH_REACH and wanted >= ESEARCH_REACH:
             note = (f"PubMed found {count:,} records but returns only the first "
