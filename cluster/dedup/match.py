@@ -42,28 +42,30 @@ def _doi_conflict(a: Prepared, b: Prepared) -> bool:
 
 
 def journals_agree(a: str, b: str) -> bool:
-    """True when one journal name is the other or its abbreviation ("j mol cell cardiol")."""
+    """True when one journal name is the other or its abbreviation.
+
+    "mol cell cardiol" abbreviates "molecular cellular cardiology" word by word,
+    and a subtitle may follow ("clinical virology official publication ...");
+    but a shorter name hidden inside a longer one ("transplantation" in "heart
+    lung transplantation") is another journal.
+    """
     if a == b:
         return True
     short, long_ = (a, b) if len(a) <= len(b) else (b, a)
     sw, lw = short.split(), long_.split()
-    if not sw:
+    if not sw or len(sw) > len(lw):
         return False
-    pos = 0
-    for w in sw:
-        while pos < len(lw) and not lw[pos].startswith(w):
-            pos += 1
-        if pos == len(lw):
-            return fuzz.token_set_ratio(a, b) >= 90
-        pos += 1
-    return True
+    if all(l.startswith(w) for w, l in zip(sw, lw)):
+        return True
+    return fuzz.ratio(a, b) >= 90
 
 
 def _numeric_range(p: Prepared) -> tuple[int, int] | None:
     """Pages as numbers when both ends are plain numbers (not e-locators or "S12")."""
     if p.pages_mangled or not p.page_first.isdigit() or not p.page_last.isdigit():
         return None
-    return int(p.page_first), max(int(p.page_first), int(p.page_last))
+    first, last = int(p.page_first), int(p.page_last)
+    return (first, last) if last >= first else None  # "2297-2108" is a typo, not a range
 
 
 def _same_citation(a: Prepared, b: Prepared) -> bool:
@@ -79,6 +81,17 @@ def _same_citation(a: Prepared, b: Prepared) -> bool:
                 and a.page_first and a.page_first == b.page_first)
 
 
+def _numbered(p: Prepared) -> dict[str, str]:
+    words = p.title.split()
+    return {w: n for w, n in zip(words, words[1:]) if n.isdigit() and w.isalpha() and len(w) >= 3}
+
+
+def _numbers_differ(a: Prepared, b: Prepared) -> bool:
+    """"FOCUS 1" vs "FOCUS 2", "study 3" vs "study 4": a series, not one work."""
+    na, nb = _numbered(a), _numbered(b)
+    return any(nb.get(w, n) != n for w, n in na.items())
+
+
 def veto(a: Prepared, b: Prepared) -> str | None:
     """Why two records cannot be the same work, or None."""
     if _doi_conflict(a, b) and not _same_citation(a, b):
@@ -92,11 +105,16 @@ def veto(a: Prepared, b: Prepared) -> str | None:
     if a.year and b.year and abs(a.year - b.year) > 1:
         return "years differ"
     if a.volume and b.volume and a.volume != b.volume:
-        # another journal (an abstract and its paper, a reprint) or another issue
-        return "different volumes"
-    if a.is_abstract != b.is_abstract and a.journal and b.journal \
-            and not journals_agree(a.journal, b.journal):
+        if a.journal and b.journal and not journals_agree(a.journal, b.journal):
+            return "another journal and volume"  # an abstract and its paper, a reprint
+        if a.volume_clean and b.volume_clean:
+            return "different volumes"
+    if a.is_abstract != b.is_abstract and (
+            (a.journal and b.journal and not journals_agree(a.journal, b.journal))
+            or (a.page_first and b.page_first and a.page_first != b.page_first)):
         return "conference abstract vs paper"
+    if _numbers_differ(a, b):
+        return "different numbers in the titles"
     ra, rb = _numeric_range(a), _numeric_range(b)
     if ra and rb and (ra[1] < rb[0] or rb[1] < ra[0]):
         one_doi = a.doi_trusted and a.doi == b.doi
@@ -136,20 +154,22 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     score = min(score, 1.0)
     authors_ok = au is None or au >= 70
     if same_id:
-        if ts >= 80 or (ts >= 50 and (au or 0) >= 90 and pages_equal):
+        if ts >= 90 or (ts >= 50 and (au or 0) >= 90 and pages_equal):
             return PairScore(i, j, SAME, score, "identifier+title")
         return PairScore(i, j, MAYBE, score, "identifier, titles differ")
     if ts >= 95 and authors_ok and journal_ok is not False:
         return PairScore(i, j, SAME, score, "title+authors")
-    if ts >= 90 and (au or 0) >= 85 and (pages_equal or (a.volume and a.volume == b.volume)):
+    if ts >= 90 and (au or 0) >= 85 and (pages_equal or (a.volume and a.volume == b.volume)) \
+            and journal_ok is not False:
         return PairScore(i, j, SAME, score, "title+authors+venue")
     if ts >= 95 and pages_equal and a.volume and a.volume == b.volume:
         # names written family-first in one export and given-first in another
         return PairScore(i, j, SAME, score, "title+volume+pages")
-    if _truncated_title(a, b) and (au or 0) >= 85 and year_same:
+    if _truncated_title(a, b) and (au or 0) >= 85 and year_same and journal_ok is not False:
         return PairScore(i, j, SAME, score, "truncated title+authors")
-    if (au or 0) >= 75 and pages_equal and a.page_last != a.page_first and a.volume \
-            and a.volume == b.volume and year_same and journal_ok is not False and ts >= 50:
+    if (au or 0) >= 75 and pages_equal and a.page_last != a.page_first and a.volume_clean \
+            and b.volume_clean and a.volume == b.volume and year_same and journal_ok is not False \
+            and ts >= 50:
         # a translated title: the rest of the citation is as good as an identifier
         return PairScore(i, j, SAME, score, "authors+volume+pages")
     if ts >= 85 or ((au or 0) >= 90 and pages_equal):

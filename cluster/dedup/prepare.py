@@ -47,7 +47,7 @@ _ABSTRACT_VENUE = re.compile(r"\b(?:abstracts?|congress|meeting|conference|sympo
                              r"annual|sessions?)\b")
 _SUPPL = re.compile(r"\bsuppl|\bsupplement|\bs\d", re.IGNORECASE)
 _JOURNAL_STOP = frozenset({"the", "of", "and", "for", "in", "on", "a", "an", "de", "la", "le",
-                           "der", "die", "und", "et", "y", "official", "journal", "j"})
+                           "der", "die", "und", "et", "y", "i", "official", "journal", "j"})
 _PARTICLES = frozenset({"de", "van", "von", "der", "den", "la", "le", "di", "da", "du", "del",
                         "dos", "das", "el", "al", "ten", "ter", "mc", "st"})
 
@@ -73,6 +73,7 @@ class Prepared:
     kind: str           # "", "erratum" or "comment": never the same work as a plain article
     part: str           # "Part II" -> "2"
     is_abstract: bool   # looks like a conference abstract
+    volume_clean: bool  # a plain number ("26", "160-161"), not "1)" or a supplement number
     pages_mangled: bool  # a spreadsheet turned the range into a date: not trusted for vetoes
     completeness: int
 
@@ -135,6 +136,8 @@ def _digits(value: Any) -> str:
 
 
 _FIRST_PAGE = re.compile(r"([a-z]*)(\d+)(?:-([a-z]*)(\d+))?")
+_CLEAN_VOLUME = re.compile(r"^\s*\d{1,5}(?:\s*-\s*\d{1,5})?\s*$")
+_PAGE_START = re.compile(r"^\s*(?:[A-Za-z]{0,3}\d|$)")
 _EXCEL_DATE = re.compile(r"^\s*(?:\d{1,2}-[A-Za-z]{3}|[A-Za-z]{3}-\d{1,2})\s*$")
 
 
@@ -200,6 +203,9 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         first_author=next((w for w in surnames if w not in _PARTICLES), ""), year=year, journal=journal,
         volume=_digits(volume_raw), issue=_digits(issue_raw), page_first=first, page_last=last,
         doi=doi, doi_trusted=_trusted_doi(doi), pmid=pmid, kind=kind, part=part,
-        is_abstract=is_abstract, pages_mangled=bool(_EXCEL_DATE.match(pages_raw)),
+        is_abstract=is_abstract,
+        volume_clean=bool(_CLEAN_VOLUME.match(volume_raw)) and not is_abstract,
+        pages_mangled=bool(_EXCEL_DATE.match(pages_raw))
+        or not _PAGE_START.match(pages_raw),
         completeness=sum(1 for f in fields if f),
     )
