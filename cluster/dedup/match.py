@@ -104,6 +104,11 @@ def veto(a: Prepared, b: Prepared) -> str | None:
         return "different parts"
     if a.year and b.year and abs(a.year - b.year) > 1:
         return "years differ"
+    if _numbers_differ(a, b):
+        return "different numbers in the titles"
+    if a.doi_trusted and a.doi == b.doi and title_similarity(a, b) >= 95 and not (
+            a.journal and b.journal and not journals_agree(a.journal, b.journal)):
+        return None  # one DOI and one title: volume and page quirks of one export are noise
     if a.volume and b.volume and a.volume != b.volume:
         if a.journal and b.journal and not journals_agree(a.journal, b.journal):
             return "another journal and volume"  # an abstract and its paper, a reprint
@@ -113,12 +118,9 @@ def veto(a: Prepared, b: Prepared) -> str | None:
             (a.journal and b.journal and not journals_agree(a.journal, b.journal))
             or (a.page_first and b.page_first and a.page_first != b.page_first)):
         return "conference abstract vs paper"
-    if _numbers_differ(a, b):
-        return "different numbers in the titles"
     ra, rb = _numeric_range(a), _numeric_range(b)
     if ra and rb and (ra[1] < rb[0] or rb[1] < ra[0]):
-        one_doi = a.doi_trusted and a.doi == b.doi
-        if not one_doi and ((a.journal and b.journal and journals_agree(a.journal, b.journal))
+        if ((a.journal and b.journal and journals_agree(a.journal, b.journal))
                             or (a.volume and a.volume == b.volume)):
             return "different pages in the same journal"
     return None
@@ -138,6 +140,12 @@ def _truncated_title(a: Prepared, b: Prepared) -> bool:
     return len(short) >= 30 and long_.startswith(short)
 
 
+def _long_range(p: Prepared) -> bool:
+    """Three pages or more: a paper, not an abstract sharing its page with others."""
+    r = _numeric_range(p)
+    return bool(r and r[1] - r[0] >= 2)
+
+
 def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     """Compare two prepared records; `i`, `j` are carried into the result."""
     why = veto(a, b)
@@ -154,7 +162,7 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     score = min(score, 1.0)
     authors_ok = au is None or au >= 70
     if same_id:
-        if ts >= 90 or (ts >= 50 and (au or 0) >= 90 and pages_equal):
+        if ts >= 90 or (ts >= 50 and (au or 0) >= 90 and pages_equal and _long_range(a)):
             return PairScore(i, j, SAME, score, "identifier+title")
         return PairScore(i, j, MAYBE, score, "identifier, titles differ")
     if ts >= 95 and authors_ok and journal_ok is not False:
@@ -167,9 +175,9 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
         return PairScore(i, j, SAME, score, "title+volume+pages")
     if _truncated_title(a, b) and (au or 0) >= 85 and year_same and journal_ok is not False:
         return PairScore(i, j, SAME, score, "truncated title+authors")
-    if (au or 0) >= 75 and pages_equal and a.page_last != a.page_first and a.volume_clean \
-            and b.volume_clean and a.volume == b.volume and year_same and journal_ok is not False \
-            and ts >= 50:
+    if (au or 0) >= 75 and pages_equal and a.page_last == b.page_last and _long_range(a) \
+            and a.volume and a.volume == b.volume and year_same and journal_ok is not False \
+            and ts >= 30:
         # a translated title: the rest of the citation is as good as an identifier
         return PairScore(i, j, SAME, score, "authors+volume+pages")
     if ts >= 85 or ((au or 0) >= 90 and pages_equal):
