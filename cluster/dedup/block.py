@@ -30,7 +30,7 @@ class BlockingRule:
 
 
 def _doi(p: Prepared) -> str | None:
-    return p.doi
+    return p.doi_key or None
 
 
 def _pmid(p: Prepared) -> str | None:

@@ -35,10 +35,10 @@ class PairScore:
 
 
 def _doi_conflict(a: Prepared, b: Prepared) -> bool:
-    if not (a.doi_trusted and b.doi_trusted) or a.doi == b.doi:
+    if not (a.doi_trusted and b.doi_trusted) or a.doi_key == b.doi_key:
         return False
     # one DOI cut short by an export is not a different DOI
-    return not (a.doi.startswith(b.doi) or b.doi.startswith(a.doi))
+    return not (a.doi_key.startswith(b.doi_key) or b.doi_key.startswith(a.doi_key))
 
 
 def journals_agree(a: str, b: str) -> bool:
@@ -102,11 +102,15 @@ def veto(a: Prepared, b: Prepared) -> str | None:
         return "erratum or comment vs article"
     if a.part and b.part and a.part != b.part:
         return "different parts"
-    if a.year and b.year and abs(a.year - b.year) > 1:
+    if a.cochrane and b.cochrane and a.cochrane != b.cochrane:
+        return "different Cochrane reviews"
+    # a Cochrane review keeps its number across updated versions years apart
+    one_doi = (a.doi_trusted and a.doi_key == b.doi_key) or bool(a.cochrane and a.cochrane == b.cochrane)
+    if a.year and b.year and abs(a.year - b.year) > 1 and not one_doi:
         return "years differ"
     if _numbers_differ(a, b):
         return "different numbers in the titles"
-    if a.doi_trusted and a.doi == b.doi and title_similarity(a, b) >= 95 and not (
+    if one_doi and title_similarity(a, b) >= 95 and not (
             a.journal and b.journal and not journals_agree(a.journal, b.journal)):
         return None  # one DOI and one title: volume and page quirks of one export are noise
     if a.volume and b.volume and a.volume != b.volume:
@@ -153,7 +157,8 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
         return PairScore(i, j, DIFFERENT, 0.0, why)
     ts = title_similarity(a, b)
     au = fuzz.token_set_ratio(a.authors, b.authors) if a.authors and b.authors else None
-    same_id = bool((a.doi and a.doi == b.doi) or (a.pmid and a.pmid == b.pmid))
+    same_id = bool((a.doi_key and a.doi_key == b.doi_key) or (a.pmid and a.pmid == b.pmid)
+                   or (a.cochrane and a.cochrane == b.cochrane))
     pages_equal = bool(a.page_first and a.page_first == b.page_first)
     journal_ok = None if not (a.journal and b.journal) else journals_agree(a.journal, b.journal)
     year_same = a.year is not None and a.year == b.year
@@ -162,7 +167,8 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     score = min(score, 1.0)
     authors_ok = au is None or au >= 70
     if same_id:
-        if ts >= 90 or (ts >= 50 and (au or 0) >= 90 and pages_equal and _long_range(a)):
+        if ts >= 90 or (ts >= 75 and (au or 0) >= 80) \
+                or (ts >= 50 and (au or 0) >= 90 and pages_equal and _long_range(a)):
             return PairScore(i, j, SAME, score, "identifier+title")
         return PairScore(i, j, MAYBE, score, "identifier, titles differ")
     if ts >= 95 and authors_ok and journal_ok is not False:

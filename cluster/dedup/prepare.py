@@ -68,7 +68,9 @@ class Prepared:
     page_first: str
     page_last: str
     doi: str | None
-    doi_trusted: bool   # long enough to veto a merge when it differs
+    doi_key: str        # the DOI compared: punctuation-free, Cochrane version suffix dropped
+    doi_trusted: bool
+    cochrane: str       # Cochrane review number, from the DOI or the "pages" (CD003463)   # long enough to veto a merge when it differs
     pmid: str | None
     kind: str           # "", "erratum" or "comment": never the same work as a plain article
     part: str           # "Part II" -> "2"
@@ -113,6 +115,8 @@ def author_surnames(value: Any) -> list[str]:
     raw = html.unescape(_text(value))
     # run-together ASySD exports: "Przyklenk K.Kloner R. A." -> split after an initial's dot
     raw = re.sub(r"\.(?=\S)", ". ", raw).replace(" and ", " ")
+    # run-together full names: "Saif Muhammad WasifKim Richard"
+    raw = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", raw)
     shouting = raw.isupper()
     words = []
     for w in _NON_WORD.sub(" ", raw).split():
@@ -165,6 +169,34 @@ def _trusted_doi(doi: str | None) -> bool:
     return len(suffix) >= 7 and not suffix.endswith(("-", "(", "."))
 
 
+_COCHRANE_VERSION = re.compile(r"^(10\.1002/14651858\.cd\d+)\.pub\d+$")
+
+
+def doi_key(doi: str | None) -> str:
+    """What two DOIs must share to name one work.
+
+    Punctuation is dropped because exports lose slashes and dots
+    ("10.1210/endrevbnz002"); a Cochrane review keeps one review number
+    across its versions (".pub2", ".pub3"), which the labelled sets count
+    as one record.
+    """
+    if not doi:
+        return ""
+    m = _COCHRANE_VERSION.match(doi)
+    return re.sub(r"[\W_]+", "", m.group(1) if m else doi)
+
+
+_COCHRANE_ID = re.compile(r"^cd0*(\d{5,6})$|^10\.1002/14651858\.cd0*(\d{4,6})")
+
+
+def _cochrane(doi: str | None, page_first: str) -> str:
+    for text in (doi or "", page_first):
+        m = _COCHRANE_ID.match(text)
+        if m:
+            return m.group(1) or m.group(2)
+    return ""
+
+
 def _get(item: Any, name: str) -> Any:
     if isinstance(item, Mapping):
         return item.get(name)
@@ -202,7 +234,7 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         key=key, title=title, title_key=title.replace(" ", ""), authors=" ".join(surnames),
         first_author=next((w for w in surnames if w not in _PARTICLES), ""), year=year, journal=journal,
         volume=_digits(volume_raw), issue=_digits(issue_raw), page_first=first, page_last=last,
-        doi=doi, doi_trusted=_trusted_doi(doi), pmid=pmid, kind=kind, part=part,
+        doi=doi, doi_key=doi_key(doi), cochrane=_cochrane(doi, first), doi_trusted=_trusted_doi(doi), pmid=pmid, kind=kind, part=part,
         is_abstract=is_abstract,
         volume_clean=bool(_CLEAN_VOLUME.match(volume_raw)) and not is_abstract,
         pages_mangled=bool(_EXCEL_DATE.match(pages_raw))
