@@ -88,6 +88,10 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+# British and American spellings of one title must block and compare alike
+_AMERICAN = {"ae": "e", "oe": "e", "isation": "ization", "ised": "ized", "ising": "izing",
+             "ise": "ize", "our": "or", "tre": "ter"}
+_BRITISH = re.compile(r"(?<=[a-z])(?:ae|oe)(?=[a-z])|(?:isation|ised|ising|ise)\b|(?<=[a-z]{3})(?:our|tre)\b")
 _NOTE = re.compile(r"(?<=.)\[[^\]]*(?:\]|$)")
 
 
@@ -102,8 +106,8 @@ def normalize_title(value: Any) -> str:
     text = _TAG.sub(" ", text)
     text = _NOTE.sub(" ", text.strip())
     text = _LANGUAGE_MARKER.sub(" ", text)
-    text = fold(text)
-    return _NON_WORD.sub(" ", text).strip()
+    text = _NON_WORD.sub(" ", fold(text)).strip()
+    return _BRITISH.sub(lambda m: _AMERICAN[m.group(0)], text)
 
 
 def author_surnames(value: Any) -> list[str]:
@@ -186,7 +190,7 @@ def doi_key(doi: str | None) -> str:
     return re.sub(r"[\W_]+", "", m.group(1) if m else doi)
 
 
-_COCHRANE_ID = re.compile(r"^cd0*(\d{5,6})$|^10\.1002/14651858\.cd0*(\d{4,6})")
+_COCHRANE_ID = re.compile(r"^cd0*(\d{3,6})$|^10\.1002/14651858\.cd0*(\d{4,6})")
 
 
 def _cochrane(doi: str | None, page_first: str) -> str:
