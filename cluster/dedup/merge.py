@@ -20,7 +20,7 @@ _IDS = ("doi", "pmid", "pmcid", "openalex")
 
 
 def _get(item: Any, name: str) -> Any:
-    if isinstance(item, Mapping):
+    if isinstance(item, dict) or (not isinstance(item, Record) and isinstance(item, Mapping)):
         return item.get(name)
     return getattr(item, name, None)
 

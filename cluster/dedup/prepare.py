@@ -17,7 +17,6 @@ from typing import Any, Mapping
 
 from connectors.record import (
     Record,
-    clean_text,
     fold,
     normalize_doi,
     normalize_pages,
@@ -80,6 +79,11 @@ class Prepared:
     completeness: int
 
 
+def _fold(text: str) -> str:
+    # most exported text is ASCII: skip the per-character Unicode decomposition
+    return text.lower() if text.isascii() else fold(text)
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -106,7 +110,7 @@ def normalize_title(value: Any) -> str:
     text = _TAG.sub(" ", text)
     text = _NOTE.sub(" ", text.strip())
     text = _LANGUAGE_MARKER.sub(" ", text)
-    text = _NON_WORD.sub(" ", fold(text)).strip()
+    text = _NON_WORD.sub(" ", _fold(text)).strip()
     return _BRITISH.sub(lambda m: _AMERICAN[m.group(0)], text)
 
 
@@ -127,14 +131,14 @@ def author_surnames(value: Any) -> list[str]:
         # "JW" in "Smith JW" is initials; "LI" in an all-caps export is a surname
         if len(w) == 1 or (len(w) <= 3 and w.isupper() and not shouting):
             continue
-        f = fold(w)
+        f = _fold(w)
         if f not in {"et", "al", "jr", "sr"}:
             words.append(f)
     return words
 
 
 def journal_words(value: Any) -> str:
-    words = _NON_WORD.sub(" ", fold(html.unescape(_text(value)))).split()
+    words = _NON_WORD.sub(" ", _fold(html.unescape(_text(value)))).split()
     return " ".join(w for w in words if w not in _JOURNAL_STOP)
 
 
@@ -202,7 +206,7 @@ def _cochrane(doi: str | None, page_first: str) -> str:
 
 
 def _get(item: Any, name: str) -> Any:
-    if isinstance(item, Mapping):
+    if isinstance(item, dict) or (not isinstance(item, Record) and isinstance(item, Mapping)):
         return item.get(name)
     return getattr(item, name, None)
 
@@ -226,14 +230,14 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         kind = "comment"
     m = _PART.search(title)
     part = _ROMAN.get(m.group(1), m.group(1)) if m else ""
-    venue = f"{journal} {fold(volume_raw)} {fold(issue_raw)}"
+    venue = f"{journal} {_fold(volume_raw)} {_fold(issue_raw)}"
     is_abstract = bool(
         _ABSTRACT_VENUE.search(journal) or _SUPPL.search(volume_raw) or _SUPPL.search(issue_raw)
         or (first[:1] == "s" and first[1:2].isdigit()) or "abstract" in venue.split()
         or pages_raw.lower().startswith("suppl")
     )
     fields = (title, surnames, journal, first, doi, pmid, year, volume_raw, issue_raw,
-              clean_text(_text(_get(item, "abstract"))))
+              _text(_get(item, "abstract")).strip())
     return Prepared(
         key=key, title=title, title_key=title.replace(" ", ""), authors=" ".join(surnames),
         first_author=next((w for w in surnames if w not in _PARTICLES), ""), year=year, journal=journal,
