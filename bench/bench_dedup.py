@@ -80,7 +80,8 @@ with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
     rows = list(csv.DictReader(fh))
 rows = rows[:limit] if limit else rows
 df = pd.DataFrame({
-    "ID": [r["record_id"] for r in rows], "ENTRYTYPE": ["article"] * len(rows),
+    "ID": [r["record_id"] for r in rows],
+    "ENTRYTYPE": [r.get("entrytype") or "article" for r in rows],
     "title": [r["title"] for r in rows], "author": [r["authors"] for r in rows],
     "year": [r["year"] for r in rows], "journal": [r["journal"] for r in rows],
     "volume": [r["volume"] for r in rows], "number": [r["issue"] for r in rows],

@@ -26,14 +26,16 @@ from connectors.record import (
 
 _TAG = re.compile(r"<[^>]{1,200}>")
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+_LANGUAGES = (r"chinese|japanese|german|french|spanish|russian|italian|portuguese|polish|korean|"
+              r"dutch|czech|hungarian|turkish|danish|swedish|norwegian|finnish|hebrew|persian|"
+              r"greek|croatian|serbian|romanian|slovak|slovenian|bulgarian|ukrainian|lithuanian|"
+              r"estonian|latvian|arabic|icelandic")
 _LANGUAGE_MARKER = re.compile(
-    r"[\[(](?:article in |in )?(?:chinese|japanese|german|french|spanish|russian|italian|"
-    r"portuguese|polish|korean|dutch|czech|hungarian|turkish|danish|swedish|norwegian|"
-    r"finnish|hebrew|persian|greek|croatian|serbian|romanian|slovak|slovenian|bulgarian|"
-    r"ukrainian|lithuanian|estonian|latvian|arabic|icelandic|english abstract|author's transl)"
-    r"[^\])]{0,40}[\])]\.?",
+    rf"[\[(](?:article in |in )?(?:{_LANGUAGES}|english abstract|author's transl)[^\])]{{0,40}}[\])]\.?",
     re.IGNORECASE,
 )
+# Embase appends the language and the original title: "Donor heart preservation. Japanese\n..."
+_LANGUAGE_TAIL = re.compile(rf"[.?]\s*(?:{_LANGUAGES})\s*(?:\n.*)?$", re.IGNORECASE | re.DOTALL)
 _PART = re.compile(r"\bpart\s+([ivx]+|\d+|one|two|three|four|a|b)\b")
 _ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7",
           "viii": "8", "ix": "9", "x": "10", "one": "1", "two": "2", "three": "3", "four": "4",
@@ -110,6 +112,7 @@ def normalize_title(value: Any) -> str:
     text = _TAG.sub(" ", text)
     text = _NOTE.sub(" ", text.strip())
     text = _LANGUAGE_MARKER.sub(" ", text)
+    text = _LANGUAGE_TAIL.sub("", text)
     text = _NON_WORD.sub(" ", _fold(text)).strip()
     return _BRITISH.sub(lambda m: _AMERICAN[m.group(0)], text)
 
@@ -138,7 +141,9 @@ def author_surnames(value: Any) -> list[str]:
 
 
 def journal_words(value: Any) -> str:
-    words = _NON_WORD.sub(" ", _fold(html.unescape(_text(value)))).split()
+    # "(Munich)", "(Online)", "[Electronic Resource]" name an edition, not another journal
+    text = re.sub(r"[\[(][^\])]*[\])]", " ", html.unescape(_text(value)))
+    words = _NON_WORD.sub(" ", _fold(text)).split()
     return " ".join(w for w in words if w not in _JOURNAL_STOP)
 
 
