@@ -660,6 +660,127 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
 # === prioritisation, status, stop, simulate ===============================
 
 
+@cli.command("status")
+@click.option("--stage", type=click.Choice(["title-abstract", "full-text"]), default="title-abstract",
+              show_default=True)
+@db_option
+@json_option
+@handle_errors
+def status_cmd(stage: str, db_path: str, as_json: bool) -> None:
+    """Screening progress and the stopping rules: screened / total, includes found,
+    estimated relevant records left, and whether each stopping rule is met.
+
+    Example: cluster status --stage title-abstract --json
+    """
+    from screeners.stopping import status
+
+    st = status(get_store(db_path, create=False), stage)
+    if as_json:
+        echo_json(st.to_dict())
+        return
+    click.echo(f"Stage {st.stage}: {st.screened} / {st.total} screened "
+               f"({st.final} final, {st.pending} not yet seen)")
+    click.echo(f"Includes found: {st.includes_found}")
+    if st.estimated_relevant_left is not None:
+        click.echo(f"Estimated relevant records left: {st.estimated_relevant_left:.1f}")
+    for name, r in st.rules.items():
+        mark = "in force" if name == st.rule_in_force else "also"
+        click.echo(f"Stopping rule {name} ({mark}): {'MET' if r.met else 'not met'}: {r.explanation}")
+
+
+@cli.command("stop")
+@click.option("--rule", type=click.Choice(["hypergeometric", "consecutive"]), required=True,
+              help="The stopping rule that justifies stopping.")
+@click.option("--stage", type=click.Choice(["title-abstract", "full-text"]), default="title-abstract",
+              show_default=True)
+@click.option("--force", is_flag=True, help="Stop even though the rule is not met (recorded as forced).")
+@click.option("--reviewer", help="Who decided to stop (recorded with the events).")
+@db_option
+@json_option
+@handle_errors
+def stop_cmd(rule: str, stage: str, force: bool, reviewer: str | None, db_path: str,
+             as_json: bool) -> None:
+    """Stop screening: mark every record not yet screened as excluded by automation,
+    with the rule and its figures, so PRISMA counts them as "marked as ineligible
+    by automation tools".
+
+    Example: cluster stop --rule hypergeometric --stage title-abstract
+    """
+    from screeners.stopping import apply_stop
+
+    out = apply_stop(get_store(db_path, create=False), stage, rule, force, reviewer)
+    if as_json:
+        echo_json({"rule": out.rule, "marked": out.marked, "forced": out.forced,
+                   "met": out.result.met, **out.result.figures})
+        return
+    click.echo(f"Marked {out.marked} unscreened records as excluded by the {out.rule} rule"
+               f"{' (forced)' if out.forced else ''}: {out.result.explanation}.")
+
+
+@cli.command("simulate")
+@click.argument("dataset", type=click.Path(dir_okay=False))
+@click.option("--model", default="default", show_default=True,
+              help="A preset (default, logistic, svm, nb) or feature+classifier+balance+query.")
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="Chooses the prior include and exclude (and any random step).")
+@click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Run seeds seed..seed+K-1 and report mean and range.")
+@click.option("--order-out", type=click.Path(dir_okay=False),
+              help="Write the labelling order (first seed), one record id per line.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Write the recall curve(s) to a .png or .svg file.")
+@json_option
+@quiet_option
+@handle_errors
+def simulate_cmd(dataset: str, model: str, seed: int, repeat: int, order_out: str | None,
+                 plot_path: str | None, as_json: bool, quiet: bool) -> None:
+    """Replay a labelled dataset (CSV with record_id, title, abstract and a 0/1
+    label_included or included column) as ASReview's simulate does: one prior
+    include and one exclude chosen by the seed, then the model picks every next
+    record. Prints WSS@95, WSS@100, RRF@10, recall at 10/20/50 % and time to discovery.
+
+    Example: cluster simulate data.csv --repeat 5 --plot recall.png --order-out order.txt
+    """
+    from screeners.simulate import load_dataset, plot_recall, simulate
+
+    ds = load_dataset(dataset)
+    seeds = list(range(seed, seed + repeat))
+    with click.progressbar(length=len(ds.labels) * repeat, label="Simulating", file=sys.stderr,
+                           hidden=quiet or as_json) as bar:
+        last = {"i": 0}
+
+        def progress(i: int, n: int) -> None:
+            # i restarts at 2 with each seed's run
+            bar.update(i - last["i"] if i >= last["i"] else i)
+            last["i"] = i
+
+        summary = simulate(ds, model, seeds, progress=progress)
+    if order_out:
+        try:
+            Path(order_out).write_text("".join(f"{r}\n" for r in summary.runs[0].prior
+                                               + summary.runs[0].order))
+        except OSError as exc:
+            raise UserError(f"Cannot write {order_out}: {exc.strerror}.") from None
+    if plot_path:
+        plot_recall(summary.runs, plot_path)
+    if as_json:
+        echo_json(summary.to_dict())
+        return
+    agg = summary.aggregate()
+    click.echo(f"{ds.name}: {len(ds.labels)} records, {ds.n_included} included; "
+               f"model {summary.runs[0].model}; seeds {seeds[0]}-{seeds[-1]}")
+    names = [("wss95", "WSS@95"), ("wss100", "WSS@100"), ("rrf10", "RRF@10"),
+             ("recall10", "recall@10%"), ("recall20", "recall@20%"), ("recall50", "recall@50%"),
+             ("td_mean", "time to discovery (mean)"), ("td_median", "time to discovery (median)"),
+             ("seconds", "seconds per simulation")]
+    for key, label in names:
+        a = agg[key]
+        if repeat == 1:
+            click.echo(f"{label:28s} {a['mean']:.3f}")
+        else:
+            click.echo(f"{label:28s} {a['mean']:.3f}  (range {a['min']:.3f}-{a['max']:.3f})")
+
+
 # === screening, conflicts, agreement, decisions ===========================
 
 

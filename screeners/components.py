@@ -1,0 +1,296 @@
+"""The prioritiser's building blocks: feature extractors, classifiers, balancing,
+query strategies, and the named models assembled from them.
+
+Each component is a small frozen dataclass with a `name` and explicit
+parameters, registered by kind, so a model is fully described by its settings
+(`describe()`) and a simulation is reproducible from those settings and a seed.
+`make(kind, name, **params)` builds one; `resolve_model(spec)` turns a `--model`
+value (a preset name, or `feature+classifier+balance+query`) into a `Model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+from scipy import sparse
+
+from connectors.errors import ClusterError
+
+
+class ComponentError(ClusterError):
+    pass
+
+
+KINDS = ("feature", "classifier", "balance", "query")
+REGISTRY: dict[str, dict[str, type]] = {k: {} for k in KINDS}
+
+
+def register(kind: str) -> Callable[[type], type]:
+    def deco(cls: type) -> type:
+        REGISTRY[kind][cls.name] = cls
+        return cls
+    return deco
+
+
+def make(kind: str, name: str, **params: Any) -> Any:
+    """Build the registered component `name` of `kind` with `params`."""
+    if kind not in REGISTRY:
+        raise ComponentError(f"Unknown component kind {kind!r}: choose one of {', '.join(KINDS)}.")
+    cls = REGISTRY[kind].get(name)
+    if cls is None:
+        raise ComponentError(
+            f"Unknown {kind} {name!r}: choose one of {', '.join(sorted(REGISTRY[kind]))}.")
+    try:
+        return cls(**params)
+    except TypeError:
+        fields = ", ".join(f.name for f in dataclasses.fields(cls)) or "none"
+        raise ComponentError(f"Bad parameters for {kind} {name!r}: it takes {fields}.") from None
+
+
+class Component:
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, **dataclasses.asdict(self)}  # type: ignore[call-overload]
+
+
+# --- feature extractors -----------------------------------------------------
+
+
+@register("feature")
+@dataclass(frozen=True)
+class Tfidf(Component):
+    """TF-IDF over title + abstract (+ keywords), fitted on every record at once
+    (the texts are known before screening starts; no labels are used)."""
+
+    name: ClassVar[str] = "tfidf"
+    kind: ClassVar[str] = "feature"
+    ngram_max: int = 2
+    sublinear_tf: bool = True
+    min_df: int = 1
+    max_df: float = 1.0
+    stop_words: str | None = None
+
+    def vectorizer(self) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(
+            ngram_range=(1, self.ngram_max), sublinear_tf=self.sublinear_tf,
+            min_df=self.min_df, max_df=self.max_df, stop_words=self.stop_words,
+            dtype=np.float32,
+        )
+
+    def fit_transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        if not any(t.strip() for t in texts):
+            raise ComponentError("No record has a title or abstract: there is no text to rank by.")
+        return self.vectorizer().fit_transform(texts).tocsr()
+
+
+# --- balancing: sample weights for the training set ---------------------------
+
+
+@register("balance")
+@dataclass(frozen=True)
+class NoBalance(Component):
+    """Every labelled record weighs the same."""
+
+    name: ClassVar[str] = "none"
+    kind: ClassVar[str] = "balance"
+
+    def weights(self, y: np.ndarray) -> np.ndarray:
+        return np.ones(len(y), dtype=np.float64)
+
+
+@register("balance")
+@dataclass(frozen=True)
+class Balanced(Component):
+    """Includes weigh `ratio * excludes / includes` and excludes 1, so both classes
+    carry the same total weight when ratio is 1 (includes are rare; without this
+    the model learns "exclude everything")."""
+
+    name: ClassVar[str] = "balanced"
+    kind: ClassVar[str] = "balance"
+    ratio: float = 1.0
+
+    def weights(self, y: np.ndarray) -> np.ndarray:
+        n1 = int(y.sum())
+        n0 = len(y) - n1
+        if n0 == 0 or n1 == 0:
+            return np.ones(len(y), dtype=np.float64)
+        return np.where(y == 1, self.ratio * n0 / n1, 1.0)
+
+
+# --- classifiers: fit on the labelled rows, score every row ---------------------
+
+
+def _check_two_classes(y: np.ndarray) -> None:
+    if len(set(y.tolist())) < 2:
+        raise ComponentError("Training needs at least one include and one exclude.")
+
+
+@register("classifier")
+@dataclass(frozen=True)
+class Logistic(Component):
+    """L2-regularised logistic regression (liblinear)."""
+
+    name: ClassVar[str] = "logistic"
+    kind: ClassVar[str] = "classifier"
+    C: float = 10.0
+
+    def fit_scores(self, X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
+                   w: np.ndarray, seed: int) -> np.ndarray:
+        from sklearn.linear_model import LogisticRegression
+
+        _check_two_classes(y)
+        m = LogisticRegression(C=self.C, solver="liblinear", random_state=seed)
+        m.fit(X[train], y, sample_weight=w)
+        return np.asarray(X @ m.coef_.ravel().astype(np.float32)).ravel() + m.intercept_[0]
+
+
+@register("classifier")
+@dataclass(frozen=True)
+class LinearSvm(Component):
+    """Linear support vector machine (squared hinge loss)."""
+
+    name: ClassVar[str] = "svm"
+    kind: ClassVar[str] = "classifier"
+    C: float = 0.1
+
+    def fit_scores(self, X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
+                   w: np.ndarray, seed: int) -> np.ndarray:
+        from sklearn.svm import LinearSVC
+
+        _check_two_classes(y)
+        m = LinearSVC(C=self.C, random_state=seed)
+        m.fit(X[train], y, sample_weight=w)
+        return np.asarray(X @ m.coef_.ravel().astype(np.float32)).ravel() + m.intercept_[0]
+
+
+@register("classifier")
+@dataclass(frozen=True)
+class ComplementNb(Component):
+    """Complement naive Bayes (suited to unbalanced text classes)."""
+
+    name: ClassVar[str] = "nb"
+    kind: ClassVar[str] = "classifier"
+    alpha: float = 1.0
+
+    def fit_scores(self, X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
+                   w: np.ndarray, seed: int) -> np.ndarray:
+        from sklearn.naive_bayes import ComplementNB
+
+        _check_two_classes(y)
+        m = ComplementNB(alpha=self.alpha)
+        m.fit(X[train], y, sample_weight=w)
+        jll = m.predict_joint_log_proba(X) if hasattr(m, "predict_joint_log_proba") else None
+        if jll is None:  # older scikit-learn
+            jll = m._joint_log_likelihood(X)  # noqa: SLF001
+        pos = list(m.classes_).index(1)
+        return np.asarray(jll[:, pos] - jll[:, 1 - pos]).ravel()
+
+
+# --- query strategies: which unlabelled records come next -----------------------
+
+
+@register("query")
+@dataclass(frozen=True)
+class MaxQuery(Component):
+    """The records the model scores highest (ties: lowest position first)."""
+
+    name: ClassVar[str] = "max"
+    kind: ClassVar[str] = "query"
+
+    def select(self, scores: np.ndarray, pool: np.ndarray, n: int,
+               rng: np.random.Generator) -> np.ndarray:
+        s = scores[pool]
+        if n >= len(pool):
+            return pool[np.lexsort((pool, -s))]
+        part = np.argpartition(-s, n - 1)[:n]
+        order = np.lexsort((pool[part], -s[part]))
+        return pool[part[order]]
+
+
+@register("query")
+@dataclass(frozen=True)
+class MaxRandomQuery(Component):
+    """Mostly the top records, with a share `random_share` picked at random so the
+    model sees some of what it ranks low (guards against a narrow early model)."""
+
+    name: ClassVar[str] = "max-random"
+    kind: ClassVar[str] = "query"
+    random_share: float = 0.05
+
+    def select(self, scores: np.ndarray, pool: np.ndarray, n: int,
+               rng: np.random.Generator) -> np.ndarray:
+        if rng.random() < self.random_share:
+            pick = rng.choice(pool, size=min(n, len(pool)), replace=False)
+            return np.asarray(pick)
+        return MaxQuery().select(scores, pool, n, rng)
+
+
+@register("query")
+@dataclass(frozen=True)
+class UncertaintyQuery(Component):
+    """The records closest to the decision boundary (learns fastest, finds slower)."""
+
+    name: ClassVar[str] = "uncertainty"
+    kind: ClassVar[str] = "query"
+
+    def select(self, scores: np.ndarray, pool: np.ndarray, n: int,
+               rng: np.random.Generator) -> np.ndarray:
+        # decision scores are centred on the boundary at 0
+        closeness = -np.abs(scores[pool])
+        return pool[np.lexsort((pool, -closeness))[:n]]
+
+
+# --- models -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Model:
+    """A feature extractor + classifier + balancing + query strategy."""
+
+    feature: Any
+    classifier: Any
+    balance: Any
+    query: Any
+
+    def describe(self) -> dict[str, Any]:
+        return {k: getattr(self, k).describe() for k in KINDS}
+
+    @property
+    def label(self) -> str:
+        return "+".join(getattr(self, k).name for k in KINDS)
+
+
+#: named models; "default" was chosen by the benchmark in bench/bench_simulate.py
+PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
+    "default": {"feature": ("tfidf", {}), "classifier": ("logistic", {}),
+                "balance": ("balanced", {}), "query": ("max", {})},
+    "logistic": {"feature": ("tfidf", {}), "classifier": ("logistic", {}),
+                 "balance": ("balanced", {}), "query": ("max", {})},
+    "svm": {"feature": ("tfidf", {}), "classifier": ("svm", {}),
+            "balance": ("balanced", {}), "query": ("max", {})},
+    "nb": {"feature": ("tfidf", {}), "classifier": ("nb", {}),
+           "balance": ("balanced", {}), "query": ("max", {})},
+}
+
+
+def build_model(parts: dict[str, tuple[str, dict[str, Any]]]) -> Model:
+    return Model(**{k: make(k, *parts[k][:1], **parts[k][1]) for k in KINDS})
+
+
+def resolve_model(spec: str = "default") -> Model:
+    """A preset name, or four registered names joined by '+' (feature+classifier+balance+query)."""
+    if spec in PRESETS:
+        return build_model(PRESETS[spec])
+    names = spec.split("+")
+    if len(names) != len(KINDS):
+        raise ComponentError(
+            f"Unknown model {spec!r}: use one of {', '.join(PRESETS)} or "
+            "feature+classifier+balance+query such as tfidf+svm+balanced+max.")
+    return build_model({k: (n, {}) for k, n in zip(KINDS, names)})

@@ -1,0 +1,214 @@
+"""Which record a reviewer should see next: the relevance ranking of a store's
+records, retrained from the decision log, and the estimate of relevant records
+left.
+
+TF-IDF features are fitted once per store content and kept in-process, keyed
+by the store's path and a signature of its records (count, highest id, text
+lengths), so they are refitted only when records are added or changed. The
+classifier is refitted on every call while a fit is fast; once a fit takes
+longer than `FIT_BUDGET` seconds the last model is reused until the labelled
+set has grown by the simulation's batch share, so a reviewer never waits on it.
+
+Before the team has both an include and an exclude, records are ranked by
+cosine similarity to the protocol's question and include terms, to the index
+articles (records with a source of role "index") and to any record labelled
+relevant so far, minus half their similarity to the protocol's exclude terms.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from scipy import sparse
+
+from db.store import Store
+from screeners.components import Model, resolve_model
+from screeners.protocol import get_protocol
+from screeners.simulate import Schedule
+from screeners.state import stage_states, training_labels
+
+FIT_BUDGET = 0.2  # seconds; a slower fit switches to batched refits
+DEFAULT_MODEL = "default"
+
+
+@dataclass(frozen=True)
+class Features:
+    ids: np.ndarray  # record id of each row
+    X: sparse.csr_matrix
+    vectorizer: Any
+    empty: frozenset[int]  # records with no text at all
+
+    def rows(self, record_ids: Sequence[int]) -> np.ndarray:
+        pos = np.searchsorted(self.ids, np.asarray(record_ids, dtype=np.int64))
+        return pos
+
+
+@dataclass(frozen=True)
+class Ranking:
+    scores: list[tuple[int, float]]
+    mode: str  # "model" or "cold-start"
+    warnings: tuple[str, ...] = ()
+
+
+_FEATURES: dict[tuple, Features] = {}
+_MODELS: dict[tuple, tuple[int, np.ndarray, float]] = {}  # key -> (labels, scores, fit s)
+
+
+def _signature(store: Store) -> tuple:
+    row = store.db.execute(
+        "SELECT count(*), max(id), total(length(title)), total(length(abstract)), "
+        "total(length(keywords)) FROM records").fetchone()
+    where = str(store.path) if store.path is not None else f"memory:{id(store)}"
+    return (where, *row)
+
+
+def _text(row: dict) -> str:
+    import json
+
+    kw = " ".join(json.loads(row.get("keywords") or "[]"))
+    return " ".join(t.strip() for t in (row.get("title") or "", row.get("abstract") or "", kw)
+                    if t and t.strip())
+
+
+def features(store: Store, model: Model | None = None) -> Features:
+    """The TF-IDF matrix of every record (duplicates too, so any id has a row)."""
+    key = _signature(store)
+    cached = _FEATURES.get(key)
+    if cached is not None:
+        return cached
+    m = model or resolve_model(DEFAULT_MODEL)
+    ids, texts = [], []
+    for row in store.record_rows(include_duplicates=True):
+        ids.append(row["id"])
+        texts.append(_text(row))
+    vec = m.feature.vectorizer()
+    if any(t for t in texts):
+        X = vec.fit_transform(texts).tocsr()
+    else:
+        X = sparse.csr_matrix((len(ids), 1), dtype=np.float32)
+        vec = None
+    empty = frozenset(i for i, t in zip(ids, texts) if not t)
+    f = Features(np.asarray(ids, dtype=np.int64), X, vec, empty)
+    # one store's older versions are dropped: only the current content matters
+    for k in [k for k in _FEATURES if k[0] == key[0]]:
+        del _FEATURES[k]
+    _FEATURES[key] = f
+    return f
+
+
+def index_record_ids(store: Store) -> list[int]:
+    return [r[0] for r in store.db.execute(
+        "SELECT DISTINCT record_id FROM sources WHERE role = 'index' ORDER BY record_id")]
+
+
+def _cold_scores(store: Store, f: Features, labels: dict[int, int]) -> tuple[np.ndarray, list[str]]:
+    warnings: list[str] = []
+    proto = get_protocol(store)
+    if f.vectorizer is None:
+        return np.zeros(len(f.ids)), ["No record has a title or abstract: records stay in id order."]
+    seeds = sorted(set(index_record_ids(store)) | {r for r, y in labels.items() if y == 1})
+    for rid in seeds:
+        if rid in f.empty:
+            warnings.append(f"Seed record {rid} has no title or abstract, so it cannot guide the ranking.")
+    seeds = [r for r in seeds if r not in f.empty and r in set(f.ids.tolist())]
+    score = np.zeros(len(f.ids))
+    pos_text = " ".join([proto.question, *proto.include_terms]).strip()
+    if pos_text:
+        q = f.vectorizer.transform([pos_text])
+        score = np.maximum(score, np.asarray((f.X @ q.T).todense()).ravel())
+    if seeds:
+        S = f.X[f.rows(seeds)]
+        # rows are L2-normalised, so the dot product is the cosine similarity
+        score = np.maximum(score, np.asarray((f.X @ S.T).max(axis=1).todense()).ravel())
+    if proto.exclude_terms:
+        q = f.vectorizer.transform([" ".join(proto.exclude_terms)])
+        score = score - 0.5 * np.asarray((f.X @ q.T).todense()).ravel()
+    if not pos_text and not seeds:
+        warnings.append("No protocol question, include terms or index articles yet: "
+                        "records stay in id order until the first include and exclude.")
+    return score, warnings
+
+
+def _model_scores(store: Store, stage: str, f: Features, labels: dict[int, int],
+                  model: Model) -> np.ndarray:
+    train_ids = np.asarray(sorted(labels), dtype=np.int64)
+    y = np.asarray([labels[r] for r in train_ids], dtype=np.int64)
+    key = (_signature(store), stage, model.label)
+    cached = _MODELS.get(key)
+    if cached is not None:
+        n_then, scores_then, secs = cached
+        if secs > FIT_BUDGET and 0 <= len(train_ids) - n_then < Schedule().batch(n_then):
+            return scores_then
+    t0 = time.perf_counter()
+    scores = model.classifier.fit_scores(f.X, f.rows(train_ids), y, model.balance.weights(y), 0)
+    _MODELS[key] = (len(train_ids), scores, time.perf_counter() - t0)
+    return scores
+
+
+def rank_details(store: Store, stage: str, reviewer: str | None, candidates: Sequence[int],
+                 model: str = DEFAULT_MODEL) -> Ranking:
+    """The ranking with how it was made (model or cold start) and any warnings."""
+    cands = list(dict.fromkeys(int(c) for c in candidates))
+    if not cands:
+        return Ranking([], "cold-start")
+    m = resolve_model(model)
+    f = features(store, m)
+    labels = {r: y for r, y in training_labels(store, stage, reviewer).items()}
+    known = set(f.ids.tolist())
+    cands_known = [c for c in cands if c in known]
+    labels = {r: y for r, y in labels.items() if r in known}
+    ys = set(labels.values())
+    if ys == {0, 1}:
+        scores = _model_scores(store, stage, f, labels, m)
+        mode, warnings = "model", []
+    else:
+        scores, warnings = _cold_scores(store, f, labels)
+        mode = "cold-start"
+    pos = f.rows(cands_known)
+    out = [(c, float(scores[p])) for c, p in zip(cands_known, pos)]
+    # candidates unknown to the store go last, in the order given
+    out.sort(key=lambda t: -t[1])
+    out += [(c, float("-inf")) for c in cands if c not in known]
+    return Ranking(out, mode, tuple(warnings))
+
+
+def rank(store: Store, stage: str, reviewer: str | None, candidates: Sequence[int]
+         ) -> list[tuple[int, float]]:
+    """(record id, predicted relevance) for `candidates`, most likely relevant first."""
+    return rank_details(store, stage, reviewer, candidates).scores
+
+
+def estimate_relevant_left(store: Store, stage: str) -> float:
+    """Expected number of relevant records among the records nobody has labelled.
+
+    A logistic model without class balancing, trained on the labels so far, gives
+    each unlabelled record a probability of relevance; their sum is the estimate.
+    The labelled records were chosen as the likeliest, so their share of
+    includes is higher than the remainder's and the estimate errs high early on.
+    Before there is an include and an exclude, the estimate is the share of
+    includes among the labelled records (or 0) times the records left.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    states = stage_states(store, stage)
+    if not states:
+        return 0.0
+    labels = training_labels(store, stage)
+    f = features(store)
+    known = set(f.ids.tolist())
+    labels = {r: y for r, y in labels.items() if r in known}
+    left = [r for r in states if r not in labels and not states[r].final]
+    if not left:
+        return 0.0
+    if set(labels.values()) != {0, 1}:
+        share = (sum(labels.values()) / len(labels)) if labels else 0.0
+        return float(share * len(left))
+    ids = np.asarray(sorted(labels), dtype=np.int64)
+    y = np.asarray([labels[r] for r in ids])
+    clf = LogisticRegression(C=1.0, solver="liblinear")
+    clf.fit(f.X[f.rows(ids)], y)
+    p = clf.predict_proba(f.X[f.rows(left)])[:, list(clf.classes_).index(1)]
+    return float(p.sum())

@@ -1,0 +1,210 @@
+"""When to stop screening: the statistical rule of Callaghan & Müller-Hansen
+(2020) and the N-consecutive-excludes heuristic; the review's status; and
+marking the unscreened rest as excluded by automation.
+
+Hypergeometric rule (Callaghan MW, Müller-Hansen F. Statistical stopping
+criteria for automated screening in systematic reviews. Systematic Reviews
+2020;9:273, doi:10.1186/s13643-020-01521-4). With N records in all, of which
+the screening so far found r relevant, treat the last n records screened as a
+sample drawn at random from an urn of those n plus the U unscreened records
+(N_urn = n + U), with k relevant in the sample. The relevant records found
+before the sample are r_AL = r - k. If recall were below the target tau, the
+urn would hold at least
+
+    K_tar = floor(r / tau - r_AL + 1)
+
+relevant records. The null hypothesis "recall < tau" is tested by the
+hypergeometric probability of seeing k or fewer relevant records in the sample:
+
+    p_n = P(X <= k),  X ~ Hypergeometric(N_urn, K_tar, n)
+
+(p_n = 0 when K_tar > N_urn: the urn cannot hold that many). Every n from 1 to
+the number screened is tried and the smallest p is the p-value; the rule is met
+when p < alpha (0.05: 95 % confidence that recall >= tau). Treating prioritised
+records as a random sample is conservative: the model puts likely relevant
+records first, so a random sample would contain fewer of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from connectors.errors import ClusterError
+from db.store import Store
+from screeners.protocol import get_protocol
+from screeners.state import PENDING, effective_decisions, stage_states, training_labels
+
+
+class StopError(ClusterError):
+    pass
+
+
+RULES = ("hypergeometric", "consecutive")
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: str
+    met: bool
+    figures: dict[str, Any] = field(default_factory=dict)
+    explanation: str = ""
+
+
+def hypergeometric_p(labels: Sequence[int], n_total: int, target_recall: float = 0.95
+                     ) -> tuple[float, int, int, int]:
+    """(p-value, sample size n, relevant in sample k, K_tar) of the rule above.
+
+    `labels` are the 0/1 labels of the screened records in screening order.
+    """
+    from scipy.stats import hypergeom
+
+    a = np.asarray(labels, dtype=np.int64)
+    if len(a) == 0:
+        return 1.0, 0, 0, 0
+    if not 0 < target_recall <= 1:
+        raise StopError("Target recall must be between 0 and 1, such as 0.95.")
+    r = int(a.sum())
+    unseen = n_total - len(a)
+    recent = a[::-1]
+    n = np.arange(1, len(a) + 1)
+    k = np.cumsum(recent)
+    r_al = r - k
+    k_tar = np.floor(r / target_recall - r_al + 1).astype(np.int64)
+    n_urn = n + unseen
+    p = np.where(k_tar > n_urn, 0.0,
+                 hypergeom.cdf(k, n_urn, np.minimum(k_tar, n_urn), n))
+    i = int(np.argmin(p))
+    return float(p[i]), int(n[i]), int(k[i]), int(k_tar[i])
+
+
+def hypergeometric_rule(labels: Sequence[int], n_total: int, target_recall: float = 0.95,
+                        alpha: float = 0.05) -> RuleResult:
+    p, n, k, k_tar = hypergeometric_p(labels, n_total, target_recall)
+    met = len(labels) > 0 and p < alpha
+    figures = {"p_value": round(p, 6), "target_recall": target_recall, "alpha": alpha,
+               "sample_size": n, "relevant_in_sample": k, "k_tar": k_tar,
+               "screened": len(labels), "relevant_found": int(sum(labels)),
+               "total": n_total,
+               "citation": "Callaghan & Müller-Hansen 2020, doi:10.1186/s13643-020-01521-4"}
+    text = (f"p = {p:.3g} that recall is below {target_recall:.0%} "
+            f"(last {n} screened, {k} relevant); the rule needs p < {alpha:g}")
+    return RuleResult("hypergeometric", met, figures, text)
+
+
+def consecutive_rule(labels: Sequence[int], n_required: int) -> RuleResult:
+    run = 0
+    for v in reversed(list(labels)):
+        if v:
+            break
+        run += 1
+    met = len(labels) > 0 and run >= n_required
+    return RuleResult("consecutive", met, {"consecutive_excludes": run, "required": n_required},
+                      f"{run} consecutive excludes; the rule needs {n_required}")
+
+
+# --- the store's view ---------------------------------------------------------
+
+
+def screening_sequence(store: Store, stage: str, reviewer: str | None = None
+                       ) -> list[tuple[int, int]]:
+    """(record id, label) for every labelled record, in the order of its first decision."""
+    labels = training_labels(store, stage, reviewer)
+    first: dict[int, int] = {}
+    seq_of = {e["id"]: e["seq"] for e in store.events("kind IN ('decision', 'resolution') AND stage = ?", [stage])}
+    for d in effective_decisions(store, stage).values():
+        s = seq_of.get(d.event_id, 0)
+        if d.record_id not in first or s < first[d.record_id]:
+            first[d.record_id] = s
+    ordered = sorted((rid for rid in labels), key=lambda r: (first.get(r, math.inf), r))
+    return [(rid, labels[rid]) for rid in ordered]
+
+
+@dataclass(frozen=True)
+class Status:
+    stage: str
+    total: int
+    screened: int
+    final: int
+    pending: int
+    includes_found: int
+    estimated_relevant_left: float | None
+    rule_in_force: str
+    rules: dict[str, RuleResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage, "total": self.total, "screened": self.screened,
+            "final": self.final, "unscreened": self.pending,
+            "includes_found": self.includes_found,
+            "estimated_relevant_left": (None if self.estimated_relevant_left is None
+                                        else round(self.estimated_relevant_left, 2)),
+            "stopping_rule": self.rule_in_force,
+            "rules": {k: {"met": v.met, **v.figures, "explanation": v.explanation}
+                      for k, v in self.rules.items()},
+        }
+
+
+def _unscreened(store: Store, stage: str) -> list[int]:
+    """Records with no standing decision at `stage` and no final state."""
+    decided = {rid for rid, _ in effective_decisions(store, stage)}
+    return [rid for rid, st in stage_states(store, stage).items()
+            if st.status == PENDING and rid not in decided]
+
+
+def evaluate_rules(store: Store, stage: str) -> dict[str, RuleResult]:
+    proto = get_protocol(store)
+    seq = [y for _, y in screening_sequence(store, stage)]
+    total = len(stage_states(store, stage))
+    return {
+        "hypergeometric": hypergeometric_rule(seq, total, proto.target_recall),
+        "consecutive": consecutive_rule(seq, proto.consecutive_excludes),
+    }
+
+
+def status(store: Store, stage: str = "title-abstract",
+           estimate: Callable[[Store, str], float] | None = None) -> Status:
+    """Screened / total, includes, estimated relevant left and the stopping rules."""
+    states = stage_states(store, stage)
+    seq = screening_sequence(store, stage)
+    includes = sum(y for _, y in seq)
+    if estimate is None:
+        from screeners.prioritise import estimate_relevant_left as estimate
+    left = estimate(store, stage) if states else 0.0
+    return Status(
+        stage=stage, total=len(states), screened=len(seq),
+        final=sum(1 for s in states.values() if s.final),
+        pending=len(_unscreened(store, stage)), includes_found=includes,
+        estimated_relevant_left=left, rule_in_force=get_protocol(store).stopping_rule,
+        rules=evaluate_rules(store, stage),
+    )
+
+
+@dataclass(frozen=True)
+class StopOutcome:
+    rule: str
+    marked: int
+    forced: bool
+    result: RuleResult
+
+
+def apply_stop(store: Store, stage: str, rule: str, force: bool = False,
+               reviewer: str | None = None) -> StopOutcome:
+    """Log every unscreened record as excluded by automation under `rule`, in one
+    transaction; refused when the rule is not met unless `force`."""
+    if rule not in RULES:
+        raise StopError(f"Unknown stopping rule {rule!r}: use hypergeometric or consecutive.")
+    result = evaluate_rules(store, stage)[rule]
+    if not result.met and not force:
+        raise StopError(
+            f"The {rule} rule is not met ({result.explanation}): keep screening, or add --force.")
+    rest = _unscreened(store, stage)
+    figures = {"rule": rule, **result.figures, "met": result.met, "forced": force and not result.met}
+    with store.transaction():
+        for rid in rest:
+            store.log_event("automation", record_id=rid, stage=stage, value="exclude",
+                            reviewer=reviewer, data=figures)
+    return StopOutcome(rule, len(rest), force and not result.met, result)

@@ -1,0 +1,156 @@
+"""The prioritiser: components contract, class balance, ranking after decisions, cold start."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from connectors.record import Record
+from screeners import components
+from screeners.components import REGISTRY, make, resolve_model
+from screeners.prioritise import estimate_relevant_left, rank, rank_details
+from screeners.protocol import set_protocol
+
+TA = "title-abstract"
+
+TOPICS = {
+    "compassion": [
+        ("Compassion training for hospital nurses", "A compassion training course for nurses reduced burnout."),
+        ("Self-compassion training for junior doctors", "Junior doctors took a compassion training programme."),
+        ("Compassionate care training for midwives", "Midwives completed compassionate care training and empathy rose."),
+    ],
+    "soil": [
+        ("Soil erosion on terraced hillsides", "Rainfall simulation measured soil loss on terraces."),
+        ("Soil carbon under no-till farming", "No-till fields stored more soil carbon than ploughed fields."),
+        ("Soil compaction by farm machinery", "Heavy machinery compacts soil and lowers infiltration."),
+    ],
+    "quantum": [
+        ("Quantum error correction with surface codes", "Surface code decoders for superconducting qubits."),
+        ("Quantum annealing for scheduling", "A quantum annealer solves job shop scheduling problems."),
+    ],
+}
+
+
+def _fill(store):
+    ids = {}
+    for topic, recs in TOPICS.items():
+        ids[topic] = [store.add_record(Record(title=t, abstract=a)) for t, a in recs]
+    set_protocol(store, reviewers_per_record=1)
+    return ids
+
+
+def _decide(store, rid, value, reviewer="ann"):
+    store.log_event("decision", record_id=rid, reviewer=reviewer, stage=TA, value=value)
+
+
+# --- every registered component honours the same contract ----------------------
+
+ALL = [(kind, name) for kind, names in REGISTRY.items() for name in names]
+
+
+@pytest.mark.parametrize("kind,name", ALL, ids=[f"{k}:{n}" for k, n in ALL])
+def test_component_contract(kind, name):
+    comp = make(kind, name)
+    assert comp.name == name and comp.kind == kind
+    desc = comp.describe()
+    assert desc["name"] == name
+    json.dumps(desc)  # settings are plain data, so a run can be reproduced from them
+    texts = ["compassion training nurses"] * 3 + ["soil erosion terraces"] * 3
+    y = np.array([1, 1, 1, 0, 0, 0])
+    X = make("feature", "tfidf").fit_transform(texts)
+    rng = np.random.default_rng(0)
+    if kind == "feature":
+        out = comp.fit_transform(texts)
+        assert sparse.issparse(out) and out.shape[0] == 6
+    elif kind == "balance":
+        w = comp.weights(y[:4])
+        assert w.shape == (4,) and (w > 0).all()
+    elif kind == "classifier":
+        train = np.array([0, 1, 3, 4])
+        s = comp.fit_scores(X, train, y[train], np.ones(4), 0)
+        assert s.shape == (6,) and np.isfinite(s).all()
+        assert s[2] > s[5]  # the unlabelled relevant text outscores the unlabelled other one
+        with pytest.raises(components.ComponentError, match="one include and one exclude"):
+            comp.fit_scores(X, train[:2], y[:2], np.ones(2), 0)
+    else:
+        pool = np.array([1, 2, 4, 5])
+        scores = np.array([0.0, 0.9, 0.8, 0.0, -0.5, -0.9])
+        pick = comp.select(scores, pool, 2, rng)
+        assert len(pick) == 2 and len(set(pick.tolist())) == 2 and set(pick.tolist()) <= set(pool.tolist())
+
+
+def test_unknown_component_and_model_are_one_sentence():
+    with pytest.raises(components.ComponentError, match="Unknown classifier 'forest': choose one of logistic, nb, svm."):
+        make("classifier", "forest")
+    with pytest.raises(components.ComponentError, match="Unknown model 'tree'"):
+        resolve_model("tree")
+    assert resolve_model("tfidf+nb+none+max").label == "tfidf+nb+none+max"
+
+
+def test_balanced_weights_give_each_class_equal_total_weight():
+    y = np.array([1, 0, 0, 0, 0, 0])
+    w = make("balance", "balanced").weights(y)
+    assert w.tolist() == [5.0, 1, 1, 1, 1, 1]
+    assert w[y == 1].sum() == w[y == 0].sum()
+    assert make("balance", "balanced", ratio=2.0).weights(y)[0] == 10.0
+    assert make("balance", "none").weights(y).tolist() == [1.0] * 6
+
+
+# --- ranking a store -----------------------------------------------------------
+
+
+def test_relevant_records_rise_to_the_top_after_one_include(store):
+    ids = _fill(store)
+    _decide(store, ids["compassion"][0], "include")
+    _decide(store, ids["soil"][0], "exclude")
+    cands = ids["soil"][1:] + ids["quantum"] + ids["compassion"][1:]
+    details = rank_details(store, TA, "ann", cands)
+    assert details.mode == "model"
+    top2 = {rid for rid, _ in details.scores[:2]}
+    assert top2 == set(ids["compassion"][1:])
+    scores = [s for _, s in details.scores]
+    assert scores == sorted(scores, reverse=True)
+    assert rank(store, TA, "ann", cands) == details.scores
+
+
+def test_cold_start_uses_protocol_text_and_index_articles(store):
+    ids = _fill(store)
+    set_protocol(store, question="Does compassion training help nurses?")
+    cands = ids["soil"] + ids["quantum"] + ids["compassion"]
+    r = rank_details(store, TA, None, cands)
+    assert r.mode == "cold-start" and r.warnings == ()
+    assert {rid for rid, _ in r.scores[:3]} == set(ids["compassion"])
+
+
+def test_cold_start_from_index_article_and_warning_for_empty_seed(store):
+    ids = _fill(store)
+    empty = store.add_record(Record(doi="10.1000/no-text"))
+    sid = store.start_search(kind="import", service="file", role="index")
+    store.add_source(ids["quantum"][0], sid, role="index", service="file")
+    store.add_source(empty, sid, role="index", service="file")
+    cands = ids["soil"] + ids["compassion"] + ids["quantum"][1:]
+    r = rank_details(store, TA, None, cands)
+    assert r.scores[0][0] == ids["quantum"][1]
+    assert r.warnings == (f"Seed record {empty} has no title or abstract, so it cannot guide the ranking.",)
+
+
+def test_features_refresh_when_records_are_added(store):
+    ids = _fill(store)
+    _decide(store, ids["compassion"][0], "include")
+    _decide(store, ids["soil"][0], "exclude")
+    new = store.add_record(Record(title="Compassion training for paramedics",
+                                  abstract="Paramedics took compassion training."))
+    ranked = rank(store, TA, "ann", ids["soil"][1:] + [new])
+    assert ranked[0][0] == new
+
+
+def test_estimate_relevant_left(store):
+    ids = _fill(store)
+    assert estimate_relevant_left(store, TA) == 0.0
+    _decide(store, ids["compassion"][0], "include")
+    # one include, nothing else: the share of includes (1) times the 7 left
+    assert estimate_relevant_left(store, TA) == 7.0
+    _decide(store, ids["soil"][0], "exclude")
+    est = estimate_relevant_left(store, TA)
+    assert 0.0 < est < 6.0
