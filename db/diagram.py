@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from db.flow import Column, Flow
+from db.flow import Column, Flow, FlowError
 
 FONT = 12.0
 LINE = 16.0
@@ -346,8 +346,21 @@ def to_svg(diagram: Diagram) -> str:
     return "\n".join(out) + "\n"
 
 
+def _check_target(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.parent.exists():
+        raise FlowError(f"Cannot write {p}: the folder {p.parent} does not exist.")
+    if p.is_dir():
+        raise FlowError(f"Cannot write {p}: it is a folder; give a file name.")
+    return p
+
+
 def write_svg(diagram: Diagram, path: str | Path) -> None:
-    Path(path).write_text(to_svg(diagram), encoding="utf-8")
+    p = _check_target(path)
+    try:
+        p.write_text(to_svg(diagram), encoding="utf-8")
+    except OSError as exc:
+        raise FlowError(f"Cannot write {p} ({exc.strerror}).") from None
 
 
 def write_png(diagram: Diagram, path: str | Path, dpi: int = 200) -> None:
@@ -389,4 +402,8 @@ def write_png(diagram: Diagram, path: str | Path, dpi: int = 200) -> None:
             ax.plot(xs, ys, color="black", linewidth=1.0)
         ax.add_patch(FancyArrowPatch(pts[-2], pts[-1], arrowstyle="-|>", mutation_scale=10,
                                      color="black", linewidth=1.0, shrinkA=0, shrinkB=0))
-    fig.savefig(str(path), dpi=dpi, facecolor="white")
+    p = _check_target(path)
+    try:
+        fig.savefig(str(p), dpi=dpi, facecolor="white", format="png")
+    except OSError as exc:
+        raise FlowError(f"Cannot write {p} ({exc.strerror}).") from None
