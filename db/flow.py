@@ -398,8 +398,9 @@ def compute_flow(store: Store, layout: str = "standard") -> Flow:
 
 def _check_state_keys(canonical_ids: list[int], ta: Mapping[int, RecordState],
                       ft: Mapping[int, RecordState]) -> None:
+    known = set(canonical_ids)
     missing = [r for r in canonical_ids if r not in ta]
-    extra = [r for r in ta if r not in set(canonical_ids)]
+    extra = [r for r in ta if r not in known]
     if missing or extra:
         raise FlowError(f"Records {_ids(missing + extra)} have no single title-abstract state: "
                         "the store changed while counting; run the command again.", missing + extra)
