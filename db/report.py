@@ -226,9 +226,9 @@ def dedup_section(store: Store, flow: Flow) -> list[str]:
                               ).fetchone()[0]
     out = ["## Deduplication", "",
            f"Software: cluster {__version__} (fuzzy matching with rapidfuzz {rapidfuzz}). "
-           "Records retrieved more than once under the same identifier (DOI, PMID, PMCID, "
-           "OpenAlex id) were stored once with every retrieval kept as provenance; other "
-           "duplicates were marked as duplicates of a canonical record (never deleted). "
+           "Every retrieval of a record is kept as provenance: a work retrieved again by another "
+           "route or service counts as a duplicate retrieval, and records matched by the rules "
+           "below are marked as duplicates of a canonical record (never deleted). "
            f"In all, {total_dups:,} retrievals were duplicates; {marked:,} records were marked "
            f"as duplicates in {len(merges):,} logged merges.", ""]
     if merges:
@@ -245,13 +245,15 @@ def dedup_section(store: Store, flow: Flow) -> list[str]:
 
 def screening_section(store: Store) -> list[str]:
     protocol = get_protocol(store)
-    out = ["## Selection process", "",
-           f"Each record was screened by {protocol.reviewers_per_record} reviewer"
-           f"{'s' if protocol.reviewers_per_record != 1 else ''} independently, first on title "
-           "and abstract, then on full text. Screening used cluster "
-           f"{__version__}, which shows no reviewer another's decision before the record's "
-           "conflict is resolved (blind dual review); conflicts were resolved by consensus or "
-           "by a further reviewer, as logged.", ""]
+    out = ["## Selection process", ""]
+    if not effective_decisions(store, "title-abstract"):
+        return out + ["No screening decisions are logged yet.", ""] + stopping_section(store)
+    out += [f"The protocol asked for {protocol.reviewers_per_record} independent reviewer"
+            f"{'s' if protocol.reviewers_per_record != 1 else ''} per record, first on title "
+            "and abstract, then on full text. Screening used cluster "
+            f"{__version__}, which shows no reviewer another's decision before the record's "
+            "conflict is resolved (blind dual review); conflicts were resolved by consensus or "
+            "by a further reviewer, as logged below.", ""]
     undone = {e["undoes"] for e in store.events("kind = 'undo'") if e["undoes"]}
     for stage, name in STAGE_NAMES.items():
         decided = effective_decisions(store, stage)
@@ -259,12 +261,14 @@ def screening_section(store: Store) -> list[str]:
             continue
         reviewers = sorted({rev for _, rev in decided if rev})
         records = len({rid for rid, _ in decided})
+        per_record = Counter(Counter(rid for rid, _ in decided).values())
         methods = Counter(e["data"].get("method", "unspecified")
                           for e in store.events("kind = 'resolution' AND stage = ?", [stage])
                           if e["id"] not in undone)
         out += [f"### {name}", "",
                 f"{len(decided):,} decisions on {records:,} records by {len(reviewers)} reviewers "
-                f"({', '.join(reviewers)})."
+                f"({', '.join(reviewers)}). Reviewers per record: "
+                + "; ".join(f"{k} ({v:,} records)" for k, v in sorted(per_record.items())) + "."
                 + (" Conflicts resolved: " + ", ".join(f"{k} by {m}" for m, k in
                                                        sorted(methods.items())) + "."
                    if methods else ""), ""]

@@ -70,6 +70,7 @@ def test_report_of_the_review(run, tmp_path):
     assert "1 logged merges" in md and "| doi+title | 1 |" in md and "title+authors" not in md
     # 40 title-abstract disagreements among 2,991 records, all resolved by consensus
     assert "| ann / bob | 2,991 | 2,951 | 40 | 98.7 % |" in md
+    assert "by 2 reviewers (ann, bob). Reviewers per record: 2 (2,991 records)." in md
     assert "Conflicts resolved: 40 by consensus." in md
     assert "| ann / bob | 53 | 53 | 0 | 100.0 % |" in md
     assert "Records screened: 2,991; excluded: 2,938; reports sought: 53" in md
@@ -83,5 +84,6 @@ def test_report_stopping_rule_figures(store):
                     data={"rule": "hypergeometric", "target_recall": 0.95, "p": 0.031,
                           "screened": 1200})
     md = methods_report(store)
+    assert "No screening decisions are logged yet." in md
     assert ("1 records marked as ineligible by the stopping rule `hypergeometric`" in md)
     assert "figures: p = 0.031, screened = 1200, target_recall = 0.95" in md
