@@ -175,6 +175,8 @@ class Work:
     crossref_abstract: bool
     openalex_abstract: bool
     unstructured_refs: frozenset[int] = frozenset()  # references Crossref has without a DOI
+    pubmed_no_doi: bool = False    # PubMed does not know the DOI (older records)
+    openalex_no_pmid: bool = False  # OpenAlex has not linked the PMID
 
     @property
     def ids(self) -> WorkIds:
@@ -359,6 +361,9 @@ class World:
                 doi_upper=rng.random() < 0.15, openalex_title_case=rng.random() < 0.2,
                 crossref_abstract=rng.random() < 0.4, openalex_abstract=rng.random() < 0.8,
                 unstructured_refs=unstructured,
+                # with no identifier in common, these are the duplicates deduplication must find
+                pubmed_no_doi=key not in index_keys and rng.random() < 0.3,
+                openalex_no_pmid=key not in index_keys and rng.random() < 0.3,
             ))
             by_topic[topic].append(key)
 
@@ -505,7 +510,7 @@ class World:
         if w.ahead_of_print:
             article_date = (f'<ArticleDate DateType="Electronic"><Year>{w.year - 1}</Year>'
                             f"<Month>12</Month><Day>01</Day></ArticleDate>")
-        doi = (w.doi.upper() if w.doi_upper else w.doi) if w.doi else None
+        doi = (w.doi.upper() if w.doi_upper else w.doi) if w.doi and not w.pubmed_no_doi else None
         eloc = f'<ELocationID EIdType="doi" ValidYN="Y">{e(doi)}</ELocationID>' if doi else ""
         ids = [f'<ArticleId IdType="pubmed">{w.pmid}</ArticleId>']
         if doi:
@@ -578,7 +583,7 @@ class World:
             return any(self.authors[k].orcid == value.upper() or self.authors[k].orcid == value
                        for k in w.author_keys)
         if tag in ("doi", "aid", "lid"):
-            return bool(w.doi) and w.doi.lower() == _bare_doi(value)
+            return bool(w.doi) and not w.pubmed_no_doi and w.doi.lower() == _bare_doi(value)
         if tag == "pt":
             return {"journal article": w.kind in ("journal-article", "review"),
                     "editorial": w.kind == "editorial", "review": w.kind == "review"}.get(value, False)
@@ -760,7 +765,7 @@ class World:
                     works = [w for w in works if w.doi and w.doi.lower() in dois]
                 elif name in ("pmid", "ids.pmid"):
                     pm = {v.rsplit("/", 1)[-1] for v in values}
-                    works = [w for w in works if w.pmid in pm]
+                    works = [w for w in works if w.pmid in pm and not w.openalex_no_pmid]
                 elif name in ("cites", "referenced_works"):
                     targets = {self._by_openalex[k].key for k in map(normalize_w, values) if k in self._by_openalex}
                     works = [w for w in works if targets & set(w.references)]
@@ -808,7 +813,8 @@ class World:
         ident = ident.strip()
         low = ident.lower()
         if low.startswith("pmid:"):
-            return self._by_pmid.get(low[5:].rsplit("/", 1)[-1])
+            w = self._by_pmid.get(low[5:].rsplit("/", 1)[-1])
+            return None if w is None or w.openalex_no_pmid else w
         if low.startswith("doi:") or "doi.org/" in low or low.startswith("10."):
             return self._by_doi.get(_bare_doi(ident))
         return self._by_openalex.get(normalize_w(ident))
@@ -841,7 +847,7 @@ class World:
         ids: dict[str, str] = {"openalex": f"https://openalex.org/{w.openalex}"}
         if w.doi:
             ids["doi"] = f"https://doi.org/{w.doi}"
-        if w.pmid:
+        if w.pmid and not w.openalex_no_pmid:
             ids["pmid"] = f"https://pubmed.ncbi.nlm.nih.gov/{w.pmid}"
         return {
             "id": f"https://openalex.org/{w.openalex}",
@@ -886,7 +892,9 @@ class World:
             return Response(404, b"<html><body>Not found</body></html>", content_type="text/html")
         if self._is_broken("opencitations", [ident.lower(), _bare_doi(ident)]):
             return _server_error()
-        w = self._openalex_lookup(ident) if ident.lower().startswith(("doi:", "pmid:")) else None
+        low = ident.lower()
+        w = (self._by_doi.get(_bare_doi(ident)) if low.startswith("doi:")
+             else self._by_pmid.get(low[5:]) if low.startswith("pmid:") else None)
         rows: list[dict[str, str]] = []
         if w is not None and w.doi:
             if kind.startswith("citation"):

@@ -36,6 +36,7 @@ def test_generation_is_deterministic_and_has_the_promised_noise(world):
     assert any(w.language is None for w in world.works)
     assert any(w.language not in ("en", None) for w in world.works)
     assert any(w.doi_upper for w in world.works) and any(w.ahead_of_print for w in world.works)
+    assert any(w.pubmed_no_doi for w in world.works) and any(w.openalex_no_pmid for w in world.works)
     # relevant studies speak their own vocabulary
     w = world.works[world.index_keys[0]]
     assert "compassion" in (w.title + w.abstract).lower() or "kindness" in (w.title + w.abstract).lower() \
