@@ -107,9 +107,14 @@ def _height(lines: tuple[Line, ...]) -> float:
     return 2 * PAD + LINE * len(lines)
 
 
-def _excluded_lines(title: str, col: Column, awaiting: int, awaiting_label: str) -> list[Line]:
-    colon = ":" if col.excluded_reasons else ""
+def _excluded_lines(title: str, col: Column, awaiting: int, awaiting_label: str,
+                    origins: list[Line] | None = None) -> list[Line]:
+    colon = ":" if col.excluded_reasons and not origins else ""
     lines = [Line(f"{title} {n(col.excluded)}{colon}", bold=True)]
+    if origins and col.excluded_reasons:
+        lines += origins + [Line("Reasons:")]
+    elif origins:
+        lines += origins
     lines += [Line(f"{reason} {n(k)}", indent=10) for reason, k in col.excluded_reasons]
     if awaiting:
         lines.append(Line(f"{awaiting_label} {n(awaiting)}"))
@@ -182,8 +187,8 @@ def _box_texts(flow: Flow) -> dict[str, tuple[list[Line], str]]:
         "box8": ([Line(f"Reports assessed for eligibility {n(s.assessed)}", bold=True)]
                  + _origin_lines(flow, "assessed"), WHITE),
         "box9": (_excluded_lines("Reports excluded", s, s.fulltext_awaiting,
-                                 "Awaiting full-text decision")
-                 + _origin_lines(flow, "excluded"), WHITE),
+                                 "Awaiting full-text decision", _origin_lines(flow, "excluded")),
+                 WHITE),
         "box10": ([Line(f"New studies included in review {n(flow.new_studies)}", bold=True),
                    Line(f"Reports of new included studies {n(flow.new_reports)}", bold=True)]
                   + _origin_lines(flow, "reports_included"), WHITE),
