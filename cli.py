@@ -1107,6 +1107,34 @@ def flow_cmd(layout: str, as_json: bool, as_csv: bool, svg_path: str | None,
                 click.echo(f"Diagram written to {path}", err=True)
 
 
+@cli.group("study")
+def study() -> None:
+    """Group reports of one study, so PRISMA counts the study once.
+
+    Example: cluster study link 12 57 --key smith2019
+    """
+
+
+@study.command("link")
+@click.argument("record_ids", nargs=-1, type=int, required=True)
+@click.option("--key", required=True, help="A name for the study, e.g. the first report's id.")
+@click.option("--reviewer", help="Who made the link (a reviewer name).")
+@db_option
+@handle_errors
+def study_link(record_ids: tuple[int, ...], key: str, reviewer: str | None, db_path: str) -> None:
+    """Mark records as reports of one study (logged; undo like any event).
+
+    Example: cluster study link 12 57 --key smith2019 --reviewer ann
+    """
+    from db.flow import link_study
+
+    store = get_store(db_path, create=False)
+    if reviewer:
+        store.require_reviewer(reviewer)
+    link_study(store, record_ids, key, reviewer)
+    click.echo(f"Records {', '.join(map(str, record_ids))} are now reports of study {key}.")
+
+
 @cli.command("report")
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False),
               help="Write the Markdown here, with the diagram beside it (same name, .svg and .png).")

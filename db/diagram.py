@@ -15,6 +15,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 from db.flow import Column, Flow, FlowError
@@ -106,9 +107,14 @@ def _height(lines: tuple[Line, ...]) -> float:
     return 2 * PAD + LINE * len(lines)
 
 
-def _excluded_lines(title: str, col: Column, awaiting: int, awaiting_label: str) -> list[Line]:
-    colon = ":" if col.excluded_reasons else ""
+def _excluded_lines(title: str, col: Column, awaiting: int, awaiting_label: str,
+                    origins: list[Line] | None = None) -> list[Line]:
+    colon = ":" if col.excluded_reasons and not origins else ""
     lines = [Line(f"{title} {n(col.excluded)}{colon}", bold=True)]
+    if origins and col.excluded_reasons:
+        lines += origins + [Line("Reasons:")]
+    elif origins:
+        lines += origins
     lines += [Line(f"{reason} {n(k)}", indent=10) for reason, k in col.excluded_reasons]
     if awaiting:
         lines.append(Line(f"{awaiting_label} {n(awaiting)}"))
@@ -181,8 +187,8 @@ def _box_texts(flow: Flow) -> dict[str, tuple[list[Line], str]]:
         "box8": ([Line(f"Reports assessed for eligibility {n(s.assessed)}", bold=True)]
                  + _origin_lines(flow, "assessed"), WHITE),
         "box9": (_excluded_lines("Reports excluded", s, s.fulltext_awaiting,
-                                 "Awaiting full-text decision")
-                 + _origin_lines(flow, "excluded"), WHITE),
+                                 "Awaiting full-text decision", _origin_lines(flow, "excluded")),
+                 WHITE),
         "box10": ([Line(f"New studies included in review {n(flow.new_studies)}", bold=True),
                    Line(f"Reports of new included studies {n(flow.new_reports)}", bold=True)]
                   + _origin_lines(flow, "reports_included"), WHITE),
@@ -363,13 +369,13 @@ def write_svg(diagram: Diagram, path: str | Path) -> None:
         raise FlowError(f"Cannot write {p} ({exc.strerror}).") from None
 
 
-def write_png(diagram: Diagram, path: str | Path, dpi: int = 200) -> None:
-    """The same geometry with matplotlib (Agg): one diagram unit is one point."""
+def _draw(diagram: Diagram) -> tuple[Any, list[tuple[Any, Box]]]:
+    """The matplotlib figure of `diagram`, and each box's text artists (for checking fit)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
     fig = Figure(figsize=(diagram.width / 72, diagram.height / 72))
@@ -386,15 +392,17 @@ def write_png(diagram: Diagram, path: str | Path, dpi: int = 200) -> None:
                                     facecolor=BLUE, edgecolor="black", linewidth=0.8))
         ax.text(b.x + b.w / 2, b.y + b.h / 2, b.label, rotation=90, ha="center", va="center",
                 fontsize=FONT, fontweight="bold")
+    texts: list[tuple[Any, Box]] = []
     for box in diagram.boxes:
         ax.add_patch(FancyBboxPatch((box.x, box.y), box.w, box.h,
                                     boxstyle="round,pad=0,rounding_size=3",
                                     facecolor=box.fill, edgecolor="black", linewidth=0.8))
         for i, line in enumerate(box.lines):
             if line.text:
-                ax.text(_text_x(box, line), _text_y(box, i), line.text, fontsize=FONT,
-                        ha="center" if box.centred else "left", va="baseline",
-                        fontweight="bold" if line.bold else "normal")
+                texts.append((ax.text(_text_x(box, line), _text_y(box, i), line.text,
+                                      fontsize=FONT, ha="center" if box.centred else "left",
+                                      va="baseline",
+                                      fontweight="bold" if line.bold else "normal"), box))
     for a in diagram.arrows:
         pts = a.points
         if len(pts) > 2:
@@ -402,7 +410,29 @@ def write_png(diagram: Diagram, path: str | Path, dpi: int = 200) -> None:
             ax.plot(xs, ys, color="black", linewidth=1.0)
         ax.add_patch(FancyArrowPatch(pts[-2], pts[-1], arrowstyle="-|>", mutation_scale=10,
                                      color="black", linewidth=1.0, shrinkA=0, shrinkB=0))
+    return fig, texts
+
+
+def overflows(diagram: Diagram) -> list[str]:
+    """Lines whose rendered extent leaves their box (measured by matplotlib); [] when all fit."""
+    fig, texts = _draw(diagram)
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    out = []
+    for artist, box in texts:
+        bb = artist.get_window_extent(renderer).transformed(ax.transData.inverted())
+        left, right = min(bb.x0, bb.x1), max(bb.x0, bb.x1)
+        top, bottom = min(bb.y0, bb.y1), max(bb.y0, bb.y1)
+        if left < box.x + 1 or right > box.x + box.w - 1 or top < box.y + 1 or \
+                bottom > box.y + box.h - 1:
+            out.append(f"{box.key}: {artist.get_text()}")
+    return out
+
+
+def write_png(diagram: Diagram, path: str | Path, dpi: int = 200) -> None:
+    """The same geometry with matplotlib (Agg): one diagram unit is one point."""
     p = _check_target(path)
+    fig, _ = _draw(diagram)
     try:
         fig.savefig(str(p), dpi=dpi, facecolor="white", format="png")
     except OSError as exc:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.record import Record
-from db.diagram import layout, to_svg
+from db.diagram import Box, Diagram, Line, layout, overflows, to_svg
 from db.flow import (TEMPLATE_ROWS, FlowError, compute_flow, link_study, prisma_fields,
                      template_rows)
 from db.store import open_store
@@ -231,8 +231,22 @@ def test_cli_refuses_bad_options(run, tmp_path, store):
                                                         expect=1).output
     assert "No review store" in run("flow", "--db", str(tmp_path / "none.db"), expect=1).output
     assert "should end in .md" in run("report", "-o", str(tmp_path / "m.txt"), expect=1).output
-    for cmd in ("flow", "report"):
-        assert "Example: cluster " + cmd in run(cmd, "--help").output
+    for cmd in (("flow",), ("report",), ("study", "link")):
+        assert "Example: cluster " + " ".join(cmd) in run(*cmd, "--help").output
+    assert "Unknown reviewer 'zed'" in run("study", "link", "1", "--key", "S", "--reviewer", "zed",
+                                           expect=1).output
+
+
+def test_study_link_command(run, store, db_path):
+    ids = [_add(store, title=str(i)) for i in range(2)]
+    for rid in ids:
+        _decide(store, rid, TA, "include")
+        _decide(store, rid, FT, "include")
+    store.close()
+    out = run("study", "link", *map(str, ids), "--key", "smith2019").output
+    assert out.strip() == f"Records {ids[0]}, {ids[1]} are now reports of study smith2019."
+    data = json.loads(run("flow", "--json").output)
+    assert (data["new_studies"], data["new_reports"]) == (1, 2)
 
 
 # --- invariants under random stores ---------------------------------------------------
@@ -336,3 +350,20 @@ def test_invariants_hold_on_random_stores(specs):
             if isinstance(value, int):
                 assert f"(n = {value:,})" in texts, key
     store.close()
+
+
+def test_diagram_text_stays_inside_its_boxes(store):
+    long_db = "Cumulative Index to Nursing and Allied Health Literature Plus with Full Text (EBSCOhost)"
+    for i, (role, service) in enumerate([("database", long_db), ("database", "MEDLINE"),
+                                         ("register", "WHO International Clinical Trials Registry "
+                                                      "Platform search portal")]):
+        rid = _add(store, role=role, service=service, title=str(i))
+        _decide(store, rid, TA, "include")
+        _decide(store, rid, FT, "exclude", "the intervention was not a compassion training "
+                                           "programme but a general wellbeing course")
+    for lay in ("standard", "screen-other"):
+        assert overflows(layout(compute_flow(store, lay))) == []
+    # the check itself sees a line that does not fit
+    tight = Box("box1", 10, 10, 60, 40, (Line("Records identified from databases (n = 1,234)"),))
+    assert overflows(Diagram(200, 100, (tight,), (), (), "t")) == [
+        "box1: Records identified from databases (n = 1,234)"]
