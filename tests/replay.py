@@ -71,6 +71,18 @@ def load_index(root: Path) -> list[Entry]:
     return entries
 
 
+def wait_for_log(server: LoopbackServer, prefix: str, n: int, timeout: float = 2.0) -> list:
+    """The server's log for `prefix` once it holds `n` entries (it is written after sending)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        got = server.requests_to(prefix)
+        if len(got) >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.01)
+
+
 def _norm(params: Iterable[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
     out: dict[str, list[str]] = {}
     for k, v in params:
@@ -88,6 +100,9 @@ class Replay:
     entries: list[Entry]
     server: LoopbackServer = field(default_factory=LoopbackServer)
     served: list[str] = field(default_factory=list)
+    #: requests as they arrived at the replay routes (the server's own log is written
+    #: after the answer is sent, so a client can read it before the last entry lands)
+    arrived: list[Request] = field(default_factory=list)
     _turns: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -101,6 +116,7 @@ class Replay:
         with self._lock:
             self._turns.clear()
             self.served.clear()
+            self.arrived.clear()
         self.server.heal()
         self.server.routes.clear()
         for service, prefix in PREFIX.items():
@@ -116,6 +132,10 @@ class Replay:
     def stop(self) -> None:
         self.server.stop()
 
+    def requests_to(self, prefix: str) -> list[Request]:
+        with self._lock:
+            return [r for r in self.arrived if r.path.startswith(prefix)]
+
     def base_urls(self) -> dict[str, str]:
         return {svc: self.server.url + path for svc, path in BASE_PATH.items()}
 
@@ -128,6 +148,8 @@ class Replay:
 
     def _handler(self, service: str, prefix: str):
         def handle(req: Request) -> Response:
+            with self._lock:
+                self.arrived.append(req)
             path = unquote(req.path[len(prefix):])
             sent = _norm(req.params)
             best: list[Entry] = []

@@ -11,7 +11,7 @@ import pytest
 from conftest import shared_path
 from connectors.http import (RateLimited, ServiceDown, Settings, connect, parse_retry_after)
 from connectors.loopback import Fault, Response
-from replay import Replay, load_index
+from replay import Replay, load_index, wait_for_log
 
 EFETCH = "/ncbi/entrez/eutils/efetch.fcgi"
 PMID = "36987902"
@@ -44,8 +44,8 @@ def _connect(replay, tmp_path=None, **overrides):
     return connect(Settings(**values))
 
 
-def _statuses(replay, path=EFETCH):
-    return [r.status for r in replay.server.requests_to(path)]
+def _statuses(replay, path=EFETCH, n=1):
+    return [r.status for r in wait_for_log(replay.server, path, n)]
 
 
 @pytest.mark.parametrize("fault,status", [
@@ -57,7 +57,7 @@ def test_fault_then_recovery(replay, fault, status):
     with _connect(replay) as s:
         got = s.pubmed.fetch([PMID])
     assert [r.pmid for r in got.records] == [PMID]
-    assert _statuses(replay) == [status, status, 200]
+    assert _statuses(replay, n=3) == [status, status, 200]
 
 
 def test_answer_slower_than_read_timeout_then_recovery(replay):
@@ -81,7 +81,7 @@ def test_retry_after_seconds_is_honoured(replay):
     replay.server.inject("/ncbi", Fault("429", retry_after="1"))
     with _connect(replay) as s:
         got = s.pubmed.fetch([PMID])
-    first, second = replay.server.requests_to(EFETCH)
+    first, second = wait_for_log(replay.server, EFETCH, 2)
     assert got.records and second.t - first.t >= 0.95
 
 
@@ -98,7 +98,7 @@ def test_rate_limit_exhausted_is_one_sentence(replay):
     with _connect(replay) as s, pytest.raises(RateLimited) as info:
         s.pubmed.fetch([PMID])
     assert str(info.value) == "PubMed is rate-limiting: set NCBI_API_KEY or try later."
-    assert info.value.service == "PubMed" and _statuses(replay) == [429] * 4
+    assert info.value.service == "PubMed" and _statuses(replay, n=4) == [429] * 4
 
 
 def test_retry_after_too_long_gives_up_at_once(replay):
@@ -107,7 +107,7 @@ def test_retry_after_too_long_gives_up_at_once(replay):
         s.crossref.works(["10.1371/journal.pone.0033693"])
     assert str(info.value) == ("Crossref is rate-limiting: set CLUSTER_EMAIL to use Crossref's "
                                "polite pool or try later.")
-    assert len(replay.server.requests_to("/crossref")) == 1
+    assert len(wait_for_log(replay.server, "/crossref", 1)) == 1
 
 
 def test_service_down_is_one_sentence(replay):
@@ -159,7 +159,7 @@ def test_truncated_body_is_never_cached(replay, tmp_path):
         second = s.pubmed.fetch([PMID])
     assert first.records == second.records and first.records[0].pmid == PMID
     assert [c.from_cache for c in first.calls + second.calls] == [False, True]
-    assert _statuses(replay) == [200, 200]  # truncated, then whole; the rerun hit the cache
+    assert _statuses(replay, n=2) == [200, 200]  # truncated, then whole; the rerun hit the cache
 
 
 def test_html_body_is_never_cached(replay, tmp_path):

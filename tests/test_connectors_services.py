@@ -47,7 +47,7 @@ def services(replay):
 
 
 def _requests(replay, path):
-    return replay.server.requests_to(path)
+    return replay.requests_to(path)
 
 
 # --- PubMed ---------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_pubmed_related_articles_ranked_by_score_without_seed(replay, recordings
     ranked = links.by_seed["9298984"]
     assert len(ranked) == 143 and all(link.id != "9298984" for link in ranked)
     assert [link.score for link in ranked] == sorted((link.score for link in ranked), reverse=True)
-    sent = replay.server.requests_to("/ncbi/entrez/eutils/elink.fcgi")[0].params
+    sent = replay.requests_to("/ncbi/entrez/eutils/elink.fcgi")[0].params
     assert ("cmd", "neighbor_score") in sent and ("linkname", "pubmed_pubmed") not in sent
 
 
