@@ -222,7 +222,13 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "Settings":
-        """Settings from environment variables (for the CLI; the library never reads env)."""
+        """Settings from environment variables (for the CLI; the library never reads env).
+
+        NCBI_API_KEY, CLUSTER_EMAIL, OPENALEX_API_KEY; CLUSTER_PUBMED_URL,
+        CLUSTER_CROSSREF_URL, CLUSTER_OPENALEX_URL, CLUSTER_OPENCITATIONS_URL;
+        CLUSTER_HTTP_RETRIES (attempts after the first) and CLUSTER_HTTP_BACKOFF
+        (first backoff delay in seconds).
+        """
         urls = {svc: environ[var] for svc, var in _ENV_URLS.items() if environ.get(var)}
         values: dict[str, Any] = {
             "email": environ.get("CLUSTER_EMAIL") or None,
@@ -230,6 +236,14 @@ class Settings:
             "openalex_api_key": environ.get("OPENALEX_API_KEY") or None,
             "base_urls": urls,
         }
+        for var, key, kind in (("CLUSTER_HTTP_RETRIES", "max_retries", int),
+                               ("CLUSTER_HTTP_BACKOFF", "backoff_base", float)):
+            if environ.get(var):
+                try:
+                    values[key] = kind(environ[var])
+                except ValueError:
+                    raise ClusterError(f"{var} must be a number, not {environ[var]!r}: fix "
+                                       f"or unset it.") from None
         values.update(overrides)
         return cls(**values)
 
