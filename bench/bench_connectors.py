@@ -156,8 +156,10 @@ def main() -> None:
     base_total = (single["pubmed_s"] + single["crossref_s"]) * scale
     print(f"speed-up of batching over one id per request: {base_total / cold_total:.0f}x "
           f"({base_total:.0f} s -> {cold_total:.1f} s)")
-    print(f"cached rerun vs cold: {(med(warm, 'pubmed_s') + med(warm, 'crossref_s')) / cold_total:.2f}"
-          f" of the time, requests {med(warm, 'pubmed_requests') + med(warm, 'crossref_requests'):.0f}")
+    warm_total = med(warm, "pubmed_s") + med(warm, "crossref_s")
+    warm_requests = med(warm, "pubmed_requests") + med(warm, "crossref_requests")
+    print(f"cached rerun vs cold: {warm_total / cold_total:.2f} of the time, "
+          f"requests {warm_requests:.0f}")
     ok = (med(cold, "pubmed_requests") <= target and med(cold, "crossref_requests") <= target
           and med(warm, "pubmed_requests") == 0 and med(warm, "crossref_requests") == 0)
     print(f"targets met: {'yes' if ok else 'NO'}")

@@ -63,7 +63,8 @@ def test_crossref_follows_its_rate_limit_headers():
         with connect(Settings(base_urls=replay.base_urls())) as s:
             for j in range(6):
                 s.crossref.search(bibliographic=f"query {j}")
-            assert (s.http.limiters["crossref"].calls, s.http.limiters["crossref"].period) == (2, 1.0)
+            limiter = s.http.limiters["crossref"]
+            assert (limiter.calls, limiter.period) == (2, 1.0)
         times = [r.t for r in wait_for_log(replay.server, "/crossref/works", 6)]
     finally:
         replay.stop()
