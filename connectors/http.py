@@ -110,6 +110,10 @@ class RequestRejected(ServiceError):
         self.status = status
 
 
+class UnreadableAnswer(ServiceError):
+    """An answer that arrived whole but cannot be read (an unknown format or DTD)."""
+
+
 class BadBody(Exception):
     """A body that cannot be what the service meant to send (retried, never cached)."""
 
@@ -559,6 +563,13 @@ class HttpLayer:
                     except ServiceError:
                         self._forget(resp)
                         raise
+                    except Exception as exc:  # a shape no parser expected: not worth retrying
+                        self._forget(resp)
+                        log.warning("%s %s: unreadable answer: %r", name, endpoint, exc)
+                        raise UnreadableAnswer(
+                            name, f"{name} sent an answer that cluster cannot read "
+                                  f"({type(exc).__name__}): try again later, and report it if "
+                                  f"it keeps happening.") from None
                     else:
                         logged = {**(log_params or {}), **public_params(items)}
                         call = CallLog(service, endpoint, logged, _now(),

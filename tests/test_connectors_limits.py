@@ -105,11 +105,15 @@ def test_credentials_never_written(tmp_path, caplog, store):
                 s.openalex.works(["W2741809807"]),
             ]
             again = s.pubmed.fetch(["36987902", "34843274"])
-        sent = wait_for_log(replay.server, "/", 9)
+            posted = s.pubmed.fetch(["36987902", "34843274"] + [str(10**7 + i) for i in range(201)],
+                                    batch_size=250)
+            assert posted.calls[0].params["db"] == "pubmed" and len(posted.records) == 2
+        sent = wait_for_log(replay.server, "/", 10)
     finally:
         replay.stop()
     # the secrets did go to the services...
-    assert any(("api_key", SECRETS["ncbi_api_key"]) in r.params for r in sent)
+    assert any(("api_key", SECRETS["ncbi_api_key"]) in r.params and r.method == "POST"
+               for r in sent)
     assert any(("email", SECRETS["email"]) in r.params for r in sent)
     assert any(("mailto", SECRETS["email"]) in r.params for r in sent)
     assert any(("api_key", SECRETS["openalex_api_key"]) in r.params for r in sent)
