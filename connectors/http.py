@@ -537,6 +537,9 @@ class HttpLayer:
                     last = f"HTTP {status}"
                     rate_limited_last = status == 429
                     delay = parse_retry_after(resp.headers.get("Retry-After"))
+                    if delay is None and status == 429:
+                        # no Retry-After: wait at least one full backoff unit (1 s by default)
+                        delay = self.settings.backoff_base + self._backoff(attempt)
                     if delay is not None and delay > self.settings.retry_after_max:
                         if status == 429:
                             raise rate_limited(service)
