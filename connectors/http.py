@@ -110,6 +110,10 @@ class RequestRejected(ServiceError):
         self.status = status
 
 
+class UnreadableAnswer(ServiceError):
+    """An answer that arrived whole but cannot be read (an unknown format or DTD)."""
+
+
 class BadBody(Exception):
     """A body that cannot be what the service meant to send (retried, never cached)."""
 
@@ -222,7 +226,13 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "Settings":
-        """Settings from environment variables (for the CLI; the library never reads env)."""
+        """Settings from environment variables (for the CLI; the library never reads env).
+
+        NCBI_API_KEY, CLUSTER_EMAIL, OPENALEX_API_KEY; CLUSTER_PUBMED_URL,
+        CLUSTER_CROSSREF_URL, CLUSTER_OPENALEX_URL, CLUSTER_OPENCITATIONS_URL;
+        CLUSTER_HTTP_RETRIES (attempts after the first) and CLUSTER_HTTP_BACKOFF
+        (first backoff delay in seconds).
+        """
         urls = {svc: environ[var] for svc, var in _ENV_URLS.items() if environ.get(var)}
         values: dict[str, Any] = {
             "email": environ.get("CLUSTER_EMAIL") or None,
@@ -230,6 +240,14 @@ class Settings:
             "openalex_api_key": environ.get("OPENALEX_API_KEY") or None,
             "base_urls": urls,
         }
+        for var, key, kind in (("CLUSTER_HTTP_RETRIES", "max_retries", int),
+                               ("CLUSTER_HTTP_BACKOFF", "backoff_base", float)):
+            if environ.get(var):
+                try:
+                    values[key] = kind(environ[var])
+                except ValueError:
+                    raise ClusterError(f"{var} must be a number, not {environ[var]!r}: fix "
+                                       f"or unset it.") from None
         values.update(overrides)
         return cls(**values)
 
@@ -249,11 +267,12 @@ class RateLimiter:
 
     A sliding log (not a fixed spacing) because the services count requests
     per window: N requests spaced exactly 1/N s apart can still put N + 1 in a
-    closed one-second window as a server measures it. A small safety margin
-    absorbs network jitter between our clock and the server's.
+    closed one-second window as a server measures it. A safety margin of a
+    tenth of a second absorbs scheduling and network jitter between our clock
+    and the server's: a 429 costs far more than the margin.
     """
 
-    MARGIN = 0.03
+    MARGIN = 0.1
 
     def __init__(self, calls: int, period: float = 1.0):
         self._lock = threading.Lock()
@@ -518,6 +537,9 @@ class HttpLayer:
                     last = f"HTTP {status}"
                     rate_limited_last = status == 429
                     delay = parse_retry_after(resp.headers.get("Retry-After"))
+                    if delay is None and status == 429:
+                        # no Retry-After: wait at least one full backoff unit (1 s by default)
+                        delay = self.settings.backoff_base + self._backoff(attempt)
                     if delay is not None and delay > self.settings.retry_after_max:
                         if status == 429:
                             raise rate_limited(service)
@@ -545,6 +567,13 @@ class HttpLayer:
                     except ServiceError:
                         self._forget(resp)
                         raise
+                    except Exception as exc:  # a shape no parser expected: not worth retrying
+                        self._forget(resp)
+                        log.warning("%s %s: unreadable answer: %r", name, endpoint, exc)
+                        raise UnreadableAnswer(
+                            name, f"{name} sent an answer that cluster cannot read "
+                                  f"({type(exc).__name__}): try again later, and report it if "
+                                  f"it keeps happening.") from None
                     else:
                         logged = {**(log_params or {}), **public_params(items)}
                         call = CallLog(service, endpoint, logged, _now(),

@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from connectors.http import (BadBody, CallLog, Fetched, Found, HttpLayer, InvalidInput, Link,
-                             Links, RequestRejected, ServiceError)
+                             Links, RequestRejected, ServiceError, UnreadableAnswer)
 from connectors.record import (Author, Record, normalize_doi, normalize_language,
                                normalize_pages, normalize_pmcid, normalize_pmid, normalize_year)
 
@@ -37,10 +37,6 @@ LINK_BATCH = 100
 #: ESearch reaches only the first 10,000 records of a PubMed query
 ESEARCH_REACH = 10_000
 LINKNAMES = ("pubmed_pubmed", "pubmed_pubmed_citedin", "pubmed_pubmed_refs")
-
-
-class UnreadableAnswer(ServiceError):
-    """An answer that cannot be parsed offline (its DTD is not bundled with Biopython)."""
 
 
 # --- markup ------------------------------------------------------------------
@@ -271,7 +267,8 @@ def article_to_record(article: Mapping) -> Record:
     pmid = normalize_pmid(citation.get("PMID"))
     journal = art.get("Journal", {})
     issue = journal.get("JournalIssue", {})
-    ids = {getattr(i, "attributes", {}).get("IdType"): str(i) for i in data.get("ArticleIdList", [])}
+    ids = {getattr(i, "attributes", {}).get("IdType"): str(i)
+           for i in data.get("ArticleIdList", [])}
     doi = normalize_doi(ids.get("doi"))
     if doi is None:
         for loc in art.get("ELocationID", []):
@@ -324,7 +321,8 @@ def book_to_record(book_article: Mapping) -> Record:
     doc = book_article.get("BookDocument", {})
     book = doc.get("Book", {})
     pmid = normalize_pmid(doc.get("PMID"))
-    details = tuple(a for group in doc.get("AuthorList", []) for a in (_author(x) for x in group) if a)
+    details = tuple(a for group in doc.get("AuthorList", [])
+                    for a in (_author(x) for x in group) if a)
     return Record(
         title=_title(doc.get("ArticleTitle") or book.get("BookTitle")),
         abstract=_abstract(doc.get("Abstract")),

@@ -202,7 +202,8 @@ class Replay:
         """
         if service == "ncbi" and path.endswith(("/efetch.fcgi", "/elink.fcgi")):
             return self._compose_ncbi(path, req)
-        if service == "crossref" and path == "/works" and (req.get("filter") or "").startswith("doi:"):
+        filters = req.get("filter") or ""
+        if service == "crossref" and path == "/works" and filters.startswith("doi:"):
             dois = [f[4:].lower() for f in req.get("filter").split(",")]
             items = [self._message(d) for d in dois]
             items = [m for m in items if m is not None]

@@ -157,7 +157,8 @@ def test_pubmed_pmids_for_dois(services, replay):
 
 
 def test_crossref_works_batched_with_missing_and_malformed(services, replay):
-    got = services.crossref.works(["10.1371/journal.pone.0033693", "https://doi.org/10.3892/IJO_00000353",
+    got = services.crossref.works(["10.1371/journal.pone.0033693",
+                                   "https://doi.org/10.3892/IJO_00000353",
                                    "10.9999/unknown.1", "not a doi"])
     assert [r.doi for r in got.records] == ["10.1371/journal.pone.0033693", "10.3892/ijo_00000353"]
     assert got.missing == ("10.9999/unknown.1",)
@@ -319,3 +320,22 @@ def test_opencitations_v2_pid_lists(services, replay):
     replay.serve_at(entry, "/index/v2/citations/doi:10.1108/jd-12-2013-0166")
     cites = services.opencitations.citations(["10.1108/jd-12-2013-0166"])
     assert cites.by_seed == {"10.1108/jd-12-2013-0166": (Link("10.7717/peerj-cs.421"),)}
+
+
+def test_pubmed_search_pages_with_retstart_and_dates(services, replay):
+    seen = []
+
+    def handler(req):
+        seen.append((req.get("retstart"), req.get("retmax"), req.get("mindate"),
+                     req.get("maxdate"), req.get("datetype"), req.get("sort")))
+        start, size = int(req.get("retstart")), int(req.get("retmax"))
+        ids = "".join(f"<Id>{i}</Id>" for i in range(start + 1, min(start + size, 25) + 1))
+        return Response(200, f"<eSearchResult><Count>25</Count><IdList>{ids}</IdList>"
+                             f"</eSearchResult>".encode(), content_type="text/xml")
+    replay.server.route("/ncbi/entrez/eutils/esearch.fcgi", handler)
+    found = services.pubmed.search("smith j[1au]", retmax=100, mindate="2010", maxdate="2020/12",
+                                   sort="pub_date", page_size=10)
+    assert found.ids == tuple(str(i) for i in range(1, 26)) and found.count == 25
+    assert seen == [("0", "10", "2010", "2020/12", "pdat", "pub_date"),
+                    ("10", "10", "2010", "2020/12", "pdat", "pub_date"),
+                    ("20", "10", "2010", "2020/12", "pdat", "pub_date")]
