@@ -186,6 +186,24 @@ def test_expand_keeps_the_exact_sets_with_provenance_and_log(indexed, world, run
             got = kept(indexed, world, ids.pmid, strategy, service)
             assert len(got) == len(set(got)), (strategy, service)
             assert set(got) == expected(world, key, strategy, service), (strategy, service, key)
+    # Crossref reference lists: DOIs fetched; references without DOI matched by title and
+    # year against the store (the records earlier searches added), the rest counted
+    n_matched = 0
+    for key, ids in zip(world.index_keys, world.index_articles):
+        seed = world.works[key]
+        by_doi = {r for r in seed.references if world.works[r].doi and r not in seed.unstructured_refs
+                  and crossref_ok(world.works[r])}
+        got = set(kept(indexed, world, ids.pmid, "references", "crossref"))
+        assert by_doi <= got
+        assert got - by_doi <= {r for r in seed.unstructured_refs if r % 3 != 0}
+        n_matched += len(got - by_doi)
+    store = open_store(indexed)
+    notes = [json.loads(r[0]) for r in store.db.execute(
+        "SELECT limits FROM searches WHERE strategy='references' AND service='crossref'")]
+    store.close()
+    assert sum(n["matched_by_title_year"] for n in notes) == n_matched > 0
+    assert sum(n["unmatched_references"] + n["matched_by_title_year"] for n in notes) == \
+        sum(len(world.works[k].unstructured_refs) for k in world.index_keys)
     # related via PubMed keeps the service's order (neighbour score)
     for key, ids in zip(world.index_keys, world.index_articles):
         want = [k for k, _ in world.neighbours(key) if pubmed_ok(world.works[k])]
