@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid
 from collections import defaultdict
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -250,8 +252,12 @@ def _seeds_at(store: Store, depth: int, earlier: set[int]) -> list[int]:
 
 
 def expand(store: Store, services: Services, options: ExpandOptions = ExpandOptions(), *,
-           progress: Progress | None = None) -> ExpandReport:
-    """Run the CLUSTER strategies from the index articles; see the module docstring."""
+           progress: Progress | None = None, parallel: bool = True) -> ExpandReport:
+    """Run the CLUSTER strategies from the index articles; see the module docstring.
+
+    `parallel` asks the four services at the same time (each at its own rate);
+    the store is written in the same order either way.
+    """
     seeds_done: set[int] = set()
     results: list[UnitResult] = []
     n_seeds = 0
@@ -264,12 +270,12 @@ def expand(store: Store, services: Services, options: ExpandOptions = ExpandOpti
             break
         seeds_done.update(seed_ids)
         n_seeds += len(seed_ids)
-        results += _expand_level(store, services, options, depth, seed_ids, progress)
+        results += _expand_level(store, services, options, depth, seed_ids, progress, parallel)
     return ExpandReport(tuple(results), n_seeds, options.depth)
 
 
 def _expand_level(store: Store, services: Services, options: ExpandOptions, depth: int,
-                  seed_ids: list[int], progress: Progress | None) -> list[UnitResult]:
+                  seed_ids: list[int], progress: Progress | None, parallel: bool) -> list[UnitResult]:
     seeds = [Seed(rid, store.get_record(rid), depth) for rid in seed_ids]
     units = [Unit(seed, strategy, service) for strategy in options.strategies
              for service in SERVICES[strategy] for seed in seeds]
@@ -294,8 +300,12 @@ def _expand_level(store: Store, services: Services, options: ExpandOptions, dept
     groups: dict[tuple[str, str], list[Unit]] = defaultdict(list)
     for u in pending:
         groups[(u.strategy, u.service)].append(Unit(resolved[u.seed.record_id], u.strategy, u.service))
+    pending_outcomes = _prefetch(runner, groups) if parallel else None
     for (strategy, service), group in groups.items():
-        outcomes = runner.run_group(strategy, service, [u.seed for u in group])
+        if pending_outcomes is not None:
+            outcomes = pending_outcomes[(strategy, service)].result()
+        else:
+            outcomes = runner.run_group(strategy, service, [u.seed for u in group])
         for u in group:
             outcome = outcomes.get(u.seed.record_id) or Outcome(error="No answer for this index article.")
             results.append(runner.commit(u, outcome))
@@ -303,6 +313,33 @@ def _expand_level(store: Store, services: Services, options: ExpandOptions, dept
             if progress:
                 progress(done, total, f"{strategy} / {SERVICE_LABELS[service]}")
     return results
+
+
+def _prefetch(runner: "_Runner", groups: Mapping[tuple[str, str], list[Unit]]
+              ) -> dict[tuple[str, str], Future]:
+    """Start the network work of every group, one lane per service, services in parallel.
+
+    Each service's calls stay one after another (its rate limit is the
+    bottleneck anyway) while the four services are asked at the same time.
+    Writing stays on the caller's thread and in the fixed unit order, so the
+    store ends the same whatever the timing.
+    """
+    futures: dict[tuple[str, str], Future] = {key: Future() for key in groups}
+    lanes: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for key in groups:
+        lanes[key[1]].append(key)
+
+    def lane(keys: list[tuple[str, str]]) -> None:
+        for key in keys:
+            try:
+                futures[key].set_result(runner.run_group(key[0], key[1], [u.seed for u in groups[key]]))
+            except BaseException as exc:  # handed to the writer, which re-raises it
+                futures[key].set_exception(exc)
+
+    for keys in lanes.values():
+        # daemon threads: an interrupted run must not wait for the other services
+        threading.Thread(target=lane, args=(keys,), daemon=True).start()
+    return futures
 
 
 def _unit_done(store: Store, unit_uuid: str) -> bool:
