@@ -231,7 +231,8 @@ class Crossref:
     def references(self, dois: Sequence[str], *, batch_size: int = DOI_BATCH) -> ReferenceLists:
         """Each work's deposited reference list (entries without a DOI kept as text)."""
         found, missing, calls, failed = self._messages(dois, batch_size)
-        by_doi = {d: tuple(to_reference(r) for r in m.get("reference", []) if isinstance(r, Mapping))
+        by_doi = {d: tuple(to_reference(r) for r in m.get("reference", [])
+                           if isinstance(r, Mapping))
                   for d, m in found.items()}
         return ReferenceLists(by_doi, tuple(missing), tuple(calls), failed)
 

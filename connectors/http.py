@@ -222,7 +222,13 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "Settings":
-        """Settings from environment variables (for the CLI; the library never reads env)."""
+        """Settings from environment variables (for the CLI; the library never reads env).
+
+        NCBI_API_KEY, CLUSTER_EMAIL, OPENALEX_API_KEY; CLUSTER_PUBMED_URL,
+        CLUSTER_CROSSREF_URL, CLUSTER_OPENALEX_URL, CLUSTER_OPENCITATIONS_URL;
+        CLUSTER_HTTP_RETRIES (attempts after the first) and CLUSTER_HTTP_BACKOFF
+        (first backoff delay in seconds).
+        """
         urls = {svc: environ[var] for svc, var in _ENV_URLS.items() if environ.get(var)}
         values: dict[str, Any] = {
             "email": environ.get("CLUSTER_EMAIL") or None,
@@ -230,6 +236,14 @@ class Settings:
             "openalex_api_key": environ.get("OPENALEX_API_KEY") or None,
             "base_urls": urls,
         }
+        for var, key, kind in (("CLUSTER_HTTP_RETRIES", "max_retries", int),
+                               ("CLUSTER_HTTP_BACKOFF", "backoff_base", float)):
+            if environ.get(var):
+                try:
+                    values[key] = kind(environ[var])
+                except ValueError:
+                    raise ClusterError(f"{var} must be a number, not {environ[var]!r}: fix "
+                                       f"or unset it.") from None
         values.update(overrides)
         return cls(**values)
 
@@ -355,6 +369,51 @@ def _looks_like_html(body: bytes, content_type: str) -> bool:
     return "text/html" in content_type.lower() or head.startswith((b"<!doctype html", b"<html"))
 
 
+class _Redact(logging.Filter):
+    """Blank out secrets in records of libraries that log full URLs (urllib3, requests-cache)."""
+
+    def __init__(self, secrets: Sequence[str]):
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            if any(s in message for s in self.secrets):
+                for s in self.secrets:
+                    message = message.replace(s, "***")
+                record.msg, record.args = message, ()
+        return True
+
+
+#: loggers below which libraries log request URLs (that carry api_key/email/mailto)
+_URL_LOGGERS = ("urllib3", "requests_cache", "requests")
+
+
+def _install_redaction(secrets: Sequence[str]) -> None:
+    """Attach the redacting filter to every logger that may print a request URL.
+
+    Logger filters only see records created on that very logger, so the filter
+    goes on each existing module logger of those libraries.
+    """
+    if not secrets:
+        return
+    from urllib.parse import quote, quote_plus
+
+    secrets = tuple(dict.fromkeys(v for s in secrets for v in (s, quote(s, safe=""),
+                                                                quote_plus(s))))
+    names = [n for n in list(logging.Logger.manager.loggerDict)
+             if n.split(".")[0] in _URL_LOGGERS] + ["cluster.http"]
+    for name in names:
+        logger = logging.getLogger(name)
+        for f in logger.filters:
+            if isinstance(f, _Redact):
+                f.secrets = tuple(dict.fromkeys(f.secrets + tuple(secrets)))
+                break
+        else:
+            logger.addFilter(_Redact(secrets))
+
+
 class HttpLayer:
     """One session, one cache, one limiter per service; shared by all connectors."""
 
@@ -365,6 +424,7 @@ class HttpLayer:
         contact = f"; mailto:{settings.email}" if settings.email else ""
         self.user_agent = f"cluster/{version} (literature review assistant{contact})"
         self.session = self._make_session()
+        _install_redaction(settings.secrets())
         self.limiters = {svc: RateLimiter(*default_rate(svc, settings)) for svc in SERVICE_NAMES}
         self._count_lock = threading.Lock()
         #: HTTP requests that reached the network (cache hits excluded), per service
@@ -599,6 +659,12 @@ class Services:
     def close(self) -> None:
         if self.http is not None:
             self.http.close()
+
+    def __enter__(self) -> "Services":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def connect(settings: Settings) -> Services:

@@ -17,7 +17,7 @@ from connectors.http import (BadBody, CallLog, Fetched, HttpLayer, InvalidInput,
                              NotFound, ServiceError)
 from connectors.pubmed import strip_markup
 from connectors.record import (Author, Record, normalize_doi, normalize_language,
-                               normalize_openalex, normalize_pages, normalize_pmid,
+                               normalize_pages, normalize_pmid,
                                normalize_year)
 
 SERVICE = "openalex"
@@ -85,7 +85,8 @@ def work_to_record(work: Mapping) -> Record:
     first, last = biblio.get("first_page"), biblio.get("last_page")
     pages = normalize_pages(f"{first}-{last}" if first and last and first != last else first)
     extra: dict[str, Any] = {
-        "referenced_works": tuple(x for x in (_w(r) for r in work.get("referenced_works", [])) if x),
+        "referenced_works": tuple(x for x in (_w(r) for r in work.get("referenced_works", []))
+                                  if x),
         "related_works": tuple(x for x in (_w(r) for r in work.get("related_works", [])) if x),
     }
     for key in ("cited_by_count", "type_crossref"):
@@ -162,7 +163,8 @@ class OpenAlex:
         self.http = http
 
     def _works_by_key(self, ids: Sequence[str]
-                      ) -> tuple[dict[str, Mapping], list[str], list[CallLog], dict[str, str], list[str]]:
+                      ) -> tuple[dict[str, Mapping], list[str], list[CallLog], dict[str, str],
+                                 list[str]]:
         wanted: list[tuple[str, str, str]] = []  # (raw, kind, normalised)
         failed: dict[str, str] = {}
         for raw in ids:

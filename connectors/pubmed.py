@@ -271,7 +271,8 @@ def article_to_record(article: Mapping) -> Record:
     pmid = normalize_pmid(citation.get("PMID"))
     journal = art.get("Journal", {})
     issue = journal.get("JournalIssue", {})
-    ids = {getattr(i, "attributes", {}).get("IdType"): str(i) for i in data.get("ArticleIdList", [])}
+    ids = {getattr(i, "attributes", {}).get("IdType"): str(i)
+           for i in data.get("ArticleIdList", [])}
     doi = normalize_doi(ids.get("doi"))
     if doi is None:
         for loc in art.get("ELocationID", []):
@@ -324,7 +325,8 @@ def book_to_record(book_article: Mapping) -> Record:
     doc = book_article.get("BookDocument", {})
     book = doc.get("Book", {})
     pmid = normalize_pmid(doc.get("PMID"))
-    details = tuple(a for group in doc.get("AuthorList", []) for a in (_author(x) for x in group) if a)
+    details = tuple(a for group in doc.get("AuthorList", [])
+                    for a in (_author(x) for x in group) if a)
     return Record(
         title=_title(doc.get("ArticleTitle") or book.get("BookTitle")),
         abstract=_abstract(doc.get("Abstract")),
@@ -474,9 +476,9 @@ class PubMed:
         count = 0
         start = 0
         while True:
+            asked = min(page_size, wanted - start)
             params: list[tuple[str, Any]] = [("db", "pubmed"), ("term", term), ("sort", sort),
-                                             ("retstart", start),
-                                             ("retmax", min(page_size, wanted - start))]
+                                             ("retstart", start), ("retmax", asked)]
             if mindate or maxdate:
                 params += [("datetype", datetype), ("mindate", mindate or "1800"),
                            ("maxdate", maxdate or "3000")]
@@ -488,7 +490,7 @@ class PubMed:
                     warnings.append(w)
             ids.extend(i for i in page if i not in ids)
             start += len(page)
-            if not page or start >= min(wanted, count):
+            if len(page) < asked or start >= min(wanted, count):
                 break
         if count > ESEARCH_REACH and wanted >= ESEARCH_REACH:
             note = (f"PubMed found {count:,} records but returns only the first "

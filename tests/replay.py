@@ -71,6 +71,18 @@ def load_index(root: Path) -> list[Entry]:
     return entries
 
 
+def wait_for_log(server: LoopbackServer, prefix: str, n: int, timeout: float = 2.0) -> list:
+    """The server's log for `prefix` once it holds `n` entries (it is written after sending)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        got = server.requests_to(prefix)
+        if len(got) >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.01)
+
+
 def _norm(params: Iterable[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
     out: dict[str, list[str]] = {}
     for k, v in params:
@@ -88,6 +100,9 @@ class Replay:
     entries: list[Entry]
     server: LoopbackServer = field(default_factory=LoopbackServer)
     served: list[str] = field(default_factory=list)
+    #: requests as they arrived at the replay routes (the server's own log is written
+    #: after the answer is sent, so a client can read it before the last entry lands)
+    arrived: list[Request] = field(default_factory=list)
     _turns: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -95,12 +110,31 @@ class Replay:
         for service, prefix in PREFIX.items():
             self.server.route(prefix, self._handler(service, prefix))
 
+    def reset(self, entries: list[Entry]) -> "Replay":
+        """Serve `entries` from now on, forgetting routes, faults and the request log."""
+        self.entries[:] = list(entries)
+        with self._lock:
+            self._turns.clear()
+            self.served.clear()
+            self.arrived.clear()
+        self.server.heal()
+        self.server.routes.clear()
+        for service, prefix in PREFIX.items():
+            self.server.route(prefix, self._handler(service, prefix))
+        with self.server._lock:
+            self.server.log.clear()
+        return self
+
     def start(self) -> "Replay":
         self.server.start()
         return self
 
     def stop(self) -> None:
         self.server.stop()
+
+    def requests_to(self, prefix: str) -> list[Request]:
+        with self._lock:
+            return [r for r in self.arrived if r.path.startswith(prefix)]
 
     def base_urls(self) -> dict[str, str]:
         return {svc: self.server.url + path for svc, path in BASE_PATH.items()}
@@ -114,6 +148,8 @@ class Replay:
 
     def _handler(self, service: str, prefix: str):
         def handle(req: Request) -> Response:
+            with self._lock:
+                self.arrived.append(req)
             path = unquote(req.path[len(prefix):])
             sent = _norm(req.params)
             best: list[Entry] = []
@@ -157,27 +193,84 @@ class Replay:
         return None
 
     def _compose(self, service: str, path: str, req: Request) -> Response | None:
-        """efetch for several ids: the recorded articles of each id in one set, as NCBI does."""
-        if service != "ncbi" or not path.endswith("/efetch.fcgi"):
-            return None
+        """A batched request answered from the single-id recordings, as the service would.
+
+        efetch with several ids: one PubmedArticleSet; elink with repeated `id=`:
+        one LinkSet per id; Crossref `filter=doi:a,doi:b`: a work-list; OpenAlex
+        `filter=openalex:W1|W2` or `doi:...|...`: a result list. Ids without a
+        recording are left out, as the services leave out unknown ids.
+        """
+        if service == "ncbi" and path.endswith(("/efetch.fcgi", "/elink.fcgi")):
+            return self._compose_ncbi(path, req)
+        filters = req.get("filter") or ""
+        if service == "crossref" and path == "/works" and filters.startswith("doi:"):
+            dois = [f[4:].lower() for f in req.get("filter").split(",")]
+            items = [self._message(d) for d in dois]
+            items = [m for m in items if m is not None]
+            body = json.dumps({"status": "ok", "message-type": "work-list", "message-version":
+                               "1.0.0", "message": {"total-results": len(items),
+                                                    "items-per-page": len(items),
+                                                    "items": items}}).encode()
+            return self._composed("crossref:works", body, "application/json")
+        if service == "openalex" and path == "/works" and ":" in (req.get("filter") or ""):
+            kind, _, values = req.get("filter").partition(":")
+            results = []
+            for value in values.split("|"):
+                work = self._work(kind, value)
+                if work is not None:
+                    results.append(work)
+            body = json.dumps({"meta": {"count": len(results), "page": 1,
+                                        "per_page": len(results)},
+                               "results": results, "group_by": []}).encode()
+            return self._composed("openalex:works", body, "application/json")
+        return None
+
+    def _composed(self, what: str, body: bytes, content_type: str) -> Response:
+        with self._lock:
+            self.served.append("composed:" + what)
+        return Response(200, body, {}, content_type)
+
+    def _message(self, doi: str) -> dict | None:
+        for e in self.entries:
+            if e.service == "crossref" and e.status == 200 and e.path.startswith("/works/"):
+                message = json.loads(e.body).get("message", {})
+                if str(message.get("DOI", "")).lower() == doi:
+                    return message
+        return None
+
+    def _work(self, kind: str, value: str) -> dict | None:
+        for e in self.entries:
+            if e.service == "openalex" and e.status == 200 and e.path.startswith("/works/"):
+                work = json.loads(e.body)
+                got = {"openalex": str(work.get("id", "")).rsplit("/", 1)[-1],
+                       "doi": str(work.get("doi", "")).lower()}.get(kind)
+                want = value.lower() if kind == "doi" else value
+                if got and got == want:
+                    return work
+        return None
+
+    def _compose_ncbi(self, path: str, req: Request) -> Response | None:
+        efetch = path.endswith("/efetch.fcgi")
         ids = [i for v in req.get_all("id") for i in v.split(",") if i]
-        if len(ids) < 2:
+        if len(ids) < 2 or (not efetch and len(req.get_all("id")) < 2):
             return None
+        outer, open_tag, close_tag = ((b"PubmedArticleSet", b"<PubmedArticle", b"</PubmedArticle>")
+                                      if efetch else (b"eLinkResult", b"<LinkSet>", b"</LinkSet>"))
         head = None
-        articles: list[bytes] = []
-        for pmid in ids:
-            e = self._single(service, path, "id", pmid)
+        parts: list[bytes] = []
+        for uid in ids:
+            e = self._single("ncbi", path, "id", uid)
             if e is None:
-                continue  # NCBI leaves unknown ids out of the set
+                continue
             body = e.body
-            start = body.find(b"<PubmedArticleSet>")
+            start = body.find(b"<" + outer)
             if head is None:
                 head = body[:start]
-            inner = body[start + len(b"<PubmedArticleSet>"):body.rfind(b"</PubmedArticleSet>")]
-            articles.append(inner)
+            inner = body[body.find(b">", start) + 1:body.rfind(b"</" + outer)]
+            if not efetch:  # one LinkSet per recording
+                inner = inner[inner.find(open_tag):inner.rfind(close_tag) + len(close_tag)]
+            parts.append(inner)
         if head is None:
             return None
-        body = head + b"<PubmedArticleSet>" + b"".join(articles) + b"</PubmedArticleSet>\n"
-        with self._lock:
-            self.served.append("composed:efetch")
-        return Response(200, body, {}, "text/xml; charset=UTF-8")
+        body = (head + b"<" + outer + b">" + b"".join(parts) + b"</" + outer + b">\n")
+        return self._composed("ncbi", body, "text/xml; charset=UTF-8")

@@ -267,7 +267,8 @@ EXPECTED: dict[str, tuple] = {
         "PubMed is not answering properly (unusable answer: not a whole XML document "
         "(CorruptedXMLError) after 3 attempts)"),
     "esearch_no-results_errorlist_warninglist.xml": (pubmed.parse_esearch, check_esearch(
-        0, None, 0, ("PubMed: phrase not found: abcXYZ", "PubMed: output message: No items found."))),
+        0, None, 0, ("PubMed: phrase not found: abcXYZ",
+                     "PubMed: output message: No items found."))),
     "esearch_pubmed_author_hart-rk.xml": (pubmed.parse_esearch,
                                           check_esearch(34, "40455089", 34)),
     "esearch_pubmed_cancer_usehistory_retmax100.xml": (pubmed.parse_esearch,
@@ -278,7 +279,8 @@ EXPECTED: dict[str, tuple] = {
                                           check_esearch(63, "41282813", 20)),
     "esummary_pubmed_2ids.xml": (pubmed.read_entrez_xml, lambda docs: (
         [d["Id"] for d in docs] == ["11850928", "11482001"]
-        and docs[0]["Title"] == "Zirconium granuloma following treatment of rhus dermatitis.") or pytest.fail(
+        and docs[0]["Title"] == "Zirconium granuloma following treatment of rhus dermatitis."
+    ) or pytest.fail(
         f"esummary parsed as {[d.get('Id') for d in docs]}")),
     "esummary_error_no-id.xml": (pubmed.read_entrez_xml, RequestRejected,
         "PubMed reported an error (Neither query_key nor id specified): check the ids or "
