@@ -480,7 +480,7 @@ class _Runner:
                 for route, idents in by_route.items():
                     got = self._fetch(route, idents)
                     fetch_calls += got.calls
-                    failed.update(got.failed)
+                    failed.update({k.lower(): v for k, v in got.failed.items()})
             grew = False
             for s in seeds:
                 links = per_seed.get(s.record_id, [])
@@ -497,7 +497,8 @@ class _Runner:
                 break
         for s in seeds:
             links = per_seed.get(s.record_id, [])
-            seed_failures = [failed[l.id] for l in links[:depth_of[s.record_id]] if l.id in failed]
+            seed_failures = [failed[l.id.lower()] for l in links[:depth_of[s.record_id]]
+                             if l.id.lower() in failed]
             if seed_failures:
                 out[s.record_id] = Outcome(error=seed_failures[0], query=query(s),
                                            calls=calls + tuple(fetch_calls), n_found=len(links))

@@ -451,7 +451,7 @@ def test_bad_options_and_help(run, indexed):
         text = " ".join(run(cmd, "--help").output.split())
         assert "Example: cluster " + cmd in text
     text = " ".join(run("expand", "--help").output.split())
-    assert "otherwise the TF-IDF cosine similarity of title and abstract to the index article's" in text
+    assert "IDF cosine similarity of title and abstract to the index article's" in text
 
 
 def test_expand_without_index_articles_says_what_to_do(run, env):
