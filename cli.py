@@ -346,7 +346,9 @@ def expand_cmd(strategies: str, top: int, any_type: bool, any_language: bool, de
     own ranking where it publishes one (PubMed neighbour score), otherwise the
     TF-IDF cosine similarity of title and abstract to the index article's.
     Every query is logged (`cluster searches`); a rerun resumes where a run
-    stopped and repeats nothing already done.
+    stopped and repeats nothing already done. If some searches fail (a
+    service down for some index articles), the others are saved, the
+    failures are listed and the exit status is 3: run it again to retry them.
 
     Example: cluster expand --strategies cited-by,related --top 20
     """
