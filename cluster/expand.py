@@ -895,7 +895,7 @@ class _Runner:
         return ranked[: self.options.top], dropped
 
 
-# --- helpers ---------------------------------------------------------------------
+# --- utilities -------------------------------------------------------------------
 
 #: types that are not journal articles whatever else a record says
 NON_JOURNAL_TYPES = frozenset({

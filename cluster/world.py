@@ -930,7 +930,7 @@ class World:
         return " ".join(pids)
 
 
-# --- serving helper ----------------------------------------------------------
+# --- serving ----------------------------------------------------------------
 
 
 class WorldServer(LoopbackServer):
@@ -952,7 +952,7 @@ def serve_world(world: World, fault_rate: float = 0.0, seed: int = 0, *,
     return WorldServer(world, fault_rate=fault_rate, seed=seed, fault_kinds=fault_kinds).start()
 
 
-# --- helpers -----------------------------------------------------------------
+# --- utilities ---------------------------------------------------------------
 
 
 def _replace(w: Work, **changes: Any) -> Work:
