@@ -65,13 +65,19 @@ def _message(body: bytes, kind: str) -> Mapping:
 
 
 def parse_work(body: bytes) -> Mapping:
-    return _message(body, "work")
+    message = _message(body, "work")
+    work_to_record(message)  # a shape the converter cannot take fails here, inside the layer
+    return message
 
 
 def parse_work_list(body: bytes) -> Mapping:
     message = _message(body, "work-list")
     if not isinstance(message.get("items"), list):
         raise BadBody("work-list without items")
+    for item in message["items"]:
+        if not isinstance(item, Mapping):
+            raise ValueError("a work-list item is not a work")
+        work_to_record(item)
     return message
 
 

@@ -110,6 +110,10 @@ class RequestRejected(ServiceError):
         self.status = status
 
 
+class UnreadableAnswer(ServiceError):
+    """An answer that arrived whole but cannot be read (an unknown format or DTD)."""
+
+
 class BadBody(Exception):
     """A body that cannot be what the service meant to send (retried, never cached)."""
 
@@ -263,11 +267,12 @@ class RateLimiter:
 
     A sliding log (not a fixed spacing) because the services count requests
     per window: N requests spaced exactly 1/N s apart can still put N + 1 in a
-    closed one-second window as a server measures it. A small safety margin
-    absorbs network jitter between our clock and the server's.
+    closed one-second window as a server measures it. A safety margin of a
+    tenth of a second absorbs scheduling and network jitter between our clock
+    and the server's: a 429 costs far more than the margin.
     """
 
-    MARGIN = 0.03
+    MARGIN = 0.1
 
     def __init__(self, calls: int, period: float = 1.0):
         self._lock = threading.Lock()
@@ -532,6 +537,9 @@ class HttpLayer:
                     last = f"HTTP {status}"
                     rate_limited_last = status == 429
                     delay = parse_retry_after(resp.headers.get("Retry-After"))
+                    if delay is None and status == 429:
+                        # no Retry-After: wait at least one full backoff unit (1 s by default)
+                        delay = self.settings.backoff_base + self._backoff(attempt)
                     if delay is not None and delay > self.settings.retry_after_max:
                         if status == 429:
                             raise rate_limited(service)
@@ -559,6 +567,13 @@ class HttpLayer:
                     except ServiceError:
                         self._forget(resp)
                         raise
+                    except Exception as exc:  # a shape no parser expected: not worth retrying
+                        self._forget(resp)
+                        log.warning("%s %s: unreadable answer: %r", name, endpoint, exc)
+                        raise UnreadableAnswer(
+                            name, f"{name} sent an answer that cluster cannot read "
+                                  f"({type(exc).__name__}): try again later, and report it if "
+                                  f"it keeps happening.") from None
                     else:
                         logged = {**(log_params or {}), **public_params(items)}
                         call = CallLog(service, endpoint, logged, _now(),

@@ -121,6 +121,7 @@ def parse_work(body: bytes) -> Mapping:
     data = parse_json(body)
     if not isinstance(data, Mapping) or not ("id" in data or "doi" in data):
         raise BadBody("not an OpenAlex work")
+    work_to_record(data)  # a shape the converter cannot take fails here, inside the layer
     return data
 
 
@@ -128,6 +129,10 @@ def parse_list(body: bytes) -> Mapping:
     data = parse_json(body)
     if not isinstance(data, Mapping) or not isinstance(data.get("results"), list):
         raise BadBody("not an OpenAlex result list")
+    for work in data["results"]:
+        if not isinstance(work, Mapping):
+            raise ValueError("an OpenAlex result is not a work")
+        work_to_record(work)
     return data
 
 

@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from connectors.http import (BadBody, CallLog, Fetched, Found, HttpLayer, InvalidInput, Link,
-                             Links, RequestRejected, ServiceError)
+                             Links, RequestRejected, ServiceError, UnreadableAnswer)
 from connectors.record import (Author, Record, normalize_doi, normalize_language,
                                normalize_pages, normalize_pmcid, normalize_pmid, normalize_year)
 
@@ -37,10 +37,6 @@ LINK_BATCH = 100
 #: ESearch reaches only the first 10,000 records of a PubMed query
 ESEARCH_REACH = 10_000
 LINKNAMES = ("pubmed_pubmed", "pubmed_pubmed_citedin", "pubmed_pubmed_refs")
-
-
-class UnreadableAnswer(ServiceError):
-    """An answer that cannot be parsed offline (its DTD is not bundled with Biopython)."""
 
 
 # --- markup ------------------------------------------------------------------

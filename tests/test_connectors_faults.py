@@ -9,7 +9,8 @@ import time
 import pytest
 
 from conftest import shared_path
-from connectors.http import (RateLimited, ServiceDown, Settings, connect, parse_retry_after)
+from connectors.http import (RateLimited, ServiceDown, Settings, UnreadableAnswer, connect,
+                             parse_retry_after)
 from connectors.loopback import Fault, Response
 from replay import Replay, load_index, wait_for_log
 
@@ -171,3 +172,15 @@ def test_html_body_is_never_cached(replay, tmp_path):
         got = s.crossref.works(["10.1371/journal.pone.0033693"])
     assert got.records[0].doi == "10.1371/journal.pone.0033693"
     assert got.calls[0].from_cache is False
+
+
+def test_answer_of_an_unexpected_shape_is_one_sentence(replay, tmp_path):
+    # valid JSON, but a work-list whose items are not works
+    replay.server.route("/crossref", lambda req: Response(
+        200, b'{"status":"ok","message-type":"work-list","message":{"items":[1,2]}}'))
+    with _connect(replay, tmp_path) as s, pytest.raises(UnreadableAnswer) as info:
+        s.crossref.works(["10.1000/a", "10.1000/b"])
+    assert str(info.value) == ("Crossref sent an answer that cluster cannot read "
+                               "(ValueError): try again later, and report it if it keeps "
+                               "happening.")
+    assert len(wait_for_log(replay.server, "/crossref", 1)) == 1
