@@ -381,15 +381,15 @@ class _progress:
 
 
 def _http_settings(db_path: str):
-    """Connector settings from the environment, with the HTTP cache beside the store.
+    """The connectors' settings (HTTP cache beside the store), with test-world knobs.
 
-    Besides the connectors' own variables, CLUSTER_HTTP_RETRIES,
-    CLUSTER_HTTP_BACKOFF (seconds) and CLUSTER_RATE_LIMITS
-    ("pubmed=3,crossref=10") tune retries and pacing, for test worlds.
+    CLUSTER_HTTP_RETRIES, CLUSTER_HTTP_BACKOFF (seconds) and
+    CLUSTER_RATE_LIMITS ("pubmed=3,crossref=10") tune retries and pacing,
+    for local review worlds where the real limits are not the point.
     """
-    from connectors.http import Settings
+    import dataclasses
 
-    overrides: dict[str, Any] = {"cache_path": Path(str(db_path) + ".http-cache.sqlite")}
+    overrides: dict[str, Any] = {}
     env = os.environ
     try:
         if env.get("CLUSTER_HTTP_RETRIES"):
@@ -403,7 +403,7 @@ def _http_settings(db_path: str):
     except ValueError:
         raise UserError("CLUSTER_HTTP_RETRIES, CLUSTER_HTTP_BACKOFF or CLUSTER_RATE_LIMITS is "
                         "malformed: use e.g. 3, 0.5 and pubmed=3,crossref=10.") from None
-    return Settings.from_env(env, **overrides)
+    return dataclasses.replace(connector_settings(db_path), **overrides)
 
 
 @contextlib.contextmanager
@@ -485,7 +485,9 @@ def expand_cmd(strategies: str, top: int, any_type: bool, any_language: bool, de
     own ranking where it publishes one (PubMed neighbour score), otherwise the
     TF-IDF cosine similarity of title and abstract to the index article's.
     Every query is logged (`cluster searches`); a rerun resumes where a run
-    stopped and repeats nothing already done.
+    stopped and repeats nothing already done. If some searches fail (a
+    service down for some index articles), the others are saved, the
+    failures are listed and the exit status is 3: run it again to retry them.
 
     Example: cluster expand --strategies cited-by,related --top 20
     """

@@ -3,9 +3,10 @@ of several thousand works, with the services' real rate limits (NCBI 3/s).
 
 Reports total HTTP requests, requests per index article per service, wall
 time, and the requests of an immediate re-run (0 expected: every unit is
-done). The baseline in the same run is what the same expansion would cost
-without batching: one request per seed per link list and one per record
-fetched. Run from the repository root:
+done). Two baselines in the same run: what the expansion would cost without
+batching (one request per seed per link list and one per record found), and
+the same expansion asking one service at a time (wall time). Run from the
+repository root:
 
     python bench/bench_expand.py [--works 3000] [--seeds 40]
 """
@@ -72,6 +73,21 @@ def main() -> None:
         rerun = count(server, start)
         services.close()
 
+        # baseline: the same expansion asking one service at a time (fresh store and cache)
+        seq_db = Path(tmp) / "sequential.db"
+        seq_services = connect(Settings(base_urls=server.base_urls,
+                                        cache_path=Path(str(seq_db) + ".http-cache.sqlite")))
+        seq_store = open_store(seq_db)
+        add_index_articles(seq_store, seq_services, pmids=[w.pmid for w in world.index_articles])
+        start = len(server.log)
+        t = time.perf_counter()
+        expand(seq_store, seq_services, ExpandOptions(), parallel=False)
+        seq_wall = time.perf_counter() - t
+        seq_requests = sum(count(server, start).values())
+        seq_records = seq_store.db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        seq_services.close()
+        seq_store.close()
+
         n_records = store.db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
         n_sources = store.db.execute("SELECT COUNT(*) FROM sources WHERE role='other'").fetchone()[0]
         store.close()
@@ -92,6 +108,8 @@ def main() -> None:
     print(f"  {'all':14s} {total:5d} requests  {total / args.seeds:5.2f} per index article")
     print(f"unbatched baseline (one request per link list and per record found): {baseline} requests; "
           f"batched/baseline = {total / baseline:.3f}")
+    print(f"sequential baseline (one service at a time): {seq_requests} requests in {seq_wall:.1f} s, "
+          f"{seq_records} records; parallel/sequential wall = {wall / seq_wall:.2f}")
     print(f"re-run: {sum(rerun.values())} HTTP requests, {rerun_wall:.2f} s, "
           f"{sum(r['new'] for r in again.table())} new records, "
           f"{sum(r['already_done'] for r in again.table())} units already done")

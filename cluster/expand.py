@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid
 from collections import defaultdict
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from connectors.errors import ClusterError
-from connectors.http import CallLog, Fetched, Link, Links, ServiceError, Services
+from connectors.http import CallLog, Fetched, Link, Links, Reference, ServiceError, Services
 from connectors.record import Author, Record, fold, is_english, is_journal_article
 from db.store import Store, row_to_record
 
@@ -149,6 +151,7 @@ class Outcome:
     error: str | None = None
     skipped: str | None = None
     notes: Mapping[str, Any] = field(default_factory=dict)
+    to_match: tuple[Reference, ...] = ()   # references without DOI, matched at commit
 
 
 @dataclass(frozen=True)
@@ -249,8 +252,12 @@ def _seeds_at(store: Store, depth: int, earlier: set[int]) -> list[int]:
 
 
 def expand(store: Store, services: Services, options: ExpandOptions = ExpandOptions(), *,
-           progress: Progress | None = None) -> ExpandReport:
-    """Run the CLUSTER strategies from the index articles; see the module docstring."""
+           progress: Progress | None = None, parallel: bool = True) -> ExpandReport:
+    """Run the CLUSTER strategies from the index articles; see the module docstring.
+
+    `parallel` asks the four services at the same time (each at its own rate);
+    the store is written in the same order either way.
+    """
     seeds_done: set[int] = set()
     results: list[UnitResult] = []
     n_seeds = 0
@@ -263,12 +270,12 @@ def expand(store: Store, services: Services, options: ExpandOptions = ExpandOpti
             break
         seeds_done.update(seed_ids)
         n_seeds += len(seed_ids)
-        results += _expand_level(store, services, options, depth, seed_ids, progress)
+        results += _expand_level(store, services, options, depth, seed_ids, progress, parallel)
     return ExpandReport(tuple(results), n_seeds, options.depth)
 
 
 def _expand_level(store: Store, services: Services, options: ExpandOptions, depth: int,
-                  seed_ids: list[int], progress: Progress | None) -> list[UnitResult]:
+                  seed_ids: list[int], progress: Progress | None, parallel: bool) -> list[UnitResult]:
     seeds = [Seed(rid, store.get_record(rid), depth) for rid in seed_ids]
     units = [Unit(seed, strategy, service) for strategy in options.strategies
              for service in SERVICES[strategy] for seed in seeds]
@@ -293,8 +300,12 @@ def _expand_level(store: Store, services: Services, options: ExpandOptions, dept
     groups: dict[tuple[str, str], list[Unit]] = defaultdict(list)
     for u in pending:
         groups[(u.strategy, u.service)].append(Unit(resolved[u.seed.record_id], u.strategy, u.service))
+    pending_outcomes = _prefetch(runner, groups) if parallel else None
     for (strategy, service), group in groups.items():
-        outcomes = runner.run_group(strategy, service, [u.seed for u in group])
+        if pending_outcomes is not None:
+            outcomes = pending_outcomes[(strategy, service)].result()
+        else:
+            outcomes = runner.run_group(strategy, service, [u.seed for u in group])
         for u in group:
             outcome = outcomes.get(u.seed.record_id) or Outcome(error="No answer for this index article.")
             results.append(runner.commit(u, outcome))
@@ -302,6 +313,33 @@ def _expand_level(store: Store, services: Services, options: ExpandOptions, dept
             if progress:
                 progress(done, total, f"{strategy} / {SERVICE_LABELS[service]}")
     return results
+
+
+def _prefetch(runner: "_Runner", groups: Mapping[tuple[str, str], list[Unit]]
+              ) -> dict[tuple[str, str], Future]:
+    """Start the network work of every group, one lane per service, services in parallel.
+
+    Each service's calls stay one after another (its rate limit is the
+    bottleneck anyway) while the four services are asked at the same time.
+    Writing stays on the caller's thread and in the fixed unit order, so the
+    store ends the same whatever the timing.
+    """
+    futures: dict[tuple[str, str], Future] = {key: Future() for key in groups}
+    lanes: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for key in groups:
+        lanes[key[1]].append(key)
+
+    def lane(keys: list[tuple[str, str]]) -> None:
+        for key in keys:
+            try:
+                futures[key].set_result(runner.run_group(key[0], key[1], [u.seed for u in groups[key]]))
+            except BaseException as exc:  # handed to the writer, which re-raises it
+                futures[key].set_exception(exc)
+
+    for keys in lanes.values():
+        # daemon threads: an interrupted run must not wait for the other services
+        threading.Thread(target=lane, args=(keys,), daemon=True).start()
+    return futures
 
 
 def _unit_done(store: Store, unit_uuid: str) -> bool:
@@ -442,7 +480,7 @@ class _Runner:
                 for route, idents in by_route.items():
                     got = self._fetch(route, idents)
                     fetch_calls += got.calls
-                    failed.update(got.failed)
+                    failed.update({k.lower(): v for k, v in got.failed.items()})
             grew = False
             for s in seeds:
                 links = per_seed.get(s.record_id, [])
@@ -459,7 +497,8 @@ class _Runner:
                 break
         for s in seeds:
             links = per_seed.get(s.record_id, [])
-            seed_failures = [failed[l.id] for l in links[:depth_of[s.record_id]] if l.id in failed]
+            seed_failures = [failed[l.id.lower()] for l in links[:depth_of[s.record_id]]
+                             if l.id.lower() in failed]
             if seed_failures:
                 out[s.record_id] = Outcome(error=seed_failures[0], query=query(s),
                                            calls=calls + tuple(fetch_calls), n_found=len(links))
@@ -538,30 +577,17 @@ class _Runner:
             return out
         lists = self.services.crossref.references([s.doi for s in with_doi])
         per_seed: dict[int, list[Link]] = {}
-        matched: dict[int, list[tuple[int, Record]]] = {}
-        unmatched: dict[int, int] = {}
+        no_doi: dict[int, tuple[Reference, ...]] = {}
         ok = []
         for s in with_doi:
-            key = s.doi.lower()
-            if key in lists.failed:
-                out[s.record_id] = Outcome(error=lists.failed[key], query=f"works/{s.doi} reference",
+            failure = _lookup(lists.failed, s.doi)
+            if failure is not None:
+                out[s.record_id] = Outcome(error=failure, query=f"works/{s.doi} reference",
                                            calls=lists.calls)
                 continue
-            refs = lists.by_doi.get(key, ())
-            links, found, missing = [], [], 0
-            for i, ref in enumerate(refs):
-                if ref.doi:
-                    if not _is_seed_id(ref.doi, s):
-                        links.append(Link(ref.doi))
-                    continue
-                rec = self._match_reference(ref.title, ref.unstructured, ref.year)
-                if rec is None:
-                    missing += 1
-                else:
-                    found.append((i, rec))
-            per_seed[s.record_id] = links
-            matched[s.record_id] = found
-            unmatched[s.record_id] = missing
+            refs = _lookup(lists.by_doi, s.doi) or ()
+            per_seed[s.record_id] = [Link(r.doi) for r in refs if r.doi and not _is_seed_id(r.doi, s)]
+            no_doi[s.record_id] = tuple(r for r in refs if not r.doi)
             ok.append(s)
         built = self._candidates(ok, per_seed, "crossref", lists.calls,
                                  lambda s: f"works/{s.doi} reference", service_ranked=False)
@@ -570,13 +596,24 @@ class _Runner:
             if o.error:
                 out[s.record_id] = o
                 continue
-            n_refs = len(lists.by_doi.get(s.doi.lower(), ()))
-            extra = tuple(Candidate(rec, len(o.candidates) + j) for j, (_, rec) in enumerate(matched[s.record_id]))
-            out[s.record_id] = Outcome(o.candidates + extra, n_refs, o.query, o.calls, False, notes={
-                **o.notes, "references_without_doi": len(matched[s.record_id]) + unmatched[s.record_id],
-                "matched_by_title_year": len(matched[s.record_id]),
-                "unmatched_references": unmatched[s.record_id]})
+            n_refs = len(per_seed[s.record_id]) + len(no_doi[s.record_id])
+            # references without DOI are matched against the store when the unit is written
+            out[s.record_id] = Outcome(o.candidates, n_refs, o.query, o.calls, False,
+                                       notes={**o.notes, "references_without_doi": len(no_doi[s.record_id])},
+                                       to_match=no_doi[s.record_id])
         return out
+
+    def _with_matches(self, o: Outcome) -> Outcome:
+        """Add the store's records that references without DOI name (title and year)."""
+        found = []
+        for ref in o.to_match:
+            rec = self._match_reference(ref.title, ref.unstructured, ref.year)
+            if rec is not None:
+                found.append(Candidate(rec, len(o.candidates) + len(found)))
+        notes = {**o.notes, "matched_by_title_year": len(found),
+                 "unmatched_references": len(o.to_match) - len(found)}
+        return Outcome(o.candidates + tuple(found), o.n_found, o.query, o.calls, o.service_ranked,
+                       notes=notes)
 
     def _match_reference(self, title: str | None, unstructured: str | None,
                          year: int | None) -> Record | None:
@@ -795,6 +832,8 @@ class _Runner:
                 store.finish_search(sid, status="skipped", n_found=0, n_kept=0, n_added=0,
                                     notes=f"Not searched: {o.skipped}.")
             return UnitResult(**base, status="skipped", search_id=sid)
+        if "references_without_doi" in o.notes:
+            o = self._with_matches(o)
         kept, dropped = self._select(s, o)
         limits["dropped"] = dropped
         limits.update({k: v for k, v in o.notes.items()})
@@ -856,7 +895,7 @@ class _Runner:
         return ranked[: self.options.top], dropped
 
 
-# --- helpers ---------------------------------------------------------------------
+# --- utilities -------------------------------------------------------------------
 
 #: types that are not journal articles whatever else a record says
 NON_JOURNAL_TYPES = frozenset({
@@ -935,12 +974,21 @@ def _same_work(rec: Record, s: Seed) -> bool:
 
 
 def _lead(s: Seed) -> Author | None:
-    for rec in (s.pubmed_record, s.openalex_record, s.record):
-        if rec is not None and rec.author_details:
-            return rec.author_details[0]
-    if s.record.authors:
-        return Author(s.record.authors[0])
-    return None
+    """The index article's lead author, with an ORCID and affiliations from any service that has them."""
+    firsts = [rec.author_details[0] for rec in (s.pubmed_record, s.openalex_record, s.record)
+              if rec is not None and rec.author_details]
+    if not firsts:
+        return Author(s.record.authors[0]) if s.record.authors else None
+    lead = firsts[0]
+    family = fold(_family_initials(lead)[0])
+    for other in firsts[1:]:
+        if fold(_family_initials(other)[0]) != family:
+            continue
+        if not lead.orcid and other.orcid:
+            lead = Author(lead.name, other.orcid, lead.affiliations, lead.email, lead.collective)
+        if not lead.affiliations and other.affiliations:
+            lead = Author(lead.name, lead.orcid, other.affiliations, lead.email, lead.collective)
+    return lead
 
 
 def _family_initials(a: Author) -> tuple[str, str]:

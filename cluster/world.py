@@ -15,6 +15,14 @@ final full stop, no abstract, the year of the online-first version. Coverage
 differs too: PubMed's citation links cover only works deposited in PMC,
 OpenCitations only works with DOIs on both ends, and some works have no PMID
 or no DOI at all.
+
+Use::
+
+    world = World.generate(seed=1, n_works=3000, n_index=40)
+    server = serve_world(world, fault_rate=0.05)   # 127.0.0.1, one route per service
+    settings = Settings(base_urls=server.base_urls, rate_limits={...})
+    ... world.index_articles (their PMIDs/DOIs), world.relevant (the hidden answer key)
+    server.stop()
 """
 
 from __future__ import annotations
@@ -922,7 +930,7 @@ class World:
         return " ".join(pids)
 
 
-# --- serving helper ----------------------------------------------------------
+# --- serving ----------------------------------------------------------------
 
 
 class WorldServer(LoopbackServer):
@@ -944,7 +952,7 @@ def serve_world(world: World, fault_rate: float = 0.0, seed: int = 0, *,
     return WorldServer(world, fault_rate=fault_rate, seed=seed, fault_kinds=fault_kinds).start()
 
 
-# --- helpers -----------------------------------------------------------------
+# --- utilities ---------------------------------------------------------------
 
 
 def _replace(w: Work, **changes: Any) -> Work:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -186,6 +187,24 @@ def test_expand_keeps_the_exact_sets_with_provenance_and_log(indexed, world, run
             got = kept(indexed, world, ids.pmid, strategy, service)
             assert len(got) == len(set(got)), (strategy, service)
             assert set(got) == expected(world, key, strategy, service), (strategy, service, key)
+    # Crossref reference lists: DOIs fetched; references without DOI matched by title and
+    # year against the store (the records earlier searches added), the rest counted
+    n_matched = 0
+    for key, ids in zip(world.index_keys, world.index_articles):
+        seed = world.works[key]
+        by_doi = {r for r in seed.references if world.works[r].doi and r not in seed.unstructured_refs
+                  and crossref_ok(world.works[r])}
+        got = set(kept(indexed, world, ids.pmid, "references", "crossref"))
+        assert by_doi <= got
+        assert got - by_doi <= {r for r in seed.unstructured_refs if r % 3 != 0}
+        n_matched += len(got - by_doi)
+    store = open_store(indexed)
+    notes = [json.loads(r[0]) for r in store.db.execute(
+        "SELECT limits FROM searches WHERE strategy='references' AND service='crossref'")]
+    store.close()
+    assert sum(n["matched_by_title_year"] for n in notes) == n_matched > 0
+    assert sum(n["unmatched_references"] + n["matched_by_title_year"] for n in notes) == \
+        sum(len(world.works[k].unstructured_refs) for k in world.index_keys)
     # related via PubMed keeps the service's order (neighbour score)
     for key, ids in zip(world.index_keys, world.index_articles):
         want = [k for k, _ in world.neighbours(key) if pubmed_ok(world.works[k])]
@@ -323,15 +342,21 @@ def test_resume_after_kill_equals_an_uninterrupted_run(world, server, env, run, 
     # the index rows carry random search uuids: compare everything else
     run("expand", "--db", str(full), "--quiet")
     proc_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
-    start = len(server.log)
     server.slow_seconds = 0.01
     try:
         proc = subprocess.Popen([sys.executable, "-m", "cli", "expand", "--db", str(db_path), "--quiet"],
                                 cwd=ROOT, env=proc_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
-        while len(server.log) - start < 20 and time.monotonic() < deadline and proc.poll() is None:
+        watch = sqlite3.connect(str(db_path), timeout=5)
+        # kill it once some searches are written and many are not
+        while time.monotonic() < deadline and proc.poll() is None:
+            n = watch.execute("SELECT COUNT(*) FROM searches WHERE strategy != 'index' "
+                              "AND status = 'done'").fetchone()[0]
+            if n >= 10:
+                break
             time.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
+        watch.close()
         proc.wait()
     finally:
         server.slow_seconds = 0.0
@@ -426,7 +451,7 @@ def test_bad_options_and_help(run, indexed):
         text = " ".join(run(cmd, "--help").output.split())
         assert "Example: cluster " + cmd in text
     text = " ".join(run("expand", "--help").output.split())
-    assert "otherwise the TF-IDF cosine similarity of title and abstract to the index article's" in text
+    assert "IDF cosine similarity of title and abstract to the index article's" in text
 
 
 def test_expand_without_index_articles_says_what_to_do(run, env):

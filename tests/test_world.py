@@ -97,6 +97,14 @@ def test_crossref_openalex_opencitations_shapes(world, server):
     assert {x["id"].rsplit("/", 1)[1] for x in got["results"]} == {world.works[k].openalex for k in world.cited_by(seed.key)}
     work = requests.get(server.base_urls["openalex"] + f"/works/doi:{seed.doi}").json()
     assert work["id"].endswith(seed.openalex) and len(work["referenced_works"]) == len(seed.references)
+    lead = world.authors[seed.author_keys[0]]
+    author = requests.get(server.base_urls["openalex"] + f"/authors/{lead.openalex}").json()
+    assert author["display_name"] == f"{lead.given} {lead.family}"
+    assert author["works_count"] == len(world.works_of(lead.key))
+    listed = requests.get(server.base_urls["openalex"] + "/works", params={
+        "filter": f"authorships.author.id:{lead.openalex}", "per_page": 100}).json()
+    assert {x["id"].rsplit("/", 1)[1] for x in listed["results"]} == \
+        {world.works[k].openalex for k in world.works_of(lead.key)}
     r = requests.get(server.base_urls["openalex"] + "/works/W1")
     assert r.status_code == 404 and r.headers["Content-Type"].startswith("text/html")
     rows = requests.get(server.base_urls["opencitations"] + f"/citations/doi:{seed.doi}").json()
