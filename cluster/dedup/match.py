@@ -110,15 +110,17 @@ def veto(a: Prepared, b: Prepared) -> str | None:
         return "years differ"
     if _numbers_differ(a, b):
         return "different numbers in the titles"
-    if one_doi and title_similarity(a, b) >= 95 and not (
-            a.journal and b.journal and not journals_agree(a.journal, b.journal)):
+    same_volume = bool(a.volume and a.volume == b.volume)
+    if one_doi and title_similarity(a, b) >= 95 and (same_volume or not (
+            a.journal and b.journal and not journals_agree(a.journal, b.journal))):
         return None  # one DOI and one title: volume and page quirks of one export are noise
     if a.volume and b.volume and a.volume != b.volume:
         if a.journal and b.journal and not journals_agree(a.journal, b.journal):
             return "another journal and volume"  # an abstract and its paper, a reprint
         if a.volume_clean and b.volume_clean:
             return "different volumes"
-    if a.is_abstract != b.is_abstract and (
+    same_spot = same_volume and bool(a.page_first and a.page_first == b.page_first)
+    if a.is_abstract != b.is_abstract and not same_spot and (
             (a.journal and b.journal and not journals_agree(a.journal, b.journal))
             or (a.page_first and b.page_first and a.page_first != b.page_first)):
         return "conference abstract vs paper"
@@ -179,6 +181,10 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     if ts >= 95 and pages_equal and a.volume and a.volume == b.volume:
         # names written family-first in one export and given-first in another
         return PairScore(i, j, SAME, score, "title+volume+pages")
+    if ts >= 88 and (au or 0) >= 85 and pages_equal and a.volume and a.volume == b.volume \
+            and year_same:
+        # the journal named in another language or edition ("Masui", "Japanese J Anesthesiology")
+        return PairScore(i, j, SAME, score, "title+authors+volume+pages")
     if _truncated_title(a, b) and (au or 0) >= 85 and year_same and journal_ok is not False:
         return PairScore(i, j, SAME, score, "truncated title+authors")
     if (au or 0) >= 75 and pages_equal and a.page_last == b.page_last and _long_range(a) \
