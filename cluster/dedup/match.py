@@ -12,6 +12,7 @@ the same nor clearly different are "maybe": left for a person to decide.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -81,9 +82,15 @@ def _same_citation(a: Prepared, b: Prepared) -> bool:
                 and a.page_first and a.page_first == b.page_first)
 
 
+_ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)")
+
+
 def _numbered(p: Prepared) -> dict[str, str]:
+    """Numbers tied to a word: "focus 1", "study 2", and ordinals "58th annual"."""
     words = p.title.split()
-    return {w: n for w, n in zip(words, words[1:]) if n.isdigit() and w.isalpha() and len(w) >= 3}
+    out = {w: n for w, n in zip(words, words[1:]) if n.isdigit() and w.isalpha() and len(w) >= 3}
+    out.update({f"{w}#": n for n, w in zip(words, words[1:]) if _ORDINAL.fullmatch(n)})
+    return out
 
 
 def _numbers_differ(a: Prepared, b: Prepared) -> bool:
@@ -159,8 +166,13 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
         return PairScore(i, j, DIFFERENT, 0.0, why)
     ts = title_similarity(a, b)
     au = fuzz.token_set_ratio(a.authors, b.authors) if a.authors and b.authors else None
-    same_id = bool((a.doi_key and a.doi_key == b.doi_key) or (a.pmid and a.pmid == b.pmid)
-                   or (a.cochrane and a.cochrane == b.cochrane))
+    strong_id = bool((a.doi_key and a.doi_key == b.doi_key) or (a.pmid and a.pmid == b.pmid))
+    # a Cochrane number spans versions whose titles were revised: only one with the same title
+    same_id = strong_id or bool(a.cochrane and a.cochrane == b.cochrane and ts >= 95)
+    pages_conflict = bool(a.page_first and b.page_first and a.page_first != b.page_first
+                          and not (a.pages_mangled or b.pages_mangled)
+                          and (a.is_abstract or b.is_abstract or not _long_range(a)
+                               or not _long_range(b)))
     pages_equal = bool(a.page_first and a.page_first == b.page_first)
     journal_ok = None if not (a.journal and b.journal) else journals_agree(a.journal, b.journal)
     year_same = a.year is not None and a.year == b.year
@@ -169,6 +181,9 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     score = min(score, 1.0)
     authors_ok = au is None or au >= 70
     if same_id:
+        if pages_conflict:
+            # one DOI over a supplement: abstracts on different pages are different works
+            return PairScore(i, j, MAYBE, score, "identifier, pages differ")
         if ts >= 90 or (ts >= 75 and (au or 0) >= 80) \
                 or (ts >= 50 and (au or 0) >= 90 and pages_equal and _long_range(a)):
             return PairScore(i, j, SAME, score, "identifier+title")

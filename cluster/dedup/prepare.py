@@ -154,7 +154,7 @@ def _digits(value: Any) -> str:
 
 
 _FIRST_PAGE = re.compile(r"([a-z]*)(\d+)(?:-([a-z]*)(\d+))?")
-_CLEAN_VOLUME = re.compile(r"^\s*\d{1,5}(?:\s*-\s*\d{1,5})?\s*$")
+_CLEAN_VOLUME = re.compile(r"^\s*\d{1,5}(?:\s*-\s*\d{1,5})?(?:\s*\(\d{1,4}\))?\s*$")
 _PAGE_START = re.compile(r"^\s*(?:[A-Za-z]{0,3}\d|$)")
 _EXCEL_DATE = re.compile(r"^\s*(?:\d{1,2}-[A-Za-z]{3}|[A-Za-z]{3}-\d{1,2})\s*$")
 
