@@ -166,9 +166,11 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
         return PairScore(i, j, DIFFERENT, 0.0, why)
     ts = title_similarity(a, b)
     au = fuzz.token_set_ratio(a.authors, b.authors) if a.authors and b.authors else None
-    strong_id = bool((a.doi_key and a.doi_key == b.doi_key) or (a.pmid and a.pmid == b.pmid))
+    strong_id = bool((a.doi_key and a.doi_key == b.doi_key and (not a.cochrane or a.doi == b.doi))
+                     or (a.pmid and a.pmid == b.pmid))
     # a Cochrane number spans versions whose titles were revised: only one with the same title
-    same_id = strong_id or bool(a.cochrane and a.cochrane == b.cochrane and ts >= 95)
+    cochrane_versions = bool(a.cochrane and a.cochrane == b.cochrane and not strong_id)
+    same_id = strong_id or (cochrane_versions and a.title_key == b.title_key)
     pages_conflict = bool(a.page_first and b.page_first and a.page_first != b.page_first
                           and not (a.pages_mangled or b.pages_mangled)
                           and (a.is_abstract or b.is_abstract or not _long_range(a)
@@ -180,6 +182,8 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
                    + 10 * same_id) / 100, 3)
     score = min(score, 1.0)
     authors_ok = au is None or au >= 70
+    if cochrane_versions and a.title_key != b.title_key:
+        return PairScore(i, j, MAYBE, score, "Cochrane review versions, titles differ")
     if same_id:
         if pages_conflict:
             # one DOI over a supplement: abstracts on different pages are different works
