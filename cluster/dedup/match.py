@@ -153,6 +153,19 @@ def _truncated_title(a: Prepared, b: Prepared) -> bool:
     return len(short) >= 30 and long_.startswith(short)
 
 
+def _pages_disagree(a: Prepared, b: Prepared) -> bool:
+    """First pages differ in number, written alike: "S25" and "25", "e143" and "739" do not count."""
+    if not (a.page_first and b.page_first):
+        return False
+    da, db = _page_digits(a.page_first), _page_digits(b.page_first)
+    same_style = a.page_first[0].isdigit() == b.page_first[0].isdigit()
+    return bool(da and db and da != db and same_style)
+
+
+def _page_digits(p: str) -> str:
+    return "".join(c for c in p if c.isdigit()).lstrip("0")
+
+
 def _long_range(p: Prepared) -> bool:
     """Three pages or more: a paper, not an abstract sharing its page with others."""
     r = _numeric_range(p)
@@ -171,8 +184,7 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     # a Cochrane number spans versions whose titles were revised: only one with the same title
     cochrane_versions = bool(a.cochrane and a.cochrane == b.cochrane and not strong_id)
     same_id = strong_id or (cochrane_versions and a.title_key == b.title_key)
-    pages_conflict = bool(a.page_first and b.page_first and a.page_first != b.page_first
-                          and not (a.pages_mangled or b.pages_mangled)
+    pages_conflict = bool(_pages_disagree(a, b) and not (a.pages_mangled or b.pages_mangled)
                           and (a.is_abstract or b.is_abstract or not _long_range(a)
                                or not _long_range(b)))
     pages_equal = bool(a.page_first and a.page_first == b.page_first)
