@@ -71,6 +71,21 @@ def run_ours(name: str, limit: int | None) -> dict:
     return out
 
 
+def run_incremental(name: str, limit: int | None) -> dict:
+    """The last `limit` records arrive after the rest: only they are blocked against the store."""
+    sys.path.insert(0, str(ROOT))
+    from cluster.dedup import deduplicate
+
+    rows = load(name)
+    n_new = limit or 300
+    t0 = time.perf_counter()
+    result = deduplicate(rows, new=range(len(rows) - n_new, len(rows)))
+    elapsed = time.perf_counter() - t0
+    return {"records": len(rows), "new": n_new, "time": elapsed, "pairs": result.n_pairs,
+            "clusters": len(result.clusters),
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 BIB_SCRIPT = r'''
 import csv, gzip, json, resource, sys, time
 import pandas as pd
@@ -156,7 +171,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.one:
         tool, name, limit = args.one
-        fn = run_ours if tool == "cluster" else run_bib
+        fn = {"cluster": run_ours, "bib-dedupe": run_bib, "incremental": run_incremental}[tool]
         print(json.dumps(fn(name, int(limit) or None)))
         return
     if not DATA.exists():
@@ -184,6 +199,11 @@ def main() -> None:
         base = base or per_k
         print(f"{m['records']:>8} {m['time']:>8.1f} {per_k:>9.3f} {m['rss_mb']:>7.0f} "
               f"{m['pairs']:>9}  (x{per_k / base:.2f} per record vs 5k)")
+    m = measure("incremental", "asysd_srsr", 300)
+    if "error" not in m:
+        print(f"\nincremental: {m['new']} new records against {m['records'] - m['new']} already "
+              f"deduplicated: {m['time']:.1f} s, {m['pairs']} pairs compared, {m['clusters']} clusters, "
+              f"{m['rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ the same nor clearly different are "maybe": left for a person to decide.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -81,9 +82,15 @@ def _same_citation(a: Prepared, b: Prepared) -> bool:
                 and a.page_first and a.page_first == b.page_first)
 
 
+_ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)")
+
+
 def _numbered(p: Prepared) -> dict[str, str]:
+    """Numbers tied to a word: "focus 1", "study 2", and ordinals "58th annual"."""
     words = p.title.split()
-    return {w: n for w, n in zip(words, words[1:]) if n.isdigit() and w.isalpha() and len(w) >= 3}
+    out = {w: n for w, n in zip(words, words[1:]) if n.isdigit() and w.isalpha() and len(w) >= 3}
+    out.update({f"{w}#": n for n, w in zip(words, words[1:]) if _ORDINAL.fullmatch(n)})
+    return out
 
 
 def _numbers_differ(a: Prepared, b: Prepared) -> bool:
@@ -110,15 +117,17 @@ def veto(a: Prepared, b: Prepared) -> str | None:
         return "years differ"
     if _numbers_differ(a, b):
         return "different numbers in the titles"
-    if one_doi and title_similarity(a, b) >= 95 and not (
-            a.journal and b.journal and not journals_agree(a.journal, b.journal)):
+    same_volume = bool(a.volume and a.volume == b.volume)
+    if one_doi and title_similarity(a, b) >= 95 and (same_volume or not (
+            a.journal and b.journal and not journals_agree(a.journal, b.journal))):
         return None  # one DOI and one title: volume and page quirks of one export are noise
     if a.volume and b.volume and a.volume != b.volume:
         if a.journal and b.journal and not journals_agree(a.journal, b.journal):
             return "another journal and volume"  # an abstract and its paper, a reprint
         if a.volume_clean and b.volume_clean:
             return "different volumes"
-    if a.is_abstract != b.is_abstract and (
+    same_spot = same_volume and bool(a.page_first and a.page_first == b.page_first)
+    if a.is_abstract != b.is_abstract and not same_spot and (
             (a.journal and b.journal and not journals_agree(a.journal, b.journal))
             or (a.page_first and b.page_first and a.page_first != b.page_first)):
         return "conference abstract vs paper"
@@ -144,6 +153,19 @@ def _truncated_title(a: Prepared, b: Prepared) -> bool:
     return len(short) >= 30 and long_.startswith(short)
 
 
+def _pages_disagree(a: Prepared, b: Prepared) -> bool:
+    """First pages differ in number, written alike: "S25" and "25", "e143" and "739" do not count."""
+    if not (a.page_first and b.page_first):
+        return False
+    da, db = _page_digits(a.page_first), _page_digits(b.page_first)
+    same_style = a.page_first[0].isdigit() == b.page_first[0].isdigit()
+    return bool(da and db and da != db and same_style)
+
+
+def _page_digits(p: str) -> str:
+    return "".join(c for c in p if c.isdigit()).lstrip("0")
+
+
 def _long_range(p: Prepared) -> bool:
     """Three pages or more: a paper, not an abstract sharing its page with others."""
     r = _numeric_range(p)
@@ -157,8 +179,14 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
         return PairScore(i, j, DIFFERENT, 0.0, why)
     ts = title_similarity(a, b)
     au = fuzz.token_set_ratio(a.authors, b.authors) if a.authors and b.authors else None
-    same_id = bool((a.doi_key and a.doi_key == b.doi_key) or (a.pmid and a.pmid == b.pmid)
-                   or (a.cochrane and a.cochrane == b.cochrane))
+    strong_id = bool((a.doi_key and a.doi_key == b.doi_key and (not a.cochrane or a.doi == b.doi))
+                     or (a.pmid and a.pmid == b.pmid))
+    # a Cochrane number spans versions whose titles were revised: only one with the same title
+    cochrane_versions = bool(a.cochrane and a.cochrane == b.cochrane and not strong_id)
+    same_id = strong_id or (cochrane_versions and a.title_key == b.title_key)
+    pages_conflict = bool(_pages_disagree(a, b) and not (a.pages_mangled or b.pages_mangled)
+                          and (a.is_abstract or b.is_abstract or not _long_range(a)
+                               or not _long_range(b)))
     pages_equal = bool(a.page_first and a.page_first == b.page_first)
     journal_ok = None if not (a.journal and b.journal) else journals_agree(a.journal, b.journal)
     year_same = a.year is not None and a.year == b.year
@@ -166,7 +194,12 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
                    + 10 * same_id) / 100, 3)
     score = min(score, 1.0)
     authors_ok = au is None or au >= 70
+    if cochrane_versions and a.title_key != b.title_key:
+        return PairScore(i, j, MAYBE, score, "Cochrane review versions, titles differ")
     if same_id:
+        if pages_conflict:
+            # one DOI over a supplement: abstracts on different pages are different works
+            return PairScore(i, j, MAYBE, score, "identifier, pages differ")
         if ts >= 90 or (ts >= 75 and (au or 0) >= 80) \
                 or (ts >= 50 and (au or 0) >= 90 and pages_equal and _long_range(a)):
             return PairScore(i, j, SAME, score, "identifier+title")
@@ -179,6 +212,10 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     if ts >= 95 and pages_equal and a.volume and a.volume == b.volume:
         # names written family-first in one export and given-first in another
         return PairScore(i, j, SAME, score, "title+volume+pages")
+    if ts >= 88 and (au or 0) >= 85 and pages_equal and a.volume and a.volume == b.volume \
+            and year_same:
+        # the journal named in another language or edition ("Masui", "Japanese J Anesthesiology")
+        return PairScore(i, j, SAME, score, "title+authors+volume+pages")
     if _truncated_title(a, b) and (au or 0) >= 85 and year_same and journal_ok is not False:
         return PairScore(i, j, SAME, score, "truncated title+authors")
     if (au or 0) >= 75 and pages_equal and a.page_last == b.page_last and _long_range(a) \

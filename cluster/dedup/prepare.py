@@ -44,11 +44,12 @@ _ERRATUM = re.compile(r"^(?:erratum|errata|corrigendum|correction|retraction|ret
                       r"expression of concern|notice of retraction)\b")
 _COMMENT = re.compile(r"^(?:comment(?:ary)? on|re|response|reply|in reply|author reply|"
                       r"authors reply|letter|editorial comment)\b")
-_ABSTRACT_VENUE = re.compile(r"\b(?:abstracts?|congress|meeting|conference|symposium|proceedings|"
-                             r"annual|sessions?)\b")
+# "proceedings" and "annual" also name journals (Proc Biol Sci, Annu Rev ...): not evidence
+_ABSTRACT_VENUE = re.compile(r"\b(?:abstracts?|congress|meeting|conference|symposium)\b")
 _SUPPL = re.compile(r"\bsuppl|\bsupplement|\bs\d", re.IGNORECASE)
 _JOURNAL_STOP = frozenset({"the", "of", "and", "for", "in", "on", "a", "an", "de", "la", "le",
-                           "der", "die", "und", "et", "y", "i", "official", "journal", "j"})
+                           "der", "die", "und", "et", "y", "i", "fur", "voor", "des", "du", "official",
+                           "journal", "j"})
 _PARTICLES = frozenset({"de", "van", "von", "der", "den", "la", "le", "di", "da", "du", "del",
                         "dos", "das", "el", "al", "ten", "ter", "mc", "st"})
 
@@ -127,7 +128,7 @@ def author_surnames(value: Any) -> list[str]:
     # run-together ASySD exports: "Przyklenk K.Kloner R. A." -> split after an initial's dot
     raw = re.sub(r"\.(?=\S)", ". ", raw).replace(" and ", " ")
     # run-together full names: "Saif Muhammad WasifKim Richard"
-    raw = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", raw)
+    raw = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", raw)
     shouting = raw.isupper()
     words = []
     for w in _NON_WORD.sub(" ", raw).split():
@@ -153,7 +154,7 @@ def _digits(value: Any) -> str:
 
 
 _FIRST_PAGE = re.compile(r"([a-z]*)(\d+)(?:-([a-z]*)(\d+))?")
-_CLEAN_VOLUME = re.compile(r"^\s*\d{1,5}(?:\s*-\s*\d{1,5})?\s*$")
+_CLEAN_VOLUME = re.compile(r"^\s*\d{1,5}(?:\s*-\s*\d{1,5})?(?:\s*\(\d{1,4}\))?\s*$")
 _PAGE_START = re.compile(r"^\s*(?:[A-Za-z]{0,3}\d|$)")
 _EXCEL_DATE = re.compile(r"^\s*(?:\d{1,2}-[A-Za-z]{3}|[A-Za-z]{3}-\d{1,2})\s*$")
 
