@@ -635,19 +635,24 @@ def to_csv(flow: Flow) -> str:
 
 
 def to_table(flow: Flow) -> str:
-    """A plain-text table for the terminal: identification rows, then the boxes."""
+    """A plain-text table for the terminal: identification rows, the template, the origins."""
     lines = [f"PRISMA 2020 flow ({flow.layout} layout)"
              + ("" if flow.complete else " - screening still in progress"), ""]
-    lines.append(f"{'Identification':<52}{'identified':>11}{'duplicates':>11}")
-    for x in flow.sources:
-        lines.append(f"  {x.role + ': ' + x.label:<50}{x.identified:>11,}{x.duplicates:>11,}")
+    labels = [f"{x.role}: {x.label}" for x in flow.sources]
+    w = max([len("Identification")] + [len(t) + 2 for t in labels])
+    lines.append(f"{'Identification':<{w}}{'identified':>12}{'duplicates':>12}")
+    for x, label in zip(flow.sources, labels):
+        lines.append(f"  {label:<{w - 2}}{x.identified:>12,}{x.duplicates:>12,}")
     lines.append("")
     for key, value in prisma_fields(flow).items():
         shown = f"{value:,}" if isinstance(value, int) else value
         lines.append(f"  {key:<28}{shown}")
-    s = flow.screening
-    if s.screen_awaiting or s.fulltext_awaiting:
-        lines.append("")
-        lines.append(f"  awaiting title-abstract decisions  {s.screen_awaiting:,}")
-        lines.append(f"  awaiting full-text decisions       {s.fulltext_awaiting:,}")
+    lines += ["", "By where records came from (every record, whichever boxes the layout draws):"]
+    heads = ("screened", "excluded", "waiting", "sought", "not ret.", "waiting", "assessed",
+             "excluded", "included")
+    lines.append(f"  {'':<10}" + "".join(f"{h:>9}" for h in heads))
+    for c in flow.columns.values():
+        vals = (c.screened, c.screen_excluded, c.screen_awaiting, c.sought, c.not_retrieved,
+                c.fulltext_awaiting, c.assessed, c.excluded, c.reports_included)
+        lines.append(f"  {c.name:<10}" + "".join(f"{v:>9,}" for v in vals))
     return "\n".join(lines)
