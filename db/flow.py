@@ -570,6 +570,28 @@ TEMPLATE: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     ("total_reports", "NA", "box16", "Reports of total included studies",
      "Reports of total included studies", "NA", "NA"),
 )
+#: the template's title and band rows (no count), and the data row each one precedes
+#: (None: after the last data row); the R package falls back to these texts when absent
+TITLE_ROWS: tuple[tuple[str | None, tuple[str, str, str, str, str, str, str]], ...] = (
+    ("previous_studies", ("NA", "node4", "prevstud", "Grey title box; Previous studies",
+                          "Previous studies", "Grey title box; Previous studies", "prevstud.html")),
+    ("database_results", ("NA", "node6", "newstud",
+                          "Yellow title box; Identification of new studies via databases and "
+                          "registers", "Identification of new studies via databases and registers",
+                          "Yellow title box; Identification of new studies via databases and "
+                          "registers", "newstud.html")),
+    ("website_results", ("NA", "node16", "othstud",
+                         "Grey title box; Identification of new studies via other methods",
+                         "Identification of new studies via other methods",
+                         "Grey title box; Identification of new studies via other methods",
+                         "othstud.html")),
+    (None, ("identification", "node1", "identification", "Blue identification box",
+            "Identification", "Blue identification box", "identification.html")),
+    (None, ("screening", "node2", "screening", "Blue screening box", "Screening",
+            "Blue screening box", "screening.html")),
+    (None, ("included", "node3", "included", "Blue included box", "Included",
+            "Blue included box", "included.html")),
+)
 TEMPLATE_COLUMNS = ("data", "node", "box", "description", "boxtext", "tooltips", "url", "n")
 TEMPLATE_ROWS = tuple(t[0] for t in TEMPLATE)
 
@@ -617,20 +639,29 @@ def prisma_fields(flow: Flow) -> dict[str, int | str]:
     return {k: values[k] for k in TEMPLATE_ROWS}
 
 
-def template_rows(flow: Flow) -> list[dict[str, str]]:
-    """The template's rows with `n` filled in, as the PRISMA2020 R package reads them."""
+def template_rows(flow: Flow, titles: bool = False) -> list[dict[str, str]]:
+    """The template's data rows with `n` filled in, as the PRISMA2020 R package reads them;
+    with `titles`, also its title and band rows in their places (n = 0, as in the template)."""
     values = prisma_fields(flow)
-    return [dict(zip(TEMPLATE_COLUMNS, (*t, str(values[t[0]])))) for t in TEMPLATE]
+    before = {k: row for k, row in TITLE_ROWS if k is not None} if titles else {}
+    out = []
+    for t in TEMPLATE:
+        if t[0] in before:
+            out.append(dict(zip(TEMPLATE_COLUMNS, (*before[t[0]], "0"))))
+        out.append(dict(zip(TEMPLATE_COLUMNS, (*t, str(values[t[0]])))))
+    if titles:
+        out += [dict(zip(TEMPLATE_COLUMNS, (*row, "0"))) for k, row in TITLE_ROWS if k is None]
+    return out
 
 
-def to_csv(flow: Flow) -> str:
+def to_csv(flow: Flow, titles: bool = False) -> str:
     import csv
     import io
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=TEMPLATE_COLUMNS, lineterminator="\n")
     w.writeheader()
-    w.writerows(template_rows(flow))
+    w.writerows(template_rows(flow, titles))
     return buf.getvalue()
 
 

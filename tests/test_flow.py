@@ -126,6 +126,11 @@ def test_template_rows_names_and_order(store):
     assert [r["data"] for r in rows] == EXPECTED_ROWS
     assert rows[3]["n"] == "MEDLINE, 1"  # database_specific_results
     assert rows[0]["node"] == "node5" and rows[0]["url"] == "previous_studies.html"
+    full = [(r["data"], r["box"]) for r in template_rows(compute_flow(store), titles=True)]
+    assert len(full) == 32 and full[:2] == [("NA", "prevstud"), ("previous_studies", "box1")]
+    assert full[3] == ("NA", "newstud") and full[8] == ("NA", "othstud")
+    assert full[-3:] == [("identification", "identification"), ("screening", "screening"),
+                         ("included", "included")]
 
 
 # --- counting rules -------------------------------------------------------------------
