@@ -192,6 +192,89 @@ def protocol_show(db_path: str) -> None:
 
 # === import / export =====================================================
 
+from db.events import ROLES, STAGES  # noqa: E402  (kept with the commands that use them)
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--as", "role", type=click.Choice(ROLES),
+              default="database", show_default=True,
+              help="What the records are for PRISMA: index articles, a database search, other methods.")
+@click.option("--source", default=None,
+              help="Name of the service or tool the file came from (default: the file name).")
+@click.option("--labels-reviewer", default=None, metavar="NAME",
+              help="Keep screening labels found in the file as decisions by this reviewer.")
+@db_option
+@json_option
+@quiet_option
+@handle_errors
+def import_(files: tuple[str, ...], role: str, source: str | None, labels_reviewer: str | None,
+            db_path: str, as_json: bool, quiet: bool) -> None:
+    """Import reference files: RIS, BibTeX, MEDLINE/.nbib, EndNote XML, Web of Science, CSV/TSV, PMID/DOI lists.
+
+    The format is read from each file's content. Each file becomes one logged
+    search; a file already imported into this store is skipped.
+
+    Example: cluster import embase.ris pubmed.nbib --as database --source Embase
+    """
+    import dataclasses
+
+    from db.formats import import_files
+
+    store = get_store(db_path)
+    with click.progressbar(length=len(files), label="Importing", file=sys.stderr,
+                           hidden=quiet or as_json or not sys.stderr.isatty()) as bar:
+        results = import_files(store, list(files), role=role, source=source,
+                               labels_reviewer=labels_reviewer, progress=bar.update)
+    if as_json:
+        echo_json([dataclasses.asdict(r) for r in results])
+        return
+    for r in results:
+        for w in r.warnings:
+            click.echo(f"Warning: {w}", err=True)
+        if r.already_imported:
+            click.echo(f"{r.file_name}: already imported into this store; nothing added.")
+        else:
+            labels = f", {r.n_labels} labels kept as decisions" if r.n_labels else ""
+            click.echo(f"{r.file_name}: {r.n_read} records read ({r.format}), {r.n_added} added"
+                       f"{labels} (search {r.search_id}).")
+
+
+@cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(["ris", "bibtex", "csv", "jsonl", "asreview"]),
+              required=True, help="Output format; asreview is the CSV layout ASReview LAB reads.")
+@click.option("--stage", type=click.Choice(STAGES),
+              default="title-abstract", show_default=True, help="Screening stage whose decisions to show.")
+@click.option("--decision", type=click.Choice(["include", "exclude", "maybe", "conflict", "undecided"]),
+              default=None, help="Only records whose current decision at --stage is this.")
+@click.option("--all", "include_duplicates", is_flag=True,
+              help="Also export records marked as duplicates.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file instead of standard output.")
+@db_option
+@handle_errors
+def export(fmt: str, stage: str, decision: str | None, include_duplicates: bool,
+           output: str | None, db_path: str) -> None:
+    """Export records with their decisions, reasons and notes.
+
+    Example: cluster export --format ris --decision include -o included.ris
+    """
+    from db.formats import export_records
+
+    store = get_store(db_path, create=False)
+    result = export_records(store, fmt, stage=stage, decision=decision,
+                            include_duplicates=include_duplicates)
+    if output is None:
+        click.echo(result.text, nl=False)
+        return
+    try:
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            fh.write(result.text)
+    except OSError as exc:
+        raise UserError(f"Cannot write {output} ({exc.strerror}).") from None
+    click.echo(f"Exported {result.n_records} records to {output} ({fmt}).", err=True)
+
+
 
 # === connectors ==========================================================
 
@@ -206,6 +289,279 @@ def protocol_show(db_path: str) -> None:
 
 
 # === screening, conflicts, agreement, decisions ===========================
+
+
+_SCREEN_STAGES = click.Choice(["title-abstract", "full-text"])
+
+
+def screen_stage_option(fn: Callable) -> Callable:
+    return click.option("--stage", type=_SCREEN_STAGES, default="title-abstract",
+                        show_default=True, help="The screening stage.")(fn)
+
+
+def _screen_value(include: bool, exclude: bool, maybe: bool, allow_maybe: bool = True) -> str:
+    chosen = [v for v, on in (("include", include), ("exclude", exclude), ("maybe", maybe)) if on]
+    if len(chosen) != 1:
+        flags = "--include, --exclude or --maybe" if allow_maybe else "--include or --exclude"
+        raise UserError(f"Give exactly one of {flags}.")
+    return chosen[0]
+
+
+@cli.command("screen")
+@click.option("--reviewer", required=True, help="Your reviewer name.")
+@screen_stage_option
+@db_option
+@handle_errors
+def screen_cmd(reviewer: str, stage: str, db_path: str) -> None:
+    """Screen records interactively, one card at a time, blind to other reviewers.
+
+    Keys: i include, e exclude, m maybe, s skip, u undo, n note, c criteria,
+    r/g relevance/rigour scores (full text), ? help, q quit. Every key press is
+    saved at once, so quitting and restarting resumes where you stopped.
+
+    Example: cluster screen --reviewer alice --stage title-abstract
+    """
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UserError("cluster screen needs an interactive terminal; in scripts use "
+                        "`cluster decide RECORD --reviewer NAME --include|--exclude|--maybe`.")
+    from screeners.screen import run_screen
+    from screeners.session import ScreeningSession
+
+    session = ScreeningSession(get_store(db_path, create=False), reviewer, stage)
+    click.echo(run_screen(session))
+
+
+@cli.command("decide")
+@click.argument("record", type=int)
+@click.option("--reviewer", required=True, help="Your reviewer name.")
+@click.option("--include", is_flag=True, help="Include the record.")
+@click.option("--exclude", is_flag=True, help="Exclude the record.")
+@click.option("--maybe", is_flag=True, help="Advance the record, flagged as uncertain.")
+@click.option("--reason", help="Exclusion reason from the protocol's list (required at full text).")
+@click.option("--note", help="A note to keep with the decision.")
+@screen_stage_option
+@db_option
+@json_option
+@handle_errors
+def decide_cmd(record: int, reviewer: str, include: bool, exclude: bool, maybe: bool,
+           reason: str | None, note: str | None, stage: str, db_path: str, as_json: bool) -> None:
+    """Record one screening decision without the interactive screen.
+
+    Example: cluster decide 12 --reviewer alice --exclude --reason "wrong population" --stage full-text
+    """
+    from screeners.decisions import decide as decide_record
+
+    value = _screen_value(include, exclude, maybe)
+    result = decide_record(get_store(db_path, create=False), record, reviewer, stage, value,
+                           reason, note)
+    if as_json:
+        echo_json({"event_id": result.event_id, "record_id": result.record_id,
+                   "requested_record_id": result.requested_id, "reviewer": reviewer,
+                   "stage": stage, "value": value, "reason": result.reason})
+    else:
+        click.echo(result.message)
+
+
+@cli.command("undo")
+@click.option("--reviewer", required=True, help="Whose last decision to take back.")
+@screen_stage_option
+@db_option
+@handle_errors
+def undo_cmd(reviewer: str, stage: str, db_path: str) -> None:
+    """Take back your last screening decision at a stage (logged as an undo).
+
+    Example: cluster undo --reviewer alice
+    """
+    from screeners.decisions import undo_last
+
+    click.echo(undo_last(get_store(db_path, create=False), reviewer, stage).message)
+
+
+@cli.command("conflicts")
+@screen_stage_option
+@click.option("--resolver", help="Who resolves the conflict given by --record.")
+@click.option("--record", "record", type=int, help="The record whose conflict to resolve.")
+@click.option("--include", is_flag=True, help="Resolve as include.")
+@click.option("--exclude", is_flag=True, help="Resolve as exclude.")
+@click.option("--reason", help="Exclusion reason from the protocol's list (required at full text).")
+@click.option("--method", type=click.Choice(["consensus", "third-reviewer"]), default="consensus",
+              show_default=True, help="How the conflict was settled.")
+@db_option
+@json_option
+@handle_errors
+def conflicts_cmd(stage: str, resolver: str | None, record: int | None, include: bool,
+              exclude: bool, reason: str | None, method: str, db_path: str,
+              as_json: bool) -> None:
+    """List records the reviewers disagree on (both decisions and notes), or resolve one.
+
+    Without --resolver it lists the open conflicts; with --resolver, --record and
+    --include/--exclude it records the resolution as an event.
+
+    Example: cluster conflicts --resolver carol --record 12 --exclude --reason "wrong outcome" --method third-reviewer
+    """
+    from screeners.decisions import conflicts as list_conflicts, resolve
+
+    store = get_store(db_path, create=False)
+    if resolver is not None or record is not None:
+        if resolver is None or record is None:
+            raise UserError("To resolve a conflict give both --resolver NAME and --record ID.")
+        value = _screen_value(include, exclude, False, allow_maybe=False)
+        result = resolve(store, record, stage, value, resolver, method, reason)
+        if as_json:
+            echo_json({"event_id": result.event_id, "record_id": result.record_id,
+                       "value": value, "reason": result.reason, "resolver": resolver,
+                       "method": method})
+        else:
+            why = f" ({result.reason})" if result.reason else ""
+            click.echo(f"Record {result.record_id} resolved at {stage}: {value}{why} by "
+                       f"{resolver} ({method}).")
+        return
+    found = list_conflicts(store, stage)
+    if as_json:
+        echo_json([{"record_id": c.record_id, "title": c.title, "stage": c.stage,
+                    "decisions": list(c.decisions), "notes": list(c.notes)} for c in found])
+        return
+    if not found:
+        click.echo(f"No open conflicts at {stage}.")
+        return
+    for c in found:
+        click.echo(f"Record {c.record_id}: {c.title or '(no title)'}")
+        for d in c.decisions:
+            extra = "".join(f" ({x})" for x in (d["reason"],) if x)
+            note = f" — note: {d['note']}" if d["note"] else ""
+            click.echo(f"  {d['reviewer']}: {d['value']}{extra}{note}")
+        for n in c.notes:
+            click.echo(f"  note by {n['reviewer']}: {n['note']}")
+    click.echo(f"{len(found)} open conflict(s) at {stage}.")
+
+
+@cli.command("fulltext")
+@click.argument("record", type=int)
+@click.option("--sought", "state", flag_value="sought", help="The report has been requested.")
+@click.option("--retrieved", "state", flag_value="retrieved", help="The report is in hand.")
+@click.option("--not-retrieved", "state", flag_value="not-retrieved",
+              help="The report could not be obtained (give --reason).")
+@click.option("--reason", help="Why the report could not be retrieved.")
+@click.option("--reviewer", help="Who is recording this (optional).")
+@db_option
+@handle_errors
+def fulltext_cmd(record: int, state: str | None, reason: str | None, reviewer: str | None,
+             db_path: str) -> None:
+    """Mark a full-text report as sought, retrieved or not retrieved (for PRISMA).
+
+    Example: cluster fulltext 12 --not-retrieved --reason "no library access, author did not reply"
+    """
+    from screeners.decisions import mark_fulltext
+
+    if state is None:
+        raise UserError("Give one of --sought, --retrieved or --not-retrieved.")
+    store = get_store(db_path, create=False)
+    mark_fulltext(store, record, state, reason, reviewer)
+    rid = store.canonical_id(record)
+    said = state.replace("-", " ")
+    click.echo(f"Record {rid}: full text {said}" + (f" ({reason})." if reason else "."))
+
+
+@cli.command("agreement")
+@screen_stage_option
+@click.option("--maybe-as-include", is_flag=True, help="Count maybe as include (2x2 table).")
+@db_option
+@json_option
+@handle_errors
+def agreement_cmd(stage: str, maybe_as_include: bool, db_path: str, as_json: bool) -> None:
+    """Agreement per reviewer pair: percent agreement, Cohen's kappa and the table.
+
+    Percent agreement = agreements / (agreements + disagreements).
+
+    Example: cluster agreement --stage title-abstract --json
+    """
+    from screeners.agreement import agreement as pair_agreement
+
+    pairs = pair_agreement(get_store(db_path, create=False), stage, maybe_as_include)
+    if as_json:
+        echo_json([p.to_dict() for p in pairs])
+        return
+    if not pairs:
+        click.echo(f"No two reviewers have decided the same record at {stage} yet.")
+        return
+    for p in pairs:
+        kappa = "n/a" if p.kappa is None else f"{p.kappa:.3f}"
+        click.echo(f"{p.reviewer_a} / {p.reviewer_b} at {stage}: {p.n} records, "
+                   f"{p.agreements} agreements, {p.disagreements} disagreements, "
+                   f"{p.percent:.1f} % agreement, Cohen's kappa {kappa}")
+        width = max(len(x) for x in p.labels) + 2
+        click.echo(" " * (width + 2) + "".join(f"{b:>{width}}" for b in p.labels)
+                   + f"   <- {p.reviewer_b}")
+        for label, row in zip(p.labels, p.table):
+            click.echo(f"  {label:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+        click.echo(f"  (rows: {p.reviewer_a})")
+
+
+@cli.command("sample")
+@click.option("--fraction", type=float, required=True, help="Share of the stage's records, e.g. 0.1.")
+@click.option("--reviewer", required=True, help="The further reviewer who checks the sample.")
+@click.option("--seed", type=int, required=True, help="Random seed (the same seed, the same sample).")
+@screen_stage_option
+@db_option
+@json_option
+@handle_errors
+def sample_cmd(fraction: float, reviewer: str, seed: int, stage: str, db_path: str,
+           as_json: bool) -> None:
+    """Assign a random check subsample of a stage's records to a further reviewer.
+
+    Example: cluster sample --fraction 0.1 --reviewer dan --seed 7
+    """
+    from screeners.decisions import sample as assign_sample
+
+    result = assign_sample(get_store(db_path, create=False), fraction, reviewer, seed, stage)
+    if as_json:
+        echo_json({"reviewer": reviewer, "stage": stage, "population": result.population,
+                   "records": list(result.chosen), "newly_assigned": list(result.newly_assigned)})
+    else:
+        click.echo(f"{reviewer} checks {len(result.chosen)} of {result.population} records at "
+                   f"{stage} ({len(result.newly_assigned)} newly assigned): "
+                   + ", ".join(map(str, result.chosen)))
+
+
+@cli.group("decisions")
+def decisions_group() -> None:
+    """Move decision logs between copies of a review (reviewers on separate machines).
+
+    Example: cluster decisions export alice.jsonl
+    """
+
+
+@decisions_group.command("export")
+@click.argument("file", type=click.Path(dir_okay=False))
+@db_option
+@handle_errors
+def decisions_export(file: str, db_path: str) -> None:
+    """Write this copy's screening events to a JSONL file.
+
+    Example: cluster decisions export alice.jsonl
+    """
+    from screeners.decisions import export_decisions
+
+    n = export_decisions(get_store(db_path, create=False), file)
+    click.echo(f"Wrote {n} event(s) to {file}.")
+
+
+@decisions_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@db_option
+@handle_errors
+def decisions_import(file: str, db_path: str) -> None:
+    """Merge a decisions file from another copy of this review (importing twice adds nothing).
+
+    Example: cluster decisions import bob.jsonl
+    """
+    from screeners.decisions import import_decisions
+
+    result = import_decisions(get_store(db_path, create=False), file)
+    extra = (f"; new reviewers: {', '.join(result.reviewers_added)}"
+             if result.reviewers_added else "")
+    click.echo(f"Imported {result.added} event(s) from {file} "
+               f"({result.already_present} already present){extra}.")
 
 
 # === flow and report =====================================================

@@ -105,6 +105,13 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="m002_event_indexes")
+def m002_event_indexes(db: sqlite_utils.Database) -> None:
+    # a reviewer's own queue reads their decisions at one stage on every keypress
+    db["events"].create_index(["reviewer", "stage", "kind"])
+    db["events"].create_index(["kind", "stage"])
+
+
 KNOWN_MIGRATIONS = {m.name for m in migrations._migrations}
 
 
@@ -358,6 +365,10 @@ def open_store(path: str | Path | None, *, create: bool = True) -> Store:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        # in WAL mode the header (with the application id that marks a cluster
+        # store) reaches the main file only at a checkpoint; without one, a second
+        # connection opened while this one lives would refuse the new store
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return Store(db, p)
 
 

@@ -52,8 +52,20 @@ class RecordState:
         return self.status in (INCLUDED, EXCLUDED)
 
 
-def _undone_ids(store: Store) -> set[str]:
-    return {e["undoes"] for e in store.events("kind = 'undo'") if e["undoes"]}
+def undone_ids(store: Store) -> set[str]:
+    """Ids of events taken back by a standing undo.
+
+    Walking newest first, an undo that was itself undone (a redo) takes
+    nothing back.
+    """
+    rows = store.db.execute(
+        "SELECT id, undoes FROM events WHERE kind = 'undo' AND undoes IS NOT NULL "
+        "ORDER BY seq DESC").fetchall()
+    undone: set[str] = set()
+    for eid, target in rows:
+        if eid not in undone:
+            undone.add(target)
+    return undone
 
 
 def _canonical_map(store: Store) -> dict[int, int]:
@@ -70,17 +82,28 @@ def _canonical_map(store: Store) -> dict[int, int]:
     return out
 
 
+def _in_time_order(events: list[dict]) -> list[dict]:
+    """Events by time, then id: logs merged from several copies arrive in any
+    order, and "the latest decision counts" must not depend on that order."""
+    return sorted(events, key=lambda e: (e["ts"], e["id"]))
+
+
 def _to_decision(e: dict, canon: Mapping[int, int]) -> Decision:
     rid = canon.get(e["record_id"], e["record_id"])
     return Decision(e["id"], rid, e["reviewer"], e["value"], e["reason"], e["note"], e["ts"])
 
 
-def effective_decisions(store: Store, stage: str) -> dict[tuple[int, str], Decision]:
-    """(record, reviewer) -> that reviewer's standing decision at `stage`."""
-    undone = _undone_ids(store)
+def effective_decisions(store: Store, stage: str, reviewer: str | None = None
+                        ) -> dict[tuple[int, str], Decision]:
+    """(record, reviewer) -> that reviewer's standing decision at `stage`
+    (only `reviewer`'s when given: a screening queue needs no one else's)."""
+    undone = undone_ids(store)
     canon = _canonical_map(store)
     out: dict[tuple[int, str], Decision] = {}
-    for e in store.events("kind = 'decision' AND stage = ?", [stage]):
+    where, params = "kind = 'decision' AND stage = ?", [stage]
+    if reviewer is not None:
+        where, params = where + " AND reviewer = ?", params + [reviewer]
+    for e in _in_time_order(store.events(where, params)):
         if e["id"] in undone:
             continue
         d = _to_decision(e, canon)
@@ -103,13 +126,13 @@ def stage_records(store: Store, stage: str, states_before: Mapping[int, RecordSt
 def stage_states(store: Store, stage: str) -> dict[int, RecordState]:
     """record id -> RecordState for every record taking part in `stage`."""
     k = get_protocol(store).reviewers_per_record
-    undone = _undone_ids(store)
+    undone = undone_ids(store)
     canon = _canonical_map(store)
     by_record: dict[int, dict[str, Decision]] = {}
     for (rid, reviewer), d in effective_decisions(store, stage).items():
         by_record.setdefault(rid, {})[reviewer] = d
     resolutions: dict[int, Decision] = {}
-    for e in store.events("kind = 'resolution' AND stage = ?", [stage]):
+    for e in _in_time_order(store.events("kind = 'resolution' AND stage = ?", [stage])):
         if e["id"] not in undone:
             d = _to_decision(e, canon)
             resolutions[d.record_id] = d
@@ -142,6 +165,19 @@ def stage_states(store: Store, stage: str) -> dict[int, RecordState]:
         else:
             status = PENDING
         out[rid] = RecordState(rid, stage, status, dict(decs), res, auto, reason)
+    return out
+
+
+def automated_records(store: Store, stage: str) -> dict[int, str | None]:
+    """record id -> rule, for records a stopping rule marked ineligible at `stage`
+    (as `stage_states` reads them; they count as excluded only where reviewers
+    have not settled them)."""
+    undone = undone_ids(store)
+    canon = _canonical_map(store)
+    out: dict[int, str | None] = {}
+    for e in store.events("kind = 'automation' AND stage = ?", [stage]):
+        if e["id"] not in undone:
+            out[canon.get(e["record_id"], e["record_id"])] = e["data"].get("rule")
     return out
 
 

@@ -1,0 +1,222 @@
+"""BibTeX: reading and writing through bibtexparser 2.
+
+Field names are matched case-insensitively (Web of Science writes `Author`),
+LaTeX escapes and protective braces are undone, and an entry bibtexparser
+cannot parse is reported by line, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from typing import Any, Iterable, Mapping
+
+import bibtexparser
+from bibtexparser.model import (
+    DuplicateBlockKeyBlock, Entry, Field, ImplicitComment, ParsingFailedBlock,
+)
+
+# the parser logs each broken entry; we report them in the import result instead
+logging.getLogger("bibtexparser").addHandler(logging.NullHandler())
+
+from connectors.record import Record
+from db.formats.common import ReadResult, first, make_record, split_names
+
+_ACCENTS = {
+    "'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u0303",
+    "c": "\u0327", "=": "\u0304", ".": "\u0307", "u": "\u0306", "v": "\u030c", "H": "\u030b",
+}
+_SYMBOLS = {"ss": "ß", "o": "ø", "O": "Ø", "ae": "æ", "AE": "Æ", "aa": "å", "AA": "Å",
+            "l": "ł", "L": "Ł", "i": "ı"}
+_TEXT_COMMANDS = {"textless": "<", "textgreater": ">", "textbackslash": "\\",
+                  "textasciitilde": "~", "textasciicircum": "^", "textendash": "\u2013",
+                  "textemdash": "\u2014", "textbar": "|", "textquotesingle": "'"}
+_PRIVATE = {name: chr(0xE000 + i) for i, name in enumerate(_TEXT_COMMANDS)}
+_FROM_PRIVATE = {ord(_PRIVATE[name]): ch for name, ch in _TEXT_COMMANDS.items()}
+
+
+def latex_to_text(text: str | None) -> str | None:
+    """Undo the LaTeX an export uses: accents, escaped specials, protective braces."""
+    if text is None:
+        return None
+    if not any(c in text for c in "\\{}~-"):
+        return text
+
+    def accent(m: re.Match) -> str:
+        return unicodedata.normalize("NFC", m.group(2) + _ACCENTS[m.group(1)])
+
+    t = re.sub(r"\\([`'^\"~=.])\s*\{?\s*([A-Za-z])\s*\}?", accent, text)
+    t = re.sub(r"\\([cuvH])\s*\{\s*([A-Za-z])\s*\}", accent, t)
+    t = re.sub(r"\\(ss|ae|AE|aa|AA|o|O|l|L|i)\b\s*(?:\{\})?",
+               lambda m: _SYMBOLS[m.group(1)], t)
+    t = re.sub(r"\\([&%$#_{}])", lambda m: "\x00" + m.group(1), t)
+    # text commands become private-use characters so later steps leave them alone
+    t = re.sub(r"\\(text[a-z]+)\b\s*(?:\{\})?",
+               lambda m: _PRIVATE[m.group(1)] if m.group(1) in _PRIVATE else m.group(0), t)
+    t = t.replace("---", "\u2014").replace("--", "\u2013").replace("~", " ")
+    t = t.replace("{", "").replace("}", "").replace("\x00", "")
+    if any(c in t for c in _PRIVATE.values()):
+        t = t.translate(_FROM_PRIVATE)
+    return t
+
+
+def text_to_latex(text: str) -> str:
+    """Escape what BibTeX would misread; braces are dropped (they cannot be kept balanced)."""
+    t = text.replace("\\", "\x00").replace("{", "").replace("}", "")
+    t = re.sub(r"([&%$#_])", r"\\\1", t).replace("\x00", "\\textbackslash{}")
+    # "--" would read back as a dash and "~" as a space: keep them literal
+    return t.replace("--", "-{}-").replace("--", "-{}-").replace("~", "\\textasciitilde{}")
+
+
+def _fields(entry: Entry) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for f in entry.fields:
+        key = f.key.strip().lower()
+        if key not in out:
+            out[key] = str(f.value)
+    return out
+
+
+def _authors(raw: str | None) -> list[str]:
+    if not raw:
+        return []
+    text = re.sub(r"\s+", " ", raw).strip()
+    parts = re.split(r"\s+and\s+", text, flags=re.IGNORECASE)
+    if len(parts) == 1 and text.count(" , ") >= 1:
+        # Scopus (2017) separated authors with " , " and glued affiliation
+        # letters to the initials: "D'Ambrosio, A.a , Aria, M.a , ..."
+        pieces = [c.strip() for c in text.split(" , ") if c.strip()]
+        parts = [re.sub(r"(\.)[a-z]{1,2}$", r"\1", p) for p in pieces]
+    return [latex_to_text(p) or "" for p in parts if p.strip()]
+
+
+def _keywords(raw: str | None) -> list[str]:
+    if not raw:
+        return []
+    sep = ";" if ";" in raw else ","
+    return [latex_to_text(k) or "" for k in split_names(raw, sep)]
+
+
+def _salvage(raw: str) -> tuple[str, str, dict[str, str]] | None:
+    """Fields of an entry bibtexparser gave up on, read one `key = {value}` line at a time.
+
+    EBSCO writes scraped page fragments with unbalanced braces into
+    `Keywords`; every other field of such an entry is still intact.
+    """
+    head = re.match(r"\s*@\s*(\w+)\s*[{(]\s*([^,\s]*)\s*,", raw)
+    if not head:
+        return None
+    fields: dict[str, str] = {}
+    for line in raw[head.end():].split("\n"):
+        m = re.match(r"^\s*([A-Za-z][\w-]*)\s*=\s*[{\"](.*?)[}\"]?\s*,?\s*$", line)
+        if m and m.group(1).lower() not in fields:
+            fields[m.group(1).lower()] = m.group(2)
+    if not fields.get("title"):
+        return None
+    return head.group(1).lower(), head.group(2), fields
+
+
+_USED = ("title", "abstract", "year", "date", "journal", "journaltitle", "booktitle", "volume",
+         "number", "issue", "pages", "doi", "pmid", "pmcid", "language", "type", "issn", "url", "note")
+
+
+def _entry_record(entry_type: str, key: str, f: Mapping[str, str]) -> Record:
+    d = {k: latex_to_text(f[k]) for k in _USED if k in f}
+    return make_record(
+        title=d.get("title"), abstract=d.get("abstract"), authors=_authors(f.get("author")),
+        year=first(d.get("year"), d.get("date")),
+        journal=first(d.get("journal"), d.get("journaltitle"), d.get("booktitle")),
+        volume=d.get("volume"), issue=first(d.get("number"), d.get("issue")),
+        pages=d.get("pages"), doi=d.get("doi"), pmid=first(d.get("pmid"), _note_pmid(d)),
+        pmcid=d.get("pmcid"), language=d.get("language"),
+        pub_types=[entry_type] + ([d["type"]] if d.get("type") else []),
+        keywords=_keywords(f.get("keywords") or f.get("author_keywords")),
+        issn=d.get("issn"), url=first(d.get("url")), source_id=key.strip(),
+        extra={"note": d["note"]} if d.get("note") else None,
+    )
+
+
+def read_bibtex(text: str, name: str) -> ReadResult:
+    lib = bibtexparser.parse_string(text)
+    warnings = []
+    records = []
+    blocks = list(lib.blocks)
+    for i, block in enumerate(blocks):
+        line = (getattr(block, "start_line", None) or 0) + 1
+        if isinstance(block, Entry):
+            records.append(_entry_record(block.entry_type, block.key, _fields(block)))
+        elif isinstance(block, DuplicateBlockKeyBlock):
+            # a second entry with the same key is still a record of its own
+            entry = block.ignore_error_block
+            records.append(_entry_record(entry.entry_type, entry.key, _fields(entry)))
+            warnings.append(f"{name}: the entry at line {line} reuses the key {entry.key!r}; "
+                            "it was imported as a separate record.")
+        elif isinstance(block, ParsingFailedBlock):
+            head = (block.raw or "").strip().split("\n")[0][:60]
+            raw = block.raw or ""
+            # the splitter restarts at any "@" and leaves the entry's tail as comments
+            for nxt in blocks[i + 1:]:
+                if not isinstance(nxt, ImplicitComment):
+                    break
+                raw += nxt.raw
+            salvaged = _salvage(raw)
+            if salvaged is None:
+                warnings.append(f"{name}: the entry at line {line} could not be parsed and was "
+                                f"not imported ({head!r}).")
+                continue
+            etype, key, fields = salvaged
+            records.append(_entry_record(etype, key, fields))
+            warnings.append(f"{name}: the entry at line {line} ({head!r}) has unbalanced braces; "
+                            "it was read line by line and may miss parts of broken fields.")
+    return ReadResult("bibtex", tuple(records), (), tuple(warnings))
+
+
+def _note_pmid(d: Mapping[str, Any]) -> str | None:
+    m = re.search(r"PMID:\s*(\d+)", d.get("note") or "")
+    return m.group(1) if m else None
+
+
+def _key(r: Record, used: set[str]) -> str:
+    fam = re.sub(r"[^A-Za-z]", "", (r.first_author or "").split(",")[0]) or "record"
+    base = f"{fam}{r.year or ''}"
+    key, n = base, 0
+    while key in used:
+        n += 1
+        key = f"{base}{chr(ord('a') + (n - 1) % 26)}{(n - 1) // 26 or ''}"
+    used.add(key)
+    return key
+
+
+def write_bibtex(entries: Iterable[Mapping[str, Any]]) -> str:
+    lib = bibtexparser.Library()
+    used: set[str] = set()
+    for row in entries:
+        r: Record = row["record"]
+        fields: list[Field] = []
+
+        def add(k: str, v: Any) -> None:
+            if v:
+                fields.append(Field(k, text_to_latex(str(v))))
+
+        add("title", r.title)
+        add("author", " and ".join(r.authors))
+        add("year", r.year)
+        add("journal", r.journal)
+        add("volume", r.volume)
+        add("number", r.issue)
+        add("pages", r.pages.replace("-", "--") if r.pages else None)
+        add("doi", r.doi)
+        add("pmid", r.pmid)
+        add("pmcid", r.pmcid)
+        add("issn", r.issn)
+        add("url", r.url)
+        add("language", ", ".join(r.language))
+        add("abstract", r.abstract)
+        add("keywords", "; ".join(list(r.keywords) + list(row.get("keywords") or [])))
+        add("note", " | ".join(row.get("notes") or []))
+        add("cluster_id", row["record_id"])
+        etype = "article" if not r.pub_types or r.pub_types[0].lower() in (
+            "article", "journal article", "jour") else re.sub(r"\W", "", r.pub_types[0].lower()) or "misc"
+        lib.add(Entry(etype, _key(r, used), fields))
+    return bibtexparser.write_string(lib)

@@ -1,0 +1,243 @@
+"""Shared pieces of the file readers: decoding, the read result, errors, names.
+
+Every reader is a pure function from text to a `ReadResult`; nothing here
+touches the store. Decoding lives here because exports arrive as UTF-8 with or
+without a BOM, as Latin-1/cp1252, and with any mixture of line endings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from connectors.errors import ClusterError
+from connectors.record import (
+    Record, as_tuple, clean_text, normalize_doi, normalize_language, normalize_pages,
+    normalize_pmcid, normalize_pmid, normalize_year,
+)
+
+
+class FileFormatError(ClusterError):
+    """A file that cannot be imported; the message names the file (and line)."""
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """What a reader got out of one file.
+
+    `labels` is empty or has one entry per record: "include", "exclude" or
+    None (unlabelled), for files that carry screening labels. `warnings` lists
+    what could not be recovered, by line or record number.
+    """
+
+    format: str
+    records: tuple[Record, ...]
+    labels: tuple[str | None, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def decode(data: bytes, name: str) -> str:
+    """Text of a file: BOM removed, UTF-8 else cp1252/Latin-1, newlines as LF.
+
+    A lone CR is a line break too: some exports (Web of Science RIS, Citavi)
+    put bare CRs between lines of one field.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise FileFormatError(f"{name} starts like UTF-16 text but cannot be decoded: "
+                                  "save it as UTF-8 and import it again.") from None
+    else:
+        if b"\x00" in data[:65536]:
+            raise FileFormatError(f"{name} is a binary file, not a reference export: "
+                                  "export RIS, BibTeX, MEDLINE, EndNote XML or CSV and import that.")
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            # cp1252 is a superset of Latin-1's printable range; bytes it leaves
+            # undefined (0x81, 0x8d...) fall back to Latin-1 one by one
+            text = data.decode("cp1252", errors="replace")
+            if "\ufffd" in text:
+                text = data.decode("latin-1")
+    text = text.lstrip("\ufeff")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if _looks_binary(text):
+        raise FileFormatError(f"{name} is a binary file, not a reference export: "
+                              "export RIS, BibTeX, MEDLINE, EndNote XML or CSV and import that.")
+    return text
+
+
+def _looks_binary(text: str) -> bool:
+    sample = text[:8192]
+    if not sample:
+        return False
+    controls = sum(1 for c in sample if ord(c) < 32 and c not in "\n\t\f\v")
+    return controls / len(sample) > 0.05
+
+
+# --- names ---------------------------------------------------------------------
+
+_INITIALS = re.compile(r"^(?:[A-Z]\.?-?){1,4}$")
+
+
+def normalize_author(value: Any) -> str | None:
+    """An author as "Family, Given" where the source lets us tell.
+
+    "Liu R." and "Casbon JA" (family name then initials, as Embase, MEDLINE AU
+    and EPPI write them) become "Liu, R." and "Casbon, J. A."; a name that
+    already has a comma is only tidied, so the function is idempotent.
+    """
+    text = clean_text(value)
+    if not text:
+        return None
+    text = text.strip(" ;,")
+    if not text:
+        return None
+    if "," in text:
+        family, _, given = text.partition(",")
+        family, given = family.strip(), given.strip()
+        return f"{family}, {given}" if given else family
+    parts = text.split()
+    if len(parts) >= 2:
+        tail = []
+        while len(parts) > 1 and _INITIALS.match(parts[-1]):
+            tail.insert(0, parts.pop())
+        if tail:
+            letters = [c for c in "".join(tail) if c.isalpha()]
+            return f"{' '.join(parts)}, {' '.join(c + '.' for c in letters)}"
+    return text
+
+
+def split_names(value: str | None, sep: str = ";") -> list[str]:
+    if not value:
+        return []
+    return [p.strip() for p in value.split(sep) if p.strip()]
+
+
+def authors_tuple(values: Iterable[Any]) -> tuple[str, ...]:
+    out: list[str] = []
+    for v in values:
+        a = normalize_author(v)
+        if a:
+            out.append(a)
+    return tuple(out)
+
+
+# --- building records --------------------------------------------------------------
+
+_NA = {"na", "nan", "none", "null", "n/a"}
+
+
+_TAG = re.compile(r"</?[A-Za-z][\w:.-]*(?:\s+[\w:.-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s<>]+))?)*\s*/?>")
+
+
+_MOJIBAKE = re.compile("[ÃÂâ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
+                       "\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039"
+                       "\u203a\u20ac\u2122]")
+
+
+def fix_mojibake(text: str) -> str:
+    """Undo UTF-8 that was read as cp1252 and saved again ("â‰¥18" -> "≥18").
+
+    Applied only when the whole string converts back cleanly, so text that
+    merely contains "Ã" or "â" is left alone.
+    """
+    if not _MOJIBAKE.search(text):
+        return text
+    raw = bytearray()
+    for ch in text:
+        try:
+            raw += ch.encode("cp1252")
+        except UnicodeEncodeError:
+            if ord(ch) > 0xFF:
+                return text
+            raw.append(ord(ch))  # bytes cp1252 leaves undefined survive as U+0080-U+009F
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return text
+
+
+def clean_markup(v: Any) -> str | None:
+    """Whitespace collapsed and HTML/JATS tags removed, but "p < 0.05 and n > 3" kept."""
+    if v is None:
+        return None
+    text = re.sub(r"\s+", " ", _TAG.sub(" ", fix_mojibake(str(v)))).strip()
+    return text or None
+
+
+def value(v: Any) -> str | None:
+    """A cleaned scalar, with the "NA"/"nan" placeholders of R and pandas as None."""
+    text = clean_markup(v)
+    if text is None or text.lower() in _NA:
+        return None
+    return text
+
+
+def first(*values: Any) -> str | None:
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            for item in v:
+                t = value(item)
+                if t:
+                    return t
+            continue
+        t = value(v)
+        if t:
+            return t
+    return None
+
+
+def join_pages(start: Any, end: Any = None) -> str | None:
+    s, e = value(start), value(end)
+    if s and e and "-" not in s:
+        return normalize_pages(f"{s}-{e}")
+    return normalize_pages(s or e) if (s or e) else None
+
+
+_ISSN = re.compile(r"\b(\d{4}-?\d{3}[\dXx])\b")
+
+
+def first_issn(*values: Any) -> str | None:
+    for v in values:
+        for item in (v if isinstance(v, (list, tuple)) else [v]):
+            m = _ISSN.search(str(item or ""))
+            if m:
+                s = m.group(1).upper().replace("-", "")
+                return f"{s[:4]}-{s[4:]}"
+    return None
+
+
+def first_doi(*values: Any) -> str | None:
+    for v in values:
+        for item in (v if isinstance(v, (list, tuple)) else [v]):
+            d = normalize_doi(item)
+            if d:
+                return d
+    return None
+
+
+def make_record(*, title: Any = None, abstract: Any = None, authors: Iterable[Any] = (),
+                year: Any = None, journal: Any = None, volume: Any = None, issue: Any = None,
+                pages: Any = None, doi: Any = None, pmid: Any = None, pmcid: Any = None,
+                language: Any = None, pub_types: Iterable[Any] = (), keywords: Iterable[Any] = (),
+                issn: Any = None, url: Any = None, source_id: Any = None,
+                needs_metadata: bool = False, extra: dict | None = None) -> Record:
+    """A `Record` with every field run through the shared normalisers."""
+    pid = normalize_pmid(pmid) if pmid is not None else None
+    return Record(
+        title=value(title), abstract=value(abstract), authors=authors_tuple(authors),
+        year=normalize_year(value(year)), journal=value(journal), volume=value(volume),
+        issue=value(issue), pages=normalize_pages(value(pages)) if value(pages) else None,
+        doi=first_doi(doi), pmid=pid, pmcid=normalize_pmcid(value(pmcid)),
+        language=normalize_language(value(language) if isinstance(language, str) else
+                                    [x for x in (language or ()) if value(x)]),
+        pub_types=as_tuple(x for x in pub_types if value(x)),
+        keywords=as_tuple(x for x in keywords if value(x)),
+        issn=first_issn(issn), url=value(url), source_id=value(source_id),
+        needs_metadata=needs_metadata, extra=dict(extra or {}),
+    )

@@ -1,0 +1,71 @@
+"""EndNote XML (also written by Zotero and Mendeley), read with xml.etree.
+
+Values may be split into several `<style>` runs (bold, italics); the text of
+an element is the concatenation of all its runs.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from db.formats.common import FileFormatError, ReadResult, first_doi, make_record, value
+
+
+def _text(el: ET.Element | None) -> str | None:
+    if el is None:
+        return None
+    return value("".join(el.itertext()))
+
+
+def _all(rec: ET.Element, path: str) -> list[str]:
+    return [t for t in (_text(e) for e in rec.findall(path)) if t]
+
+
+def read_endnote_xml(text: str, name: str) -> ReadResult:
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        line, col = exc.position
+        raise FileFormatError(f"{name} is not well-formed XML at line {line}, column {col + 1} "
+                              "(truncated or damaged export): export it again.") from None
+    recs = root.findall(".//record")
+    if root.tag not in ("xml", "records") or (not recs and root.find(".//records") is None):
+        raise FileFormatError(f"{name} is XML but not an EndNote XML export (no <records>): "
+                              "export the library as EndNote XML, RIS or BibTeX.")
+    records = []
+    for rec in recs:
+        ref_type = rec.find("ref-type")
+        pages = _text(rec.find("pages"))
+        records.append(make_record(
+            title=_text(rec.find("titles/title")),
+            abstract=_text(rec.find("abstract")),
+            authors=_all(rec, "contributors/authors/author"),
+            year=_text(rec.find("dates/year")) or _text(rec.find("dates/pub-dates/date")),
+            journal=(_text(rec.find("titles/secondary-title"))
+                     or _text(rec.find("periodical/full-title"))
+                     or _text(rec.find("periodical/abbr-1"))),
+            volume=_text(rec.find("volume")),
+            issue=_text(rec.find("number")) or _text(rec.find("issue")),
+            pages=pages,
+            doi=first_doi(_text(rec.find("electronic-resource-num")), _all(rec, "urls/related-urls/url")),
+            pmid=_pmid(rec),
+            pmcid=_text(rec.find("custom2")) if "PMC" in (_text(rec.find("custom2")) or "") else None,
+            language=_text(rec.find("language")),
+            pub_types=[ref_type.get("name")] if ref_type is not None and ref_type.get("name") else [],
+            keywords=_all(rec, "keywords/keyword"),
+            issn=_text(rec.find("isbn")),
+            url=(_all(rec, "urls/related-urls/url") or [None])[0],
+            source_id=_text(rec.find("rec-number")),
+            extra={k: v for k, v in (("notes", _text(rec.find("notes"))),
+                                     ("label", _text(rec.find("label")))) if v},
+        ))
+    return ReadResult("endnote-xml", tuple(records))
+
+
+def _pmid(rec: ET.Element) -> str | None:
+    acc = _text(rec.find("accession-num"))
+    db = (_text(rec.find("remote-database-name")) or "") + (_text(rec.find("remote-database-provider")) or "")
+    if acc and acc.isdigit() and (not db or "nlm" in db.lower() or "pubmed" in db.lower()
+                                  or "medline" in db.lower()):
+        return acc
+    return None

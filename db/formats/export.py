@@ -1,0 +1,159 @@
+"""Export the store's records as RIS, BibTeX, CSV, JSON lines or ASReview CSV.
+
+Decisions, exclusion reasons and notes travel in fields reference managers
+show (RIS `N1`/`KW`, BibTeX `note`/`keywords`, CSV columns). CSV cells that a
+spreadsheet would run as a formula are neutralised.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from connectors.errors import ClusterError
+from db.events import DECISIONS, STAGES
+from db.formats.bibtex import write_bibtex
+from db.formats.decisions import active_events, current_decisions
+from db.formats.ris import write_ris
+from db.store import Store
+
+EXPORT_FORMATS = ("ris", "bibtex", "csv", "jsonl", "asreview")
+DECISION_FILTERS = (*DECISIONS, "conflict", "undecided")
+
+
+class ExportError(ClusterError):
+    """An export request that cannot be met."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    format: str
+    text: str
+    n_records: int
+
+
+def neutralise(cell: Any) -> str:
+    """A CSV cell a spreadsheet will show as text, never run as a formula."""
+    text = "" if cell is None else str(cell)
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+def _one_line(text: str) -> str:
+    # reasons and notes are typed by reviewers; a line break would end a RIS tag
+    return " ".join(text.split())
+
+
+def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bool) -> list[dict]:
+    states = current_decisions(store, stage)
+    reasons: dict[int, list[str]] = {}
+    notes: dict[int, list[str]] = {}
+    for ev in active_events(store, stage):
+        who = ev["reviewer"] or ev["kind"]
+        if ev["reason"]:
+            reasons.setdefault(ev["record_id"], [])
+            if _one_line(ev["reason"]) not in reasons[ev["record_id"]]:
+                reasons[ev["record_id"]].append(_one_line(ev["reason"]))
+        if ev["note"]:
+            notes.setdefault(ev["record_id"], []).append(f"{who}: {_one_line(ev['note'])}")
+    for ev in store.events("kind = 'note' AND record_id IS NOT NULL"):
+        if ev["note"]:
+            notes.setdefault(ev["record_id"], []).append(
+                f"{ev['reviewer'] or 'note'}: {_one_line(ev['note'])}")
+    source_ids: dict[int, list[str]] = {}
+    for rid, sid, service in store.db.execute(
+            "SELECT record_id, source_record_id, service FROM sources ORDER BY id"):
+        if sid:
+            source_ids.setdefault(rid, []).append(f"{service}:{sid}")
+    out = []
+    for rid, record in store.records(include_duplicates=include_duplicates):
+        state = states.get(rid, "undecided")
+        if decision and state != decision:
+            continue
+        rs, ns = reasons.get(rid, []), notes.get(rid, [])
+        kw = [f"cluster {stage} decision: {state}"] if state != "undecided" else []
+        kw += [f"cluster exclusion reason: {r}" for r in rs]
+        note_lines = []
+        if state != "undecided":
+            line = f"cluster {stage} decision: {state}"
+            if rs:
+                line += f" (reasons: {'; '.join(rs)})"
+            note_lines.append(line)
+        note_lines += [f"cluster note: {n}" for n in ns]
+        out.append({"record_id": rid, "record": record, "decision": state, "reasons": rs,
+                    "notes": note_lines, "note_texts": ns, "keywords": kw,
+                    "source_ids": source_ids.get(rid, [])})
+    return out
+
+
+CSV_COLUMNS = ("record_id", "title", "abstract", "authors", "year", "journal", "volume", "issue",
+               "pages", "doi", "pmid", "pmcid", "issn", "url", "language", "pub_types", "keywords",
+               "decision", "reasons", "notes", "source_ids")
+ASREVIEW_COLUMNS = ("record_id", "title", "abstract", "authors", "year", "doi", "pmid", "journal",
+                    "keywords", "included")
+
+
+def _csv_row(row: dict) -> dict[str, Any]:
+    r = row["record"]
+    return {
+        "record_id": row["record_id"], "title": r.title, "abstract": r.abstract,
+        "authors": "; ".join(r.authors), "year": r.year, "journal": r.journal, "volume": r.volume,
+        "issue": r.issue, "pages": r.pages, "doi": r.doi, "pmid": r.pmid, "pmcid": r.pmcid,
+        "issn": r.issn, "url": r.url, "language": "; ".join(r.language),
+        "pub_types": "; ".join(r.pub_types), "keywords": "; ".join(r.keywords),
+        "decision": row["decision"], "reasons": "; ".join(row["reasons"]),
+        "notes": " | ".join(row["note_texts"]), "source_ids": "; ".join(row["source_ids"]),
+        "included": {"include": 1, "exclude": 0}.get(row["decision"], ""),
+    }
+
+
+def _write_csv(rows: list[dict], columns: tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for row in rows:
+        data = _csv_row(row)
+        w.writerow([neutralise(data[c]) for c in columns])
+    return buf.getvalue()
+
+
+def _write_jsonl(rows: list[dict]) -> str:
+    lines = []
+    for row in rows:
+        r = row["record"]
+        obj = {"record_id": row["record_id"], "title": r.title, "abstract": r.abstract,
+               "authors": list(r.authors), "year": r.year, "journal": r.journal,
+               "volume": r.volume, "issue": r.issue, "pages": r.pages, "doi": r.doi,
+               "pmid": r.pmid, "pmcid": r.pmcid, "openalex": r.openalex, "issn": r.issn,
+               "url": r.url, "language": list(r.language), "pub_types": list(r.pub_types),
+               "keywords": list(r.keywords), "needs_metadata": r.needs_metadata,
+               "decision": row["decision"], "reasons": row["reasons"],
+               "notes": row["note_texts"], "source_ids": row["source_ids"]}
+        lines.append(json.dumps(obj, ensure_ascii=False))
+    return "".join(line + "\n" for line in lines)
+
+
+_WRITERS: dict[str, Callable[[list[dict]], str]] = {
+    "ris": write_ris,
+    "bibtex": write_bibtex,
+    "csv": lambda rows: _write_csv(rows, CSV_COLUMNS),
+    "asreview": lambda rows: _write_csv(rows, ASREVIEW_COLUMNS),
+    "jsonl": _write_jsonl,
+}
+
+
+def export_records(store: Store, fmt: str, *, stage: str = "title-abstract",
+                   decision: str | None = None, include_duplicates: bool = False) -> ExportResult:
+    """The records (canonical ones unless `include_duplicates`) as text in `fmt`."""
+    if fmt not in _WRITERS:
+        raise ExportError(f"Unknown export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}.")
+    if stage not in STAGES:
+        raise ExportError(f"Unknown stage {stage!r}: choose one of {', '.join(STAGES)}.")
+    if decision is not None and decision not in DECISION_FILTERS:
+        raise ExportError(f"Unknown decision {decision!r}: choose one of {', '.join(DECISION_FILTERS)}.")
+    rows = _rows(store, stage, decision, include_duplicates)
+    return ExportResult(fmt, _WRITERS[fmt](rows), len(rows))

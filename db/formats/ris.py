@@ -1,0 +1,272 @@
+"""RIS and Web of Science tagged text: reading (through rispy) and writing.
+
+Real RIS exports bend the format in many ways (tags with two spaces after the
+hyphen, two tags glued on one line, untagged continuation lines, header lines
+between records, a missing `ER`, 4-letter tags such as `PMID`). A small
+line-level pass repairs those into lines rispy's parser reads; rispy's parser
+then collects every tag raw and the mapping to `Record` is ours, so no field
+is lost to a last-one-wins rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Iterable
+
+import rispy
+
+from connectors.record import Record
+from db.formats.common import (
+    ReadResult, first, first_doi, first_issn, join_pages, make_record, split_names, value,
+)
+
+_TAG = re.compile(r"^([A-Z][A-Z0-9]{1,3}) {1,2}-(?: {1,2}(.*?))?\s*$")
+_GLUED = re.compile(r"\s{3,}(?=[A-Z][A-Z0-9] {2}- )")
+
+
+class _Identity(dict):
+    """A tag mapping that keeps every tag under its own name."""
+
+    def __missing__(self, key: str) -> str:
+        return key
+
+
+class _Everything:
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+class _RawMixin:
+    """Collect each tag as a list of raw values; continuation lines extend the last."""
+
+    def _add_tag(self, record: dict, tag: str | None, content: str,
+                 extend_multiline: bool = False) -> None:
+        if tag is None:
+            return  # text before the first tag of a record
+        values = record.setdefault(tag, [])
+        if isinstance(values, str):
+            values = record[tag] = [values]
+        if extend_multiline and values:
+            values[-1] = f"{values[-1]}\n{content}"
+        else:
+            values.append(content)
+
+
+class _RisRaw(_RawMixin, rispy.RisParser):
+    def parse_line(self, line: str) -> tuple[str | None, str]:
+        m = _TAG.match(line)
+        if m:
+            return m.group(1), (m.group(2) or "").strip()
+        return None, line.strip()
+
+
+class _WokRaw(_RawMixin, rispy.WokParser):
+    pass
+
+
+def _parser_kwargs() -> dict[str, Any]:
+    return {"mapping": _Identity(), "list_tags": _Everything(), "delimiter_tags_mapping": {}}
+
+
+def _repair(text: str, name: str) -> tuple[list[str], list[int], list[str]]:
+    """RIS lines rispy can read, the line number where each record starts, warnings."""
+    lines: list[str] = []
+    starts: list[int] = []
+    warnings: list[str] = []
+    open_record = False
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        for line in _GLUED.split(raw):
+            m = _TAG.match(line)
+            tag = m.group(1) if m else None
+            if tag == "TY":
+                if open_record:
+                    warnings.append(f"{name}: the record starting at line {starts[-1]} has no ER "
+                                    f"end tag; it was closed at line {lineno}.")
+                    lines.append("ER  - ")
+                starts.append(lineno)
+                open_record = True
+                lines.append("TY  - " + (m.group(2) or "").strip())
+            elif tag == "ER":
+                if open_record:
+                    lines.append("ER  - ")
+                open_record = False
+            elif open_record:
+                lines.append(f"{tag}  - {(m.group(2) or '').strip()}" if m else line)
+    if open_record:
+        warnings.append(f"{name}: the record starting at line {starts[-1]} has no ER end tag; "
+                        "it was read up to the end of the file.")
+        lines.append("ER  - ")
+    return lines, starts, warnings
+
+
+def raw_records(text: str, name: str) -> tuple[list[dict[str, list[str]]], list[int], list[str]]:
+    lines, starts, warnings = _repair(text, name)
+    entries = rispy.RisParser.parse_lines(_RisRaw(**_parser_kwargs()), iter(lines))
+    out = []
+    for e in entries:
+        out.append({k: (v if isinstance(v, list) else [v]) for k, v in e.items()})
+    return out, starts, warnings
+
+
+def _lines(values: Iterable[str]) -> list[str]:
+    out = []
+    for v in values:
+        out.extend(p.strip() for p in v.split("\n") if p.strip())
+    return out
+
+
+def _one(values: list[str] | None) -> str | None:
+    """A single-valued tag; continuation lines join with a space."""
+    if not values:
+        return None
+    for v in values:
+        t = value(v.replace("\n", " "))
+        if t:
+            return t
+    return None
+
+
+_BOILERPLATE = re.compile(r"^(copyright of .* is the property of|copyright \(c\))", re.I)
+_PUBMED_IN = re.compile(r"\bPUBMED\s+(\d+)", re.I)
+
+
+def ris_to_record(e: Mapping[str, list[str]]) -> Record:
+    g = e.get
+    authors: list[str] = []
+    for v in _lines((g("AU") or []) + (g("A1") or [])):
+        # some R-written files put every author on one AU line, "; "-separated
+        authors.extend(split_names(v) if ";" in v else [v])
+    abstracts = [a for a in (g("AB") or []) if value(a) and not _BOILERPLATE.match(a.strip())]
+    pmid = _one(g("PMID")) or _one(g("PM"))
+    if not pmid:
+        for v in (g("C3") or []) + (g("AN") or []) + (g("M1") or []):
+            m = _PUBMED_IN.search(v)
+            if m:
+                pmid = m.group(1)
+                break
+    if not pmid and re.search(r"pubmed|medline|nlm", " ".join((g("DB") or []) + (g("DP") or [])), re.I):
+        an = _one(g("AN"))
+        pmid = an if an and an.isdigit() else None
+    sp, ep = _one(g("SP")), _one(g("EP"))
+    if sp and not re.search(r"\d", sp):
+        sp, ep = None, None  # Ovid writes "SP - No / EP - Specified"
+    ty = _one(g("TY"))
+    notes = [n for n in _lines(g("N1") or [])]
+    return make_record(
+        title=_one(g("TI")) or _one(g("T1")) or _one(g("CT")) or _one(g("BT")),
+        abstract=" ".join(a.replace("\n", " ") for a in abstracts[:1]) or _one(g("N2")),
+        authors=authors,
+        year=first(_one(g("PY")), _one(g("Y1")), _one(g("DA")), _one(g("Y2"))),
+        journal=_one(g("T2")) or _one(g("JF")) or _one(g("JO")) or _one(g("JA")) or _one(g("J2")),
+        volume=_one(g("VL")), issue=_one(g("IS")) or _one(g("CP")),
+        pages=join_pages(sp, ep), doi=first_doi(g("DO") or [], g("UR") or [], g("L3") or [],
+                                                g("M3") or []),
+        pmid=pmid, language=_lines(g("LA") or []),
+        pub_types=[t for t in [ty] + _lines(g("M3") or []) if t and not first_doi(t)],
+        keywords=_lines(g("KW") or []),
+        issn=first_issn(g("SN") or []), url=_one(g("UR")),
+        source_id=_one(g("ID")) or _one(g("AN")),
+        extra={"notes": notes} if notes else None,
+    )
+
+
+_ASREVIEW_NOTE = re.compile(r"\bASReview_(relevant|irrelevant)\b")
+
+
+def _asreview_label(e: Mapping[str, list[str]]) -> str | None:
+    """ASReview writes its labels into the notes of the records it exports to RIS."""
+    for note in e.get("N1") or []:
+        m = _ASREVIEW_NOTE.search(note)
+        if m:
+            return "include" if m.group(1) == "relevant" else "exclude"
+    return None
+
+
+def read_ris(text: str, name: str) -> ReadResult:
+    entries, _, warnings = raw_records(text, name)
+    records = tuple(ris_to_record(e) for e in entries)
+    labels = tuple(_asreview_label(e) for e in entries)
+    return ReadResult("ris", records, labels if any(labels) else (), tuple(warnings))
+
+
+# --- Web of Science plain text ------------------------------------------------------
+
+
+def read_wos(text: str, name: str) -> ReadResult:
+    entries = rispy.WokParser.parse_lines(_WokRaw(**_parser_kwargs()), iter(text.split("\n")))
+    n_pt = sum(1 for line in text.split("\n") if line.startswith("PT "))
+    warnings = []
+    if n_pt != len(entries):
+        warnings.append(f"{name}: {n_pt - len(entries)} record(s) have no ER end tag and "
+                        "could not be read.")
+    records = []
+    for raw in entries:
+        e = {k: (v if isinstance(v, list) else [v]) for k, v in raw.items()}
+        g = e.get
+        records.append(make_record(
+            title=_one(g("TI")), abstract=_one(g("AB")),
+            authors=_lines(g("AF") or g("AU") or []), year=_one(g("PY")),
+            journal=_one(g("SO")), volume=_one(g("VL")), issue=_one(g("IS")),
+            pages=join_pages(_one(g("BP")), _one(g("EP"))) or _one(g("AR")),
+            doi=_one(g("DI")), pmid=_one(g("PM")), language=_lines(g("LA") or []),
+            pub_types=_lines(g("DT") or []),
+            keywords=[k.strip() for v in _lines(g("DE") or []) for k in v.split(";")],
+            issn=first_issn(g("SN") or [], g("EI") or []), source_id=_one(g("UT")),
+        ))
+    return ReadResult("wos", tuple(records), (), tuple(warnings))
+
+
+# --- writing ------------------------------------------------------------------------
+
+
+def write_ris(entries: Iterable[Mapping[str, Any]]) -> str:
+    """RIS text for export rows (dicts with `record` and decision fields), via rispy."""
+    refs = []
+    for row in entries:
+        r: Record = row["record"]
+        ref: dict[str, Any] = {"type_of_reference": _ris_type(r)}
+        if r.title:
+            ref["title"] = r.title
+        if r.authors:
+            ref["authors"] = list(r.authors)
+        if r.year:
+            ref["year"] = str(r.year)
+        for key, val in (("secondary_title", r.journal), ("volume", r.volume),
+                         ("number", r.issue), ("doi", r.doi), ("abstract", r.abstract),
+                         ("issn", r.issn)):
+            if val:
+                ref[key] = val
+        if r.pages:
+            start, _, end = r.pages.partition("-")
+            ref["start_page"] = start
+            if end:
+                ref["end_page"] = end
+        if r.language:
+            ref["language"] = "; ".join(r.language)
+        if r.url:
+            ref["urls"] = [r.url]
+        ref["id"] = str(row["record_id"])
+        kws = list(r.keywords) + list(row.get("keywords") or [])
+        if kws:
+            ref["keywords"] = kws
+        notes = list(row.get("notes") or [])
+        if notes:
+            ref["notes"] = notes
+        unknown: dict[str, list[str]] = {}
+        if r.pmid:
+            unknown["PM"] = [r.pmid]
+        if r.pmcid:
+            unknown["C2"] = [r.pmcid]
+        if unknown:
+            ref["unknown_tag"] = unknown
+        refs.append(ref)
+    return rispy.dumps(refs, skip_unknown_tags=False, enforce_list_tags=False) if refs else ""
+
+
+def _ris_type(r: Record) -> str:
+    types = {t.upper() for t in r.pub_types}
+    for t in ("JOUR", "BOOK", "CHAP", "CONF", "CPAPER", "THES", "RPRT", "GEN", "ELEC"):
+        if t in types:
+            return t
+    return "JOUR" if not types or {t.lower() for t in r.pub_types} & {"journal article", "article"} else "GEN"

@@ -1,0 +1,273 @@
+"""CSV/TSV exports (Covidence, Rayyan, Zotero, Scopus, Embase, Cochrane, Lens,
+RefWorks, PubMed, ASReview...) and plain-text lists of PMIDs/DOIs.
+
+Columns are recognised by name, whatever tool wrote them; the delimiter is
+sniffed (Excel in European locales saves with semicolons) and preamble lines
+above the header (Embase's search query) are skipped. ASReview-style label
+columns (`included`, `label_included`) come back as screening labels.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import re
+from typing import Any
+
+from connectors.record import normalize_doi, normalize_pmid
+from db.formats.common import FileFormatError, ReadResult, first, join_pages, make_record, split_names
+
+# Scopus and Lens put every cited reference of a record into one cell, far past
+# the csv module's 128 KB default
+csv.field_size_limit(2**31 - 1)
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9#]", "", name.lower())
+
+
+# each field: the column names tools use for it, best first
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "title": ("title", "titleprimary", "articletitle", "primarytitle", "documenttitle", "ti"),
+    "abstract": ("abstract", "abstractnote", "notesabstract", "ab"),
+    "authors": ("authors", "author", "authornames", "authorsprimary", "firstauthors",
+                "authorfullnames", "au"),
+    "year": ("year", "publicationyear", "publishedyear", "pubyear", "py", "date", "datepublished"),
+    "journal": ("journal", "sourcetitle", "publicationtitle", "journalbook", "periodicalfull",
+                "secondarytitle", "journaltitle", "periodicalabbrev", "journalabbreviation", "source"),
+    "volume": ("volume", "vl"),
+    "issue": ("issue", "issuenumber", "number", "is"),
+    "pages": ("pages", "page", "pagination"),
+    "start_page": ("pagestart", "firstpage", "startpage", "sp"),
+    "end_page": ("pageend", "lastpage", "endpage", "otherpages", "ep"),
+    "doi": ("doi", "do", "di"),
+    "pmid": ("pmid", "pubmedid", "pm"),
+    "pmcid": ("pmcid",),
+    "keywords": ("keywords", "authorkeywords", "manualtags", "kw", "tags"),
+    "language": ("language", "languageoforiginaldocument", "la"),
+    "url": ("url", "link", "externalurl", "sourceurls"),
+    "issn": ("issn", "issns", "issnisbn", "sn"),
+    "pub_type": ("publicationtype", "itemtype", "documenttype", "typeofreference", "referencetype"),
+    "id": ("recordid", "id", "covidence#", "key", "lensid", "referenceid", "centralid",
+           "internalid", "eid", "accessionnumber", "ref"),
+    "label": ("included", "labelincluded", "asreviewlabel", "finalincluded"),
+    "notes": ("notes", "note"),
+}
+_ALIASES = {a: f for f, names in COLUMNS.items() for a in names}
+
+
+def _columns(header: list[str]) -> dict[str, int]:
+    found: dict[str, tuple[int, int]] = {}
+    for i, col in enumerate(header):
+        key = _norm(col)
+        field = _ALIASES.get(key) or _ALIASES.get(key.replace("#", ""))
+        if field is None:
+            continue
+        rank = COLUMNS[field].index(key) if key in COLUMNS[field] else 99
+        if field not in found or rank < found[field][1]:
+            found[field] = (i, rank)
+    return {f: i for f, (i, _) in found.items()}
+
+
+def _unquote(cell: str) -> str:
+    cell = cell.strip()
+    # our own export prefixes formula-like cells with "'"; take it back off
+    if len(cell) > 1 and cell[0] == "'" and cell[1] in "=+-@\t\r":
+        return cell[1:]
+    return cell
+
+
+_INITIALS_TAIL = re.compile(r"^\S.*\s(?:[A-Z]\.?-?){1,4}\.?$")
+
+
+def parse_authors(cell: str | None) -> list[str]:
+    """Split an author cell written by any of the tools we know."""
+    if not cell or not cell.strip():
+        return []
+    text = cell.strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            items = ast.literal_eval(text)
+            if isinstance(items, (list, tuple)):
+                return [str(i) for i in items]
+        except (ValueError, SyntaxError):
+            pass
+    text = re.sub(r"\s+", " ", text)
+    if ";" in text:
+        return split_names(text, ";")
+    if re.search(r"\sand\s", text):
+        return [p.strip() for p in re.split(r"\s+and\s+", text) if p.strip()]
+    pieces = [p.strip() for p in text.rstrip(".").split(",") if p.strip()]
+    if len(pieces) > 1 and all(_INITIALS_TAIL.match(p) for p in pieces):
+        return pieces  # "Liu R., Adler D.G." / "Griffin DK, Larkin DM"
+    return [text]
+
+
+def _keywords(cell: str | None) -> list[str]:
+    if not cell:
+        return []
+    text = cell.strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            items = ast.literal_eval(text)
+            return [str(i) for i in items]
+        except (ValueError, SyntaxError):
+            pass
+    sep = ";" if ";" in text else ("\n" if "\n" in text else ",")
+    return split_names(text, sep)
+
+
+def _label(cell: str | None) -> str | None:
+    t = (cell or "").strip().lower()
+    if t in ("1", "1.0", "yes", "true", "included", "include", "relevant"):
+        return "include"
+    if t in ("0", "0.0", "no", "false", "excluded", "exclude", "irrelevant"):
+        return "exclude"
+    return None  # empty or -1: not labelled
+
+
+_EMBASE_SOURCE = re.compile(r"^(.+?) \((\d{4})\) (\w+)?(?::(\w+))?(?: \(([^)]*)\))?\.")
+_RAYYAN = re.compile(r"RAYYAN-INCLUSION: \{([^}]*)\}")
+
+
+def _find_header(text: str) -> tuple[str, int, list[str]] | None:
+    """(delimiter, index of the header row, header) for the first row naming a title column."""
+    best = None
+    for delim in (",", ";", "\t"):
+        reader = csv.reader(io.StringIO(text), delimiter=delim)
+        try:
+            for idx, row in enumerate(reader):
+                if idx > 20:
+                    break
+                cols = _columns([c.strip() for c in row])
+                if "title" in cols and len(row) > 1:
+                    if best is None or len(row) > len(best[2]):
+                        best = (delim, idx, [c.strip() for c in row])
+                    break
+        except csv.Error:
+            continue
+    return best
+
+
+def looks_tabular(text: str) -> bool:
+    """Two consecutive rows (within the first twenty) with the same number (>1) of cells,
+    or a lone header row."""
+    for delim in (",", ";", "\t"):
+        try:
+            rows = [r for _, r in zip(range(20), csv.reader(io.StringIO(text), delimiter=delim))
+                    if any(c.strip() for c in r)]
+        except csv.Error:
+            continue
+        if any(len(a) == len(b) > 1 for a, b in zip(rows, rows[1:])):
+            return True
+        if len(rows) == 1 and len(rows[0]) > 2:
+            return True  # a header with no rows under it
+    return False
+
+
+def read_csv(text: str, name: str) -> ReadResult:
+    found = _find_header(text)
+    if found is None:
+        first_line = next((ln for ln in text.split("\n") if ln.strip()), "")[:120]
+        raise FileFormatError(
+            f"{name} line 1: this CSV/TSV file has no title column (header {first_line!r}); "
+            "export it with a Title column or rename the column holding titles to 'title'.")
+    delim, header_idx, header = found
+    cols = _columns(header)
+    reader = csv.reader(io.StringIO(text), delimiter=delim)
+    records, labels, warnings = [], [], []
+    # abstrackr: each reviewer's label column follows a "labeled_at" column
+    reviewer_cols = {i: h for i, h in enumerate(header) if i and header[i - 1] == "labeled_at"
+                     and h != "labeled_at" and "notes" not in h.lower()}
+    for idx, row in enumerate(reader):
+        if idx <= header_idx:
+            continue
+        cells = [_unquote(c) for c in row]
+        if not any(cells):
+            continue
+        if len(cells) == 1 and len(header) > 1:
+            # abstrackr puts a caption line between its labelled and unlabelled rows
+            warnings.append(f"{name} line {reader.line_num}: {cells[0][:60]!r} has no delimiter; "
+                            "it was read as a caption, not a record.")
+            continue
+        if len(cells) > len(header) and any(cells[len(header):]):
+            warnings.append(f"{name} line {reader.line_num}: the row has {len(cells)} cells but the "
+                            f"header has {len(header)}; the extra cells were ignored.")
+
+        def get(field: str) -> str | None:
+            i = cols.get(field)
+            return cells[i] if i is not None and i < len(cells) and cells[i] else None
+
+        pages = get("pages") or join_pages(get("start_page"), get("end_page"))
+        journal, year, volume, issue = get("journal"), get("year"), get("volume"), get("issue")
+        packed = _EMBASE_SOURCE.match(journal or "") if not year else None
+        if packed:
+            # older Embase CSVs pack "Journal (2014) 3:3 (152-160). Date of Publication: 2014"
+            journal, year = packed.group(1), packed.group(2)
+            volume, issue = volume or packed.group(3), issue or packed.group(4)
+            pages = pages or packed.group(5)
+        rayyan = _RAYYAN.search(get("notes") or "")
+        issn = get("issn")
+        extra: dict[str, Any] = {}
+        if get("notes"):
+            extra["notes"] = get("notes")
+        if rayyan:
+            extra["rayyan_inclusion"] = dict(re.findall(r'"([^"]+)"=>"([^"]+)"', rayyan.group(1)))
+        label = _row_label(get("label"), extra, cells, reviewer_cols)
+        records.append(make_record(
+            title=get("title"), abstract=get("abstract"), authors=parse_authors(get("authors")),
+            year=year, journal=journal, volume=volume, issue=issue,
+            pages=pages, doi=get("doi"), pmid=get("pmid"), pmcid=get("pmcid"),
+            language=get("language"), pub_types=[get("pub_type")] if get("pub_type") else [],
+            keywords=_keywords(get("keywords")), issn=issn, url=first(get("url")),
+            source_id=get("id"), extra=extra or None,
+        ))
+        labels.append(label)
+    fmt = "tsv" if delim == "\t" else "csv"
+    has_labels = "label" in cols or any(lab is not None for lab in labels)
+    return ReadResult(fmt, tuple(records), tuple(labels) if has_labels else (), tuple(warnings))
+
+
+_TOOL_LABELS = {"1": "include", "-1": "exclude", "0": "maybe",
+                "included": "include", "excluded": "exclude", "maybe": "maybe"}
+
+
+def _row_label(asreview: str | None, extra: dict[str, Any], cells: list[str],
+               reviewer_cols: dict[int, str]) -> str | None:
+    """The row's screening label: ASReview's column, else a single abstrackr/Rayyan reviewer's."""
+    if asreview is not None:
+        return _label(asreview)
+    if reviewer_cols:
+        given = {name: cells[i] for i, name in reviewer_cols.items() if i < len(cells) and cells[i]}
+        if given:
+            extra["reviewer_labels"] = given
+        if len(reviewer_cols) == 1 and given:
+            return _TOOL_LABELS.get(next(iter(given.values())).lower())
+    votes = extra.get("rayyan_inclusion") or {}
+    if len(votes) == 1:
+        return _TOOL_LABELS.get(next(iter(votes.values())).lower())
+    return None
+
+
+# --- lists of identifiers -------------------------------------------------------------
+
+_ID_LINE = re.compile(r"^(?:pmid:?\s*)?\d{1,9}$|^(?:doi:?\s*|https?://(?:dx\.)?doi\.org/)?10\.\d{4,9}/\S+$",
+                      re.IGNORECASE)
+
+
+def is_id_list(text: str) -> bool:
+    lines = [ln.strip().rstrip(",;") for ln in text.split("\n") if ln.strip() and not ln.startswith("#")]
+    return bool(lines) and all(_ID_LINE.match(ln) for ln in lines)
+
+
+def read_id_list(text: str, name: str) -> ReadResult:
+    records = []
+    for line in text.split("\n"):
+        token = line.strip().rstrip(",;")
+        if not token or token.startswith("#"):
+            continue
+        doi = normalize_doi(token)
+        pmid = None if doi else normalize_pmid(token)
+        records.append(make_record(doi=doi, pmid=pmid, source_id=token, needs_metadata=True))
+    return ReadResult("id-list", tuple(records))

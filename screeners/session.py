@@ -1,0 +1,393 @@
+"""One reviewer's screening sitting: the blind queue, the record card, the order.
+
+The queue holds the records of a stage that the reviewer has not decided yet
+(or only their assigned check subsample), so under any order every reviewer
+still sees every record and agreement statistics stay valid. Nothing here
+exposes another reviewer's decisions or notes: the card shows the record, its
+provenance, the full-text status and the reviewer's own notes and scores.
+
+The order comes from the prioritiser (`screeners.prioritise.rank`) when that
+module is present and plain record-id order when it is not. After each
+decision the next ranking is computed in a background thread with its own
+connection to the store, while the next record is taken at once from the
+ranking already at hand, so the reviewer never waits for a model to retrain.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import weakref
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Callable, Mapping, Sequence
+
+from connectors.errors import ClusterError
+from db.store import Store, open_store
+from screeners.decisions import (
+    FULL_TEXT, Appraisal, DecisionError, DecisionResult, UndoResult, add_note, appraise,
+    assigned_records, check_stage, current_appraisal, decide, full_text_records, fulltext_states,
+    notes_for, undo_last,
+)
+from screeners.protocol import Protocol, get_protocol
+from screeners.state import automated_records, effective_decisions, stage_records
+
+RankFn = Callable[[Store, str, str, Sequence[int]], Sequence[int]]
+EstimateFn = Callable[[Store, str], "float | None"]
+
+SERVICE_NAMES = {"pubmed": "PubMed", "crossref": "Crossref", "openalex": "OpenAlex",
+                 "opencitations": "OpenCitations", "demo": "demo", "file": "file"}
+# how a record relates to the index article it was found from, by strategy
+STRATEGY_PHRASES = {
+    "cited-by": "cites index article {seed}",
+    "citing": "cites index article {seed}",
+    "references": "cited by index article {seed}",
+    "refs": "cited by index article {seed}",
+    "related": "related to index article {seed}",
+    "author": "by a lead author of index article {seed}",
+    "authors": "by a lead author of index article {seed}",
+    "lead-author": "by a lead author of index article {seed}",
+    "lead-authors": "by a lead author of index article {seed}",
+}
+
+
+# --- order ---------------------------------------------------------------------------
+
+
+def _prioritiser():
+    try:
+        return importlib.import_module("screeners.prioritise")
+    except ModuleNotFoundError as exc:
+        if exc.name == "screeners.prioritise":
+            return None  # no prioritiser installed: plain id order
+        raise
+
+
+def rank_records(store: Store, stage: str, reviewer: str, candidates: Sequence[int]) -> list[int]:
+    """`candidates` most-likely-relevant first (plain id order without a prioritiser)."""
+    module = _prioritiser()
+    ordered = sorted(candidates)
+    if module is None or not ordered:
+        return ordered
+    wanted = set(ordered)
+    ranked = [rid for rid, _score in module.rank(store, stage, reviewer, ordered) if rid in wanted]
+    seen = set(ranked)
+    return ranked + [rid for rid in ordered if rid not in seen]
+
+
+def relevant_left(store: Store, stage: str) -> float | None:
+    """The prioritiser's estimate of relevant records not yet found, when it has one."""
+    module = _prioritiser()
+    if module is None or not hasattr(module, "estimate_relevant_left"):
+        return None
+    return module.estimate_relevant_left(store, stage)
+
+
+# --- queue ---------------------------------------------------------------------------
+
+
+_MEMO: "weakref.WeakKeyDictionary[Store, dict]" = weakref.WeakKeyDictionary()
+
+
+def _memoised(store: Store, key: tuple, compute: Callable[[], object]):
+    """`compute()`, reused until the log or the records change: one key press draws
+    the card, the progress line and the next record from the same derivation."""
+    signature = (
+        store.db.execute("SELECT max(seq) FROM events").fetchone()[0],
+        store.db.execute("SELECT count(*), max(id), total(duplicate_of), count(duplicate_of) "
+                         "FROM records").fetchone(),
+    )
+    memo = _MEMO.setdefault(store, {})
+    hit = memo.get(key)
+    if hit is not None and hit[0] == signature:
+        return hit[1]
+    value = compute()
+    memo[key] = (signature, value)
+    return value
+
+
+def population(store: Store, reviewer: str, stage: str) -> list[int]:
+    """The records `reviewer` is to screen at `stage`: their check subsample if they
+    have one, otherwise every record of the stage; never those a stopping rule
+    excluded, nor reports that could not be retrieved."""
+    check_stage(stage)
+    return list(_memoised(store, ("population", reviewer, stage),
+                          lambda: tuple(_population(store, reviewer, stage))))
+
+
+def _population(store: Store, reviewer: str, stage: str) -> list[int]:
+    ids = full_text_records(store) if stage == FULL_TEXT else stage_records(store, stage)
+    assigned = assigned_records(store, reviewer, stage)
+    if assigned:
+        ids = [rid for rid in ids if rid in assigned]
+    stopped = automated_records(store, stage)
+    if stage == FULL_TEXT:
+        stopped = {**stopped, **{rid: "not retrieved" for rid, st in fulltext_states(store).items()
+                                 if st == "not-retrieved"}}
+    return [rid for rid in ids if rid not in stopped]
+
+
+def own_decisions(store: Store, reviewer: str, stage: str) -> dict[int, str]:
+    """record id -> `reviewer`'s standing decision at `stage` (theirs alone)."""
+    mine = _memoised(store, ("own", reviewer, stage), lambda: MappingProxyType(
+        {rid: d.value for (rid, _), d in effective_decisions(store, stage, reviewer).items()}))
+    return dict(mine)
+
+
+def pending(store: Store, reviewer: str, stage: str) -> list[int]:
+    """Records in `reviewer`'s population that they have not decided, in id order."""
+    mine = own_decisions(store, reviewer, stage)
+    return [rid for rid in population(store, reviewer, stage) if rid not in mine]
+
+
+# --- card and progress ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Card:
+    """What the reviewer sees of one record: never another reviewer's decision."""
+
+    record_id: int
+    title: str
+    authors: tuple[str, ...]
+    year: int | None
+    journal: str | None
+    abstract: str
+    keywords: tuple[str, ...]
+    provenance: tuple[str, ...]
+    fulltext: str | None = None
+    my_notes: tuple[str, ...] = ()
+    my_scores: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Progress:
+    screened: int
+    total: int
+    includes: int
+    relevant_left: float | None
+
+    @property
+    def text(self) -> str:
+        left = "?" if self.relevant_left is None else f"{self.relevant_left:.1f}"
+        return (f"screened {self.screened}/{self.total} · includes {self.includes} · "
+                f"estimated relevant left {left}")
+
+
+def provenance(store: Store, record_id: int) -> tuple[str, ...]:
+    """How a record (and the duplicates merged into it) was found, one line per source."""
+    ids = [record_id] + [r[0] for r in store.db.execute(
+        "SELECT id FROM records WHERE duplicate_of = ?", [record_id])]
+    marks = ",".join("?" * len(ids))
+    rows = store.db.execute(
+        f"SELECT s.role, s.service, s.strategy, s.seed_record_id, s.rank, s.score, "
+        f"q.file_name FROM sources s LEFT JOIN searches q ON q.id = s.search_id "
+        f"WHERE s.record_id IN ({marks}) ORDER BY s.id", ids).fetchall()
+    lines = []
+    for role, service, strategy, seed, rank, score, file_name in rows:
+        lines.append(_provenance_line(role, service, strategy, seed, rank, score, file_name))
+    return tuple(dict.fromkeys(lines))
+
+
+def _provenance_line(role, service, strategy, seed, rank, score, file_name) -> str:
+    svc = SERVICE_NAMES.get((service or "").lower(), service or "unknown source")
+    if role == "index":
+        return f"index article ({svc})"
+    details = [d for d in (strategy, f"rank {rank}" if rank is not None else None,
+                           f"score {score:g}" if score is not None and rank is None else None,
+                           svc) if d]
+    if seed is not None:
+        phrase = STRATEGY_PHRASES.get((strategy or "").lower(), "found from index article {seed}")
+        head = phrase.format(seed=seed)
+    elif file_name:
+        head = f"imported from {file_name}"
+    else:
+        head = f"found in {svc}" if role != "database" else f"database search in {svc}"
+    return f"{head} ({', '.join(details)})"
+
+
+def card(store: Store, record_id: int, reviewer: str, stage: str) -> Card:
+    rec = store.get_record(record_id)
+    ft = fulltext_states(store).get(record_id) if stage == FULL_TEXT else None
+    notes = tuple(n["note"] for n in notes_for(store, record_id, reviewer))
+    scores = current_appraisal(store, record_id, reviewer, stage) if stage == FULL_TEXT else {}
+    return Card(record_id, rec.title or "(no title)", tuple(rec.authors), rec.year, rec.journal,
+                rec.abstract or "(no abstract)", tuple(rec.keywords), provenance(store, record_id),
+                ft, notes, scores)
+
+
+def progress(store: Store, reviewer: str, stage: str, left: float | None = None) -> Progress:
+    pop = population(store, reviewer, stage)
+    mine = own_decisions(store, reviewer, stage)
+    done = [rid for rid in pop if rid in mine]
+    return Progress(len(done), len(pop), sum(1 for r in done if mine[r] == "include"), left)
+
+
+# --- background ranking ------------------------------------------------------------------
+
+
+class _Ranker:
+    """Holds the latest ranking; recomputes it off the reviewer's path.
+
+    A store on disk gets a thread with its own connection (a SQLite connection
+    must not be shared by two threads at once); an in-memory store is ranked
+    in place, synchronously.
+    """
+
+    def __init__(self, store: Store, reviewer: str, stage: str, rank_fn: RankFn,
+                 estimate_fn: EstimateFn, background: bool):
+        self._store, self._reviewer, self._stage = store, reviewer, stage
+        self._rank_fn, self._estimate_fn = rank_fn, estimate_fn
+        self._lock = threading.Lock()
+        self._wanted = threading.Event()
+        self._stopping = False
+        self.order: list[int] = []
+        self.left: float | None = None
+        self.generation = 0
+        self.failure: str | None = None
+        try:
+            self._compute(store)  # the sitting starts from a real ranking
+        except Exception as exc:  # noqa: BLE001 - screening goes on in id order
+            self.failure = f"The prioritiser failed ({exc}); records come in id order."
+        self._thread: threading.Thread | None = None
+        self._own: Store | None = None
+        if background and store.path is not None and self.failure is None:
+            try:
+                self._own = open_store(store.path, create=False)
+            except ClusterError:
+                self._own = None  # e.g. a store created moments ago: rank in place
+        if self._own is not None:
+            self._thread = threading.Thread(target=self._loop, name="cluster-ranker", daemon=True)
+            self._thread.start()
+
+    def _compute(self, store: Store) -> None:
+        todo = pending(store, self._reviewer, self._stage)
+        order = list(self._rank_fn(store, self._stage, self._reviewer, todo))
+        left = self._estimate_fn(store, self._stage)
+        with self._lock:
+            self.order, self.left = order, left
+            self.generation += 1
+
+    def _loop(self) -> None:
+        own = self._own
+        try:
+            while True:
+                self._wanted.wait()
+                if self._stopping:
+                    return
+                self._wanted.clear()
+                self._recompute(own)
+        finally:
+            own.close()
+
+    def _recompute(self, store: Store) -> None:
+        try:
+            self._compute(store)
+            self.failure = None
+        except Exception as exc:  # noqa: BLE001 - a failed re-rank keeps the last order
+            self.failure = f"The prioritiser failed ({exc}); the last order is kept."
+
+    def refresh(self) -> None:
+        if self._thread is None:
+            self._recompute(self._store)
+        else:
+            self._wanted.set()
+
+    def snapshot(self) -> tuple[list[int], float | None]:
+        with self._lock:
+            return list(self.order), self.left
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wanted.set()
+
+
+class ScreeningSession:
+    """A reviewer at a stage: the current record, and the actions on it.
+
+    Every action is committed at once through `screeners.decisions`, so a
+    sitting that is quit or killed resumes exactly where it stopped.
+    """
+
+    def __init__(self, store: Store, reviewer: str, stage: str, *, background: bool = True,
+                 rank_fn: RankFn | None = None, estimate_fn: EstimateFn | None = None):
+        check_stage(stage)
+        store.require_reviewer(reviewer)
+        self.store, self.reviewer, self.stage = store, reviewer, stage
+        self.protocol: Protocol = get_protocol(store)
+        self._skipped: list[int] = []
+        self._ranker = _Ranker(store, reviewer, stage, rank_fn or rank_records,
+                               estimate_fn or relevant_left, background)
+        self.current: int | None = None
+        self._advance()
+
+    # -- queue
+    def _advance(self, prefer: int | None = None) -> None:
+        todo = pending(self.store, self.reviewer, self.stage)
+        if prefer is not None and prefer in todo:
+            self.current = prefer
+            return
+        order, _ = self._ranker.snapshot()
+        todo_set = set(todo)
+        ranked = [r for r in order if r in todo_set]
+        in_ranking = set(ranked)
+        ranked += [r for r in todo if r not in in_ranking]
+        fresh = [r for r in ranked if r not in self._skipped]
+        if fresh:
+            self.current = fresh[0]
+        elif ranked:
+            # only skipped records remain: go round them again, oldest skip first
+            self._skipped = [r for r in self._skipped if r in todo_set]
+            self.current = self._skipped.pop(0)
+        else:
+            self.current = None
+
+    def card(self) -> Card | None:
+        return None if self.current is None else card(self.store, self.current, self.reviewer,
+                                                      self.stage)
+
+    @property
+    def ranking_problem(self) -> str | None:
+        """Why the order is not the prioritiser's, when it failed; screening goes on."""
+        return self._ranker.failure
+
+    def progress(self) -> Progress:
+        _, left = self._ranker.snapshot()
+        return progress(self.store, self.reviewer, self.stage, left)
+
+    # -- actions
+    def decide(self, value: str, reason: str | None = None, note: str | None = None
+               ) -> DecisionResult:
+        if self.current is None:
+            raise DecisionError("Nothing left to screen.")
+        result = decide(self.store, self.current, self.reviewer, self.stage, value, reason, note)
+        self._ranker.refresh()
+        self._advance()
+        return result
+
+    def skip(self) -> None:
+        if self.current is not None:
+            self._skipped.append(self.current)
+            self._advance()
+
+    def undo(self) -> UndoResult:
+        result = undo_last(self.store, self.reviewer, self.stage)
+        self._ranker.refresh()
+        self._advance(prefer=result.record_id)
+        return result
+
+    def note(self, text: str) -> str:
+        if self.current is None:
+            raise DecisionError("There is no record to attach a note to.")
+        return add_note(self.store, self.current, self.reviewer, text, self.stage)
+
+    def score(self, relevance: int | None = None, rigour: int | None = None) -> Appraisal:
+        if self.stage != FULL_TEXT:
+            raise DecisionError("Relevance and rigour are scored at full text.")
+        if self.current is None:
+            raise DecisionError("There is no record to score.")
+        return appraise(self.store, self.current, self.reviewer, relevance, rigour, self.stage)
+
+    def close(self) -> None:
+        self._ranker.stop()
+
