@@ -59,7 +59,8 @@ from typing import Any, Iterable, Mapping
 
 from connectors.errors import ClusterError
 from db.store import Store
-from screeners.state import CONFLICT, EXCLUDED, INCLUDED, PENDING, RecordState, stage_states
+from screeners.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, RecordState, stage_states,
+                             undone_ids)
 
 TA, FT = "title-abstract", "full-text"
 LAYOUTS = ("standard", "screen-other")
@@ -216,8 +217,12 @@ def _ids(ids: Iterable[int], limit: int = 10) -> str:
     return text + (f" (and {len(s) - limit} more)" if len(s) > limit else "")
 
 
-def _undone(store: Store) -> set[str]:
-    return {e["undoes"] for e in store.events("kind = 'undo'") if e["undoes"]}
+def _standing(store: Store, where: str, params: Iterable[Any] = ()) -> list[dict]:
+    """Events not undone, by time then id, as `screeners.state` orders them (logs merged
+    from several machines arrive in any order; "the latest counts" must not depend on it)."""
+    undone = undone_ids(store)
+    return sorted((e for e in store.events(where, params) if e["id"] not in undone),
+                  key=lambda e: (e["ts"], e["id"]))
 
 
 def _source_key(role: str, service: str | None, strategy: str | None) -> tuple[str, str, str]:
@@ -228,6 +233,9 @@ def _source_key(role: str, service: str | None, strategy: str | None) -> tuple[s
         name = (service or "unnamed " + role).strip()
         return name, name, f"{role}_results"
     route = ROUTES.get((strategy or "").strip().lower())
+    if route is None and not strategy:
+        # an imported file's source name may name the route: "website", "author contact"
+        route = ROUTES.get((service or "").strip().lower().replace(" ", "-"))
     if route is not None:
         return route[0], route[1], route[2]
     name = (strategy or service or "other").strip()
@@ -242,9 +250,8 @@ def study_keys(store: Store, canon: Mapping[int, int] | None = None) -> dict[int
         key = json.loads(extra or "{}").get("study")
         if key not in (None, ""):
             out[rid] = str(key)
-    undone = _undone(store)
-    for e in store.events("kind = 'tag' AND value LIKE 'study:%'"):
-        if e["id"] in undone or e["record_id"] is None:
+    for e in _standing(store, "kind = 'tag' AND value LIKE 'study:%'"):
+        if e["record_id"] is None:
             continue
         key = e["value"][len("study:"):].strip()
         rid = canon.get(e["record_id"], e["record_id"])
@@ -327,19 +334,16 @@ def compute_flow(store: Store, layout: str = "standard") -> Flow:
     ta = stage_states(store, TA)
     ft = stage_states(store, FT)
     _check_state_keys(canonical_ids, ta, ft)
-    undone = _undone(store)
     auto_other: set[int] = set()
-    for e in store.events("kind = 'automation' AND stage = ?", [TA]):
-        if e["id"] in undone:
-            continue
+    for e in _standing(store, "kind = 'automation' AND stage = ?", [TA]):
         rid = canon.get(e["record_id"], e["record_id"])
         if e["data"].get("category") == "other":
             auto_other.add(rid)
         else:
             auto_other.discard(rid)
     fulltext: dict[int, str] = {}
-    for e in store.events("kind = 'fulltext'"):
-        if e["id"] not in undone and e["record_id"] is not None:
+    for e in _standing(store, "kind = 'fulltext'"):
+        if e["record_id"] is not None:
             fulltext[canon.get(e["record_id"], e["record_id"])] = e["value"]
     contradictions = [r for r, s in ft.items() if s.status == INCLUDED
                       and fulltext.get(r) == "not-retrieved"]

@@ -376,3 +376,20 @@ def test_diagram_text_stays_inside_its_boxes(store):
     tight = Box("box1", 10, 10, 60, 40, (Line("Records identified from databases (n = 1,234)"),))
     assert overflows(Diagram(200, 100, (tight,), (), (), "t")) == [
         "box1: Records identified from databases (n = 1,234)"]
+
+
+def test_imported_files_are_counted_by_role_and_source(run, tmp_path):
+    def ris(name, titles):
+        path = tmp_path / name
+        path.write_text("".join(f"TY  - JOUR\nTI  - {t}\nPY  - 2020\nER  - \n\n" for t in titles))
+        return str(path)
+
+    run("import", ris("embase.ris", ["Compassion training for nurses"]), "--as", "database",
+        "--source", "Embase")
+    run("import", ris("letters.ris", ["An unpublished evaluation", "A second report"]),
+        "--as", "other", "--source", "author contact")
+    run("import", ris("previous.ris", ["An index article"]), "--as", "index")
+    n = {r["data"]: r["n"] for r in csv.DictReader(io.StringIO(run("flow", "--csv").output))}
+    assert (n["database_results"], n["database_specific_results"], n["organisation_results"],
+            n["citations_results"], n["previous_studies"], n["records_screened"]) == \
+        ("1", "Embase, 1", "2", "0", "1", "1")
