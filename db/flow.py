@@ -43,8 +43,18 @@ How the log maps onto the diagram (the rules a methods section can cite):
   no box for it). ``screen-other``: index articles and other-methods records
   pass through title/abstract screening together with database records, so
   the screening, retrieval, assessment and inclusion boxes count all of them;
-  the index articles then appear in identification only, and total studies =
-  new studies (adding the previous studies again would count them twice).
+  the previous-studies box then shows the index articles as identified, and
+  total studies = new studies (adding the previous studies again would count
+  them twice).
+- **Template rows.** The PRISMA2020 R package's template has three
+  other-methods rows: ``citations_results`` counts the CLUSTER routes
+  (citing articles, references, lead authors' lists, related articles) and
+  any unnamed other route; ``organisation_results`` counts author contact and
+  organisations; ``website_results`` counts websites. A route is named by a
+  source row's strategy, or by its service when an imported file has none.
+  In the standard layout, duplicates among other-methods retrievals are not
+  part of the databases' duplicates box; the diagram shows them in the
+  other-methods identification box and the JSON in ``columns.other``.
 
 Every call checks the invariants; a broken one raises `FlowError` naming the
 records involved.
