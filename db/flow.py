@@ -313,7 +313,8 @@ def compute_flow(store: Store, layout: str = "standard") -> Flow:
     if orphans:
         raise FlowError(
             f"Records {_ids(orphans)} have no provenance (no source row says how they were "
-            "identified): import them again with a source, or merge them into a record that has one.",
+            "identified): import them again with a source, or merge them into a record that "
+            "has one.",
             orphans)
 
     column_of: dict[int, str] = {}
@@ -360,7 +361,8 @@ def compute_flow(store: Store, layout: str = "standard") -> Flow:
     if contradictions:
         raise FlowError(
             f"Records {_ids(contradictions)} are marked as full text not retrieved yet included "
-            "at full text: log `fulltext retrieved` for them or undo the inclusion.", contradictions)
+            "at full text: log `fulltext retrieved` for them or undo the inclusion.",
+            contradictions)
 
     studies = study_keys(store, canon)
     box: dict[int, str] = {}  # canonical id -> the one terminal box it ends in
@@ -511,7 +513,8 @@ def _check_totals(flow: Flow, canonical_ids: list[int]) -> None:
     if total - dups != len(canonical_ids) or \
             sum(c.identified for c in flow.columns.values()) != total:
         raise FlowError("Records identified minus duplicates does not equal the unique records "
-                        f"{_ids(canonical_ids)}: report this with the store attached.", canonical_ids)
+                        f"{_ids(canonical_ids)}: report this with the store attached.",
+                        canonical_ids)
 
 
 # --- the PRISMA2020 R package template ------------------------------------------
@@ -549,10 +552,12 @@ TEMPLATE: tuple[tuple[str, str, str, str, str, str, str], ...] = (
      "Records screened", "Records screened (databases and registers)", "records_screened.html"),
     ("records_excluded", "node10", "box5", "Records excluded (databases and registers)",
      "Records excluded", "Records excluded (databases and registers)", "records_excluded.html"),
-    ("dbr_sought_reports", "node11", "box6", "Reports sought for retrieval (databases and registers)",
+    ("dbr_sought_reports", "node11", "box6",
+     "Reports sought for retrieval (databases and registers)",
      "Reports sought for retrieval", "Reports sought for retrieval (databases and registers)",
      "dbr_sought_reports.html"),
-    ("dbr_notretrieved_reports", "node12", "box7", "Reports not retrieved (databases and registers)",
+    ("dbr_notretrieved_reports", "node12", "box7",
+     "Reports not retrieved (databases and registers)",
      "Reports not retrieved", "Reports not retrieved (databases and registers)",
      "dbr_notretrieved_reports.html"),
     ("other_sought_reports", "node18", "box12", "Reports sought for retrieval (other)",

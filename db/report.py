@@ -107,7 +107,8 @@ def searches_section(store: Store, flow: Flow) -> list[str]:
     out += ["### By strategy and service", ""]
     groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for r in rows:
-        groups[(r["role"] or r["kind"] or "", r["strategy"] or r["kind"] or "", r["service"] or "")].append(r)
+        key3 = (r["role"] or r["kind"] or "", r["strategy"] or r["kind"] or "", r["service"] or "")
+        groups[key3].append(r)
     out += _table(
         ("role", "strategy", "service", "searches", "found", "kept", "new to the store",
          "last search"),
@@ -121,7 +122,8 @@ def searches_section(store: Store, flow: Flow) -> list[str]:
     per_strategy: dict[str, str] = {}
     for r in rows:
         key = r["strategy"] or r["kind"] or "search"
-        per_strategy[key] = max(per_strategy.get(key, ""), _date(r["finished_at"] or r["started_at"]))
+        when = _date(r["finished_at"] or r["started_at"])
+        per_strategy[key] = max(per_strategy.get(key, ""), when)
     out += [f"- {k}: {v}" for k, v in sorted(per_strategy.items())] + [""]
 
     out += ["### Limits and why", ""]
@@ -244,7 +246,8 @@ def stopping_section(store: Store) -> list[str]:
                        sort_keys=True) for e in es)
         out.append(f"- {STAGE_NAMES.get(stage, stage)}: {len(es):,} records marked as ineligible "
                    f"by the stopping rule `{rule}` on {_date(max(e['ts'] for e in es))}"
-                   + "".join(f"; figures: {', '.join(f'{k} = {v}' for k, v in json.loads(f).items())}"
+                   + "".join("; figures: " + ", ".join(f"{k} = {v}"
+                                                       for k, v in json.loads(f).items())
                              for f in figures if f != "{}") + ".")
     return out + [""]
 
