@@ -1168,11 +1168,13 @@ LAYOUT_HELP = ("standard: PRISMA 2020 (other-methods records go straight to repo
 @json_option
 @click.option("--csv", "as_csv", is_flag=True,
               help="The PRISMA2020 R package's template (data,node,box,...,n) on stdout.")
+@click.option("--with-titles", is_flag=True,
+              help="With --csv: also the template's title and band rows (data NA, n 0).")
 @click.option("--svg", "svg_path", type=click.Path(dir_okay=False), help="Write the diagram as SVG.")
 @click.option("--png", "png_path", type=click.Path(dir_okay=False), help="Write the diagram as PNG.")
 @db_option
 @handle_errors
-def flow_cmd(layout: str, as_json: bool, as_csv: bool, svg_path: str | None,
+def flow_cmd(layout: str, as_json: bool, as_csv: bool, with_titles: bool, svg_path: str | None,
              png_path: str | None, db_path: str) -> None:
     """PRISMA 2020 flow numbers from the log, checked, as a table, JSON, CSV or a diagram.
 
@@ -1197,7 +1199,7 @@ def flow_cmd(layout: str, as_json: bool, as_csv: bool, svg_path: str | None,
     if as_json:
         echo_json(result.to_dict())
     elif as_csv:
-        click.echo(to_csv(result), nl=False)
+        click.echo(to_csv(result, with_titles), nl=False)
     else:
         click.echo(to_table(result))
         for path in (svg_path, png_path):

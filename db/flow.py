@@ -43,8 +43,18 @@ How the log maps onto the diagram (the rules a methods section can cite):
   no box for it). ``screen-other``: index articles and other-methods records
   pass through title/abstract screening together with database records, so
   the screening, retrieval, assessment and inclusion boxes count all of them;
-  the index articles then appear in identification only, and total studies =
-  new studies (adding the previous studies again would count them twice).
+  the previous-studies box then shows the index articles as identified, and
+  total studies = new studies (adding the previous studies again would count
+  them twice).
+- **Template rows.** The PRISMA2020 R package's template has three
+  other-methods rows: ``citations_results`` counts the CLUSTER routes
+  (citing articles, references, lead authors' lists, related articles) and
+  any unnamed other route; ``organisation_results`` counts author contact and
+  organisations; ``website_results`` counts websites. A route is named by a
+  source row's strategy, or by its service when an imported file has none.
+  In the standard layout, duplicates among other-methods retrievals are not
+  part of the databases' duplicates box; the diagram shows them in the
+  other-methods identification box and the JSON in ``columns.other``.
 
 Every call checks the invariants; a broken one raises `FlowError` naming the
 records involved.
@@ -59,7 +69,8 @@ from typing import Any, Iterable, Mapping
 
 from connectors.errors import ClusterError
 from db.store import Store
-from screeners.state import CONFLICT, EXCLUDED, INCLUDED, PENDING, RecordState, stage_states
+from screeners.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, RecordState, stage_states,
+                             undone_ids)
 
 TA, FT = "title-abstract", "full-text"
 LAYOUTS = ("standard", "screen-other")
@@ -216,8 +227,12 @@ def _ids(ids: Iterable[int], limit: int = 10) -> str:
     return text + (f" (and {len(s) - limit} more)" if len(s) > limit else "")
 
 
-def _undone(store: Store) -> set[str]:
-    return {e["undoes"] for e in store.events("kind = 'undo'") if e["undoes"]}
+def _standing(store: Store, where: str, params: Iterable[Any] = ()) -> list[dict]:
+    """Events not undone, by time then id, as `screeners.state` orders them (logs merged
+    from several machines arrive in any order; "the latest counts" must not depend on it)."""
+    undone = undone_ids(store)
+    return sorted((e for e in store.events(where, params) if e["id"] not in undone),
+                  key=lambda e: (e["ts"], e["id"]))
 
 
 def _source_key(role: str, service: str | None, strategy: str | None) -> tuple[str, str, str]:
@@ -228,6 +243,9 @@ def _source_key(role: str, service: str | None, strategy: str | None) -> tuple[s
         name = (service or "unnamed " + role).strip()
         return name, name, f"{role}_results"
     route = ROUTES.get((strategy or "").strip().lower())
+    if route is None and not strategy:
+        # an imported file's source name may name the route: "website", "author contact"
+        route = ROUTES.get((service or "").strip().lower().replace(" ", "-"))
     if route is not None:
         return route[0], route[1], route[2]
     name = (strategy or service or "other").strip()
@@ -242,9 +260,8 @@ def study_keys(store: Store, canon: Mapping[int, int] | None = None) -> dict[int
         key = json.loads(extra or "{}").get("study")
         if key not in (None, ""):
             out[rid] = str(key)
-    undone = _undone(store)
-    for e in store.events("kind = 'tag' AND value LIKE 'study:%'"):
-        if e["id"] in undone or e["record_id"] is None:
+    for e in _standing(store, "kind = 'tag' AND value LIKE 'study:%'"):
+        if e["record_id"] is None:
             continue
         key = e["value"][len("study:"):].strip()
         rid = canon.get(e["record_id"], e["record_id"])
@@ -296,7 +313,8 @@ def compute_flow(store: Store, layout: str = "standard") -> Flow:
     if orphans:
         raise FlowError(
             f"Records {_ids(orphans)} have no provenance (no source row says how they were "
-            "identified): import them again with a source, or merge them into a record that has one.",
+            "identified): import them again with a source, or merge them into a record that "
+            "has one.",
             orphans)
 
     column_of: dict[int, str] = {}
@@ -327,26 +345,24 @@ def compute_flow(store: Store, layout: str = "standard") -> Flow:
     ta = stage_states(store, TA)
     ft = stage_states(store, FT)
     _check_state_keys(canonical_ids, ta, ft)
-    undone = _undone(store)
     auto_other: set[int] = set()
-    for e in store.events("kind = 'automation' AND stage = ?", [TA]):
-        if e["id"] in undone:
-            continue
+    for e in _standing(store, "kind = 'automation' AND stage = ?", [TA]):
         rid = canon.get(e["record_id"], e["record_id"])
         if e["data"].get("category") == "other":
             auto_other.add(rid)
         else:
             auto_other.discard(rid)
     fulltext: dict[int, str] = {}
-    for e in store.events("kind = 'fulltext'"):
-        if e["id"] not in undone and e["record_id"] is not None:
+    for e in _standing(store, "kind = 'fulltext'"):
+        if e["record_id"] is not None:
             fulltext[canon.get(e["record_id"], e["record_id"])] = e["value"]
     contradictions = [r for r, s in ft.items() if s.status == INCLUDED
                       and fulltext.get(r) == "not-retrieved"]
     if contradictions:
         raise FlowError(
             f"Records {_ids(contradictions)} are marked as full text not retrieved yet included "
-            "at full text: log `fulltext retrieved` for them or undo the inclusion.", contradictions)
+            "at full text: log `fulltext retrieved` for them or undo the inclusion.",
+            contradictions)
 
     studies = study_keys(store, canon)
     box: dict[int, str] = {}  # canonical id -> the one terminal box it ends in
@@ -497,7 +513,8 @@ def _check_totals(flow: Flow, canonical_ids: list[int]) -> None:
     if total - dups != len(canonical_ids) or \
             sum(c.identified for c in flow.columns.values()) != total:
         raise FlowError("Records identified minus duplicates does not equal the unique records "
-                        f"{_ids(canonical_ids)}: report this with the store attached.", canonical_ids)
+                        f"{_ids(canonical_ids)}: report this with the store attached.",
+                        canonical_ids)
 
 
 # --- the PRISMA2020 R package template ------------------------------------------
@@ -535,10 +552,12 @@ TEMPLATE: tuple[tuple[str, str, str, str, str, str, str], ...] = (
      "Records screened", "Records screened (databases and registers)", "records_screened.html"),
     ("records_excluded", "node10", "box5", "Records excluded (databases and registers)",
      "Records excluded", "Records excluded (databases and registers)", "records_excluded.html"),
-    ("dbr_sought_reports", "node11", "box6", "Reports sought for retrieval (databases and registers)",
+    ("dbr_sought_reports", "node11", "box6",
+     "Reports sought for retrieval (databases and registers)",
      "Reports sought for retrieval", "Reports sought for retrieval (databases and registers)",
      "dbr_sought_reports.html"),
-    ("dbr_notretrieved_reports", "node12", "box7", "Reports not retrieved (databases and registers)",
+    ("dbr_notretrieved_reports", "node12", "box7",
+     "Reports not retrieved (databases and registers)",
      "Reports not retrieved", "Reports not retrieved (databases and registers)",
      "dbr_notretrieved_reports.html"),
     ("other_sought_reports", "node18", "box12", "Reports sought for retrieval (other)",
@@ -569,6 +588,28 @@ TEMPLATE: tuple[tuple[str, str, str, str, str, str, str], ...] = (
      "total_studies.html"),
     ("total_reports", "NA", "box16", "Reports of total included studies",
      "Reports of total included studies", "NA", "NA"),
+)
+#: the template's title and band rows (no count), and the data row each one precedes
+#: (None: after the last data row); the R package falls back to these texts when absent
+TITLE_ROWS: tuple[tuple[str | None, tuple[str, str, str, str, str, str, str]], ...] = (
+    ("previous_studies", ("NA", "node4", "prevstud", "Grey title box; Previous studies",
+                          "Previous studies", "Grey title box; Previous studies", "prevstud.html")),
+    ("database_results", ("NA", "node6", "newstud",
+                          "Yellow title box; Identification of new studies via databases and "
+                          "registers", "Identification of new studies via databases and registers",
+                          "Yellow title box; Identification of new studies via databases and "
+                          "registers", "newstud.html")),
+    ("website_results", ("NA", "node16", "othstud",
+                         "Grey title box; Identification of new studies via other methods",
+                         "Identification of new studies via other methods",
+                         "Grey title box; Identification of new studies via other methods",
+                         "othstud.html")),
+    (None, ("identification", "node1", "identification", "Blue identification box",
+            "Identification", "Blue identification box", "identification.html")),
+    (None, ("screening", "node2", "screening", "Blue screening box", "Screening",
+            "Blue screening box", "screening.html")),
+    (None, ("included", "node3", "included", "Blue included box", "Included",
+            "Blue included box", "included.html")),
 )
 TEMPLATE_COLUMNS = ("data", "node", "box", "description", "boxtext", "tooltips", "url", "n")
 TEMPLATE_ROWS = tuple(t[0] for t in TEMPLATE)
@@ -617,37 +658,51 @@ def prisma_fields(flow: Flow) -> dict[str, int | str]:
     return {k: values[k] for k in TEMPLATE_ROWS}
 
 
-def template_rows(flow: Flow) -> list[dict[str, str]]:
-    """The template's rows with `n` filled in, as the PRISMA2020 R package reads them."""
+def template_rows(flow: Flow, titles: bool = False) -> list[dict[str, str]]:
+    """The template's data rows with `n` filled in, as the PRISMA2020 R package reads them;
+    with `titles`, also its title and band rows in their places (n = 0, as in the template)."""
     values = prisma_fields(flow)
-    return [dict(zip(TEMPLATE_COLUMNS, (*t, str(values[t[0]])))) for t in TEMPLATE]
+    before = {k: row for k, row in TITLE_ROWS if k is not None} if titles else {}
+    out = []
+    for t in TEMPLATE:
+        if t[0] in before:
+            out.append(dict(zip(TEMPLATE_COLUMNS, (*before[t[0]], "0"))))
+        out.append(dict(zip(TEMPLATE_COLUMNS, (*t, str(values[t[0]])))))
+    if titles:
+        out += [dict(zip(TEMPLATE_COLUMNS, (*row, "0"))) for k, row in TITLE_ROWS if k is None]
+    return out
 
 
-def to_csv(flow: Flow) -> str:
+def to_csv(flow: Flow, titles: bool = False) -> str:
     import csv
     import io
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=TEMPLATE_COLUMNS, lineterminator="\n")
     w.writeheader()
-    w.writerows(template_rows(flow))
+    w.writerows(template_rows(flow, titles))
     return buf.getvalue()
 
 
 def to_table(flow: Flow) -> str:
-    """A plain-text table for the terminal: identification rows, then the boxes."""
+    """A plain-text table for the terminal: identification rows, the template, the origins."""
     lines = [f"PRISMA 2020 flow ({flow.layout} layout)"
              + ("" if flow.complete else " - screening still in progress"), ""]
-    lines.append(f"{'Identification':<52}{'identified':>11}{'duplicates':>11}")
-    for x in flow.sources:
-        lines.append(f"  {x.role + ': ' + x.label:<50}{x.identified:>11,}{x.duplicates:>11,}")
+    labels = [f"{x.role}: {x.label}" for x in flow.sources]
+    w = max([len("Identification")] + [len(t) + 2 for t in labels])
+    lines.append(f"{'Identification':<{w}}{'identified':>12}{'duplicates':>12}")
+    for x, label in zip(flow.sources, labels):
+        lines.append(f"  {label:<{w - 2}}{x.identified:>12,}{x.duplicates:>12,}")
     lines.append("")
     for key, value in prisma_fields(flow).items():
         shown = f"{value:,}" if isinstance(value, int) else value
         lines.append(f"  {key:<28}{shown}")
-    s = flow.screening
-    if s.screen_awaiting or s.fulltext_awaiting:
-        lines.append("")
-        lines.append(f"  awaiting title-abstract decisions  {s.screen_awaiting:,}")
-        lines.append(f"  awaiting full-text decisions       {s.fulltext_awaiting:,}")
+    lines += ["", "By where records came from (every record, whichever boxes the layout draws):"]
+    heads = ("screened", "excluded", "waiting", "sought", "not ret.", "waiting", "assessed",
+             "excluded", "included")
+    lines.append(f"  {'':<10}" + "".join(f"{h:>9}" for h in heads))
+    for c in flow.columns.values():
+        vals = (c.screened, c.screen_excluded, c.screen_awaiting, c.sought, c.not_retrieved,
+                c.fulltext_awaiting, c.assessed, c.excluded, c.reports_included)
+        lines.append(f"  {c.name:<10}" + "".join(f"{v:>9,}" for v in vals))
     return "\n".join(lines)

@@ -6,8 +6,8 @@ their justification, results found and kept), the date of the last search per
 strategy, the deduplication method from `merge` events, the screening process
 (reviewers per record, blinding, conflicts, agreement per reviewer pair) and
 the stopping rule from `automation` events, followed by the PRISMA 2020
-numbers. Agreement statistics are computed here from the decisions that
-`screeners.state.effective_decisions` says stand.
+numbers. Agreement statistics come from `screeners.agreement` (per reviewer
+pair, over the decisions that `screeners.state` says stand).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from importlib import metadata
-from itertools import combinations
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -24,68 +23,10 @@ from cluster import __version__
 from db.flow import Flow, FlowError, compute_flow, prisma_fields
 from db.store import Store
 from screeners.protocol import get_protocol
-from screeners.state import effective_decisions
+from screeners.agreement import agreement
+from screeners.state import effective_decisions, undone_ids
 
 STAGE_NAMES = {"title-abstract": "Title and abstract", "full-text": "Full text"}
-
-
-# --- agreement ---------------------------------------------------------------------
-
-
-def percent_agreement(agreements: int, disagreements: int) -> float | None:
-    """agreements / (agreements + disagreements), in per cent; None when nothing was compared."""
-    total = agreements + disagreements
-    return None if total == 0 else 100.0 * agreements / total
-
-
-def cohen_kappa(pairs: Sequence[tuple[str, str]]) -> float | None:
-    """Cohen's kappa of two raters' labels; None where chance agreement is total."""
-    if not pairs:
-        return None
-    n = len(pairs)
-    observed = sum(a == b for a, b in pairs) / n
-    ca = Counter(a for a, _ in pairs)
-    cb = Counter(b for _, b in pairs)
-    expected = sum(ca[k] * cb[k] for k in set(ca) | set(cb)) / (n * n)
-    if expected == 1.0:
-        return None
-    return (observed - expected) / (1.0 - expected)
-
-
-@dataclass(frozen=True)
-class PairAgreement:
-    stage: str
-    reviewer_a: str
-    reviewer_b: str
-    records: int
-    agreements: int
-    disagreements: int
-    percent: float | None
-    kappa: float | None
-    table: Mapping[str, Mapping[str, int]]  # a's value -> b's value -> count
-
-
-def agreement_by_pair(store: Store, stage: str) -> list[PairAgreement]:
-    """Agreement of every pair of reviewers on the records both decided at `stage`."""
-    by_record: dict[int, dict[str, str]] = defaultdict(dict)
-    for (rid, reviewer), d in effective_decisions(store, stage).items():
-        if reviewer:
-            by_record[rid][reviewer] = d.value
-    reviewers = sorted({r for v in by_record.values() for r in v})
-    out = []
-    for a, b in combinations(reviewers, 2):
-        pairs = [(v[a], v[b]) for v in by_record.values() if a in v and b in v]
-        if not pairs:
-            continue
-        agree = sum(x == y for x, y in pairs)
-        table: dict[str, dict[str, int]] = {}
-        for x, y in pairs:
-            table.setdefault(x, {}).setdefault(y, 0)
-            table[x][y] += 1
-        out.append(PairAgreement(stage, a, b, len(pairs), agree, len(pairs) - agree,
-                                 percent_agreement(agree, len(pairs) - agree),
-                                 cohen_kappa(pairs), table))
-    return out
 
 
 # --- pieces of the report -------------------------------------------------------------
@@ -166,7 +107,8 @@ def searches_section(store: Store, flow: Flow) -> list[str]:
     out += ["### By strategy and service", ""]
     groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for r in rows:
-        groups[(r["role"] or r["kind"] or "", r["strategy"] or r["kind"] or "", r["service"] or "")].append(r)
+        key3 = (r["role"] or r["kind"] or "", r["strategy"] or r["kind"] or "", r["service"] or "")
+        groups[key3].append(r)
     out += _table(
         ("role", "strategy", "service", "searches", "found", "kept", "new to the store",
          "last search"),
@@ -180,7 +122,8 @@ def searches_section(store: Store, flow: Flow) -> list[str]:
     per_strategy: dict[str, str] = {}
     for r in rows:
         key = r["strategy"] or r["kind"] or "search"
-        per_strategy[key] = max(per_strategy.get(key, ""), _date(r["finished_at"] or r["started_at"]))
+        when = _date(r["finished_at"] or r["started_at"])
+        per_strategy[key] = max(per_strategy.get(key, ""), when)
     out += [f"- {k}: {v}" for k, v in sorted(per_strategy.items())] + [""]
 
     out += ["### Limits and why", ""]
@@ -209,7 +152,7 @@ def searches_section(store: Store, flow: Flow) -> list[str]:
 
 
 def _active_merges(store: Store) -> list[dict]:
-    undone = {e["undoes"] for e in store.events("kind = 'undo'") if e["undoes"]}
+    undone = undone_ids(store)
     unmerged = {e["data"].get("merge_id") for e in store.events("kind = 'unmerge'")}
     return [e for e in store.events("kind = 'merge'")
             if e["id"] not in undone and e["data"].get("merge_id", e["id"]) not in unmerged]
@@ -254,7 +197,7 @@ def screening_section(store: Store) -> list[str]:
             f"{__version__}, which shows no reviewer another's decision before the record's "
             "conflict is resolved (blind dual review); conflicts were resolved by consensus or "
             "by a further reviewer, as logged below.", ""]
-    undone = {e["undoes"] for e in store.events("kind = 'undo'") if e["undoes"]}
+    undone = undone_ids(store)
     for stage, name in STAGE_NAMES.items():
         decided = effective_decisions(store, stage)
         if not decided:
@@ -272,11 +215,11 @@ def screening_section(store: Store) -> list[str]:
                 + (" Conflicts resolved: " + ", ".join(f"{k} by {m}" for m, k in
                                                        sorted(methods.items())) + "."
                    if methods else ""), ""]
-        pairs = agreement_by_pair(store, stage)
+        pairs = agreement(store, stage)
         if pairs:
             out += _table(("reviewers", "records both screened", "agreements", "disagreements",
                            "agreement", "Cohen's kappa"),
-                          ((f"{p.reviewer_a} / {p.reviewer_b}", f"{p.records:,}",
+                          ((f"{p.reviewer_a} / {p.reviewer_b}", f"{p.n:,}",
                             f"{p.agreements:,}", f"{p.disagreements:,}",
                             "n/a" if p.percent is None else f"{p.percent:.1f} %",
                             "n/a" if p.kappa is None else f"{p.kappa:.2f}") for p in pairs))
@@ -287,7 +230,7 @@ def screening_section(store: Store) -> list[str]:
 
 
 def stopping_section(store: Store) -> list[str]:
-    undone = {e["undoes"] for e in store.events("kind = 'undo'") if e["undoes"]}
+    undone = undone_ids(store)
     events = [e for e in store.events("kind = 'automation'") if e["id"] not in undone]
     out = ["### Stopping rule", ""]
     if not events:
@@ -303,7 +246,8 @@ def stopping_section(store: Store) -> list[str]:
                        sort_keys=True) for e in es)
         out.append(f"- {STAGE_NAMES.get(stage, stage)}: {len(es):,} records marked as ineligible "
                    f"by the stopping rule `{rule}` on {_date(max(e['ts'] for e in es))}"
-                   + "".join(f"; figures: {', '.join(f'{k} = {v}' for k, v in json.loads(f).items())}"
+                   + "".join("; figures: " + ", ".join(f"{k} = {v}"
+                                                       for k, v in json.loads(f).items())
                              for f in figures if f != "{}") + ".")
     return out + [""]
 

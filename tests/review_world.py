@@ -96,12 +96,17 @@ def build_review(store: Store) -> dict[str, list[int]]:
     return ids
 
 
+_BUILT: dict[str, tuple[Store, dict[str, list[int]]]] = {}
+
+
 def build_review_file(path: Path) -> dict[str, list[int]]:
-    """The same store written to `path`: built in memory (3x faster), then copied whole."""
-    store = open_store(None)
-    ids = build_review(store)
+    """The same store written to `path`: built in memory once per test run (3x faster than
+    on disk), then copied whole, so each test gets its own file."""
+    if "review" not in _BUILT:
+        store = open_store(None)
+        _BUILT["review"] = (store, build_review(store))
+    store, ids = _BUILT["review"]
     target = sqlite3.connect(path)
     store.db.conn.backup(target)
     target.close()
-    store.close()
-    return ids
+    return {k: list(v) for k, v in ids.items()}

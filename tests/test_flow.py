@@ -102,6 +102,10 @@ def test_review_table_and_diagrams(run, review_db, tmp_path):
               "--db", str(path)).output
     assert "records_screened            2,991" in out
     assert "Citation searching, forward (cited by)" in out
+    rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()
+            if ln.startswith(("  previous ", "  other "))}
+    assert rows["other"] == ["2,949", "2,938", "0", "11", "0", "0", "11", "8", "3"]
+    assert rows["previous"] == ["42", "0", "0", "42", "0", "0", "42", "0", "42"]
     texts = " | ".join(t.text or "" for t in ET.parse(svg).getroot().iter()
                        if t.tag.endswith("text"))
     assert "Records screened (n = 2,991)" in texts
@@ -122,6 +126,11 @@ def test_template_rows_names_and_order(store):
     assert [r["data"] for r in rows] == EXPECTED_ROWS
     assert rows[3]["n"] == "MEDLINE, 1"  # database_specific_results
     assert rows[0]["node"] == "node5" and rows[0]["url"] == "previous_studies.html"
+    full = [(r["data"], r["box"]) for r in template_rows(compute_flow(store), titles=True)]
+    assert len(full) == 32 and full[:2] == [("NA", "prevstud"), ("previous_studies", "box1")]
+    assert full[3] == ("NA", "newstud") and full[8] == ("NA", "othstud")
+    assert full[-3:] == [("identification", "identification"), ("screening", "screening"),
+                         ("included", "included")]
 
 
 # --- counting rules -------------------------------------------------------------------
@@ -367,3 +376,20 @@ def test_diagram_text_stays_inside_its_boxes(store):
     tight = Box("box1", 10, 10, 60, 40, (Line("Records identified from databases (n = 1,234)"),))
     assert overflows(Diagram(200, 100, (tight,), (), (), "t")) == [
         "box1: Records identified from databases (n = 1,234)"]
+
+
+def test_imported_files_are_counted_by_role_and_source(run, tmp_path):
+    def ris(name, titles):
+        path = tmp_path / name
+        path.write_text("".join(f"TY  - JOUR\nTI  - {t}\nPY  - 2020\nER  - \n\n" for t in titles))
+        return str(path)
+
+    run("import", ris("embase.ris", ["Compassion training for nurses"]), "--as", "database",
+        "--source", "Embase")
+    run("import", ris("letters.ris", ["An unpublished evaluation", "A second report"]),
+        "--as", "other", "--source", "author contact")
+    run("import", ris("previous.ris", ["An index article"]), "--as", "index")
+    n = {r["data"]: r["n"] for r in csv.DictReader(io.StringIO(run("flow", "--csv").output))}
+    assert (n["database_results"], n["database_specific_results"], n["organisation_results"],
+            n["citations_results"], n["previous_studies"], n["records_screened"]) == \
+        ("1", "Embase, 1", "2", "0", "1", "1")

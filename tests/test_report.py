@@ -2,44 +2,43 @@
 
 from __future__ import annotations
 
-import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from connectors.record import Record
-from db.report import agreement_by_pair, cohen_kappa, methods_report, percent_agreement
+from db.report import methods_report
 from db.store import open_store
 from tests.review_world import build_review_file
 
 TA, FT = "title-abstract", "full-text"
 
 
-def test_percent_agreement_as_reported():
-    # 100 extraction decisions, 91 agreements
-    assert percent_agreement(91, 9) == 91.0
-    # the review's inter-reviewer congruence: agreements / (agreements + disagreements)
-    assert round(percent_agreement(91, 10), 1) == 90.1
-    assert percent_agreement(0, 0) is None
-
-
-def test_agreement_from_the_log_matches_sklearn(store):
-    ids = [store.add_record(Record(title=f"r{i}")) for i in range(100)]
+def _double_decisions(store, n, agree, stage=FT):
+    """`n` records decided by ann and bob at `stage`, the first `agree` of them alike."""
     a_vals, b_vals = [], []
-    for i, rid in enumerate(ids):
+    for i in range(n):
+        rid = store.add_record(Record(title=f"r{i}"))
+        store.add_source(rid, None, role="database", service="MEDLINE")
         a = "include" if i % 4 == 0 else "exclude"
-        b = a if i < 91 else ("exclude" if a == "include" else "include")
-        if i == 95:
-            b = "maybe"
+        b = a if i < agree else ("exclude" if a == "include" else "include")
         a_vals.append(a)
         b_vals.append(b)
-        store.log_event("decision", record_id=rid, reviewer="ann", stage=FT, value=a)
-        store.log_event("decision", record_id=rid, reviewer="bob", stage=FT, value=b)
-    (pair,) = agreement_by_pair(store, FT)
-    assert (pair.reviewer_a, pair.reviewer_b, pair.records) == ("ann", "bob", 100)
-    assert (pair.agreements, pair.disagreements, pair.percent) == (91, 9, 91.0)
-    assert pair.kappa == pytest.approx(cohen_kappa_score(a_vals, b_vals))
-    assert pair.table["include"]["include"] == 23
-    assert cohen_kappa([("x", "x"), ("x", "x")]) is None  # chance agreement is total
-    assert agreement_by_pair(store, TA) == []
+        for who, v in (("ann", a), ("bob", b)):
+            store.log_event("decision", record_id=rid, reviewer=who, stage=TA, value="include")
+            store.log_event("decision", record_id=rid, reviewer=who, stage=stage, value=v)
+    return a_vals, b_vals
+
+
+def test_agreement_in_the_report_100_decisions_91_agree(store):
+    a_vals, b_vals = _double_decisions(store, 100, 91)
+    md = methods_report(store)
+    kappa = cohen_kappa_score(a_vals, b_vals)
+    assert f"| ann / bob | 100 | 91 | 9 | 91.0 % | {kappa:.2f} |" in md
+
+
+def test_agreement_in_the_report_matches_the_review_congruence(store):
+    # the review reported agreements / (agreements + disagreements) = 90.1 %
+    _double_decisions(store, 101, 91)
+    assert "| ann / bob | 101 | 91 | 10 | 90.1 % |" in methods_report(store)
 
 
 def test_report_of_the_review(run, tmp_path):
