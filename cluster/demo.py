@@ -6,7 +6,7 @@ it, and the review runs through the same library calls a user's review makes:
 
 1. a plain-text PMID list of the index articles is written and imported
    (`db.formats.import_files`, role index), then their records are fetched
-   (`cluster.expand.add_index_articles`);
+   (`connectors.metadata.fill_needs_metadata`, as `cluster fetch --fill`);
 2. the CLUSTER expansion, all strategies, top 20 (`cluster.expand.expand`);
 3. deduplication (`cluster.dedup.apply.run_dedup`), the grey-zone pairs
    decided by a person who knows which records are one work;
@@ -58,9 +58,9 @@ RECORDS_FILE = "records.csv"
 AGREEMENT_FILE = "agreement.json"
 FLOW_FILE = "flow.json"
 #: what `--fresh` may delete: the files a demo writes, and nothing else
+CACHE_NAME = "review.http-cache.sqlite"  # beside the store, where the CLI keeps it
 DEMO_FILES = (STORE_NAME, STORE_NAME + "-wal", STORE_NAME + "-shm",
-              STORE_NAME + ".http-cache.sqlite", STORE_NAME + ".http-cache.sqlite-wal",
-              STORE_NAME + ".http-cache.sqlite-shm", INDEX_FILE, REPORT_FILE, SVG_FILE,
+              CACHE_NAME, CACHE_NAME + "-wal", CACHE_NAME + "-shm", INDEX_FILE, REPORT_FILE, SVG_FILE,
               PNG_FILE, INCLUDED_FILE, RECORDS_FILE, AGREEMENT_FILE, FLOW_FILE)
 DEMO_META = "demo"
 #: the PRISMA layout in which the index articles and the citation-search
@@ -237,7 +237,7 @@ def run_demo(directory: str | Path, settings: Settings, options: DemoOptions = D
         + (f", failing {options.fault_rate:.0%} of requests" if options.fault_rate else ""))
     timings["world"] = time.perf_counter() - t
     settings = dataclasses.replace(settings, base_urls=server.base_urls,
-                                   cache_path=Path(str(store_path) + ".http-cache.sqlite"))
+                                   cache_path=directory / CACHE_NAME)
     store = open_store(store_path)
     try:
         store.set_meta(DEMO_META, json.dumps({"seed": options.seed, "works": options.works,
@@ -256,7 +256,7 @@ def _pipeline(store: Store, world: Any, settings: Settings, options: DemoOptions
 
     truth = _Truth(world)
     files: dict[str, Path] = {"store": directory / STORE_NAME,
-                              "http cache": directory / (STORE_NAME + ".http-cache.sqlite")}
+                              "http cache": directory / CACHE_NAME}
     services = connect(settings)
     try:
         with _timed(timings, "import"):
@@ -305,7 +305,7 @@ class _timed:
 
 
 def _import_index(store: Store, services: Any, world: Any, directory: Path, say: Progress) -> Path:
-    from cluster.expand import add_index_articles
+    from connectors.metadata import fill_needs_metadata
     from db.formats import import_files
 
     path = directory / INDEX_FILE
@@ -314,15 +314,11 @@ def _import_index(store: Store, services: Any, world: Any, directory: Path, say:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     (imported,) = import_files(store, [path], role="index", source="index articles")
     say("import", f"{path.name}: {imported.n_added} PMIDs imported as index articles")
-    stubs = [(rid, r) for rid, r in store.records() if r.needs_metadata]
-    pmids = [r.pmid for _, r in stubs if r.pmid]
-    dois = [r.doi for _, r in stubs if r.doi and not r.pmid]
-    added = add_index_articles(store, services, pmids=pmids, dois=dois)
-    missing = [rid for rid, _ in stubs if store.get_record(rid).needs_metadata]
-    if missing:
-        raise DemoError(f"The records of index articles {', '.join(map(str, missing))} could not "
-                        "be fetched: run the demo again with --fresh.")
-    say("import", f"records of {len(added)} index articles fetched from PubMed")
+    filled = fill_needs_metadata(store, services)
+    if filled.remaining:
+        raise DemoError(f"The records of {filled.remaining} index articles could not be fetched "
+                        "from PubMed: run the demo again with --fresh.")
+    say("import", f"records of {filled.filled} index articles fetched from PubMed")
     return path
 
 

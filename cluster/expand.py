@@ -1228,9 +1228,6 @@ def add_index_articles(store: Store, services: Services, *, pmids: Sequence[str]
                     added += 1
                 else:
                     rid = store.canonical_id(rid)
-                    if store.get_record(rid).needs_metadata:
-                        # an identifier imported from a PMID/DOI list: fill in its record
-                        store.update_record(rid, rec)
                 already = store.db.execute(
                     "SELECT 1 FROM sources WHERE record_id = ? AND role = 'index'", [rid]).fetchone()
                 if not already:

@@ -3,7 +3,7 @@ a killed expansion resumed, faults at a set rate, a service down throughout,
 and a corpus of malformed input files.
 
 Index articles enter as a user's would: a PMID list imported `--as index`,
-then `cluster add` fetches their records. Every drill compares the store it
+then `cluster fetch --fill` fetches their records. Every drill compares the store it
 ends with against an uninterrupted, fault-free run of the same commands.
 """
 
@@ -65,8 +65,7 @@ def with_index_articles(db: Path, world: World, env: dict[str, str]) -> None:
     ids = db.parent / f"{db.stem}-index.txt"
     ids.write_text("\n".join(w.pmid for w in world.index_articles) + "\n")
     cluster("import", str(ids), "--as", "index", "--db", str(db), env=env)
-    cluster("add", "--db", str(db), *[x for w in world.index_articles for x in ("--pmid", w.pmid)],
-            env=env)
+    cluster("fetch", "--fill", "--db", str(db), "--quiet", env=env)
 
 
 def _without_calls(params: str) -> str:
