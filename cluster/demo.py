@@ -31,6 +31,7 @@ connector settings and a progress callback.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -40,7 +41,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping
 
 from connectors.errors import ClusterError
 from connectors.http import Settings
@@ -290,15 +291,13 @@ def _pipeline(store: Store, world: Any, settings: Settings, options: DemoOptions
         requests=requests, seconds=0.0, stage_seconds={})
 
 
-class _timed:
-    def __init__(self, timings: dict[str, float], name: str):
-        self.timings, self.name = timings, name
-
-    def __enter__(self) -> None:
-        self.t = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.timings[self.name] = time.perf_counter() - self.t
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = time.perf_counter() - t
 
 
 # --- 1. index articles -----------------------------------------------------------------
@@ -603,8 +602,3 @@ def _report(store: Store, directory: Path, say: Progress
         export_records(store, "csv", stage=TA).text, encoding="utf-8")
     say("report", f"flow diagram, methods report, agreement and exports written to {directory}")
     return flow, pairs, files
-
-
-def route_rows(flow: Any) -> list[tuple[str, int, int]]:
-    """(label, identified, duplicates) per identification row of the flow."""
-    return [(s.label, s.identified, s.duplicates) for s in flow.sources]
