@@ -524,6 +524,9 @@ def expand_cmd(strategies: str, top: int, any_type: bool, any_language: bool, de
     else:
         click.echo(_table(report.table(), ["strategy", "service", "searches", "found", "kept", "new",
                                            "already_done", "failed"]))
+    for r in report.results:
+        if r.warning:
+            click.echo(f"Note: {r.strategy} for index article {r.seed_label}: {r.warning}", err=True)
     for f in report.failures:
         click.echo(f"Failed: {f.strategy} via {SERVICE_LABELS[f.service]} for index article "
                    f"{f.seed_label}: {f.error}", err=True)

@@ -166,6 +166,7 @@ class UnitResult:
     n_added: int = 0
     error: str | None = None
     search_id: int | None = None
+    warning: str | None = None     # e.g. the service found fewer than the last time
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,9 @@ class ExpandReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "seeds": self.n_seeds, "depth": self.depth, "table": self.table(),
+            "warnings": [{"seed_record_id": r.seed_record_id, "seed": r.seed_label,
+                          "strategy": r.strategy, "service": SERVICE_LABELS[r.service],
+                          "warning": r.warning} for r in self.results if r.warning],
             "failures": [{"seed_record_id": r.seed_record_id, "seed": r.seed_label,
                           "strategy": r.strategy, "service": SERVICE_LABELS[r.service],
                           "error": r.error} for r in self.failures],
@@ -863,9 +867,23 @@ class _Runner:
                                  seed_record_id=s.record_id, rank=rank,
                                  score=None if score is None else round(float(score), 6),
                                  source_record_id=c.record.source_id or _service_id(unit.service, c.record))
-            store.finish_search(sid, status="done", n_found=o.n_found, n_kept=rank, n_added=added)
+            warning = self._fewer_than_before(unit, o.n_found, sid)
+            store.finish_search(sid, status="done", n_found=o.n_found, n_kept=rank, n_added=added,
+                                notes=warning)
         return UnitResult(**base, status="done", n_found=o.n_found, n_kept=rank, n_added=added,
-                          search_id=sid)
+                          search_id=sid, warning=warning)
+
+    def _fewer_than_before(self, unit: Unit, n_found: int, search_id: int) -> str | None:
+        """A service that silently returns fewer results than for an earlier search is flagged."""
+        row = self.store.db.execute(
+            "SELECT n_found, finished_at FROM searches WHERE kind = 'api' AND status = 'done' "
+            "AND seed_record_id = ? AND strategy = ? AND service = ? AND id != ? "
+            "ORDER BY id DESC LIMIT 1",
+            [unit.seed.record_id, unit.strategy, unit.service, search_id]).fetchone()
+        if row is None or row[0] is None or n_found >= row[0]:
+            return None
+        return (f"{SERVICE_LABELS[unit.service]} found {n_found} for this index article, "
+                f"{row[0] - n_found} fewer than on {str(row[1])[:10]}.")
 
     def _select(self, s: Seed, o: Outcome) -> tuple[list[tuple[Candidate, float | None, list[str]]],
                                                     dict[str, int]]:

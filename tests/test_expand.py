@@ -502,3 +502,26 @@ def test_a_service_down_throughout_is_reported_per_seed(indexed, world, run, ser
                             "GROUP BY service ORDER BY service").fetchall()
     store.close()
     assert done == [("openalex", 4), ("pubmed", 4)]
+
+
+def test_a_service_returning_fewer_than_before_is_flagged(indexed, world, run):
+    import dataclasses
+
+    run("expand", "--strategies", "cited-by", "--top", "1000", "--quiet")
+    key = world.index_keys[0]
+    citing = next(c for c in world.cited_by(key) if world.works[c].doi and world.works[c].oc_covered)
+    # a later day: the cached answers have expired
+    for cache in Path(indexed).parent.glob("*http-cache*"):
+        cache.unlink()
+    original = world.works
+    world.works = tuple(dataclasses.replace(w, oc_covered=False) if w.key == citing else w for w in original)
+    try:
+        out = run("expand", "--strategies", "cited-by", "--top", "999", "--json")
+    finally:
+        world.works = original
+    warnings = json.loads(out.stdout)["warnings"]
+    n_before = sum(1 for c in world.cited_by(key) if world.works[c].doi and world.works[c].oc_covered)
+    assert [(w["seed_record_id"], w["service"]) for w in warnings] == [(1, "OpenCitations")]
+    assert warnings[0]["warning"].startswith(
+        f"OpenCitations found {n_before - 1} for this index article, 1 fewer than on ")
+    assert "Note: cited-by for index article #1 " in out.output
