@@ -279,6 +279,102 @@ def export(fmt: str, stage: str, decision: str | None, include_duplicates: bool,
 # === connectors ==========================================================
 
 
+def connector_settings(db_path: str):
+    """Settings from the environment, with the HTTP cache beside the store."""
+    from connectors.http import Settings
+
+    cache = Path(db_path).with_name(Path(db_path).stem + ".http-cache.sqlite")
+    return Settings.from_env(os.environ, cache_path=cache)
+
+
+@cli.command("fetch")
+@click.option("--pmid", "pmids", multiple=True, help="A PubMed id (repeatable).")
+@click.option("--doi", "dois", multiple=True, help="A DOI (repeatable).")
+@click.option("--fill", is_flag=True,
+              help="Complete the store's records that were imported needing metadata.")
+@db_option
+@json_option
+@quiet_option
+@handle_errors
+def fetch_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], fill: bool, db_path: str,
+              as_json: bool, quiet: bool) -> None:
+    """Fetch records by PMID (PubMed) or DOI (Crossref), or complete records needing metadata.
+
+    Set CLUSTER_EMAIL (and NCBI_API_KEY) to be a polite client; answers are
+    cached beside the store, so a rerun makes no requests.
+
+    Example: cluster fetch --pmid 36987902 --doi 10.1371/journal.pone.0033693
+    """
+    from connectors.http import connect
+    from connectors.metadata import fetch_by_ids, fill_needs_metadata
+
+    if not (pmids or dois or fill):
+        raise UserError("Nothing to fetch: give --pmid, --doi or --fill.")
+    with connect(connector_settings(db_path)) as services, _progress(quiet) as progress:
+        if fill:
+            done = fill_needs_metadata(get_store(db_path, create=False), services,
+                                       progress=progress)
+            summary = {"filled": done.filled, "still_needing_metadata": done.remaining,
+                       "missing": list(done.missing), "failed": dict(done.failed),
+                       "requests": len(done.calls)}
+            if as_json:
+                echo_json(summary)
+            else:
+                click.echo(f"Completed {done.filled} record(s); {done.remaining} still need "
+                           f"metadata.")
+                _echo_problems(done.missing, done.failed, list(done.notes))
+            return
+        got = fetch_by_ids(services, pmids=pmids, dois=dois, progress=progress)
+    if as_json:
+        echo_json({"records": [_record_json(r) for r in got.records],
+                   "missing": list(got.missing), "failed": dict(got.failed)})
+        return
+    for r in got.records:
+        ident = f"PMID {r.pmid}" if r.pmid else f"doi:{r.doi}"
+        authors = (r.authors[0] + (" et al." if len(r.authors) > 1 else "")) if r.authors else ""
+        click.echo(f"{ident}  {authors} ({r.year or 'n.d.'}) {r.title or ''}"
+                   f"{'  ' + r.journal if r.journal else ''}")
+    _echo_problems(got.missing, got.failed, [])
+
+
+def _record_json(r) -> dict:
+    return {k: v for k, v in {
+        "title": r.title, "authors": list(r.authors), "year": r.year, "journal": r.journal,
+        "volume": r.volume, "issue": r.issue, "pages": r.pages, "doi": r.doi, "pmid": r.pmid,
+        "pmcid": r.pmcid, "language": list(r.language), "pub_types": list(r.pub_types),
+        "abstract": r.abstract}.items() if v not in (None, [], "")}
+
+
+def _echo_problems(missing, failed, notes) -> None:
+    for ident in missing:
+        click.echo(f"Not found: {ident}", err=True)
+    for ident, why in dict(failed).items():
+        click.echo(f"Failed: {ident}: {why}", err=True)
+    for note in notes:
+        click.echo(note, err=True)
+
+
+class _progress:
+    """A progress callback drawing a bar on stderr (nothing with --quiet)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+
+    def __enter__(self):
+        return None if self.quiet else self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="Fetching", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
 # === expand, searches, contacts, find =====================================
 
 
