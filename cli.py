@@ -663,6 +663,104 @@ def decisions_import(file: str, db_path: str) -> None:
 # === flow and report =====================================================
 
 
+LAYOUT_HELP = ("standard: PRISMA 2020 (other-methods records go straight to reports sought); "
+               "screen-other: index and other-methods records are screened with database records.")
+
+
+@cli.command("flow")
+@click.option("--layout", type=click.Choice(["standard", "screen-other"]), default="standard",
+              show_default=True, help=LAYOUT_HELP)
+@json_option
+@click.option("--csv", "as_csv", is_flag=True,
+              help="The PRISMA2020 R package's template (data,node,box,...,n) on stdout.")
+@click.option("--with-titles", is_flag=True,
+              help="With --csv: also the template's title and band rows (data NA, n 0).")
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False), help="Write the diagram as SVG.")
+@click.option("--png", "png_path", type=click.Path(dir_okay=False), help="Write the diagram as PNG.")
+@db_option
+@handle_errors
+def flow_cmd(layout: str, as_json: bool, as_csv: bool, with_titles: bool, svg_path: str | None,
+             png_path: str | None, db_path: str) -> None:
+    """PRISMA 2020 flow numbers from the log, checked, as a table, JSON, CSV or a diagram.
+
+    Every record must end in exactly one box; if the log does not add up, the
+    command names the records involved instead of drawing a wrong diagram.
+
+    Example: cluster flow --layout screen-other --csv > prisma.csv --svg prisma.svg
+    """
+    from db.flow import compute_flow, to_csv, to_table
+
+    if as_json and as_csv:
+        raise UserError("Choose one of --json and --csv.")
+    result = compute_flow(get_store(db_path, create=False), layout)
+    if svg_path or png_path:
+        from db.diagram import layout as place, write_png, write_svg
+
+        diagram = place(result)
+        if svg_path:
+            write_svg(diagram, svg_path)
+        if png_path:
+            write_png(diagram, png_path)
+    if as_json:
+        echo_json(result.to_dict())
+    elif as_csv:
+        click.echo(to_csv(result, with_titles), nl=False)
+    else:
+        click.echo(to_table(result))
+        for path in (svg_path, png_path):
+            if path:
+                click.echo(f"Diagram written to {path}", err=True)
+
+
+@cli.group("study")
+def study() -> None:
+    """Group reports of one study, so PRISMA counts the study once.
+
+    Example: cluster study link 12 57 --key smith2019
+    """
+
+
+@study.command("link")
+@click.argument("record_ids", nargs=-1, type=int, required=True)
+@click.option("--key", required=True, help="A name for the study, e.g. the first report's id.")
+@click.option("--reviewer", help="Who made the link (a reviewer name).")
+@db_option
+@handle_errors
+def study_link(record_ids: tuple[int, ...], key: str, reviewer: str | None, db_path: str) -> None:
+    """Mark records as reports of one study (logged; undo like any event).
+
+    Example: cluster study link 12 57 --key smith2019 --reviewer ann
+    """
+    from db.flow import link_study
+
+    store = get_store(db_path, create=False)
+    if reviewer:
+        store.require_reviewer(reviewer)
+    link_study(store, record_ids, key, reviewer)
+    click.echo(f"Records {', '.join(map(str, record_ids))} are now reports of study {key}.")
+
+
+@cli.command("report")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False),
+              help="Write the Markdown here, with the diagram beside it (same name, .svg and .png).")
+@click.option("--layout", type=click.Choice(["standard", "screen-other"]), default="standard",
+              show_default=True, help=LAYOUT_HELP)
+@db_option
+@handle_errors
+def report_cmd(output: str | None, layout: str, db_path: str) -> None:
+    """Methods-section Markdown: PRISMA-S search log, deduplication, screening, flow.
+
+    Example: cluster report -o methods.md --layout screen-other
+    """
+    from db.report import write_report
+
+    text, written = write_report(get_store(db_path, create=False), layout, output)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        click.echo("Wrote " + ", ".join(str(p) for p in written))
+
+
 # === demo ================================================================
 
 

@@ -1,0 +1,439 @@
+"""The PRISMA 2020 flow diagram drawn from a `Flow`: one geometry, two renderers.
+
+`layout(flow)` places the boxes, arrows and side bands (identification,
+screening, included) of the PRISMA 2020 template for an updated review with
+databases, registers and other methods: a previous-studies column, a
+databases-and-registers column with its side boxes, and an other-methods
+column. Text is wrapped to each box with a conservative character width, so
+no line runs past its border in either renderer. `to_svg` writes SVG text
+(every number appears as text, so it can be searched and checked);
+`write_png` draws the same geometry with matplotlib's Agg backend.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from db.flow import Column, Flow, FlowError
+
+FONT = 12.0
+LINE = 16.0
+PAD = 8.0
+GAP = 36.0  # vertical space between rows, room for arrows
+CHAR_W = 0.57 * FONT  # a little wider than DejaVu Sans' average glyph
+BOLD_W = 0.66 * FONT
+NBSP = "\u00a0"
+FONT_FAMILY = "DejaVu Sans, Helvetica, Arial, sans-serif"
+
+WHITE, GREY, YELLOW, BLUE = "#ffffff", "#e6e6e6", "#ffd966", "#9dc3e6"
+
+# x positions and widths of the columns
+BAND_X, BAND_W = 10.0, 30.0
+PREV_X, PREV_W = 52.0, 200.0
+DB_X, DB_W = 272.0, 240.0
+DBS_X, DBS_W = 530.0, 240.0
+OT_X, OT_W = 800.0, 220.0
+OTS_X, OTS_W = 1038.0, 220.0
+WIDTH = OTS_X + OTS_W + 12.0
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    bold: bool = False
+    indent: float = 0.0
+
+
+@dataclass(frozen=True)
+class Box:
+    key: str
+    x: float
+    y: float
+    w: float
+    h: float
+    lines: tuple[Line, ...]
+    fill: str = WHITE
+    centred: bool = False
+
+
+@dataclass(frozen=True)
+class Arrow:
+    points: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class Band:
+    label: str
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+@dataclass(frozen=True)
+class Diagram:
+    width: float
+    height: float
+    boxes: tuple[Box, ...]
+    arrows: tuple[Arrow, ...]
+    bands: tuple[Band, ...]
+    title: str
+
+
+def n(value: int) -> str:
+    return f"(n = {value:,})"
+
+
+def _wrap(lines: list[Line], width: float) -> tuple[Line, ...]:
+    out: list[Line] = []
+    for ln in lines:
+        cw = BOLD_W if ln.bold else CHAR_W
+        hang = 0.0 if ln.bold else 10.0  # continuation lines hang under the first
+        chars = max(8, int((width - 2 * PAD - ln.indent - hang) / cw))
+        # "(n = 1,234)" never breaks: the wrapper only splits at ASCII spaces
+        text = ln.text.replace("(n = ", f"(n{NBSP}={NBSP}")
+        parts = [p.replace(NBSP, " ")
+                 for p in textwrap.wrap(text, chars, break_long_words=True)] or [""]
+        out.append(Line(parts[0], ln.bold, ln.indent))
+        out.extend(Line(p, ln.bold, ln.indent + hang) for p in parts[1:])
+    return tuple(out)
+
+
+def _height(lines: tuple[Line, ...]) -> float:
+    return 2 * PAD + LINE * len(lines)
+
+
+def _excluded_lines(title: str, col: Column, awaiting: int, awaiting_label: str,
+                    origins: list[Line] | None = None) -> list[Line]:
+    colon = ":" if col.excluded_reasons and not origins else ""
+    lines = [Line(f"{title} {n(col.excluded)}{colon}", bold=True)]
+    if origins and col.excluded_reasons:
+        lines += origins + [Line("Reasons:")]
+    elif origins:
+        lines += origins
+    lines += [Line(f"{reason} {n(k)}", indent=10) for reason, k in col.excluded_reasons]
+    if awaiting:
+        lines.append(Line(f"{awaiting_label} {n(awaiting)}"))
+    return lines
+
+
+def _origin_lines(flow: Flow, attr: str) -> list[Line]:
+    """In the screen-other layout, where the records of a shared box came from."""
+    if flow.layout != "screen-other":
+        return []
+    names = (("previous", "index articles"), ("databases", "databases and registers"),
+             ("other", "other methods"))
+    parts = [(label, getattr(flow.columns[key], attr)) for key, label in names]
+    return [Line(f"from {label} {n(v)}", indent=10) for label, v in parts if v]
+
+
+def _box_texts(flow: Flow) -> dict[str, tuple[list[Line], str]]:
+    s = flow.screening
+    other = flow.columns["other"]
+    standard = flow.layout == "standard"
+    db_lines = [Line("Records identified from:", bold=True),
+                Line(f"Databases {n(flow.identified('database'))}")]
+    db_lines += [Line(f"{x.label} {n(x.identified)}", indent=10)
+                 for x in flow.sources if x.role == "database"]
+    db_lines.append(Line(f"Registers {n(flow.identified('register'))}"))
+    db_lines += [Line(f"{x.label} {n(x.identified)}", indent=10)
+                 for x in flow.sources if x.role == "register"]
+    removed = [Line("Records removed before screening:", bold=True),
+               Line(f"Duplicate records {n(s.duplicates)}"),
+               Line(f"Records marked as ineligible by automation tools {n(s.excluded_automatic)}"),
+               Line(f"Records removed for other reasons {n(s.excluded_other)}")]
+    ot_lines = [Line("Records identified from:", bold=True),
+                Line(f"Websites {n(flow.identified('other', 'website_results'))}"),
+                Line(f"Organisations {n(flow.identified('other', 'organisation_results'))}")]
+    ot_lines += [Line(f"{x.label} {n(x.identified)}", indent=10)
+                 for x in flow.sources if x.template_row == "organisation_results"]
+    ot_lines.append(Line(f"Citation searching {n(flow.identified('other', 'citations_results'))}"))
+    ot_lines += [Line(f"{x.label} {n(x.identified)}", indent=10)
+                 for x in flow.sources if x.template_row == "citations_results"]
+    if standard and other.duplicates:
+        ot_lines.append(Line(f"Duplicates of records found elsewhere {n(other.duplicates)}"))
+    if flow.layout == "standard":
+        prev = [Line(f"Studies included in previous version of review {n(flow.previous_studies)}"),
+                Line(""),
+                Line(f"Reports of studies included in previous version of review "
+                     f"{n(flow.previous_reports)}")]
+    else:
+        prev = [Line("Index articles (studies from a previous review), screened with the "
+                     f"new records {n(flow.previous_reports)}")]
+        if flow.previous_studies != flow.previous_reports:
+            prev.append(Line(f"Studies {n(flow.previous_studies)}"))
+    excluded_screen = [Line(f"Records excluded {n(s.screen_excluded)}", bold=True)]
+    if s.screen_awaiting:
+        excluded_screen.append(Line(f"Awaiting title-abstract decision {n(s.screen_awaiting)}"))
+    texts: dict[str, tuple[list[Line], str]] = {
+        "prevstud": ([Line("Previous studies", bold=True)], GREY),
+        "newstud": ([Line("Identification of new studies via databases and registers",
+                          bold=True)], YELLOW),
+        "othstud": ([Line("Identification of new studies via other methods", bold=True)], GREY),
+        "box1": (prev, WHITE),
+        "box2": (db_lines, WHITE),
+        "box3": (removed, WHITE),
+        "box11": (ot_lines, WHITE),
+        "box4": ([Line(f"Records screened {n(s.screened)}", bold=True)]
+                 + _origin_lines(flow, "screened"), WHITE),
+        "box5": (excluded_screen + _origin_lines(flow, "screen_excluded"), WHITE),
+        "box6": ([Line(f"Reports sought for retrieval {n(s.sought)}", bold=True)]
+                 + _origin_lines(flow, "sought"), WHITE),
+        "box7": ([Line(f"Reports not retrieved {n(s.not_retrieved)}", bold=True)], WHITE),
+        "box8": ([Line(f"Reports assessed for eligibility {n(s.assessed)}", bold=True)]
+                 + _origin_lines(flow, "assessed"), WHITE),
+        "box9": (_excluded_lines("Reports excluded", s, s.fulltext_awaiting,
+                                 "Awaiting full-text decision", _origin_lines(flow, "excluded")),
+                 WHITE),
+        "box10": ([Line(f"New studies included in review {n(flow.new_studies)}", bold=True),
+                   Line(f"Reports of new included studies {n(flow.new_reports)}", bold=True)]
+                  + _origin_lines(flow, "reports_included"), WHITE),
+        "box16": ([Line(f"Total studies included in review {n(flow.total_studies)}", bold=True),
+                   Line(f"Reports of total included studies {n(flow.total_reports)}",
+                        bold=True)], WHITE),
+    }
+    if standard:
+        texts["box12"] = ([Line(f"Reports sought for retrieval {n(other.sought)}", bold=True)],
+                          WHITE)
+        texts["box13"] = ([Line(f"Reports not retrieved {n(other.not_retrieved)}", bold=True)],
+                          WHITE)
+        texts["box14"] = ([Line(f"Reports assessed for eligibility {n(other.assessed)}",
+                                bold=True)], WHITE)
+        texts["box15"] = (_excluded_lines("Reports excluded", other, other.fulltext_awaiting,
+                                          "Awaiting full-text decision"), WHITE)
+    return texts
+
+
+#: (row, box key, x, width) of every box that may be drawn
+PLACES = (
+    (0, "prevstud", PREV_X, PREV_W), (0, "newstud", DB_X, DBS_X + DBS_W - DB_X),
+    (0, "othstud", OT_X, OTS_X + OTS_W - OT_X),
+    (1, "box1", PREV_X, PREV_W), (1, "box2", DB_X, DB_W), (1, "box3", DBS_X, DBS_W),
+    (1, "box11", OT_X, OT_W),
+    (2, "box4", DB_X, DB_W), (2, "box5", DBS_X, DBS_W),
+    (3, "box6", DB_X, DB_W), (3, "box7", DBS_X, DBS_W),
+    (3, "box12", OT_X, OT_W), (3, "box13", OTS_X, OTS_W),
+    (4, "box8", DB_X, DB_W), (4, "box9", DBS_X, DBS_W),
+    (4, "box14", OT_X, OT_W), (4, "box15", OTS_X, OTS_W),
+    (5, "box10", DB_X, DB_W),
+    (6, "box16", PREV_X, PREV_W),
+)
+
+
+def layout(flow: Flow) -> Diagram:
+    """Place every box, arrow and band of the diagram for `flow`."""
+    texts = _box_texts(flow)
+    wrapped = {key: _wrap(texts[key][0], w) for _, key, _, w in PLACES if key in texts}
+    heights: dict[int, float] = {}
+    for row, key, _, _ in PLACES:
+        if key in wrapped:
+            heights[row] = max(heights.get(row, 0.0), _height(wrapped[key]))
+    top = 50.0
+    row_y: dict[int, float] = {}
+    y = top
+    for row in sorted(heights):
+        row_y[row] = y
+        y += heights[row] + (GAP if row else GAP * 0.6)
+    height = y - GAP + 20.0
+    boxes: dict[str, Box] = {}
+    for row, key, x, w in PLACES:
+        if key in wrapped:
+            boxes[key] = Box(key, x, row_y[row], w, heights[row], wrapped[key], texts[key][1],
+                             centred=row == 0)
+
+    arrows: list[Arrow] = []
+
+    def down(a: str, b: str, fx: float = 0.5) -> None:
+        x = boxes[a].x + boxes[a].w * fx
+        arrows.append(Arrow(((x, boxes[a].y + boxes[a].h), (x, boxes[b].y))))
+
+    def right(a: str, b: str) -> None:
+        ya = boxes[a].y + boxes[a].h / 2
+        arrows.append(Arrow(((boxes[a].x + boxes[a].w, ya), (boxes[b].x, ya))))
+
+    def elbow_into_top(a: str, b: str, fx: float) -> None:
+        """From a box's bottom, through the gap below its row, into the top of `b`."""
+        ba, bb = boxes[a], boxes[b]
+        xa, xb = ba.x + ba.w / 2, bb.x + bb.w * fx
+        ymid = bb.y - GAP / 2
+        arrows.append(Arrow(((xa, ba.y + ba.h), (xa, ymid), (xb, ymid), (xb, bb.y))))
+
+    def elbow_into_side(a: str, b: str) -> None:
+        """From a box's bottom straight down, then sideways into `b`'s nearer edge."""
+        ba, bb = boxes[a], boxes[b]
+        xa, yb = ba.x + ba.w / 2, bb.y + bb.h / 2
+        xb = bb.x + bb.w if bb.x < ba.x else bb.x
+        arrows.append(Arrow(((xa, ba.y + ba.h), (xa, yb), (xb, yb))))
+
+    down("box2", "box4")
+    right("box2", "box3")
+    right("box4", "box5")
+    down("box4", "box6")
+    right("box6", "box7")
+    down("box6", "box8")
+    right("box8", "box9")
+    down("box8", "box10")
+    elbow_into_side("box10", "box16")
+    if flow.layout == "standard":
+        down("box1", "box16")
+        down("box11", "box12")
+        right("box12", "box13")
+        down("box12", "box14")
+        right("box14", "box15")
+        elbow_into_side("box14", "box10")
+    else:
+        elbow_into_top("box1", "box4", 0.2)
+        elbow_into_top("box11", "box4", 0.8)
+
+    ident_bottom = row_y[1] + heights[1]
+    screen_top, screen_bottom = row_y[2], row_y[4] + heights[4]
+    inc_top, inc_bottom = row_y[5], row_y[6] + heights[6]
+    bands = (
+        Band("Identification", BAND_X, row_y[1], BAND_W, ident_bottom - row_y[1]),
+        Band("Screening", BAND_X, screen_top, BAND_W, screen_bottom - screen_top),
+        Band("Included", BAND_X, inc_top, BAND_W, inc_bottom - inc_top),
+    )
+    title = ("PRISMA 2020 flow diagram" + (" (other-methods records screened with database "
+                                           "records)" if flow.layout == "screen-other" else ""))
+    return Diagram(WIDTH, height, tuple(boxes.values()), tuple(arrows), bands, title)
+
+
+# --- renderers ------------------------------------------------------------------------
+
+
+def _text_y(box: Box, i: int) -> float:
+    return box.y + PAD + LINE * (i + 1) - 4
+
+
+def _text_x(box: Box, line: Line) -> float:
+    return box.x + box.w / 2 if box.centred else box.x + PAD + line.indent
+
+
+def to_svg(diagram: Diagram) -> str:
+    w, h = diagram.width, diagram.height
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0f}" height="{h:.0f}" '
+        f'viewBox="0 0 {w:.0f} {h:.0f}" font-family="{FONT_FAMILY}" font-size="{FONT:g}">',
+        f"<title>{escape(diagram.title)}</title>",
+        "<defs><marker id=\"head\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" "
+        "markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\">"
+        "<path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#000\"/></marker></defs>",
+        f'<rect x="0" y="0" width="{w:.0f}" height="{h:.0f}" fill="#ffffff"/>',
+        f'<text x="{w / 2:.1f}" y="28" text-anchor="middle" font-size="{FONT + 3:g}" '
+        f'font-weight="bold">{escape(diagram.title)}</text>',
+    ]
+    for b in diagram.bands:
+        cx, cy = b.x + b.w / 2, b.y + b.h / 2
+        out.append(f'<rect x="{b.x:.1f}" y="{b.y:.1f}" width="{b.w:.1f}" height="{b.h:.1f}" '
+                   f'rx="4" fill="{BLUE}" stroke="#000"/>')
+        out.append(f'<text x="{cx:.1f}" y="{cy:.1f}" text-anchor="middle" '
+                   f'dominant-baseline="central" font-weight="bold" '
+                   f'transform="rotate(-90 {cx:.1f} {cy:.1f})">{escape(b.label)}</text>')
+    for box in diagram.boxes:
+        out.append(f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" '
+                   f'height="{box.h:.1f}" rx="3" fill="{box.fill}" stroke="#000"/>')
+        anchor = ' text-anchor="middle"' if box.centred else ""
+        for i, line in enumerate(box.lines):
+            if not line.text:
+                continue
+            weight = ' font-weight="bold"' if line.bold else ""
+            out.append(f'<text x="{_text_x(box, line):.1f}" y="{_text_y(box, i):.1f}"'
+                       f'{anchor}{weight}>{escape(line.text)}</text>')
+    for a in diagram.arrows:
+        pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in a.points)
+        out.append(f'<polyline points="{pts}" fill="none" stroke="#000" stroke-width="1.3" '
+                   'marker-end="url(#head)"/>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _check_target(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.parent.exists():
+        raise FlowError(f"Cannot write {p}: the folder {p.parent} does not exist.")
+    if p.is_dir():
+        raise FlowError(f"Cannot write {p}: it is a folder; give a file name.")
+    return p
+
+
+def write_svg(diagram: Diagram, path: str | Path) -> None:
+    p = _check_target(path)
+    try:
+        p.write_text(to_svg(diagram), encoding="utf-8")
+    except OSError as exc:
+        raise FlowError(f"Cannot write {p} ({exc.strerror}).") from None
+
+
+def _draw(diagram: Diagram) -> tuple[Any, list[tuple[Any, Box]]]:
+    """The matplotlib figure of `diagram`, and each box's text artists (for checking fit)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
+
+    fig = Figure(figsize=(diagram.width / 72, diagram.height / 72))
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, diagram.width)
+    ax.set_ylim(diagram.height, 0)
+    ax.axis("off")
+    ax.add_patch(Rectangle((0, 0), diagram.width, diagram.height, color="white", zorder=0))
+    ax.text(diagram.width / 2, 28, diagram.title, ha="center", va="baseline",
+            fontsize=FONT + 3, fontweight="bold")
+    for b in diagram.bands:
+        ax.add_patch(FancyBboxPatch((b.x, b.y), b.w, b.h, boxstyle="round,pad=0,rounding_size=4",
+                                    facecolor=BLUE, edgecolor="black", linewidth=0.8))
+        ax.text(b.x + b.w / 2, b.y + b.h / 2, b.label, rotation=90, ha="center", va="center",
+                fontsize=FONT, fontweight="bold")
+    texts: list[tuple[Any, Box]] = []
+    for box in diagram.boxes:
+        ax.add_patch(FancyBboxPatch((box.x, box.y), box.w, box.h,
+                                    boxstyle="round,pad=0,rounding_size=3",
+                                    facecolor=box.fill, edgecolor="black", linewidth=0.8))
+        for i, line in enumerate(box.lines):
+            if line.text:
+                texts.append((ax.text(_text_x(box, line), _text_y(box, i), line.text,
+                                      fontsize=FONT, ha="center" if box.centred else "left",
+                                      va="baseline",
+                                      fontweight="bold" if line.bold else "normal"), box))
+    for a in diagram.arrows:
+        pts = a.points
+        if len(pts) > 2:
+            xs, ys = zip(*pts[:-1])
+            ax.plot(xs, ys, color="black", linewidth=1.0)
+        ax.add_patch(FancyArrowPatch(pts[-2], pts[-1], arrowstyle="-|>", mutation_scale=10,
+                                     color="black", linewidth=1.0, shrinkA=0, shrinkB=0))
+    return fig, texts
+
+
+def overflows(diagram: Diagram) -> list[str]:
+    """Lines whose rendered extent leaves their box (measured by matplotlib); [] when all fit."""
+    fig, texts = _draw(diagram)
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    out = []
+    for artist, box in texts:
+        bb = artist.get_window_extent(renderer).transformed(ax.transData.inverted())
+        left, right = min(bb.x0, bb.x1), max(bb.x0, bb.x1)
+        top, bottom = min(bb.y0, bb.y1), max(bb.y0, bb.y1)
+        if left < box.x + 1 or right > box.x + box.w - 1 or top < box.y + 1 or \
+                bottom > box.y + box.h - 1:
+            out.append(f"{box.key}: {artist.get_text()}")
+    return out
+
+
+def write_png(diagram: Diagram, path: str | Path, dpi: int = 200) -> None:
+    """The same geometry with matplotlib (Agg): one diagram unit is one point."""
+    p = _check_target(path)
+    fig, _ = _draw(diagram)
+    try:
+        fig.savefig(str(p), dpi=dpi, facecolor="white", format="png")
+    except OSError as exc:
+        raise FlowError(f"Cannot write {p} ({exc.strerror}).") from None

@@ -1,0 +1,708 @@
+"""PRISMA 2020 flow-diagram numbers, computed from the store and checked.
+
+`compute_flow(store, layout)` is a pure function of the store: records (and
+their `duplicate_of` links), `sources` (provenance), and the event log, read
+through `screeners.state.stage_states` (the only derivation of screening
+states). Nothing is counted by hand and nothing is cached.
+
+How the log maps onto the diagram (the rules a methods section can cite):
+
+- **Records identified** are retrievals: one `sources` row is one record
+  retrieved by one search route. A record found by two routes (two rows), or
+  two records later merged by deduplication, are counted once per retrieval
+  in identification, and every retrieval beyond the first of a work is a
+  **duplicate record removed** in the row (source) where it was retrieved. So
+  for every source row and in total, identified - duplicates = unique works.
+- Each unique work (a canonical record) belongs to one **column**: the
+  previous-studies column if any retrieval was an index article (role
+  `index`), else databases and registers if any retrieval came from one, else
+  other methods. Its first retrieval in that order is the one kept; the
+  others are its duplicates.
+- **Marked ineligible by automation tools**: records whose title-abstract
+  state is an `automation` exclusion (a logged stopping rule). An automation
+  event whose data has `"category": "other"` counts as **removed for other
+  reasons** instead.
+- **Screened** = unique works minus those removed before screening;
+  **excluded** = title-abstract exclusions by reviewers; **awaiting** =
+  still pending or in conflict (shown, never hidden, while screening runs).
+- **Reports sought** = records included at title-abstract. **Not retrieved** =
+  latest `fulltext` event `not-retrieved` (this wins over a full-text
+  exclusion, since a report not obtained cannot be assessed; a not-retrieved
+  report that is also included is a contradiction and an error). **Assessed** =
+  sought - not retrieved - awaiting full-text decisions; **excluded** with the
+  standing reason of each (``Reason not recorded`` where none was given).
+- **Studies**: several reports of one study count once. A record's study is
+  the value of its latest (not undone) `tag` event of the form
+  ``study:KEY`` (see `link_study`), else ``extra["study"]`` from its import,
+  else the record itself.
+- **Layouts.** ``standard``: PRISMA 2020 for an updated review: index articles
+  are the previous review's studies (not screened again; their decisions are
+  not drawn), the databases column is screened, and the other-methods column
+  goes from identification to reports sought (its title-abstract decisions
+  decide which reports are sought; its screening is not drawn, as PRISMA has
+  no box for it). ``screen-other``: index articles and other-methods records
+  pass through title/abstract screening together with database records, so
+  the screening, retrieval, assessment and inclusion boxes count all of them;
+  the previous-studies box then shows the index articles as identified, and
+  total studies = new studies (adding the previous studies again would count
+  them twice).
+- **Template rows.** The PRISMA2020 R package's template has three
+  other-methods rows: ``citations_results`` counts the CLUSTER routes
+  (citing articles, references, lead authors' lists, related articles) and
+  any unnamed other route; ``organisation_results`` counts author contact and
+  organisations; ``website_results`` counts websites. A route is named by a
+  source row's strategy, or by its service when an imported file has none.
+  In the standard layout, duplicates among other-methods retrievals are not
+  part of the databases' duplicates box; the diagram shows them in the
+  other-methods identification box and the JSON in ``columns.other``.
+
+Every call checks the invariants; a broken one raises `FlowError` naming the
+records involved.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Iterable, Mapping
+
+from connectors.errors import ClusterError
+from db.store import Store
+from screeners.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, RecordState, stage_states,
+                             undone_ids)
+
+TA, FT = "title-abstract", "full-text"
+LAYOUTS = ("standard", "screen-other")
+NO_REASON = "Reason not recorded"
+
+#: column order decides which retrieval of a work is the kept one
+COLUMN_OF_ROLE = {"index": "previous", "database": "databases", "register": "databases",
+                  "other": "other"}
+COLUMN_ORDER = ("previous", "databases", "other")
+
+#: other-methods routes: strategy spellings -> (route, label, PRISMA template row)
+ROUTES: dict[str, tuple[str, str, str]] = {}
+for _names, _route, _label, _row in (
+    (("cited-by", "citedby", "cited_by", "citing", "forward"), "cited-by",
+     "Citation searching, forward (cited by)", "citations_results"),
+    (("references", "refs", "reference", "backward", "cited"), "references",
+     "Citation searching, backward (references)", "citations_results"),
+    (("lead-author", "lead-authors", "lead_author", "author", "authors"), "lead-author",
+     "Lead authors' publication lists", "citations_results"),
+    (("related", "related-articles", "similar"), "related", "Related articles",
+     "citations_results"),
+    (("author-contact", "contact", "contacts", "unpublished"), "author-contact",
+     "Author contact", "organisation_results"),
+    (("organisation", "organisations", "organization", "organizations"), "organisation",
+     "Organisations", "organisation_results"),
+    (("website", "websites", "web"), "website", "Websites", "website_results"),
+):
+    for _n in _names:
+        ROUTES[_n] = (_route, _label, _row)
+
+
+class FlowError(ClusterError):
+    """The log does not add up to a PRISMA diagram; names the records involved."""
+
+    def __init__(self, message: str, record_ids: Iterable[int] = ()):
+        super().__init__(message)
+        self.record_ids = tuple(sorted(set(record_ids)))
+
+
+@dataclass(frozen=True)
+class SourceCount:
+    """One identification row: a database, a register, a route, or the index articles."""
+
+    role: str
+    key: str
+    label: str
+    template_row: str
+    identified: int
+    duplicates: int
+
+    @property
+    def unique(self) -> int:
+        return self.identified - self.duplicates
+
+
+@dataclass(frozen=True)
+class Column:
+    """The counts of one PRISMA column, from identification to inclusion."""
+
+    name: str
+    identified: int = 0
+    duplicates: int = 0
+    excluded_automatic: int = 0
+    excluded_other: int = 0
+    screened: int = 0
+    screen_excluded: int = 0
+    screen_awaiting: int = 0
+    sought: int = 0
+    not_retrieved: int = 0
+    fulltext_awaiting: int = 0
+    assessed: int = 0
+    excluded: int = 0
+    excluded_reasons: tuple[tuple[str, int], ...] = ()
+    reports_included: int = 0
+    studies_included: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["excluded_reasons"] = dict(self.excluded_reasons)
+        return d
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Every number of the diagram for one layout; see the module docstring."""
+
+    layout: str
+    sources: tuple[SourceCount, ...]
+    columns: Mapping[str, Column]  # previous, databases, other (by where records came from)
+    screening: Column  # the column drawn below the databases identification box
+    previous_studies: int
+    previous_reports: int
+    new_studies: int
+    new_reports: int
+    total_studies: int
+    total_reports: int
+    complete: bool
+    study_of: Mapping[int, str] = field(default_factory=dict, repr=False)
+
+    def identified(self, role: str | None = None, template_row: str | None = None) -> int:
+        return sum(s.identified for s in self.sources
+                   if (role is None or s.role == role)
+                   and (template_row is None or s.template_row == template_row))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layout": self.layout,
+            "complete": self.complete,
+            "identification": [
+                {"role": s.role, "source": s.key, "label": s.label,
+                 "template_row": s.template_row, "identified": s.identified,
+                 "duplicates": s.duplicates, "unique": s.unique}
+                for s in self.sources
+            ],
+            "columns": {k: c.to_dict() for k, c in self.columns.items()},
+            "screening": self.screening.to_dict(),
+            "previous_studies": self.previous_studies,
+            "previous_reports": self.previous_reports,
+            "new_studies": self.new_studies,
+            "new_reports": self.new_reports,
+            "total_studies": self.total_studies,
+            "total_reports": self.total_reports,
+            "prisma": prisma_fields(self),
+        }
+
+
+# --- reading the store ------------------------------------------------------------
+
+
+def _canonical_of(store: Store) -> dict[int, int]:
+    """record id -> canonical id for every record; a cycle of duplicates is an error."""
+    parent = dict(store.db.execute("SELECT id, duplicate_of FROM records").fetchall())
+    out: dict[int, int] = {}
+    broken: set[int] = set()
+    for rid in parent:
+        cur, seen = rid, []
+        while parent.get(cur) is not None:
+            if cur in seen or parent[cur] not in parent:
+                broken.update(seen + [cur])
+                break
+            seen.append(cur)
+            cur = parent[cur]
+        out[rid] = cur
+    if broken:
+        raise FlowError(
+            f"Records {_ids(broken)} are marked as duplicates in a loop or of a missing record: "
+            "undo the merge that linked them and deduplicate again.", broken)
+    return out
+
+
+def _ids(ids: Iterable[int], limit: int = 10) -> str:
+    s = sorted(set(ids))
+    text = ", ".join(str(i) for i in s[:limit])
+    return text + (f" (and {len(s) - limit} more)" if len(s) > limit else "")
+
+
+def _standing(store: Store, where: str, params: Iterable[Any] = ()) -> list[dict]:
+    """Events not undone, by time then id, as `screeners.state` orders them (logs merged
+    from several machines arrive in any order; "the latest counts" must not depend on it)."""
+    undone = undone_ids(store)
+    return sorted((e for e in store.events(where, params) if e["id"] not in undone),
+                  key=lambda e: (e["ts"], e["id"]))
+
+
+def _source_key(role: str, service: str | None, strategy: str | None) -> tuple[str, str, str]:
+    """(key, label, template row) of a source row's identification line."""
+    if role == "index":
+        return "index", "Index articles (studies from a previous review)", "previous_studies"
+    if role in ("database", "register"):
+        name = (service or "unnamed " + role).strip()
+        return name, name, f"{role}_results"
+    route = ROUTES.get((strategy or "").strip().lower())
+    if route is None and not strategy:
+        # an imported file's source name may name the route: "website", "author contact"
+        route = ROUTES.get((service or "").strip().lower().replace(" ", "-"))
+    if route is not None:
+        return route[0], route[1], route[2]
+    name = (strategy or service or "other").strip()
+    return name, name, "citations_results"
+
+
+def study_keys(store: Store, canon: Mapping[int, int] | None = None) -> dict[int, str]:
+    """canonical record id -> its study key (see the module docstring)."""
+    canon = canon if canon is not None else _canonical_of(store)
+    out: dict[int, str] = {}
+    for rid, extra in store.db.execute("SELECT id, extra FROM records WHERE duplicate_of IS NULL"):
+        key = json.loads(extra or "{}").get("study")
+        if key not in (None, ""):
+            out[rid] = str(key)
+    for e in _standing(store, "kind = 'tag' AND value LIKE 'study:%'"):
+        if e["record_id"] is None:
+            continue
+        key = e["value"][len("study:"):].strip()
+        rid = canon.get(e["record_id"], e["record_id"])
+        if key:
+            out[rid] = key
+    return out
+
+
+def link_study(store: Store, record_ids: Iterable[int], study: str,
+               reviewer: str | None = None) -> list[str]:
+    """Mark records as reports of one study (logged as `tag` events `study:KEY`)."""
+    ids = list(record_ids)
+    key = study.strip()
+    if not key:
+        raise FlowError("A study needs a name: give a key such as the first report's id.")
+    known = {r[0] for r in store.db.execute("SELECT id FROM records")}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise FlowError(f"Records {_ids(missing)} are not in this store.", missing)
+    with store.transaction():
+        return [store.log_event("tag", record_id=i, value=f"study:{key}", reviewer=reviewer)
+                for i in ids]
+
+
+# --- the computation ----------------------------------------------------------------
+
+
+def compute_flow(store: Store, layout: str = "standard") -> Flow:
+    """The PRISMA 2020 numbers of this store in `layout`, with every invariant checked."""
+    if layout not in LAYOUTS:
+        raise FlowError(f"Unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}.")
+    canon = _canonical_of(store)
+    canonical_ids = sorted(r for r, c in canon.items() if r == c)
+
+    # identification: group each work's retrievals, keep one, count the rest as duplicates
+    retrievals: dict[int, list[tuple[int, str, str, str, str]]] = {}
+    for sid, rid, role, service, strategy in store.db.execute(
+            "SELECT id, record_id, role, service, strategy FROM sources ORDER BY id"):
+        if role not in COLUMN_OF_ROLE:
+            raise FlowError(
+                f"Source row {sid} of record {rid} has role {role!r}, not one of "
+                f"{', '.join(COLUMN_OF_ROLE)}: fix the import that wrote it.", [rid])
+        if rid not in canon:
+            raise FlowError(f"Source row {sid} points to record {rid}, which is not in this store.",
+                            [rid])
+        key, label, row = _source_key(role, service, strategy)
+        retrievals.setdefault(canon[rid], []).append((sid, role, key, label, row))
+    orphans = [r for r in canonical_ids if r not in retrievals]
+    if orphans:
+        raise FlowError(
+            f"Records {_ids(orphans)} have no provenance (no source row says how they were "
+            "identified): import them again with a source, or merge them into a record that "
+            "has one.",
+            orphans)
+
+    column_of: dict[int, str] = {}
+    ident: dict[tuple[str, str], list[Any]] = {}  # (role, key) -> [label, row, identified, dups]
+    dups_by_column: Counter[str] = Counter()
+    ident_by_column: Counter[str] = Counter()
+    for rid in canonical_ids:
+        rows = sorted(retrievals[rid],
+                      key=lambda t: (COLUMN_ORDER.index(COLUMN_OF_ROLE[t[1]]), t[0]))
+        column_of[rid] = COLUMN_OF_ROLE[rows[0][1]]
+        for i, (_sid, role, key, label, row) in enumerate(rows):
+            slot = ident.setdefault((role, key), [label, row, 0, 0])
+            slot[2] += 1
+            ident_by_column[COLUMN_OF_ROLE[role]] += 1
+            if i > 0:
+                slot[3] += 1
+                # a retrieval's duplicate is removed where it was retrieved
+                dups_by_column[COLUMN_OF_ROLE[role]] += 1
+    role_order = {r: i for i, r in enumerate(("index", "database", "register", "other"))}
+    route_order = {r: i for i, r in enumerate(dict.fromkeys(v[0] for v in ROUTES.values()))}
+    sources = tuple(
+        SourceCount(role, key, v[0], v[1], v[2], v[3])
+        for (role, key), v in sorted(ident.items(), key=lambda kv: (
+            role_order[kv[0][0]], route_order.get(kv[0][1], len(route_order)), kv[0][1]))
+    )
+
+    # screening states (the one derivation), plus the automation category
+    ta = stage_states(store, TA)
+    ft = stage_states(store, FT)
+    _check_state_keys(canonical_ids, ta, ft)
+    auto_other: set[int] = set()
+    for e in _standing(store, "kind = 'automation' AND stage = ?", [TA]):
+        rid = canon.get(e["record_id"], e["record_id"])
+        if e["data"].get("category") == "other":
+            auto_other.add(rid)
+        else:
+            auto_other.discard(rid)
+    fulltext: dict[int, str] = {}
+    for e in _standing(store, "kind = 'fulltext'"):
+        if e["record_id"] is not None:
+            fulltext[canon.get(e["record_id"], e["record_id"])] = e["value"]
+    contradictions = [r for r, s in ft.items() if s.status == INCLUDED
+                      and fulltext.get(r) == "not-retrieved"]
+    if contradictions:
+        raise FlowError(
+            f"Records {_ids(contradictions)} are marked as full text not retrieved yet included "
+            "at full text: log `fulltext retrieved` for them or undo the inclusion.",
+            contradictions)
+
+    studies = study_keys(store, canon)
+    box: dict[int, str] = {}  # canonical id -> the one terminal box it ends in
+    reason_of: dict[int, str] = {}
+    for rid in canonical_ids:
+        box[rid], why = _terminal_box(ta[rid], ft.get(rid), fulltext.get(rid), rid in auto_other)
+        if why is not None:
+            reason_of[rid] = why
+
+    columns = {name: _column(name, [r for r in canonical_ids if column_of[r] == name], box,
+                             reason_of, studies, ident_by_column[name], dups_by_column[name])
+               for name in COLUMN_ORDER}
+    for c in columns.values():
+        _check_column(c, [r for r in canonical_ids if column_of[r] == c.name], box)
+
+    # a column per layout, and studies counted once across reports
+    prev_ids = [r for r in canonical_ids if column_of[r] == "previous"]
+    prev_study_keys = {studies.get(r, f"record:{r}") for r in prev_ids}
+    included = {r for r in canonical_ids if box[r] == "included"}
+    if layout == "standard":
+        screening = columns["databases"]
+        new_reports_ids = {r for r in included if column_of[r] != "previous"}
+        new_keys = {studies.get(r, f"record:{r}") for r in new_reports_ids}
+        new_studies = len(new_keys - prev_study_keys)
+        total_studies = len(new_keys | prev_study_keys)
+        new_reports = len(new_reports_ids)
+        total_reports = len(prev_ids) + new_reports
+        complete = all(box[r] not in ("screen_awaiting", "fulltext_awaiting")
+                       for r in canonical_ids if column_of[r] != "previous")
+    else:
+        new_keys = {studies.get(r, f"record:{r}") for r in included}
+        new_studies = total_studies = len(new_keys)
+        screening = replace(_merge_columns("all", list(columns.values())),
+                            studies_included=new_studies)
+        _check_column(screening, canonical_ids, box)
+        new_reports = total_reports = len(included)
+        complete = all(box[r] not in ("screen_awaiting", "fulltext_awaiting")
+                       for r in canonical_ids)
+    flow = Flow(
+        layout=layout, sources=sources, columns=columns, screening=screening,
+        previous_studies=len(prev_study_keys), previous_reports=len(prev_ids),
+        new_studies=new_studies, new_reports=new_reports, total_studies=total_studies,
+        total_reports=total_reports, complete=complete,
+        study_of={r: studies.get(r, f"record:{r}") for r in canonical_ids},
+    )
+    _check_totals(flow, canonical_ids)
+    return flow
+
+
+def _check_state_keys(canonical_ids: list[int], ta: Mapping[int, RecordState],
+                      ft: Mapping[int, RecordState]) -> None:
+    known = set(canonical_ids)
+    missing = [r for r in canonical_ids if r not in ta]
+    extra = [r for r in ta if r not in known]
+    if missing or extra:
+        raise FlowError(f"Records {_ids(missing + extra)} have no single title-abstract state: "
+                        "the store changed while counting; run the command again.", missing + extra)
+    passed = {r for r, s in ta.items() if s.status == INCLUDED}
+    odd = passed.symmetric_difference(ft)
+    if odd:
+        raise FlowError(f"Records {_ids(odd)} are at full text without passing title-abstract "
+                        "screening (or the reverse): run the command again.", odd)
+
+
+BOXES = ("excluded_automatic", "excluded_other", "screen_excluded", "screen_awaiting",
+         "not_retrieved", "fulltext_awaiting", "excluded", "included")
+
+
+def _terminal_box(ta: RecordState, ft: RecordState | None, fulltext: str | None,
+                  removed_other: bool) -> tuple[str, str | None]:
+    """The one box a record ends in, and the exclusion reason where it is excluded."""
+    if ta.status == EXCLUDED and ta.automated:
+        return ("excluded_other" if removed_other else "excluded_automatic"), ta.reason
+    if ta.status == EXCLUDED:
+        return "screen_excluded", ta.reason
+    if ta.status in (PENDING, CONFLICT):
+        return "screen_awaiting", None
+    if ft is None:  # unreachable after _check_state_keys; kept as a guard
+        raise FlowError(f"Record {ta.record_id} passed title-abstract screening but has no "
+                        "full-text state.", [ta.record_id])
+    if fulltext == "not-retrieved":
+        return "not_retrieved", None
+    if ft.status == EXCLUDED:
+        return "excluded", ft.reason or NO_REASON
+    if ft.status == INCLUDED:
+        return "included", None
+    return "fulltext_awaiting", None
+
+
+def _column(name: str, ids: list[int], box: Mapping[int, str], reason_of: Mapping[int, str],
+            studies: Mapping[int, str], identified: int, duplicates: int) -> Column:
+    n = Counter(box[r] for r in ids)
+    reasons = Counter(reason_of[r] for r in ids if box[r] == "excluded")
+    included = [r for r in ids if box[r] == "included"]
+    removed = n["excluded_automatic"] + n["excluded_other"]
+    sought = n["not_retrieved"] + n["fulltext_awaiting"] + n["excluded"] + n["included"]
+    return Column(
+        name=name, identified=identified, duplicates=duplicates,
+        excluded_automatic=n["excluded_automatic"], excluded_other=n["excluded_other"],
+        screened=len(ids) - removed, screen_excluded=n["screen_excluded"],
+        screen_awaiting=n["screen_awaiting"], sought=sought, not_retrieved=n["not_retrieved"],
+        fulltext_awaiting=n["fulltext_awaiting"], assessed=n["excluded"] + n["included"],
+        excluded=n["excluded"], excluded_reasons=_sorted_reasons(reasons),
+        reports_included=len(included),
+        studies_included=len({studies.get(r, f"record:{r}") for r in included}),
+    )
+
+
+def _sorted_reasons(reasons: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _merge_columns(name: str, cols: list[Column]) -> Column:
+    reasons: Counter[str] = Counter()
+    for c in cols:
+        reasons.update(dict(c.excluded_reasons))
+    sums = {f.name: sum(getattr(c, f.name) for c in cols) for f in fields(Column)
+            if f.name not in ("name", "excluded_reasons", "studies_included")}
+    # studies are recounted by the caller across columns; the per-column sum is an upper bound
+    return replace(Column(name=name), **sums, excluded_reasons=_sorted_reasons(reasons),
+                   studies_included=sum(c.studies_included for c in cols))
+
+
+def _check_column(c: Column, ids: list[int], box: Mapping[int, str]) -> None:
+    """The PRISMA identities, each side counted separately; a mismatch names the records."""
+    problems = []
+    if c.identified - c.duplicates != len(ids):
+        problems.append("identified - duplicates != unique records")
+    if c.identified - c.duplicates - c.excluded_automatic - c.excluded_other != c.screened:
+        problems.append("identified - duplicates - removed != screened")
+    if c.screened - c.screen_excluded - c.screen_awaiting != c.sought:
+        problems.append("screened - excluded != sought")
+    if c.sought - c.not_retrieved - c.fulltext_awaiting != c.assessed:
+        problems.append("sought - not retrieved != assessed")
+    if c.assessed - c.excluded != c.reports_included:
+        problems.append("assessed - excluded != included reports")
+    if sum(n for _, n in c.excluded_reasons) != c.excluded:
+        problems.append("exclusion reasons do not add up to reports excluded")
+    if problems:
+        odd = [r for r in ids if box.get(r) not in BOXES]
+        raise FlowError(f"The {c.name} column does not add up ({'; '.join(problems)}) for records "
+                        f"{_ids(odd or ids)}: report this with the store attached.", odd or ids)
+
+
+def _check_totals(flow: Flow, canonical_ids: list[int]) -> None:
+    total = sum(s.identified for s in flow.sources)
+    dups = sum(s.duplicates for s in flow.sources)
+    if total - dups != len(canonical_ids) or \
+            sum(c.identified for c in flow.columns.values()) != total:
+        raise FlowError("Records identified minus duplicates does not equal the unique records "
+                        f"{_ids(canonical_ids)}: report this with the store attached.",
+                        canonical_ids)
+
+
+# --- the PRISMA2020 R package template ------------------------------------------
+
+#: data rows of the PRISMA2020 R package's template (inst/extdata/PRISMA.csv,
+#: version 1.1): (data, node, box, description, boxtext, tooltips, url)
+TEMPLATE: tuple[tuple[str, str, str, str, str, str, str], ...] = (
+    ("previous_studies", "node5", "box1", "Studies included in previous version of review",
+     "Studies included in previous version of review",
+     "Studies included in previous version of review", "previous_studies.html"),
+    ("previous_reports", "NA", "box1", "Reports of studies included in previous version of review",
+     "Reports of studies included in previous version of review", "NA", "previous_reports.html"),
+    ("database_results", "node7", "box2", "Records identified from: Databases", "Databases",
+     "Records identified from: Databases and Registers", "database_results.html"),
+    ("database_specific_results", "NA", "box2", "Records identified from: specific databases",
+     "Specific Databases", "NA", "database_results.html"),
+    ("register_results", "NA", "box2", "Records identified from: Registers", "Registers", "NA",
+     "NA"),
+    ("register_specific_results", "NA", "box2", "Records identified from: specific registers",
+     "Specific Registers", "NA", "database_results.html"),
+    ("website_results", "node17", "box11", "Records identified from: Websites", "Websites",
+     "Records identified from: Websites, Organisations and Citation Searching",
+     "website_results.html"),
+    ("organisation_results", "", "box11", "Records identified from: Organisations",
+     "Organisations", "NA", "NA"),
+    ("citations_results", "NA", "box11", "Records identified from: Citation searching",
+     "Citation searching", "NA", "NA"),
+    ("duplicates", "node8", "box3", "Duplicate records", "Duplicate records", "Duplicate records",
+     "duplicates.html"),
+    ("excluded_automatic", "NA", "box3", "Records marked as ineligible by automation tools",
+     "Records marked as ineligible by automation tools", "NA", "NA"),
+    ("excluded_other", "NA", "box3", "Records removed for other reasons",
+     "Records removed for other reasons", "NA", "NA"),
+    ("records_screened", "node9", "box4", "Records screened (databases and registers)",
+     "Records screened", "Records screened (databases and registers)", "records_screened.html"),
+    ("records_excluded", "node10", "box5", "Records excluded (databases and registers)",
+     "Records excluded", "Records excluded (databases and registers)", "records_excluded.html"),
+    ("dbr_sought_reports", "node11", "box6",
+     "Reports sought for retrieval (databases and registers)",
+     "Reports sought for retrieval", "Reports sought for retrieval (databases and registers)",
+     "dbr_sought_reports.html"),
+    ("dbr_notretrieved_reports", "node12", "box7",
+     "Reports not retrieved (databases and registers)",
+     "Reports not retrieved", "Reports not retrieved (databases and registers)",
+     "dbr_notretrieved_reports.html"),
+    ("other_sought_reports", "node18", "box12", "Reports sought for retrieval (other)",
+     "Reports sought for retrieval", "Reports sought for retrieval (other)",
+     "other_sought_reports.html"),
+    ("other_notretrieved_reports", "node19", "box13", "Reports not retrieved (other)",
+     "Reports not retrieved", "Reports not retrieved (other)", "other_notretrieved_reports.html"),
+    ("dbr_assessed", "node13", "box8", "Reports assessed for eligibility (databases and registers)",
+     "Reports assessed for eligibility",
+     "Reports assessed for eligibility (databases and registers)", "dbr_assessed.html"),
+    ("dbr_excluded", "node14", "box9",
+     "Reports excluded (databases and registers): [separate reasons and numbers using ; e.g. "
+     "Reason1, xxx; Reason2, xxx; Reason3, xxx]", "Reports excluded",
+     "Reports excluded (databases and registers)", "dbrexcludedrecords.html"),
+    ("other_assessed", "node20", "box14", "Reports assessed for eligibility (other)",
+     "Reports assessed for eligibility", "Reports assessed for eligibility (other)",
+     "other_assessed.html"),
+    ("other_excluded", "node21", "box15",
+     "Reports excluded (other): [separate reasons and numbers using ; e.g. Reason1, xxx; "
+     "Reason2, xxx; Reason3, xxx]", "Reports excluded", "Reports excluded (other)",
+     "other_excluded.html"),
+    ("new_studies", "node15", "box10", "New studies included in review",
+     "New studies included in review", "New studies included in review", "new_studies.html"),
+    ("new_reports", "NA", "box10", "Reports of new included studies",
+     "Reports of new included studies", "NA", "NA"),
+    ("total_studies", "node22", "box16", "Total studies included in review",
+     "Total studies included in review", "Total studies included in review",
+     "total_studies.html"),
+    ("total_reports", "NA", "box16", "Reports of total included studies",
+     "Reports of total included studies", "NA", "NA"),
+)
+#: the template's title and band rows (no count), and the data row each one precedes
+#: (None: after the last data row); the R package falls back to these texts when absent
+TITLE_ROWS: tuple[tuple[str | None, tuple[str, str, str, str, str, str, str]], ...] = (
+    ("previous_studies", ("NA", "node4", "prevstud", "Grey title box; Previous studies",
+                          "Previous studies", "Grey title box; Previous studies", "prevstud.html")),
+    ("database_results", ("NA", "node6", "newstud",
+                          "Yellow title box; Identification of new studies via databases and "
+                          "registers", "Identification of new studies via databases and registers",
+                          "Yellow title box; Identification of new studies via databases and "
+                          "registers", "newstud.html")),
+    ("website_results", ("NA", "node16", "othstud",
+                         "Grey title box; Identification of new studies via other methods",
+                         "Identification of new studies via other methods",
+                         "Grey title box; Identification of new studies via other methods",
+                         "othstud.html")),
+    (None, ("identification", "node1", "identification", "Blue identification box",
+            "Identification", "Blue identification box", "identification.html")),
+    (None, ("screening", "node2", "screening", "Blue screening box", "Screening",
+            "Blue screening box", "screening.html")),
+    (None, ("included", "node3", "included", "Blue included box", "Included",
+            "Blue included box", "included.html")),
+)
+TEMPLATE_COLUMNS = ("data", "node", "box", "description", "boxtext", "tooltips", "url", "n")
+TEMPLATE_ROWS = tuple(t[0] for t in TEMPLATE)
+
+
+def _pairs(items: Iterable[tuple[str, int]]) -> str:
+    """The template's "Name, n; Name, n" list; a bare 0 where there is none."""
+    parts = [f"{name.replace(';', ',')}, {n}" for name, n in items]
+    return "; ".join(parts) if parts else "0"
+
+
+def prisma_fields(flow: Flow) -> dict[str, int | str]:
+    """The template's `n` value for each data row, in template order."""
+    s = flow.screening
+    other = flow.columns["other"] if flow.layout == "standard" else Column(name="other")
+    values: dict[str, int | str] = {
+        "previous_studies": flow.previous_studies,
+        "previous_reports": flow.previous_reports,
+        "database_results": flow.identified("database"),
+        "database_specific_results": _pairs((x.label, x.identified) for x in flow.sources
+                                            if x.role == "database"),
+        "register_results": flow.identified("register"),
+        "register_specific_results": _pairs((x.label, x.identified) for x in flow.sources
+                                            if x.role == "register"),
+        "website_results": flow.identified("other", "website_results"),
+        "organisation_results": flow.identified("other", "organisation_results"),
+        "citations_results": flow.identified("other", "citations_results"),
+        "duplicates": s.duplicates,
+        "excluded_automatic": s.excluded_automatic,
+        "excluded_other": s.excluded_other,
+        "records_screened": s.screened,
+        "records_excluded": s.screen_excluded,
+        "dbr_sought_reports": s.sought,
+        "dbr_notretrieved_reports": s.not_retrieved,
+        "other_sought_reports": other.sought,
+        "other_notretrieved_reports": other.not_retrieved,
+        "dbr_assessed": s.assessed,
+        "dbr_excluded": _pairs(s.excluded_reasons),
+        "other_assessed": other.assessed,
+        "other_excluded": _pairs(other.excluded_reasons),
+        "new_studies": flow.new_studies,
+        "new_reports": flow.new_reports,
+        "total_studies": flow.total_studies,
+        "total_reports": flow.total_reports,
+    }
+    return {k: values[k] for k in TEMPLATE_ROWS}
+
+
+def template_rows(flow: Flow, titles: bool = False) -> list[dict[str, str]]:
+    """The template's data rows with `n` filled in, as the PRISMA2020 R package reads them;
+    with `titles`, also its title and band rows in their places (n = 0, as in the template)."""
+    values = prisma_fields(flow)
+    before = {k: row for k, row in TITLE_ROWS if k is not None} if titles else {}
+    out = []
+    for t in TEMPLATE:
+        if t[0] in before:
+            out.append(dict(zip(TEMPLATE_COLUMNS, (*before[t[0]], "0"))))
+        out.append(dict(zip(TEMPLATE_COLUMNS, (*t, str(values[t[0]])))))
+    if titles:
+        out += [dict(zip(TEMPLATE_COLUMNS, (*row, "0"))) for k, row in TITLE_ROWS if k is None]
+    return out
+
+
+def to_csv(flow: Flow, titles: bool = False) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=TEMPLATE_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(template_rows(flow, titles))
+    return buf.getvalue()
+
+
+def to_table(flow: Flow) -> str:
+    """A plain-text table for the terminal: identification rows, the template, the origins."""
+    lines = [f"PRISMA 2020 flow ({flow.layout} layout)"
+             + ("" if flow.complete else " - screening still in progress"), ""]
+    labels = [f"{x.role}: {x.label}" for x in flow.sources]
+    w = max([len("Identification")] + [len(t) + 2 for t in labels])
+    lines.append(f"{'Identification':<{w}}{'identified':>12}{'duplicates':>12}")
+    for x, label in zip(flow.sources, labels):
+        lines.append(f"  {label:<{w - 2}}{x.identified:>12,}{x.duplicates:>12,}")
+    lines.append("")
+    for key, value in prisma_fields(flow).items():
+        shown = f"{value:,}" if isinstance(value, int) else value
+        lines.append(f"  {key:<28}{shown}")
+    lines += ["", "By where records came from (every record, whichever boxes the layout draws):"]
+    heads = ("screened", "excluded", "waiting", "sought", "not ret.", "waiting", "assessed",
+             "excluded", "included")
+    lines.append(f"  {'':<10}" + "".join(f"{h:>9}" for h in heads))
+    for c in flow.columns.values():
+        vals = (c.screened, c.screen_excluded, c.screen_awaiting, c.sought, c.not_retrieved,
+                c.fulltext_awaiting, c.assessed, c.excluded, c.reports_included)
+        lines.append(f"  {c.name:<10}" + "".join(f"{v:>9,}" for v in vals))
+    return "\n".join(lines)

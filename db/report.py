@@ -1,0 +1,304 @@
+"""The methods-section report: PRISMA-S search log, deduplication, screening, flow.
+
+`methods_report(store, ...)` returns Markdown built only from the store: every
+search in `searches` (service, strategy, query or seed, date, limits with
+their justification, results found and kept), the date of the last search per
+strategy, the deduplication method from `merge` events, the screening process
+(reviewers per record, blinding, conflicts, agreement per reviewer pair) and
+the stopping rule from `automation` events, followed by the PRISMA 2020
+numbers. Agreement statistics come from `screeners.agreement` (per reviewer
+pair, over the decisions that `screeners.state` says stand).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from cluster import __version__
+from db.flow import Flow, FlowError, compute_flow, prisma_fields
+from db.store import Store
+from screeners.protocol import get_protocol
+from screeners.agreement import agreement
+from screeners.state import effective_decisions, undone_ids
+
+STAGE_NAMES = {"title-abstract": "Title and abstract", "full-text": "Full text"}
+
+
+# --- pieces of the report -------------------------------------------------------------
+
+
+def _date(ts: str | None) -> str:
+    return (ts or "")[:10] or "not recorded"
+
+
+def _cell(text: Any) -> str:
+    return str(text if text not in (None, "") else "-").replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def _limits_text(limits: Mapping[str, Any], justify: bool = True) -> str:
+    """Limits in words, each with its justification (logged, or the method's default)."""
+    why = limits.get("justification") or limits.get("why")
+    parts = []
+    if "top" in limits:
+        ranking = limits.get("ranking") or "the service's relevance ranking or the tool's score"
+        parts.append(f"top {limits['top']} per index article and strategy, by {ranking}")
+    if limits.get("types"):
+        parts.append("publication types: " + ", ".join(map(str, limits["types"])))
+    if limits.get("languages"):
+        parts.append("languages: " + ", ".join(map(str, limits["languages"])))
+    for key in sorted(limits):
+        if key not in ("top", "types", "languages", "justification", "why", "ranking"):
+            parts.append(f"{key}: {limits[key]}")
+    if not parts:
+        return "none"
+    text = "; ".join(parts)
+    if not justify:
+        return text
+    if why:
+        return f"{text} ({why})"
+    if "top" in limits or limits.get("types") or limits.get("languages"):
+        return (f"{text} (the CLUSTER method's cap of the most relevant records per list, "
+                "journal articles in English unless the team chose otherwise)")
+    return text
+
+
+def _seed_text(store: Store, seed: int | None, cache: dict[int, str]) -> str:
+    if seed is None:
+        return ""
+    if seed not in cache:
+        rows = list(store.record_rows("id = ?", [seed], include_duplicates=True))
+        if not rows:
+            cache[seed] = f"record {seed}"
+        else:
+            r = rows[0]
+            authors = json.loads(r.get("authors") or "[]")
+            who = (authors[0].split(",")[0] if authors else "") + (f" {r['year']}" if r.get("year")
+                                                                  else "")
+            ident = (f"PMID {r['pmid']}" if r.get("pmid")
+                     else f"DOI {r['doi']}" if r.get("doi") else f"record {seed}")
+            cache[seed] = f"seed: record {seed} ({', '.join(p for p in (who.strip(), ident) if p)})"
+    return cache[seed]
+
+
+def searches_section(store: Store, flow: Flow) -> list[str]:
+    cur = store.db.execute("SELECT * FROM searches ORDER BY started_at, id")
+    cols = [c[0] for c in cur.description]
+    rows = [dict(zip(cols, r)) for r in cur]
+    out = ["## Search methods (PRISMA-S)", ""]
+    if not rows:
+        return out + ["No searches or imports are logged in this store.", ""]
+    first = min(_date(r["started_at"]) for r in rows)
+    last = max(_date(r["finished_at"] or r["started_at"]) for r in rows)
+    failed = [r for r in rows if r["status"] not in ("done",)]
+    out += [f"{len(rows):,} searches and imports were logged between {first} and {last}"
+            + (f"; {len(failed):,} did not finish (status shown below)." if failed else "."), ""]
+
+    out += ["### By strategy and service", ""]
+    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        key3 = (r["role"] or r["kind"] or "", r["strategy"] or r["kind"] or "", r["service"] or "")
+        groups[key3].append(r)
+    out += _table(
+        ("role", "strategy", "service", "searches", "found", "kept", "new to the store",
+         "last search"),
+        ((role, strat, svc, len(rs), sum(r["n_found"] or 0 for r in rs),
+          sum(r["n_kept"] or 0 for r in rs), sum(r["n_added"] or 0 for r in rs),
+          max(_date(r["finished_at"] or r["started_at"]) for r in rs))
+         for (role, strat, svc), rs in sorted(groups.items())))
+    out.append("")
+
+    out += ["### Date of the last search per strategy", ""]
+    per_strategy: dict[str, str] = {}
+    for r in rows:
+        key = r["strategy"] or r["kind"] or "search"
+        when = _date(r["finished_at"] or r["started_at"])
+        per_strategy[key] = max(per_strategy.get(key, ""), when)
+    out += [f"- {k}: {v}" for k, v in sorted(per_strategy.items())] + [""]
+
+    out += ["### Limits and why", ""]
+    limit_sets = Counter(_limits_text(json.loads(r["limits"] or "{}")) for r in rows)
+    out += [f"- {text} ({k:,} search{'es' if k != 1 else ''})"
+            for text, k in sorted(limit_sets.items())] + [""]
+
+    out += ["### Records identified per source", ""]
+    out += _table(("source", "records identified", "duplicates removed", "unique"),
+                  ((f"{s.role}: {s.label}", f"{s.identified:,}", f"{s.duplicates:,}",
+                    f"{s.unique:,}") for s in flow.sources))
+    out.append("")
+
+    out += ["### Every search", ""]
+    seeds: dict[int, str] = {}
+    out += _table(
+        ("#", "date", "service", "strategy", "query or seed", "limits", "found", "kept", "new",
+         "status"),
+        ((r["id"], _date(r["started_at"]), r["service"], r["strategy"] or r["kind"],
+          r["query"] or r["file_name"] or _seed_text(store, r["seed_record_id"], seeds),
+          _limits_text(json.loads(r["limits"] or "{}"), justify=False), r["n_found"], r["n_kept"],
+          r["n_added"],
+          r["status"] + (f": {r['error']}" if r["error"] else ""))
+         for r in rows))
+    return out + [""]
+
+
+def _active_merges(store: Store) -> list[dict]:
+    undone = undone_ids(store)
+    unmerged = {e["data"].get("merge_id") for e in store.events("kind = 'unmerge'")}
+    return [e for e in store.events("kind = 'merge'")
+            if e["id"] not in undone and e["data"].get("merge_id", e["id"]) not in unmerged]
+
+
+def dedup_section(store: Store, flow: Flow) -> list[str]:
+    merges = _active_merges(store)
+    try:
+        rapidfuzz = metadata.version("rapidfuzz")
+    except metadata.PackageNotFoundError:
+        rapidfuzz = "not installed"
+    total_dups = sum(s.duplicates for s in flow.sources)
+    marked = store.db.execute("SELECT count(*) FROM records WHERE duplicate_of IS NOT NULL"
+                              ).fetchone()[0]
+    out = ["## Deduplication", "",
+           f"Software: cluster {__version__} (fuzzy matching with rapidfuzz {rapidfuzz}). "
+           "Every retrieval of a record is kept as provenance: a work retrieved again by another "
+           "route or service counts as a duplicate retrieval, and records matched by the rules "
+           "below are marked as duplicates of a canonical record (never deleted). "
+           f"In all, {total_dups:,} retrievals were duplicates; {marked:,} records were marked "
+           f"as duplicates in {len(merges):,} logged merges.", ""]
+    if merges:
+        rules = Counter(str(m["data"].get("rule") or "unspecified") for m in merges)
+        scores = [float(m["data"]["score"]) for m in merges
+                  if isinstance(m["data"].get("score"), (int, float))]
+        out += _table(("rule", "merges"), sorted(rules.items()))
+        if scores:
+            out += ["", f"Match scores of merged records ranged from {min(scores):.3g} "
+                        f"to {max(scores):.3g}."]
+        out.append("")
+    return out
+
+
+def screening_section(store: Store) -> list[str]:
+    protocol = get_protocol(store)
+    out = ["## Selection process", ""]
+    if not effective_decisions(store, "title-abstract"):
+        return out + ["No screening decisions are logged yet.", ""] + stopping_section(store)
+    out += [f"The protocol asked for {protocol.reviewers_per_record} independent reviewer"
+            f"{'s' if protocol.reviewers_per_record != 1 else ''} per record, first on title "
+            "and abstract, then on full text. Screening used cluster "
+            f"{__version__}, which shows no reviewer another's decision before the record's "
+            "conflict is resolved (blind dual review); conflicts were resolved by consensus or "
+            "by a further reviewer, as logged below.", ""]
+    undone = undone_ids(store)
+    for stage, name in STAGE_NAMES.items():
+        decided = effective_decisions(store, stage)
+        if not decided:
+            continue
+        reviewers = sorted({rev for _, rev in decided if rev})
+        records = len({rid for rid, _ in decided})
+        per_record = Counter(Counter(rid for rid, _ in decided).values())
+        methods = Counter(e["data"].get("method", "unspecified")
+                          for e in store.events("kind = 'resolution' AND stage = ?", [stage])
+                          if e["id"] not in undone)
+        out += [f"### {name}", "",
+                f"{len(decided):,} decisions on {records:,} records by {len(reviewers)} reviewers "
+                f"({', '.join(reviewers)}). Reviewers per record: "
+                + "; ".join(f"{k} ({v:,} records)" for k, v in sorted(per_record.items())) + "."
+                + (" Conflicts resolved: " + ", ".join(f"{k} by {m}" for m, k in
+                                                       sorted(methods.items())) + "."
+                   if methods else ""), ""]
+        pairs = agreement(store, stage)
+        if pairs:
+            out += _table(("reviewers", "records both screened", "agreements", "disagreements",
+                           "agreement", "Cohen's kappa"),
+                          ((f"{p.reviewer_a} / {p.reviewer_b}", f"{p.n:,}",
+                            f"{p.agreements:,}", f"{p.disagreements:,}",
+                            "n/a" if p.percent is None else f"{p.percent:.1f} %",
+                            "n/a" if p.kappa is None else f"{p.kappa:.2f}") for p in pairs))
+            out += ["", "Agreement = agreements / (agreements + disagreements); kappa corrects "
+                        "it for chance agreement.", ""]
+    out += stopping_section(store)
+    return out
+
+
+def stopping_section(store: Store) -> list[str]:
+    undone = undone_ids(store)
+    events = [e for e in store.events("kind = 'automation'") if e["id"] not in undone]
+    out = ["### Stopping rule", ""]
+    if not events:
+        protocol = get_protocol(store)
+        return out + [f"Screening was not stopped early: no record was excluded by a stopping "
+                      f"rule (the protocol's rule, {protocol.stopping_rule}, was not applied).", ""]
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for e in events:
+        groups[(e["stage"] or "", str(e["data"].get("rule") or "unspecified"))].append(e)
+    for (stage, rule), es in sorted(groups.items()):
+        figures: Counter[str] = Counter(
+            json.dumps({k: v for k, v in e["data"].items() if k not in ("rule", "category")},
+                       sort_keys=True) for e in es)
+        out.append(f"- {STAGE_NAMES.get(stage, stage)}: {len(es):,} records marked as ineligible "
+                   f"by the stopping rule `{rule}` on {_date(max(e['ts'] for e in es))}"
+                   + "".join("; figures: " + ", ".join(f"{k} = {v}"
+                                                       for k, v in json.loads(f).items())
+                             for f in figures if f != "{}") + ".")
+    return out + [""]
+
+
+def flow_section(flow: Flow, diagram_file: str | None) -> list[str]:
+    out = ["## PRISMA 2020 flow", ""]
+    if diagram_file:
+        out += [f"![PRISMA 2020 flow diagram]({diagram_file})", ""]
+    s = flow.screening
+    out.append(
+        f"Records screened: {s.screened:,}; excluded: {s.screen_excluded:,}; reports sought: "
+        f"{s.sought:,}; not retrieved: {s.not_retrieved:,}; assessed: {s.assessed:,}; "
+        f"excluded: {s.excluded:,}; studies included: {flow.total_studies:,} "
+        f"({flow.total_reports:,} reports)."
+        + ("" if flow.complete else " Screening is still in progress."))
+    out.append("")
+    out += _table(("PRISMA2020 field", "n"), prisma_fields(flow).items())
+    return out + [""]
+
+
+def methods_report(store: Store, layout: str = "standard", diagram_file: str | None = None,
+                   flow: Flow | None = None) -> str:
+    """The whole Markdown report; `diagram_file` is the diagram's name beside it, if any."""
+    flow = flow if flow is not None else compute_flow(store, layout)
+    parts = ["# Methods: searching, selection and flow", ""]
+    parts += searches_section(store, flow)
+    parts += dedup_section(store, flow)
+    parts += screening_section(store)
+    parts += flow_section(flow, diagram_file)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def write_report(store: Store, layout: str = "standard", output: str | Path | None = None
+                 ) -> tuple[str, list[Path]]:
+    """The report's text; with `output`, also the .md file and the diagram beside it."""
+    flow = compute_flow(store, layout)
+    if output is None:
+        return methods_report(store, layout, flow=flow), []
+    from db.diagram import layout as place, write_png, write_svg
+
+    md = Path(output)
+    svg, png = md.with_suffix(".svg"), md.with_suffix(".png")
+    if md.suffix.lower() not in (".md", ".markdown"):
+        raise FlowError(f"{md} should end in .md: the diagram is written beside it as "
+                        f"{svg.name} and {png.name}.")
+    diagram = place(flow)
+    write_svg(diagram, svg)
+    write_png(diagram, png)
+    text = methods_report(store, layout, diagram_file=svg.name, flow=flow)
+    try:
+        md.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise FlowError(f"Cannot write {md} ({exc.strerror}).") from None
+    return text, [md, svg, png]
