@@ -210,7 +210,9 @@ class LoopbackServer:
             else:
                 self._send(h, resp)
         except (BrokenPipeError, ConnectionResetError):
-            h.close_connection = True  # the client hung up first (e.g. its read timeout)
+            # the client hung up first (its read timeout): nothing was served
+            h.close_connection = True
+            return
         with self._lock:
             self.log.append(LoggedRequest(t, method, split.path, req.params, status))
 
