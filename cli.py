@@ -7,6 +7,7 @@ on stderr and a non-zero exit status, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -376,6 +377,274 @@ class _progress:
 
 
 # === expand, searches, contacts, find =====================================
+
+
+def _http_settings(db_path: str):
+    """The connectors' settings (HTTP cache beside the store), with test-world knobs.
+
+    CLUSTER_HTTP_RETRIES, CLUSTER_HTTP_BACKOFF (seconds) and
+    CLUSTER_RATE_LIMITS ("pubmed=3,crossref=10") tune retries and pacing,
+    for local review worlds where the real limits are not the point.
+    """
+    import dataclasses
+
+    overrides: dict[str, Any] = {}
+    env = os.environ
+    try:
+        if env.get("CLUSTER_HTTP_RETRIES"):
+            overrides["max_retries"] = int(env["CLUSTER_HTTP_RETRIES"])
+        if env.get("CLUSTER_HTTP_BACKOFF"):
+            overrides["backoff_base"] = float(env["CLUSTER_HTTP_BACKOFF"])
+            overrides["backoff_max"] = float(env["CLUSTER_HTTP_BACKOFF"]) * 4
+        if env.get("CLUSTER_RATE_LIMITS"):
+            overrides["rate_limits"] = {k.strip(): float(v) for k, v in (
+                p.split("=", 1) for p in env["CLUSTER_RATE_LIMITS"].split(",") if p.strip())}
+    except ValueError:
+        raise UserError("CLUSTER_HTTP_RETRIES, CLUSTER_HTTP_BACKOFF or CLUSTER_RATE_LIMITS is "
+                        "malformed: use e.g. 3, 0.5 and pubmed=3,crossref=10.") from None
+    return dataclasses.replace(connector_settings(db_path), **overrides)
+
+
+@contextlib.contextmanager
+def _open(db_path: str):
+    """An existing store, closed afterwards (so its WAL is folded back at once)."""
+    store = get_store(db_path, create=False)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _connect(db_path: str):
+    from connectors.http import connect
+
+    return connect(_http_settings(db_path))
+
+
+@cli.command("add")
+@click.option("--pmid", "pmids", multiple=True, help="PubMed id of an index article (repeatable).")
+@click.option("--doi", "dois", multiple=True, help="DOI of an index article (repeatable).")
+@db_option
+@json_option
+@handle_errors
+def add_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], db_path: str, as_json: bool) -> None:
+    """Add index articles by PMID or DOI, fetching their records from PubMed or Crossref.
+
+    All or nothing: if one identifier is unknown, nothing is added.
+
+    Example: cluster add --pmid 23121403 --doi 10.1037/a0030292
+    """
+    from cluster.expand import add_index_articles
+
+    store = get_store(db_path)
+    services = _connect(db_path)
+    try:
+        added = add_index_articles(store, services, pmids=pmids, dois=dois)
+    finally:
+        services.close()
+        store.close()
+    if as_json:
+        echo_json([a.__dict__ for a in added])
+        return
+    for a in added:
+        click.echo(f"{'added' if a.new else 'already in the store'}: #{a.record_id} "
+                   f"{a.identifier} ({a.service}) {a.title or ''}")
+    click.echo(f"{len(added)} index article(s); run `cluster expand` next.")
+
+
+@cli.command("expand")
+@click.option("--strategies", default="lead-author,cited-by,references,related", show_default=True,
+              help="Comma-separated CLUSTER strategies to run.")
+@click.option("--top", default=20, show_default=True, type=int,
+              help="Records kept per index article and strategy (after the filters).")
+@click.option("--any-type", is_flag=True, help="Keep every publication type, not only journal articles.")
+@click.option("--any-language", is_flag=True, help="Keep every language, not only English.")
+@click.option("--depth", default=1, show_default=True, type=int,
+              help="Expand again from the records found, this many levels.")
+@db_option
+@json_option
+@quiet_option
+@handle_errors
+def expand_cmd(strategies: str, top: int, any_type: bool, any_language: bool, depth: int,
+               db_path: str, as_json: bool, quiet: bool) -> None:
+    """Run the CLUSTER search from the index articles (lead authors, cited by, references, related).
+
+    \b
+    lead-author  the lead (first) author's publications: PubMed author query
+                 (Surname Initials[au]) disambiguated by ORCID, else affiliation,
+                 else a year window; OpenAlex author works; Crossref by ORCID.
+    cited-by     PubMed citedin + OpenCitations + OpenAlex cites: (each counted).
+    references   PubMed refs + Crossref reference lists (references without DOI
+                 matched by title and year where possible) + OpenAlex.
+    related      PubMed similar articles (neighbour score) + OpenAlex related works.
+
+    Each list is filtered (journal articles in English unless --any-type /
+    --any-language; records of unknown type or language are kept and flagged)
+    and capped at the --top most relevant. "Most relevant" is the service's
+    own ranking where it publishes one (PubMed neighbour score), otherwise the
+    TF-IDF cosine similarity of title and abstract to the index article's.
+    Every query is logged (`cluster searches`); a rerun resumes where a run
+    stopped and repeats nothing already done. If some searches fail (a
+    service down for some index articles), the others are saved, the
+    failures are listed and the exit status is 3: run it again to retry them.
+
+    Example: cluster expand --strategies cited-by,related --top 20
+    """
+    from cluster.expand import SERVICE_LABELS, ExpandOptions, expand
+
+    options = ExpandOptions(strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
+                            top=top, any_type=any_type, any_language=any_language, depth=depth)
+    store = get_store(db_path)
+    services = _connect(db_path)
+    bar = None
+    last = [0]
+
+    def progress(done: int, total: int, label: str) -> None:
+        nonlocal bar
+        if quiet:
+            return
+        if bar is None:
+            bar = click.progressbar(length=total, label="Expanding", file=sys.stderr,
+                                    show_pos=True)
+            bar.__enter__()
+            last[0] = 0
+        bar.update(done - last[0])
+        last[0] = done
+
+    try:
+        report = expand(store, services, options, progress=progress)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+        services.close()
+        store.close()
+    if as_json:
+        echo_json(report.to_json())
+    else:
+        click.echo(_table(report.table(), ["strategy", "service", "searches", "found", "kept", "new",
+                                           "already_done", "failed"]))
+    for r in report.results:
+        if r.warning:
+            click.echo(f"Note: {r.strategy} for index article {r.seed_label}: {r.warning}", err=True)
+    for f in report.failures:
+        click.echo(f"Failed: {f.strategy} via {SERVICE_LABELS[f.service]} for index article "
+                   f"{f.seed_label}: {f.error}", err=True)
+    if report.failures:
+        click.echo(f"Error: {len(report.failures)} search(es) failed; the others are saved: run "
+                   f"`cluster expand` again to retry them.", err=True)
+        sys.exit(3)
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    if not rows:
+        return "(nothing)"
+    widths = {c: max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in cols}
+    lines = ["  ".join(c.ljust(widths[c]) for c in cols),
+             "  ".join("-" * widths[c] for c in cols)]
+    lines += ["  ".join(_cell(r.get(c)).ljust(widths[c]) for c in cols).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+@cli.command("searches")
+@db_option
+@json_option
+@click.option("--markdown", "as_markdown", is_flag=True, help="A methods appendix in Markdown.")
+@handle_errors
+def searches_cmd(db_path: str, as_json: bool, as_markdown: bool) -> None:
+    """Show the search log (PRISMA-S): every query and import, with results and limits.
+
+    Example: cluster searches --markdown > search-methods.md
+    """
+    from cluster.searchlog import markdown, search_rows
+
+    with _open(db_path) as store:
+        rows_all = search_rows(store)
+        text = markdown(store) if as_markdown else ""
+    if as_json:
+        echo_json(rows_all)
+    elif as_markdown:
+        click.echo(text)
+    else:
+        rows = [{"id": r["id"], "date": (r["finished_at"] or r["started_at"] or "")[:16],
+                 "service": r["service"] or r["kind"], "strategy": r["strategy"] or "",
+                 "seed": r["seed_record_id"] or "", "query": (r["query"] or r["file_name"] or "")[:50],
+                 "found": r["n_found"], "kept": r["n_kept"], "new": r["n_added"], "status": r["status"]}
+                for r in rows_all]
+        click.echo(_table(rows, ["id", "date", "service", "strategy", "seed", "query", "found", "kept",
+                                 "new", "status"]))
+
+
+@cli.command("contacts")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the contacts as CSV.")
+@click.option("--log", "log_name", help="Log a contact with this author.")
+@click.option("--status", type=click.Choice(["sent", "replied", "no-reply"]), help="With --log.")
+@click.option("--email", help="With --log: the address used, if not the one found.")
+@click.option("--note", help="With --log: a free note.")
+@db_option
+@json_option
+@handle_errors
+def contacts_cmd(output: str | None, log_name: str | None, status: str | None, email: str | None,
+                 note: str | None, db_path: str, as_json: bool) -> None:
+    """List the index articles' lead and corresponding authors to ask for unpublished work.
+
+    Log contacts with --log NAME --status sent|replied|no-reply. Records an
+    author sends are imported with
+    `cluster import FILE --as other --source "author contact"`.
+
+    Example: cluster contacts -o contacts.csv
+    """
+    from cluster.contacts import contacts, log_contact, write_csv
+
+    if log_name and not status:
+        raise UserError("--log needs --status sent, replied or no-reply.")
+    with _open(db_path) as store:
+        if log_name:
+            data = log_contact(store, log_name, status, email=email, note=note)
+            click.echo(f"Logged: {data['author']} {status}.")
+            return
+        rows = contacts(store)
+    if output:
+        write_csv(rows, Path(output))
+        click.echo(f"{len(rows)} contacts written to {output}.")
+    elif as_json:
+        echo_json([r.__dict__ for r in rows])
+    else:
+        click.echo(_table([{**r.__dict__, "title": r.title[:40]} for r in rows],
+                          ["record_id", "role", "name", "email", "affiliation", "status"]))
+
+
+@cli.command("find")
+@click.argument("query")
+@click.option("--tag", "tag_value", help="Tag every record found (a `tag` event), e.g. theory.")
+@click.option("--reviewer", help="Who tags (with --tag).")
+@click.option("--limit", type=int, help="Show at most this many records.")
+@db_option
+@json_option
+@handle_errors
+def find_cmd(query: str, tag_value: str | None, reviewer: str | None, limit: int | None,
+             db_path: str, as_json: bool) -> None:
+    """Full-text search of titles and abstracts (to find theories and frameworks).
+
+    QUERY uses SQLite FTS syntax: words, "quoted phrases", AND/OR/NOT, prefix*.
+
+    Example: cluster find '"normalisation process theory" OR realist' --tag theory
+    """
+    from cluster.find import find, tag
+
+    with _open(db_path) as store:
+        hits = find(store, query, limit=limit)
+        n_tagged = tag(store, hits, tag_value, reviewer=reviewer) if tag_value else 0
+    if as_json:
+        echo_json({"hits": [h.__dict__ for h in hits], "tagged": n_tagged})
+        return
+    for h in hits:
+        click.echo(f"#{h.record_id}  {h.year or ''}  {h.title or ''}")
+        click.echo(f"    {h.snippet}")
+    click.echo(f"{len(hits)} record(s)" + (f"; {n_tagged} newly tagged {tag_value!r}." if tag_value else "."))
 
 
 # === dedup ===============================================================
