@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -648,6 +649,113 @@ def find_cmd(query: str, tag_value: str | None, reviewer: str | None, limit: int
 
 
 # === dedup ===============================================================
+
+
+def _stage_progress(quiet: bool) -> tuple[Callable[[str, int, int], None] | None, Callable[[], None]]:
+    """A progress callback drawing one bar per pipeline stage on stderr, and its closer."""
+    if quiet:
+        return None, lambda: None
+    state: dict[str, Any] = {"stage": None, "bar": None, "done": 0}
+
+    def close() -> None:
+        if state["bar"] is not None:
+            state["bar"].__exit__(None, None, None)
+            state["bar"] = None
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage != state["stage"]:
+            close()
+            state.update(stage=stage, done=0,
+                         bar=click.progressbar(length=max(total, 1), label=f"{stage:<8}",
+                                               file=sys.stderr).__enter__())
+        state["bar"].update(max(0, done - state["done"]))
+        state["done"] = done
+
+    return progress, close
+
+
+@cli.command()
+@click.option("--review", is_flag=True, help="Decide grey-zone pairs side by side, one keypress each.")
+@click.option("--export-pairs", "export_csv", type=click.Path(dir_okay=False),
+              help="Write the pairs waiting for review to this CSV (fill its decision column).")
+@click.option("--import-pairs", "import_csv", type=click.Path(dir_okay=False),
+              help="Apply the decisions (same/different/skip) of a CSV written by --export-pairs.")
+@click.option("--undo", "undo_id", metavar="MERGE_ID", help="Split a merge again (logged as an unmerge).")
+@click.option("--reviewer", help="Who is deciding (recorded on the decision events).")
+@db_option
+@json_option
+@quiet_option
+@handle_errors
+def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id: str | None,
+          reviewer: str | None, db_path: str, as_json: bool, quiet: bool) -> None:
+    """Find and merge duplicate records; uncertain pairs wait for a person.
+
+    Nothing is deleted: a duplicate points at the record that stands for the
+    work (its sources stay), and each merge is an event you can undo. Only
+    records added since the last run are compared with the rest.
+
+    Example: cluster dedup && cluster dedup --review
+    """
+    from cluster.dedup.apply import run_dedup, undo_merge
+    from cluster.dedup.review import export_pairs, import_pairs, review_session
+
+    modes = [m for m in (review, export_csv, import_csv, undo_id) if m]
+    if len(modes) > 1:
+        raise UserError("Use one of --review, --export-pairs, --import-pairs and --undo at a time.")
+    store = get_store(db_path)
+    if undo_id:
+        out = undo_merge(store, undo_id, reviewer=reviewer)
+        if as_json:
+            echo_json(out)
+        else:
+            click.echo(f"Merge {undo_id} undone: records {', '.join(map(str, out['restored']))} "
+                       f"stand apart from record {out['canonical']} again.")
+        return
+    if export_csv:
+        n = export_pairs(store, export_csv)
+        if as_json:
+            echo_json({"exported": n, "path": export_csv})
+        else:
+            click.echo(f"{n} pairs written to {export_csv}: fill the decision column with same, "
+                       f"different or skip, then run cluster dedup --import-pairs {export_csv}.")
+        return
+    if import_csv:
+        counts = import_pairs(store, import_csv, reviewer=reviewer)
+        if as_json:
+            echo_json(counts)
+        else:
+            click.echo(f"{counts['same']} pairs merged, {counts['different']} kept apart, "
+                       f"{counts['skipped']} skipped; {counts['left']} pairs left for review.")
+        return
+    if review:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise UserError("--review needs an interactive terminal: use --export-pairs CSV, "
+                            "decide in the file, then --import-pairs CSV.")
+        width = min(140, shutil.get_terminal_size((100, 24)).columns)
+        counts = review_session(store, click.getchar, click.echo, reviewer=reviewer, width=width)
+        click.echo(f"{counts['same']} merged, {counts['different']} kept apart, "
+                   f"{counts['skip']} skipped; {counts['left']} pairs left for review.")
+        return
+    progress, close = _stage_progress(quiet)
+    try:
+        summary = run_dedup(store, progress=progress)
+    finally:
+        close()
+    if as_json:
+        echo_json(summary.as_dict())
+        return
+    if summary.records_in == 0:
+        click.echo("The store has no records to deduplicate: import or expand some first.")
+        return
+    click.echo(f"Records in: {summary.records_in} ({summary.new_records} new since the last run)")
+    click.echo(f"Pairs compared: {summary.pairs_compared}")
+    click.echo(f"Clusters merged: {summary.clusters}")
+    click.echo(f"Duplicates marked: {summary.duplicates_marked}")
+    click.echo(f"Pairs left for review: {summary.pairs_for_review}"
+               + (" (cluster dedup --review)" if summary.pairs_for_review else ""))
+    if summary.records_without_title:
+        click.echo(f"Records without a title: {summary.records_without_title} "
+                   f"(matched on identifiers and citation details only)")
 
 
 # === prioritisation, status, stop, simulate ===============================

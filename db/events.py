@@ -18,8 +18,11 @@ Kinds and the columns they use (`data` is a JSON object):
 - `assign`: record_id, reviewer, stage (a check subsample for a further reviewer).
 - `automation`: record_id, stage, value "exclude", data {"rule": ..., figures}:
   records marked ineligible by a stopping rule.
-- `merge`: data {"merge_id", "canonical", "members", "score", "rule"};
+- `merge`: data {"merge_id", "canonical", "members", "score", "rule"} (plus
+  "filled" and "before": the canonical's fields as they were, for undo);
   `unmerge`: data {"merge_id"}; record_id = canonical.
+- `pair_decision`: record_id = a, reviewer, value "same" | "different",
+  data {"a", "b"}: a person's verdict on a grey-zone duplicate pair.
 - `tag`: record_id, value = the tag (theories, frameworks), reviewer.
 - `protocol`: data = the protocol (question, include/exclude terms, reasons,
   reviewers per record, stopping rule); the latest one is in force.
@@ -31,7 +34,7 @@ DECISIONS = ("include", "exclude", "maybe")
 FULLTEXT_STATES = ("sought", "retrieved", "not-retrieved")
 KINDS = (
     "decision", "undo", "resolution", "fulltext", "appraisal", "note", "assign",
-    "automation", "merge", "unmerge", "tag", "protocol", "contact",
+    "automation", "merge", "unmerge", "pair_decision", "tag", "protocol", "contact",
 )
 
 #: source roles, as PRISMA's identification boxes see them

@@ -1,0 +1,101 @@
+"""Fuzzy deduplication of bibliographic records that loses no study.
+
+The pipeline has one module per stage, each taking and returning plain data:
+`prepare` (normalise) -> `block` (candidate pairs) -> `match` (score pairs)
+-> `cluster` (guarded connected components) -> `merge` (canonical record and
+filled fields). `deduplicate()` runs it on any sequence of `Record`s or dicts,
+with no store; `cluster.dedup.store` is the thin layer that reads a review
+store, writes `duplicate_of` and the merge events, and undoes merges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Collection, Mapping, Sequence
+
+from cluster.dedup.block import BLOCKING_RULES, BlockingRule, candidate_pairs
+from cluster.dedup.cluster import build_clusters
+from cluster.dedup.match import DIFFERENT, MAYBE, SAME, PairScore, score_pair
+from cluster.dedup.merge import choose_canonical, fill_missing
+from cluster.dedup.prepare import Prepared, prepare_one
+from connectors.record import Record
+
+Progress = Callable[[str, int, int], None]
+
+__all__ = ["Cluster", "DedupResult", "PairScore", "deduplicate", "SAME", "MAYBE", "DIFFERENT",
+           "BLOCKING_RULES"]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Indices (into the input) of one work's records; `canonical` stands for them all."""
+
+    canonical: int
+    members: tuple[int, ...]
+    score: float
+    rule: str
+    filled: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DedupResult:
+    n_records: int
+    n_pairs: int
+    clusters: tuple[Cluster, ...]
+    review: tuple[PairScore, ...]   # grey-zone pairs, left for a person
+
+    @property
+    def n_duplicates(self) -> int:
+        return sum(len(c.members) - 1 for c in self.clusters)
+
+
+def deduplicate(items: Sequence[Record | Mapping[str, Any]], *,
+                new: Collection[int] | None = None,
+                preferred: Collection[int] = (),
+                cannot_link: Collection[tuple[int, int]] = (),
+                rules: Sequence[BlockingRule] = BLOCKING_RULES,
+                progress: Progress | None = None) -> DedupResult:
+    """Find the duplicate clusters among `items` (indices into `items` throughout).
+
+    `new`: only pairs involving these indices are compared (incremental runs).
+    `preferred`: indices to keep as canonical when they are in a cluster.
+    `cannot_link`: index pairs a person said are different works.
+    """
+    n = len(items)
+    prepared: list[Prepared] = []
+    step = max(1, n // 100)
+    for i, item in enumerate(items):
+        prepared.append(prepare_one(item, i))
+        if progress and (i + 1) % step == 0:
+            progress("prepare", i + 1, n)
+    if progress:
+        progress("prepare", n, n)
+    pairs = candidate_pairs(prepared, new=new, rules=rules, progress=progress)
+    links: list[PairScore] = []
+    review: list[PairScore] = []
+    total = len(pairs)
+    step = max(1, total // 100)
+    for k, (a, b) in enumerate(pairs):
+        s = score_pair(prepared[a], prepared[b], a, b)
+        if s.label == SAME:
+            links.append(s)
+        elif s.label == MAYBE:
+            review.append(s)
+        if progress and (k + 1) % step == 0:
+            progress("match", k + 1, total)
+    if progress:
+        progress("match", total, total)
+    groups = build_clusters(prepared, links, cannot_link=cannot_link)
+    clusters = []
+    for members, score, rule in groups:
+        canonical = choose_canonical(items, members, preferred=list(preferred))
+        clusters.append(Cluster(canonical, tuple(members), score, rule,
+                                fill_missing(items, canonical, members)))
+    clusters.sort(key=lambda c: c.members)
+    where = {i: c.canonical for c in clusters for i in c.members}
+    # a grey pair already joined through stronger links needs no decision
+    review = [s for s in review if where.get(s.a, s.a) != where.get(s.b, s.b) or s.a not in where]
+    review.sort(key=lambda s: (-s.score, s.a, s.b))
+    if progress:
+        progress("cluster", 1, 1)
+    return DedupResult(n, total, tuple(clusters), tuple(review))

@@ -1,0 +1,245 @@
+"""The store layer of deduplication: run the pipeline on a review store and record the outcome.
+
+A thin wrapper around `cluster.dedup.deduplicate`: it reads the records that
+still stand for a work, runs the pipeline (only the records added since the
+last run are blocked against the rest), and writes, in one transaction, each
+cluster as `records.duplicate_of` on its non-canonical members plus ONE
+`merge` event. Nothing is deleted and `sources` rows stay on their records, so
+PRISMA can still count records per source and duplicates removed. A merge is
+undone by an `unmerge` event; grey-zone pairs wait in the `meta` table until a
+person decides them (`pair_decision` events, or a `merge` with rule "manual").
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from cluster.dedup import Cluster, deduplicate
+from cluster.dedup.merge import FILLABLE, choose_canonical, fill_missing
+from connectors.errors import ClusterError
+from db.store import Store, record_to_row, row_to_record
+
+Progress = Callable[[str, int, int], None]
+
+META_LAST = "dedup_last_record_id"
+META_PENDING = "dedup_pending_pairs"
+DECISIONS = ("same", "different")
+
+
+class DedupError(ClusterError):
+    """A deduplication request that cannot be carried out; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class DedupSummary:
+    """What one run did; `records_in` counts the records that stood for a work before it."""
+
+    records_in: int
+    new_records: int
+    pairs_compared: int
+    clusters: int
+    duplicates_marked: int
+    pairs_for_review: int
+    records_without_title: int
+    merge_ids: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"records_in": self.records_in, "new_records": self.new_records,
+                "pairs_compared": self.pairs_compared, "clusters": self.clusters,
+                "duplicates_marked": self.duplicates_marked,
+                "pairs_for_review": self.pairs_for_review,
+                "records_without_title": self.records_without_title,
+                "merge_ids": list(self.merge_ids)}
+
+
+@dataclass(frozen=True)
+class PendingPair:
+    a: int
+    b: int
+    score: float
+    rule: str
+
+
+# --- reading the log ---------------------------------------------------------------
+
+
+def _merge_events(store: Store) -> list[dict]:
+    return store.events("kind = 'merge'")
+
+
+def _undone(store: Store) -> set[str]:
+    return {e["data"].get("merge_id") for e in store.events("kind = 'unmerge'")}
+
+
+def _cannot_link(store: Store) -> set[frozenset[int]]:
+    """Record pairs a person called different, and the members of undone merges."""
+    out: set[frozenset[int]] = set()
+    for e in store.events("kind = 'pair_decision'"):
+        d = e["data"]
+        if e["value"] == "different":
+            out.add(frozenset((d["a"], d["b"])))
+    for e in store.events("kind = 'unmerge'"):
+        d = e["data"]
+        for m in d.get("members", []):
+            if m != d.get("canonical"):
+                out.add(frozenset((d.get("canonical"), m)))
+    return out
+
+
+def _decided(store: Store) -> set[frozenset[int]]:
+    return {frozenset((e["data"]["a"], e["data"]["b"])) for e in store.events("kind = 'pair_decision'")}
+
+
+def _stored_pending(store: Store) -> list[PendingPair]:
+    raw = json.loads(store.get_meta(META_PENDING, "[]") or "[]")
+    return [PendingPair(int(a), int(b), float(s), str(r)) for a, b, s, r in raw]
+
+
+def _save_pending(store: Store, pairs: Iterable[PendingPair]) -> None:
+    store.set_meta(META_PENDING, json.dumps([[p.a, p.b, p.score, p.rule] for p in pairs]))
+
+
+def pending_pairs(store: Store) -> list[PendingPair]:
+    """Grey-zone pairs still waiting for a person, between records that still stand apart."""
+    decided = _decided(store)
+    out, seen = [], set()
+    for p in _stored_pending(store):
+        try:
+            a, b = store.canonical_id(p.a), store.canonical_id(p.b)
+        except ClusterError:
+            continue
+        key = frozenset((a, b))
+        if a == b or key in decided or frozenset((p.a, p.b)) in decided or key in seen:
+            continue
+        seen.add(key)
+        out.append(PendingPair(min(a, b), max(a, b), p.score, p.rule))
+    return out
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def _write_merge(store: Store, ids: Sequence[int], items: Sequence[Any], cluster: Cluster,
+                 rule: str | None = None, reviewer: str | None = None) -> str:
+    canonical = ids[cluster.canonical]
+    members = [ids[i] for i in cluster.members]
+    record = items[cluster.canonical]
+    before_row = record_to_row(record)
+    before = {f: before_row[f] for f in cluster.filled}
+    if cluster.filled:
+        store.update_record(canonical, record.replace(**dict(cluster.filled)))
+    for m in members:
+        if m != canonical:
+            store.db.execute("UPDATE records SET duplicate_of = ? WHERE id = ?", [canonical, m])
+    merge_id = str(uuid.uuid4())
+    store.log_event("merge", record_id=canonical, reviewer=reviewer, data={
+        "merge_id": merge_id, "canonical": canonical, "members": members,
+        "score": cluster.score, "rule": rule or cluster.rule,
+        "filled": sorted(cluster.filled), "before": before,
+    })
+    return merge_id
+
+
+def _merged_canonicals(store: Store) -> set[int]:
+    return {r[0] for r in store.db.execute(
+        "SELECT DISTINCT duplicate_of FROM records WHERE duplicate_of IS NOT NULL")}
+
+
+def run_dedup(store: Store, *, progress: Progress | None = None) -> DedupSummary:
+    """Deduplicate the store: merge clear duplicates, keep grey pairs for review.
+
+    Only records added since the last run (ids above the one remembered in
+    `meta`) are compared, against each other and against every record that
+    still stands for a work; a second run with nothing new merges nothing.
+    """
+    rows = list(store.record_rows())
+    ids = [r["id"] for r in rows]
+    last = int(store.get_meta(META_LAST, "0") or 0)
+    new = [i for i, rid in enumerate(ids) if rid > last]
+    no_title = sum(1 for r in rows if not (r.get("title") or "").strip())
+    if not new:
+        return DedupSummary(len(rows), 0, 0, 0, 0, len(pending_pairs(store)), no_title, ())
+    items = [row_to_record(r) for r in rows]
+    index = {rid: i for i, rid in enumerate(ids)}
+    cannot = [(index[x], index[y]) for x, y in map(tuple, _cannot_link(store))
+              if x in index and y in index]
+    preferred = [index[c] for c in _merged_canonicals(store) if c in index]
+    result = deduplicate(items, new=None if last == 0 else new, preferred=preferred,
+                         cannot_link=cannot, progress=progress)
+    merge_ids = []
+    with store.transaction():
+        for c in result.clusters:
+            merge_ids.append(_write_merge(store, ids, items, c))
+        fresh = [PendingPair(ids[s.a], ids[s.b], s.score, s.rule) for s in result.review]
+        _save_pending(store, [*_stored_pending(store), *fresh])
+        store.set_meta(META_LAST, str(max(ids)))
+    return DedupSummary(len(rows), len(new), result.n_pairs, len(result.clusters),
+                        result.n_duplicates, len(pending_pairs(store)), no_title, tuple(merge_ids))
+
+
+def undo_merge(store: Store, merge_id: str, *, reviewer: str | None = None) -> dict[str, Any]:
+    """Split a merge again: clear `duplicate_of`, restore the canonical's own fields, log `unmerge`."""
+    event = next((e for e in _merge_events(store) if e["data"].get("merge_id") == merge_id), None)
+    if event is None:
+        raise DedupError(f"No merge with id {merge_id!r} in this store: "
+                         f"the merge ids are in the output of `cluster dedup --json`.")
+    if merge_id in _undone(store):
+        raise DedupError(f"Merge {merge_id} was already undone.")
+    data = event["data"]
+    canonical = data["canonical"]
+    others = [m for m in data["members"] if m != canonical]
+    with store.transaction():
+        for m in others:
+            store.db.execute("UPDATE records SET duplicate_of = NULL WHERE id = ? AND duplicate_of = ?",
+                             [m, canonical])
+        if data.get("before"):
+            store.db["records"].update(canonical, data["before"])
+        store.log_event("unmerge", record_id=canonical, reviewer=reviewer,
+                        undoes=event["id"], data={"merge_id": merge_id, "canonical": canonical,
+                                                  "members": data["members"]})
+    return {"merge_id": merge_id, "canonical": canonical, "restored": others}
+
+
+def decide_pairs(store: Store, decisions: Iterable[tuple[int, int, str]], *,
+                 reviewer: str | None = None) -> dict[str, int]:
+    """Record a person's decisions on pairs, all in one transaction.
+
+    "same" merges the two records' works (a `merge` event with rule "manual");
+    "different" is a `pair_decision` event that keeps later runs from joining them.
+    """
+    counts = {"same": 0, "different": 0}
+    with store.transaction():
+        for a, b, value in decisions:
+            if value not in DECISIONS:
+                raise DedupError(f"Unknown decision {value!r} for pair {a}-{b}: use same or different.")
+            ca, cb = store.canonical_id(a), store.canonical_id(b)
+            if value == "same" and ca != cb:
+                items = [store.get_record(ca), store.get_record(cb)]
+                canon = choose_canonical(items, [0, 1], preferred=[
+                    i for i, r in enumerate((ca, cb)) if r in _merged_canonicals(store)])
+                cluster = Cluster(canon, (0, 1), 1.0, "manual", fill_missing(items, canon, [0, 1]))
+                _write_merge(store, [ca, cb], items, cluster, rule="manual", reviewer=reviewer)
+            store.log_event("pair_decision", record_id=a, reviewer=reviewer, value=value,
+                            data={"a": a, "b": b})
+            counts[value] += 1
+    return counts
+
+
+FIELDS = ("title", "authors", "year", "journal", "volume", "issue", "pages", "doi", "pmid")
+
+
+def record_fields(store: Store, record_id: int) -> dict[str, str]:
+    """The fields shown to a person deciding a pair, as plain text."""
+    r = store.get_record(record_id)
+    out = {}
+    for f in FIELDS:
+        v = getattr(r, f)
+        out[f] = "; ".join(v) if isinstance(v, tuple) else ("" if v is None else str(v))
+    return out
+
+
+__all__ = ["DedupError", "DedupSummary", "PendingPair", "run_dedup", "undo_merge", "decide_pairs",
+           "pending_pairs", "record_fields", "FIELDS", "FILLABLE"]

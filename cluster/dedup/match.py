@@ -1,0 +1,228 @@
+"""Stage 3 of deduplication: score a candidate pair and say same, maybe or different.
+
+The order matters. Vetoes come first, because what looks alike is often not the
+same work: an erratum and its article, Part I and Part II, a conference abstract
+and the paper that followed, two articles of one journal on different pages, two
+different trustworthy DOIs. Identifiers come next but never alone: a DOI shared
+by a whole conference supplement or truncated by an export must agree with the
+title too. Then fuzzy agreement of title, authors, year (+/- 1 for ahead of
+print), journal (abbreviated or not) and pages. Pairs that are neither clearly
+the same nor clearly different are "maybe": left for a person to decide.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+from cluster.dedup.prepare import Prepared
+
+SAME = "same"
+MAYBE = "maybe"
+DIFFERENT = "different"
+
+
+@dataclass(frozen=True, slots=True)
+class PairScore:
+    """The verdict on one pair: `label` in same/maybe/different, `score` in 0..1, `rule` why."""
+
+    a: int
+    b: int
+    label: str
+    score: float
+    rule: str
+
+
+def _doi_conflict(a: Prepared, b: Prepared) -> bool:
+    if not (a.doi_trusted and b.doi_trusted) or a.doi_key == b.doi_key:
+        return False
+    # one DOI cut short by an export is not a different DOI
+    return not (a.doi_key.startswith(b.doi_key) or b.doi_key.startswith(a.doi_key))
+
+
+def journals_agree(a: str, b: str) -> bool:
+    """True when one journal name is the other or its abbreviation.
+
+    "mol cell cardiol" abbreviates "molecular cellular cardiology" word by word,
+    and a subtitle may follow ("clinical virology official publication ...");
+    but a shorter name hidden inside a longer one ("transplantation" in "heart
+    lung transplantation") is another journal.
+    """
+    if a == b:
+        return True
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    sw, lw = short.split(), long_.split()
+    if not sw or len(sw) > len(lw):
+        return False
+    if all(l.startswith(w) for w, l in zip(sw, lw)):
+        return True
+    return fuzz.ratio(a, b) >= 90
+
+
+def _numeric_range(p: Prepared) -> tuple[int, int] | None:
+    """Pages as numbers when both ends are plain numbers (not e-locators or "S12")."""
+    if p.pages_mangled or not p.page_first.isdigit() or not p.page_last.isdigit():
+        return None
+    first, last = int(p.page_first), int(p.page_last)
+    return (first, last) if last >= first else None  # "2297-2108" is a typo, not a range
+
+
+def _same_citation(a: Prepared, b: Prepared) -> bool:
+    """Title, first author, year, volume and first page all agree: one work, whatever its DOIs.
+
+    Publishers re-register DOIs (10.1006/jmcc.2002.2066 and
+    10.1016/S0022-2828(02)92066-3 are one article), so two different DOIs alone
+    cannot tell two works apart once the whole citation agrees.
+    """
+    return bool(a.title_key and a.title_key[:60] == b.title_key[:60]
+                and a.first_author and a.first_author == b.first_author
+                and a.year == b.year and a.volume and a.volume == b.volume
+                and a.page_first and a.page_first == b.page_first)
+
+
+_ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)")
+
+
+def _numbered(p: Prepared) -> dict[str, str]:
+    """Numbers tied to a word: "focus 1", "study 2", and ordinals "58th annual"."""
+    words = p.title.split()
+    out = {w: n for w, n in zip(words, words[1:]) if n.isdigit() and w.isalpha() and len(w) >= 3}
+    out.update({f"{w}#": n for n, w in zip(words, words[1:]) if _ORDINAL.fullmatch(n)})
+    return out
+
+
+def _numbers_differ(a: Prepared, b: Prepared) -> bool:
+    """"FOCUS 1" vs "FOCUS 2", "study 3" vs "study 4": a series, not one work."""
+    na, nb = _numbered(a), _numbered(b)
+    return any(nb.get(w, n) != n for w, n in na.items())
+
+
+def veto(a: Prepared, b: Prepared) -> str | None:
+    """Why two records cannot be the same work, or None."""
+    if _doi_conflict(a, b) and not _same_citation(a, b):
+        return "different DOIs"
+    if a.pmid and b.pmid and a.pmid != b.pmid:
+        return "different PMIDs"
+    if a.kind != b.kind:
+        return "erratum or comment vs article"
+    if a.part and b.part and a.part != b.part:
+        return "different parts"
+    if a.cochrane and b.cochrane and a.cochrane != b.cochrane:
+        return "different Cochrane reviews"
+    # a Cochrane review keeps its number across updated versions years apart
+    one_doi = (a.doi_trusted and a.doi_key == b.doi_key) or bool(a.cochrane and a.cochrane == b.cochrane)
+    if a.year and b.year and abs(a.year - b.year) > 1 and not one_doi:
+        return "years differ"
+    if _numbers_differ(a, b):
+        return "different numbers in the titles"
+    same_volume = bool(a.volume and a.volume == b.volume)
+    if one_doi and title_similarity(a, b) >= 95 and (same_volume or not (
+            a.journal and b.journal and not journals_agree(a.journal, b.journal))):
+        return None  # one DOI and one title: volume and page quirks of one export are noise
+    if a.volume and b.volume and a.volume != b.volume:
+        if a.journal and b.journal and not journals_agree(a.journal, b.journal):
+            return "another journal and volume"  # an abstract and its paper, a reprint
+        if a.volume_clean and b.volume_clean:
+            return "different volumes"
+    same_spot = same_volume and bool(a.page_first and a.page_first == b.page_first)
+    if a.is_abstract != b.is_abstract and not same_spot and (
+            (a.journal and b.journal and not journals_agree(a.journal, b.journal))
+            or (a.page_first and b.page_first and a.page_first != b.page_first)):
+        return "conference abstract vs paper"
+    ra, rb = _numeric_range(a), _numeric_range(b)
+    if ra and rb and (ra[1] < rb[0] or rb[1] < ra[0]):
+        if ((a.journal and b.journal and journals_agree(a.journal, b.journal))
+                            or (a.volume and a.volume == b.volume)):
+            return "different pages in the same journal"
+    return None
+
+
+def title_similarity(a: Prepared, b: Prepared) -> float:
+    if not a.title or not b.title:
+        return 0.0
+    if a.title_key == b.title_key:
+        return 100.0
+    return max(fuzz.ratio(a.title_key, b.title_key), fuzz.token_sort_ratio(a.title, b.title))
+
+
+def _truncated_title(a: Prepared, b: Prepared) -> bool:
+    """One title is the start of the other (a lost subtitle, a 255-character cut)."""
+    short, long_ = sorted((a.title_key, b.title_key), key=len)
+    return len(short) >= 30 and long_.startswith(short)
+
+
+def _pages_disagree(a: Prepared, b: Prepared) -> bool:
+    """First pages differ in number, written alike: "S25" and "25", "e143" and "739" do not count."""
+    if not (a.page_first and b.page_first):
+        return False
+    da, db = _page_digits(a.page_first), _page_digits(b.page_first)
+    same_style = a.page_first[0].isdigit() == b.page_first[0].isdigit()
+    return bool(da and db and da != db and same_style)
+
+
+def _page_digits(p: str) -> str:
+    return "".join(c for c in p if c.isdigit()).lstrip("0")
+
+
+def _long_range(p: Prepared) -> bool:
+    """Three pages or more: a paper, not an abstract sharing its page with others."""
+    r = _numeric_range(p)
+    return bool(r and r[1] - r[0] >= 2)
+
+
+def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
+    """Compare two prepared records; `i`, `j` are carried into the result."""
+    why = veto(a, b)
+    if why:
+        return PairScore(i, j, DIFFERENT, 0.0, why)
+    ts = title_similarity(a, b)
+    au = fuzz.token_set_ratio(a.authors, b.authors) if a.authors and b.authors else None
+    strong_id = bool((a.doi_key and a.doi_key == b.doi_key and (not a.cochrane or a.doi == b.doi))
+                     or (a.pmid and a.pmid == b.pmid))
+    # a Cochrane number spans versions whose titles were revised: only one with the same title
+    cochrane_versions = bool(a.cochrane and a.cochrane == b.cochrane and not strong_id)
+    same_id = strong_id or (cochrane_versions and a.title_key == b.title_key)
+    pages_conflict = bool(_pages_disagree(a, b) and not (a.pages_mangled or b.pages_mangled)
+                          and (a.is_abstract or b.is_abstract or not _long_range(a)
+                               or not _long_range(b)))
+    pages_equal = bool(a.page_first and a.page_first == b.page_first)
+    journal_ok = None if not (a.journal and b.journal) else journals_agree(a.journal, b.journal)
+    year_same = a.year is not None and a.year == b.year
+    score = round((0.6 * ts + 0.25 * (au if au is not None else 70) + 15 * pages_equal
+                   + 10 * same_id) / 100, 3)
+    score = min(score, 1.0)
+    authors_ok = au is None or au >= 70
+    if cochrane_versions and a.title_key != b.title_key:
+        return PairScore(i, j, MAYBE, score, "Cochrane review versions, titles differ")
+    if same_id:
+        if pages_conflict:
+            # one DOI over a supplement: abstracts on different pages are different works
+            return PairScore(i, j, MAYBE, score, "identifier, pages differ")
+        if ts >= 90 or (ts >= 75 and (au or 0) >= 80) \
+                or (ts >= 50 and (au or 0) >= 90 and pages_equal and _long_range(a)):
+            return PairScore(i, j, SAME, score, "identifier+title")
+        return PairScore(i, j, MAYBE, score, "identifier, titles differ")
+    if ts >= 95 and authors_ok and journal_ok is not False:
+        return PairScore(i, j, SAME, score, "title+authors")
+    if ts >= 90 and (au or 0) >= 85 and (pages_equal or (a.volume and a.volume == b.volume)) \
+            and journal_ok is not False:
+        return PairScore(i, j, SAME, score, "title+authors+venue")
+    if ts >= 95 and pages_equal and a.volume and a.volume == b.volume:
+        # names written family-first in one export and given-first in another
+        return PairScore(i, j, SAME, score, "title+volume+pages")
+    if ts >= 88 and (au or 0) >= 85 and pages_equal and a.volume and a.volume == b.volume \
+            and year_same:
+        # the journal named in another language or edition ("Masui", "Japanese J Anesthesiology")
+        return PairScore(i, j, SAME, score, "title+authors+volume+pages")
+    if _truncated_title(a, b) and (au or 0) >= 85 and year_same and journal_ok is not False:
+        return PairScore(i, j, SAME, score, "truncated title+authors")
+    if (au or 0) >= 75 and pages_equal and a.page_last == b.page_last and _long_range(a) \
+            and a.volume and a.volume == b.volume and year_same and journal_ok is not False \
+            and ts >= 30:
+        # a translated title: the rest of the citation is as good as an identifier
+        return PairScore(i, j, SAME, score, "authors+volume+pages")
+    if ts >= 85 or ((au or 0) >= 90 and pages_equal):
+        return PairScore(i, j, MAYBE, score, "grey zone")
+    return PairScore(i, j, DIFFERENT, score, "low similarity")

@@ -1,0 +1,257 @@
+"""Stage 1 of deduplication: turn each record into the normalised keys the later stages compare.
+
+Everything that decides whether two spellings are "the same" lives here, so that
+blocking and matching compare plain strings and numbers: titles without markup,
+case, diacritics or `[Chinese]`-style translation markers; author surnames from
+any of the ways exports write names; journals reduced to words whose prefixes
+an abbreviation shares; page ranges in one shape; DOIs that are trustworthy
+enough to veto a merge.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from connectors.record import (
+    Record,
+    fold,
+    normalize_doi,
+    normalize_pages,
+    normalize_pmid,
+    normalize_year,
+)
+
+_TAG = re.compile(r"<[^>]{1,200}>")
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+_LANGUAGES = (r"chinese|japanese|german|french|spanish|russian|italian|portuguese|polish|korean|"
+              r"dutch|czech|hungarian|turkish|danish|swedish|norwegian|finnish|hebrew|persian|"
+              r"greek|croatian|serbian|romanian|slovak|slovenian|bulgarian|ukrainian|lithuanian|"
+              r"estonian|latvian|arabic|icelandic")
+_LANGUAGE_MARKER = re.compile(
+    rf"[\[(](?:article in |in )?(?:{_LANGUAGES}|english abstract|author's transl)[^\])]{{0,40}}[\])]\.?",
+    re.IGNORECASE,
+)
+# Embase appends the language and the original title: "Donor heart preservation. Japanese\n..."
+_LANGUAGE_TAIL = re.compile(rf"[.?]\s*(?:{_LANGUAGES})\s*(?:\n.*)?$", re.IGNORECASE | re.DOTALL)
+_PART = re.compile(r"\bpart\s+([ivx]+|\d+|one|two|three|four|a|b)\b")
+_ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7",
+          "viii": "8", "ix": "9", "x": "10", "one": "1", "two": "2", "three": "3", "four": "4",
+          "a": "1", "b": "2"}
+_ERRATUM = re.compile(r"^(?:erratum|errata|corrigendum|correction|retraction|retracted|"
+                      r"expression of concern|notice of retraction)\b")
+_COMMENT = re.compile(r"^(?:comment(?:ary)? on|re|response|reply|in reply|author reply|"
+                      r"authors reply|letter|editorial comment)\b")
+# "proceedings" and "annual" also name journals (Proc Biol Sci, Annu Rev ...): not evidence
+_ABSTRACT_VENUE = re.compile(r"\b(?:abstracts?|congress|meeting|conference|symposium)\b")
+_SUPPL = re.compile(r"\bsuppl|\bsupplement|\bs\d", re.IGNORECASE)
+_JOURNAL_STOP = frozenset({"the", "of", "and", "for", "in", "on", "a", "an", "de", "la", "le",
+                           "der", "die", "und", "et", "y", "i", "fur", "voor", "des", "du", "official",
+                           "journal", "j"})
+_PARTICLES = frozenset({"de", "van", "von", "der", "den", "la", "le", "di", "da", "du", "del",
+                        "dos", "das", "el", "al", "ten", "ter", "mc", "st"})
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The comparison keys of one record; `key` is the caller's identifier for it."""
+
+    key: Any
+    title: str          # folded words, single-spaced
+    title_key: str      # the same without spaces: robust to hyphenation and spacing
+    authors: str        # folded surnames (no initials), space-separated
+    first_author: str
+    year: int | None
+    journal: str        # folded journal words without stop words
+    volume: str
+    issue: str
+    page_first: str
+    page_last: str
+    doi: str | None
+    doi_key: str        # the DOI compared: punctuation-free, Cochrane version suffix dropped
+    doi_trusted: bool
+    cochrane: str       # Cochrane review number, from the DOI or the "pages" (CD003463)   # long enough to veto a merge when it differs
+    pmid: str | None
+    kind: str           # "", "erratum" or "comment": never the same work as a plain article
+    part: str           # "Part II" -> "2"
+    is_abstract: bool   # looks like a conference abstract
+    volume_clean: bool  # a plain number ("26", "160-161"), not "1)" or a supplement number
+    pages_mangled: bool  # a spreadsheet turned the range into a date: not trusted for vetoes
+    completeness: int
+
+
+def _fold(text: str) -> str:
+    # most exported text is ASCII: skip the per-character Unicode decomposition
+    return text.lower() if text.isascii() else fold(text)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(v) for v in value if v)
+    return str(value)
+
+
+# British and American spellings of one title must block and compare alike
+_AMERICAN = {"ae": "e", "oe": "e", "isation": "ization", "ised": "ized", "ising": "izing",
+             "ise": "ize", "our": "or", "tre": "ter"}
+_BRITISH = re.compile(r"(?<=[a-z])(?:ae|oe)(?=[a-z])|(?:isation|ised|ising|ise)\b|(?<=[a-z]{3})(?:our|tre)\b")
+_NOTE = re.compile(r"(?<=.)\[[^\]]*(?:\]|$)")
+
+
+def normalize_title(value: Any) -> str:
+    """Folded words of a title: no markup, case, diacritics, punctuation or language markers.
+
+    Bracketed notes after the title ("[Erratum appears in ...]", "[Review] [53
+    refs]") are export annotations, not title words; a title wholly in brackets
+    is PubMed's English translation of a non-English title and is kept.
+    """
+    text = html.unescape(_text(value))
+    text = _TAG.sub(" ", text)
+    text = _NOTE.sub(" ", text.strip())
+    text = _LANGUAGE_MARKER.sub(" ", text)
+    text = _LANGUAGE_TAIL.sub("", text)
+    text = _NON_WORD.sub(" ", _fold(text)).strip()
+    return _BRITISH.sub(lambda m: _AMERICAN[m.group(0)], text)
+
+
+def author_surnames(value: Any) -> list[str]:
+    """Surnames from "Smith, J; Doe, A", "Smith J.Doe A.", "John Smith and Ann Doe" alike.
+
+    Initials are dropped rather than matched: exports disagree on whether they
+    give initials or full given names, while the surname is nearly always intact.
+    """
+    raw = html.unescape(_text(value))
+    # run-together ASySD exports: "Przyklenk K.Kloner R. A." -> split after an initial's dot
+    raw = re.sub(r"\.(?=\S)", ". ", raw).replace(" and ", " ")
+    # run-together full names: "Saif Muhammad WasifKim Richard"
+    raw = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", raw)
+    shouting = raw.isupper()
+    words = []
+    for w in _NON_WORD.sub(" ", raw).split():
+        # "JW" in "Smith JW" is initials; "LI" in an all-caps export is a surname
+        if len(w) == 1 or (len(w) <= 3 and w.isupper() and not shouting):
+            continue
+        f = _fold(w)
+        if f not in {"et", "al", "jr", "sr"}:
+            words.append(f)
+    return words
+
+
+def journal_words(value: Any) -> str:
+    # "(Munich)", "(Online)", "[Electronic Resource]" name an edition, not another journal
+    text = re.sub(r"[\[(][^\])]*[\])]", " ", html.unescape(_text(value)))
+    words = _NON_WORD.sub(" ", _fold(text)).split()
+    return " ".join(w for w in words if w not in _JOURNAL_STOP)
+
+
+def _digits(value: Any) -> str:
+    m = re.search(r"\d+", _text(value))
+    return m.group(0).lstrip("0") if m else ""
+
+
+_FIRST_PAGE = re.compile(r"([a-z]*)(\d+)(?:-([a-z]*)(\d+))?")
+_CLEAN_VOLUME = re.compile(r"^\s*\d{1,5}(?:\s*-\s*\d{1,5})?(?:\s*\(\d{1,4}\))?\s*$")
+_PAGE_START = re.compile(r"^\s*(?:[A-Za-z]{0,3}\d|$)")
+_EXCEL_DATE = re.compile(r"^\s*(?:\d{1,2}-[A-Za-z]{3}|[A-Za-z]{3}-\d{1,2})\s*$")
+
+
+def _pages(value: Any) -> tuple[str, str]:
+    """First and last page; of several ranges ("230-5, 246-51") the first is kept."""
+    norm = (normalize_pages(_text(value) or None) or "").lower()
+    m = _FIRST_PAGE.search(norm)
+    if not m:
+        return "", ""
+    prefix, first, prefix2, last = m.groups()
+    first = first.lstrip("0") or "0"
+    if last is None:
+        return prefix + first, prefix + first
+    last = last.lstrip("0") or "0"
+    if len(last) < len(first) and int(first[: len(first) - len(last)] + last) >= int(first):
+        last = first[: len(first) - len(last)] + last  # "230-5" -> 230-235
+    return prefix + first, (prefix2 or prefix) + last
+
+
+def _trusted_doi(doi: str | None) -> bool:
+    if not doi:
+        return False
+    suffix = doi.split("/", 1)[1] if "/" in doi else ""
+    # truncated exports end right after a publisher prefix ("10.1016/s0022")
+    return len(suffix) >= 7 and not suffix.endswith(("-", "(", "."))
+
+
+_COCHRANE_VERSION = re.compile(r"^(10\.1002/14651858\.cd\d+)\.pub\d+$")
+
+
+def doi_key(doi: str | None) -> str:
+    """What two DOIs must share to name one work.
+
+    Punctuation is dropped because exports lose slashes and dots
+    ("10.1210/endrevbnz002"); a Cochrane review keeps one review number
+    across its versions (".pub2", ".pub3"), which the labelled sets count
+    as one record.
+    """
+    if not doi:
+        return ""
+    m = _COCHRANE_VERSION.match(doi)
+    return re.sub(r"[\W_]+", "", m.group(1) if m else doi)
+
+
+_COCHRANE_ID = re.compile(r"^cd0*(\d{3,6})$|^10\.1002/14651858\.cd0*(\d{4,6})")
+
+
+def _cochrane(doi: str | None, page_first: str) -> str:
+    for text in (doi or "", page_first):
+        m = _COCHRANE_ID.match(text)
+        if m:
+            return m.group(1) or m.group(2)
+    return ""
+
+
+def _get(item: Any, name: str) -> Any:
+    if isinstance(item, dict) or (not isinstance(item, Record) and isinstance(item, Mapping)):
+        return item.get(name)
+    return getattr(item, name, None)
+
+
+def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
+    """Normalise one record (a `Record` or a mapping with the same field names)."""
+    title = normalize_title(_get(item, "title"))
+    surnames = author_surnames(_get(item, "authors"))
+    journal = journal_words(_get(item, "journal"))
+    pages_raw = _text(_get(item, "pages"))
+    first, last = _pages(pages_raw)
+    doi = normalize_doi(_text(_get(item, "doi")) or None)
+    pmid = normalize_pmid(_get(item, "pmid"))
+    year = normalize_year(_get(item, "year"))
+    volume_raw = _text(_get(item, "volume"))
+    issue_raw = _text(_get(item, "issue"))
+    kind = ""
+    if _ERRATUM.match(title):
+        kind = "erratum"
+    elif _COMMENT.match(title):
+        kind = "comment"
+    m = _PART.search(title)
+    part = _ROMAN.get(m.group(1), m.group(1)) if m else ""
+    venue = f"{journal} {_fold(volume_raw)} {_fold(issue_raw)}"
+    is_abstract = bool(
+        _ABSTRACT_VENUE.search(journal) or _SUPPL.search(volume_raw) or _SUPPL.search(issue_raw)
+        or (first[:1] == "s" and first[1:2].isdigit()) or "abstract" in venue.split()
+        or pages_raw.lower().startswith("suppl")
+    )
+    fields = (title, surnames, journal, first, doi, pmid, year, volume_raw, issue_raw,
+              _text(_get(item, "abstract")).strip())
+    return Prepared(
+        key=key, title=title, title_key=title.replace(" ", ""), authors=" ".join(surnames),
+        first_author=next((w for w in surnames if w not in _PARTICLES), ""), year=year, journal=journal,
+        volume=_digits(volume_raw), issue=_digits(issue_raw), page_first=first, page_last=last,
+        doi=doi, doi_key=doi_key(doi), cochrane=_cochrane(doi, first), doi_trusted=_trusted_doi(doi), pmid=pmid, kind=kind, part=part,
+        is_abstract=is_abstract,
+        volume_clean=bool(_CLEAN_VOLUME.match(volume_raw)) and not is_abstract,
+        pages_mangled=bool(_EXCEL_DATE.match(pages_raw))
+        or not _PAGE_START.match(pages_raw),
+        completeness=sum(1 for f in fields if f),
+    )

@@ -1,0 +1,118 @@
+"""Deciding grey-zone pairs: side by side in the terminal, or in a CSV file elsewhere.
+
+The interactive loop takes its keypress reader and its printer as arguments,
+so the command line passes `click.getchar`/`click.echo` and tests pass a
+scripted list of keys. Each decision is written as soon as it is made (one
+transaction each), so quitting half-way loses nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import textwrap
+from pathlib import Path
+from typing import Callable
+
+from cluster.dedup.apply import FIELDS, DedupError, decide_pairs, pending_pairs, record_fields
+from db.store import Store
+
+KEYS = {"s": "same", "d": "different", "k": "skip", "q": "quit"}
+PROMPT = "[s]ame  [d]ifferent  s[k]ip  [q]uit > "
+
+
+def side_by_side(left: dict[str, str], right: dict[str, str], *, width: int = 100,
+                 header: tuple[str, str] = ("A", "B")) -> str:
+    """Two records in two columns, field by field, wrapped to `width`; differing fields marked."""
+    label_w = 9
+    col = max(20, (width - label_w - 5) // 2)
+    lines = [f"{'':{label_w}}   {header[0]:<{col}} | {header[1]}"]
+    for f in FIELDS:
+        a, b = left.get(f, ""), right.get(f, "")
+        wa = textwrap.wrap(a, col) or [""]
+        wb = textwrap.wrap(b, col) or [""]
+        mark = " " if a.strip().lower() == b.strip().lower() else "*"
+        for k in range(max(len(wa), len(wb))):
+            name = f if k == 0 else ""
+            lines.append(f"{name:<{label_w}} {mark if k == 0 else ' '} "
+                         f"{(wa[k] if k < len(wa) else ''):<{col}} | {wb[k] if k < len(wb) else ''}")
+    return "\n".join(lines)
+
+
+def review_session(store: Store, getchar: Callable[[], str], echo: Callable[[str], None], *,
+                   reviewer: str | None = None, width: int = 100) -> dict[str, int]:
+    """Show each pending pair and record the key pressed; returns counts per answer."""
+    pairs = pending_pairs(store)
+    counts = {"same": 0, "different": 0, "skip": 0, "left": len(pairs)}
+    if not pairs:
+        echo("No pairs are waiting for review.")
+        return counts
+    for n, p in enumerate(pairs, 1):
+        echo(f"\nPair {n} of {len(pairs)} (score {p.score:.2f}, {p.rule})")
+        echo(side_by_side(record_fields(store, p.a), record_fields(store, p.b), width=width,
+                          header=(f"record {p.a}", f"record {p.b}")))
+        answer = None
+        while answer is None:
+            echo(PROMPT)
+            answer = KEYS.get((getchar() or "").lower())
+        if answer == "quit":
+            break
+        counts["left"] -= 1
+        if answer == "skip":
+            counts["skip"] += 1
+            continue
+        decide_pairs(store, [(p.a, p.b, answer)], reviewer=reviewer)
+        counts[answer] += 1
+    counts["left"] = len(pending_pairs(store))
+    return counts
+
+
+EXPORT_COLUMNS = ["a", "b", "score", "rule", "decision"] + [
+    f"{side}_{f}" for f in FIELDS for side in ("a", "b")]
+
+
+def export_pairs(store: Store, path: str | Path) -> int:
+    """Write the pending pairs to CSV with an empty `decision` column; returns how many."""
+    pairs = pending_pairs(store)
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=EXPORT_COLUMNS)
+            w.writeheader()
+            for p in pairs:
+                ra, rb = record_fields(store, p.a), record_fields(store, p.b)
+                row = {"a": p.a, "b": p.b, "score": f"{p.score:.3f}", "rule": p.rule, "decision": ""}
+                for f in FIELDS:
+                    row[f"a_{f}"], row[f"b_{f}"] = ra[f], rb[f]
+                w.writerow(row)
+    except OSError as exc:
+        raise DedupError(f"Cannot write {path}: {exc.strerror}; choose a writable path.") from None
+    return len(pairs)
+
+
+def import_pairs(store: Store, path: str | Path, *, reviewer: str | None = None) -> dict[str, int]:
+    """Apply the decisions (same / different; blank or skip = undecided) of an exported CSV."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except FileNotFoundError:
+        raise DedupError(f"No file at {path}: give the CSV written by --export-pairs.") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DedupError(f"Cannot read {path} ({exc}): give the CSV written by --export-pairs.") from None
+    if rows and not {"a", "b", "decision"} <= set(rows[0]):
+        raise DedupError(f"{path} has no a, b and decision columns: give the CSV written by --export-pairs.")
+    decisions, skipped = [], 0
+    for line, row in enumerate(rows, 2):
+        value = (row.get("decision") or "").strip().lower()
+        if value in ("", "skip"):
+            skipped += 1
+            continue
+        if value not in ("same", "different"):
+            raise DedupError(f"{path} line {line}: decision {value!r} is not same, different or skip.")
+        try:
+            a, b = int(row["a"]), int(row["b"])
+        except (TypeError, ValueError):
+            raise DedupError(f"{path} line {line}: a and b must be record ids.") from None
+        decisions.append((a, b, value))
+    counts = decide_pairs(store, decisions, reviewer=reviewer)
+    counts["skipped"] = skipped
+    counts["left"] = len(pending_pairs(store))
+    return counts
