@@ -140,6 +140,10 @@ class LoopbackServer:
             daemon_threads = True
             allow_reuse_address = True
 
+            def handle_error(self, request, client_address):
+                # a client that gave up (timeout, injected reset) is normal here
+                pass
+
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
@@ -200,10 +204,15 @@ class LoopbackServer:
         if self.slow_seconds:
             time.sleep(self.slow_seconds)
         status = resp.status
-        if fault is not None:
-            status = self._send_fault(h, fault, resp)
-        else:
-            self._send(h, resp)
+        try:
+            if fault is not None:
+                status = self._send_fault(h, fault, resp)
+            else:
+                self._send(h, resp)
+        except (BrokenPipeError, ConnectionResetError):
+            # the client hung up first (its read timeout): nothing was served
+            h.close_connection = True
+            return
         with self._lock:
             self.log.append(LoggedRequest(t, method, split.path, req.params, status))
 
