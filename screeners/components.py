@@ -108,9 +108,10 @@ class NoBalance(Component):
 @register("balance")
 @dataclass(frozen=True)
 class Balanced(Component):
-    """Includes weigh `ratio * excludes / includes` and excludes 1, so both classes
-    carry the same total weight when ratio is 1 (includes are rare; without this
-    the model learns "exclude everything")."""
+    """The includes as a class weigh `ratio` times the excludes as a class (ratio 1
+    is the usual "balanced" class weight), rescaled so the weights sum to the
+    number of labelled records and the classifier's C keeps its meaning.
+    Includes are rare; without this the model learns "exclude everything"."""
 
     name: ClassVar[str] = "balanced"
     kind: ClassVar[str] = "balance"
@@ -121,7 +122,8 @@ class Balanced(Component):
         n0 = len(y) - n1
         if n0 == 0 or n1 == 0:
             return np.ones(len(y), dtype=np.float64)
-        return np.where(y == 1, self.ratio * n0 / n1, 1.0)
+        w = np.where(y == 1, self.ratio / n1, 1.0 / n0)
+        return w * (len(y) / w.sum())
 
 
 # --- classifiers: fit on the labelled rows, score every row ---------------------
@@ -186,9 +188,7 @@ class ComplementNb(Component):
         _check_two_classes(y)
         m = ComplementNB(alpha=self.alpha)
         m.fit(X[train], y, sample_weight=w)
-        jll = m.predict_joint_log_proba(X) if hasattr(m, "predict_joint_log_proba") else None
-        if jll is None:  # older scikit-learn
-            jll = m._joint_log_likelihood(X)  # noqa: SLF001
+        jll = m.predict_joint_log_proba(X)
         pos = list(m.classes_).index(1)
         return np.asarray(jll[:, pos] - jll[:, 1 - pos]).ravel()
 

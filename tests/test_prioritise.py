@@ -90,10 +90,13 @@ def test_unknown_component_and_model_are_one_sentence():
 
 def test_balanced_weights_give_each_class_equal_total_weight():
     y = np.array([1, 0, 0, 0, 0, 0])
+    # include 1/1, excludes 1/5 each, rescaled to sum to 6: 3 and 0.6
     w = make("balance", "balanced").weights(y)
-    assert w.tolist() == [5.0, 1, 1, 1, 1, 1]
-    assert w[y == 1].sum() == w[y == 0].sum()
-    assert make("balance", "balanced", ratio=2.0).weights(y)[0] == 10.0
+    assert w.tolist() == pytest.approx([3.0, 0.6, 0.6, 0.6, 0.6, 0.6])
+    assert w[y == 1].sum() == pytest.approx(w[y == 0].sum())
+    # ratio 2: include 2/1, excludes 1/5, sum 3, times 2: 4 and 0.4
+    w2 = make("balance", "balanced", ratio=2.0).weights(y)
+    assert w2.tolist() == pytest.approx([4.0, 0.4, 0.4, 0.4, 0.4, 0.4])
     assert make("balance", "none").weights(y).tolist() == [1.0] * 6
 
 

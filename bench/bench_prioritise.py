@@ -1,0 +1,89 @@
+"""Speed of one prioritiser update on a 10,000-record store (../shared data).
+
+Builds a temporary store from the first 10,000 records of three labelled
+datasets, logs decisions one at a time in the order the prioritiser proposes
+(labels from the data), and times each `rank()` call over all unscreened
+records: the time a reviewer would wait between two records. Prints the
+median and 90th percentile beside the feature fit (paid once per store
+content) and the time to derive labels from the log (the baseline every
+update pays). Prints figures, never pass/fail.
+
+    python bench/bench_prioritise.py [--updates 60] [--model default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data" / "screening"
+SETS = ("van_de_Schoot_2017", "Appenzeller-Herzog_2019", "Nagtegaal_2019")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--updates", type=int, default=60)
+    ap.add_argument("--records", type=int, default=10000)
+    args = ap.parse_args()
+    if not SHARED.exists():
+        print("../shared/data/screening is absent: benchmark skipped")
+        return
+    from connectors.record import Record
+    from db.store import open_store
+    from screeners import prioritise
+    from screeners.protocol import set_protocol
+    from screeners.state import training_labels
+
+    rows = []
+    for name in SETS:
+        with open(SHARED / f"{name}.csv", newline="", encoding="utf-8") as fh:
+            rows += [(r["title"], r["abstract"], int(r["label_included"])) for r in csv.DictReader(fh)]
+    rows = rows[: args.records]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(Path(tmp) / "bench.db")
+        with store.transaction():
+            ids = [store.add_record(Record(title=t or None, abstract=a or None)) for t, a, _ in rows]
+        set_protocol(store, reviewers_per_record=1, question="latent trajectories of PTSD after trauma")
+        label = dict(zip(ids, (y for _, _, y in rows)))
+        t0 = time.perf_counter()
+        prioritise.features(store)
+        feat = time.perf_counter() - t0
+        first_inc = next(i for i in ids if label[i])
+        first_exc = next(i for i in ids if not label[i])
+        for rid in (first_inc, first_exc):
+            store.log_event("decision", record_id=rid, reviewer="ann", stage="title-abstract",
+                            value="include" if label[rid] else "exclude")
+        pending = [i for i in ids if i not in (first_inc, first_exc)]
+        times, label_times = [], []
+        for _ in range(args.updates):
+            t0 = time.perf_counter()
+            ranked = prioritise.rank(store, "title-abstract", "ann", pending)
+            times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            training_labels(store, "title-abstract", "ann")
+            label_times.append(time.perf_counter() - t0)
+            nxt = ranked[0][0]
+            store.log_event("decision", record_id=nxt, reviewer="ann", stage="title-abstract",
+                            value="include" if label[nxt] else "exclude")
+            pending.remove(nxt)
+        store.close()
+    times.sort()
+    print(f"store: {len(ids)} records; {args.updates} updates (decision logged, then rank() "
+          "of every unscreened record)")
+    print(f"feature fit (once per store content): {feat:.2f} s")
+    print(f"rank() per update: median {statistics.median(times):.3f} s, "
+          f"90th percentile {times[int(0.9 * len(times)) - 1]:.3f} s, max {times[-1]:.3f} s")
+    print(f"of which deriving labels from the log (baseline): median "
+          f"{statistics.median(label_times):.3f} s")
+    print(f"ratio median rank() / 0.2 s budget: {statistics.median(times) / 0.2:.2f}")
+
+
+if __name__ == "__main__":
+    main()
