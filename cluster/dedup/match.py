@@ -200,7 +200,7 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
         if pages_conflict:
             # one DOI over a supplement: abstracts on different pages are different works
             return PairScore(i, j, MAYBE, score, "identifier, pages differ")
-        if ts >= 90 or (ts >= 75 and (au or 0) >= 80) \
+        if ts >= 90 or (ts >= 75 and (au or 0) >= 80) or (_truncated_title(a, b) and authors_ok) \
                 or (ts >= 50 and (au or 0) >= 90 and pages_equal and _long_range(a)):
             return PairScore(i, j, SAME, score, "identifier+title")
         return PairScore(i, j, MAYBE, score, "identifier, titles differ")
