@@ -99,6 +99,12 @@ def _numbers_differ(a: Prepared, b: Prepared) -> bool:
     return any(nb.get(w, n) != n for w, n in na.items())
 
 
+def _supplement_volume(a: Prepared, b: Prepared) -> bool:
+    """One record numbers a supplement as its volume ("J Rheumatol Suppl 51"), the other as its issue."""
+    return any(x.supplement and x.supplement == x.volume and x.supplement in (y.supplement, y.issue)
+               for x, y in ((a, b), (b, a)))
+
+
 def veto(a: Prepared, b: Prepared) -> str | None:
     """Why two records cannot be the same work, or None."""
     if _doi_conflict(a, b) and not _same_citation(a, b):
@@ -121,7 +127,7 @@ def veto(a: Prepared, b: Prepared) -> str | None:
     if one_doi and title_similarity(a, b) >= 95 and (same_volume or not (
             a.journal and b.journal and not journals_agree(a.journal, b.journal))):
         return None  # one DOI and one title: volume and page quirks of one export are noise
-    if a.volume and b.volume and a.volume != b.volume:
+    if a.volume and b.volume and a.volume != b.volume and not _supplement_volume(a, b):
         if a.journal and b.journal and not journals_agree(a.journal, b.journal):
             return "another journal and volume"  # an abstract and its paper, a reprint
         if a.volume_clean and b.volume_clean:
@@ -197,8 +203,9 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     if cochrane_versions and a.title_key != b.title_key:
         return PairScore(i, j, MAYBE, score, "Cochrane review versions, titles differ")
     if same_id:
-        if pages_conflict:
-            # one DOI over a supplement: abstracts on different pages are different works
+        if pages_conflict and not (ts >= 95 and au is not None and au >= 90):
+            # one DOI over a supplement: abstracts on different pages are different works,
+            # unless title and authors agree too (then a page number was mistyped)
             return PairScore(i, j, MAYBE, score, "identifier, pages differ")
         if ts >= 90 or (ts >= 75 and (au or 0) >= 80) or (_truncated_title(a, b) and authors_ok) \
                 or (ts >= 50 and (au or 0) >= 90 and pages_equal and _long_range(a)):

@@ -84,6 +84,7 @@ class Prepared:
     is_abstract: bool   # looks like a conference abstract
     volume_clean: bool  # a plain number ("26", "160-161"), not "1)" or a supplement number
     pages_mangled: bool  # a spreadsheet turned the range into a date: not trusted for vetoes
+    supplement: str     # supplement number: "Suppl 51" in the issue, or the volume of a "... Suppl" journal
     completeness: int
 
 
@@ -148,10 +149,25 @@ def author_surnames(value: Any) -> list[str]:
 
 
 def journal_words(value: Any) -> str:
-    # "(Munich)", "(Online)", "[Electronic Resource]" name an edition, not another journal
+    # "(Munich)", "(Online)", "[Electronic Resource]" name an edition, not another journal;
+    # "Scand J Gastroenterol Suppl" is the supplement series of its journal, not another one
     text = re.sub(r"[\[(][^\])]*[\])]", " ", html.unescape(_text(value)))
     words = _NON_WORD.sub(" ", _fold(text)).split()
-    return " ".join(w for w in words if w not in _JOURNAL_STOP)
+    return " ".join(w for w in words if w not in _JOURNAL_STOP and w not in _SUPPL_WORDS)
+
+
+_SUPPL_WORDS = frozenset({"suppl", "supplement", "supplementum"})
+_SUPPL_NUMBER = re.compile(r"\bsuppl\w*\.?\s*(\d+)", re.IGNORECASE)
+
+
+def _supplement(journal_raw: str, volume_raw: str, issue_raw: str) -> str:
+    for text in (issue_raw, volume_raw):
+        m = _SUPPL_NUMBER.search(text)
+        if m:
+            return m.group(1).lstrip("0")
+    if _SUPPL_WORDS & set(_NON_WORD.sub(" ", _fold(journal_raw)).split()):
+        return _digits(volume_raw)
+    return ""
 
 
 def _digits(value: Any) -> str:
@@ -266,5 +282,6 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         volume_clean=bool(_CLEAN_VOLUME.match(volume_raw)) and not is_abstract,
         pages_mangled=bool(_EXCEL_DATE.match(pages_raw))
         or not _PAGE_START.match(pages_raw),
+        supplement=_supplement(_text(_get(item, "journal")), volume_raw, issue_raw),
         completeness=sum(1 for f in fields if f),
     )
