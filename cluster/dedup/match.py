@@ -132,10 +132,12 @@ def veto(a: Prepared, b: Prepared) -> str | None:
             return "another journal and volume"  # an abstract and its paper, a reprint
         if a.volume_clean and b.volume_clean:
             return "different volumes"
-    same_spot = same_volume and bool(a.page_first and a.page_first == b.page_first)
+    # supplement pages are written "B13", "S84", "84S" or "13" by different exports
+    pa, pb = _page_digits(a.page_first), _page_digits(b.page_first)
+    same_spot = same_volume and bool(pa and pa == pb)
     if a.is_abstract != b.is_abstract and not same_spot and (
             (a.journal and b.journal and not journals_agree(a.journal, b.journal))
-            or (a.page_first and b.page_first and a.page_first != b.page_first)):
+            or (pa and pb and pa != pb)):
         return "conference abstract vs paper"
     ra, rb = _numeric_range(a), _numeric_range(b)
     if ra and rb and (ra[1] < rb[0] or rb[1] < ra[0]):
@@ -203,6 +205,9 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     if cochrane_versions and a.title_key != b.title_key:
         return PairScore(i, j, MAYBE, score, "Cochrane review versions, titles differ")
     if same_id:
+        if ts < 70 and au is not None and au < 70:
+            # a DOI shared by a whole supplement or issue: other title, other people, other work
+            return PairScore(i, j, DIFFERENT, score, "identifier, title and authors differ")
         if pages_conflict and not (ts >= 95 and au is not None and au >= 90):
             # one DOI over a supplement: abstracts on different pages are different works,
             # unless title and authors agree too (then a page number was mistyped)
