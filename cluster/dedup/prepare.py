@@ -43,7 +43,7 @@ _ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii"
 _ERRATUM = re.compile(r"^(?:erratum|errata|corrigendum|correction)s?(?: (?:to|for|of|on|in))?\b")
 _RETRACTION = re.compile(r"^(?:retraction|retracted|expression of concern|notice of retraction)\b")
 # Web of Science names a correction by its article's title and citation: "Title (vol 49 pg 931 2019)"
-_ERRATUM_CITATION = re.compile(r"\s*\bvol \d+(?: pg)? [a-z]?\d+ (?:19|20)\d\d$")
+_ERRATUM_CITATION = re.compile(r"\s*\bvol \d+(?: pg)? [a-z]?\d+ (?:19|20)\d\d$|\s*\b(?:erratum|corrigendum)$")
 # a withdrawn Cochrane review is a new version of the review under the same title
 _WITHDRAWN = re.compile(r"^withdrawn\b\s*")
 _REPRINT_NOTE = re.compile(r"\s*\((?:reprinted|republished) (?:from|in)\b[^)]*\)?\s*$", re.IGNORECASE)
@@ -152,7 +152,7 @@ def journal_words(value: Any) -> str:
     # "(Munich)", "(Online)", "[Electronic Resource]" name an edition, not another journal;
     # "Scand J Gastroenterol Suppl" is the supplement series of its journal, not another one
     text = re.sub(r"[\[(][^\])]*[\])]", " ", html.unescape(_text(value)))
-    words = _NON_WORD.sub(" ", _fold(text)).split()
+    words = _BRITISH.sub(lambda m: _AMERICAN[m.group(0)], _NON_WORD.sub(" ", _fold(text))).split()
     return " ".join(w for w in words if w not in _JOURNAL_STOP and w not in _SUPPL_WORDS)
 
 
