@@ -58,7 +58,29 @@ def journals_agree(a: str, b: str) -> bool:
         return False
     if all(l.startswith(w) for w, l in zip(sw, lw)):
         return True
-    return fuzz.ratio(a, b) >= 90
+    return fuzz.ratio(a, b) >= 90 or _abbreviates(sw, lw)
+
+
+def _abbreviates(sw: list[str], lw: list[str]) -> bool:
+    """Each short word abbreviates one or more whole long words run together, in order:
+    "eur arch otorhinolaryngol" for "european archives oto rhino laryngology"."""
+    joined = "".join(lw)
+    starts, pos = set(), 0
+    for w in lw:
+        starts.add(pos)
+        pos += len(w)
+    at = 0
+    for k, w in enumerate(sw):
+        hit = joined.find(w, at)
+        while hit != -1 and hit not in starts:
+            hit = joined.find(w, hit + 1)
+        if hit == -1 or (k == 0 and hit != 0):
+            return False
+        # the next short word starts at the next long word: nothing skipped silently beyond that
+        at = hit + len(w)
+        nxt = min((s for s in starts if s >= at), default=len(joined))
+        at = nxt
+    return at == len(joined)
 
 
 def _numeric_range(p: Prepared) -> tuple[int, int] | None:
@@ -76,8 +98,8 @@ def _same_citation(a: Prepared, b: Prepared) -> bool:
     10.1016/S0022-2828(02)92066-3 are one article), so two different DOIs alone
     cannot tell two works apart once the whole citation agrees.
     """
-    return bool(a.title_key and a.title_key[:60] == b.title_key[:60]
-                and a.first_author and a.first_author == b.first_author
+    return bool(a.title_key and (a.title_key[:60] == b.title_key[:60] or _title_inside(a, b))
+                and a.first_author and fuzz.ratio(a.first_author, b.first_author) >= 80
                 and a.year == b.year and a.volume and a.volume == b.volume
                 and a.page_first and a.page_first == b.page_first)
 
@@ -99,6 +121,12 @@ def _numbers_differ(a: Prepared, b: Prepared) -> bool:
     return any(nb.get(w, n) != n for w, n in na.items())
 
 
+def _supplement_volume(a: Prepared, b: Prepared) -> bool:
+    """One record numbers a supplement as its volume ("J Rheumatol Suppl 51"), the other as its issue."""
+    return any(x.supplement and x.supplement == x.volume and x.supplement in (y.supplement, y.issue)
+               for x, y in ((a, b), (b, a)))
+
+
 def veto(a: Prepared, b: Prepared) -> str | None:
     """Why two records cannot be the same work, or None."""
     if _doi_conflict(a, b) and not _same_citation(a, b):
@@ -118,18 +146,20 @@ def veto(a: Prepared, b: Prepared) -> str | None:
     if _numbers_differ(a, b):
         return "different numbers in the titles"
     same_volume = bool(a.volume and a.volume == b.volume)
-    if one_doi and title_similarity(a, b) >= 95 and (same_volume or not (
+    if one_doi and (title_similarity(a, b) >= 95 or _truncated_title(a, b)) and (same_volume or not (
             a.journal and b.journal and not journals_agree(a.journal, b.journal))):
         return None  # one DOI and one title: volume and page quirks of one export are noise
-    if a.volume and b.volume and a.volume != b.volume:
+    if a.volume and b.volume and a.volume != b.volume and not _supplement_volume(a, b):
         if a.journal and b.journal and not journals_agree(a.journal, b.journal):
             return "another journal and volume"  # an abstract and its paper, a reprint
         if a.volume_clean and b.volume_clean:
             return "different volumes"
-    same_spot = same_volume and bool(a.page_first and a.page_first == b.page_first)
+    # supplement pages are written "B13", "S84", "84S" or "13" by different exports
+    pa, pb = _page_digits(a.page_first), _page_digits(b.page_first)
+    same_spot = same_volume and bool(pa and pa == pb)
     if a.is_abstract != b.is_abstract and not same_spot and (
             (a.journal and b.journal and not journals_agree(a.journal, b.journal))
-            or (a.page_first and b.page_first and a.page_first != b.page_first)):
+            or (pa and pb and pa != pb)):
         return "conference abstract vs paper"
     ra, rb = _numeric_range(a), _numeric_range(b)
     if ra and rb and (ra[1] < rb[0] or rb[1] < ra[0]):
@@ -145,6 +175,12 @@ def title_similarity(a: Prepared, b: Prepared) -> float:
     if a.title_key == b.title_key:
         return 100.0
     return max(fuzz.ratio(a.title_key, b.title_key), fuzz.token_sort_ratio(a.title, b.title))
+
+
+def _title_inside(a: Prepared, b: Prepared) -> bool:
+    """One title holds the other whole: a lost subtitle or a series heading ("Clinical review 138: ...")."""
+    short, long_ = sorted((a.title_key, b.title_key), key=len)
+    return len(short) >= 30 and short in long_
 
 
 def _truncated_title(a: Prepared, b: Prepared) -> bool:
@@ -197,10 +233,14 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     if cochrane_versions and a.title_key != b.title_key:
         return PairScore(i, j, MAYBE, score, "Cochrane review versions, titles differ")
     if same_id:
-        if pages_conflict:
-            # one DOI over a supplement: abstracts on different pages are different works
+        if ts < 70 and au is not None and au < 70:
+            # a DOI shared by a whole supplement or issue: other title, other people, other work
+            return PairScore(i, j, DIFFERENT, score, "identifier, title and authors differ")
+        if pages_conflict and not (ts >= 95 and au is not None and au >= 90):
+            # one DOI over a supplement: abstracts on different pages are different works,
+            # unless title and authors agree too (then a page number was mistyped)
             return PairScore(i, j, MAYBE, score, "identifier, pages differ")
-        if ts >= 90 or (ts >= 75 and (au or 0) >= 80) \
+        if ts >= 90 or (ts >= 75 and (au or 0) >= 80) or (_truncated_title(a, b) and authors_ok) \
                 or (ts >= 50 and (au or 0) >= 90 and pages_equal and _long_range(a)):
             return PairScore(i, j, SAME, score, "identifier+title")
         return PairScore(i, j, MAYBE, score, "identifier, titles differ")

@@ -40,8 +40,13 @@ _PART = re.compile(r"\bpart\s+([ivx]+|\d+|one|two|three|four|a|b)\b")
 _ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7",
           "viii": "8", "ix": "9", "x": "10", "one": "1", "two": "2", "three": "3", "four": "4",
           "a": "1", "b": "2"}
-_ERRATUM = re.compile(r"^(?:erratum|errata|corrigendum|correction|retraction|retracted|"
-                      r"expression of concern|notice of retraction)\b")
+_ERRATUM = re.compile(r"^(?:erratum|errata|corrigendum|correction)s?(?: (?:to|for|of|on|in))?\b")
+_RETRACTION = re.compile(r"^(?:retraction|retracted|expression of concern|notice of retraction)\b")
+# Web of Science names a correction by its article's title and citation: "Title (vol 49 pg 931 2019)"
+_ERRATUM_CITATION = re.compile(r"\s*\bvol \d+(?: pg)? [a-z]?\d+ (?:19|20)\d\d$|\s*\b(?:erratum|corrigendum)$")
+# a withdrawn Cochrane review is a new version of the review under the same title
+_WITHDRAWN = re.compile(r"^withdrawn\b\s*")
+_REPRINT_NOTE = re.compile(r"\s*\((?:reprinted|republished) (?:from|in)\b[^)]*\)?\s*$", re.IGNORECASE)
 _COMMENT = re.compile(r"^(?:comment(?:ary)? on|re|response|reply|in reply|author reply|"
                       r"authors reply|letter|editorial comment)\b")
 # "proceedings" and "annual" also name journals (Proc Biol Sci, Annu Rev ...): not evidence
@@ -74,11 +79,12 @@ class Prepared:
     doi_trusted: bool
     cochrane: str       # Cochrane review number, from the DOI or the "pages" (CD003463)   # long enough to veto a merge when it differs
     pmid: str | None
-    kind: str           # "", "erratum" or "comment": never the same work as a plain article
+    kind: str           # "", "erratum", "retraction" or "comment": never the same work as an article
     part: str           # "Part II" -> "2"
     is_abstract: bool   # looks like a conference abstract
     volume_clean: bool  # a plain number ("26", "160-161"), not "1)" or a supplement number
     pages_mangled: bool  # a spreadsheet turned the range into a date: not trusted for vetoes
+    supplement: str     # supplement number: "Suppl 51" in the issue, or the volume of a "... Suppl" journal
     completeness: int
 
 
@@ -136,16 +142,32 @@ def author_surnames(value: Any) -> list[str]:
         if len(w) == 1 or (len(w) <= 3 and w.isupper() and not shouting):
             continue
         f = _fold(w)
-        if f not in {"et", "al", "jr", "sr"}:
+        # "Anonymous" stands for no author, not for a person who wrote both records
+        if f not in {"et", "al", "jr", "sr", "anonymous", "anon"}:
             words.append(f)
     return words
 
 
 def journal_words(value: Any) -> str:
-    # "(Munich)", "(Online)", "[Electronic Resource]" name an edition, not another journal
+    # "(Munich)", "(Online)", "[Electronic Resource]" name an edition, not another journal;
+    # "Scand J Gastroenterol Suppl" is the supplement series of its journal, not another one
     text = re.sub(r"[\[(][^\])]*[\])]", " ", html.unescape(_text(value)))
-    words = _NON_WORD.sub(" ", _fold(text)).split()
-    return " ".join(w for w in words if w not in _JOURNAL_STOP)
+    words = _BRITISH.sub(lambda m: _AMERICAN[m.group(0)], _NON_WORD.sub(" ", _fold(text))).split()
+    return " ".join(w for w in words if w not in _JOURNAL_STOP and w not in _SUPPL_WORDS)
+
+
+_SUPPL_WORDS = frozenset({"suppl", "supplement", "supplementum"})
+_SUPPL_NUMBER = re.compile(r"\bsuppl\w*\.?\s*(\d+)", re.IGNORECASE)
+
+
+def _supplement(journal_raw: str, volume_raw: str, issue_raw: str) -> str:
+    for text in (issue_raw, volume_raw):
+        m = _SUPPL_NUMBER.search(text)
+        if m:
+            return m.group(1).lstrip("0")
+    if _SUPPL_WORDS & set(_NON_WORD.sub(" ", _fold(journal_raw)).split()):
+        return _digits(volume_raw)
+    return ""
 
 
 def _digits(value: Any) -> str:
@@ -207,7 +229,8 @@ def _cochrane(doi: str | None, page_first: str) -> str:
     for text in (doi or "", page_first):
         m = _COCHRANE_ID.match(text)
         if m:
-            return m.group(1) or m.group(2)
+            # "CD000437" in the pages and ".cd000437" in the DOI are one review number
+            return str(int(m.group(1) or m.group(2)))
     return ""
 
 
@@ -219,7 +242,7 @@ def _get(item: Any, name: str) -> Any:
 
 def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
     """Normalise one record (a `Record` or a mapping with the same field names)."""
-    title = normalize_title(_get(item, "title"))
+    title = normalize_title(_REPRINT_NOTE.sub("", _text(_get(item, "title"))))
     surnames = author_surnames(_get(item, "authors"))
     journal = journal_words(_get(item, "journal"))
     pages_raw = _text(_get(item, "pages"))
@@ -230,10 +253,16 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
     volume_raw = _text(_get(item, "volume"))
     issue_raw = _text(_get(item, "issue"))
     kind = ""
-    if _ERRATUM.match(title):
+    m = _ERRATUM.match(title) or _ERRATUM_CITATION.search(title)
+    if m:
+        # both spellings of one correction compare alike; the kind keeps it from its article
         kind = "erratum"
+        title = (title[:m.start()] + title[m.end():]).strip()
+    elif _RETRACTION.match(title):
+        kind = "retraction"
     elif _COMMENT.match(title):
         kind = "comment"
+    title = _WITHDRAWN.sub("", title)
     m = _PART.search(title)
     part = _ROMAN.get(m.group(1), m.group(1)) if m else ""
     venue = f"{journal} {_fold(volume_raw)} {_fold(issue_raw)}"
@@ -253,5 +282,6 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         volume_clean=bool(_CLEAN_VOLUME.match(volume_raw)) and not is_abstract,
         pages_mangled=bool(_EXCEL_DATE.match(pages_raw))
         or not _PAGE_START.match(pages_raw),
+        supplement=_supplement(_text(_get(item, "journal")), volume_raw, issue_raw),
         completeness=sum(1 for f in fields if f),
     )
