@@ -84,9 +84,8 @@ def features(store: Store, model: Model | None = None) -> Features:
     for row in store.record_rows(include_duplicates=True):
         ids.append(row["id"])
         texts.append(_text(row))
-    vec = m.feature.vectorizer()
     if any(t for t in texts):
-        X = vec.fit_transform(texts).tocsr()
+        vec, X = m.feature.fit(texts)
     else:
         X = sparse.csr_matrix((len(ids), 1), dtype=np.float32)
         vec = None
