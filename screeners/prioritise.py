@@ -40,6 +40,7 @@ class Features:
     X: sparse.csr_matrix
     vectorizer: Any
     empty: frozenset[int]  # records with no text at all
+    known: frozenset[int]  # every record id with a row
 
     def rows(self, record_ids: Sequence[int]) -> np.ndarray:
         pos = np.searchsorted(self.ids, np.asarray(record_ids, dtype=np.int64))
@@ -73,9 +74,10 @@ def _text(row: dict) -> str:
                     if t and t.strip())
 
 
-def features(store: Store, model: Model | None = None) -> Features:
+def features(store: Store, model: Model | None = None, signature: tuple | None = None
+             ) -> Features:
     """The TF-IDF matrix of every record (duplicates too, so any id has a row)."""
-    key = _signature(store)
+    key = signature or _signature(store)
     cached = _FEATURES.get(key)
     if cached is not None:
         return cached
@@ -84,14 +86,13 @@ def features(store: Store, model: Model | None = None) -> Features:
     for row in store.record_rows(include_duplicates=True):
         ids.append(row["id"])
         texts.append(_text(row))
-    vec = m.feature.vectorizer()
     if any(t for t in texts):
-        X = vec.fit_transform(texts).tocsr()
+        vec, X = m.feature.fit(texts)
     else:
         X = sparse.csr_matrix((len(ids), 1), dtype=np.float32)
         vec = None
     empty = frozenset(i for i, t in zip(ids, texts) if not t)
-    f = Features(np.asarray(ids, dtype=np.int64), X, vec, empty)
+    f = Features(np.asarray(ids, dtype=np.int64), X, vec, empty, frozenset(ids))
     # one store's older versions are dropped: only the current content matters
     for k in [k for k in _FEATURES if k[0] == key[0]]:
         del _FEATURES[k]
@@ -113,7 +114,7 @@ def _cold_scores(store: Store, f: Features, labels: dict[int, int]) -> tuple[np.
     for rid in seeds:
         if rid in f.empty:
             warnings.append(f"Seed record {rid} has no title or abstract, so it cannot guide the ranking.")
-    seeds = [r for r in seeds if r not in f.empty and r in set(f.ids.tolist())]
+    seeds = [r for r in seeds if r not in f.empty and r in f.known]
     score = np.zeros(len(f.ids))
     pos_text = " ".join([proto.question, *proto.include_terms]).strip()
     if pos_text:
@@ -132,11 +133,11 @@ def _cold_scores(store: Store, f: Features, labels: dict[int, int]) -> tuple[np.
     return score, warnings
 
 
-def _model_scores(store: Store, stage: str, f: Features, labels: dict[int, int],
+def _model_scores(signature: tuple, stage: str, f: Features, labels: dict[int, int],
                   model: Model) -> np.ndarray:
     train_ids = np.asarray(sorted(labels), dtype=np.int64)
     y = np.asarray([labels[r] for r in train_ids], dtype=np.int64)
-    key = (_signature(store), stage, model.label)
+    key = (signature, stage, model.label)
     cached = _MODELS.get(key)
     if cached is not None:
         n_then, scores_then, secs = cached
@@ -155,22 +156,24 @@ def rank_details(store: Store, stage: str, reviewer: str | None, candidates: Seq
     if not cands:
         return Ranking([], "cold-start")
     m = resolve_model(model)
-    f = features(store, m)
-    labels = {r: y for r, y in training_labels(store, stage, reviewer).items()}
-    known = set(f.ids.tolist())
+    sig = _signature(store)
+    f = features(store, m, sig)
+    labels = training_labels(store, stage, reviewer)
+    known = f.known
     cands_known = [c for c in cands if c in known]
     labels = {r: y for r, y in labels.items() if r in known}
     ys = set(labels.values())
     if ys == {0, 1}:
-        scores = _model_scores(store, stage, f, labels, m)
+        scores = _model_scores(sig, stage, f, labels, m)
         mode, warnings = "model", []
     else:
         scores, warnings = _cold_scores(store, f, labels)
         mode = "cold-start"
-    pos = f.rows(cands_known)
-    out = [(c, float(scores[p])) for c, p in zip(cands_known, pos)]
+    ck = np.asarray(cands_known, dtype=np.int64)
+    vals = np.asarray(scores, dtype=np.float64)[f.rows(ck)]
+    order = np.lexsort((np.arange(len(ck)), -vals))  # ties keep the order given
+    out = list(zip(ck[order].tolist(), vals[order].tolist()))
     # candidates unknown to the store go last, in the order given
-    out.sort(key=lambda t: -t[1])
     out += [(c, float("-inf")) for c in cands if c not in known]
     return Ranking(out, mode, tuple(warnings))
 
@@ -198,8 +201,7 @@ def estimate_relevant_left(store: Store, stage: str) -> float:
         return 0.0
     labels = training_labels(store, stage)
     f = features(store)
-    known = set(f.ids.tolist())
-    labels = {r: y for r, y in labels.items() if r in known}
+    labels = {r: y for r, y in labels.items() if r in f.known}
     left = [r for r in states if r not in labels and not states[r].final]
     if not left:
         return 0.0
