@@ -286,7 +286,7 @@ def _pipeline(store: Store, world: Any, settings: Settings, options: DemoOptions
     return DemoResult(
         directory=directory, store_path=directory / STORE_NAME, files=files, flow=flow,
         agreement=tuple(pairs), conflicts={TA: n_ta, FT: n_ft}, duplicates_merged=merged,
-        pairs_decided=decided, failed_searches=failed, recall=truth.recall(store, flow),
+        pairs_decided=decided, failed_searches=failed, recall=truth.recall(store),
         n_works=len(world.works), n_index=len(world.index_keys), seed=options.seed,
         requests=requests, seconds=0.0, stage_seconds={})
 
@@ -425,14 +425,13 @@ class _Truth:
     def relevant(self, store: Store, record_id: int) -> bool:
         return any(self.world.works[k].relevant for k in self.works_of(store, record_id))
 
-    def recall(self, store: Store, flow: Any) -> Recall:
+    def recall(self, store: Store) -> Recall:
         from screeners.state import INCLUDED, stage_states
 
         in_world = {w.key for w in self.world.works if w.relevant}
         found: set[int] = set()
-        for rid, pmid, doi, openalex in store.db.execute(
-                "SELECT id, pmid, doi, openalex FROM records"):
-            for ident in (pmid, doi, openalex):
+        for idents in store.db.execute("SELECT pmid, doi, openalex FROM records"):
+            for ident in idents:
                 w = self.world.work(ident) if ident else None
                 if w is not None and w.relevant:
                     found.add(w.key)
