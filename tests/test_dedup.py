@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cluster.dedup import MAYBE, SAME, deduplicate
+from cluster.dedup import MAYBE, SAME, PreparedCache, deduplicate
 from cluster.dedup.block import BLOCKING_RULES, WINDOW, candidate_pairs
 from cluster.dedup.match import journals_agree, score_pair, veto
 from cluster.dedup.merge import choose_canonical, fill_missing
@@ -123,6 +123,65 @@ def test_journal_abbreviations():
     assert journals_agree("mol cell cardiol", "molecular cellular cardiology")
     assert journals_agree("clinical virology", "clinical virology official publication pan american")
     assert not journals_agree("transplantation", "heart lung transplantation")
+    assert journals_agree("eur arch otorhinolaryngol", "european archives oto rhino laryngology")
+    assert not journals_agree("circ res", "circulation")
+    assert prepare_one({"journal": "Can J Anaesth"}, 0).journal == "can anesth"
+    assert journals_agree(prepare_one({"journal": "Scand J Gastroenterol Suppl"}, 0).journal,
+                          prepare_one({"journal": "Scandinavian Journal of Gastroenterology"}, 0).journal)
+
+
+def test_corrections_in_every_form_are_one_kind_with_the_article_title():
+    article = "Effect of immobilisation on neuromuscular function in vivo in humans"
+    forms = [f"Correction to: {article}", f"{article} (vol 49 pg 931 2019)", f"Erratum: {article}",
+             f"{article} - Erratum"]
+    prepared = [prepare_one({"title": t}, 0) for t in forms]
+    assert {x.kind for x in prepared} == {"erratum"}
+    assert {x.title for x in prepared} == {normalize_title(article)}
+    assert prepare_one({"title": f"Retraction: {article}"}, 0).kind == "retraction"
+    assert prepare_one({"title": f"WITHDRAWN: {article}"}, 0).title == normalize_title(article)
+    assert prepare_one({"title": f"{article} (Reprinted from J Clin Periodontol, vol 40, pg S1-S7, 2013)"},
+                       0).title == normalize_title(article)
+
+
+def test_cochrane_number_is_compared_without_leading_zeros():
+    in_pages = prepare_one({"pages": "CD000510"}, 0)
+    in_doi = prepare_one({"doi": "10.1002/14651858.CD000510.pub2"}, 1)
+    assert in_pages.cochrane == in_doi.cochrane == "510"
+
+
+def test_supplement_numbered_as_volume_or_issue_is_not_another_volume():
+    suppl_series = p(journal="J Rheumatol Suppl", volume="51", issue="", pages="31-41")
+    main = p(journal="Journal of Rheumatology", volume="25", issue="SUPPL. 51", pages="31-41")
+    assert (suppl_series.supplement, main.supplement) == ("51", "51")
+    assert veto(suppl_series, main) is None
+    assert veto(suppl_series, p(journal="Journal of Rheumatology", volume="25", issue="52",
+                                pages="31-41")) == "different volumes"
+
+
+def test_one_doi_with_other_titles_and_authors_is_different_not_review():
+    supplement = {"doi": "10.1093/eurjhf/hss017", "pages": "S279", "journal": "Eur J Heart Fail Suppl"}
+    one = p(title="Effect of hydrogen sulfide on cardiac function and reperfusion injury",
+            authors="Sagach V. F.Shimanskaya T. V.", **supplement)
+    two = p(title="The influence of chronic renal failure on the cardioprotective effect",
+            authors="Sarkozy M.Kocsis F. G.", **supplement)
+    verdict = score_pair(one, two)
+    assert (verdict.label, verdict.rule) == ("different", "identifier, title and authors differ")
+    # without authors to compare, a person still decides
+    assert score_pair(p(title=one.title, authors="", **supplement),
+                      p(title=two.title, authors="", **supplement)).label == MAYBE
+
+
+def test_cache_prepares_only_new_or_changed_records():
+    old = [{**BASE, "pages": f"{100 + 10 * k}-{105 + 10 * k}", "title": f"{BASE['title']} {w}"}
+           for k, w in enumerate(["alpha", "beta", "gamma"])]
+    cache = PreparedCache()
+    first = deduplicate(old, cache=cache)
+    assert (cache.hits, cache.misses, len(cache)) == (0, 3, 3)
+    new = [*old, dict(old[0]), {**old[1], "title": "Hypoxic tolerance of the adult rat heart", "pages": "900-5"}]
+    warm = deduplicate(new, new=[3, 4], cache=cache)
+    assert (cache.hits, cache.misses, len(cache)) == (4, 4, 4)
+    assert [c.members for c in warm.clusters] == [c.members for c in deduplicate(new, new=[3, 4]).clusters]
+    assert [c.members for c in warm.clusters] == [(0, 3)] and first.clusters == ()
 
 
 def test_grey_zone_is_maybe():

@@ -17,13 +17,13 @@ from cluster.dedup.block import BLOCKING_RULES, BlockingRule, candidate_pairs
 from cluster.dedup.cluster import build_clusters
 from cluster.dedup.match import DIFFERENT, MAYBE, SAME, PairScore, score_pair
 from cluster.dedup.merge import choose_canonical, fill_missing
-from cluster.dedup.prepare import Prepared, prepare_one
+from cluster.dedup.prepare import Prepared, PreparedCache, prepare_one
 from connectors.record import Record
 
 Progress = Callable[[str, int, int], None]
 
-__all__ = ["Cluster", "DedupResult", "PairScore", "deduplicate", "SAME", "MAYBE", "DIFFERENT",
-           "BLOCKING_RULES"]
+__all__ = ["Cluster", "DedupResult", "PairScore", "PreparedCache", "deduplicate", "SAME", "MAYBE",
+           "DIFFERENT", "BLOCKING_RULES"]
 
 
 @dataclass(frozen=True)
@@ -54,18 +54,21 @@ def deduplicate(items: Sequence[Record | Mapping[str, Any]], *,
                 preferred: Collection[int] = (),
                 cannot_link: Collection[tuple[int, int]] = (),
                 rules: Sequence[BlockingRule] = BLOCKING_RULES,
+                cache: PreparedCache | None = None,
                 progress: Progress | None = None) -> DedupResult:
     """Find the duplicate clusters among `items` (indices into `items` throughout).
 
     `new`: only pairs involving these indices are compared (incremental runs).
     `preferred`: indices to keep as canonical when they are in a cluster.
     `cannot_link`: index pairs a person said are different works.
+    `cache`: keys prepared by an earlier run in this process; records it already holds are
+    not normalised again (it gains the records of this run).
     """
     n = len(items)
     prepared: list[Prepared] = []
     step = max(1, n // 100)
     for i, item in enumerate(items):
-        prepared.append(prepare_one(item, i))
+        prepared.append(cache.prepare(item, i) if cache is not None else prepare_one(item, i))
         if progress and (i + 1) % step == 0:
             progress("prepare", i + 1, n)
     if progress:

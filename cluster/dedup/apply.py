@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
-from cluster.dedup import Cluster, deduplicate
+from cluster.dedup import Cluster, PreparedCache, deduplicate
 from cluster.dedup.merge import FILLABLE, choose_canonical, fill_missing
 from connectors.errors import ClusterError
 from db.store import Store, record_to_row, row_to_record
@@ -148,12 +148,15 @@ def _merged_canonicals(store: Store) -> set[int]:
         "SELECT DISTINCT duplicate_of FROM records WHERE duplicate_of IS NOT NULL")}
 
 
-def run_dedup(store: Store, *, progress: Progress | None = None) -> DedupSummary:
+def run_dedup(store: Store, *, cache: PreparedCache | None = None,
+              progress: Progress | None = None) -> DedupSummary:
     """Deduplicate the store: merge clear duplicates, keep grey pairs for review.
 
     Only records added since the last run (ids above the one remembered in
     `meta`) are compared, against each other and against every record that
     still stands for a work; a second run with nothing new merges nothing.
+    A `cache` kept by a long-running caller spares re-normalising the records
+    an earlier run in the same process already prepared.
     """
     rows = list(store.record_rows())
     ids = [r["id"] for r in rows]
@@ -168,7 +171,7 @@ def run_dedup(store: Store, *, progress: Progress | None = None) -> DedupSummary
               if x in index and y in index]
     preferred = [index[c] for c in _merged_canonicals(store) if c in index]
     result = deduplicate(items, new=None if last == 0 else new, preferred=preferred,
-                         cannot_link=cannot, progress=progress)
+                         cannot_link=cannot, cache=cache, progress=progress)
     merge_ids = []
     with store.transaction():
         for c in result.clusters:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from connectors.record import (
@@ -285,3 +285,38 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         supplement=_supplement(_text(_get(item, "journal")), volume_raw, issue_raw),
         completeness=sum(1 for f in fields if f),
     )
+
+
+_SIGNATURE_FIELDS = ("title", "authors", "journal", "pages", "doi", "pmid", "year", "volume", "issue")
+
+
+class PreparedCache:
+    """The prepared keys of records already seen, so that a later run in the same process
+    normalises only the records that are new or changed (an incremental run then costs what
+    its new records cost). Entries are looked up by the field values `prepare_one` reads, so
+    an edited record is prepared afresh; the oldest entries go once `max_size` is reached.
+    """
+
+    def __init__(self, max_size: int = 500_000) -> None:
+        self._max_size = max_size
+        self._entries: dict[tuple, Prepared] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def prepare(self, item: Record | Mapping[str, Any], key: Any) -> Prepared:
+        """`prepare_one(item, key)`, reusing the keys of an identical record seen before."""
+        signature = tuple(_text(_get(item, f)) for f in _SIGNATURE_FIELDS) + (
+            bool(_text(_get(item, "abstract")).strip()),)
+        found = self._entries.get(signature)
+        if found is None:
+            self.misses += 1
+            found = prepare_one(item, key)
+            if len(self._entries) >= self._max_size:
+                del self._entries[next(iter(self._entries))]
+            self._entries[signature] = found
+            return found
+        self.hits += 1
+        return found if found.key == key else replace(found, key=key)
