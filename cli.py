@@ -903,10 +903,12 @@ def _screen_value(include: bool, exclude: bool, maybe: bool, allow_maybe: bool =
 
 @cli.command("screen")
 @click.option("--reviewer", required=True, help="Your reviewer name.")
+@click.option("--order", type=click.Choice(["ranked", "id"]), default="ranked", show_default=True,
+              help="ranked: most likely relevant first (the prioritiser); id: the store's order.")
 @screen_stage_option
 @db_option
 @handle_errors
-def screen_cmd(reviewer: str, stage: str, db_path: str) -> None:
+def screen_cmd(reviewer: str, order: str, stage: str, db_path: str) -> None:
     """Screen records interactively, one card at a time, blind to other reviewers.
 
     Keys: i include, e exclude, m maybe, s skip, u undo, n note, c criteria,
@@ -921,7 +923,10 @@ def screen_cmd(reviewer: str, stage: str, db_path: str) -> None:
     from screeners.screen import run_screen
     from screeners.session import ScreeningSession
 
-    session = ScreeningSession(get_store(db_path, create=False), reviewer, stage)
+    from screeners.session import id_order
+
+    session = ScreeningSession(get_store(db_path, create=False), reviewer, stage,
+                               rank_fn=id_order if order == "id" else None)
     click.echo(run_screen(session))
 
 

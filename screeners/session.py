@@ -63,6 +63,11 @@ def _prioritiser():
         raise
 
 
+def id_order(store: Store, stage: str, reviewer: str, candidates: Sequence[int]) -> list[int]:
+    """The store's own order, for protocols that screen unranked."""
+    return sorted(candidates)
+
+
 def rank_records(store: Store, stage: str, reviewer: str, candidates: Sequence[int]) -> list[int]:
     """`candidates` most-likely-relevant first (plain id order without a prioritiser)."""
     module = _prioritiser()

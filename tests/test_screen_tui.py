@@ -26,11 +26,13 @@ DOWN = "\x1b[B"
 class Term:
     """`cluster screen` running in a pseudo-terminal of `rows` x `cols`."""
 
-    def __init__(self, db: Path, *args: str, rows: int = 24, cols: int = 80):
+    def __init__(self, db: Path, *args: str, rows: int = 24, cols: int = 80, ranked: bool = False):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm"}
         for name in ("CLUSTER_DB", "NO_COLOR", "PROMPT_TOOLKIT_COLOR_DEPTH"):
             env.pop(name, None)
-        self.child = pexpect.spawn(sys.executable, ["-m", "cli", "screen", *args, "--db", str(db)],
+        # these tests follow records in the store's order; ranking has its own tests
+        self.child = pexpect.spawn(sys.executable, ["-m", "cli", "screen", *args, "--db", str(db),
+                                                    *(["--order", "id"] if ranked is False else [])],
                                    cwd=str(ROOT), env=env, dimensions=(rows, cols),
                                    encoding="utf-8", timeout=20)
         self.screen = Screen(rows, cols)
