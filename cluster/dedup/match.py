@@ -236,8 +236,10 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     if cochrane_versions and a.title_key != b.title_key:
         return PairScore(i, j, MAYBE, score, "Cochrane review versions, titles differ")
     if same_id:
-        if ts < 70 and au is not None and au < 70:
+        if ts < 70 and au is not None and au < 70 and not (a.pmid and a.pmid == b.pmid) \
+                and a.title.isascii() and b.title.isascii():
             # a DOI shared by a whole supplement or issue: other title, other people, other work
+            # (a title in another script, with names transliterated, still goes to a person)
             return PairScore(i, j, DIFFERENT, score, "identifier, title and authors differ")
         if pages_conflict and not (ts >= 95 and au is not None and au >= 90):
             # one DOI over a supplement: abstracts on different pages are different works,
