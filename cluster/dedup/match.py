@@ -152,7 +152,10 @@ def veto(a: Prepared, b: Prepared) -> str | None:
     if a.volume and b.volume and a.volume != b.volume and not _supplement_volume(a, b):
         if a.journal and b.journal and not journals_agree(a.journal, b.journal):
             return "another journal and volume"  # an abstract and its paper, a reprint
-        if a.volume_clean and b.volume_clean:
+        # one title, issue and first page: a mistyped volume (484 for 485), not another article
+        typo = bool(a.title_key == b.title_key and a.issue and a.issue == b.issue
+                    and a.page_first and a.page_first == b.page_first)
+        if a.volume_clean and b.volume_clean and not typo:
             return "different volumes"
     # supplement pages are written "B13", "S84", "84S" or "13" by different exports
     pa, pb = _page_digits(a.page_first), _page_digits(b.page_first)
@@ -183,10 +186,10 @@ def _title_inside(a: Prepared, b: Prepared) -> bool:
     return len(short) >= 30 and short in long_
 
 
-def _truncated_title(a: Prepared, b: Prepared) -> bool:
+def _truncated_title(a: Prepared, b: Prepared, shortest: int = 30) -> bool:
     """One title is the start of the other (a lost subtitle, a 255-character cut)."""
     short, long_ = sorted((a.title_key, b.title_key), key=len)
-    return len(short) >= 30 and long_.startswith(short)
+    return len(short) >= shortest and long_.startswith(short)
 
 
 def _pages_disagree(a: Prepared, b: Prepared) -> bool:
@@ -233,14 +236,17 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     if cochrane_versions and a.title_key != b.title_key:
         return PairScore(i, j, MAYBE, score, "Cochrane review versions, titles differ")
     if same_id:
-        if ts < 70 and au is not None and au < 70:
+        if ts < 70 and au is not None and au < 70 and not (a.pmid and a.pmid == b.pmid) \
+                and a.title.isascii() and b.title.isascii():
             # a DOI shared by a whole supplement or issue: other title, other people, other work
+            # (a title in another script, with names transliterated, still goes to a person)
             return PairScore(i, j, DIFFERENT, score, "identifier, title and authors differ")
         if pages_conflict and not (ts >= 95 and au is not None and au >= 90):
             # one DOI over a supplement: abstracts on different pages are different works,
             # unless title and authors agree too (then a page number was mistyped)
             return PairScore(i, j, MAYBE, score, "identifier, pages differ")
         if ts >= 90 or (ts >= 75 and (au or 0) >= 80) or (_truncated_title(a, b) and authors_ok) \
+                or (_truncated_title(a, b, 15) and authors_ok and pages_equal) \
                 or (ts >= 50 and (au or 0) >= 90 and pages_equal and _long_range(a)):
             return PairScore(i, j, SAME, score, "identifier+title")
         return PairScore(i, j, MAYBE, score, "identifier, titles differ")
