@@ -74,7 +74,8 @@ def test_answer_slower_than_read_timeout_then_recovery(replay):
     with _connect(replay) as s:
         got = s.pubmed.fetch([PMID])
     assert [r.pmid for r in got.records] == [PMID]
-    assert len(arrivals) == 3  # two read timeouts (0.5 s), then the answer
+    # two read timeouts (0.5 s), then the answer; a loaded machine may time out once more
+    assert len(arrivals) >= 3
     assert arrivals[2] - arrivals[0] >= 1.0
 
 
