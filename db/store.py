@@ -336,6 +336,10 @@ def open_store(path: str | Path | None, *, create: bool = True) -> Store:
             conn = sqlite3.connect(str(p), timeout=30, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            # the file is fine but cannot be opened or switched to WAL (which writes beside it)
+            raise StoreError(f"Cannot open the review store {p} ({exc}): check that you may "
+                             f"write to it and to its folder.") from None
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{p} is not a cluster review store ({exc}).") from None
         db = sqlite_utils.Database(conn)
