@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -32,8 +33,34 @@ class UserError(click.ClickException):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
+class Interrupted(UserError):
+    """Ctrl-C: the transactions already committed stay, the one under way is rolled back."""
+
+    exit_code = 130
+
+
+def _store_problem(exc: sqlite3.Error, db_path: str | None) -> str | None:
+    """One sentence for what SQLite says when the store file (not the code) is at fault."""
+    store = f"The review store {db_path}" if db_path else "The review store"
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return (f"{store} is busy: another cluster command is writing to it; run this one "
+                f"again when it has finished.")
+    if "readonly" in text or "read-only" in text:
+        return (f"{store} is read-only: check the permissions of the file and of its folder, "
+                f"or work on a copy.")
+    if "disk is full" in text:
+        return f"The disk holding {db_path or 'the review store'} is full: free some space and run the command again."
+    if "malformed" in text or "not a database" in text:
+        return f"{store} is damaged ({exc}): restore it from a backup or a copy."
+    if "unable to open" in text or "disk i/o" in text:
+        return (f"{store} cannot be opened ({exc}): check that its folder exists and that you "
+                f"may write to it.")
+    return None
+
+
 def handle_errors(fn: Callable) -> Callable:
-    """Turn the library's named exceptions into a one-sentence error."""
+    """Turn the library's named exceptions, and trouble with files, into a one-sentence error."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -41,6 +68,20 @@ def handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except ClusterError as exc:
             raise UserError(str(exc)) from None
+        except KeyboardInterrupt:
+            raise Interrupted("Interrupted: the steps already finished are saved and nothing "
+                              "half-done was kept; run the command again to go on.") from None
+        except sqlite3.Error as exc:
+            message = _store_problem(exc, kwargs.get("db_path"))
+            if message is None:
+                raise
+            raise UserError(message) from None
+        except OSError as exc:
+            # only a file the user named or owns; network errors are the connectors' to word
+            if exc.filename is None or not exc.strerror:
+                raise
+            raise UserError(f"Cannot use {exc.filename} ({exc.strerror}): check that it exists "
+                            f"and that you may read or write it.") from None
 
     return wrapper
 
@@ -1142,11 +1183,7 @@ def report_cmd(output: str | None, layout: str, db_path: str) -> None:
 
 
 def main() -> None:
-    try:
-        cli(standalone_mode=True)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+    cli(prog_name="cluster")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,59 @@ def made(tmp_path: Path) -> Path:
     return db
 
 
+def test_read_only_store_is_one_sentence(made: Path, monkeypatch) -> None:
+    # a read-only connection is what SQLite gives for a file the user may not write
+    real = cli_module.open_store
+
+    def read_only(path, **kw):
+        store = real(path, **kw)
+        store.db.execute("PRAGMA query_only = ON")
+        return store
+
+    monkeypatch.setattr(cli_module, "open_store", read_only)
+    result = invoke("decide", "1", "--reviewer", "alice", "--include", "--db", str(made))
+    assert result.exit_code == 1
+    assert one_sentence(result) == (
+        f"Error: The review store {made} is read-only: check the permissions of the file and "
+        f"of its folder, or work on a copy.")
+    store = open_store(made)
+    assert store.events("kind = 'decision'") == []
+    store.close()
+
+
+@pytest.mark.skipif(as_root_without_override(), reason="root ignores file permissions")
+def test_read_only_store_file(made: Path) -> None:
+    made.chmod(0o444)
+    try:
+        result = invoke("reviewers", "add", "bob", "--db", str(made))
+    finally:
+        made.chmod(0o644)
+    assert result.exit_code == 1
+    assert "is read-only" in one_sentence(result)
+
+
+def test_busy_store_is_one_sentence(made: Path, monkeypatch) -> None:
+    real = cli_module.open_store
+
+    def impatient(path, **kw):
+        store = real(path, **kw)
+        store.db.execute("PRAGMA busy_timeout = 50")  # the real wait is 30 s
+        return store
+
+    monkeypatch.setattr(cli_module, "open_store", impatient)
+    other = sqlite3.connect(str(made), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another command in the middle of a write
+    try:
+        result = invoke("decide", "1", "--reviewer", "alice", "--include", "--db", str(made))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert result.exit_code == 1
+    assert one_sentence(result) == (
+        f"Error: The review store {made} is busy: another cluster command is writing to it; "
+        f"run this one again when it has finished.")
+
+
 def test_store_in_a_folder_that_cannot_be_written(tmp_path: Path, monkeypatch) -> None:
     # SQLite answers "unable to open database file" when it cannot create the file
     def refuse(*args, **kwargs):
@@ -76,9 +129,55 @@ def test_store_in_a_folder_that_cannot_be_written(tmp_path: Path, monkeypatch) -
         f"you may write to it and to its folder.")
 
 
+def test_oserror_naming_a_file_becomes_one_sentence(made: Path, monkeypatch) -> None:
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", "out.svg")
+
+    monkeypatch.setattr("db.diagram.write_svg", full)
+    result = invoke("flow", "--svg", str(made.parent / "out.svg"), "--db", str(made))
+    assert result.exit_code == 1
+    assert one_sentence(result) == ("Error: Cannot use out.svg (No space left on device): check "
+                                    "that it exists and that you may read or write it.")
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO)
     env.pop("CLUSTER_DB", None)
     return env
 
+
+def test_ctrl_c_is_one_sentence_and_exit_130(made: Path) -> None:
+    # a service that takes the connection and never answers: the user gives up with Ctrl-C
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        env = _env()
+        env["CLUSTER_PUBMED_URL"] = f"http://127.0.0.1:{server.getsockname()[1]}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "add", "--pmid", "23121403", "--db", str(made)],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            server.settimeout(30)
+            conn, _ = server.accept()  # the request is on its way: the command is waiting
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+            conn.close()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip() == ("Error: Interrupted: the steps already finished are saved and nothing "
+                           "half-done was kept; run the command again to go on.")
+    store = open_store(made)
+    assert [r.title for _, r in store.records()] == ["Blue light and sleep in shift workers"]
+    store.close()
+
+
+def test_usage_names_the_program_cluster(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "cli", "decide", "abc", "--db",
+                           str(tmp_path / "r.db")], cwd=REPO, env=_env(), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("Usage: cluster decide [OPTIONS] RECORD")
