@@ -102,7 +102,16 @@ def quiet_option(fn: Callable) -> Callable:
 
 
 def get_store(db_path: str, create: bool = True) -> Store:
-    return open_store(db_path, create=create)
+    """Open the store; inside a command it is closed when the command ends, however it ends.
+
+    Closing folds the write-ahead log back into the file and lets the next
+    command in the same process (a script, a test) open the store afresh.
+    """
+    store = open_store(db_path, create=create)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(store.close)
+    return store
 
 
 def echo_json(obj: Any) -> None:

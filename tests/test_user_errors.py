@@ -140,6 +140,40 @@ def test_oserror_naming_a_file_becomes_one_sentence(made: Path, monkeypatch) -> 
                                     "that it exists and that you may read or write it.")
 
 
+def test_store_is_closed_after_each_command(tmp_path: Path, monkeypatch) -> None:
+    closed: list[str] = []
+    real = cli_module.open_store
+
+    def tracked(path, **kw):
+        store = real(path, **kw)
+        original = store.close
+
+        def close() -> None:
+            closed.append(str(path))
+            original()
+
+        store.close = close
+        return store
+
+    monkeypatch.setattr(cli_module, "open_store", tracked)
+    db = str(tmp_path / "review.db")
+    assert invoke("init", "--db", db).exit_code == 0
+    assert closed == [db]
+    assert invoke("reviewers", "add", "alice", "--db", db).exit_code == 0
+    assert invoke("reviewers", "list", "--db", db).output == "alice\n"
+    assert closed == [db, db, db]
+    # a failing command closes its store too
+    assert invoke("decide", "9", "--reviewer", "alice", "--include", "--db", db).exit_code == 1
+    assert len(closed) == 4
+
+
+def test_init_leaves_no_write_ahead_log(tmp_path: Path) -> None:
+    db = tmp_path / "review.db"
+    assert invoke("init", "--db", str(db)).exit_code == 0
+    # a closed store has folded its log back into the file
+    assert not (tmp_path / "review.db-wal").exists()
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO)
