@@ -25,6 +25,9 @@ from db.store import Store, open_store
 
 DEFAULT_DB = "review.db"
 
+#: a file a command writes: an existing one must be writable, never readable
+OUTPUT_FILE = click.Path(dir_okay=False, readable=False, writable=True)
+
 
 class UserError(click.ClickException):
     """A failure the user caused or can fix; printed as one sentence, exit 1."""
@@ -301,7 +304,7 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
               default=None, help="Only records whose current decision at --stage is this.")
 @click.option("--all", "include_duplicates", is_flag=True,
               help="Also export records marked as duplicates.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+@click.option("-o", "--output", type=OUTPUT_FILE, default=None,
               help="Write to this file instead of standard output.")
 @db_option
 @handle_errors
@@ -630,7 +633,7 @@ def searches_cmd(db_path: str, as_json: bool, as_markdown: bool) -> None:
 
 
 @cli.command("contacts")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the contacts as CSV.")
+@click.option("-o", "--output", type=OUTPUT_FILE, help="Write the contacts as CSV.")
 @click.option("--log", "log_name", help="Log a contact with this author.")
 @click.option("--status", type=click.Choice(["sent", "replied", "no-reply"]), help="With --log.")
 @click.option("--email", help="With --log: the address used, if not the one found.")
@@ -726,7 +729,7 @@ def _stage_progress(quiet: bool) -> tuple[Callable[[str, int, int], None] | None
 
 @cli.command()
 @click.option("--review", is_flag=True, help="Decide grey-zone pairs side by side, one keypress each.")
-@click.option("--export-pairs", "export_csv", type=click.Path(dir_okay=False),
+@click.option("--export-pairs", "export_csv", type=OUTPUT_FILE,
               help="Write the pairs waiting for review to this CSV (fill its decision column).")
 @click.option("--import-pairs", "import_csv", type=click.Path(dir_okay=False),
               help="Apply the decisions (same/different/skip) of a CSV written by --export-pairs.")
@@ -1055,7 +1058,7 @@ def decisions_group() -> None:
 
 
 @decisions_group.command("export")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=OUTPUT_FILE)
 @db_option
 @handle_errors
 def decisions_export(file: str, db_path: str) -> None:
@@ -1102,8 +1105,8 @@ LAYOUT_HELP = ("standard: PRISMA 2020 (other-methods records go straight to repo
               help="The PRISMA2020 R package's template (data,node,box,...,n) on stdout.")
 @click.option("--with-titles", is_flag=True,
               help="With --csv: also the template's title and band rows (data NA, n 0).")
-@click.option("--svg", "svg_path", type=click.Path(dir_okay=False), help="Write the diagram as SVG.")
-@click.option("--png", "png_path", type=click.Path(dir_okay=False), help="Write the diagram as PNG.")
+@click.option("--svg", "svg_path", type=OUTPUT_FILE, help="Write the diagram as SVG.")
+@click.option("--png", "png_path", type=OUTPUT_FILE, help="Write the diagram as PNG.")
 @db_option
 @handle_errors
 def flow_cmd(layout: str, as_json: bool, as_csv: bool, with_titles: bool, svg_path: str | None,
@@ -1168,7 +1171,7 @@ def study_link(record_ids: tuple[int, ...], key: str, reviewer: str | None, db_p
 
 
 @cli.command("report")
-@click.option("--output", "-o", "output", type=click.Path(dir_okay=False),
+@click.option("--output", "-o", "output", type=OUTPUT_FILE,
               help="Write the Markdown here, with the diagram beside it (same name, .svg and .png).")
 @click.option("--layout", type=click.Choice(["standard", "screen-other"]), default="standard",
               show_default=True, help=LAYOUT_HELP)

@@ -140,6 +140,32 @@ def test_oserror_naming_a_file_becomes_one_sentence(made: Path, monkeypatch) -> 
                                     "that it exists and that you may read or write it.")
 
 
+@pytest.mark.parametrize("args", [
+    ("export", "--format", "ris", "-o", "{out}"),
+    ("contacts", "-o", "{out}"),
+    ("flow", "--svg", "{out}"),
+])
+@pytest.mark.skipif(as_root_without_override(), reason="root ignores file permissions")
+def test_output_that_cannot_be_written_says_so(made: Path, args) -> None:
+    out = made.parent / "locked.out"
+    out.write_text("", encoding="utf-8")
+    out.chmod(0o000)
+    try:
+        result = invoke(*[a.format(out=out) for a in args], "--db", str(made))
+    finally:
+        out.chmod(0o644)
+    assert result.exit_code == 2
+    assert "is not writable" in result.stderr
+
+
+def test_output_options_check_writing_not_reading() -> None:
+    for name in ("export", "contacts", "flow", "report", "dedup"):
+        for p in cli.commands[name].params:
+            if isinstance(p.type, type(cli_module.OUTPUT_FILE)) and p.name != "db_path" \
+                    and p.name != "import_csv":
+                assert p.type.writable and not p.type.readable, (name, p.name)
+
+
 def test_store_is_closed_after_each_command(tmp_path: Path, monkeypatch) -> None:
     closed: list[str] = []
     real = cli_module.open_store
