@@ -829,6 +829,8 @@ class _Runner:
             return UnitResult(**base, status="failed", n_found=o.n_found, error=o.error, search_id=sid)
         if o.skipped:
             with store.transaction():
+                if _unit_done(store, unit.uuid(store, opts)):
+                    return UnitResult(**base, status="already-done")
                 sid = store.start_search(kind="api", service=unit.service, strategy=unit.strategy,
                                          role="other", query=o.query, params=params,
                                          seed_record_id=s.record_id, limits=limits,
@@ -843,6 +845,10 @@ class _Runner:
         limits.update({k: v for k, v in o.notes.items()})
         added = 0
         with store.transaction():
+            # another run on this store may have saved the unit while this one was searching;
+            # the check sits under the write lock, so only one of them writes it
+            if _unit_done(store, unit.uuid(store, opts)):
+                return UnitResult(**base, status="already-done")
             sid = store.start_search(kind="api", service=unit.service, strategy=unit.strategy,
                                      role="other", query=o.query, params=params,
                                      seed_record_id=s.record_id, limits=limits,

@@ -241,3 +241,42 @@ def test_usage_names_the_program_cluster(tmp_path: Path) -> None:
                           text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.startswith("Usage: cluster decide [OPTIONS] RECORD")
+
+
+def test_two_expands_at_once_on_one_store(tmp_path: Path) -> None:
+    """The second run to finish a search finds it saved by the first, and saves nothing twice."""
+    from cluster.expand import ExpandOptions, add_index_articles, expand
+    from cluster.world import World, serve_world
+    from connectors.http import Settings, connect
+
+    world = World.generate(seed=5, n_works=40, n_index=2)
+    server = serve_world(world)
+    try:
+        settings = Settings(base_urls=server.base_urls, max_retries=0,
+                            rate_limits={s: 1000.0 for s in server.base_urls})
+        db = tmp_path / "review.db"
+        first, second = open_store(db), open_store(db)
+        options = ExpandOptions(strategies=("related",), top=5)
+        with connect(settings) as services:
+            add_index_articles(first, services, pmids=[w.pmid for w in world.index_articles])
+            before = first.db.execute("SELECT count(*) FROM searches").fetchone()[0]
+            solo: list = []
+
+            def other_run_meanwhile(done: int, total: int, label: str) -> None:
+                # the first run has listed what is left to do; the other run now does it all
+                if not solo:
+                    with connect(settings) as other_services:
+                        solo.append(expand(second, other_services, options))
+
+            report = expand(first, services, options, progress=other_run_meanwhile)
+        done_by_other = [r for r in solo[0].results if r.status in ("done", "skipped")]
+        n_units = len(done_by_other)
+        assert n_units > 0
+        assert [r.status for r in report.results] == ["already-done"] * n_units
+        uuids = [row[0] for row in first.db.execute("SELECT uuid FROM searches WHERE id > ?",
+                                                     [before])]
+        assert len(uuids) == len(set(uuids)) == n_units
+        first.close()
+        second.close()
+    finally:
+        server.stop()
