@@ -280,3 +280,20 @@ def test_two_expands_at_once_on_one_store(tmp_path: Path) -> None:
         second.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--target-recall", "7"),
+     "Error: The target recall is a share above 0 and at most 1 (e.g. 0.95), not 7.0."),
+    (("--target-recall", "0"),
+     "Error: The target recall is a share above 0 and at most 1 (e.g. 0.95), not 0.0."),
+    (("--consecutive-excludes", "-3"),
+     "Error: The number of consecutive excludes must be at least 1, not -3."),
+])
+def test_protocol_refuses_impossible_stopping_settings(made: Path, args, message) -> None:
+    result = invoke("protocol", "set", *args, "--db", str(made))
+    assert result.exit_code == 1
+    assert one_sentence(result) == message
+    shown = invoke("protocol", "show", "--db", str(made))
+    assert '"target_recall": 0.95' in shown.output
+    assert '"consecutive_excludes": 100' in shown.output
