@@ -297,3 +297,13 @@ def test_protocol_refuses_impossible_stopping_settings(made: Path, args, message
     shown = invoke("protocol", "show", "--db", str(made))
     assert '"target_recall": 0.95' in shown.output
     assert '"consecutive_excludes": 100' in shown.output
+
+
+def test_dedup_import_of_a_file_that_is_not_a_pairs_csv(made: Path) -> None:
+    # a one-line file has a header and no rows: it used to pass as "0 pairs merged"
+    junk = made.parent / "junk.csv"
+    junk.write_text("garbage garbage\n", encoding="utf-8")
+    result = invoke("dedup", "--import-pairs", str(junk), "--db", str(made))
+    assert result.exit_code == 1
+    assert one_sentence(result) == (f"Error: {junk} has no a, b and decision columns: give the "
+                                    f"CSV written by --export-pairs.")
