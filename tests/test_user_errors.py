@@ -7,6 +7,7 @@ that cannot be read or written, two runs of one command at the same time.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -307,3 +308,45 @@ def test_dedup_import_of_a_file_that_is_not_a_pairs_csv(made: Path) -> None:
     assert result.exit_code == 1
     assert one_sentence(result) == (f"Error: {junk} has no a, b and decision columns: give the "
                                     f"CSV written by --export-pairs.")
+
+
+SECRETS = {"NCBI_API_KEY": "ncbi-key-7f3a9c", "CLUSTER_EMAIL": "someone.4471@mail.example",
+           "OPENALEX_API_KEY": "openalex-key-d41e2b"}
+
+
+def test_credentials_reach_no_file_and_no_output(tmp_path: Path, monkeypatch) -> None:
+    from cluster.world import World, serve_world
+
+    world = World.generate(seed=9, n_works=40, n_index=2)
+    server = serve_world(world)
+    try:
+        for name, value in SECRETS.items():
+            monkeypatch.setenv(name, value)
+        for service, url in server.base_urls.items():
+            monkeypatch.setenv(f"CLUSTER_{service.upper()}_URL", url)
+        monkeypatch.setenv("CLUSTER_RATE_LIMITS", ",".join(f"{s}=1000" for s in server.base_urls))
+        monkeypatch.setenv("CLUSTER_HTTP_RETRIES", "0")
+        db = str(tmp_path / "review.db")
+        seeds = world.index_articles
+        outputs = [invoke("add", "--pmid", seeds[0].pmid, "--doi", seeds[1].doi, "--db", db),
+                   invoke("expand", "-q", "--strategies", "lead-author,cited-by", "--top", "5",
+                          "--db", db)]
+        assert [r.exit_code for r in outputs] == [0, 0], [r.output for r in outputs]
+        # the services did get the credentials (so their absence below means something)
+        sent = json.dumps([r.params for r in server.log])
+        assert all(value in sent for value in SECRETS.values()), sent[:300]
+        for fmt in ("ris", "bibtex", "csv", "jsonl", "asreview"):
+            outputs.append(invoke("export", "--format", fmt, "--db", db))
+        outputs += [invoke("searches", "--json", "--db", db),
+                    invoke("searches", "--markdown", "--db", db),
+                    invoke("report", "-o", str(tmp_path / "methods.md"), "--db", db)]
+        assert all(r.exit_code == 0 for r in outputs)
+    finally:
+        server.stop()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert "review.http-cache.sqlite" in files and "methods.md" in files
+    seen = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    seen += "".join(r.output + r.stderr for r in outputs).encode()
+    for value in SECRETS.values():
+        for form in (value, value.replace("@", "%40")):
+            assert form.encode() not in seen, form
