@@ -32,6 +32,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from connectors import SERVICE_NAMES
 from connectors.errors import ClusterError
 from connectors.http import CallLog, Fetched, Link, Links, Reference, ServiceError, Services
 from connectors.record import Author, Record, fold, is_english, is_journal_article
@@ -44,8 +45,7 @@ SERVICES: Mapping[str, tuple[str, ...]] = {
     "references": ("pubmed", "crossref", "openalex"),
     "related": ("pubmed", "openalex"),
 }
-SERVICE_LABELS = {"pubmed": "PubMed", "crossref": "Crossref", "openalex": "OpenAlex",
-                  "opencitations": "OpenCitations"}
+SERVICE_LABELS = SERVICE_NAMES
 
 RELEVANCE = ("the service's own ranking where it publishes one (PubMed neighbour score for "
              "related articles); otherwise TF-IDF cosine similarity of title and abstract to "

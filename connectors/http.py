@@ -40,6 +40,7 @@ from urllib.parse import urlencode
 import requests
 from requests.adapters import HTTPAdapter
 
+from connectors import SERVICE_NAMES
 from connectors.errors import ClusterError
 from connectors.record import Record
 
@@ -57,8 +58,6 @@ T = TypeVar("T")
 SECRET_PARAMS = ("api_key", "email", "mailto", "tool")
 _REDACTED_HEADERS = ("User-Agent", "Authorization", "Crossref-Plus-API-Token")
 
-SERVICE_NAMES = {"pubmed": "PubMed", "crossref": "Crossref", "openalex": "OpenAlex",
-                 "opencitations": "OpenCitations"}
 
 DEFAULT_BASE_URLS = {
     "pubmed": "https://eutils.ncbi.nlm.nih.gov/entrez/eutils",
