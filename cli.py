@@ -433,32 +433,6 @@ class _progress:
 # === expand, searches, contacts, find =====================================
 
 
-def _http_settings(db_path: str):
-    """The connectors' settings (HTTP cache beside the store), with test-world knobs.
-
-    CLUSTER_HTTP_RETRIES, CLUSTER_HTTP_BACKOFF (seconds) and
-    CLUSTER_RATE_LIMITS ("pubmed=3,crossref=10") tune retries and pacing,
-    for local review worlds where the real limits are not the point.
-    """
-    import dataclasses
-
-    overrides: dict[str, Any] = {}
-    env = os.environ
-    try:
-        if env.get("CLUSTER_HTTP_RETRIES"):
-            overrides["max_retries"] = int(env["CLUSTER_HTTP_RETRIES"])
-        if env.get("CLUSTER_HTTP_BACKOFF"):
-            overrides["backoff_base"] = float(env["CLUSTER_HTTP_BACKOFF"])
-            overrides["backoff_max"] = float(env["CLUSTER_HTTP_BACKOFF"]) * 4
-        if env.get("CLUSTER_RATE_LIMITS"):
-            overrides["rate_limits"] = {k.strip(): float(v) for k, v in (
-                p.split("=", 1) for p in env["CLUSTER_RATE_LIMITS"].split(",") if p.strip())}
-    except ValueError:
-        raise UserError("CLUSTER_HTTP_RETRIES, CLUSTER_HTTP_BACKOFF or CLUSTER_RATE_LIMITS is "
-                        "malformed: use e.g. 3, 0.5 and pubmed=3,crossref=10.") from None
-    return dataclasses.replace(connector_settings(db_path), **overrides)
-
-
 @contextlib.contextmanager
 def _open(db_path: str):
     """An existing store, closed afterwards (so its WAL is folded back at once)."""
@@ -472,7 +446,7 @@ def _open(db_path: str):
 def _connect(db_path: str):
     from connectors.http import connect
 
-    return connect(_http_settings(db_path))
+    return connect(connector_settings(db_path))
 
 
 @cli.command("add")

@@ -229,8 +229,10 @@ class Settings:
 
         NCBI_API_KEY, CLUSTER_EMAIL, OPENALEX_API_KEY; CLUSTER_PUBMED_URL,
         CLUSTER_CROSSREF_URL, CLUSTER_OPENALEX_URL, CLUSTER_OPENCITATIONS_URL;
-        CLUSTER_HTTP_RETRIES (attempts after the first) and CLUSTER_HTTP_BACKOFF
-        (first backoff delay in seconds).
+        CLUSTER_HTTP_RETRIES (attempts after the first), CLUSTER_HTTP_BACKOFF
+        (first backoff delay in seconds; the longest is four times it) and
+        CLUSTER_RATE_LIMITS ("pubmed=3,crossref=10" requests per second), for
+        local review worlds where the real limits are not the point.
         """
         urls = {svc: environ[var] for svc, var in _ENV_URLS.items() if environ.get(var)}
         values: dict[str, Any] = {
@@ -247,6 +249,10 @@ class Settings:
                 except ValueError:
                     raise ClusterError(f"{var} must be a number, not {environ[var]!r}: fix "
                                        f"or unset it.") from None
+        if "backoff_base" in values:
+            values["backoff_max"] = values["backoff_base"] * 4
+        if environ.get("CLUSTER_RATE_LIMITS"):
+            values["rate_limits"] = _parse_rate_limits(environ["CLUSTER_RATE_LIMITS"])
         values.update(overrides)
         return cls(**values)
 
@@ -256,6 +262,20 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """The values that must never be written anywhere."""
         return tuple(v for v in (self.email, self.ncbi_api_key, self.openalex_api_key) if v)
+
+
+def _parse_rate_limits(text: str) -> dict[str, float]:
+    limits: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        service, _, rate = part.partition("=")
+        try:
+            limits[service.strip()] = float(rate)
+            if not limits[service.strip()] > 0:
+                raise ValueError(rate)
+        except ValueError:
+            raise ClusterError(f"CLUSTER_RATE_LIMITS must read like pubmed=3,crossref=10, not "
+                               f"{text!r}: fix or unset it.") from None
+    return limits
 
 
 # --- rate limiting -----------------------------------------------------------

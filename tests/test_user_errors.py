@@ -350,3 +350,29 @@ def test_credentials_reach_no_file_and_no_output(tmp_path: Path, monkeypatch) ->
     for value in SECRETS.values():
         for form in (value, value.replace("@", "%40")):
             assert form.encode() not in seen, form
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("CLUSTER_RATE_LIMITS", "pubmed", "Error: CLUSTER_RATE_LIMITS must read like "
+                                      "pubmed=3,crossref=10, not 'pubmed': fix or unset it."),
+    ("CLUSTER_RATE_LIMITS", "pubmed=0", "Error: CLUSTER_RATE_LIMITS must read like "
+                                        "pubmed=3,crossref=10, not 'pubmed=0': fix or unset it."),
+    ("CLUSTER_HTTP_BACKOFF", "soon", "Error: CLUSTER_HTTP_BACKOFF must be a number, not 'soon': "
+                                     "fix or unset it."),
+])
+@pytest.mark.parametrize("command", [("add", "--pmid", "1"), ("expand",), ("fetch", "--pmid", "1")])
+def test_malformed_http_settings_are_one_sentence(made: Path, monkeypatch, name, value, message,
+                                                  command) -> None:
+    monkeypatch.setenv(name, value)
+    result = invoke(*command, "--db", str(made))
+    assert result.exit_code == 1
+    assert one_sentence(result) == message
+
+
+def test_http_settings_from_the_environment() -> None:
+    from connectors.http import Settings
+
+    s = Settings.from_env({"CLUSTER_HTTP_RETRIES": "1", "CLUSTER_HTTP_BACKOFF": "0.5",
+                           "CLUSTER_RATE_LIMITS": "pubmed=3, crossref=10"})
+    assert (s.max_retries, s.backoff_base, s.backoff_max) == (1, 0.5, 2.0)
+    assert dict(s.rate_limits) == {"pubmed": 3.0, "crossref": 10.0}
