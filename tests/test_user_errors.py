@@ -376,3 +376,18 @@ def test_http_settings_from_the_environment() -> None:
                            "CLUSTER_RATE_LIMITS": "pubmed=3, crossref=10"})
     assert (s.max_retries, s.backoff_base, s.backoff_max) == (1, 0.5, 2.0)
     assert dict(s.rate_limits) == {"pubmed": 3.0, "crossref": 10.0}
+
+
+def test_find_refuses_an_unknown_tagger_and_a_limit_below_one(made: Path) -> None:
+    result = invoke("find", "light", "--tag", "theory", "--reviewer", "zed", "--db", str(made))
+    assert result.exit_code == 1
+    assert one_sentence(result) == ("Error: Unknown reviewer 'zed': add them with "
+                                    "`cluster reviewers add zed`.")
+    result = invoke("find", "light", "--limit", "0", "--db", str(made))
+    assert result.exit_code == 1
+    assert one_sentence(result) == "Error: The limit must be at least 1, not 0."
+    store = open_store(made)
+    assert store.events("kind = 'tag'") == []
+    store.close()
+    tagged = invoke("find", "light", "--tag", "theory", "--reviewer", "alice", "--db", str(made))
+    assert tagged.output.endswith("1 record(s); 1 newly tagged 'theory'.\n")
