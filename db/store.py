@@ -302,6 +302,8 @@ class Store:
 
     # -- reviewers
     def add_reviewer(self, name: str, role: str = "reviewer") -> None:
+        if not name.strip():
+            raise StoreError("A reviewer name cannot be blank: give a name such as alice.")
         self.db["reviewers"].upsert({"name": name, "role": role, "created_at": now()}, pk="name")
 
     def reviewer_names(self) -> list[str]:

@@ -391,3 +391,20 @@ def test_find_refuses_an_unknown_tagger_and_a_limit_below_one(made: Path) -> Non
     store.close()
     tagged = invoke("find", "light", "--tag", "theory", "--reviewer", "alice", "--db", str(made))
     assert tagged.output.endswith("1 record(s); 1 newly tagged 'theory'.\n")
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_blank_reviewer_name_is_refused(made: Path, name: str) -> None:
+    result = invoke("reviewers", "add", "carol", name, "--db", str(made))
+    assert result.exit_code == 1
+    assert one_sentence(result) == "Error: A reviewer name cannot be blank: give a name such as alice."
+    assert invoke("reviewers", "list", "--db", str(made)).output == "alice\n"
+
+
+def test_empty_list_of_exclusion_reasons_is_refused(made: Path) -> None:
+    result = invoke("protocol", "set", "--reasons", " ; ;", "--db", str(made))
+    assert result.exit_code == 1
+    assert one_sentence(result) == ("Error: The list of exclusion reasons is empty: give at least "
+                                    "one reason (several separated by semicolons).")
+    shown = invoke("protocol", "show", "--db", str(made)).output
+    assert '"wrong population",' in shown
