@@ -86,6 +86,10 @@ def set_protocol(store: Store, reviewer: str | None = None, **changes: Any) -> P
     for k in ("include_terms", "exclude_terms", "exclusion_reasons"):
         if k in clean:
             clean[k] = tuple(t.strip() for t in clean[k] if t and t.strip())
+    if "exclusion_reasons" in clean and not clean["exclusion_reasons"]:
+        # full-text exclusions need a reason from the list, so an empty list blocks them all
+        raise ProtocolError("The list of exclusion reasons is empty: give at least one reason "
+                            "(several separated by semicolons).")
     new = dataclasses.replace(current, **clean)
     with store.transaction():
         store.log_event("protocol", reviewer=reviewer, data=new.to_dict())
