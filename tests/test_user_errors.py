@@ -408,3 +408,28 @@ def test_empty_list_of_exclusion_reasons_is_refused(made: Path) -> None:
                                     "one reason (several separated by semicolons).")
     shown = invoke("protocol", "show", "--db", str(made)).output
     assert '"wrong population",' in shown
+
+
+def test_two_dedup_runs_at_once_merge_each_cluster_once(made: Path) -> None:
+    from cluster.dedup.apply import run_dedup
+
+    copy = made.parent / "b.ris"
+    copy.write_text(RIS.replace("Blue light and sleep", "Blue Light and Sleep") + RIS.replace(
+        "10.1000/blue.1", "10.1000/other.2").replace("Blue light and sleep in shift workers",
+                                                      "Coffee and alertness at night"),
+        encoding="utf-8")
+    assert invoke("import", str(copy), "--db", str(made)).exit_code == 0
+    first, second = open_store(made), open_store(made)
+    other: list = []
+
+    def other_run_meanwhile(stage: str, done: int, total: int) -> None:
+        # the first run has read the records; the other run now deduplicates them all
+        if not other:
+            other.append(run_dedup(second))
+
+    summary = run_dedup(first, progress=other_run_meanwhile)
+    assert (other[0].clusters, other[0].duplicates_marked) == (1, 1)
+    assert (summary.clusters, summary.duplicates_marked, summary.new_records) == (0, 0, 0)
+    assert len(first.events("kind = 'merge'")) == 1
+    first.close()
+    second.close()
