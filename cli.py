@@ -726,11 +726,12 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
     from cluster.dedup.apply import run_dedup, undo_merge
     from cluster.dedup.review import export_pairs, import_pairs, review_session
 
-    modes = [m for m in (review, export_csv, import_csv, undo_id) if m]
+    # an empty value ("--undo ''") still names a mode: it must not fall through to a full run
+    modes = [m for m in (review or None, export_csv, import_csv, undo_id) if m is not None]
     if len(modes) > 1:
         raise UserError("Use one of --review, --export-pairs, --import-pairs and --undo at a time.")
     store = get_store(db_path)
-    if undo_id:
+    if undo_id is not None:
         out = undo_merge(store, undo_id, reviewer=reviewer)
         if as_json:
             echo_json(out)
@@ -738,7 +739,7 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
             click.echo(f"Merge {undo_id} undone: records {', '.join(map(str, out['restored']))} "
                        f"stand apart from record {out['canonical']} again.")
         return
-    if export_csv:
+    if export_csv is not None:
         n = export_pairs(store, export_csv)
         if as_json:
             echo_json({"exported": n, "path": export_csv})
@@ -746,7 +747,7 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
             click.echo(f"{n} pairs written to {export_csv}: fill the decision column with same, "
                        f"different or skip, then run cluster dedup --import-pairs {export_csv}.")
         return
-    if import_csv:
+    if import_csv is not None:
         counts = import_pairs(store, import_csv, reviewer=reviewer)
         if as_json:
             echo_json(counts)
