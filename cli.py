@@ -627,10 +627,12 @@ def contacts_cmd(output: str | None, log_name: str | None, status: str | None, e
     """
     from cluster.contacts import contacts, log_contact, write_csv
 
-    if log_name and not status:
+    if log_name is not None and not status:
         raise UserError("--log needs --status sent, replied or no-reply.")
+    if log_name is None and (status or email or note):
+        raise UserError("--status, --email and --note go with --log NAME (the author contacted).")
     with _open(db_path) as store:
-        if log_name:
+        if log_name is not None:
             data = log_contact(store, log_name, status, email=email, note=note)
             click.echo(f"Logged: {data['author']} {status}.")
             return

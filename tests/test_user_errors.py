@@ -443,3 +443,10 @@ def test_dedup_undo_with_an_empty_id_undoes_nothing_and_runs_nothing(made: Path)
     store = open_store(made)
     assert store.get_meta("dedup_last_record_id") is None  # no deduplication ran
     store.close()
+
+
+def test_contact_details_without_log_are_refused(made: Path) -> None:
+    result = invoke("contacts", "--status", "sent", "--db", str(made))
+    assert result.exit_code == 1
+    assert one_sentence(result) == ("Error: --status, --email and --note go with --log NAME (the "
+                                    "author contacted).")
