@@ -28,6 +28,7 @@ import email.utils
 import logging
 import random
 import re
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -470,17 +471,22 @@ class HttpLayer:
             import requests_cache
 
             days = self.settings.cache_days
-            session = requests_cache.CachedSession(
-                str(self.settings.cache_path),
-                backend="sqlite",
-                expire_after=-1 if days is None else days * 86400,
-                allowable_codes=(200,),
-                allowable_methods=("GET", "POST"),
-                ignored_parameters=[*SECRET_PARAMS, *_REDACTED_HEADERS],
-                match_headers=False,
-                stale_if_error=False,
-                filter_fn=_cacheable,
-            )
+            try:
+                session = requests_cache.CachedSession(
+                    str(self.settings.cache_path),
+                    backend="sqlite",
+                    expire_after=-1 if days is None else days * 86400,
+                    allowable_codes=(200,),
+                    allowable_methods=("GET", "POST"),
+                    ignored_parameters=[*SECRET_PARAMS, *_REDACTED_HEADERS],
+                    match_headers=False,
+                    stale_if_error=False,
+                    filter_fn=_cacheable,
+                )
+            except sqlite3.Error as exc:
+                raise ClusterError(
+                    f"The HTTP cache {self.settings.cache_path} cannot be used ({exc}): delete "
+                    f"it (it only holds copies of answers) and run the command again.") from None
         session.headers["User-Agent"] = self.user_agent
         return session
 

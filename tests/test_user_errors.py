@@ -450,3 +450,13 @@ def test_contact_details_without_log_are_refused(made: Path) -> None:
     assert result.exit_code == 1
     assert one_sentence(result) == ("Error: --status, --email and --note go with --log NAME (the "
                                     "author contacted).")
+
+
+def test_a_damaged_http_cache_is_named_not_the_store(made: Path) -> None:
+    cache = made.parent / "review.http-cache.sqlite"
+    cache.write_text("not a database\\n", encoding="utf-8")
+    result = invoke("add", "--pmid", "23121403", "--db", str(made))
+    assert result.exit_code == 1
+    assert one_sentence(result) == (
+        f"Error: The HTTP cache {cache} cannot be used (file is not a database): delete it (it "
+        f"only holds copies of answers) and run the command again.")
