@@ -460,3 +460,32 @@ def test_a_damaged_http_cache_is_named_not_the_store(made: Path) -> None:
     assert one_sentence(result) == (
         f"Error: The HTTP cache {cache} cannot be used (file is not a database): delete it (it "
         f"only holds copies of answers) and run the command again.")
+
+
+def test_a_store_being_created_is_not_taken_for_a_foreign_database(tmp_path: Path) -> None:
+    import threading
+
+    db = tmp_path / "review.db"
+    # another command has just created the file and is inside its first transaction
+    creator = sqlite3.connect(str(db), isolation_level=None, check_same_thread=False)
+    creator.execute("PRAGMA journal_mode=WAL")
+    creator.execute("BEGIN IMMEDIATE")
+    creator.execute("CREATE TABLE half_done (x)")
+    assert db.read_bytes()[:16] == b"SQLite format 3\x00"
+    threading.Timer(0.5, lambda: (creator.execute("ROLLBACK"), creator.close())).start()
+    store = open_store(db)  # waits for the creator instead of refusing the file
+    assert store.reviewer_names() == []
+    store.close()
+
+
+def test_commands_started_together_on_a_new_store_all_succeed(tmp_path: Path) -> None:
+    db = tmp_path / "review.db"
+    procs = [subprocess.Popen([sys.executable, "-m", "cli", "reviewers", "add", f"r{i}", "--db",
+                               str(db)], cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(4)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert errors == [""] * 4
+    assert [p.returncode for p in procs] == [0] * 4
+    store = open_store(db)
+    assert store.reviewer_names() == ["r0", "r1", "r2", "r3"]
+    store.close()
