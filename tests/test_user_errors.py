@@ -489,3 +489,21 @@ def test_commands_started_together_on_a_new_store_all_succeed(tmp_path: Path) ->
     store = open_store(db)
     assert store.reviewer_names() == ["r0", "r1", "r2", "r3"]
     store.close()
+
+
+@pytest.mark.parametrize("field, value", [("id", None), ("id", ""), ("ts", None)])
+def test_decisions_file_event_without_id_or_time_is_refused(made: Path, field, value) -> None:
+    assert invoke("decide", "1", "--reviewer", "alice", "--include", "--db", str(made)).exit_code == 0
+    exported = made.parent / "alice.jsonl"
+    assert invoke("decisions", "export", str(exported), "--db", str(made)).exit_code == 0
+    event = json.loads(exported.read_text(encoding="utf-8").splitlines()[0])
+    event.update({"id": "another-copy-1", field: value})
+    edited = made.parent / "edited.jsonl"
+    edited.write_text(json.dumps(event) + "\n", encoding="utf-8")
+    result = invoke("decisions", "import", str(edited), "--db", str(made))
+    assert result.exit_code == 1
+    assert one_sentence(result) == ("Error: Line 1 of edited.jsonl is not a decision event: is it a "
+                                    "file written by `cluster decisions export`?")
+    store = open_store(made)
+    assert len(store.events("kind = 'decision'")) == 1
+    store.close()
