@@ -578,7 +578,7 @@ class HttpLayer:
                                          _now(), 0, bool(getattr(resp, "from_cache", False)))
                     raise error
                 elif status >= 400:
-                    raise _rejected(service, status, body)
+                    raise _rejected(service, status, body, self.settings.secrets())
                 else:
                     try:
                         if expect in ("json", "xml") and _looks_like_html(
@@ -652,9 +652,14 @@ def _describe_exception(exc: Exception) -> str:
     return "connection failed"
 
 
-def _rejected(service: str, status: int, body: bytes) -> RequestRejected:
+def _rejected(service: str, status: int, body: bytes,
+              secrets: Sequence[str] = ()) -> RequestRejected:
     name = SERVICE_NAMES[service]
     detail = _error_detail(body)
+    # a service may quote the key it refused; the message reaches the screen and the search log
+    for secret in secrets:
+        if detail:
+            detail = detail.replace(secret, "[redacted]")
     reason = f"HTTP {status}" + (f": {detail}" if detail else "")
     return RequestRejected(name, f"{name} rejected the request ({reason}): check the "
                                  f"identifiers or query and try again.", status)

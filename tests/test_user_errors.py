@@ -507,3 +507,27 @@ def test_decisions_file_event_without_id_or_time_is_refused(made: Path, field, v
     store = open_store(made)
     assert len(store.events("kind = 'decision'")) == 1
     store.close()
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b'{"error": "API key invalid: ncbi-key-7f3a9c"}', "application/json"),
+    (b"Invalid api_key ncbi-key-7f3a9c for this tool", "text/plain"),
+])
+def test_a_service_quoting_the_key_in_its_refusal_does_not_leak_it(body, content_type) -> None:
+    from connectors.errors import ClusterError
+    from connectors.http import Settings, connect
+    from connectors.loopback import LoopbackServer, Response
+
+    server = LoopbackServer()
+    server.route("/pubmed", lambda req: Response(400, body, content_type=content_type))
+    server.start()
+    try:
+        settings = Settings(base_urls={"pubmed": server.url + "/pubmed"}, max_retries=0,
+                            ncbi_api_key=SECRETS["NCBI_API_KEY"])
+        with connect(settings) as services, pytest.raises(ClusterError) as caught:
+            services.pubmed.fetch(["23121403"])
+    finally:
+        server.stop()
+    assert SECRETS["NCBI_API_KEY"] in body.decode()
+    assert SECRETS["NCBI_API_KEY"] not in str(caught.value)
+    assert "[redacted]" in str(caught.value)
