@@ -117,6 +117,49 @@ def get_store(db_path: str, create: bool = True) -> Store:
     return store
 
 
+class Bar:
+    """The progress callback every long command hands the library: a bar on stderr.
+
+    The library calls it as progress(done, total[, what]); `stage` takes
+    (stage, done, total) and starts a fresh bar for each stage. With --quiet it
+    draws nothing. Use it as a context manager so the last bar is closed.
+    """
+
+    def __init__(self, quiet: bool, label: str = ""):
+        self.quiet = quiet
+        self.label = label
+        self.bar: Any = None
+        self.pos = 0
+        self.current_stage: str | None = None
+
+    def __enter__(self) -> "Bar":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+    def __call__(self, done: int, total: int, *_: Any) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=max(total, 1), label=self.label, file=sys.stderr,
+                                         show_pos=True).__enter__()
+            self.pos = 0
+        self.bar.update(max(0, done - self.pos))
+        self.pos = done
+
+    def stage(self, stage: str, done: int, total: int) -> None:
+        if stage != self.current_stage:
+            self._close()
+            self.current_stage, self.label = stage, f"{stage:<8}"
+        self(done, total)
+
+
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
@@ -365,7 +408,7 @@ def fetch_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], fill: bool, db_path
 
     if not (pmids or dois or fill):
         raise UserError("Nothing to fetch: give --pmid, --doi or --fill.")
-    with connect(connector_settings(db_path)) as services, _progress(quiet) as progress:
+    with connect(connector_settings(db_path)) as services, Bar(quiet, "Fetching") as progress:
         if fill:
             done = fill_needs_metadata(get_store(db_path, create=False), services,
                                        progress=progress)
@@ -407,27 +450,6 @@ def _echo_problems(missing, failed, notes) -> None:
         click.echo(f"Failed: {ident}: {why}", err=True)
     for note in notes:
         click.echo(note, err=True)
-
-
-class _progress:
-    """A progress callback drawing a bar on stderr (nothing with --quiet)."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.bar = None
-
-    def __enter__(self):
-        return None if self.quiet else self
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            self.bar = click.progressbar(length=total, label="Fetching", file=sys.stderr)
-            self.bar.__enter__()
-        self.bar.update(done - self.bar.pos)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
 
 
 # === expand, searches, contacts, find =====================================
@@ -524,26 +546,10 @@ def expand_cmd(strategies: str, top: int, any_type: bool, any_language: bool, de
                             top=top, any_type=any_type, any_language=any_language, depth=depth)
     store = get_store(db_path)
     services = _connect(db_path)
-    bar = None
-    last = [0]
-
-    def progress(done: int, total: int, label: str) -> None:
-        nonlocal bar
-        if quiet:
-            return
-        if bar is None:
-            bar = click.progressbar(length=total, label="Expanding", file=sys.stderr,
-                                    show_pos=True)
-            bar.__enter__()
-            last[0] = 0
-        bar.update(done - last[0])
-        last[0] = done
-
     try:
-        report = expand(store, services, options, progress=progress)
+        with Bar(quiet, "Expanding") as progress:
+            report = expand(store, services, options, progress=progress)
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
         services.close()
         store.close()
     if as_json:
@@ -680,29 +686,6 @@ def find_cmd(query: str, tag_value: str | None, reviewer: str | None, limit: int
 # === dedup ===============================================================
 
 
-def _stage_progress(quiet: bool) -> tuple[Callable[[str, int, int], None] | None, Callable[[], None]]:
-    """A progress callback drawing one bar per pipeline stage on stderr, and its closer."""
-    if quiet:
-        return None, lambda: None
-    state: dict[str, Any] = {"stage": None, "bar": None, "done": 0}
-
-    def close() -> None:
-        if state["bar"] is not None:
-            state["bar"].__exit__(None, None, None)
-            state["bar"] = None
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage != state["stage"]:
-            close()
-            state.update(stage=stage, done=0,
-                         bar=click.progressbar(length=max(total, 1), label=f"{stage:<8}",
-                                               file=sys.stderr).__enter__())
-        state["bar"].update(max(0, done - state["done"]))
-        state["done"] = done
-
-    return progress, close
-
-
 @cli.command()
 @click.option("--review", is_flag=True, help="Decide grey-zone pairs side by side, one keypress each.")
 @click.option("--export-pairs", "export_csv", type=OUTPUT_FILE,
@@ -766,11 +749,8 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
         click.echo(f"{counts['same']} merged, {counts['different']} kept apart, "
                    f"{counts['skip']} skipped; {counts['left']} pairs left for review.")
         return
-    progress, close = _stage_progress(quiet)
-    try:
-        summary = run_dedup(store, progress=progress)
-    finally:
-        close()
+    with Bar(quiet) as bar:
+        summary = run_dedup(store, progress=None if quiet else bar.stage)
     if as_json:
         echo_json(summary.as_dict())
         return
