@@ -63,16 +63,21 @@ def made(tmp_path: Path) -> Path:
     return db
 
 
-def test_read_only_store_is_one_sentence(made: Path, monkeypatch) -> None:
-    # a read-only connection is what SQLite gives for a file the user may not write
+def open_with_pragma(monkeypatch, pragma: str) -> None:
+    """The CLI's stores run `pragma` once opened (a stand-in for a file's permissions, a wait)."""
     real = cli_module.open_store
 
-    def read_only(path, **kw):
+    def opened(path, **kw):
         store = real(path, **kw)
-        store.db.execute("PRAGMA query_only = ON")
+        store.db.execute(pragma)
         return store
 
-    monkeypatch.setattr(cli_module, "open_store", read_only)
+    monkeypatch.setattr(cli_module, "open_store", opened)
+
+
+def test_read_only_store_is_one_sentence(made: Path, monkeypatch) -> None:
+    # a read-only connection is what SQLite gives for a file the user may not write
+    open_with_pragma(monkeypatch, "PRAGMA query_only = ON")
     result = invoke("decide", "1", "--reviewer", "alice", "--include", "--db", str(made))
     assert result.exit_code == 1
     assert one_sentence(result) == (
@@ -95,14 +100,7 @@ def test_read_only_store_file(made: Path) -> None:
 
 
 def test_busy_store_is_one_sentence(made: Path, monkeypatch) -> None:
-    real = cli_module.open_store
-
-    def impatient(path, **kw):
-        store = real(path, **kw)
-        store.db.execute("PRAGMA busy_timeout = 50")  # the real wait is 30 s
-        return store
-
-    monkeypatch.setattr(cli_module, "open_store", impatient)
+    open_with_pragma(monkeypatch, "PRAGMA busy_timeout = 50")  # the real wait is 30 s
     other = sqlite3.connect(str(made), isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another command in the middle of a write
     try:
