@@ -1079,6 +1079,8 @@ def flow_cmd(layout: str, as_json: bool, as_csv: bool, with_titles: bool, svg_pa
 
     if as_json and as_csv:
         raise UserError("Choose one of --json and --csv.")
+    if svg_path and png_path and Path(svg_path).resolve() == Path(png_path).resolve():
+        raise UserError("--svg and --png name the same file: give each its own name.")
     result = compute_flow(get_store(db_path, create=False), layout)
     if svg_path or png_path:
         from db.diagram import layout as place, write_png, write_svg

@@ -529,3 +529,11 @@ def test_a_service_quoting_the_key_in_its_refusal_does_not_leak_it(body, content
     assert SECRETS["NCBI_API_KEY"] in body.decode()
     assert SECRETS["NCBI_API_KEY"] not in str(caught.value)
     assert "[redacted]" in str(caught.value)
+
+
+def test_flow_refuses_one_file_for_both_diagrams(made: Path) -> None:
+    out = made.parent / "prisma.svg"
+    result = invoke("flow", "--svg", str(out), "--png", str(out), "--db", str(made))
+    assert result.exit_code == 1
+    assert one_sentence(result) == "Error: --svg and --png name the same file: give each its own name."
+    assert not out.exists()
