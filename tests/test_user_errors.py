@@ -1,8 +1,9 @@
 """Mistakes a user can make, each ending in one sentence on stderr and a non-zero exit.
 
-Each test reproduces a failure seen when the CLI was driven by hand: a store
-that cannot be written, a store another command is writing, Ctrl-C, files
-that cannot be read or written, two runs of one command at the same time.
+Each test reproduces a failure a user can meet: a store that cannot be
+written, a store another command is writing, Ctrl-C, files that cannot be read
+or written, two runs of one command at the same time, credentials that must not
+be written anywhere.
 """
 
 from __future__ import annotations
