@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +25,9 @@ from db.store import Store, open_store
 
 DEFAULT_DB = "review.db"
 
+#: a file a command writes: an existing one must be writable, never readable
+OUTPUT_FILE = click.Path(dir_okay=False, readable=False, writable=True)
+
 
 class UserError(click.ClickException):
     """A failure the user caused or can fix; printed as one sentence, exit 1."""
@@ -32,8 +36,34 @@ class UserError(click.ClickException):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
+class Interrupted(UserError):
+    """Ctrl-C: the transactions already committed stay, the one under way is rolled back."""
+
+    exit_code = 130
+
+
+def _store_problem(exc: sqlite3.Error, db_path: str | None) -> str | None:
+    """One sentence for what SQLite says when the store file (not the code) is at fault."""
+    store = f"The review store {db_path}" if db_path else "The review store"
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return (f"{store} is busy: another cluster command is writing to it; run this one "
+                f"again when it has finished.")
+    if "readonly" in text or "read-only" in text:
+        return (f"{store} is read-only: check the permissions of the file and of its folder, "
+                f"or work on a copy.")
+    if "disk is full" in text:
+        return f"The disk holding {db_path or 'the review store'} is full: free some space and run the command again."
+    if "malformed" in text or "not a database" in text:
+        return f"{store} is damaged ({exc}): restore it from a backup or a copy."
+    if "unable to open" in text or "disk i/o" in text:
+        return (f"{store} cannot be opened ({exc}): check that its folder exists and that you "
+                f"may write to it.")
+    return None
+
+
 def handle_errors(fn: Callable) -> Callable:
-    """Turn the library's named exceptions into a one-sentence error."""
+    """Turn the library's named exceptions, and trouble with files, into a one-sentence error."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -41,6 +71,20 @@ def handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except ClusterError as exc:
             raise UserError(str(exc)) from None
+        except KeyboardInterrupt:
+            raise Interrupted("Interrupted: the steps already finished are saved and nothing "
+                              "half-done was kept; run the command again to go on.") from None
+        except sqlite3.Error as exc:
+            message = _store_problem(exc, kwargs.get("db_path"))
+            if message is None:
+                raise
+            raise UserError(message) from None
+        except OSError as exc:
+            # only a file the user named or owns; network errors are the connectors' to word
+            if exc.filename is None or not exc.strerror:
+                raise
+            raise UserError(f"Cannot use {exc.filename} ({exc.strerror}): check that it exists "
+                            f"and that you may read or write it.") from None
 
     return wrapper
 
@@ -61,7 +105,59 @@ def quiet_option(fn: Callable) -> Callable:
 
 
 def get_store(db_path: str, create: bool = True) -> Store:
-    return open_store(db_path, create=create)
+    """Open the store; inside a command it is closed when the command ends, however it ends.
+
+    Closing folds the write-ahead log back into the file and lets the next
+    command in the same process (a script, a test) open the store afresh.
+    """
+    store = open_store(db_path, create=create)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(store.close)
+    return store
+
+
+class Bar:
+    """The progress callback every long command hands the library: a bar on stderr.
+
+    The library calls it as progress(done, total[, what]); `stage` takes
+    (stage, done, total) and starts a fresh bar for each stage. With --quiet it
+    draws nothing. Use it as a context manager so the last bar is closed.
+    """
+
+    def __init__(self, quiet: bool, label: str = ""):
+        self.quiet = quiet
+        self.label = label
+        self.bar: Any = None
+        self.pos = 0
+        self.current_stage: str | None = None
+
+    def __enter__(self) -> "Bar":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+    def __call__(self, done: int, total: int, *_: Any) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=max(total, 1), label=self.label, file=sys.stderr,
+                                         show_pos=True).__enter__()
+            self.pos = 0
+        self.bar.update(max(0, done - self.pos))
+        self.pos = done
+
+    def stage(self, stage: str, done: int, total: int) -> None:
+        if stage != self.current_stage:
+            self._close()
+            self.current_stage, self.label = stage, f"{stage:<8}"
+        self(done, total)
 
 
 def echo_json(obj: Any) -> None:
@@ -251,7 +347,7 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
               default=None, help="Only records whose current decision at --stage is this.")
 @click.option("--all", "include_duplicates", is_flag=True,
               help="Also export records marked as duplicates.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+@click.option("-o", "--output", type=OUTPUT_FILE, default=None,
               help="Write to this file instead of standard output.")
 @db_option
 @handle_errors
@@ -312,7 +408,7 @@ def fetch_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], fill: bool, db_path
 
     if not (pmids or dois or fill):
         raise UserError("Nothing to fetch: give --pmid, --doi or --fill.")
-    with connect(connector_settings(db_path)) as services, _progress(quiet) as progress:
+    with connect(connector_settings(db_path)) as services, Bar(quiet, "Fetching") as progress:
         if fill:
             done = fill_needs_metadata(get_store(db_path, create=False), services,
                                        progress=progress)
@@ -356,54 +452,7 @@ def _echo_problems(missing, failed, notes) -> None:
         click.echo(note, err=True)
 
 
-class _progress:
-    """A progress callback drawing a bar on stderr (nothing with --quiet)."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.bar = None
-
-    def __enter__(self):
-        return None if self.quiet else self
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            self.bar = click.progressbar(length=total, label="Fetching", file=sys.stderr)
-            self.bar.__enter__()
-        self.bar.update(done - self.bar.pos)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-
 # === expand, searches, contacts, find =====================================
-
-
-def _http_settings(db_path: str):
-    """The connectors' settings (HTTP cache beside the store), with test-world knobs.
-
-    CLUSTER_HTTP_RETRIES, CLUSTER_HTTP_BACKOFF (seconds) and
-    CLUSTER_RATE_LIMITS ("pubmed=3,crossref=10") tune retries and pacing,
-    for local review worlds where the real limits are not the point.
-    """
-    import dataclasses
-
-    overrides: dict[str, Any] = {}
-    env = os.environ
-    try:
-        if env.get("CLUSTER_HTTP_RETRIES"):
-            overrides["max_retries"] = int(env["CLUSTER_HTTP_RETRIES"])
-        if env.get("CLUSTER_HTTP_BACKOFF"):
-            overrides["backoff_base"] = float(env["CLUSTER_HTTP_BACKOFF"])
-            overrides["backoff_max"] = float(env["CLUSTER_HTTP_BACKOFF"]) * 4
-        if env.get("CLUSTER_RATE_LIMITS"):
-            overrides["rate_limits"] = {k.strip(): float(v) for k, v in (
-                p.split("=", 1) for p in env["CLUSTER_RATE_LIMITS"].split(",") if p.strip())}
-    except ValueError:
-        raise UserError("CLUSTER_HTTP_RETRIES, CLUSTER_HTTP_BACKOFF or CLUSTER_RATE_LIMITS is "
-                        "malformed: use e.g. 3, 0.5 and pubmed=3,crossref=10.") from None
-    return dataclasses.replace(connector_settings(db_path), **overrides)
 
 
 @contextlib.contextmanager
@@ -419,7 +468,7 @@ def _open(db_path: str):
 def _connect(db_path: str):
     from connectors.http import connect
 
-    return connect(_http_settings(db_path))
+    return connect(connector_settings(db_path))
 
 
 @cli.command("add")
@@ -497,26 +546,10 @@ def expand_cmd(strategies: str, top: int, any_type: bool, any_language: bool, de
                             top=top, any_type=any_type, any_language=any_language, depth=depth)
     store = get_store(db_path)
     services = _connect(db_path)
-    bar = None
-    last = [0]
-
-    def progress(done: int, total: int, label: str) -> None:
-        nonlocal bar
-        if quiet:
-            return
-        if bar is None:
-            bar = click.progressbar(length=total, label="Expanding", file=sys.stderr,
-                                    show_pos=True)
-            bar.__enter__()
-            last[0] = 0
-        bar.update(done - last[0])
-        last[0] = done
-
     try:
-        report = expand(store, services, options, progress=progress)
+        with Bar(quiet, "Expanding") as progress:
+            report = expand(store, services, options, progress=progress)
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
         services.close()
         store.close()
     if as_json:
@@ -580,7 +613,7 @@ def searches_cmd(db_path: str, as_json: bool, as_markdown: bool) -> None:
 
 
 @cli.command("contacts")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the contacts as CSV.")
+@click.option("-o", "--output", type=OUTPUT_FILE, help="Write the contacts as CSV.")
 @click.option("--log", "log_name", help="Log a contact with this author.")
 @click.option("--status", type=click.Choice(["sent", "replied", "no-reply"]), help="With --log.")
 @click.option("--email", help="With --log: the address used, if not the one found.")
@@ -600,10 +633,12 @@ def contacts_cmd(output: str | None, log_name: str | None, status: str | None, e
     """
     from cluster.contacts import contacts, log_contact, write_csv
 
-    if log_name and not status:
+    if log_name is not None and not status:
         raise UserError("--log needs --status sent, replied or no-reply.")
+    if log_name is None and (status or email or note):
+        raise UserError("--status, --email and --note go with --log NAME (the author contacted).")
     with _open(db_path) as store:
-        if log_name:
+        if log_name is not None:
             data = log_contact(store, log_name, status, email=email, note=note)
             click.echo(f"Logged: {data['author']} {status}.")
             return
@@ -651,32 +686,9 @@ def find_cmd(query: str, tag_value: str | None, reviewer: str | None, limit: int
 # === dedup ===============================================================
 
 
-def _stage_progress(quiet: bool) -> tuple[Callable[[str, int, int], None] | None, Callable[[], None]]:
-    """A progress callback drawing one bar per pipeline stage on stderr, and its closer."""
-    if quiet:
-        return None, lambda: None
-    state: dict[str, Any] = {"stage": None, "bar": None, "done": 0}
-
-    def close() -> None:
-        if state["bar"] is not None:
-            state["bar"].__exit__(None, None, None)
-            state["bar"] = None
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage != state["stage"]:
-            close()
-            state.update(stage=stage, done=0,
-                         bar=click.progressbar(length=max(total, 1), label=f"{stage:<8}",
-                                               file=sys.stderr).__enter__())
-        state["bar"].update(max(0, done - state["done"]))
-        state["done"] = done
-
-    return progress, close
-
-
 @cli.command()
 @click.option("--review", is_flag=True, help="Decide grey-zone pairs side by side, one keypress each.")
-@click.option("--export-pairs", "export_csv", type=click.Path(dir_okay=False),
+@click.option("--export-pairs", "export_csv", type=OUTPUT_FILE,
               help="Write the pairs waiting for review to this CSV (fill its decision column).")
 @click.option("--import-pairs", "import_csv", type=click.Path(dir_okay=False),
               help="Apply the decisions (same/different/skip) of a CSV written by --export-pairs.")
@@ -699,11 +711,12 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
     from cluster.dedup.apply import run_dedup, undo_merge
     from cluster.dedup.review import export_pairs, import_pairs, review_session
 
-    modes = [m for m in (review, export_csv, import_csv, undo_id) if m]
+    # an empty value ("--undo ''") still names a mode: it must not fall through to a full run
+    modes = [m for m in (review or None, export_csv, import_csv, undo_id) if m is not None]
     if len(modes) > 1:
         raise UserError("Use one of --review, --export-pairs, --import-pairs and --undo at a time.")
     store = get_store(db_path)
-    if undo_id:
+    if undo_id is not None:
         out = undo_merge(store, undo_id, reviewer=reviewer)
         if as_json:
             echo_json(out)
@@ -711,7 +724,7 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
             click.echo(f"Merge {undo_id} undone: records {', '.join(map(str, out['restored']))} "
                        f"stand apart from record {out['canonical']} again.")
         return
-    if export_csv:
+    if export_csv is not None:
         n = export_pairs(store, export_csv)
         if as_json:
             echo_json({"exported": n, "path": export_csv})
@@ -719,7 +732,7 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
             click.echo(f"{n} pairs written to {export_csv}: fill the decision column with same, "
                        f"different or skip, then run cluster dedup --import-pairs {export_csv}.")
         return
-    if import_csv:
+    if import_csv is not None:
         counts = import_pairs(store, import_csv, reviewer=reviewer)
         if as_json:
             echo_json(counts)
@@ -736,11 +749,8 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
         click.echo(f"{counts['same']} merged, {counts['different']} kept apart, "
                    f"{counts['skip']} skipped; {counts['left']} pairs left for review.")
         return
-    progress, close = _stage_progress(quiet)
-    try:
-        summary = run_dedup(store, progress=progress)
-    finally:
-        close()
+    with Bar(quiet) as bar:
+        summary = run_dedup(store, progress=None if quiet else bar.stage)
     if as_json:
         echo_json(summary.as_dict())
         return
@@ -1131,7 +1141,7 @@ def decisions_group() -> None:
 
 
 @decisions_group.command("export")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=OUTPUT_FILE)
 @db_option
 @handle_errors
 def decisions_export(file: str, db_path: str) -> None:
@@ -1178,8 +1188,8 @@ LAYOUT_HELP = ("standard: PRISMA 2020 (other-methods records go straight to repo
               help="The PRISMA2020 R package's template (data,node,box,...,n) on stdout.")
 @click.option("--with-titles", is_flag=True,
               help="With --csv: also the template's title and band rows (data NA, n 0).")
-@click.option("--svg", "svg_path", type=click.Path(dir_okay=False), help="Write the diagram as SVG.")
-@click.option("--png", "png_path", type=click.Path(dir_okay=False), help="Write the diagram as PNG.")
+@click.option("--svg", "svg_path", type=OUTPUT_FILE, help="Write the diagram as SVG.")
+@click.option("--png", "png_path", type=OUTPUT_FILE, help="Write the diagram as PNG.")
 @db_option
 @handle_errors
 def flow_cmd(layout: str, as_json: bool, as_csv: bool, with_titles: bool, svg_path: str | None,
@@ -1195,6 +1205,8 @@ def flow_cmd(layout: str, as_json: bool, as_csv: bool, with_titles: bool, svg_pa
 
     if as_json and as_csv:
         raise UserError("Choose one of --json and --csv.")
+    if svg_path and png_path and Path(svg_path).resolve() == Path(png_path).resolve():
+        raise UserError("--svg and --png name the same file: give each its own name.")
     result = compute_flow(get_store(db_path, create=False), layout)
     if svg_path or png_path:
         from db.diagram import layout as place, write_png, write_svg
@@ -1244,7 +1256,7 @@ def study_link(record_ids: tuple[int, ...], key: str, reviewer: str | None, db_p
 
 
 @cli.command("report")
-@click.option("--output", "-o", "output", type=click.Path(dir_okay=False),
+@click.option("--output", "-o", "output", type=OUTPUT_FILE,
               help="Write the Markdown here, with the diagram beside it (same name, .svg and .png).")
 @click.option("--layout", type=click.Choice(["standard", "screen-other"]), default="standard",
               show_default=True, help=LAYOUT_HELP)
@@ -1366,11 +1378,7 @@ def _demo_summary(result: Any) -> str:
 
 
 def main() -> None:
-    try:
-        cli(standalone_mode=True)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+    cli(prog_name="cluster")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from connectors import SERVICE_NAMES
 from connectors.errors import ClusterError
 from connectors.http import CallLog, Fetched, Link, Links, Reference, ServiceError, Services
 from connectors.record import Author, Record, fold, is_english, is_journal_article
@@ -44,8 +45,7 @@ SERVICES: Mapping[str, tuple[str, ...]] = {
     "references": ("pubmed", "crossref", "openalex"),
     "related": ("pubmed", "openalex"),
 }
-SERVICE_LABELS = {"pubmed": "PubMed", "crossref": "Crossref", "openalex": "OpenAlex",
-                  "opencitations": "OpenCitations"}
+SERVICE_LABELS = SERVICE_NAMES
 
 RELEVANCE = ("the service's own ranking where it publishes one (PubMed neighbour score for "
              "related articles); otherwise TF-IDF cosine similarity of title and abstract to "
@@ -829,6 +829,8 @@ class _Runner:
             return UnitResult(**base, status="failed", n_found=o.n_found, error=o.error, search_id=sid)
         if o.skipped:
             with store.transaction():
+                if _unit_done(store, unit.uuid(store, opts)):
+                    return UnitResult(**base, status="already-done")
                 sid = store.start_search(kind="api", service=unit.service, strategy=unit.strategy,
                                          role="other", query=o.query, params=params,
                                          seed_record_id=s.record_id, limits=limits,
@@ -843,6 +845,10 @@ class _Runner:
         limits.update({k: v for k, v in o.notes.items()})
         added = 0
         with store.transaction():
+            # another run on this store may have saved the unit while this one was searching;
+            # the check sits under the write lock, so only one of them writes it
+            if _unit_done(store, unit.uuid(store, opts)):
+                return UnitResult(**base, status="already-done")
             sid = store.start_search(kind="api", service=unit.service, strategy=unit.strategy,
                                      role="other", query=o.query, params=params,
                                      seed_record_id=s.record_id, limits=limits,

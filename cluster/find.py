@@ -44,6 +44,8 @@ def find(store: Store, query: str, *, limit: int | None = None) -> list[Hit]:
     """Records (not merged duplicates) whose title or abstract matches `query` (FTS syntax), best first."""
     if not query.strip():
         raise FindError("The search query is empty: give words to look for, e.g. \"realist\".")
+    if limit is not None and limit < 1:
+        raise FindError(f"The limit must be at least 1, not {limit}.")
     ensure_index(store)
     sql = (
         "SELECT r.id, r.title, r.year, snippet(records_fts, -1, '[', ']', '...', 12) "
@@ -64,6 +66,8 @@ def tag(store: Store, hits: list[Hit], tag_value: str, *, reviewer: str | None =
     """Log a `tag` event for each hit not tagged so already; returns how many were new."""
     if not tag_value.strip():
         raise FindError("The tag is empty: give a word such as \"theory\".")
+    if reviewer is not None:
+        store.require_reviewer(reviewer)
     with store.transaction():
         tagged = {r[0] for r in store.db.execute(
             "SELECT record_id FROM events WHERE kind = 'tag' AND value = ?", [tag_value])}

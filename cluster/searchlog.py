@@ -11,10 +11,10 @@ import json
 from collections import defaultdict
 from typing import Any
 
+from connectors import SERVICE_NAMES
 from db.store import Store
 
-SERVICE_LABELS = {"pubmed": "PubMed", "crossref": "Crossref", "openalex": "OpenAlex",
-                  "opencitations": "OpenCitations"}
+SERVICE_LABELS = SERVICE_NAMES
 STRATEGY_TEXT = {
     "lead-author": "publications of each index article's lead (first) author",
     "cited-by": "articles citing each index article (forward citation searching)",

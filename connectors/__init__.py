@@ -1,1 +1,5 @@
 """Outside services (PubMed, Crossref, OpenAlex, OpenCitations) over one HTTP layer."""
+
+#: how each service is named to a reader (here, so naming one needs no HTTP stack)
+SERVICE_NAMES = {"pubmed": "PubMed", "crossref": "Crossref", "openalex": "OpenAlex",
+                 "opencitations": "OpenCitations"}

@@ -28,6 +28,7 @@ import email.utils
 import logging
 import random
 import re
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -40,6 +41,7 @@ from urllib.parse import urlencode
 import requests
 from requests.adapters import HTTPAdapter
 
+from connectors import SERVICE_NAMES
 from connectors.errors import ClusterError
 from connectors.record import Record
 
@@ -57,8 +59,6 @@ T = TypeVar("T")
 SECRET_PARAMS = ("api_key", "email", "mailto", "tool")
 _REDACTED_HEADERS = ("User-Agent", "Authorization", "Crossref-Plus-API-Token")
 
-SERVICE_NAMES = {"pubmed": "PubMed", "crossref": "Crossref", "openalex": "OpenAlex",
-                 "opencitations": "OpenCitations"}
 
 DEFAULT_BASE_URLS = {
     "pubmed": "https://eutils.ncbi.nlm.nih.gov/entrez/eutils",
@@ -230,8 +230,10 @@ class Settings:
 
         NCBI_API_KEY, CLUSTER_EMAIL, OPENALEX_API_KEY; CLUSTER_PUBMED_URL,
         CLUSTER_CROSSREF_URL, CLUSTER_OPENALEX_URL, CLUSTER_OPENCITATIONS_URL;
-        CLUSTER_HTTP_RETRIES (attempts after the first) and CLUSTER_HTTP_BACKOFF
-        (first backoff delay in seconds).
+        CLUSTER_HTTP_RETRIES (attempts after the first), CLUSTER_HTTP_BACKOFF
+        (first backoff delay in seconds; the longest is four times it) and
+        CLUSTER_RATE_LIMITS ("pubmed=3,crossref=10" requests per second), for
+        local review worlds where the real limits are not the point.
         """
         urls = {svc: environ[var] for svc, var in _ENV_URLS.items() if environ.get(var)}
         values: dict[str, Any] = {
@@ -248,6 +250,10 @@ class Settings:
                 except ValueError:
                     raise ClusterError(f"{var} must be a number, not {environ[var]!r}: fix "
                                        f"or unset it.") from None
+        if "backoff_base" in values:
+            values["backoff_max"] = values["backoff_base"] * 4
+        if environ.get("CLUSTER_RATE_LIMITS"):
+            values["rate_limits"] = _parse_rate_limits(environ["CLUSTER_RATE_LIMITS"])
         values.update(overrides)
         return cls(**values)
 
@@ -257,6 +263,20 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """The values that must never be written anywhere."""
         return tuple(v for v in (self.email, self.ncbi_api_key, self.openalex_api_key) if v)
+
+
+def _parse_rate_limits(text: str) -> dict[str, float]:
+    limits: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        service, _, rate = part.partition("=")
+        try:
+            limits[service.strip()] = float(rate)
+            if not limits[service.strip()] > 0:
+                raise ValueError(rate)
+        except ValueError:
+            raise ClusterError(f"CLUSTER_RATE_LIMITS must read like pubmed=3,crossref=10, not "
+                               f"{text!r}: fix or unset it.") from None
+    return limits
 
 
 # --- rate limiting -----------------------------------------------------------
@@ -451,17 +471,22 @@ class HttpLayer:
             import requests_cache
 
             days = self.settings.cache_days
-            session = requests_cache.CachedSession(
-                str(self.settings.cache_path),
-                backend="sqlite",
-                expire_after=-1 if days is None else days * 86400,
-                allowable_codes=(200,),
-                allowable_methods=("GET", "POST"),
-                ignored_parameters=[*SECRET_PARAMS, *_REDACTED_HEADERS],
-                match_headers=False,
-                stale_if_error=False,
-                filter_fn=_cacheable,
-            )
+            try:
+                session = requests_cache.CachedSession(
+                    str(self.settings.cache_path),
+                    backend="sqlite",
+                    expire_after=-1 if days is None else days * 86400,
+                    allowable_codes=(200,),
+                    allowable_methods=("GET", "POST"),
+                    ignored_parameters=[*SECRET_PARAMS, *_REDACTED_HEADERS],
+                    match_headers=False,
+                    stale_if_error=False,
+                    filter_fn=_cacheable,
+                )
+            except sqlite3.Error as exc:
+                raise ClusterError(
+                    f"The HTTP cache {self.settings.cache_path} cannot be used ({exc}): delete "
+                    f"it (it only holds copies of answers) and run the command again.") from None
         session.headers["User-Agent"] = self.user_agent
         return session
 
@@ -553,7 +578,7 @@ class HttpLayer:
                                          _now(), 0, bool(getattr(resp, "from_cache", False)))
                     raise error
                 elif status >= 400:
-                    raise _rejected(service, status, body)
+                    raise _rejected(service, status, body, self.settings.secrets())
                 else:
                     try:
                         if expect in ("json", "xml") and _looks_like_html(
@@ -627,9 +652,14 @@ def _describe_exception(exc: Exception) -> str:
     return "connection failed"
 
 
-def _rejected(service: str, status: int, body: bytes) -> RequestRejected:
+def _rejected(service: str, status: int, body: bytes,
+              secrets: Sequence[str] = ()) -> RequestRejected:
     name = SERVICE_NAMES[service]
     detail = _error_detail(body)
+    # a service may quote the key it refused; the message reaches the screen and the search log
+    for secret in secrets:
+        if detail:
+            detail = detail.replace(secret, "[redacted]")
     reason = f"HTTP {status}" + (f": {detail}" if detail else "")
     return RequestRejected(name, f"{name} rejected the request ({reason}): check the "
                                  f"identifiers or query and try again.", status)

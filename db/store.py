@@ -126,8 +126,30 @@ def _check_is_store(path: Path) -> None:
     if not head.startswith(b"SQLite format 3\x00"):
         raise StoreError(f"{path} is not a cluster review store (not an SQLite database).")
     app_id = int.from_bytes(head[68:72], "big")
-    if app_id != APP_ID:
+    if app_id != APP_ID and not _store_in_creation(path):
         raise StoreError(f"{path} is an SQLite database but not a cluster review store.")
+
+
+def _store_in_creation(path: Path) -> bool:
+    """Whether another command is creating a store here (or has, not yet checkpointed).
+
+    Until the first checkpoint the application id sits in the write-ahead log,
+    not in the file's header; a reader sees it, or an empty database while the
+    creator's first transaction is still open. Read-only: a foreign database is
+    never touched.
+    """
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error:
+        return False
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        n_objects = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+    return app_id == APP_ID or n_objects == 0
 
 
 class Store:
@@ -302,6 +324,8 @@ class Store:
 
     # -- reviewers
     def add_reviewer(self, name: str, role: str = "reviewer") -> None:
+        if not name.strip():
+            raise StoreError("A reviewer name cannot be blank: give a name such as alice.")
         self.db["reviewers"].upsert({"name": name, "role": role, "created_at": now()}, pk="name")
 
     def reviewer_names(self) -> list[str]:
@@ -336,6 +360,10 @@ def open_store(path: str | Path | None, *, create: bool = True) -> Store:
             conn = sqlite3.connect(str(p), timeout=30, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            # the file is fine but cannot be opened or switched to WAL (which writes beside it)
+            raise StoreError(f"Cannot open the review store {p} ({exc}): check that you may "
+                             f"write to it and to its folder.") from None
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{p} is not a cluster review store ({exc}).") from None
         db = sqlite_utils.Database(conn)

@@ -448,7 +448,9 @@ def _read_events(store: Store, path: Path) -> list[dict]:
             e = json.loads(line)
         except json.JSONDecodeError:
             e = None
-        if not isinstance(e, dict) or not all(k in e for k in ("id", "kind", "review_id", "ts")):
+        # an event without its own id would get a new one here, and again at each import
+        if not isinstance(e, dict) or not all(isinstance(e.get(k), str) and e[k]
+                                              for k in ("id", "kind", "review_id", "ts")):
             raise DecisionError(
                 f"Line {n} of {name} is not a decision event: is it a file written by "
                 "`cluster decisions export`?")

@@ -77,9 +77,19 @@ def set_protocol(store: Store, reviewer: str | None = None, **changes: Any) -> P
     clean = {k: v for k, v in changes.items() if v is not None}
     if "reviewers_per_record" in clean and int(clean["reviewers_per_record"]) < 1:
         raise ProtocolError("Reviewers per record must be at least 1.")
+    if "target_recall" in clean and not 0 < float(clean["target_recall"]) <= 1:
+        raise ProtocolError(f"The target recall is a share above 0 and at most 1 (e.g. 0.95), "
+                            f"not {clean['target_recall']}.")
+    if "consecutive_excludes" in clean and int(clean["consecutive_excludes"]) < 1:
+        raise ProtocolError(f"The number of consecutive excludes must be at least 1, not "
+                            f"{clean['consecutive_excludes']}.")
     for k in ("include_terms", "exclude_terms", "exclusion_reasons"):
         if k in clean:
             clean[k] = tuple(t.strip() for t in clean[k] if t and t.strip())
+    if "exclusion_reasons" in clean and not clean["exclusion_reasons"]:
+        # full-text exclusions need a reason from the list, so an empty list blocks them all
+        raise ProtocolError("The list of exclusion reasons is empty: give at least one reason "
+                            "(several separated by semicolons).")
     new = dataclasses.replace(current, **clean)
     with store.transaction():
         store.log_event("protocol", reviewer=reviewer, data=new.to_dict())

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Mapping, Sequence
 
+from connectors import SERVICE_NAMES
 from connectors.errors import ClusterError
 from db.store import Store, open_store
 from screeners.decisions import (
@@ -35,8 +36,7 @@ from screeners.state import automated_records, effective_decisions, stage_record
 RankFn = Callable[[Store, str, str, Sequence[int]], Sequence[int]]
 EstimateFn = Callable[[Store, str], "float | None"]
 
-SERVICE_NAMES = {"pubmed": "PubMed", "crossref": "Crossref", "openalex": "OpenAlex",
-                 "opencitations": "OpenCitations", "demo": "demo", "file": "file"}
+SERVICE_NAMES = {**SERVICE_NAMES, "demo": "demo", "file": "file"}
 # how a record relates to the index article it was found from, by strategy
 STRATEGY_PHRASES = {
     "cited-by": "cites index article {seed}",

@@ -201,7 +201,7 @@ def test_blindness_bob_never_sees_alices_decisions(review):
 def test_a_large_terminal_gets_wider_lines(review):
     path, _ = review
     t = Term(path, "--reviewer", "carol", rows=40, cols=160)
-    t.wait_for("carol · title-abstract · record 1")
+    t.wait_for("carol · title-abstract · record 1", "We studied")  # the card is drawn in parts
     abstract = next(line for line in t.screen.lines() if line.startswith("We studied"))
     assert 80 < len(abstract) <= 160
     t.press("q")

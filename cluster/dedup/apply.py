@@ -158,9 +158,25 @@ def run_dedup(store: Store, *, cache: PreparedCache | None = None,
     A `cache` kept by a long-running caller spares re-normalising the records
     an earlier run in the same process already prepared.
     """
+    while True:
+        summary = _dedup_once(store, progress)
+        if summary is not None:
+            return summary
+
+
+def _dedup_state(store: Store) -> tuple[str | None, int | None]:
+    """What a run's comparisons rest on: the last run's mark and the last merge-type event."""
+    row = store.db.execute("SELECT MAX(seq) FROM events WHERE kind IN "
+                           "('merge', 'unmerge', 'pair_decision')").fetchone()
+    return store.get_meta(META_LAST), row[0]
+
+
+def _dedup_once(store: Store, progress: Progress | None) -> DedupSummary | None:
+    """One run; None when another run changed the store while this one compared records."""
+    state = _dedup_state(store)
     rows = list(store.record_rows())
     ids = [r["id"] for r in rows]
-    last = int(store.get_meta(META_LAST, "0") or 0)
+    last = int(state[0] or 0)
     new = [i for i, rid in enumerate(ids) if rid > last]
     no_title = sum(1 for r in rows if not (r.get("title") or "").strip())
     if not new:
@@ -174,6 +190,10 @@ def run_dedup(store: Store, *, cache: PreparedCache | None = None,
                          cannot_link=cannot, cache=cache, progress=progress)
     merge_ids = []
     with store.transaction():
+        # the comparisons took time without the write lock: if another run (or a
+        # person's pair decision) got in first, they are stale and are done again
+        if _dedup_state(store) != state:
+            return None
         for c in result.clusters:
             merge_ids.append(_write_merge(store, ids, items, c))
         fresh = [PendingPair(ids[s.a], ids[s.b], s.score, s.rule) for s in result.review]

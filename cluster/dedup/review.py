@@ -92,12 +92,14 @@ def import_pairs(store: Store, path: str | Path, *, reviewer: str | None = None)
     """Apply the decisions (same / different; blank or skip = undecided) of an exported CSV."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            columns = set(reader.fieldnames or ())
     except FileNotFoundError:
         raise DedupError(f"No file at {path}: give the CSV written by --export-pairs.") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DedupError(f"Cannot read {path} ({exc}): give the CSV written by --export-pairs.") from None
-    if rows and not {"a", "b", "decision"} <= set(rows[0]):
+    if not {"a", "b", "decision"} <= columns:
         raise DedupError(f"{path} has no a, b and decision columns: give the CSV written by --export-pairs.")
     decisions, skipped = [], 0
     for line, row in enumerate(rows, 2):
