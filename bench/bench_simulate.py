@@ -71,7 +71,7 @@ def run_ours(sets: list[str], seeds: list[int], model: str, jobs: int) -> dict[s
 
 def print_table(results: dict[str, dict], model: str, seeds: list[int]) -> None:
     print(f"\nModel {model}; seeds {','.join(map(str, seeds))}; retraining schedule: after every "
-          "label until 100 are labelled, then after every floor(1% of labelled) labels\n")
+          "max(1, floor(1% of labelled)) labels (every label until 200)\n")
     head = (f"{'set':14s} {'records':>7s} {'incl':>4s} | {'ASReview':>8s} {'ours WSS@95':>11s} "
             f"{'(min-max)':>13s} {'diff':>6s} | {'WSS@100':>7s} {'RRF@10':>6s} {'ATD':>6s} | "
             f"{'wall s/sim':>10s} {'cpu s/sim':>9s} {'fits':>5s}")
