@@ -16,6 +16,10 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import ComplementNB
+from sklearn.svm import LinearSVC
 
 from connectors.errors import ClusterError
 
@@ -76,8 +80,6 @@ class Tfidf(Component):
     stop_words: str | None = None
 
     def vectorizer(self) -> Any:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         return TfidfVectorizer(
             ngram_range=(1, self.ngram_max), sublinear_tf=self.sublinear_tf,
             min_df=self.min_df, max_df=self.max_df, stop_words=self.stop_words,
@@ -156,8 +158,6 @@ class Logistic(Component):
 
     def fit_scores(self, X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
-        from sklearn.linear_model import LogisticRegression
-
         _check_two_classes(y)
         m = LogisticRegression(C=self.C, solver="liblinear", random_state=seed)
         m.fit(X[train], y, sample_weight=w)
@@ -175,8 +175,6 @@ class LinearSvm(Component):
 
     def fit_scores(self, X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
-        from sklearn.svm import LinearSVC
-
         _check_two_classes(y)
         m = LinearSVC(C=self.C, random_state=seed)
         m.fit(X[train], y, sample_weight=w)
@@ -194,8 +192,6 @@ class ComplementNb(Component):
 
     def fit_scores(self, X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
-        from sklearn.naive_bayes import ComplementNB
-
         _check_two_classes(y)
         m = ComplementNB(alpha=self.alpha)
         m.fit(X[train], y, sample_weight=w)
