@@ -8,8 +8,9 @@ with growth 0.01 after every label until 200 are labelled, every 2nd until
 300, every 10th at 1,000, taking the model's top records as one batch in
 between (retraining after every label instead moved the mean WSS@95 by less
 than .003 on the Kitchenham and Wilson sets, seeds 1-5); the schedule depends
-on counts only, so a run is reproducible from its settings and seed. The loop stops once every relevant record is found
-(ASReview's default stop); the rest follow in the last model's order.
+on counts only, so a run is reproducible from its settings and seed. The loop
+stops once every relevant record is found (ASReview's default stop); the rest
+follow in the last model's order.
 """
 
 from __future__ import annotations
