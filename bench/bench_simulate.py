@@ -71,7 +71,7 @@ def run_ours(sets: list[str], seeds: list[int], model: str, jobs: int) -> dict[s
 
 def print_table(results: dict[str, dict], model: str, seeds: list[int]) -> None:
     print(f"\nModel {model}; seeds {','.join(map(str, seeds))}; retraining schedule: after every "
-          "label until 100 are labelled, then after every floor(1% of labelled) labels\n")
+          "max(1, floor(1% of labelled)) labels (every label until 200)\n")
     head = (f"{'set':14s} {'records':>7s} {'incl':>4s} | {'ASReview':>8s} {'ours WSS@95':>11s} "
             f"{'(min-max)':>13s} {'diff':>6s} | {'WSS@100':>7s} {'RRF@10':>6s} {'ATD':>6s} | "
             f"{'wall s/sim':>10s} {'cpu s/sim':>9s} {'fits':>5s}")
@@ -119,9 +119,10 @@ def run_asreview(sets: list[str], seeds: list[int], ours: dict[str, dict]) -> No
     print("\nSide-by-side timing, median over seeds (ASReview: 1 prior include + 1 exclude by "
           "--prior-seed, its default model, stops when the last include is found)")
     print(f"{'set':14s} {'ASReview wall':>13s} {'cpu':>6s} | {'ours wall':>9s} {'cpu':>6s} | "
-          f"{'speed-up wall':>13s} {'cpu':>6s}")
+          f"{'speed-up wall':>13s} {'cpu':>6s} | {'WSS@95 ASReview':>15s} {'ours':>6s}  (same seeds,"
+          " same metric code)")
     for name in sets:
-        walls, cpus = [], []
+        walls, cpus, wss = [], [], []
         for seed in seeds:
             out = OUT / f"{name}-{seed}.asreview"
             out.unlink(missing_ok=True)
@@ -137,12 +138,34 @@ def run_asreview(sets: list[str], seeds: list[int], ours: dict[str, dict]) -> No
             if r.returncode != 0:
                 print(f"{name}: asreview simulate failed: {r.stderr.strip().splitlines()[-1:]}")
                 return
+            wss.append(_asreview_wss(out))
         ours_runs = ours.get(name, {}).get("runs", [])
         ow = statistics.median(x["wall"] for x in ours_runs) if ours_runs else float("nan")
         oc = statistics.median(x["cpu"] for x in ours_runs) if ours_runs else float("nan")
         aw, ac = statistics.median(walls), statistics.median(cpus)
+        ours_wss = statistics.mean(x["wss95"] for x in ours_runs) if ours_runs else float("nan")
         print(f"{ASREVIEW[name][0]:14s} {aw:13.1f} {ac:6.1f} | {ow:9.1f} {oc:6.1f} | "
-              f"{aw / ow:12.1f}x {ac / oc:5.1f}x")
+              f"{aw / ow:12.1f}x {ac / oc:5.1f}x | {statistics.mean(wss):15.3f} {ours_wss:6.3f}")
+
+
+def _asreview_wss(project: Path) -> float:
+    """WSS@95 of an ASReview project file, by this project's metric code: the labels
+    in ASReview's order, its two prior records left out, the unscreened rest as 0."""
+    import sqlite3
+    import tempfile
+    import zipfile
+
+    from screeners import metrics
+
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(project) as zf:
+        zf.extract("results.db", tmp)
+        conn = sqlite3.connect(Path(tmp) / "results.db")
+        rows = conn.execute("SELECT label, querier FROM results ORDER BY rowid").fetchall()
+        n = conn.execute("SELECT count(*) FROM record").fetchone()[0]
+        conn.close()
+    labels = [int(lab) for lab, querier in rows if querier is not None]
+    n_prior = sum(1 for _, querier in rows if querier is None)
+    return metrics.wss(labels + [0] * (n - n_prior - len(labels)), 0.95)
 
 
 def main() -> None:
