@@ -1315,7 +1315,7 @@ def demo_cmd(seed: int, directory: str, works: int, fault_rate: float, fresh: bo
 
     options = DemoOptions(seed=seed, works=works, fault_rate=fault_rate)
     # the user's keys and address, if set, travel the real code path (and are never stored)
-    settings = _http_settings(str(Path(directory) / "review.db"))
+    settings = connector_settings(str(Path(directory) / "review.db"))
     if not settings.email:
         settings = dataclasses.replace(settings, email=DEMO_EMAIL)
 

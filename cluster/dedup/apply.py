@@ -159,7 +159,7 @@ def run_dedup(store: Store, *, cache: PreparedCache | None = None,
     an earlier run in the same process already prepared.
     """
     while True:
-        summary = _dedup_once(store, progress)
+        summary = _dedup_once(store, cache, progress)
         if summary is not None:
             return summary
 
@@ -171,7 +171,8 @@ def _dedup_state(store: Store) -> tuple[str | None, int | None]:
     return store.get_meta(META_LAST), row[0]
 
 
-def _dedup_once(store: Store, progress: Progress | None) -> DedupSummary | None:
+def _dedup_once(store: Store, cache: PreparedCache | None,
+                progress: Progress | None) -> DedupSummary | None:
     """One run; None when another run changed the store while this one compared records."""
     state = _dedup_state(store)
     rows = list(store.record_rows())
