@@ -314,6 +314,23 @@ class UncertaintyQuery(Component):
         return pool[np.lexsort((pool, -closeness))[:n]]
 
 
+@register("query")
+@dataclass(frozen=True)
+class MaxUncertaintyQuery(Component):
+    """Mostly the top records; with probability `uncertainty_share` a batch is the
+    records nearest the decision boundary instead."""
+
+    name: ClassVar[str] = "max-uncertainty"
+    kind: ClassVar[str] = "query"
+    uncertainty_share: float = 0.1
+
+    def select(self, scores: np.ndarray, pool: np.ndarray, n: int,
+               rng: np.random.Generator) -> np.ndarray:
+        if rng.random() < self.uncertainty_share:
+            return UncertaintyQuery().select(scores, pool, n, rng)
+        return MaxQuery().select(scores, pool, n, rng)
+
+
 # --- models -------------------------------------------------------------------
 
 
@@ -360,6 +377,17 @@ PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
                 "balance": ("dynamic", {"a": 2.0, "alpha": 0.5}), "query": ("max", {})},
     "sgd-mh": {"feature": _DEFAULT_FEATURE, "classifier": ("sgd", {}),
                "balance": ("balanced", {"ratio": 9.8}), "query": ("max", {})},
+    "svm-c03": {"feature": _DEFAULT_FEATURE, "classifier": ("svm", {"C": 0.3}),
+                "balance": ("balanced", {"ratio": 9.8}), "query": ("max", {})},
+    "svm-c005": {"feature": _DEFAULT_FEATURE, "classifier": ("svm", {"C": 0.05}),
+                 "balance": ("balanced", {"ratio": 9.8}), "query": ("max", {})},
+    "svm-r20": {"feature": _DEFAULT_FEATURE, "classifier": ("svm", {"C": 0.11}),
+                "balance": ("balanced", {"ratio": 20.0}), "query": ("max", {})},
+    "svm-mu": {"feature": _DEFAULT_FEATURE, "classifier": ("svm", {"C": 0.11}),
+               "balance": ("balanced", {"ratio": 9.8}), "query": ("max-uncertainty", {})},
+    "svm-tri": {"feature": ("tfidf", {"min_df": 2, "max_df": 0.95, "ngram_max": 3}),
+                "classifier": ("svm", {"C": 0.11}),
+                "balance": ("balanced", {"ratio": 9.8}), "query": ("max", {})},
 }
 
 
