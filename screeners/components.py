@@ -255,7 +255,7 @@ class SvmNbEnsemble(Component):
     def fit_scores(self, X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
         a = LinearSvm(C=self.C).fit_scores(X, train, y, w, seed)
-        b = ComplementNb(alpha=self.alpha).fit_scores(X, train, y, np.ones(len(y)), seed)
+        b = ComplementNb(alpha=self.alpha).fit_scores(X, train, y, w, seed)
         r = (1 - self.nb_share) * rankdata(a) + self.nb_share * rankdata(b)
         return (r - r.mean()) / len(r)
 
@@ -385,6 +385,14 @@ PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
                 "balance": ("balanced", {"ratio": 20.0}), "query": ("max", {})},
     "svm-mu": {"feature": _DEFAULT_FEATURE, "classifier": ("svm", {"C": 0.11}),
                "balance": ("balanced", {"ratio": 9.8}), "query": ("max-uncertainty", {})},
+    "svm-uni": {"feature": ("tfidf", {"min_df": 2, "max_df": 0.95, "ngram_max": 1}),
+                "classifier": ("svm", {"C": 0.11}),
+                "balance": ("balanced", {"ratio": 9.8}), "query": ("max", {})},
+    "svm-mdf1": {"feature": ("tfidf", {"min_df": 1, "max_df": 0.95}),
+                 "classifier": ("svm", {"C": 0.11}),
+                 "balance": ("balanced", {"ratio": 9.8}), "query": ("max", {})},
+    "svm-nbw": {"feature": _DEFAULT_FEATURE, "classifier": ("svm-nb", {"nb_share": 0.3}),
+                "balance": ("balanced", {"ratio": 9.8}), "query": ("max", {})},
     "svm-tri": {"feature": ("tfidf", {"min_df": 2, "max_df": 0.95, "ngram_max": 3}),
                 "classifier": ("svm", {"C": 0.11}),
                 "balance": ("balanced", {"ratio": 9.8}), "query": ("max", {})},
