@@ -81,11 +81,46 @@ def test_component_contract(kind, name):
 
 
 def test_unknown_component_and_model_are_one_sentence():
-    with pytest.raises(components.ComponentError, match="Unknown classifier 'forest': choose one of logistic, nb, svm."):
+    with pytest.raises(components.ComponentError, match="Unknown classifier 'forest': choose one of logistic, nb, sgd, svm, svm-nb."):
         make("classifier", "forest")
     with pytest.raises(components.ComponentError, match="Unknown model 'tree'"):
         resolve_model("tree")
     assert resolve_model("tfidf+nb+none+max").label == "tfidf+nb+none+max"
+
+
+def test_dynamic_balance_ties_the_include_weight_to_the_counts_labelled():
+    y = np.array([1, 0, 0, 0, 0])
+    # n0/n1 = 4: includes weigh 2 * 4 ** 0.5 = 4 times the excludes as a class,
+    # i.e. include 4/1, excludes 1/4 each; sum 5, rescaled to 5: 4 and 0.25
+    w = make("balance", "dynamic").weights(y)
+    assert w.tolist() == pytest.approx([4.0, 0.25, 0.25, 0.25, 0.25])
+    assert make("balance", "dynamic", alpha=0.0, a=9.8).weights(y).tolist() == pytest.approx(
+        make("balance", "balanced", ratio=9.8).weights(y).tolist())
+
+
+def test_svm_nb_ensemble_averages_the_two_rankings():
+    texts = ["compassion training nurses", "compassion nurses ward", "soil erosion terraces",
+             "soil terraces rain", "compassion soil", "nurses training ward"]
+    X = make("feature", "tfidf").fit_transform(texts)
+    train, y, w = np.array([0, 2]), np.array([1, 0]), np.ones(2)
+    svm = make("classifier", "svm").fit_scores(X, train, y, w, 0)
+    ens = make("classifier", "svm-nb", nb_share=0.0).fit_scores(X, train, y, w, 0)
+    # naive Bayes weighted 0: the SVM's ranking, as ranks scaled around 0
+    assert np.argsort(ens, kind="stable").tolist() == np.argsort(svm, kind="stable").tolist()
+    assert ens.sum() == pytest.approx(0.0, abs=1e-9)
+    assert ens.max() - ens.min() == pytest.approx(5 / 6)
+    mixed = make("classifier", "svm-nb").fit_scores(X, train, y, w, 0)
+    assert mixed[5] > mixed[3]  # nurses/training outranks soil/terraces
+
+
+def test_max_uncertainty_query_takes_the_boundary_batch_only_by_chance():
+    scores = np.array([0.9, 0.05, -0.8, 0.6])
+    pool = np.arange(4)
+    always = make("query", "max-uncertainty", uncertainty_share=1.0)
+    never = make("query", "max-uncertainty", uncertainty_share=0.0)
+    rng = np.random.default_rng(0)
+    assert always.select(scores, pool, 2, rng).tolist() == [1, 3]
+    assert never.select(scores, pool, 2, rng).tolist() == [0, 3]
 
 
 def test_balanced_weights_give_each_class_equal_total_weight():

@@ -39,7 +39,7 @@ def test_cli_simulate_outputs(run, tmp_path):
     png, svg = tmp_path / "curve.png", tmp_path / "curve.svg"
     out = run("simulate", str(DATA), "--seed", "2", "--order-out", str(order), "--plot", str(png),
               "--quiet").output
-    assert "screening_small: 40 records, 8 included; model tfidf+svm+balanced+max; seeds 2-2" in out
+    assert "screening_small: 40 records, 8 included; model tfidf+svm-nb+balanced+max; seeds 2-2" in out
     assert "WSS@95" in out and "RRF@10" in out and "time to discovery (median)" in out
     ids = order.read_text().split()
     assert len(ids) == 40 and len(set(ids)) == 40
@@ -48,7 +48,7 @@ def test_cli_simulate_outputs(run, tmp_path):
     assert [r["seed"] for r in res["runs"]] == [1, 2, 3]
     agg = res["aggregate"]["wss95"]
     assert agg["min"] <= agg["mean"] <= agg["max"]
-    assert res["records"] == 40 and res["model"]["classifier"] == {"name": "svm", "C": 0.11}
+    assert res["records"] == 40 and res["model"]["classifier"] == {"name": "svm-nb", "C": 0.11, "alpha": 1.0, "nb_share": 0.3}
     assert b"<svg" in svg.read_bytes()[:500]
 
 
