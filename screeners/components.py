@@ -363,8 +363,8 @@ class Model:
 #: .570, C=0.3: .573; includes weighted 20x: .575; 1-3-grams: .578; unigrams only:
 #: .564; dynamic balance (includes 2*sqrt(n0/n1) times): .569; a 10 % share of
 #: uncertainty batches: .555; SGD with modified Huber loss: .511; this default
-#: with 1-3-grams: .579, with naive Bayes alpha 0.1: .577. With seeds 1-5 the default gives .580 against .575 for
-#: the SVM alone, at about 1.4x its fitting time. Earlier, on four sets: min_df 1
+#: with 1-3-grams: .579, with naive Bayes alpha 0.1: .577. With seeds 1-5 the
+#: default gives .580 against .575 for the SVM alone, at about 1.4x its fit time. Earlier, on four sets: min_df 1
 #: or English stop words lowered WSS@95; logistic regression (liblinear) was 40x
 #: and (lbfgs) 13x slower to fit than the SVM.
 _DEFAULT_FEATURE = ("tfidf", {"min_df": 2, "max_df": 0.95})
