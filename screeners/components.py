@@ -246,7 +246,8 @@ class SvmNbEnsemble(Component):
     """The linear SVM and complement naive Bayes, both fitted with the balance
     weights, their ranks averaged (`nb_share` the naive Bayes weight): the two
     err on different records, and the average found includes sooner than the
-    SVM alone on the mean over the benchmark sets. Scores are ranks scaled to (-0.5, 0.5), centred on the middle one."""
+    SVM alone on the mean over the benchmark sets. Scores are ranks scaled to
+    (-0.5, 0.5), centred on the middle one."""
 
     name: ClassVar[str] = "svm-nb"
     kind: ClassVar[str] = "classifier"
@@ -364,9 +365,9 @@ class Model:
 #: .564; dynamic balance (includes 2*sqrt(n0/n1) times): .569; a 10 % share of
 #: uncertainty batches: .555; SGD with modified Huber loss: .511; this default
 #: with 1-3-grams: .579, with naive Bayes alpha 0.1: .577. With seeds 1-5 the
-#: default gives .580 against .575 for the SVM alone, at about 1.4x its fit time. Earlier, on four sets: min_df 1
-#: or English stop words lowered WSS@95; logistic regression (liblinear) was 40x
-#: and (lbfgs) 13x slower to fit than the SVM.
+#: default gives .580 against .575 for the SVM alone, at about 1.4x its fit time.
+#: Earlier, on four sets: min_df 1 or English stop words lowered WSS@95; logistic
+#: regression (liblinear) was 40x and (lbfgs) 13x slower to fit than the SVM.
 _DEFAULT_FEATURE = ("tfidf", {"min_df": 2, "max_df": 0.95})
 PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
     "default": {"feature": _DEFAULT_FEATURE, "classifier": ("svm-nb", {"C": 0.11, "nb_share": 0.3}),
