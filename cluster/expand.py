@@ -669,15 +669,11 @@ class _Runner:
                 continue
             family, initials = _family_initials(lead)
             term = f"{family} {initials}[au]" if initials else f"{family}[au]"
-            if breaker.open:
-                out[s.record_id] = Outcome(error=breaker.skipped(), query=term)
+            found, error = breaker.call(
+                lambda: self.services.pubmed.search(term, retmax=AUTHOR_SEARCH_RETMAX))
+            if error is not None:
+                out[s.record_id] = Outcome(error=error, query=term)
                 continue
-            try:
-                found = self.services.pubmed.search(term, retmax=AUTHOR_SEARCH_RETMAX)
-            except ServiceError as exc:
-                out[s.record_id] = Outcome(error=breaker.failed(exc), query=term)
-                continue
-            breaker.ok()
             per = {s.record_id: [Link(i) for i in found.ids if not _is_seed_id(i, s)]}
             o = self._candidates([s], per, "pubmed", found.calls, lambda _s: term,
                                  service_ranked=False)[s.record_id]
@@ -715,15 +711,11 @@ class _Runner:
                                            query="works?filter=authorships.author.id:(none)")
                 continue
             query = f"works?filter=authorships.author.id:{author_id}"
-            if breaker.open:
-                out[s.record_id] = Outcome(error=breaker.skipped(), query=query)
+            got, error = breaker.call(
+                lambda: self.services.openalex.author_works(author_id, per_page=100))
+            if error is not None:
+                out[s.record_id] = Outcome(error=error, query=query)
                 continue
-            try:
-                got = self.services.openalex.author_works(author_id, per_page=100)
-            except ServiceError as exc:
-                out[s.record_id] = Outcome(error=breaker.failed(exc), query=query)
-                continue
-            breaker.ok()
             cands = [Candidate(r, i) for i, r in enumerate(got.records) if not _same_work(r, s)]
             for r in got.records:
                 if r.openalex:
@@ -780,16 +772,11 @@ class _Runner:
                                            query="works?filter=orcid:(none)")
                 continue
             query = f"works?filter=orcid:{orcid}"
-            if breaker.open:
-                out[s.record_id] = Outcome(error=breaker.skipped(), query=query)
+            got, error = breaker.call(lambda: self.services.crossref.search(
+                orcid=orcid, journal_articles=not self.options.any_type, rows=100))
+            if error is not None:
+                out[s.record_id] = Outcome(error=error, query=query)
                 continue
-            try:
-                got = self.services.crossref.search(orcid=orcid, journal_articles=not self.options.any_type,
-                                                    rows=100)
-            except ServiceError as exc:
-                out[s.record_id] = Outcome(error=breaker.failed(exc), query=query)
-                continue
-            breaker.ok()
             cands = [Candidate(r, i) for i, r in enumerate(got.records) if not _same_work(r, s)]
             out[s.record_id] = Outcome(tuple(cands), len(cands), query, got.calls)
         return out
@@ -1128,6 +1115,17 @@ class _Breaker:
     def skipped(self) -> str:
         return f"{self.last} (not asked again after failing for {self.LIMIT} index articles in a row)"
 
+    def call(self, fn: Callable[[], Any]) -> tuple[Any, str | None]:
+        """Run one seed's request unless the service was given up on: (result, error sentence)."""
+        if self.open:
+            return None, self.skipped()
+        try:
+            result = fn()
+        except ServiceError as exc:
+            return None, self.failed(exc)
+        self.ok()
+        return result, None
+
 
 def _one_by_one(call: Callable[[list[str]], Links], ids: list[str]) -> Links:
     """Call a one-request-per-id service seed by seed, so one seed's failure stays its own."""
@@ -1136,15 +1134,10 @@ def _one_by_one(call: Callable[[list[str]], Links], ids: list[str]) -> Links:
     failed: dict[str, str] = {}
     breaker = _Breaker()
     for ident in ids:
-        if breaker.open:
-            failed[ident] = breaker.skipped()
+        got, error = breaker.call(lambda: call([ident]))
+        if error is not None:
+            failed[ident] = error
             continue
-        try:
-            got = call([ident])
-        except ServiceError as exc:
-            failed[ident] = breaker.failed(exc)
-            continue
-        breaker.ok()
         by_seed.update(got.by_seed)
         failed.update(got.failed)
         calls += got.calls
