@@ -83,7 +83,7 @@ class Prepared:
     part: str           # "Part II" -> "2"
     is_abstract: bool   # looks like a conference abstract
     volume_clean: bool  # a plain number ("26", "160-161"), not "1)" or a supplement number
-    pages_mangled: bool  # a spreadsheet turned the range into a date: not trusted for vetoes
+    pages_mangled: bool  # a date made of a range, or an article number: not trusted for vetoes
     supplement: str     # supplement number: "Suppl 51" in the issue, or the volume of a "... Suppl" journal
     completeness: int
 
@@ -197,6 +197,18 @@ def _pages(value: Any) -> tuple[str, str]:
     return prefix + first, (prefix2 or prefix) + last
 
 
+def _article_number(pages_raw: str, doi: str | None) -> bool:
+    """The pages field holds only the number the DOI ends with ("381" and 10.20960/nh.381).
+
+    Online journals number their articles, and one export puts that number in
+    the pages while another gives the printed range (856-864); some DOIs end
+    with the first page instead. Either way one bare number is no range to
+    veto a merge with.
+    """
+    m = re.fullmatch(r"\s*0*(\d{3,})\s*", pages_raw)
+    return bool(doi and m and re.sub(r"\D+", "", doi.split("/", 1)[-1]).endswith(m.group(1)))
+
+
 def _trusted_doi(doi: str | None) -> bool:
     if not doi:
         return False
@@ -281,7 +293,7 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         is_abstract=is_abstract,
         volume_clean=bool(_CLEAN_VOLUME.match(volume_raw)) and not is_abstract,
         pages_mangled=bool(_EXCEL_DATE.match(pages_raw))
-        or not _PAGE_START.match(pages_raw),
+        or not _PAGE_START.match(pages_raw) or _article_number(pages_raw, doi),
         supplement=_supplement(_text(_get(item, "journal")), volume_raw, issue_raw),
         completeness=sum(1 for f in fields if f),
     )
