@@ -122,9 +122,12 @@ def _numbers_differ(a: Prepared, b: Prepared) -> bool:
 
 
 def _supplement_volume(a: Prepared, b: Prepared) -> bool:
-    """One record numbers a supplement as its volume ("J Rheumatol Suppl 51"), the other as its issue."""
-    return any(x.supplement and x.supplement == x.volume and x.supplement in (y.supplement, y.issue)
-               for x, y in ((a, b), (b, a)))
+    """One record numbers a supplement as its volume ("J Rheumatol Suppl 51"), the other as its
+    issue, or gives the main volume with no issue at all but the same first page."""
+    return any(x.supplement and x.supplement == x.volume and (
+        x.supplement in (y.supplement, y.issue)
+        or (not y.supplement and not y.issue and x.page_first and x.page_first == y.page_first))
+        for x, y in ((a, b), (b, a)))
 
 
 def veto(a: Prepared, b: Prepared) -> str | None:

@@ -156,7 +156,8 @@ def journal_words(value: Any) -> str:
     return " ".join(w for w in words if w not in _JOURNAL_STOP and w not in _SUPPL_WORDS)
 
 
-_SUPPL_WORDS = frozenset({"suppl", "supplement", "supplementum"})
+# "Langenbecks Arch Chir Suppl Kongressbd": the congress volume is a supplement of its journal
+_SUPPL_WORDS = frozenset({"suppl", "supplement", "supplementum", "kongressbd", "kongressband"})
 _SUPPL_NUMBER = re.compile(r"\bsuppl\w*\.?\s*(\d+)", re.IGNORECASE)
 
 
