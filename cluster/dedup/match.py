@@ -252,6 +252,11 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
                 or (_truncated_title(a, b, 15) and authors_ok and pages_equal) \
                 or (ts >= 50 and (au or 0) >= 90 and pages_equal and _long_range(a)):
             return PairScore(i, j, SAME, score, "identifier+title")
+        if ts >= 50 and pages_equal and a.page_last != a.page_first and a.page_last == b.page_last \
+                and a.volume and a.volume == b.volume:
+            # a title translated or reworded by one database ("Nitro derivatives" and "Nitrates"):
+            # the identifier and the whole citation down to the last page still agree
+            return PairScore(i, j, SAME, score, "identifier+citation")
         return PairScore(i, j, MAYBE, score, "identifier, titles differ")
     if ts >= 95 and authors_ok and journal_ok is not False:
         return PairScore(i, j, SAME, score, "title+authors")
