@@ -63,7 +63,7 @@ def test_pages_doi_and_identifiers_are_normalised():
 def test_blocking_rules_are_data_and_complementary():
     names = [r.name for r in BLOCKING_RULES]
     assert names == ["doi", "pmid", "title_head", "title_tail", "author_page", "volume_page",
-                     "author_year_title", "title_long_words"]
+                     "author_year_title", "title_long_words", "review_versions"]
     # a duplicate whose title was translated is still found by author and pages
     a = p(title="Action of dibunol isoptin and their combination in transitory ischemia")
     b = p(title="Study of effects of dibunol isoptine in conscious rabbits")
@@ -156,6 +156,39 @@ def test_supplement_numbered_as_volume_or_issue_is_not_another_volume():
     assert veto(suppl_series, main) is None
     assert veto(suppl_series, p(journal="Journal of Rheumatology", volume="25", issue="52",
                                 pages="31-41")) == "different volumes"
+
+
+def test_supplement_number_as_volume_matches_the_main_volume_with_no_issue():
+    suppl_series = p(journal="Acta Neurol Scand Suppl", volume="185", issue="", pages="63-70")
+    main = p(journal="Acta Neurol Scand", volume="114", issue="", pages="63-70")
+    assert veto(suppl_series, main) is None
+    assert veto(suppl_series, p(journal="Acta Neurol Scand", volume="114", issue="",
+                                pages="71-80")) == "different volumes"
+
+
+def test_article_number_in_the_pages_is_not_a_page_range():
+    numbered = p(doi="10.20960/nh.381", pages="381", volume="33", issue="4")
+    printed = p(doi="10.20960/nh.381", pages="856-864", volume="33", issue="4")
+    assert numbered.pages_mangled and not printed.pages_mangled
+    assert veto(numbered, printed) is None
+    # a page range that starts with the DOI's last digits is still a page range
+    assert not p(doi="10.3238/arztebl.2019.0435", pages="435-444").pages_mangled
+    assert not p(doi="10.3238/arztebl.2019.0435", pages="435-+").pages_mangled
+    # without the DOI, the same two pages disagree
+    assert veto(p(pages="381", volume="33"), p(pages="856-864", volume="33")) == \
+        "different pages in the same journal"
+
+
+def test_clinical_evidence_updates_of_one_chapter_are_one_review():
+    chapter = {"title": "Head lice", "journal": "BMJ Clin Evid", "volume": "", "issue": "", "pages": ""}
+    v2009 = prepare_one({**chapter, "authors": "Burgess I. F.", "year": "2009"}, 0)
+    v2015 = prepare_one({**chapter, "authors": "Burgess I. F.Silverston P.", "year": "2015"}, 1)
+    other = prepare_one({**chapter, "title": "Trachoma", "authors": "Solomon A.", "year": "2009"}, 2)
+    assert v2009.chapter == v2015.chapter == "headlice"
+    assert candidate_pairs([v2009, v2015, other]) == [(0, 1)]
+    assert score_pair(v2009, v2015).label == SAME
+    # the same title in an ordinary journal six years apart is not one work
+    assert veto(p(title="Head lice", year="2009"), p(title="Head lice", year="2015")) == "years differ"
 
 
 def test_one_doi_with_other_titles_and_authors_is_different_not_review():

@@ -72,6 +72,11 @@ def _sorted_words(p: Prepared) -> str | None:
     return None
 
 
+def _review(p: Prepared) -> str | None:
+    # versions of one review years apart, whose short titles ("Head lice") no title rule keys
+    return p.chapter or None
+
+
 BLOCKING_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("doi", _doi),
     BlockingRule("pmid", _pmid),
@@ -81,6 +86,7 @@ BLOCKING_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("volume_page", _volume_page),
     BlockingRule("author_year_title", _author_year_title),
     BlockingRule("title_long_words", _sorted_words),
+    BlockingRule("review_versions", _review),
 )
 
 #: a block larger than this is compared by sorted neighbourhood, not all pairs

@@ -8,6 +8,12 @@ by a whole conference supplement or truncated by an export must agree with the
 title too. Then fuzzy agreement of title, authors, year (+/- 1 for ahead of
 print), journal (abbreviated or not) and pages. Pairs that are neither clearly
 the same nor clearly different are "maybe": left for a person to decide.
+
+Updated versions of one living review count as one record, as a review of
+reviews counts reviews rather than their versions: a Cochrane review keeps its
+number (CD001234) and a BMJ Clinical Evidence chapter its title across updates
+years apart. A Cochrane update whose title was revised goes to a person, since
+a revised title often marks a changed question.
 """
 
 from __future__ import annotations
@@ -142,8 +148,10 @@ def veto(a: Prepared, b: Prepared) -> str | None:
         return "different parts"
     if a.cochrane and b.cochrane and a.cochrane != b.cochrane:
         return "different Cochrane reviews"
-    # a Cochrane review keeps its number across updated versions years apart
-    one_doi = (a.doi_trusted and a.doi_key == b.doi_key) or bool(a.cochrane and a.cochrane == b.cochrane)
+    # a Cochrane review keeps its number, a Clinical Evidence chapter its title, across updated
+    # versions years apart
+    one_doi = (a.doi_trusted and a.doi_key == b.doi_key) or bool(a.cochrane and a.cochrane == b.cochrane) \
+        or bool(a.chapter and a.chapter == b.chapter)
     if a.year and b.year and abs(a.year - b.year) > 1 and not one_doi:
         return "years differ"
     if _numbers_differ(a, b):
@@ -225,7 +233,8 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
                      or (a.pmid and a.pmid == b.pmid))
     # a Cochrane number spans versions whose titles were revised: only one with the same title
     cochrane_versions = bool(a.cochrane and a.cochrane == b.cochrane and not strong_id)
-    same_id = strong_id or (cochrane_versions and a.title_key == b.title_key)
+    same_id = strong_id or (cochrane_versions and a.title_key == b.title_key) \
+        or bool(a.chapter and a.chapter == b.chapter)
     pages_conflict = bool(_pages_disagree(a, b) and not (a.pages_mangled or b.pages_mangled)
                           and (a.is_abstract or b.is_abstract or not _long_range(a)
                                or not _long_range(b)))

@@ -76,8 +76,9 @@ class Prepared:
     page_last: str
     doi: str | None
     doi_key: str        # the DOI compared: punctuation-free, Cochrane version suffix dropped
-    doi_trusted: bool
-    cochrane: str       # Cochrane review number, from the DOI or the "pages" (CD003463)   # long enough to veto a merge when it differs
+    doi_trusted: bool   # long enough to veto a merge when it differs
+    cochrane: str       # Cochrane review number, from the DOI or the "pages" (CD003463)
+    chapter: str        # a BMJ Clinical Evidence chapter: its title, which the yearly updates keep
     pmid: str | None
     kind: str           # "", "erratum", "retraction" or "comment": never the same work as an article
     part: str           # "Part II" -> "2"
@@ -247,6 +248,15 @@ def _cochrane(doi: str | None, page_first: str) -> str:
     return ""
 
 
+# a chapter of BMJ Clinical Evidence is updated every year or two under its title, like a
+# Cochrane review under its number: the versions are one review, whoever updated it
+_CLINICAL_EVIDENCE = re.compile(r"^(?:bmj )?clin(?:ical)? evid(?:ence)?$")
+
+
+def _chapter(journal: str, title_key: str) -> str:
+    return title_key if title_key and _CLINICAL_EVIDENCE.match(journal) else ""
+
+
 def _get(item: Any, name: str) -> Any:
     if isinstance(item, dict) or (not isinstance(item, Record) and isinstance(item, Mapping)):
         return item.get(name)
@@ -290,7 +300,9 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         key=key, title=title, title_key=title.replace(" ", ""), authors=" ".join(surnames),
         first_author=next((w for w in surnames if w not in _PARTICLES), ""), year=year, journal=journal,
         volume=_digits(volume_raw), issue=_digits(issue_raw), page_first=first, page_last=last,
-        doi=doi, doi_key=doi_key(doi), cochrane=_cochrane(doi, first), doi_trusted=_trusted_doi(doi), pmid=pmid, kind=kind, part=part,
+        doi=doi, doi_key=doi_key(doi), cochrane=_cochrane(doi, first),
+        chapter=_chapter(journal, title.replace(" ", "")),
+        doi_trusted=_trusted_doi(doi), pmid=pmid, kind=kind, part=part,
         is_abstract=is_abstract,
         volume_clean=bool(_CLEAN_VOLUME.match(volume_raw)) and not is_abstract,
         pages_mangled=bool(_EXCEL_DATE.match(pages_raw))
