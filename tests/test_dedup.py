@@ -33,6 +33,9 @@ def test_title_normalisation_drops_markup_case_diacritics_and_markers():
     assert normalize_title("Screening: new alternatives. [Review] [53 refs]") == \
         "screening new alternatives"
     assert normalize_title("急性心肌梗死的治疗") == "急性心肌梗死的治疗"
+    # a translated title in brackets, quoted whole by the export, is still the title
+    assert normalize_title('"[Prevention of empyema in lung surgery. A prospective, randomized study]"') \
+        == "prevention of empyema in lung surgery a prospective randomized study"
 
 
 def test_author_surnames_from_every_export_style():

@@ -118,7 +118,8 @@ def normalize_title(value: Any) -> str:
     """
     text = html.unescape(_text(value))
     text = _TAG.sub(" ", text)
-    text = _NOTE.sub(" ", text.strip())
+    # a title quoted whole ('"[Translated title]"') keeps its brackets: they are no note
+    text = _NOTE.sub(" ", text.strip().lstrip("\"'\u201c\u2018"))
     text = _LANGUAGE_MARKER.sub(" ", text)
     text = _LANGUAGE_TAIL.sub("", text)
     text = _NON_WORD.sub(" ", _fold(text)).strip()
