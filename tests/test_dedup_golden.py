@@ -33,8 +33,8 @@ def _side(row: dict, side: str) -> dict:
 
 def test_golden_file_covers_both_verdicts():
     rows = [p.values[0] for p in _pairs()]
-    assert len(rows) == 48
-    assert sum(r["expected"] == "same" for r in rows) == 35
+    assert len(rows) == 50
+    assert sum(r["expected"] == "same" for r in rows) == 37
     assert all(r["why"].strip() for r in rows)
 
 

@@ -286,6 +286,11 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
             and ts >= 30:
         # a translated title: the rest of the citation is as good as an identifier
         return PairScore(i, j, SAME, score, "authors+volume+pages")
+    if ts >= 75 and (au or 0) >= 95 and pages_equal and a.page_last == b.page_last \
+            and _long_range(a) and a.volume and a.volume == b.volume and year_same:
+        # the journal named two ways no abbreviation rule links ("Praxis" and "Schweizerische
+        # Rundschau fur Medizin Praxis"): every author, the volume and the page range still agree
+        return PairScore(i, j, SAME, score, "title+authors+citation")
     if ts >= 85 or ((au or 0) >= 90 and pages_equal):
         return PairScore(i, j, MAYBE, score, "grey zone")
     return PairScore(i, j, DIFFERENT, score, "low similarity")
