@@ -43,6 +43,9 @@ def salt() -> bytes:
 
 
 _FROM_RECORD = attrgetter(*PREPARED_FROM)
+_YEAR = PREPARED_FROM.index("year")
+_AUTHORS = PREPARED_FROM.index("authors")
+_TEXTS = tuple(i for i in range(len(PREPARED_FROM)) if i not in (_YEAR, _AUTHORS))
 
 
 def _part(value: Any) -> str:
@@ -56,15 +59,38 @@ def _part(value: Any) -> str:
     return f"r{len(text)}:{text}"
 
 
+def _record_text(values: tuple) -> str:
+    """The same information as `_part` gives, for a `Record` typed as declared, in half the time.
+
+    A header of lengths (None as -1) and the year's repr, then the texts back to back: the
+    header says where each text ends. A value of another type raises TypeError.
+    """
+    texts = [values[i] for i in _TEXTS]
+    authors = values[_AUTHORS]
+    header = repr(([-1 if t is None else len(t) for t in texts], values[_YEAR],
+                   [len(a) for a in authors]))
+    return "R" + header + "".join([t for t in texts if t is not None]) + "".join(authors)
+
+
 def fingerprint(item: Record | Mapping[str, Any], seed: Any = None) -> bytes:
     """16 bytes that change when a field `prepare_one` reads, the version or the layout changes.
 
     `seed`: `hashlib.blake2b(salt(), digest_size=16)`, made once by a caller that
     fingerprints many records.
     """
-    values = _FROM_RECORD(item) if isinstance(item, Record) else [_get(item, f) for f in PREPARED_FROM]
+    text = None
+    if isinstance(item, Record):
+        values = _FROM_RECORD(item)
+        try:
+            text = _record_text(values)
+        except TypeError:  # a field not of its declared type ("volume=52")
+            pass
+    else:
+        values = [_get(item, f) for f in PREPARED_FROM]
+    if text is None:
+        text = "".join([_part(v) for v in values])
     h = (seed if seed is not None else _new_seed()).copy()
-    h.update("".join([_part(v) for v in values]).encode("utf-8", "surrogatepass"))
+    h.update(text.encode("utf-8", "surrogatepass"))
     return h.digest()
 
 
@@ -118,13 +144,17 @@ class StoredKeys:
     def save(self, store: Store, *, changed: Collection[int] = ()) -> int:
         """Write the keys prepared in this run; returns how many rows were written.
 
-        `changed`: record ids whose fields this run rewrote (a merge filled them),
-        so the keys prepared from their old fields are not worth keeping. Rows of
-        records that no longer stand for a work go: no run reads them, and one
-        that stands again after an undo is prepared afresh.
+        `changed`: record ids whose fields this run rewrote (a merge filled
+        them): they are prepared again from the store as it now stands, so the
+        next run finds their keys current. Rows of records that no longer stand
+        for a work go: no run reads them, and one that stands again after an
+        undo is prepared afresh.
         """
-        skip = set(changed)
-        rows = [(rid, fp, encode(p)) for rid, (fp, p) in self._fresh.items() if rid not in skip]
+        fresh = dict(self._fresh)
+        for rid in changed:
+            record = store.get_record(rid)
+            fresh[rid] = (fingerprint(record, self._seed), prepare_one(record, rid))
+        rows = [(rid, fp, encode(p)) for rid, (fp, p) in fresh.items()]
         store.db.conn.executemany(
             f"INSERT OR REPLACE INTO {TABLE} (record_id, fingerprint, keys) VALUES (?, ?, ?)", rows)
         store.db.execute(f"DELETE FROM {TABLE} WHERE record_id IN "
