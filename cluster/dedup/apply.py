@@ -196,8 +196,10 @@ def _dedup_once(store: Store, cache: PreparedCache | None, persist_keys: bool,
               if x in index and y in index]
     preferred = [index[c] for c in _merged_canonicals(store) if c in index]
     keys = StoredKeys(store, ids, fallback=cache) if persist_keys else None
+    hits = cache.hits if cache is not None else 0
     result = deduplicate(items, new=None if last == 0 else new, preferred=preferred,
-                         cannot_link=cannot, cache=keys if keys is not None else cache, progress=progress)
+                         cannot_link=cannot, cache=keys if keys is not None else cache,
+                         progress=progress)
     merge_ids = []
     with store.transaction():
         # the comparisons took time without the write lock: if another run (or a
@@ -211,7 +213,11 @@ def _dedup_once(store: Store, cache: PreparedCache | None, persist_keys: bool,
         store.set_meta(META_LAST, str(max(ids)))
         if keys is not None:
             keys.save(store, changed=[ids[c.canonical] for c in result.clusters if c.filled])
-    prepared, reused = (keys.prepared, keys.reused) if keys is not None else (len(rows), 0)
+    if keys is not None:
+        prepared, reused = keys.prepared, keys.reused
+    else:
+        reused = cache.hits - hits if cache is not None else 0
+        prepared = len(rows) - reused
     return DedupSummary(len(rows), len(new), result.n_pairs, len(result.clusters),
                         result.n_duplicates, len(pending_pairs(store)), no_title, tuple(merge_ids),
                         prepared, reused)
