@@ -212,7 +212,8 @@ def _dedup_once(store: Store, cache: PreparedCache | None, persist_keys: bool,
         _save_pending(store, [*_stored_pending(store), *fresh])
         store.set_meta(META_LAST, str(max(ids)))
         if keys is not None:
-            keys.save(store, changed=[ids[c.canonical] for c in result.clusters if c.filled])
+            keys.save(store, changed=[ids[c.canonical] for c in result.clusters if c.filled],
+                      gone=[ids[m] for c in result.clusters for m in c.members if m != c.canonical])
     if keys is not None:
         prepared, reused = keys.prepared, keys.reused
     else:

@@ -22,7 +22,7 @@ from typing import Any, Collection, Mapping, Sequence
 from cluster.dedup import prepare
 from cluster.dedup.prepare import PREPARED_FROM, Prepared, PreparedCache, _get, prepare_one
 from connectors.record import Record
-from db.store import Store
+from db.store import Store, row_to_record
 
 TABLE = "dedup_keys"
 _NAMES = tuple(f.name for f in fields(Prepared))
@@ -98,10 +98,14 @@ def _new_seed() -> Any:
     return hashlib.blake2b(salt(), digest_size=16)
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_VALUES = attrgetter(*_NAMES[1:])
+
+
 def encode(prepared: Prepared) -> str:
     """The fields of `prepared` but its key, as a compact JSON array in field order."""
     # ASCII escapes: any str, even one with a lone surrogate, is stored and read back
-    return json.dumps([getattr(prepared, n) for n in _NAMES[1:]], separators=(",", ":"))
+    return _ENCODE(_VALUES(prepared))
 
 
 def decode(key: Any, text: str) -> Prepared:
@@ -141,19 +145,24 @@ class StoredKeys:
         self._fresh[rid] = (fp, found)
         return found
 
-    def save(self, store: Store, *, changed: Collection[int] = ()) -> int:
+    def save(self, store: Store, *, changed: Collection[int] = (), gone: Collection[int] = ()) -> int:
         """Write the keys prepared in this run; returns how many rows were written.
 
         `changed`: record ids whose fields this run rewrote (a merge filled
         them): they are prepared again from the store as it now stands, so the
-        next run finds their keys current. Rows of records that no longer stand
-        for a work go: no run reads them, and one that stands again after an
-        undo is prepared afresh.
+        next run finds their keys current. `gone`: record ids this run marked
+        as duplicates. No row is kept for a record that no longer stands for a
+        work: no run reads it, and one that stands again after an undo is
+        prepared afresh.
         """
-        fresh = dict(self._fresh)
-        for rid in changed:
-            record = store.get_record(rid)
-            fresh[rid] = (fingerprint(record, self._seed), prepare_one(record, rid))
+        dropped = set(gone)
+        fresh = {rid: v for rid, v in self._fresh.items() if rid not in dropped}
+        wanted = sorted(set(changed))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            for row in store.record_rows(f"id IN ({', '.join('?' * len(chunk))})", chunk):
+                record = row_to_record(row)
+                fresh[row["id"]] = (fingerprint(record, self._seed), prepare_one(record, row["id"]))
         rows = [(rid, fp, encode(p)) for rid, (fp, p) in fresh.items()]
         store.db.conn.executemany(
             f"INSERT OR REPLACE INTO {TABLE} (record_id, fingerprint, keys) VALUES (?, ?, ?)", rows)
