@@ -22,7 +22,6 @@ import csv
 import gzip
 import json
 import random
-import shutil
 import statistics
 import subprocess
 import sys

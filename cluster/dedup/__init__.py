@@ -28,8 +28,9 @@ class KeySource(Protocol):
 
     def prepare(self, item: Record | Mapping[str, Any], key: Any) -> Prepared: ...
 
-__all__ = ["Cluster", "DedupResult", "PairScore", "PreparedCache", "deduplicate", "SAME", "MAYBE",
-           "DIFFERENT", "BLOCKING_RULES"]
+
+__all__ = ["Cluster", "DedupResult", "KeySource", "PairScore", "PreparedCache", "deduplicate", "SAME",
+           "MAYBE", "DIFFERENT", "BLOCKING_RULES"]
 
 
 @dataclass(frozen=True)

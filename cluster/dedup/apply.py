@@ -46,7 +46,7 @@ class DedupSummary:
     pairs_for_review: int
     records_without_title: int
     merge_ids: tuple[str, ...]
-    records_prepared: int = 0   # normalised in this run
+    records_prepared: int = 0   # keys not found in the store: normalised in this run
     records_reused: int = 0     # keys read back from the store, as an earlier run left them
 
     def as_dict(self) -> dict[str, Any]:
