@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import json
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -129,8 +130,9 @@ def test_fingerprint_follows_every_field_prepare_reads():
     as_dict = dict(zip(PREPARED_FROM, (getattr(base, f) for f in PREPARED_FROM)))
     assert fingerprint(as_dict) == fingerprint(dict(as_dict))
     assert fingerprint({**as_dict, "pages": "561-8"}) != fingerprint(as_dict)
-    # a field not of its declared type takes the general path, and still counts
-    assert fingerprint(base.replace(volume=52)) != fingerprint(base.replace(volume=53))
+    assert fingerprint(base.replace(volume=52)) != fingerprint(base.replace(volume="52"))
+    # a value pickle cannot write still counts, through its repr
+    assert fingerprint({**as_dict, "pages": lambda: 1}) != fingerprint(as_dict)
     changed = {fingerprint(base.replace(**{f: v})) for f, v in (
         ("title", TITLE_2), ("authors", ("Ostadalova, I", "Ostadal, B")), ("year", 2003),
         ("journal", "Pediatric Research"), ("volume", "53"), ("issue", "5"), ("pages", "561"),
@@ -388,3 +390,8 @@ def test_cli_summary_says_how_many_records_were_normalised(run, db_path):
     assert "Records normalised: 1 (4 reused from earlier runs)" in out
     out = run("dedup", "--quiet").output
     assert "Records normalised" not in out
+    store = open_store(db_path)
+    _add(store, _single(2))
+    store.close()
+    summary = json.loads(run("dedup", "--json", "--quiet").output)
+    assert (summary["records_in"], summary["records_prepared"], summary["records_reused"]) == (6, 1, 5)
