@@ -758,6 +758,9 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
         click.echo("The store has no records to deduplicate: import or expand some first.")
         return
     click.echo(f"Records in: {summary.records_in} ({summary.new_records} new since the last run)")
+    if summary.new_records:
+        click.echo(f"Records normalised: {summary.records_prepared} "
+                   f"({summary.records_reused} reused from earlier runs)")
     click.echo(f"Pairs compared: {summary.pairs_compared}")
     click.echo(f"Clusters merged: {summary.clusters}")
     click.echo(f"Duplicates marked: {summary.duplicates_marked}")

@@ -112,6 +112,17 @@ def m002_event_indexes(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["kind", "stage"])
 
 
+@migrations(name="m003_dedup_keys")
+def m003_dedup_keys(db: sqlite_utils.Database) -> None:
+    # a record's normalised deduplication keys, so a run re-normalises only new or edited
+    # records; `fingerprint` ties a row to the record's fields and the normaliser version
+    # (cluster/dedup/keys.py), and a row whose fingerprint differs is never used
+    db.execute(
+        "CREATE TABLE dedup_keys (record_id INTEGER PRIMARY KEY REFERENCES records(id) "
+        "ON DELETE CASCADE, fingerprint BLOB NOT NULL, keys TEXT NOT NULL)"
+    )
+
+
 KNOWN_MIGRATIONS = {m.name for m in migrations._migrations}
 
 

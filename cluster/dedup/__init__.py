@@ -11,7 +11,7 @@ store, writes `duplicate_of` and the merge events, and undoes merges.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Protocol, Sequence
 
 from cluster.dedup.block import BLOCKING_RULES, BlockingRule, candidate_pairs
 from cluster.dedup.cluster import build_clusters
@@ -22,8 +22,15 @@ from connectors.record import Record
 
 Progress = Callable[[str, int, int], None]
 
-__all__ = ["Cluster", "DedupResult", "PairScore", "PreparedCache", "deduplicate", "SAME", "MAYBE",
-           "DIFFERENT", "BLOCKING_RULES"]
+
+class KeySource(Protocol):
+    """Where `deduplicate` gets each record's keys: a `PreparedCache`, or keys kept in a store."""
+
+    def prepare(self, item: Record | Mapping[str, Any], key: Any) -> Prepared: ...
+
+
+__all__ = ["Cluster", "DedupResult", "KeySource", "PairScore", "PreparedCache", "deduplicate", "SAME",
+           "MAYBE", "DIFFERENT", "BLOCKING_RULES"]
 
 
 @dataclass(frozen=True)
@@ -54,15 +61,16 @@ def deduplicate(items: Sequence[Record | Mapping[str, Any]], *,
                 preferred: Collection[int] = (),
                 cannot_link: Collection[tuple[int, int]] = (),
                 rules: Sequence[BlockingRule] = BLOCKING_RULES,
-                cache: PreparedCache | None = None,
+                cache: KeySource | None = None,
                 progress: Progress | None = None) -> DedupResult:
     """Find the duplicate clusters among `items` (indices into `items` throughout).
 
     `new`: only pairs involving these indices are compared (incremental runs).
     `preferred`: indices to keep as canonical when they are in a cluster.
     `cannot_link`: index pairs a person said are different works.
-    `cache`: keys prepared by an earlier run in this process; records it already holds are
-    not normalised again (it gains the records of this run).
+    `cache`: keys prepared by an earlier run (a `PreparedCache` in this process, or the
+    store's `cluster.dedup.keys.StoredKeys`); records it already holds are not normalised
+    again (it gains the records of this run).
     """
     n = len(items)
     prepared: list[Prepared] = []

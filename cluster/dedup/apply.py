@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from cluster.dedup import Cluster, PreparedCache, deduplicate
+from cluster.dedup.keys import StoredKeys
 from cluster.dedup.merge import FILLABLE, choose_canonical, fill_missing
 from connectors.errors import ClusterError
 from db.store import Store, record_to_row, row_to_record
@@ -45,6 +46,8 @@ class DedupSummary:
     pairs_for_review: int
     records_without_title: int
     merge_ids: tuple[str, ...]
+    records_prepared: int = 0   # keys not found in the store: normalised in this run
+    records_reused: int = 0     # keys read back from the store, as an earlier run left them
 
     def as_dict(self) -> dict[str, Any]:
         return {"records_in": self.records_in, "new_records": self.new_records,
@@ -52,7 +55,8 @@ class DedupSummary:
                 "duplicates_marked": self.duplicates_marked,
                 "pairs_for_review": self.pairs_for_review,
                 "records_without_title": self.records_without_title,
-                "merge_ids": list(self.merge_ids)}
+                "merge_ids": list(self.merge_ids),
+                "records_prepared": self.records_prepared, "records_reused": self.records_reused}
 
 
 @dataclass(frozen=True)
@@ -148,18 +152,22 @@ def _merged_canonicals(store: Store) -> set[int]:
         "SELECT DISTINCT duplicate_of FROM records WHERE duplicate_of IS NOT NULL")}
 
 
-def run_dedup(store: Store, *, cache: PreparedCache | None = None,
+def run_dedup(store: Store, *, cache: PreparedCache | None = None, persist_keys: bool = True,
               progress: Progress | None = None) -> DedupSummary:
     """Deduplicate the store: merge clear duplicates, keep grey pairs for review.
 
     Only records added since the last run (ids above the one remembered in
     `meta`) are compared, against each other and against every record that
     still stands for a work; a second run with nothing new merges nothing.
-    A `cache` kept by a long-running caller spares re-normalising the records
-    an earlier run in the same process already prepared.
+    The normalised keys of the records persist in the store (`dedup_keys`,
+    written in the run's transaction), so a later run, in any process,
+    normalises only the records that are new or whose fields changed;
+    `persist_keys=False` neither reads nor writes them. A `cache` kept by a
+    long-running caller spares re-normalising the records an earlier run in
+    the same process already prepared.
     """
     while True:
-        summary = _dedup_once(store, cache, progress)
+        summary = _dedup_once(store, cache, persist_keys, progress)
         if summary is not None:
             return summary
 
@@ -171,7 +179,7 @@ def _dedup_state(store: Store) -> tuple[str | None, int | None]:
     return store.get_meta(META_LAST), row[0]
 
 
-def _dedup_once(store: Store, cache: PreparedCache | None,
+def _dedup_once(store: Store, cache: PreparedCache | None, persist_keys: bool,
                 progress: Progress | None) -> DedupSummary | None:
     """One run; None when another run changed the store while this one compared records."""
     state = _dedup_state(store)
@@ -187,8 +195,11 @@ def _dedup_once(store: Store, cache: PreparedCache | None,
     cannot = [(index[x], index[y]) for x, y in map(tuple, _cannot_link(store))
               if x in index and y in index]
     preferred = [index[c] for c in _merged_canonicals(store) if c in index]
+    keys = StoredKeys(store, ids, fallback=cache) if persist_keys else None
+    hits = cache.hits if cache is not None else 0
     result = deduplicate(items, new=None if last == 0 else new, preferred=preferred,
-                         cannot_link=cannot, cache=cache, progress=progress)
+                         cannot_link=cannot, cache=keys if keys is not None else cache,
+                         progress=progress)
     merge_ids = []
     with store.transaction():
         # the comparisons took time without the write lock: if another run (or a
@@ -200,8 +211,17 @@ def _dedup_once(store: Store, cache: PreparedCache | None,
         fresh = [PendingPair(ids[s.a], ids[s.b], s.score, s.rule) for s in result.review]
         _save_pending(store, [*_stored_pending(store), *fresh])
         store.set_meta(META_LAST, str(max(ids)))
+        if keys is not None:
+            keys.save(store, changed=[ids[c.canonical] for c in result.clusters if c.filled],
+                      gone=[ids[m] for c in result.clusters for m in c.members if m != c.canonical])
+    if keys is not None:
+        prepared, reused = keys.prepared, keys.reused
+    else:
+        reused = cache.hits - hits if cache is not None else 0
+        prepared = len(rows) - reused
     return DedupSummary(len(rows), len(new), result.n_pairs, len(result.clusters),
-                        result.n_duplicates, len(pending_pairs(store)), no_title, tuple(merge_ids))
+                        result.n_duplicates, len(pending_pairs(store)), no_title, tuple(merge_ids),
+                        prepared, reused)
 
 
 def undo_merge(store: Store, merge_id: str, *, reviewer: str | None = None) -> dict[str, Any]:

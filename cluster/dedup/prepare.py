@@ -59,6 +59,21 @@ _PARTICLES = frozenset({"de", "van", "von", "der", "den", "la", "le", "di", "da"
                         "dos", "das", "el", "al", "ten", "ter", "mc", "st"})
 
 
+#: The version of the normalisation above. Prepared keys persist in the store (see
+#: `cluster.dedup.keys`) and are reused while this number, the `Prepared` field layout and
+#: the record's fields are unchanged; so ANY change to what `prepare_one` produces for some
+#: input (a regex, a stop word, a new rule) must bump it, or old stores would keep stale
+#: keys. tests/test_dedup_keys.py pins a digest of the keys of a fixed corpus per version:
+#: when it fails after a change here, bump this number and pin the new digest.
+NORMALISER_VERSION = 1
+
+#: Every record field `prepare_one` reads: a stored key is reused only while these are
+#: unchanged. A field read but not listed here would let an edited record keep stale keys
+#: (a test fails when `prepare_one` reads a field missing from this list).
+PREPARED_FROM = ("title", "authors", "journal", "pages", "doi", "pmid", "year", "volume", "issue",
+                 "abstract")
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """The comparison keys of one record; `key` is the caller's identifier for it."""
