@@ -19,8 +19,6 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.naive_bayes import ComplementNB
-from sklearn.svm import LinearSVC
 
 from connectors.errors import ClusterError
 from screeners import fastfit

@@ -133,8 +133,10 @@ def _cnb_direct(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.nd
     count += Y.T @ Xt
     comp = count.sum(axis=0) + alpha - count
     log_prob = -np.log(comp / comp.sum(axis=1, keepdims=True))
-    jll = prepared(X).same64 @ np.ascontiguousarray(log_prob.T)
-    return np.asarray(jll[:, 1] - jll[:, 0]).ravel()
+    # one product per class: each row's sum runs over its entries in the same
+    # order as scikit-learn's two-column product, at half the cost
+    X64 = prepared(X).same64
+    return np.asarray(X64 @ log_prob[1] - X64 @ log_prob[0]).ravel()
 
 
 def _cnb_public(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
