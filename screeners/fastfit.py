@@ -17,6 +17,7 @@ scikit-learn release changed it), every fit goes through the public classes.
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
 import weakref
@@ -77,7 +78,9 @@ def prepared(X: sparse.csr_matrix) -> Prepared:
 # --- the linear SVM ---------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
 def _liblinear_seed(seed: int) -> int:
+    # what LinearSVC hands liblinear for random_state=seed
     return int(np.random.RandomState(seed).randint(np.iinfo("i").max))
 
 
