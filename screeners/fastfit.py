@@ -46,6 +46,7 @@ class Prepared:
 
     sorted64: sparse.csr_matrix  # float64, indices sorted: what LinearSVC trains on
     same64: sparse.csr_matrix  # float64, X's own index order: what ComplementNB scores
+    non_negative: bool  # ComplementNB refuses negative features
 
 
 _LOCK = threading.Lock()
@@ -65,7 +66,8 @@ def prepared(X: sparse.csr_matrix) -> Prepared:
             return hit[1]
     same64 = sparse.csr_matrix((X.data.astype(np.float64), X.indices, X.indptr), shape=X.shape)
     # astype sorts the indices, as LinearSVC's own conversion of its input does
-    p = Prepared(sorted64=sparse.csr_matrix(X).astype(np.float64), same64=same64)
+    p = Prepared(sorted64=sparse.csr_matrix(X).astype(np.float64), same64=same64,
+                 non_negative=bool(X.nnz == 0 or X.data.min() >= 0))
     with _LOCK:
         for k in [k for k, (ref, _) in _PREPARED.items() if ref() is None]:
             del _PREPARED[k]
@@ -93,9 +95,11 @@ def _fit_svc_direct(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: n
     # LinearSVC's dual="auto": the dual solver when there are fewer rows than features
     solver = _SOLVER_DUAL if Xt.shape[0] < Xt.shape[1] else _SOLVER_PRIMAL
     _liblinear.set_verbosity_wrap(0)
+    # the class index of each label, as LinearSVC's label encoding gives it
+    classes, y_ind = np.unique(np.asarray(y), return_inverse=True)
     raw, n_iter = _liblinear.train_wrap(
-        Xt, np.require(np.asarray(y, dtype=np.float64).ravel(), requirements="W"), True,
-        solver, _TOL, 1.0, C, np.ones(2, dtype=np.float64), _MAX_ITER, _liblinear_seed(seed),
+        Xt, np.require(y_ind.astype(np.float64).ravel(), requirements="W"), True, solver,
+        _TOL, 1.0, C, np.ones(len(classes), dtype=np.float64), _MAX_ITER, _liblinear_seed(seed),
         _EPSILON, np.ascontiguousarray(w, dtype=np.float64))
     if max(n_iter) >= _MAX_ITER:
         warnings.warn("Liblinear failed to converge, increase the number of iterations.",
@@ -157,7 +161,7 @@ def complement_nb_scores(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
                          w: np.ndarray, alpha: float) -> np.ndarray:
     """The include-minus-exclude joint log likelihood of every row of X under
     `ComplementNB(alpha=alpha)` fitted on X[train], y (0/1, both present), w."""
-    if _direct_ok("cnb"):
+    if _direct_ok("cnb") and prepared(X).non_negative:
         return _cnb_direct(X, train, y, w, alpha)
     return _cnb_public(X, train, y, w, alpha)
 

@@ -107,3 +107,9 @@ def test_simulation_order_is_the_same_through_either_path(monkeypatch, real):
     slow = run_simulation(small, "default", seed=2)
     assert fast.n_fits == slow.n_fits == 116
     assert fast.prior == slow.prior and fast.order == slow.order
+
+
+def test_negative_features_reach_complementnb_and_its_refusal():
+    X = sparse.csr_matrix(np.array([[1.0, -0.5], [0.2, 0.3], [0.0, 1.0]], dtype=np.float32))
+    with pytest.raises(ValueError, match="Negative values in data passed to ComplementNB"):
+        fastfit.complement_nb_scores(X, np.array([0, 1]), np.array([1, 0]), np.ones(2), 1.0)
