@@ -93,7 +93,8 @@ def main() -> None:
             prof.runcall(prioritise.rank, store, "title-abstract", "ann", pending)
             pstats.Stats(prof).sort_stats("cumulative").print_stats(12)
         store.close()
-        status = _status_runs(Path(tmp) / "bench.db", args.status_runs) if args.status_runs else None
+        status = (_status_runs(Path(tmp) / "bench.db", args.status_runs)
+                  if args.status_runs else None)
     times.sort()
     print(f"store: {len(ids)} records; {args.updates} updates (decision logged, then rank() "
           "of every unscreened record)")

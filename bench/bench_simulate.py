@@ -146,7 +146,8 @@ def run_asreview(sets: list[str], seeds: list[int], model: str) -> None:
           "--prior-seed, its default model elas_u4, stops when the last include is found; "
           f"ours: cluster simulate --model {model}, same stop)")
     head = (f"{'set':14s} {'records':>7s} | {'ASReview wall':>13s} {'cpu':>6s} | {'ours wall':>9s} "
-            f"{'cpu':>6s} | {'ratio wall':>10s} {'cpu':>6s} | {'WSS@95 ASReview':>15s} {'ours':>6s}")
+            f"{'cpu':>6s} | {'ratio wall':>10s} {'cpu':>6s} | {'WSS@95 ASReview':>15s} "
+            f"{'ours':>6s}")
     print(head)
     print("-" * len(head))
     ratios_w, ratios_c, k = [], [], 0
@@ -168,7 +169,8 @@ def run_asreview(sets: list[str], seeds: list[int], model: str) -> None:
             k += 1
             for side, (w, c, r) in runs.items():
                 if r.returncode != 0:
-                    print(f"{name} seed {seed}: {side} failed: {r.stderr.strip().splitlines()[-1:]}")
+                    print(f"{name} seed {seed}: {side} failed: "
+                          f"{r.stderr.strip().splitlines()[-1:]}")
                     return
             a_w.append(runs["asr"][0])
             a_c.append(runs["asr"][1])
@@ -178,7 +180,8 @@ def run_asreview(sets: list[str], seeds: list[int], model: str) -> None:
             res = json.loads(runs["ours"][2].stdout)
             n = res["records"]
             o_wss.append(res["runs"][0]["wss95"])
-            print(f"  {name} seed {seed}: ASReview {runs['asr'][0]:.1f} s, ours {runs['ours'][0]:.1f} s",
+            print(f"  {name} seed {seed}: ASReview {runs['asr'][0]:.1f} s, "
+                  f"ours {runs['ours'][0]:.1f} s",
                   file=sys.stderr, flush=True)
         aw, ac = statistics.median(a_w), statistics.median(a_c)
         ow, oc = statistics.median(o_w), statistics.median(o_c)
@@ -224,7 +227,7 @@ def main() -> None:
                     help="sets for the side-by-side timing, comma-separated, or all")
     ap.add_argument("--asreview-seeds", help="seeds for the side-by-side timing (default: --seeds)")
     ap.add_argument("--no-table", action="store_true",
-                    help="skip the WSS table of our own runs (e.g. for the side-by-side timing only)")
+                    help="skip the WSS table of our own runs (for the side-by-side timing only)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="simulations run in parallel (wall times then include contention)")
     ap.add_argument("--json", help="also write the raw results to this file")

@@ -22,6 +22,7 @@ import threading
 import warnings
 import weakref
 from dataclasses import dataclass
+
 import numpy as np
 from scipy import sparse
 
@@ -193,7 +194,8 @@ def _direct_ok(which: str) -> bool:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 if which == "svc":
-                    a, b = _fit_svc_direct(X, train, y, w, 0.5, 3), _fit_svc_public(X, train, y, w, 0.5, 3)
+                    a = _fit_svc_direct(X, train, y, w, 0.5, 3)
+                    b = _fit_svc_public(X, train, y, w, 0.5, 3)
                     ok = (np.array_equal(a.coef_, b.coef_)
                           and np.array_equal(a.intercept_, b.intercept_))
                 else:
