@@ -119,6 +119,10 @@ def save(path: Path, fp: str, ids: np.ndarray, X: sparse.csr_matrix, empty: np.n
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        store_file = path.with_name(path.name[: -len(_SUFFIX)])
+        if store_file.exists():
+            # whoever may read the store may read its features (mkstemp makes 0600)
+            os.chmod(tmp, store_file.stat().st_mode & 0o666)
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, fingerprint=np.array(fp), ids=ids, shape=np.array(X.shape),
                      data=X.data, indices=X.indices, indptr=X.indptr, empty=empty,

@@ -61,6 +61,7 @@ def test_a_new_store_object_loads_the_file_instead_of_refitting(db_path, monkeyp
     f = features(store)
     side = db_path.with_name("review.db.features.npz")
     assert f.origin == "fitted" and feature_cache.cache_path(store) == side and side.is_file()
+    assert side.stat().st_mode & 0o777 == db_path.stat().st_mode & 0o666
     store.close()
     prioritise._FEATURES.clear()
     _no_refit(monkeypatch)
