@@ -96,7 +96,8 @@ def load(path: Path, fp: str) -> Cached | None:
           and (len(indices) == 0 or (0 <= indices.min() and indices.max() < n_cols))
           and np.issubdtype(data.dtype, np.floating) and bool(np.isfinite(data).all()))
     if has_vec:
-        ok = ok and terms is not None and idf is not None and len(terms) == n_cols == len(idf)
+        ok = (ok and terms is not None and idf is not None
+              and len(terms) == len(set(terms)) == n_cols == len(idf))
     if not ok:
         return None
     X = sparse.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
@@ -119,18 +120,18 @@ def save(path: Path, fp: str, ids: np.ndarray, X: sparse.csr_matrix, empty: np.n
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        store_file = path.with_name(path.name[: -len(_SUFFIX)])
-        if store_file.exists():
-            # whoever may read the store may read its features (mkstemp makes 0600)
-            os.chmod(tmp, store_file.stat().st_mode & 0o666)
         with os.fdopen(fd, "wb") as fh:
+            store_file = path.with_name(path.name[: -len(_SUFFIX)])
+            if store_file.exists():
+                # whoever may read the store may read its features (mkstemp makes 0600)
+                os.fchmod(fh.fileno(), store_file.stat().st_mode & 0o666)
             np.savez(fh, fingerprint=np.array(fp), ids=ids, shape=np.array(X.shape),
                      data=X.data, indices=X.indices, indptr=X.indptr, empty=empty,
                      has_vectorizer=np.array(has_vec), terms=terms_blob, idf=idf)
         # readers see the old file or the new one, never half of one
         os.replace(tmp, path)
         return True
-    except OSError:
+    except Exception:  # a full disk, a read-only folder: go on without the file
         if tmp is not None:
             try:
                 os.unlink(tmp)

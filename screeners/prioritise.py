@@ -122,6 +122,10 @@ def _load_features(path: Any, fp: str, m: Model) -> Features | None:
         if not hasattr(m.feature, "vectorizer"):
             return None
         vec = feature_cache.vectorizer_from(m.feature, c.terms, c.idf)
+        try:
+            vec.transform([""])  # a vocabulary the vectoriser refuses: refit instead
+        except Exception:
+            return None
     else:
         vec = None
     ids = c.ids.tolist()

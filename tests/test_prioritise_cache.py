@@ -118,7 +118,7 @@ def test_adding_a_record_or_editing_a_text_refreshes_the_features(db_path, monke
     assert h.origin == "disk" and (h.X != g.X).nnz == 0
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "forged", "folder"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "forged", "terms", "folder"])
 def test_a_damaged_cache_file_is_rebuilt_without_a_word(db_path, damage):
     store, ids, label = _filled(db_path, 40)
     ref = features(store)
@@ -135,6 +135,15 @@ def test_a_damaged_cache_file_is_rebuilt_without_a_word(db_path, damage):
         with np.load(side) as z:
             parts = dict(z)
         parts["indices"] = parts["indices"] + 10 ** 6
+        with open(side, "wb") as fh:
+            np.savez(fh, **parts)
+    elif damage == "terms":
+        # one term twice: the rebuilt vectoriser would refuse its vocabulary
+        with np.load(side) as z:
+            parts = dict(z)
+        terms = bytes(parts["terms"]).decode().split("\n")
+        terms[1] = terms[0]
+        parts["terms"] = np.frombuffer("\n".join(terms).encode(), dtype=np.uint8)
         with open(side, "wb") as fh:
             np.savez(fh, **parts)
     else:
