@@ -5,11 +5,14 @@ simulate`) with seeds 1-5 on every set and prints WSS@95 beside ASReview 3.0.8's
 default model (elas_u4: TF-IDF 1-2 grams + linear SVM, 5 seeds, figures from
 the project's issue), plus WSS@100, RRF@10 and the wall and CPU time of each
 simulation. With --with-asreview it also builds a separate virtual environment
-under bench/out/, installs asreview==3.0.8 there and times its `simulate` on
-the same sets for a side-by-side comparison. Prints figures, never pass/fail.
+under bench/out/, installs asreview==3.0.8 there and times its `simulate`
+against `cluster simulate` on the same sets and seeds, whole commands run
+alternately, with per-set medians and time ratios. Prints figures, never
+pass/fail.
 
     python bench/bench_simulate.py [--sets A,B] [--seeds 1,2,3,4,5] [--model default]
-                                   [--with-asreview] [--asreview-sets Cohen_2006_ADHD]
+                                   [--with-asreview] [--asreview-sets all|A,B]
+                                   [--asreview-seeds 1] [--no-table]
 """
 
 from __future__ import annotations
@@ -101,8 +104,7 @@ def print_table(results: dict[str, dict], model: str, seeds: list[int]) -> None:
     print(f"\nsets where ours >= ASReview: {wins} of {len(results)}")
 
 
-def run_asreview(sets: list[str], seeds: list[int], ours: dict[str, dict]) -> None:
-    """Time ASReview's own simulate in a separate environment (never a dependency)."""
+def _ensure_asreview() -> Path | None:
     venv = OUT / "asreview-venv"
     py = venv / "bin" / "python"
     if not py.exists():
@@ -111,41 +113,88 @@ def run_asreview(sets: list[str], seeds: list[int], ours: dict[str, dict]) -> No
     if subprocess.run([str(py), "-c", "import asreview"], capture_output=True).returncode != 0:
         r = subprocess.run([str(py), "-m", "pip", "install", "-q", "asreview==3.0.8"])
         if r.returncode != 0:
-            print("asreview==3.0.8 could not be installed; side-by-side timing skipped")
-            return
-    exe = venv / "bin" / "asreview"
+            return None
+    return venv / "bin" / "asreview"
+
+
+def _timed(cmd: list[str], cwd: Path | None = None, env: dict | None = None
+           ) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall and CPU seconds of one command run to completion (its children included)."""
     import resource
 
-    print("\nSide-by-side timing, median over seeds (ASReview: 1 prior include + 1 exclude by "
-          "--prior-seed, its default model, stops when the last include is found)")
-    print(f"{'set':14s} {'ASReview wall':>13s} {'cpu':>6s} | {'ours wall':>9s} {'cpu':>6s} | "
-          f"{'speed-up wall':>13s} {'cpu':>6s} | {'WSS@95 ASReview':>15s} {'ours':>6s}  (same seeds,"
-          " same metric code)")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, cpu, r
+
+
+def run_asreview(sets: list[str], seeds: list[int], model: str) -> None:
+    """ASReview's `simulate` and this project's `cluster simulate`, each a whole
+    command (start-up, reading the CSV, features, the replay), run one after the
+    other on the same set and seed, the order swapped every run so both sides
+    share whatever else the machine is doing. ASReview runs in its own virtual
+    environment and is never a dependency."""
+    exe = _ensure_asreview()
+    if exe is None:
+        print("asreview==3.0.8 could not be installed; side-by-side timing skipped")
+        return
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    print("\nSide by side, whole commands, alternating (ASReview: 1 prior include + 1 exclude by "
+          "--prior-seed, its default model elas_u4, stops when the last include is found; "
+          f"ours: cluster simulate --model {model}, same stop)")
+    head = (f"{'set':14s} {'records':>7s} | {'ASReview wall':>13s} {'cpu':>6s} | {'ours wall':>9s} "
+            f"{'cpu':>6s} | {'ratio wall':>10s} {'cpu':>6s} | {'WSS@95 ASReview':>15s} "
+            f"{'ours':>6s}")
+    print(head)
+    print("-" * len(head))
+    ratios_w, ratios_c, k = [], [], 0
     for name in sets:
-        walls, cpus, wss = [], [], []
+        csv_path = SHARED / f"{name}.csv"
+        a_w, a_c, o_w, o_c, a_wss, o_wss, n = [], [], [], [], [], [], 0
         for seed in seeds:
             out = OUT / f"{name}-{seed}.asreview"
             out.unlink(missing_ok=True)
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            t0 = time.perf_counter()
-            r = subprocess.run([str(exe), "simulate", str(SHARED / f"{name}.csv"), "-o", str(out),
-                                "--n-prior-included", "1", "--n-prior-excluded", "1",
-                                "--prior-seed", str(seed), "--seed", str(seed)],
-                               capture_output=True, text=True)
-            walls.append(time.perf_counter() - t0)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-            if r.returncode != 0:
-                print(f"{name}: asreview simulate failed: {r.stderr.strip().splitlines()[-1:]}")
-                return
-            wss.append(_asreview_wss(out))
-        ours_runs = ours.get(name, {}).get("runs", [])
-        ow = statistics.median(x["wall"] for x in ours_runs) if ours_runs else float("nan")
-        oc = statistics.median(x["cpu"] for x in ours_runs) if ours_runs else float("nan")
-        aw, ac = statistics.median(walls), statistics.median(cpus)
-        ours_wss = statistics.mean(x["wss95"] for x in ours_runs) if ours_runs else float("nan")
-        print(f"{ASREVIEW[name][0]:14s} {aw:13.1f} {ac:6.1f} | {ow:9.1f} {oc:6.1f} | "
-              f"{aw / ow:12.1f}x {ac / oc:5.1f}x | {statistics.mean(wss):15.3f} {ours_wss:6.3f}")
+            asr = [str(exe), "simulate", str(csv_path), "-o", str(out),
+                   "--n-prior-included", "1", "--n-prior-excluded", "1",
+                   "--prior-seed", str(seed), "--seed", str(seed)]
+            ours = [sys.executable, "-m", "cli", "simulate", str(csv_path), "--seed", str(seed),
+                    "--model", model, "--json", "--quiet"]
+            runs = {}
+            # swap who goes first on every run
+            for side in (("asr", "ours") if k % 2 == 0 else ("ours", "asr")):
+                runs[side] = _timed(asr) if side == "asr" else _timed(ours, ROOT, env)
+            k += 1
+            for side, (w, c, r) in runs.items():
+                if r.returncode != 0:
+                    print(f"{name} seed {seed}: {side} failed: "
+                          f"{r.stderr.strip().splitlines()[-1:]}")
+                    return
+            a_w.append(runs["asr"][0])
+            a_c.append(runs["asr"][1])
+            o_w.append(runs["ours"][0])
+            o_c.append(runs["ours"][1])
+            a_wss.append(_asreview_wss(out))
+            res = json.loads(runs["ours"][2].stdout)
+            n = res["records"]
+            o_wss.append(res["runs"][0]["wss95"])
+            print(f"  {name} seed {seed}: ASReview {runs['asr'][0]:.1f} s, "
+                  f"ours {runs['ours'][0]:.1f} s",
+                  file=sys.stderr, flush=True)
+        aw, ac = statistics.median(a_w), statistics.median(a_c)
+        ow, oc = statistics.median(o_w), statistics.median(o_c)
+        ratios_w.append(aw / ow)
+        ratios_c.append(ac / oc)
+        print(f"{ASREVIEW[name][0]:14s} {n:7d} | {aw:13.1f} {ac:6.1f} | {ow:9.1f} {oc:6.1f} | "
+              f"{aw / ow:9.1f}x {ac / oc:5.1f}x | {statistics.mean(a_wss):15.3f} "
+              f"{statistics.mean(o_wss):6.3f}", flush=True)
+    print("-" * len(head))
+    print(f"{'median ratio':14s} {'':7s} | {'':13s} {'':6s} | {'':9s} {'':6s} | "
+          f"{statistics.median(ratios_w):9.1f}x {statistics.median(ratios_c):5.1f}x")
+    print(f"lowest ratio: wall {min(ratios_w):.1f}x, cpu {min(ratios_c):.1f}x; "
+          f"medians over seeds {','.join(map(str, seeds))} per set")
 
 
 def _asreview_wss(project: Path) -> float:
@@ -174,7 +223,11 @@ def main() -> None:
     ap.add_argument("--seeds", default="1,2,3,4,5")
     ap.add_argument("--model", default="default")
     ap.add_argument("--with-asreview", action="store_true")
-    ap.add_argument("--asreview-sets", default="Cohen_2006_ADHD")
+    ap.add_argument("--asreview-sets", default="Cohen_2006_ADHD",
+                    help="sets for the side-by-side timing, comma-separated, or all")
+    ap.add_argument("--asreview-seeds", help="seeds for the side-by-side timing (default: --seeds)")
+    ap.add_argument("--no-table", action="store_true",
+                    help="skip the WSS table of our own runs (for the side-by-side timing only)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="simulations run in parallel (wall times then include contention)")
     ap.add_argument("--json", help="also write the raw results to this file")
@@ -186,12 +239,16 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     print(f"{os.cpu_count()} CPUs, {args.jobs} simulation(s) at a time; wall times on a shared "
           "machine vary, CPU times less so")
-    results = run_ours(sets, seeds, args.model, args.jobs)
-    print_table(results, args.model, seeds)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+    if not args.no_table:
+        results = run_ours(sets, seeds, args.model, args.jobs)
+        print_table(results, args.model, seeds)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1))
     if args.with_asreview:
-        run_asreview([s for s in args.asreview_sets.split(",") if s], seeds, results)
+        asr_sets = list(ASREVIEW) if args.asreview_sets == "all" else [
+            s for s in args.asreview_sets.split(",") if s]
+        asr_seeds = [int(s) for s in (args.asreview_seeds or args.seeds).split(",")]
+        run_asreview(asr_sets, asr_seeds, args.model)
 
 
 if __name__ == "__main__":

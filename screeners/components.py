@@ -19,10 +19,9 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.naive_bayes import ComplementNB
-from sklearn.svm import LinearSVC
 
 from connectors.errors import ClusterError
+from screeners import fastfit
 
 
 class ComponentError(ClusterError):
@@ -206,8 +205,7 @@ class LinearSvm(Component):
     def fit_scores(self, X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
         _check_two_classes(y)
-        m = LinearSVC(C=self.C, random_state=seed)
-        m.fit(X[train], y, sample_weight=w)
+        m = fastfit.fit_linear_svc(X, train, y, w, C=self.C, seed=seed)  # = LinearSVC's fit
         return _linear_scores(X, m)
 
 
@@ -223,11 +221,7 @@ class ComplementNb(Component):
     def fit_scores(self, X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
         _check_two_classes(y)
-        m = ComplementNB(alpha=self.alpha)
-        m.fit(X[train], y, sample_weight=w)
-        jll = m.predict_joint_log_proba(X)
-        pos = list(m.classes_).index(1)
-        return np.asarray(jll[:, pos] - jll[:, 1 - pos]).ravel()
+        return fastfit.complement_nb_scores(X, train, y, w, alpha=self.alpha)  # = ComplementNB's
 
 
 @register("classifier")

@@ -2,9 +2,10 @@
 records, retrained from the decision log, and the estimate of relevant records
 left.
 
-TF-IDF features are fitted once per store content and kept in-process, keyed
-by the store's path and a signature of its records (count, highest id, text
-lengths), so they are refitted only when records are added or changed. The
+TF-IDF features are fitted once per store content, keyed by a fingerprint of
+the feature settings and of every record's id and texts, kept in-process and in
+a file beside the store (`screeners.feature_cache`), so a new process loads
+them and they are refitted only when records are added or their texts change. The
 classifier is refitted on every call while a fit is fast; once a fit takes
 longer than `FIT_BUDGET` seconds the last model is reused until the labelled
 set has grown by the simulation's batch share, so a reviewer never waits on it.
@@ -25,6 +26,7 @@ import numpy as np
 from scipy import sparse
 
 from db.store import Store
+from screeners import feature_cache
 from screeners.components import Model, resolve_model
 from screeners.protocol import get_protocol
 from screeners.simulate import Schedule
@@ -41,6 +43,7 @@ class Features:
     vectorizer: Any
     empty: frozenset[int]  # records with no text at all
     known: frozenset[int]  # every record id with a row
+    origin: str = "fitted"  # "fitted" in this process, or "disk" (loaded from the cache file)
 
     def rows(self, record_ids: Sequence[int]) -> np.ndarray:
         pos = np.searchsorted(self.ids, np.asarray(record_ids, dtype=np.int64))
@@ -58,12 +61,11 @@ _FEATURES: dict[tuple, Features] = {}
 _MODELS: dict[tuple, tuple[int, np.ndarray, float]] = {}  # key -> (labels, scores, fit s)
 
 
-def _signature(store: Store) -> tuple:
-    row = store.db.execute(
-        "SELECT count(*), max(id), total(length(title)), total(length(abstract)), "
-        "total(length(keywords)) FROM records").fetchone()
+def _signature(store: Store, model: Model | None = None) -> tuple:
+    """(where the store is, fingerprint of its records' texts and the feature settings)."""
+    m = model or resolve_model(DEFAULT_MODEL)
     where = str(store.path) if store.path is not None else f"memory:{id(store)}"
-    return (where, *row)
+    return (where, feature_cache.fingerprint(store, m.feature.describe()))
 
 
 def _text(row: dict) -> str:
@@ -76,12 +78,29 @@ def _text(row: dict) -> str:
 
 def features(store: Store, model: Model | None = None, signature: tuple | None = None
              ) -> Features:
-    """The TF-IDF matrix of every record (duplicates too, so any id has a row)."""
-    key = signature or _signature(store)
+    """The TF-IDF matrix of every record (duplicates too, so any id has a row):
+    from this process's memory, else from the file beside the store, else
+    fitted (and the file written)."""
+    m = model or resolve_model(DEFAULT_MODEL)
+    key = signature or _signature(store, m)
     cached = _FEATURES.get(key)
     if cached is not None:
         return cached
-    m = model or resolve_model(DEFAULT_MODEL)
+    path = feature_cache.cache_path(store)
+    f = _load_features(path, key[1], m) if path is not None else None
+    if f is None:
+        f = _fit_features(store, m)
+        if path is not None:
+            feature_cache.save(path, key[1], f.ids, f.X,
+                               np.isin(f.ids, list(f.empty)), f.vectorizer)
+    # one store's older versions are dropped: only the current content matters
+    for k in [k for k in _FEATURES if k[0] == key[0]]:
+        del _FEATURES[k]
+    _FEATURES[key] = f
+    return f
+
+
+def _fit_features(store: Store, m: Model) -> Features:
     ids, texts = [], []
     for row in store.record_rows(include_duplicates=True):
         ids.append(row["id"])
@@ -92,12 +111,25 @@ def features(store: Store, model: Model | None = None, signature: tuple | None =
         X = sparse.csr_matrix((len(ids), 1), dtype=np.float32)
         vec = None
     empty = frozenset(i for i, t in zip(ids, texts) if not t)
-    f = Features(np.asarray(ids, dtype=np.int64), X, vec, empty, frozenset(ids))
-    # one store's older versions are dropped: only the current content matters
-    for k in [k for k in _FEATURES if k[0] == key[0]]:
-        del _FEATURES[k]
-    _FEATURES[key] = f
-    return f
+    return Features(np.asarray(ids, dtype=np.int64), X, vec, empty, frozenset(ids))
+
+
+def _load_features(path: Any, fp: str, m: Model) -> Features | None:
+    c = feature_cache.load(path, fp)
+    if c is None:
+        return None
+    if c.terms is not None:
+        if not hasattr(m.feature, "vectorizer"):
+            return None
+        vec = feature_cache.vectorizer_from(m.feature, c.terms, c.idf)
+        try:
+            vec.transform([""])  # a vocabulary the vectoriser refuses: refit instead
+        except Exception:
+            return None
+    else:
+        vec = None
+    ids = c.ids.tolist()
+    return Features(c.ids, c.X, vec, frozenset(c.ids[c.empty].tolist()), frozenset(ids), "disk")
 
 
 def index_record_ids(store: Store) -> list[int]:
@@ -143,6 +175,8 @@ def _model_scores(signature: tuple, stage: str, f: Features, labels: dict[int, i
         n_then, scores_then, secs = cached
         if secs > FIT_BUDGET and 0 <= len(train_ids) - n_then < Schedule().batch(n_then):
             return scores_then
+    for k in [k for k in _MODELS if k[0][0] == signature[0] and k[0] != signature]:
+        del _MODELS[k]  # fitted on an older version of this store's records
     t0 = time.perf_counter()
     scores = model.classifier.fit_scores(f.X, f.rows(train_ids), y, model.balance.weights(y), 0)
     _MODELS[key] = (len(train_ids), scores, time.perf_counter() - t0)
@@ -156,7 +190,7 @@ def rank_details(store: Store, stage: str, reviewer: str | None, candidates: Seq
     if not cands:
         return Ranking([], "cold-start")
     m = resolve_model(model)
-    sig = _signature(store)
+    sig = _signature(store, m)
     f = features(store, m, sig)
     labels = training_labels(store, stage, reviewer)
     known = f.known

@@ -160,7 +160,8 @@ def test_progress_goes_to_stderr_stage_by_stage_and_files_are_written(demo):
     # (an open connection of an earlier test may keep the store's -wal and -shm files)
     assert sorted(p.name for p in d.iterdir() if not p.name.endswith(("-wal", "-shm"))) == sorted([
         "agreement.json", "flow.json", "included.ris", "index-articles.txt", "methods.md",
-        "prisma.png", "prisma.svg", "records.csv", "review.db", "review.http-cache.sqlite"])
+        "prisma.png", "prisma.svg", "records.csv", "review.db", "review.db.features.npz",
+        "review.http-cache.sqlite"])
     flow = json.loads((d / "flow.json").read_text())
     svg = (d / "prisma.svg").read_text()
     assert f"Records screened (n = {flow['screening']['screened']})" in svg

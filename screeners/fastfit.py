@@ -1,0 +1,212 @@
+"""The linear SVM and complement naive Bayes fits of the prioritiser, with the
+numbers scikit-learn's `LinearSVC` and `ComplementNB` would give, bit for bit,
+at a fraction of their cost per fit.
+
+A simulation refits the classifier hundreds of times on a few hundred rows, and
+most of each fit went on input validation, label encoding and converting the
+training rows to float64 with sorted indices, not on the solver. Here the
+feature matrix is converted once (`prepared`, remembered per matrix object) and
+each fit calls the same liblinear routine and the same numpy/scipy operations,
+in the same order and dtypes, as scikit-learn does, so scores are identical and
+a simulation's screening order does not change.
+
+The liblinear entry point is private to scikit-learn, so on first use a small
+fixed problem is fitted both ways; if the numbers differ or the call fails (a
+scikit-learn release changed it), every fit goes through the public classes.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import warnings
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+# LinearSVC's defaults, which the prioritiser's SVM uses
+_TOL = 1e-4
+_MAX_ITER = 1000
+_EPSILON = 0.1  # unused by the classification solvers, passed as scikit-learn does
+_SOLVER_DUAL, _SOLVER_PRIMAL = 1, 2  # L2-regularised squared hinge loss
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """A fitted linear model: the attributes `_linear_scores` reads."""
+
+    coef_: np.ndarray  # shape (1, n_features)
+    intercept_: np.ndarray  # shape (1,)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One-off conversions of a float feature matrix that every fit reuses."""
+
+    sorted64: sparse.csr_matrix  # float64, indices sorted: what LinearSVC trains on
+    same64: sparse.csr_matrix  # float64, X's own index order: what ComplementNB scores
+    non_negative: bool  # ComplementNB refuses negative features
+
+
+_LOCK = threading.Lock()
+_PREPARED: dict[int, tuple[weakref.ref, Prepared]] = {}
+_MAX_PREPARED = 4
+_CHECKED: dict[str, bool] = {}
+
+
+def prepared(X: sparse.csr_matrix) -> Prepared:
+    """The float64 copies of `X`, made on first use and kept while `X` lives.
+
+    Keyed by the matrix object: callers never modify a feature matrix in place.
+    """
+    with _LOCK:
+        hit = _PREPARED.get(id(X))
+        if hit is not None and hit[0]() is X:
+            return hit[1]
+    same64 = sparse.csr_matrix((X.data.astype(np.float64), X.indices, X.indptr), shape=X.shape)
+    # astype sorts the indices, as LinearSVC's own conversion of its input does
+    p = Prepared(sorted64=sparse.csr_matrix(X).astype(np.float64), same64=same64,
+                 non_negative=bool(X.nnz == 0 or X.data.min() >= 0))
+    with _LOCK:
+        for k in [k for k, (ref, _) in _PREPARED.items() if ref() is None]:
+            del _PREPARED[k]
+        while len(_PREPARED) >= _MAX_PREPARED:
+            del _PREPARED[next(iter(_PREPARED))]
+        _PREPARED[id(X)] = (weakref.ref(X), p)
+    return p
+
+
+# --- the linear SVM ---------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _liblinear_seed(seed: int) -> int:
+    # what LinearSVC hands liblinear for random_state=seed
+    return int(np.random.RandomState(seed).randint(np.iinfo("i").max))
+
+
+def _fit_svc_direct(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
+                    C: float, seed: int) -> LinearFit:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.svm import _liblinear
+
+    Xt = prepared(X).sorted64[train]
+    # LinearSVC's dual="auto": the dual solver when there are fewer rows than features
+    solver = _SOLVER_DUAL if Xt.shape[0] < Xt.shape[1] else _SOLVER_PRIMAL
+    _liblinear.set_verbosity_wrap(0)
+    # the class index of each label, as LinearSVC's label encoding gives it
+    classes, y_ind = np.unique(np.asarray(y), return_inverse=True)
+    raw, n_iter = _liblinear.train_wrap(
+        Xt, np.require(y_ind.astype(np.float64).ravel(), requirements="W"), True, solver,
+        _TOL, 1.0, C, np.ones(len(classes), dtype=np.float64), _MAX_ITER, _liblinear_seed(seed),
+        _EPSILON, np.ascontiguousarray(w, dtype=np.float64))
+    if max(n_iter) >= _MAX_ITER:
+        warnings.warn("Liblinear failed to converge, increase the number of iterations.",
+                      ConvergenceWarning)
+    return LinearFit(raw[:, :-1], 1 * raw[:, -1])
+
+
+def _fit_svc_public(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
+                    C: float, seed: int) -> LinearFit:
+    from sklearn.svm import LinearSVC
+
+    m = LinearSVC(C=C, random_state=seed)
+    m.fit(X[train], y, sample_weight=w)
+    return LinearFit(m.coef_, m.intercept_)
+
+
+def fit_linear_svc(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
+                   C: float, seed: int) -> LinearFit:
+    """`LinearSVC(C=C, random_state=seed).fit(X[train], y, sample_weight=w)`'s
+    coefficients; y holds 0/1 with both present."""
+    if _direct_ok("svc"):
+        return _fit_svc_direct(X, train, y, w, C, seed)
+    return _fit_svc_public(X, train, y, w, C, seed)
+
+
+# --- complement naive Bayes --------------------------------------------------------
+
+
+def _cnb_direct(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
+                alpha: float) -> np.ndarray:
+    # the steps of ComplementNB.fit with sample weights, then its joint log
+    # likelihood for every row; classes are 0 and 1, so column 1 is "include"
+    Xt = X[train]
+    yb = (np.asarray(y) == 1).astype(np.int64).reshape(-1, 1)
+    Y = np.concatenate((1 - yb, yb), axis=1).astype(np.float64)
+    Y *= np.atleast_2d(np.asarray(w, dtype=np.float64)).T
+    count = np.zeros((2, X.shape[1]), dtype=np.float64)
+    count += Y.T @ Xt
+    comp = count.sum(axis=0) + alpha - count
+    log_prob = -np.log(comp / comp.sum(axis=1, keepdims=True))
+    # one product per class: each row's sum runs over its entries in the same
+    # order as scikit-learn's two-column product, at half the cost
+    X64 = prepared(X).same64
+    return np.asarray(X64 @ log_prob[1] - X64 @ log_prob[0]).ravel()
+
+
+def _cnb_public(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
+                alpha: float) -> np.ndarray:
+    from sklearn.naive_bayes import ComplementNB
+
+    m = ComplementNB(alpha=alpha)
+    m.fit(X[train], y, sample_weight=w)
+    jll = m.predict_joint_log_proba(X)
+    pos = list(m.classes_).index(1)
+    return np.asarray(jll[:, pos] - jll[:, 1 - pos]).ravel()
+
+
+def complement_nb_scores(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
+                         w: np.ndarray, alpha: float) -> np.ndarray:
+    """The include-minus-exclude joint log likelihood of every row of X under
+    `ComplementNB(alpha=alpha)` fitted on X[train], y (0/1, both present), w."""
+    if _direct_ok("cnb") and prepared(X).non_negative:
+        return _cnb_direct(X, train, y, w, alpha)
+    return _cnb_public(X, train, y, w, alpha)
+
+
+# --- the one-off check against scikit-learn -----------------------------------------
+
+
+def _check_problem() -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    dense = (rng.random((40, 60)) * (rng.random((40, 60)) < 0.3)).astype(np.float32)
+    X = sparse.csr_matrix(dense)
+    # indices unsorted within rows, as in TfidfVectorizer's output
+    for i in range(X.shape[0]):
+        a, b = X.indptr[i], X.indptr[i + 1]
+        X.indices[a:b], X.data[a:b] = X.indices[a:b][::-1].copy(), X.data[a:b][::-1].copy()
+    X.has_sorted_indices = False
+    train = rng.permutation(40)[:25]
+    y = (rng.random(25) < 0.3).astype(np.int64)
+    y[:2] = (0, 1)
+    w = np.where(y == 1, 3.0, 1.0)
+    return X, train, y, w
+
+
+def _direct_ok(which: str) -> bool:
+    ok = _CHECKED.get(which)
+    if ok is None:
+        X, train, y, w = _check_problem()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if which == "svc":
+                    a = _fit_svc_direct(X, train, y, w, 0.5, 3)
+                    b = _fit_svc_public(X, train, y, w, 0.5, 3)
+                    ok = (np.array_equal(a.coef_, b.coef_)
+                          and np.array_equal(a.intercept_, b.intercept_))
+                else:
+                    ok = np.array_equal(_cnb_direct(X, train, y, w, 1.0),
+                                        _cnb_public(X, train, y, w, 1.0))
+        except Exception:  # any change in scikit-learn's internals: use its public API
+            ok = False
+        _CHECKED[which] = bool(ok)
+    return ok
+
+
+def uses_direct_path() -> dict[str, bool]:
+    """Whether each fit takes the direct path (False: scikit-learn's classes)."""
+    return {k: _direct_ok(k) for k in ("svc", "cnb")}

@@ -1,0 +1,148 @@
+"""The store's fitted TF-IDF features kept on disk, so a new process (`cluster
+status`, a new `cluster screen`) loads them instead of refitting.
+
+The cache is one file beside the store, `<store file>.features.npz`, holding the
+matrix, the record ids, the vocabulary and the idf weights, with the
+fingerprint they were made from: the feature settings, the library versions
+that shape the numbers, and a hash of every record's id, title, abstract and
+keywords. A file whose fingerprint differs, or that cannot be read or does not
+hang together, is ignored and rewritten; the cache is only ever a shortcut to
+the same matrix a fresh fit gives. Nothing but numbers and terms is stored, and
+it is read without unpickling, so a file planted beside a store cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from db.store import Store
+
+FORMAT = 1  # bump when the file layout changes
+_SUFFIX = ".features.npz"
+
+
+@dataclass(frozen=True)
+class Cached:
+    ids: np.ndarray
+    X: sparse.csr_matrix
+    empty: np.ndarray  # bool per row: the record has no text
+    terms: tuple[str, ...] | None  # column order; None: no vectoriser (no text at all)
+    idf: np.ndarray | None
+
+
+def cache_path(store: Store) -> Path | None:
+    """Where the store's features are kept (None for an in-memory store)."""
+    if store.path is None:
+        return None
+    return store.path.with_name(store.path.name + _SUFFIX)
+
+
+def fingerprint(store: Store, settings: dict[str, Any]) -> str:
+    """A hash of the feature settings and of every record's id and texts.
+
+    Reads the texts as bytes straight from SQLite: about twice the cost of the
+    length totals it replaces, and any edit to a text changes it.
+    """
+    import scipy
+    import sklearn
+
+    h = hashlib.blake2b(digest_size=20)
+    h.update(json.dumps({"format": FORMAT, "settings": settings, "sklearn": sklearn.__version__,
+                         "numpy": np.__version__, "scipy": scipy.__version__},
+                        sort_keys=True, default=str).encode())
+    cur = store.db.conn.execute(
+        "SELECT id, CAST(title AS BLOB), CAST(abstract AS BLOB), CAST(keywords AS BLOB) "
+        "FROM records ORDER BY id")
+    for rows in iter(lambda: cur.fetchmany(2000), []):
+        for rid, t, a, k in rows:
+            # lengths first, so no two different records hash alike by shifting text
+            h.update(b"%d\x1f%d\x1f%d\x1f%d\x1e" % (
+                rid, -1 if t is None else len(t), -1 if a is None else len(a),
+                -1 if k is None else len(k)))
+            for part in (t, a, k):
+                if part:
+                    h.update(part)
+    return h.hexdigest()
+
+
+def load(path: Path, fp: str) -> Cached | None:
+    """The cached features if `path` holds them for fingerprint `fp`, else None."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["fingerprint"][()]) != fp:
+                return None
+            ids = z["ids"].astype(np.int64)
+            shape = tuple(int(v) for v in z["shape"])
+            data, indices, indptr = z["data"], z["indices"], z["indptr"]
+            empty = z["empty"].astype(bool)
+            has_vec = bool(z["has_vectorizer"][()])
+            terms = tuple(bytes(z["terms"]).decode("utf-8").split("\n")) if has_vec else None
+            idf = z["idf"] if has_vec else None
+    except Exception:  # unreadable, truncated, foreign or from another layout: refit
+        return None
+    n_rows, n_cols = shape if len(shape) == 2 else (-1, -1)
+    ok = (n_rows == len(ids) == len(empty) and len(indptr) == n_rows + 1
+          and indptr[0] == 0 and indptr[-1] == len(data) == len(indices)
+          and bool(np.all(np.diff(indptr) >= 0)) and bool(np.all(np.diff(ids) > 0))
+          and (len(indices) == 0 or (0 <= indices.min() and indices.max() < n_cols))
+          and np.issubdtype(data.dtype, np.floating) and bool(np.isfinite(data).all()))
+    if has_vec:
+        ok = (ok and terms is not None and idf is not None
+              and len(terms) == len(set(terms)) == n_cols == len(idf))
+    if not ok:
+        return None
+    X = sparse.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
+    return Cached(ids, X, empty, terms, idf)
+
+
+def save(path: Path, fp: str, ids: np.ndarray, X: sparse.csr_matrix, empty: np.ndarray,
+         vectorizer: Any) -> bool:
+    """Write the features for fingerprint `fp`; False (and no file) if it cannot be
+    written: the cache is a shortcut, never a reason to fail."""
+    terms_blob = np.zeros(0, dtype=np.uint8)
+    idf = np.zeros(0, dtype=np.float64)
+    has_vec = vectorizer is not None
+    if has_vec:
+        terms = vectorizer.get_feature_names_out().tolist()
+        if any("\n" in t for t in terms):
+            return False  # the term list is newline-separated
+        terms_blob = np.frombuffer("\n".join(terms).encode("utf-8"), dtype=np.uint8)
+        idf = np.asarray(vectorizer.idf_)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            store_file = path.with_name(path.name[: -len(_SUFFIX)])
+            if store_file.exists():
+                # whoever may read the store may read its features (mkstemp makes 0600)
+                os.fchmod(fh.fileno(), store_file.stat().st_mode & 0o666)
+            np.savez(fh, fingerprint=np.array(fp), ids=ids, shape=np.array(X.shape),
+                     data=X.data, indices=X.indices, indptr=X.indptr, empty=empty,
+                     has_vectorizer=np.array(has_vec), terms=terms_blob, idf=idf)
+        # readers see the old file or the new one, never half of one
+        os.replace(tmp, path)
+        return True
+    except Exception:  # a full disk, a read-only folder: go on without the file
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        return False
+
+
+def vectorizer_from(feature: Any, terms: tuple[str, ...], idf: np.ndarray) -> Any:
+    """The fitted vectoriser rebuilt from its vocabulary and idf weights."""
+    vec = feature.vectorizer()
+    vec.set_params(vocabulary={t: i for i, t in enumerate(terms)})
+    vec.idf_ = idf
+    return vec

@@ -1,0 +1,115 @@
+"""The direct SVM and naive Bayes fits give scikit-learn's numbers bit for bit,
+and fall back to scikit-learn's classes when they would not."""
+
+import numpy as np
+import pytest
+from scipy import sparse
+from sklearn.naive_bayes import ComplementNB
+from sklearn.svm import LinearSVC
+
+from screeners import fastfit
+from screeners.components import make, resolve_model
+from screeners.simulate import Dataset, load_dataset, run_simulation
+from tests.conftest import shared_path
+
+
+@pytest.fixture(scope="module")
+def real():
+    ds = load_dataset(shared_path("data", "screening", "Cohen_2006_OralHypoglycemics.csv"))
+    X = resolve_model("default").feature.fit_transform(ds.texts)
+    return ds, X, np.asarray(ds.labels)
+
+
+def _subsets(labels, n_sets=4):
+    rng = np.random.default_rng(11)
+    for size in (2, 7, 40, 250)[:n_sets]:
+        inc = rng.choice(np.flatnonzero(labels == 1), size=max(1, size // 8), replace=False)
+        exc = rng.choice(np.flatnonzero(labels == 0), size=size - len(inc), replace=False)
+        yield rng.permutation(np.concatenate([inc, exc]))
+
+
+def test_direct_path_is_taken_with_this_scikit_learn():
+    assert fastfit.uses_direct_path() == {"svc": True, "cnb": True}
+
+
+def test_svm_coefficients_equal_linearsvc_bit_for_bit(real):
+    _, X, labels = real
+    # TF-IDF rows keep their terms out of index order, which LinearSVC sorts
+    assert not X.has_sorted_indices
+    for train in _subsets(labels):
+        y = labels[train]
+        w = make("balance", "balanced", ratio=9.8).weights(y)
+        ref = LinearSVC(C=0.11, random_state=3).fit(X[train], y, sample_weight=w)
+        got = fastfit.fit_linear_svc(X, train, y, w, C=0.11, seed=3)
+        assert np.array_equal(got.coef_, ref.coef_)
+        assert np.array_equal(got.intercept_, ref.intercept_)
+
+
+def test_svm_primal_case_more_rows_than_features():
+    # LinearSVC's dual="auto" switches to the primal solver here
+    rng = np.random.default_rng(2)
+    X = sparse.csr_matrix((rng.random((60, 8)) * (rng.random((60, 8)) < 0.5)).astype(np.float32))
+    train = np.arange(50)
+    y = (X[train].toarray()[:, 0] > 0.2).astype(np.int64)
+    w = np.ones(50)
+    ref = LinearSVC(C=0.5, random_state=1).fit(X[train], y, sample_weight=w)
+    got = fastfit.fit_linear_svc(X, train, y, w, C=0.5, seed=1)
+    assert np.array_equal(got.coef_, ref.coef_) and np.array_equal(got.intercept_, ref.intercept_)
+
+
+def test_naive_bayes_scores_equal_complementnb_bit_for_bit(real):
+    _, X, labels = real
+    for train in _subsets(labels):
+        y = labels[train]
+        w = make("balance", "balanced", ratio=9.8).weights(y)
+        m = ComplementNB(alpha=1.0).fit(X[train], y, sample_weight=w)
+        jll = m.predict_joint_log_proba(X)
+        got = fastfit.complement_nb_scores(X, train, y, w, alpha=1.0)
+        assert np.array_equal(got, jll[:, 1] - jll[:, 0])
+
+
+def test_prepared_copies_are_kept_per_matrix_and_mirror_it(real):
+    _, X, _ = real
+    p = fastfit.prepared(X)
+    assert fastfit.prepared(X) is p
+    assert p.sorted64.has_sorted_indices and p.sorted64.dtype == np.float64
+    assert np.array_equal(p.same64.indices, X.indices)  # X's own order, for NB scoring
+    assert np.array_equal(p.same64.data, X.data.astype(np.float64))
+    other = X.copy()
+    assert fastfit.prepared(other) is not p
+
+
+def test_falls_back_to_scikit_learn_when_the_direct_fit_disagrees(monkeypatch, real):
+    _, X, labels = real
+    train = next(_subsets(labels, 3))
+    y, w = labels[train], np.ones(len(train))
+    monkeypatch.setattr(fastfit, "_CHECKED", {})
+    wrong = fastfit.LinearFit(np.zeros((1, X.shape[1])), np.zeros(1))
+    monkeypatch.setattr(fastfit, "_fit_svc_direct", lambda *a, **k: wrong)
+
+    def broken(*a, **k):
+        raise TypeError("train_wrap() takes 11 positional arguments")
+
+    monkeypatch.setattr(fastfit, "_cnb_direct", broken)
+    assert fastfit.uses_direct_path() == {"svc": False, "cnb": False}
+    ref = LinearSVC(C=0.11, random_state=0).fit(X[train], y, sample_weight=w)
+    assert np.array_equal(fastfit.fit_linear_svc(X, train, y, w, 0.11, 0).coef_, ref.coef_)
+    assert np.isfinite(fastfit.complement_nb_scores(X, train, y, w, 1.0)).all()
+
+
+def test_simulation_order_is_the_same_through_either_path(monkeypatch, real):
+    ds, _, _ = real
+    # the first 120 records (45 includes) keep the run short
+    small = Dataset("oral-120", ds.ids[:120], ds.texts[:120], ds.labels[:120])
+    assert small.n_included == 45
+    fast = run_simulation(small, "default", seed=2)
+    monkeypatch.setattr(fastfit, "_CHECKED", {"svc": False, "cnb": False})
+    slow = run_simulation(small, "default", seed=2)
+    assert fast.n_fits == slow.n_fits == 116
+    assert fast.prior == slow.prior and fast.order == slow.order
+
+
+def test_negative_features_reach_complementnb_and_its_refusal():
+    X = sparse.csr_matrix(np.array([[1.0, -0.5], [0.2, 0.3], [0.0, 1.0]], dtype=np.float32))
+    with pytest.raises(ValueError, match="Negative values in data passed to ComplementNB"):
+        fastfit.complement_nb_scores(X, np.array([0, 1]), np.array([1, 0]), np.ones(2), 1.0)
