@@ -27,7 +27,8 @@ from scipy import sparse
 
 from db.store import Store
 from screeners import feature_cache
-from screeners.components import Model, resolve_model
+from screeners.components import (Model, excludes_in_a_row, resolve_model, textless_due,
+                                   textless_rows)
 from screeners.protocol import get_protocol
 from screeners.simulate import Schedule
 from screeners.state import stage_states, training_labels
@@ -207,9 +208,25 @@ def rank_details(store: Store, stage: str, reviewer: str | None, candidates: Seq
     vals = np.asarray(scores, dtype=np.float64)[f.rows(ck)]
     order = np.lexsort((np.arange(len(ck)), -vals))  # ties keep the order given
     out = list(zip(ck[order].tolist(), vals[order].tolist()))
+    out = _place_textless(store, stage, reviewer, f, out)
     # candidates unknown to the store go last, in the order given
     out += [(c, float("-inf")) for c in cands if c not in known]
     return Ranking(out, mode, tuple(warnings))
+
+
+def _place_textless(store: Store, stage: str, reviewer: str | None, f: Features,
+                    ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Records without text go last until the reviewer's last labels are a run of
+    excludes long enough (`components.TEXTLESS_AFTER_EXCLUDES`), then first."""
+    textless = set(f.ids[textless_rows(f.X)].tolist())
+    held = [p for p in ranked if p[0] in textless]
+    if not held:
+        return ranked
+    from screeners.stopping import screening_sequence
+
+    run = excludes_in_a_row([y for _, y in screening_sequence(store, stage, reviewer)])
+    rest = [p for p in ranked if p[0] not in textless]
+    return held + rest if textless_due(run) else rest + held
 
 
 def rank(store: Store, stage: str, reviewer: str | None, candidates: Sequence[int]

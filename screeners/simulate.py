@@ -25,7 +25,7 @@ import numpy as np
 
 from connectors.errors import ClusterError
 from screeners import metrics
-from screeners.components import Model, resolve_model
+from screeners.components import Model, resolve_model, textless_due, textless_rows
 
 
 class DatasetError(ClusterError):
@@ -176,18 +176,35 @@ def replay(X: Any, labels: np.ndarray, model: Model, seed: int,
     found = int(labels[prior].sum())
     fits = 0
     scores = np.zeros(n)
+    # records without text wait until the ranking stops finding includes
+    held = np.zeros(n, dtype=bool)
+    held[textless_rows(X)] = True
+    held[prior] = False
+    run = 0
     while len(order) < n and found < n_pos:
+        if held.any() and textless_due(run):
+            for i in np.flatnonzero(held).tolist():
+                order.append(i)
+                labelled[i] = True
+                found += int(labels[i])
+                run = 0 if labels[i] else run + 1
+            held[:] = False
+            continue
         train = np.asarray(order)
         y = labels[train]
         w = model.balance.weights(y)
         scores = model.classifier.fit_scores(X, train, y, w, seed)
         fits += 1
-        pool = np.flatnonzero(~labelled)
+        pool = np.flatnonzero(~labelled & ~held)
+        if not len(pool):
+            pool = np.flatnonzero(~labelled)
+            held[:] = False
         batch = model.query.select(scores, pool, min(schedule.batch(len(order)), len(pool)), rng)
         for i in batch.tolist():
             order.append(i)
             labelled[i] = True
             found += int(labels[i])
+            run = 0 if labels[i] else run + 1
             if found >= n_pos:
                 break
         if progress is not None:

@@ -35,6 +35,7 @@ import numpy as np
 
 from connectors.errors import ClusterError
 from db.store import Store
+from screeners.components import excludes_in_a_row
 from screeners.protocol import get_protocol
 from screeners.state import PENDING, effective_decisions, stage_states, training_labels
 
@@ -96,11 +97,7 @@ def hypergeometric_rule(labels: Sequence[int], n_total: int, target_recall: floa
 
 
 def consecutive_rule(labels: Sequence[int], n_required: int) -> RuleResult:
-    run = 0
-    for v in reversed(list(labels)):
-        if v:
-            break
-        run += 1
+    run = excludes_in_a_row(labels)
     met = len(labels) > 0 and run >= n_required
     return RuleResult("consecutive", met, {"consecutive_excludes": run, "required": n_required},
                       f"{run} consecutive excludes; the rule needs {n_required}")

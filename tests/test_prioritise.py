@@ -192,3 +192,41 @@ def test_estimate_relevant_left(store):
     _decide(store, ids["soil"][0], "exclude")
     est = estimate_relevant_left(store, TA)
     assert 0.0 < est < 6.0
+
+
+# --- records without text ------------------------------------------------------
+
+
+def test_textless_records_wait_for_a_run_of_excludes_then_come_first(store, monkeypatch):
+    ids = _fill(store)
+    blank = store.add_record(Record(title=None, doi="10.1000/no-text"))
+    _decide(store, ids["compassion"][0], "include")
+    _decide(store, ids["soil"][0], "exclude")
+    cands = [blank] + ids["soil"][1:] + ids["quantum"] + ids["compassion"][1:]
+    monkeypatch.setattr(components, "TEXTLESS_AFTER_EXCLUDES", 4)
+    assert [rid for rid, _ in rank(store, TA, "ann", cands)][-1] == blank
+    _decide(store, ids["soil"][1], "exclude")
+    _decide(store, ids["soil"][2], "exclude")
+    cands.remove(ids["soil"][1])
+    cands.remove(ids["soil"][2])
+    assert [rid for rid, _ in rank(store, TA, "ann", cands)][-1] == blank  # a run of 3
+    _decide(store, ids["quantum"][0], "exclude")
+    cands.remove(ids["quantum"][0])
+    assert [rid for rid, _ in rank(store, TA, "ann", cands)][0] == blank  # a run of 4
+
+
+def test_simulation_shows_textless_records_after_50_excludes_in_a_row():
+    from screeners.simulate import Dataset, run_simulation
+
+    words = ["erosion", "carbon", "tillage", "compaction", "drainage", "irrigation", "nitrogen",
+             "manure", "grazing", "terrace"]
+    texts = [f"Compassion training for nurses, study {k}" for k in range(5)]
+    texts += [f"Soil {words[k % 10]} on farm {k} with {words[(k * 3) % 10]}" for k in range(90)]
+    texts += ["", ""]  # an include and an exclude with no text
+    labels = [1] * 5 + [0] * 90 + [1, 0]
+    ds = Dataset("textless", tuple(str(i) for i in range(len(texts))), tuple(texts), tuple(labels))
+    r = run_simulation(ds, "default", seed=1)
+    pos = [r.order.index("95"), r.order.index("96")]
+    assert pos[1] == pos[0] + 1  # shown together
+    assert r.labels[pos[0] - 50:pos[0]] == (0,) * 50  # after exactly 50 excludes in a row
+    assert sum(r.labels[:pos[0] - 50]) == 4  # the includes with text came first

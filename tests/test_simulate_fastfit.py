@@ -105,7 +105,7 @@ def test_simulation_order_is_the_same_through_either_path(monkeypatch, real):
     fast = run_simulation(small, "default", seed=2)
     monkeypatch.setattr(fastfit, "_CHECKED", {"svc": False, "cnb": False})
     slow = run_simulation(small, "default", seed=2)
-    assert fast.n_fits == slow.n_fits == 116
+    assert fast.n_fits == slow.n_fits == 117
     assert fast.prior == slow.prior and fast.order == slow.order
 
 
