@@ -62,11 +62,46 @@ _FEATURES: dict[tuple, Features] = {}
 _MODELS: dict[tuple, tuple[int, np.ndarray, float]] = {}  # key -> (labels, scores, fit s)
 
 
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
+def _record_writes(conn: Any) -> int | None:
+    """How many times this connection has written to `records` since it was first
+    asked (None where temporary triggers cannot be made)."""
+    try:
+        return conn.execute("SELECT n FROM temp.record_writes").fetchone()[0]
+    except Exception:
+        pass
+    try:
+        conn.execute("CREATE TEMP TABLE record_writes AS SELECT 0 AS n")
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            conn.execute(f"CREATE TEMP TRIGGER record_writes_{event.lower()} AFTER {event} "
+                         "ON main.records BEGIN UPDATE record_writes SET n = n + 1; END")
+        return 0
+    except Exception:
+        return None
+
+
 def _signature(store: Store, model: Model | None = None) -> tuple:
     """(where the store is, fingerprint of its records' texts and the feature settings)."""
     m = model or resolve_model(DEFAULT_MODEL)
     where = str(store.path) if store.path is not None else f"memory:{id(store)}"
-    return (where, feature_cache.fingerprint(store, m.feature.describe()))
+    settings = m.feature.describe()
+    # Hashing every text costs about 60 ms at 10,000 records, too much for each
+    # update. The hash is remembered while nothing can have changed the records:
+    # no other connection has committed (SQLite's data_version) and this one has
+    # not written to them (a per-connection counter kept by temporary triggers).
+    conn = store.db.conn
+    changes = _record_writes(conn)
+    version = conn.execute("PRAGMA data_version").fetchone()[0]
+    memo = (where, id(conn), version, changes, repr(settings))
+    fp = _FINGERPRINTS.get(memo) if changes is not None else None
+    if fp is None:
+        fp = feature_cache.fingerprint(store, settings)
+        for k in [k for k in _FINGERPRINTS if k[0] == where]:
+            del _FINGERPRINTS[k]
+        _FINGERPRINTS[memo] = fp
+    return (where, fp)
 
 
 def _text(row: dict) -> str:

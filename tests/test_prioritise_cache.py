@@ -204,3 +204,19 @@ def test_an_in_memory_store_keeps_its_features_in_memory_only(tmp_path):
     f = features(store)
     assert features(store) is f
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_text_hash_is_not_recomputed_for_a_decision_but_is_for_a_record_write(db_path, monkeypatch):
+    store, ids, _ = _filled(db_path, 40)
+    calls = []
+    real = feature_cache.fingerprint
+    monkeypatch.setattr(feature_cache, "fingerprint", lambda *a: calls.append(1) or real(*a))
+    features(store)
+    store.log_event("decision", record_id=ids[0], reviewer="ann", stage="title-abstract",
+                    value="include")
+    features(store)
+    assert len(calls) == 1
+    store.db["records"].update(ids[1], {"abstract": "Copper in the liver."})
+    assert "copper" in features(store).vectorizer.vocabulary_
+    assert len(calls) == 2
+    store.close()
