@@ -19,6 +19,7 @@ from cluster.dedup.prepare import NORMALISER_VERSION, PREPARED_FROM, prepare_one
 from connectors.record import Record, normalize_year
 from db.store import open_store
 from tests.conftest import shared_path
+from faults import fail_on_event
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -274,16 +275,7 @@ def test_a_new_normaliser_version_prepares_every_record_again(db_path, works, mo
 
 def test_an_interrupted_run_leaves_no_keys_behind(db_path, works, monkeypatch):
     store = open_store(db_path)
-    real = store.log_event
-    calls = {"n": 0}
-
-    def failing(kind, **kw):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("disk full")
-        return real(kind, **kw)
-
-    monkeypatch.setattr(store, "log_event", failing)
+    fail_on_event(store, monkeypatch)
     with pytest.raises(RuntimeError, match="disk full"):
         run_dedup(store)
     assert _rows(store) == {} and store.events() == []

@@ -10,6 +10,7 @@ from cluster.dedup.apply import (DedupError, decide_pairs, pending_pairs, run_de
                                  undo_merge)
 from cluster.dedup.review import export_pairs, import_pairs, review_session, side_by_side
 from connectors.record import Record
+from faults import fail_on_event
 
 TITLE_1 = "Ischemic preconditioning in chronically hypoxic neonatal rat heart"
 TITLE_2 = "Cardioprotection at a distance: mesenteric artery occlusion protects the myocardium"
@@ -127,16 +128,7 @@ def test_undo_restores_the_records_and_logs_unmerge(store, filled):
 
 
 def test_merge_is_all_or_nothing(store, filled, monkeypatch):
-    real = store.log_event
-    calls = {"n": 0}
-
-    def failing(kind, **kw):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("disk full")
-        return real(kind, **kw)
-
-    monkeypatch.setattr(store, "log_event", failing)
+    fail_on_event(store, monkeypatch)
     with pytest.raises(RuntimeError):
         run_dedup(store)
     assert all(v is None for v in _dup_of(store).values())
