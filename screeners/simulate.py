@@ -181,13 +181,18 @@ def replay(X: Any, labels: np.ndarray, model: Model, seed: int,
     held[textless_rows(X)] = True
     held[prior] = False
     run = 0
+
+    def take(i: int) -> None:
+        nonlocal found, run
+        order.append(i)
+        labelled[i] = True
+        found += int(labels[i])
+        run = 0 if labels[i] else run + 1
+
     while len(order) < n and found < n_pos:
         if held.any() and textless_due(run):
             for i in np.flatnonzero(held).tolist():
-                order.append(i)
-                labelled[i] = True
-                found += int(labels[i])
-                run = 0 if labels[i] else run + 1
+                take(i)
             held[:] = False
             continue
         train = np.asarray(order)
@@ -201,10 +206,7 @@ def replay(X: Any, labels: np.ndarray, model: Model, seed: int,
             held[:] = False
         batch = model.query.select(scores, pool, min(schedule.batch(len(order)), len(pool)), rng)
         for i in batch.tolist():
-            order.append(i)
-            labelled[i] = True
-            found += int(labels[i])
-            run = 0 if labels[i] else run + 1
+            take(i)
             if found >= n_pos:
                 break
         if progress is not None:
