@@ -848,16 +848,23 @@ def stop_cmd(rule: str, stage: str, force: bool, reviewer: str | None, db_path: 
 @handle_errors
 def simulate_cmd(dataset: str, model: str, seed: int, repeat: int, order_out: str | None,
                  plot_path: str | None, as_json: bool, quiet: bool) -> None:
-    """Replay a labelled dataset (CSV with record_id, title, abstract and a 0/1
-    label_included or included column) as ASReview's simulate does: one prior
-    include and one exclude chosen by the seed, then the model picks every next
-    record. Prints WSS@95, WSS@100, RRF@10, recall at 10/20/50 % and time to discovery.
+    """Replay a labelled dataset as ASReview's simulate does: one prior include
+    and one exclude chosen by the seed, then the model picks every next record.
+    Prints WSS@95, WSS@100, RRF@10, recall at 10/20/50 % and time to discovery.
 
-    Example: cluster simulate data.csv --repeat 5 --plot recall.png --order-out order.txt
+    DATASET is a CSV/TSV file with record_id, title, abstract and a 0/1
+    label_included (or ASReview's included) column, or a RIS file whose every
+    record is labelled by an ASReview_relevant or ASReview_irrelevant note, as
+    ASReview exports them. The other formats cluster import reads (MEDLINE,
+    BibTeX, EndNote XML, Web of Science) carry no labels and are refused.
+
+    Example: cluster simulate data.ris --repeat 5 --plot recall.png --order-out order.txt
     """
     from screeners.simulate import load_dataset, plot_recall, simulate
 
     ds = load_dataset(dataset)
+    for w in ds.warnings:
+        click.echo(f"Warning: {w}", err=True)
     seeds = list(range(seed, seed + repeat))
     with click.progressbar(length=len(ds.labels) * repeat, label="Simulating", file=sys.stderr,
                            hidden=quiet or as_json) as bar:

@@ -19,7 +19,7 @@ import csv
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -33,6 +33,10 @@ class DatasetError(ClusterError):
 
 
 LABEL_COLUMNS = ("label_included", "included", "label_abstract_screening", "label")
+CSV_SUFFIXES = (".csv", ".tsv")
+# identifiers tried, in order, as record ids of a reference file: the first that every
+# record has and no two share (else the records are numbered 1..n)
+RECORD_ID_FIELDS = ("source_id", "pmid", "doi")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Dataset:
     ids: tuple[str, ...]
     texts: tuple[str, ...]
     labels: tuple[int, ...]
+    warnings: tuple[str, ...] = ()  # what the file reader could not recover
 
     @property
     def n_included(self) -> int:
@@ -96,13 +101,41 @@ def _label(value: str, row_no: int, column: str) -> int:
 
 
 def load_dataset(path: str | Path) -> Dataset:
-    """A labelled CSV: record_id (or id), title, abstract, optional keywords, and a
-    0/1 label column (label_included, or ASReview's included)."""
+    """A labelled dataset: a CSV/TSV file, or a reference file the importer reads
+    (`db.formats.read_file`) whose records all carry an include or exclude label.
+
+    CSV/TSV: record_id (or id), title, abstract, optional keywords, and a 0/1 label
+    column (label_included, or ASReview's included). Any other file is read by the
+    importer, its format detected from the content; today only RIS carries labels
+    (ASReview's ASReview_relevant and ASReview_irrelevant notes), so MEDLINE,
+    BibTeX, EndNote XML and Web of Science files are refused as unlabelled. A
+    `.txt` file is read as CSV unless its content is another reference format.
+    Record ids are the file's own (RIS ID, BibTeX key...), else the PMIDs, else the
+    DOIs, the first that every record has and no two share; else 1..n."""
     p = Path(path)
     if not p.is_file():
         raise DatasetError(f"No dataset file at {p}.")
-    if p.suffix.lower() not in (".csv", ".tsv", ".txt"):
-        raise DatasetError(f"{p.name} is not a CSV file: simulate reads labelled CSV datasets.")
+    if _is_csv(p):
+        return _load_csv(p)
+    return _load_references(p)
+
+
+def _is_csv(p: Path) -> bool:
+    suffix = p.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return True
+    from db.formats.common import FileFormatError, decode
+    from db.formats import detect_format
+
+    try:
+        return detect_format(decode(p.read_bytes(), p.name), p.name) == "csv"
+    except FileFormatError:
+        if suffix == ".txt":
+            return True  # as before: a .txt file of no known format is read as CSV
+        raise
+
+
+def _load_csv(p: Path) -> Dataset:
     try:
         with open(p, newline="", encoding="utf-8-sig") as fh:
             sample = fh.read(65536)
@@ -130,13 +163,63 @@ def load_dataset(path: str | Path) -> Dataset:
     for i, row in enumerate(rows, start=1):
         ids.append((row.get(id_col) or "").strip() if id_col else str(i))
         parts = [row.get(keys.get(c, ""), "") or "" for c in ("title", "abstract", "keywords")]
-        texts.append(" ".join(t.strip() for t in parts if t and t.strip()))
+        texts.append(_join(parts))
         labels.append(_label(row.get(label_col, ""), i + 1, label_col))
     if id_col and len(set(ids)) != len(ids):
         ids = [str(i) for i in range(1, len(rows) + 1)]
     ds = Dataset(p.stem, tuple(ids), tuple(texts), tuple(labels))
     check_dataset(ds)
     return ds
+
+
+def _join(parts: Iterable[str | None]) -> str:
+    return " ".join(t.strip() for t in parts if t and t.strip())
+
+
+def _load_references(p: Path) -> Dataset:
+    """A reference file read by the importer; every record must carry a label."""
+    from db.formats import read_file
+
+    res = read_file(p).result  # a FileFormatError is one sentence naming the file
+    records = res.records
+    note = ("an ASReview_relevant or ASReview_irrelevant note" if res.format == "ris"
+            else "an include or exclude label")
+    if not res.labels:
+        kind = _FORMAT_NAMES.get(res.format, res.format)
+        raise DatasetError(
+            f"{p.name} was read as {kind} but has no screening labels: simulate needs every "
+            "record labelled, as in ASReview's RIS export (ASReview_relevant or "
+            "ASReview_irrelevant notes) or a CSV with a 0/1 label_included column.")
+    missing = [i for i, lab in enumerate(res.labels) if lab not in ("include", "exclude")]
+    if missing:
+        first = missing[0]
+        title = records[first].title
+        shown = f"record {first + 1}" + (f' ("{_short(title)}")' if title else "")
+        if len(missing) == 1:
+            what = f"1 record without {note}, {shown}"
+        else:
+            what = f"{len(missing)} records without {note}, the first being {shown}"
+        raise DatasetError(f"{p.name} has {what}: a simulation needs every record labelled.")
+    ids = [str(i) for i in range(1, len(records) + 1)]
+    for attr in RECORD_ID_FIELDS:
+        values = [getattr(r, attr) for r in records]
+        if all(values) and len(set(values)) == len(values):
+            ids = [str(v) for v in values]
+            break
+    texts = [_join([r.title, r.abstract, " ".join(r.keywords)]) for r in records]
+    labels = [1 if lab == "include" else 0 for lab in res.labels]
+    ds = Dataset(p.stem, tuple(ids), tuple(texts), tuple(labels), tuple(res.warnings))
+    check_dataset(ds)
+    return ds
+
+
+_FORMAT_NAMES = {"ris": "RIS", "medline": "MEDLINE", "bibtex": "BibTeX",
+                 "endnote-xml": "EndNote XML", "wos": "Web of Science text",
+                 "id-list": "a list of identifiers"}
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[:width - 3].rstrip() + "..."
 
 
 def check_dataset(ds: Dataset) -> None:
