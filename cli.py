@@ -841,13 +841,14 @@ def stop_cmd(rule: str, stage: str, force: bool, reviewer: str | None, db_path: 
               help="Run seeds seed..seed+K-1 and report mean and range.")
 @click.option("--order-out", type=click.Path(dir_okay=False),
               help="Write the labelling order (first seed), one record id per line.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
-              help="Write the recall curve(s) to a .png or .svg file.")
+@click.option("--plot", "plot_paths", type=click.Path(dir_okay=False), multiple=True,
+              help="Write the recall curve(s) to a .png or .svg file (repeatable: "
+                   "--plot recall.png --plot recall.svg).")
 @json_option
 @quiet_option
 @handle_errors
 def simulate_cmd(dataset: str, model: str, seed: int, repeat: int, order_out: str | None,
-                 plot_path: str | None, as_json: bool, quiet: bool) -> None:
+                 plot_paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     """Replay a labelled dataset as ASReview's simulate does: one prior include
     and one exclude chosen by the seed, then the model picks every next record.
     Prints WSS@95, WSS@100, RRF@10, recall at 10/20/50 % and time to discovery.
@@ -858,10 +859,13 @@ def simulate_cmd(dataset: str, model: str, seed: int, repeat: int, order_out: st
     ASReview exports them. The other formats cluster import reads (MEDLINE,
     BibTeX, EndNote XML, Web of Science) carry no labels and are refused.
 
-    Example: cluster simulate data.ris --repeat 5 --plot recall.png --order-out order.txt
+    Example: cluster simulate data.ris --repeat 5 --plot recall.png --plot recall.svg
+    --order-out order.txt
     """
-    from screeners.simulate import load_dataset, plot_recall, simulate
+    from screeners.simulate import check_plot_path, load_dataset, plot_recall, simulate
 
+    for p in plot_paths:
+        check_plot_path(p)  # before the simulation, not after it
     ds = load_dataset(dataset)
     for w in ds.warnings:
         click.echo(f"Warning: {w}", err=True)
@@ -882,8 +886,8 @@ def simulate_cmd(dataset: str, model: str, seed: int, repeat: int, order_out: st
                                                + summary.runs[0].order))
         except OSError as exc:
             raise UserError(f"Cannot write {order_out}: {exc.strerror}.") from None
-    if plot_path:
-        plot_recall(summary.runs, plot_path)
+    if plot_paths:
+        plot_recall(summary.runs, plot_paths)
     if as_json:
         echo_json(summary.to_dict())
         return

@@ -360,18 +360,27 @@ def simulate(ds: Dataset, model: str = "default", seeds: Sequence[int] = (1,),
     return SimulationSummary(tuple(runs), m.describe(), schedule.describe())
 
 
-def plot_recall(results: Sequence[SimulationResult], path: str | Path) -> None:
-    """Recall curves (records screened vs relevant found) with the random diagonal."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def check_plot_path(path: str | Path) -> Path:
+    """A plot file name cluster can write: a .png or .svg file in an existing folder."""
     p = Path(path)
     if p.suffix.lower() not in (".png", ".svg"):
         raise DatasetError(f"Cannot write a plot to {p.name}: use a .png or .svg file name.")
     if not p.parent.exists():
         raise DatasetError(f"Cannot write {p}: the folder {p.parent} does not exist.")
+    return p
+
+
+def plot_recall(results: Sequence[SimulationResult],
+                paths: str | Path | Iterable[str | Path]) -> None:
+    """Recall curves (records screened vs relevant found) with the random diagonal,
+    drawn once and written to each of `paths` (.png or .svg, by the suffix)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = [check_plot_path(p) for p in
+               ([paths] if isinstance(paths, (str, Path)) else paths)]
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for r in results:
         x, y = metrics.recall_curve(r.labels)
@@ -385,5 +394,8 @@ def plot_recall(results: Sequence[SimulationResult], path: str | Path) -> None:
     ax.set_ylim(0, p_ * 1.03)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(p)
-    plt.close(fig)
+    try:
+        for p in targets:
+            fig.savefig(p)
+    finally:
+        plt.close(fig)

@@ -1,4 +1,4 @@
-"""`cluster simulate` on reference files with ASReview labels."""
+"""`cluster simulate` on reference files with ASReview labels, and --plot given twice."""
 
 from __future__ import annotations
 
@@ -205,6 +205,22 @@ def test_txt_csv_still_read_as_csv_and_dropped_records_warned(tmp_path):
     res = invoke("simulate", str(ris), "--json")
     assert res.exit_code == 0
     assert res.stderr.strip() == f"Warning: {ds.warnings[0]}"
+
+
+def test_plot_png_and_svg_in_one_run(ris_file, tmp_path):
+    png, svg = tmp_path / "recall.png", tmp_path / "recall.svg"
+    res = invoke("simulate", str(ris_file), "--plot", str(png), "--plot", str(svg), "--quiet")
+    assert res.exit_code == 0, res.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in svg.read_bytes()[:500]
+
+
+def test_a_bad_plot_name_fails_before_anything_is_written(ris_file, tmp_path):
+    png, pdf = tmp_path / "recall.png", tmp_path / "recall.pdf"
+    res = invoke("simulate", str(ris_file), "--plot", str(png), "--plot", str(pdf))
+    assert one_error(res) == "Error: Cannot write a plot to recall.pdf: use a .png or .svg file name."
+    assert not png.exists()
+    assert res.stdout == ""
 
 
 @pytest.mark.shared
