@@ -16,12 +16,11 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
-from scipy.stats import rankdata
+from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 
 from connectors.errors import ClusterError
-from screeners import fastfit
+from screeners import fastfit, termcounts
 
 
 class ComponentError(ClusterError):
@@ -90,14 +89,24 @@ class Tfidf(Component):
         """The fitted vectoriser and the matrix of `texts`."""
         if not any(t.strip() for t in texts):
             raise ComponentError("No record has a title or abstract: there is no text to rank by.")
-        vec = self.vectorizer()
         try:
-            return vec, vec.fit_transform(texts).tocsr()
+            return self._fit(texts)
         except ValueError:
             # a handful of records can leave no term inside the document-frequency
             # bounds; every term then counts
-            vec = dataclasses.replace(self, min_df=1, max_df=1.0).vectorizer()
-            return vec, vec.fit_transform(texts).tocsr()
+            return dataclasses.replace(self, min_df=1, max_df=1.0)._fit(texts)
+
+    def _fit(self, texts: Sequence[str]) -> tuple[Any, sparse.csr_matrix]:
+        # TfidfVectorizer.fit_transform's matrix, its counting done in bulk
+        vec = self.vectorizer()
+        stop = vec.get_stop_words()
+        counts, vocabulary = termcounts.count_terms(texts, self.ngram_max, self.min_df,
+                                                    self.max_df, stop)
+        tfidf = TfidfTransformer(sublinear_tf=self.sublinear_tf).fit(counts)
+        X = sparse.csr_matrix(tfidf.transform(counts, copy=False))
+        vec.set_params(vocabulary=vocabulary)
+        vec.idf_ = tfidf.idf_
+        return vec, X
 
     def fit_transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         return self.fit(texts)[1]
@@ -260,9 +269,14 @@ class SvmNbEnsemble(Component):
 
     def fit_scores(self, X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
-        a = LinearSvm(C=self.C).fit_scores(X, train, y, w, seed)
-        b = ComplementNb(alpha=self.alpha).fit_scores(X, train, y, w, seed)
-        r = (1 - self.nb_share) * rankdata(a) + self.nb_share * rankdata(b)
+        _check_two_classes(y)
+        both = fastfit.svm_nb_scores(X, train, y, w, self.C, self.alpha, seed)
+        if both is None:  # scikit-learn's own classes
+            both = (LinearSvm(C=self.C).fit_scores(X, train, y, w, seed),
+                    ComplementNb(alpha=self.alpha).fit_scores(X, train, y, w, seed))
+        a, b = both
+        r = ((1 - self.nb_share) * fastfit.average_ranks(a)
+             + self.nb_share * fastfit.average_ranks(b))
         return (r - r.mean()) / len(r)
 
 

@@ -113,3 +113,38 @@ def test_negative_features_reach_complementnb_and_its_refusal():
     X = sparse.csr_matrix(np.array([[1.0, -0.5], [0.2, 0.3], [0.0, 1.0]], dtype=np.float32))
     with pytest.raises(ValueError, match="Negative values in data passed to ComplementNB"):
         fastfit.complement_nb_scores(X, np.array([0, 1]), np.array([1, 0]), np.ones(2), 1.0)
+
+
+def test_average_ranks_are_scipys_rankdata():
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 2, 7, 600):
+        ties = rng.integers(0, max(1, n // 3), n).astype(np.float64)
+        distinct = rng.random(n)
+        assert np.array_equal(fastfit.average_ranks(ties), rankdata(ties))
+        assert np.array_equal(fastfit.average_ranks(distinct), rankdata(distinct))
+    assert fastfit.average_ranks(np.array([0.5, 0.1, 0.5, 0.9])).tolist() == [2.5, 1.0, 2.5, 4.0]
+
+
+def test_svm_and_naive_bayes_together_rank_as_each_alone(real):
+    _, X, labels = real
+    for train in _subsets(labels):
+        y = labels[train]
+        w = make("balance", "balanced", ratio=9.8).weights(y)
+        a, b = fastfit.svm_nb_scores(X, train, y, w, C=0.11, alpha=1.0, seed=3)
+        svm = fastfit.fit_linear_svc(X, train, y, w, C=0.11, seed=3)
+        ref_a = np.asarray(X @ svm.coef_.ravel().astype(np.float32)).ravel()
+        assert np.array_equal(a, ref_a)  # the SVM part: the very same product
+        ref_b = fastfit.complement_nb_scores(X, train, y, w, alpha=1.0)
+        # naive Bayes summed in float32 as one difference: equal to rounding
+        assert np.allclose(b, ref_b, rtol=1e-5, atol=1e-4)
+        assert np.array_equal(np.argsort(b, kind="stable")[-50:],
+                              np.argsort(ref_b, kind="stable")[-50:])
+
+
+def test_together_is_none_when_a_direct_fit_is_unavailable(monkeypatch, real):
+    _, X, labels = real
+    train = next(_subsets(labels, 3))
+    monkeypatch.setattr(fastfit, "_CHECKED", {"svc": True, "cnb": False})
+    assert fastfit.svm_nb_scores(X, train, labels[train], np.ones(len(train)), 0.11, 1.0, 0) is None

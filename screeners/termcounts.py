@@ -1,0 +1,140 @@
+"""Word n-gram counts for TF-IDF, the matrix and vocabulary scikit-learn's
+`CountVectorizer` builds inside `TfidfVectorizer.fit_transform`, in bulk.
+
+`CountVectorizer` looks up every n-gram of every document in a Python dict, one
+at a time; on a few thousand abstracts with bigrams that was half of a whole
+simulation. Here only the words go through a dict (one lookup each); n-grams
+are numbered with numpy from the word numbers, and counts, document
+frequencies and pruning are array operations.
+
+The result is the same matrix, entry for entry and in the same storage order:
+each row keeps its terms in the order they first appeared in the collection
+(which is what the TF-IDF row normalisation sums over), the columns are the
+terms in alphabetical order, and the vocabulary maps each term to its column.
+Errors are the `ValueError`s `CountVectorizer` raises for the same input.
+`tests/test_termcounts.py` compares both on hand-made and real collections.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from numbers import Integral
+from typing import Collection, Sequence
+
+import numpy as np
+from scipy import sparse
+
+#: scikit-learn's default token pattern: runs of two or more word characters
+_TOKENS = re.compile(r"(?u)\b\w\w+\b").findall
+
+
+def _word_ids(texts: Sequence[str], stop_words: Collection[str] | None
+              ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Every distinct word (lower-cased) in order of first appearance, the word
+    number of every token of the collection, and the number of tokens per text."""
+    vocab: defaultdict[str, int] = defaultdict()
+    vocab.default_factory = vocab.__len__  # a new word gets the next number
+    lookup = vocab.__getitem__
+    ids: list[int] = []
+    lens = np.empty(len(texts), dtype=np.int64)
+    for i, text in enumerate(texts):
+        toks = _TOKENS(text.lower())
+        if stop_words:
+            toks = [t for t in toks if t not in stop_words]
+        ids.extend(map(lookup, toks))
+        lens[i] = len(toks)
+    return list(vocab), np.array(ids, dtype=np.int64), lens
+
+
+def count_terms(texts: Sequence[str], ngram_max: int = 1, min_df: int | float = 1,
+                max_df: int | float = 1.0, stop_words: Collection[str] | None = None
+                ) -> tuple[sparse.csr_matrix, dict[str, int]]:
+    """The float32 term-count matrix of `texts` over their 1..ngram_max-word terms
+    kept by document frequency, and the vocabulary (term -> column)."""
+    if ngram_max < 1:
+        raise ValueError(f"ngram_max must be at least 1, not {ngram_max}")
+    words, ids, lens = _word_ids(texts, stop_words)
+    n_docs = len(texts)
+    if not words:
+        raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+    high = max_df if isinstance(max_df, Integral) else max_df * n_docs
+    low = min_df if isinstance(min_df, Integral) else min_df * n_docs
+    if high < low:
+        raise ValueError("max_df corresponds to < documents than min_df")
+
+    n_words = len(words)
+    doc_of_token = np.repeat(np.arange(n_docs), lens)
+    starts = np.cumsum(lens) - lens
+    pos_in_doc = np.arange(len(ids)) - starts[doc_of_token]
+    # the analyser's order: per document its unigrams, then its bigrams, ...
+    per_level = [np.maximum(lens - (n - 1), 0) for n in range(1, ngram_max + 1)]
+    per_doc = sum(per_level)
+    level_base = np.cumsum(per_doc) - per_doc  # where each document's terms start
+
+    # one level at a time: each term's number within its level, its first token
+    # and its first place in the stream of terms, and every occurrence's place
+    occ_slot, occ_term, first_tok, first_slot, level_of = [], [], [], [], []
+    gram = ids  # the current n-gram's number at each of its start tokens
+    offset = 0  # terms of shorter n-grams are numbered first
+    for n in range(1, ngram_max + 1):
+        at = np.flatnonzero(pos_in_doc + n <= lens[doc_of_token]) if n > 1 else np.arange(len(ids))
+        if not len(at):
+            break
+        if n > 1:
+            # an n-gram is its first (n-1)-gram followed by one more word
+            _, first, inv = np.unique(gram[at] * n_words + ids[at + n - 1],
+                                      return_index=True, return_inverse=True)
+            gram = np.full(len(ids), -1, dtype=np.int64)
+            gram[at] = inv
+            first = at[first]
+        else:
+            # words are numbered in order of first appearance
+            top = np.maximum.accumulate(ids)
+            first = np.flatnonzero(np.r_[True, top[1:] > top[:-1]])
+        slot = level_base[doc_of_token] + pos_in_doc
+        occ_slot.append(slot[at])
+        occ_term.append(offset + gram[at])
+        first_tok.append(first)
+        first_slot.append(slot[first])
+        level_of.append(np.full(len(first), n, dtype=np.int64))
+        offset += len(first)
+        level_base = level_base + per_level[n - 1]
+
+    # renumber the terms by first appearance in the stream; each row then keeps
+    # its terms in that order once sorted, as CountVectorizer's matrix has them
+    by_first = np.argsort(np.concatenate(first_slot), kind="stable")
+    rank = np.empty(offset, dtype=np.int64)
+    rank[by_first] = np.arange(offset)
+    first_tok_all = np.concatenate(first_tok)[by_first]
+    level_all = np.concatenate(level_of)[by_first]
+    stream = np.empty(int(per_doc.sum()), dtype=np.int32)
+    for slot, term in zip(occ_slot, occ_term):
+        stream[slot] = rank[term]
+    indptr = np.zeros(n_docs + 1, dtype=np.int32)
+    np.cumsum(per_doc, out=indptr[1:])
+    C = sparse.csr_matrix((np.ones(len(stream), dtype=np.float32), stream, indptr),
+                          shape=(n_docs, offset))
+    C.sum_duplicates()  # sorts each row, then adds up repeats: the counts
+    df = np.bincount(C.indices, minlength=offset)
+    keep = (df >= low) & (df <= high)
+    if not keep.any():
+        raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
+
+    # the kept terms' text, from their first occurrence
+    kept = np.flatnonzero(keep)
+    names = []
+    for tok, n in zip(first_tok_all[kept].tolist(), level_all[kept].tolist()):
+        names.append(" ".join(words[w] for w in ids[tok:tok + n].tolist()) if n > 1
+                     else words[ids[tok]])
+    alpha = sorted(range(len(kept)), key=names.__getitem__)
+    column = np.full(offset, -1, dtype=np.int32)
+    column[kept[alpha]] = np.arange(len(kept), dtype=np.int32)
+    sel = keep[C.indices]
+    indptr = np.zeros(n_docs + 1, dtype=np.int32)
+    kept_before = np.r_[0, np.cumsum(sel)]
+    indptr[:] = kept_before[C.indptr]
+    X = sparse.csr_matrix((C.data[sel], column[C.indices[sel]], indptr),
+                          shape=(n_docs, len(kept)))
+    vocabulary = {names[i]: c for c, i in enumerate(alpha)}
+    return X, vocabulary

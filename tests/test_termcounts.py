@@ -1,0 +1,99 @@
+"""The bulk term counter gives TfidfVectorizer's matrix and vocabulary exactly,
+and the prioritiser's feature extractor is built on it."""
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from screeners.components import make
+from screeners.simulate import load_dataset
+from screeners.termcounts import count_terms
+from tests.conftest import shared_path
+
+TEXTS = [
+    "The cat sat on the mat, the MAT.",
+    "",
+    "a b c",  # single letters are no tokens
+    "Cat cat CAT dog; dog-cat",
+    "dog sat",
+    "mat dog cat sat on the mat dog cat",
+    "Über Ärzte: Ärzte über Straße",
+    "x",
+    "sat on the mat",
+]
+
+
+def _reference(texts, **kw):
+    vec = TfidfVectorizer(dtype=np.float32, sublinear_tf=True, **kw)
+    return vec.fit_transform(texts).tocsr(), vec
+
+
+def _ours(texts, ngram_range=(1, 1), min_df=1, max_df=1.0, stop_words=None):
+    params = {"ngram_max": ngram_range[1], "min_df": min_df, "max_df": max_df,
+              "stop_words": stop_words}
+    return make("feature", "tfidf", **params)._fit(texts)
+
+
+def _assert_same(texts, **kw):
+    X_ref, vec_ref = _reference(texts, **kw)
+    vec, X = _ours(texts, **kw)
+    assert vec.vocabulary_ == vec_ref.vocabulary_
+    assert X.shape == X_ref.shape and X.dtype == np.float32
+    # entry for entry, in the same storage order: the same floats, not just close
+    assert np.array_equal(X.indptr, X_ref.indptr)
+    assert np.array_equal(X.indices, X_ref.indices)
+    assert np.array_equal(X.data, X_ref.data)
+    assert np.array_equal(vec.idf_, vec_ref.idf_)
+    return X, vec
+
+
+@pytest.mark.parametrize("kw", [
+    {}, {"ngram_range": (1, 2)}, {"ngram_range": (1, 3)},
+    {"ngram_range": (1, 2), "min_df": 2}, {"ngram_range": (1, 2), "min_df": 2, "max_df": 0.5},
+    {"ngram_range": (1, 2), "max_df": 3}, {"ngram_range": (1, 2), "stop_words": "english"},
+])
+def test_same_matrix_as_tfidfvectorizer(kw):
+    _assert_same(TEXTS, **kw)
+
+
+def test_counts_vocabulary_and_order_by_hand():
+    X, vocab = count_terms(["bb aa bb", "aa cc", "cc cc dd"], ngram_max=2)
+    assert vocab == {"aa": 0, "aa bb": 1, "aa cc": 2, "bb": 3, "bb aa": 4, "cc": 5, "cc cc": 6,
+                     "cc dd": 7, "dd": 8}
+    assert X.toarray().tolist() == [[1, 1, 0, 2, 1, 0, 0, 0, 0], [1, 0, 1, 0, 0, 1, 0, 0, 0],
+                                    [0, 0, 0, 0, 0, 2, 1, 1, 1]]
+    # each row in order of first appearance in the collection: bb, aa, bb aa, aa bb
+    assert X.indices[X.indptr[0]:X.indptr[1]].tolist() == [3, 0, 4, 1]
+    X, vocab = count_terms(["bb aa bb", "aa cc", "cc cc dd"], ngram_max=2, min_df=2)
+    assert vocab == {"aa": 0, "cc": 1} and X.toarray().tolist() == [[1, 0], [1, 1], [0, 2]]
+
+
+def test_the_same_errors_as_countvectorizer():
+    for texts, kw in [(["", "a"], {}), (TEXTS, {"min_df": 20}),
+                      (TEXTS, {"min_df": 5, "max_df": 0.1})]:
+        with pytest.raises(ValueError) as ref:
+            _reference(texts, **kw)
+        with pytest.raises(ValueError) as ours:
+            count_terms(texts, 1, kw.get("min_df", 1), kw.get("max_df", 1.0))
+        assert str(ours.value) == str(ref.value)
+
+
+def test_fitted_vectoriser_transforms_new_text_as_scikit_learn_would():
+    _, vec = _assert_same(TEXTS, ngram_range=(1, 2), min_df=2)
+    _, ref = _reference(TEXTS, ngram_range=(1, 2), min_df=2)
+    new = ["the cat sat", "unknown words only", "dog cat dog"]
+    assert np.array_equal(vec.transform(new).toarray(), ref.transform(new).toarray())
+
+
+def test_too_few_records_for_the_bounds_fall_back_to_every_term():
+    vec, X = make("feature", "tfidf", min_df=2, max_df=0.95).fit(["soil erosion", "cardiac care"])
+    assert sorted(vec.vocabulary_) == ["cardiac", "cardiac care", "care", "erosion", "soil",
+                                       "soil erosion"]
+    assert X.shape == (2, 6)
+
+
+@pytest.mark.shared
+def test_same_matrix_on_a_real_dataset():
+    ds = load_dataset(shared_path("data", "screening", "Appenzeller-Herzog_2019.csv"))
+    X, vec = _assert_same(list(ds.texts), ngram_range=(1, 2), min_df=2, max_df=0.95)
+    assert X.shape == (2333, 55054) and X.nnz == 552471
