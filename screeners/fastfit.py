@@ -24,6 +24,7 @@ import threading
 import warnings
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -199,6 +200,45 @@ def svm_nb_scores(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.
     a = X32 @ svm.coef_.ravel().astype(np.float32)
     b = X32 @ (log_prob[1] - log_prob[0]).astype(np.float32)
     return np.asarray(a).ravel(), np.asarray(b).ravel()
+
+
+# per matrix: each include row's similarity column, and under key -1 the last
+# include set asked for with its answer
+_SIMILAR: dict[int, tuple[weakref.ref, dict[int, Any]]] = {}
+
+
+def nearest_include_similarity(X: sparse.csr_matrix, includes: np.ndarray) -> np.ndarray:
+    """For every row of X, its cosine similarity to the most similar of the rows
+    `includes` (TF-IDF rows have unit length, so a dot product is the cosine).
+
+    Each include's column of similarities is computed once per matrix and kept
+    while X lives, with the last answer: a retrain that only adds includes pays
+    for the new ones alone.
+    """
+    with _LOCK:
+        hit = _SIMILAR.get(id(X))
+        if hit is None or hit[0]() is not X:
+            for k in [k for k, (ref, _) in _SIMILAR.items() if ref() is None]:
+                del _SIMILAR[k]
+            while len(_SIMILAR) >= _MAX_PREPARED:
+                del _SIMILAR[next(iter(_SIMILAR))]
+            hit = (weakref.ref(X), {})
+            _SIMILAR[id(X)] = hit
+        columns = hit[1]
+    wanted = set(np.asarray(includes).tolist())
+    last_set, last_best = columns.get(-1, (frozenset(), None))
+    if last_best is not None and last_set <= wanted:
+        best, todo = last_best.copy(), wanted - last_set
+    else:
+        best, todo = np.zeros(X.shape[0], dtype=np.float32), wanted
+    for i in sorted(todo):
+        col = columns.get(i)
+        if col is None:
+            col = np.asarray(X @ X[i].T.toarray()).ravel().astype(np.float32)
+            columns[i] = col
+        np.maximum(best, col, out=best)
+    columns[-1] = (frozenset(wanted), best.copy())
+    return best
 
 
 def average_ranks(a: np.ndarray) -> np.ndarray:

@@ -230,3 +230,15 @@ def test_simulation_shows_textless_records_after_50_excludes_in_a_row():
     assert pos[1] == pos[0] + 1  # shown together
     assert r.labels[pos[0] - 50:pos[0]] == (0,) * 50  # after exactly 50 excludes in a row
     assert sum(r.labels[:pos[0] - 50]) == 4  # the includes with text came first
+
+
+def test_svm_nb_ensemble_with_a_share_for_the_nearest_include():
+    texts = ["wilson disease penicillamine trial", "soil erosion terraces", "soil terraces rain",
+             "zinc therapy wilson disease", "penicillamine zinc copper chelation", "rain gauge"]
+    X = make("feature", "tfidf").fit_transform(texts)
+    train, y, w = np.array([0, 1]), np.array([1, 0]), np.ones(2)
+    near = make("classifier", "svm-nb", nb_share=0.0, knn_share=1.0).fit_scores(X, train, y, w, 0)
+    sim = (X @ X[0].T).toarray().ravel()
+    # all weight on the nearest include: the ranking of cosine similarity to record 0
+    assert np.argsort(-near, kind="stable")[:3].tolist() == np.argsort(-sim, kind="stable")[:3].tolist()
+    assert near[3] > near[2] and near[4] > near[5]

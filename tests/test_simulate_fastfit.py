@@ -148,3 +148,22 @@ def test_together_is_none_when_a_direct_fit_is_unavailable(monkeypatch, real):
     train = next(_subsets(labels, 3))
     monkeypatch.setattr(fastfit, "_CHECKED", {"svc": True, "cnb": False})
     assert fastfit.svm_nb_scores(X, train, labels[train], np.ones(len(train)), 0.11, 1.0, 0) is None
+
+
+def test_nearest_include_similarity_is_the_best_cosine_and_kept_per_matrix():
+    X = make("feature", "tfidf").fit_transform(
+        ["aspirin stroke trial", "aspirin stroke", "soil erosion", "erosion terraces soil", "trial"])
+    got = fastfit.nearest_include_similarity(X, np.array([0, 2]))
+    want = (X @ X[[0, 2]].T).toarray().max(axis=1)
+    assert np.allclose(got, want, rtol=1e-6) and got[0] == pytest.approx(1.0)
+    assert got[1] > got[4] > 0 and got[3] > 0
+    # the include columns are remembered: a second call computes nothing new
+    cached = fastfit._SIMILAR[id(X)][1]
+    assert sorted(k for k in cached if k >= 0) == [0, 2]
+    grown = fastfit.nearest_include_similarity(X, np.array([0, 2, 1]))
+    assert sorted(k for k in cached if k >= 0) == [0, 1, 2]
+    assert np.allclose(grown, (X @ X[[0, 1, 2]].T).toarray().max(axis=1), rtol=1e-6)
+    # a smaller set (an include undone) is worked out afresh, not from the last answer
+    assert np.allclose(fastfit.nearest_include_similarity(X, np.array([2])),
+                       (X @ X[2].T).toarray().ravel(), rtol=1e-6)
+    assert fastfit.nearest_include_similarity(X, np.array([], dtype=int)).tolist() == [0.0] * 5
