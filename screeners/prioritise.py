@@ -137,12 +137,13 @@ def features(store: Store, model: Model | None = None, signature: tuple | None =
 
 
 def _fit_features(store: Store, m: Model) -> Features:
-    ids, texts = [], []
+    ids, texts, titles = [], [], []
     for row in store.record_rows(include_duplicates=True):
         ids.append(row["id"])
         texts.append(_text(row))
+        titles.append((row.get("title") or "").strip())
     if any(t for t in texts):
-        vec, X = m.feature.fit(texts)
+        vec, X = m.feature.fit(texts, titles)
     else:
         X = sparse.csr_matrix((len(ids), 1), dtype=np.float32)
         vec = None

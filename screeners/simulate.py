@@ -46,6 +46,7 @@ class Dataset:
     texts: tuple[str, ...]
     labels: tuple[int, ...]
     warnings: tuple[str, ...] = ()  # what the file reader could not recover
+    titles: tuple[str, ...] | None = None  # the titles alone, where the texts start with them
 
     @property
     def n_included(self) -> int:
@@ -159,15 +160,16 @@ def _load_csv(p: Path) -> Dataset:
     if not rows:
         raise DatasetError(f"{p.name} has no records.")
     id_col = next((keys[c] for c in ("record_id", "id") if c in keys), None)
-    ids, texts, labels = [], [], []
+    ids, texts, labels, titles = [], [], [], []
     for i, row in enumerate(rows, start=1):
         ids.append((row.get(id_col) or "").strip() if id_col else str(i))
         parts = [row.get(keys.get(c, ""), "") or "" for c in ("title", "abstract", "keywords")]
         texts.append(_join(parts))
+        titles.append(parts[0].strip())
         labels.append(_label(row.get(label_col, ""), i + 1, label_col))
     if id_col and len(set(ids)) != len(ids):
         ids = [str(i) for i in range(1, len(rows) + 1)]
-    ds = Dataset(p.stem, tuple(ids), tuple(texts), tuple(labels))
+    ds = Dataset(p.stem, tuple(ids), tuple(texts), tuple(labels), titles=tuple(titles))
     check_dataset(ds)
     return ds
 
@@ -208,7 +210,8 @@ def _load_references(p: Path) -> Dataset:
             break
     texts = [_join([r.title, r.abstract, " ".join(r.keywords)]) for r in records]
     labels = [1 if lab == "include" else 0 for lab in res.labels]
-    ds = Dataset(p.stem, tuple(ids), tuple(texts), tuple(labels), tuple(res.warnings))
+    ds = Dataset(p.stem, tuple(ids), tuple(texts), tuple(labels), tuple(res.warnings),
+                 tuple((r.title or "").strip() for r in records))
     check_dataset(ds)
     return ds
 
@@ -308,7 +311,7 @@ def run_simulation(ds: Dataset, model: Model | str = "default", seed: int = 1,
     check_dataset(ds)
     m = resolve_model(model) if isinstance(model, str) else model
     t0 = time.perf_counter()
-    X = features if features is not None else m.feature.fit_transform(ds.texts)
+    X = features if features is not None else m.feature.fit_transform(ds.texts, ds.titles)
     labels = np.asarray(ds.labels, dtype=np.int64)
     order, prior, fits = replay(X, labels, m, seed, schedule, progress)
     seconds = time.perf_counter() - t0
@@ -350,7 +353,7 @@ def simulate(ds: Dataset, model: str = "default", seeds: Sequence[int] = (1,),
     check_dataset(ds)
     m = resolve_model(model)
     t0 = time.perf_counter()
-    X = m.feature.fit_transform(ds.texts)
+    X = m.feature.fit_transform(ds.texts, ds.titles)
     feat_s = time.perf_counter() - t0
     runs = []
     for s in seeds:

@@ -97,3 +97,26 @@ def test_same_matrix_on_a_real_dataset():
     ds = load_dataset(shared_path("data", "screening", "Appenzeller-Herzog_2019.csv"))
     X, vec = _assert_same(list(ds.texts), ngram_range=(1, 2), min_df=2, max_df=0.95)
     assert X.shape == (2333, 55054) and X.nnz == 552471
+
+
+def test_title_repeats_put_the_title_first_that_many_times():
+    titles = ["Zinc for Wilson disease", "", "Penicillamine trial"]
+    texts = ["Zinc for Wilson disease A cohort of patients", "An abstract without a title",
+             "Penicillamine trial Copper chelation in children"]
+    f = make("feature", "tfidf", title_repeats=3)
+    _, X = f.fit(texts, titles)
+    spelled = ["Zinc for Wilson disease Zinc for Wilson disease " + texts[0],
+               texts[1], "Penicillamine trial Penicillamine trial " + texts[2]]
+    _, ref = make("feature", "tfidf").fit(spelled)
+    assert np.array_equal(X.toarray(), ref.toarray())
+    # without titles, or with one repeat, the texts are taken as they are
+    plain = make("feature", "tfidf").fit_transform(texts)
+    assert np.array_equal(f.fit_transform(texts).toarray(), plain.toarray())
+    assert np.array_equal(make("feature", "tfidf", title_repeats=1).fit_transform(
+        texts, titles).toarray(), plain.toarray())
+    # the title's words weigh more than the abstract's
+    vec, X = make("feature", "tfidf", title_repeats=2).fit(texts, titles)
+    row = X[0].toarray().ravel()
+    assert row[vec.vocabulary_["zinc"]] > row[vec.vocabulary_["cohort"]]
+    with pytest.raises(Exception, match="Every text needs its title"):
+        f.fit(texts, titles[:2])
