@@ -20,11 +20,9 @@ scikit-learn release changed it), every fit goes through the public classes.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import warnings
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,29 +193,13 @@ def svm_nb_scores(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.
     p = prepared(X)
     if not (_direct_ok("svc") and _direct_ok("cnb") and p.non_negative):
         return None
-    # liblinear trains without holding the interpreter lock: the SVM fits on a
-    # second thread while this one does naive Bayes (same numbers, less waiting)
-    svm_fit = _helper().submit(_fit_svc_direct, X, train, y, w, C, seed)
+    svm = _fit_svc_direct(X, train, y, w, C, seed)
     log_prob = _cnb_log_prob(X[train], y, w, alpha)
     # X's own float32 copy: one pass costs a fifth less than over the float64 one
     X32 = X if X.dtype == np.float32 else X.astype(np.float32)
+    a = X32 @ svm.coef_.ravel().astype(np.float32)
     b = X32 @ (log_prob[1] - log_prob[0]).astype(np.float32)
-    a = X32 @ svm_fit.result().coef_.ravel().astype(np.float32)
     return np.asarray(a).ravel(), np.asarray(b).ravel()
-
-
-_HELPER: dict[int, ThreadPoolExecutor] = {}  # by process id: a forked child has no thread
-
-
-def _helper() -> ThreadPoolExecutor:
-    """This process's one thread that fits the SVM beside the caller's naive Bayes."""
-    pid = os.getpid()
-    with _LOCK:
-        pool = _HELPER.get(pid)
-        if pool is None:
-            _HELPER.clear()
-            pool = _HELPER[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="svm-fit")
-        return pool
 
 
 # per matrix: each include row's similarity column, and under key -1 the last

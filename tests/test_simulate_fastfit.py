@@ -167,16 +167,3 @@ def test_nearest_include_similarity_is_the_best_cosine_and_kept_per_matrix():
     assert np.allclose(fastfit.nearest_include_similarity(X, np.array([2])),
                        (X @ X[2].T).toarray().ravel(), rtol=1e-6)
     assert fastfit.nearest_include_similarity(X, np.array([], dtype=int)).tolist() == [0.0] * 5
-
-
-def test_svm_thread_is_made_anew_in_a_forked_child(real):
-    import multiprocessing
-
-    _, X, labels = real
-    train = next(_subsets(labels, 3))
-    y, w = labels[train], np.ones(len(train))
-    here = fastfit.svm_nb_scores(X, train, y, w, 0.11, 1.0, 0)  # the parent's thread exists
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(1) as pool:
-        there = pool.apply_async(fastfit.svm_nb_scores, (X, train, y, w, 0.11, 1.0, 0)).get(timeout=60)
-    assert np.array_equal(here[0], there[0]) and np.array_equal(here[1], there[1])
