@@ -16,8 +16,6 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
-from sklearn.linear_model import LogisticRegression, SGDClassifier
 
 from connectors.errors import ClusterError
 from screeners import fastfit, termcounts
@@ -82,6 +80,8 @@ class Tfidf(Component):
     title_repeats: int = 1
 
     def vectorizer(self) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         return TfidfVectorizer(
             ngram_range=(1, self.ngram_max), sublinear_tf=self.sublinear_tf,
             min_df=self.min_df, max_df=self.max_df, stop_words=self.stop_words,
@@ -92,6 +92,19 @@ class Tfidf(Component):
             ) -> tuple[Any, sparse.csr_matrix]:
         """The fitted vectoriser and the matrix of `texts` (each a record's title,
         abstract and keywords; `titles` their titles alone, for `title_repeats`)."""
+        settings, X, vocabulary, idf = self._fit_texts(texts, titles)
+        vec = settings.vectorizer()
+        vec.set_params(vocabulary=vocabulary)
+        vec.idf_ = idf
+        return vec, X
+
+    def fit_transform(self, texts: Sequence[str], titles: Sequence[str] | None = None
+                      ) -> sparse.csr_matrix:
+        # no vectoriser is built: a simulation needs the matrix alone
+        return self._fit_texts(texts, titles)[1]
+
+    def _fit_texts(self, texts: Sequence[str], titles: Sequence[str] | None
+                   ) -> tuple[Tfidf, sparse.csr_matrix, dict[str, int], np.ndarray]:
         if titles is not None and self.title_repeats > 1:
             if len(titles) != len(texts):
                 raise ComponentError("Every text needs its title: the two lists differ in length.")
@@ -101,27 +114,21 @@ class Tfidf(Component):
         if not any(t.strip() for t in texts):
             raise ComponentError("No record has a title or abstract: there is no text to rank by.")
         try:
-            return self._fit(texts)
+            return (self, *self._fit(texts))
         except ValueError:
             # a handful of records can leave no term inside the document-frequency
             # bounds; every term then counts
-            return dataclasses.replace(self, min_df=1, max_df=1.0)._fit(texts)
+            every_term = dataclasses.replace(self, min_df=1, max_df=1.0)
+            return (every_term, *every_term._fit(texts))
 
-    def _fit(self, texts: Sequence[str]) -> tuple[Any, sparse.csr_matrix]:
-        # TfidfVectorizer.fit_transform's matrix, its counting done in bulk
-        vec = self.vectorizer()
-        stop = vec.get_stop_words()
+    def _fit(self, texts: Sequence[str]
+             ) -> tuple[sparse.csr_matrix, dict[str, int], np.ndarray]:
+        # TfidfVectorizer.fit_transform's matrix and idf, computed in bulk
+        stop = self.vectorizer().get_stop_words() if self.stop_words else None
         counts, vocabulary = termcounts.count_terms(texts, self.ngram_max, self.min_df,
                                                     self.max_df, stop)
-        tfidf = TfidfTransformer(sublinear_tf=self.sublinear_tf).fit(counts)
-        X = sparse.csr_matrix(tfidf.transform(counts, copy=False))
-        vec.set_params(vocabulary=vocabulary)
-        vec.idf_ = tfidf.idf_
-        return vec, X
-
-    def fit_transform(self, texts: Sequence[str], titles: Sequence[str] | None = None
-                      ) -> sparse.csr_matrix:
-        return self.fit(texts, titles)[1]
+        X, idf = termcounts.tfidf_weights(counts, self.sublinear_tf)
+        return X, vocabulary, idf
 
 
 # --- balancing: sample weights for the training set ---------------------------
@@ -209,6 +216,8 @@ class Logistic(Component):
     def fit_scores(self, X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
         _check_two_classes(y)
+        from sklearn.linear_model import LogisticRegression
+
         m = LogisticRegression(C=self.C, solver="lbfgs", max_iter=200, random_state=seed)
         m.fit(X[train], y, sample_weight=w)
         return _linear_scores(X, m)
@@ -258,6 +267,8 @@ class Sgd(Component):
     def fit_scores(self, X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
         _check_two_classes(y)
+        from sklearn.linear_model import SGDClassifier
+
         m = SGDClassifier(loss=self.loss, alpha=self.alpha, max_iter=50, tol=1e-3,
                           random_state=seed)
         m.fit(X[train], y, sample_weight=w)

@@ -138,3 +138,25 @@ def count_terms(texts: Sequence[str], ngram_max: int = 1, min_df: int | float = 
                           shape=(n_docs, len(kept)))
     vocabulary = {names[i]: c for c, i in enumerate(alpha)}
     return X, vocabulary
+
+
+def tfidf_weights(counts: sparse.csr_matrix, sublinear_tf: bool = True
+                  ) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """The TF-IDF matrix and idf vector `TfidfTransformer(sublinear_tf=...)`
+    (smooth idf, l2 rows) gives for a float32 count matrix, computed in the
+    same dtypes and order; `counts` is changed in place and returned."""
+    from screeners.quickimport import light_import
+
+    n_docs = counts.shape[0]
+    df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(counts.dtype)
+    df += 1.0
+    idf = np.full_like(df, fill_value=n_docs + 1, dtype=counts.dtype)
+    idf /= df
+    np.log(idf, out=idf)
+    idf += 1.0
+    if sublinear_tf:
+        np.log(counts.data, counts.data)
+        counts.data += 1.0
+    counts.data *= idf[counts.indices]
+    light_import("sklearn.utils.sparsefuncs_fast").inplace_csr_row_normalize_l2(counts)
+    return counts, idf

@@ -31,7 +31,16 @@ def _reference(texts, **kw):
 def _ours(texts, ngram_range=(1, 1), min_df=1, max_df=1.0, stop_words=None):
     params = {"ngram_max": ngram_range[1], "min_df": min_df, "max_df": max_df,
               "stop_words": stop_words}
-    return make("feature", "tfidf", **params)._fit(texts)
+    feature = make("feature", "tfidf", **params)
+    X, vocabulary, idf = feature._fit(texts)
+    # the vectoriser the live prioritiser keeps: the same terms and weights
+    vec, X_fit = feature.fit(texts)
+    assert vec.vocabulary_ == vocabulary and np.array_equal(vec.idf_, idf)
+    assert np.array_equal(X_fit.data, X.data) and np.array_equal(X_fit.indices, X.indices)
+    # a simulation's matrix is the same, built without a vectoriser
+    X_sim = feature.fit_transform(texts)
+    assert np.array_equal(X_sim.data, X.data) and np.array_equal(X_sim.indices, X.indices)
+    return vec, X
 
 
 def _assert_same(texts, **kw):
