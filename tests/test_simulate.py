@@ -48,7 +48,7 @@ def test_cli_simulate_outputs(run, tmp_path):
     assert [r["seed"] for r in res["runs"]] == [1, 2, 3]
     agg = res["aggregate"]["wss95"]
     assert agg["min"] <= agg["mean"] <= agg["max"]
-    assert res["records"] == 40 and res["model"]["classifier"] == {"name": "svm-nb", "C": 0.11, "alpha": 1.0, "nb_share": 0.2, "knn_share": 0.15}
+    assert res["records"] == 40 and res["model"]["classifier"] == {"name": "svm-nb", "C": 0.08, "alpha": 1.0, "nb_share": 0.2, "knn_share": 0.15}
     assert b"<svg" in svg.read_bytes()[:500]
 
 
