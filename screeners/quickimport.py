@@ -42,13 +42,11 @@ class _ImportedOnFirstUse(types.ModuleType):
         return getattr(real, attr)
 
 
-def _defer(name: str) -> bool:
+def _defer(name: str) -> None:
     """Put a stand-in for module `name` in sys.modules unless it is imported
-    already; True if one was put there."""
-    if name in sys.modules:
-        return False
-    sys.modules[name] = _ImportedOnFirstUse(name)
-    return True
+    already."""
+    if name not in sys.modules:
+        sys.modules[name] = _ImportedOnFirstUse(name)
 
 
 def _compiled_module_file(package: str, stem: str) -> Path:

@@ -25,6 +25,8 @@ from typing import Collection, Sequence
 import numpy as np
 from scipy import sparse
 
+from screeners.quickimport import light_import
+
 #: scikit-learn's default token pattern: runs of two or more word characters
 _TOKENS = re.compile(r"(?u)\b\w\w+\b").findall
 
@@ -145,8 +147,6 @@ def tfidf_weights(counts: sparse.csr_matrix, sublinear_tf: bool = True
     """The TF-IDF matrix and idf vector `TfidfTransformer(sublinear_tf=...)`
     (smooth idf, l2 rows) gives for a float32 count matrix, computed in the
     same dtypes and order; `counts` is changed in place and returned."""
-    from screeners.quickimport import light_import
-
     n_docs = counts.shape[0]
     df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(counts.dtype)
     df += 1.0
