@@ -96,8 +96,6 @@ def _liblinear_seed(seed: int) -> int:
 def _fit_svc_direct(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
                     C: float, seed: int) -> LinearFit:
     _liblinear = quickimport.liblinear()
-    from sklearn.exceptions import ConvergenceWarning
-
     Xt = prepared(X).sorted64[train]
     # LinearSVC's dual="auto": the dual solver when there are fewer rows than features
     solver = _SOLVER_DUAL if Xt.shape[0] < Xt.shape[1] else _SOLVER_PRIMAL
@@ -109,6 +107,8 @@ def _fit_svc_direct(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: n
         _TOL, 1.0, C, np.ones(len(classes), dtype=np.float64), _MAX_ITER, _liblinear_seed(seed),
         _EPSILON, np.ascontiguousarray(w, dtype=np.float64))
     if max(n_iter) >= _MAX_ITER:
+        from sklearn.exceptions import ConvergenceWarning
+
         warnings.warn("Liblinear failed to converge, increase the number of iterations.",
                       ConvergenceWarning)
     return LinearFit(raw[:, :-1], 1 * raw[:, -1])

@@ -4,19 +4,27 @@ imports bring along.
 `import sklearn.svm` imports all of `sklearn.linear_model` and
 `sklearn.metrics`, and `import sklearn` alone imports `scipy.stats`, which
 builds hundreds of docstrings on import. A `cluster simulate` of a small
-dataset spends a third of its time there, and the default model needs none of
-it: only the compiled liblinear module.
+dataset spent a third of its time there, and the default model needs none of
+it: only the compiled liblinear module and the two compiled helpers it links
+against.
 
-`liblinear()` loads that one compiled module from its file. Its own imports
-still run scikit-learn's package start-up, so while they do, `scipy.stats` is
-a stand-in module that imports the real one the first time anything is looked
-up in it. Code that uses `scipy.stats` later gets the real module, one import
-late. If any step fails (a scikit-learn release moved or renamed the file),
-the module comes from the ordinary import instead.
+`liblinear()` loads those three compiled modules from their files. While it
+does, the packages above them (`sklearn`, `sklearn.utils`, `sklearn.svm`) are
+empty placeholders that only say where their files are, so no package start-up
+runs; the placeholders are gone again before `liblinear()` returns, and a later
+`import sklearn` runs the real start-up as usual. Other threads wait (the
+import lock is held) so none of them ever sees a placeholder.
+
+If that fails (a scikit-learn release moved a file or links against another
+module), the module is loaded from its file with the packages' ordinary
+start-up, during which `scipy.stats` is a stand-in module that imports the
+real one the first time anything is looked up in it; and if that fails too,
+the module comes from the ordinary import.
 """
 
 from __future__ import annotations
 
+import _imp
 import functools
 import importlib
 import importlib.machinery
@@ -27,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 _LIBLINEAR = "sklearn.svm._liblinear"
+_PACKAGES = ("sklearn", "sklearn.utils", "sklearn.svm")
 
 
 class _ImportedOnFirstUse(types.ModuleType):
@@ -61,9 +70,10 @@ def _compiled_module_file(package: str, stem: str) -> Path:
     raise ImportError(f"no compiled {stem} module in {folder}")
 
 
-def _load_compiled(name: str) -> types.ModuleType:
-    package, _, stem = name.rpartition(".")
-    path = _compiled_module_file(package, stem)
+def _load_compiled(name: str, path: Path | None = None) -> types.ModuleType:
+    if path is None:
+        package, _, stem = name.rpartition(".")
+        path = _compiled_module_file(package, stem)
     loader = importlib.machinery.ExtensionFileLoader(name, str(path))
     spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
     if spec is None:
@@ -78,13 +88,34 @@ def _load_compiled(name: str) -> types.ModuleType:
     return module
 
 
-def light_import(name: str) -> types.ModuleType:
-    """`importlib.import_module(name)` for a scikit-learn module that needs
-    none of `scipy.stats` itself (its package start-up then leaves it for
-    later)."""
-    if name not in sys.modules:
-        _defer("scipy.stats")
-    return importlib.import_module(name)
+def _load_without_package_start_up(name: str) -> types.ModuleType:
+    """Load compiled module `name` of scikit-learn with placeholders for the
+    packages above it and above the compiled modules it imports."""
+    package, _, stem = name.rpartition(".")
+    path = _compiled_module_file(package, stem)
+    root = path.parents[len(package.split(".")) - 1]
+    _imp.acquire_lock()
+    placed = []
+    before = set(sys.modules)
+    try:
+        for above in _PACKAGES:
+            if above not in sys.modules:
+                placeholder = types.ModuleType(above)
+                placeholder.__path__ = [str(root.joinpath(*above.split(".")[1:]))]
+                placeholder.__package__ = above
+                sys.modules[above] = placeholder
+                placed.append(above)
+        return _load_compiled(name, path)
+    except BaseException:
+        # nothing loaded under a placeholder outlives a failed attempt
+        for loaded in set(sys.modules) - before:
+            if loaded.split(".")[0] == _PACKAGES[0]:
+                del sys.modules[loaded]
+        raise
+    finally:
+        for above in placed:
+            sys.modules.pop(above, None)
+        _imp.release_lock()
 
 
 @functools.lru_cache(maxsize=1)
@@ -95,13 +126,18 @@ def liblinear() -> Any:
     if "sklearn.svm" in sys.modules:
         from sklearn.svm import _liblinear
         return _liblinear
+    for load in (_load_without_package_start_up, _load_with_stats_deferred):
+        try:
+            module = load(_LIBLINEAR)
+            if not callable(getattr(module, "train_wrap", None)):
+                raise ImportError("liblinear has no train_wrap")
+            return module
+        except Exception:
+            sys.modules.pop(_LIBLINEAR, None)
+    from sklearn.svm import _liblinear
+    return _liblinear
+
+
+def _load_with_stats_deferred(name: str) -> types.ModuleType:
     _defer("scipy.stats")
-    try:
-        module = _load_compiled(_LIBLINEAR)
-        if not callable(getattr(module, "train_wrap", None)):
-            raise ImportError("liblinear has no train_wrap")
-        return module
-    except Exception:
-        sys.modules.pop(_LIBLINEAR, None)
-        from sklearn.svm import _liblinear
-        return _liblinear
+    return _load_compiled(name)

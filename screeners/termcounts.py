@@ -25,8 +25,6 @@ from typing import Collection, Sequence
 import numpy as np
 from scipy import sparse
 
-from screeners.quickimport import light_import
-
 #: scikit-learn's default token pattern: runs of two or more word characters
 _TOKENS = re.compile(r"(?u)\b\w\w+\b").findall
 
@@ -158,5 +156,32 @@ def tfidf_weights(counts: sparse.csr_matrix, sublinear_tf: bool = True
         np.log(counts.data, counts.data)
         counts.data += 1.0
     counts.data *= idf[counts.indices]
-    light_import("sklearn.utils.sparsefuncs_fast").inplace_csr_row_normalize_l2(counts)
+    normalize_rows_l2(counts)
     return counts, idf
+
+
+def normalize_rows_l2(X: sparse.csr_matrix) -> None:
+    """Scale each row of X to unit length in place, with the numbers
+    scikit-learn's `sparsefuncs_fast.inplace_csr_row_normalize_l2` gives:
+    each row's squares (in X's dtype) summed one after the other in float64,
+    each entry divided by the root in float64 and stored in X's dtype; rows of
+    zeros left alone. Here the rows are summed side by side, one position at a
+    time, longest rows first (importing that module would start all of
+    scikit-learn)."""
+    lens = np.diff(X.indptr)
+    if not len(lens) or not X.nnz:
+        return
+    by_length = np.argsort(-lens, kind="stable")
+    longest_first = lens[by_length]
+    starts = X.indptr[:-1][by_length].astype(np.int64)
+    squares = (X.data * X.data).astype(np.float64)
+    sums = np.zeros(len(lens), dtype=np.float64)
+    active = len(lens)  # rows still longer than the position being added
+    for pos in range(int(longest_first[0])):
+        while longest_first[active - 1] <= pos:
+            active -= 1
+        sums[:active] += squares[starts[:active] + pos]
+    norms = np.empty(len(lens), dtype=np.float64)
+    norms[by_length] = np.sqrt(sums)
+    norms[norms == 0.0] = 1.0
+    X.data[:] = X.data.astype(np.float64) / np.repeat(norms, lens)

@@ -1,6 +1,7 @@
-"""A simulation loads scikit-learn's liblinear without `scipy.stats`,
-`sklearn.metrics` or `sklearn.linear_model`, gets the same numbers, and falls
-back to the ordinary import when the compiled module cannot be loaded."""
+"""A simulation loads scikit-learn's liblinear without its package start-up
+(so without `scipy.stats`, `sklearn.metrics` or `sklearn.linear_model`), gets
+the same numbers, leaves scikit-learn importable as usual afterwards, and falls
+back step by step when the compiled module cannot be loaded that way."""
 
 import json
 import os
@@ -33,25 +34,58 @@ def test_simulate_command_imports_none_of_the_heavy_modules():
         "except SystemExit as e:\n"
         "    assert not e.code, e.code\n"
         f"print(json.dumps({{'heavy': [m for m in {HEAVY!r} if m in sys.modules],\n"
-        "    'liblinear': 'sklearn.svm._liblinear' in sys.modules,\n"
-        "    'stats': type(sys.modules['scipy.stats']).__name__}))\n")
-    assert got == {"heavy": [], "liblinear": True, "stats": "_ImportedOnFirstUse"}
+        "    'sklearn': sorted(m for m in sys.modules if m.startswith('sklearn')),\n"
+        "    'stats': 'scipy.stats' in sys.modules}))\n")
+    # the compiled solver and the two compiled modules it links against, no package
+    assert got == {"heavy": [], "stats": False, "sklearn": [
+        "sklearn._cyutility", "sklearn.svm._liblinear", "sklearn.utils._cython_blas"]}
 
 
-def test_stand_in_gives_the_real_scipy_stats_on_first_use():
+def test_scikit_learn_imports_as_usual_after_the_light_load():
+    got = _python(
+        "import json, sys\n"
+        "import numpy as np\n"
+        "from screeners import quickimport, fastfit\n"
+        "lib = quickimport.liblinear()\n"
+        "assert 'sklearn' not in sys.modules\n"
+        "import sklearn, sklearn.svm\n"
+        "from sklearn.svm import LinearSVC, _base\n"
+        "X = np.array([[0.0, 1.0], [1.0, 0.0], [0.9, 0.1], [0.1, 0.8]])\n"
+        "m = LinearSVC(C=1.0, random_state=0).fit(X, [0, 1, 1, 0])\n"
+        "print(json.dumps({'spec': sklearn.__spec__ is not None,\n"
+        "    'same': _base.liblinear is lib, 'pred': m.predict(X).tolist(),\n"
+        "    'direct': fastfit.uses_direct_path()}))\n")
+    assert got == {"spec": True, "same": True, "pred": [0, 1, 1, 0],
+                   "direct": {"svc": True, "cnb": True}}
+
+
+def test_a_failed_light_load_leaves_nothing_behind_and_the_next_way_is_taken():
+    # the second way loads the same file with the packages' start-up, scipy.stats
+    # a stand-in meanwhile that becomes the real module on first use
     got = _python(
         "import json, sys\n"
         "from screeners import quickimport\n"
+        "real = quickimport._load_compiled\n"
+        "seen = {}\n"
+        "def fails_once(name, path=None):\n"
+        "    if path is not None:\n"
+        "        seen['placeholder'] = sys.modules['sklearn'].__spec__ is None\n"
+        "        import sklearn.utils._cython_blas\n"
+        "        raise ImportError('links against something else')\n"
+        "    seen['left'] = sorted(m for m in sys.modules if m.startswith('sklearn'))\n"
+        "    return real(name)\n"
+        "quickimport._load_compiled = fails_once\n"
         "lib = quickimport.liblinear()\n"
         "before = type(sys.modules['scipy.stats']).__name__\n"
         "import scipy.stats\n"
         "from scipy.stats import hypergeom\n"
         "ranks = scipy.stats.rankdata([3.0, 1.0, 2.0]).tolist()\n"
         "print(json.dumps({'name': lib.__name__, 'before': before, 'ranks': ranks,\n"
-        "    'after': type(sys.modules['scipy.stats']).__name__,\n"
+        "    'after': type(sys.modules['scipy.stats']).__name__, **seen,\n"
         "    'sf': round(float(hypergeom.sf(0, 10, 3, 2)), 6)}))\n")
-    assert got == {"name": "sklearn.svm._liblinear", "before": "_ImportedOnFirstUse",
-                   "ranks": [3.0, 1.0, 2.0], "after": "module", "sf": 0.533333}
+    assert got == {"name": "sklearn.svm._liblinear", "placeholder": True, "left": [],
+                   "before": "_ImportedOnFirstUse", "ranks": [3.0, 1.0, 2.0],
+                   "after": "module", "sf": 0.533333}
 
 
 def test_falls_back_to_the_ordinary_import():

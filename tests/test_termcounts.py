@@ -7,7 +7,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from screeners.components import make
 from screeners.simulate import load_dataset
-from screeners.termcounts import count_terms
+from screeners.termcounts import count_terms, normalize_rows_l2
 from tests.conftest import shared_path
 
 TEXTS = [
@@ -106,6 +106,32 @@ def test_same_matrix_on_a_real_dataset():
     ds = load_dataset(shared_path("data", "screening", "Appenzeller-Herzog_2019.csv"))
     X, vec = _assert_same(list(ds.texts), ngram_range=(1, 2), min_df=2, max_df=0.95)
     assert X.shape == (2333, 55054) and X.nnz == 552471
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_normalisation_gives_scikit_learns_numbers(dtype):
+    from scipy import sparse
+    from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
+
+    rng = np.random.default_rng(3)
+    # rows of 0 to 300 entries, unsorted indices, one row of zeros stored
+    # explicitly: long rows are where a sum in another order rounds differently
+    lens = rng.integers(0, 300, size=60)
+    lens[[4, 9]] = (0, 300)
+    indptr = np.r_[0, np.cumsum(lens)].astype(np.int32)
+    data = (rng.random(indptr[-1]) * 7).astype(dtype)
+    data[indptr[5]:indptr[6]] = 0.0
+    indices = np.concatenate([rng.permutation(400)[:n] for n in lens]).astype(np.int32)
+    ours = sparse.csr_matrix((data, indices, indptr), shape=(60, 400))
+    ref = ours.copy()
+    normalize_rows_l2(ours)
+    inplace_csr_row_normalize_l2(ref)
+    assert ours.dtype == dtype and np.array_equal(ours.data, ref.data)
+    assert np.all(ours.data[indptr[5]:indptr[6]] == 0.0)
+    assert abs(float(np.linalg.norm(ours[9].toarray())) - 1.0) < 1e-6
+    empty = sparse.csr_matrix((3, 5), dtype=dtype)
+    normalize_rows_l2(empty)
+    assert empty.nnz == 0
 
 
 def test_title_repeats_put_the_title_first_that_many_times():
