@@ -26,7 +26,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from connectors.http import (BadBody, CallLog, Fetched, Found, HttpLayer, InvalidInput, Link,
                              Links, RequestRejected, ServiceError, UnreadableAnswer)
 from connectors.record import (Author, Record, normalize_doi, normalize_language,
-                               normalize_pages, normalize_pmcid, normalize_pmid, normalize_year)
+                               normalize_pages, normalize_pmcid, normalize_pmid, normalize_year,
+                               without_markup)
 
 SERVICE = "pubmed"
 NAME = "PubMed"
@@ -41,7 +42,6 @@ LINKNAMES = ("pubmed_pubmed", "pubmed_pubmed_citedin", "pubmed_pubmed_refs")
 
 # --- markup ------------------------------------------------------------------
 
-_TAG = re.compile(r"</?[A-Za-z][\w:.-]*(?:\s[^<>]*)?/?>")
 #: inline formatting that sits inside words ("p<sub>trend</sub>", "<i>TERT</i>")
 _INLINE = re.compile(r"</?(?:i|b|u|em|strong|sup|sub|sc|span)(?:\s[^<>]*)?>", re.IGNORECASE)
 
@@ -50,8 +50,7 @@ def strip_markup(value: Any) -> str | None:
     """Inline HTML/MathML reduced to its text; a lone `<` (as in `r2<0.25`) is kept."""
     if value is None:
         return None
-    text = _INLINE.sub("", str(value))
-    text = _TAG.sub(" ", text)
+    text = without_markup(_INLINE.sub("", str(value)))
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(r"\s+([,.;:)\]])", r"\1", text)
     text = re.sub(r"([(\[])\s+", r"\1", text)

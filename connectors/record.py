@@ -8,6 +8,7 @@ DOI or a page range must compare equal whichever service spelled it.
 from __future__ import annotations
 
 import dataclasses
+import html
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -203,13 +204,36 @@ def normalize_language(values: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+#: an HTML/XML/JATS/MathML tag: "<", a name starting with a letter, attributes
+#: (name or name=value), ">". "p < 0.05 and n > 3" or "HbA1c <7% ... >9%" holds none.
+MARKUP_TAG = re.compile(
+    r"</?[A-Za-z][\w:.-]*(?:\s+[\w:.-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s<>]+))?)*\s*/?>")
+
+
+#: a character R wrote as its code point when it could not encode it ("IFN<U+03B3>")
+CODE_POINT = re.compile(r"<U\+([0-9A-Fa-f]{4,6})>")
+
+
+def _code_point(m: re.Match) -> str:
+    value = int(m.group(1), 16)
+    return chr(value) if value <= 0x10FFFF else m.group(0)
+
+
+def without_markup(text: str) -> str:
+    """Tags replaced by a space, then character references decoded ("&amp;" ->
+    "&", "&lt;" -> "<", "&#8217;" -> "’", and R's "<U+03B3>" -> "γ"): what a
+    reader of the page would see. Tags go first, so an escaped "&lt;b&gt;"
+    stays as the text "<b>"."""
+    if "<" in text:
+        text = MARKUP_TAG.sub(" ", CODE_POINT.sub(_code_point, text))
+    return html.unescape(text) if "&" in text else text
+
+
 def clean_text(value: Any) -> str | None:
-    """Collapse whitespace, drop markup tags; None for empty."""
+    """Collapse whitespace, drop markup tags, decode character references; None for empty."""
     if value is None:
         return None
-    text = re.sub(r"<[^>]{1,200}>", " ", str(value))
-    text = re.sub(r"\s+", " ", text).strip()
-    return text or None
+    return " ".join(without_markup(str(value)).split()) or None
 
 
 def as_tuple(values: Iterable[Any] | None) -> tuple[str, ...]:

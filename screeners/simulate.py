@@ -106,7 +106,9 @@ def load_dataset(path: str | Path) -> Dataset:
     (`db.formats.read_file`) whose records all carry an include or exclude label.
 
     CSV/TSV: record_id (or id), title, abstract, optional keywords, and a 0/1 label
-    column (label_included, or ASReview's included). Any other file is read by the
+    column (label_included, or ASReview's included); the texts are cleaned as an
+    import cleans them (markup tags dropped, "&amp;" and the like decoded), so a
+    simulation ranks what the prioritiser would see. Any other file is read by the
     importer, its format detected from the content; today only RIS carries labels
     (ASReview's ASReview_relevant and ASReview_irrelevant notes), so MEDLINE,
     BibTeX, EndNote XML and Web of Science files are refused as unlabelled. A
@@ -160,10 +162,13 @@ def _load_csv(p: Path) -> Dataset:
     if not rows:
         raise DatasetError(f"{p.name} has no records.")
     id_col = next((keys[c] for c in ("record_id", "id") if c in keys), None)
+    from db.formats.common import clean_markup
+
     ids, texts, labels, titles = [], [], [], []
     for i, row in enumerate(rows, start=1):
         ids.append((row.get(id_col) or "").strip() if id_col else str(i))
-        parts = [row.get(keys.get(c, ""), "") or "" for c in ("title", "abstract", "keywords")]
+        parts = [clean_markup(row.get(keys.get(c, ""), "")) or ""
+                 for c in ("title", "abstract", "keywords")]
         texts.append(_join(parts))
         titles.append(parts[0].strip())
         labels.append(_label(row.get(label_col, ""), i + 1, label_col))

@@ -22,9 +22,9 @@ from connectors.record import (
     normalize_pages,
     normalize_pmid,
     normalize_year,
+    without_markup,
 )
 
-_TAG = re.compile(r"<[^>]{1,200}>")
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 _LANGUAGES = (r"chinese|japanese|german|french|spanish|russian|italian|portuguese|polish|korean|"
               r"dutch|czech|hungarian|turkish|danish|swedish|norwegian|finnish|hebrew|persian|"
@@ -65,7 +65,7 @@ _PARTICLES = frozenset({"de", "van", "von", "der", "den", "la", "le", "di", "da"
 #: input (a regex, a stop word, a new rule) must bump it, or old stores would keep stale
 #: keys. tests/test_dedup_keys.py pins a digest of the keys of a fixed corpus per version:
 #: when it fails after a change here, bump this number and pin the new digest.
-NORMALISER_VERSION = 2
+NORMALISER_VERSION = 3
 
 #: Every record field `prepare_one` reads: a stored key is reused only while these are
 #: unchanged. A field read but not listed here would let an edited record keep stale keys
@@ -132,7 +132,7 @@ def normalize_title(value: Any) -> str:
     is PubMed's English translation of a non-English title and is kept.
     """
     text = html.unescape(_text(value))
-    text = _TAG.sub(" ", text)
+    text = without_markup(text)
     # a title quoted whole ('"[Translated title]"') keeps its brackets: they are no note
     text = _NOTE.sub(" ", text.strip().lstrip("\"'\u201c\u2018"))
     text = _LANGUAGE_MARKER.sub(" ", text)

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from connectors.errors import ClusterError
 from connectors.record import (
     Record, as_tuple, clean_text, normalize_doi, normalize_language, normalize_pages,
-    normalize_pmcid, normalize_pmid, normalize_year,
+    normalize_pmcid, normalize_pmid, normalize_year, without_markup,
 )
 
 
@@ -132,9 +132,6 @@ def authors_tuple(values: Iterable[Any]) -> tuple[str, ...]:
 _NA = {"na", "nan", "none", "null", "n/a"}
 
 
-_TAG = re.compile(r"</?[A-Za-z][\w:.-]*(?:\s+[\w:.-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s<>]+))?)*\s*/?>")
-
-
 _MOJIBAKE = re.compile("[ÃÂâ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
                        "\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039"
                        "\u203a\u20ac\u2122]")
@@ -163,11 +160,11 @@ def fix_mojibake(text: str) -> str:
 
 
 def clean_markup(v: Any) -> str | None:
-    """Whitespace collapsed and HTML/JATS tags removed, but "p < 0.05 and n > 3" kept."""
+    """Whitespace collapsed, HTML/JATS tags removed and character references
+    decoded ("&amp;" -> "&"), but "p < 0.05 and n > 3" kept."""
     if v is None:
         return None
-    text = re.sub(r"\s+", " ", _TAG.sub(" ", fix_mojibake(str(v)))).strip()
-    return text or None
+    return " ".join(without_markup(fix_mojibake(str(v))).split()) or None
 
 
 def value(v: Any) -> str | None:
