@@ -16,17 +16,14 @@ runs; the placeholders are gone again before `liblinear()` returns, and a later
 import lock is held) so none of them ever sees a placeholder.
 
 If that fails (a scikit-learn release moved a file or links against another
-module), the module is loaded from its file with the packages' ordinary
-start-up, during which `scipy.stats` is a stand-in module that imports the
-real one the first time anything is looked up in it; and if that fails too,
-the module comes from the ordinary import.
+module), nothing loaded under a placeholder is kept and the module comes from
+the ordinary import, start-up and all.
 """
 
 from __future__ import annotations
 
 import _imp
 import functools
-import importlib
 import importlib.machinery
 import importlib.util
 import sys
@@ -36,26 +33,6 @@ from typing import Any
 
 _LIBLINEAR = "sklearn.svm._liblinear"
 _PACKAGES = ("sklearn", "sklearn.utils", "sklearn.svm")
-
-
-class _ImportedOnFirstUse(types.ModuleType):
-    """Stands in for a module until an attribute is looked up in it."""
-
-    def __getattr__(self, attr: str) -> Any:
-        real = self.__dict__.get("_real_module")
-        if real is None:
-            if sys.modules.get(self.__name__) is self:
-                del sys.modules[self.__name__]
-            real = importlib.import_module(self.__name__)
-            self.__dict__["_real_module"] = real
-        return getattr(real, attr)
-
-
-def _defer(name: str) -> None:
-    """Put a stand-in for module `name` in sys.modules unless it is imported
-    already."""
-    if name not in sys.modules:
-        sys.modules[name] = _ImportedOnFirstUse(name)
 
 
 def _compiled_module_file(package: str, stem: str) -> Path:
@@ -70,10 +47,7 @@ def _compiled_module_file(package: str, stem: str) -> Path:
     raise ImportError(f"no compiled {stem} module in {folder}")
 
 
-def _load_compiled(name: str, path: Path | None = None) -> types.ModuleType:
-    if path is None:
-        package, _, stem = name.rpartition(".")
-        path = _compiled_module_file(package, stem)
+def _load_compiled(name: str, path: Path) -> types.ModuleType:
     loader = importlib.machinery.ExtensionFileLoader(name, str(path))
     spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
     if spec is None:
@@ -126,18 +100,12 @@ def liblinear() -> Any:
     if "sklearn.svm" in sys.modules:
         from sklearn.svm import _liblinear
         return _liblinear
-    for load in (_load_without_package_start_up, _load_with_stats_deferred):
-        try:
-            module = load(_LIBLINEAR)
-            if not callable(getattr(module, "train_wrap", None)):
-                raise ImportError("liblinear has no train_wrap")
-            return module
-        except Exception:
-            sys.modules.pop(_LIBLINEAR, None)
+    try:
+        module = _load_without_package_start_up(_LIBLINEAR)
+        if not callable(getattr(module, "train_wrap", None)):
+            raise ImportError("liblinear has no train_wrap")
+        return module
+    except Exception:
+        sys.modules.pop(_LIBLINEAR, None)
     from sklearn.svm import _liblinear
     return _liblinear
-
-
-def _load_with_stats_deferred(name: str) -> types.ModuleType:
-    _defer("scipy.stats")
-    return _load_compiled(name)
