@@ -27,8 +27,8 @@ from scipy import sparse
 
 from db.store import Store
 from screeners import feature_cache
-from screeners.components import (Model, excludes_in_a_row, resolve_model, textless_due,
-                                   textless_rows)
+from screeners.components import (Model, NoWordsError, excludes_in_a_row, resolve_model,
+                                   textless_due, textless_rows)
 from screeners.protocol import get_protocol
 from screeners.simulate import Schedule
 from screeners.state import stage_states, training_labels
@@ -142,11 +142,12 @@ def _fit_features(store: Store, m: Model) -> Features:
         ids.append(row["id"])
         texts.append(_text(row))
         titles.append((row.get("title") or "").strip())
+    vec, X = None, sparse.csr_matrix((len(ids), 1), dtype=np.float32)
     if any(t for t in texts):
-        vec, X = m.feature.fit(texts, titles)
-    else:
-        X = sparse.csr_matrix((len(ids), 1), dtype=np.float32)
-        vec = None
+        try:
+            vec, X = m.feature.fit(texts, titles)
+        except NoWordsError:
+            pass  # not one countable word yet: every record ranks alike, as with no text
     empty = frozenset(i for i, t in zip(ids, texts) if not t)
     return Features(np.asarray(ids, dtype=np.int64), X, vec, empty, frozenset(ids))
 

@@ -12,6 +12,8 @@ each row keeps its terms in the order they first appeared in the collection
 (which is what the TF-IDF row normalisation sums over), the columns are the
 terms in alphabetical order, and the vocabulary maps each term to its column.
 Errors are the `ValueError`s `CountVectorizer` raises for the same input.
+With numbers left out or plurals folded, the reference is a `CountVectorizer`
+given this module's `Analyzer` with the same settings.
 `tests/test_termcounts.py` compares both on hand-made and real collections.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from numbers import Integral
 from typing import Collection, Sequence
 
@@ -26,20 +29,43 @@ import numpy as np
 from scipy import sparse
 
 #: scikit-learn's default token pattern: runs of two or more word characters
-_TOKENS = re.compile(r"(?u)\b\w\w+\b").findall
+TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+#: the same runs, less those made of digits alone ("2010", "95"): a record's
+#: years, doses and counts say little about what it is about
+WORD_PATTERN = r"(?u)\b(?=\w*[^\W\d])\w\w+\b"
+_FIND = {p: re.compile(p).findall for p in (TOKEN_PATTERN, WORD_PATTERN)}
 
 
-def _word_ids(texts: Sequence[str], stop_words: Collection[str] | None
-              ) -> tuple[list[str], np.ndarray, np.ndarray]:
+def plural_stem(word: str) -> str:
+    """`word` with a plural ending folded, by Harman's S stemmer (Harman 1991,
+    "How effective is suffixing?", JASIS 42:7-15): -ies -> -y unless -eies or
+    -aies, -es -> -e unless -aes, -ees or -oes, -s dropped unless -us or -ss.
+    Here words ending in -is (analysis, diagnosis) and words of three letters or
+    fewer are also left alone. "studies" -> "study", "patients" -> "patient"."""
+    if len(word) <= 3 or word[-1] != "s":
+        return word
+    if word.endswith("ies") and not word.endswith(("eies", "aies")):
+        return word[:-3] + "y"
+    if word.endswith("es") and not word.endswith(("aes", "ees", "oes")):
+        return word[:-1]
+    if word.endswith(("us", "ss", "is")):
+        return word
+    return word[:-1]
+
+
+def _word_ids(texts: Sequence[str], stop_words: Collection[str] | None,
+              numbers: bool = True) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Every distinct word (lower-cased) in order of first appearance, the word
-    number of every token of the collection, and the number of tokens per text."""
+    number of every token of the collection, and the number of tokens per text.
+    With `numbers` False, tokens of digits alone are no words."""
+    find = _FIND[TOKEN_PATTERN if numbers else WORD_PATTERN]
     vocab: defaultdict[str, int] = defaultdict()
     vocab.default_factory = vocab.__len__  # a new word gets the next number
     lookup = vocab.__getitem__
     ids: list[int] = []
     lens = np.empty(len(texts), dtype=np.int64)
     for i, text in enumerate(texts):
-        toks = _TOKENS(text.lower())
+        toks = find(text.lower())
         if stop_words:
             toks = [t for t in toks if t not in stop_words]
         ids.extend(map(lookup, toks))
@@ -47,14 +73,51 @@ def _word_ids(texts: Sequence[str], stop_words: Collection[str] | None
     return list(vocab), np.array(ids, dtype=np.int64), lens
 
 
+@dataclass(frozen=True)
+class Analyzer:
+    """The terms `count_terms` counts in one text, in the order scikit-learn's
+    word analyser lists them (the words, then the pairs, ...): what a
+    `TfidfVectorizer(analyzer=...)` needs to transform new text the same way."""
+
+    ngram_max: int = 1
+    stop_words: frozenset[str] | None = None
+    numbers: bool = True
+    stem_words: bool = False
+
+    def __call__(self, text: str) -> list[str]:
+        toks = _FIND[TOKEN_PATTERN if self.numbers else WORD_PATTERN](text.lower())
+        if self.stop_words:
+            toks = [t for t in toks if t not in self.stop_words]
+        terms = [plural_stem(t) for t in toks] if self.stem_words else list(toks)
+        for n in range(2, self.ngram_max + 1):
+            terms.extend(" ".join(toks[i:i + n]) for i in range(len(toks) - n + 1))
+        return terms
+
+
+def _stem_ids(words: list[str], ids: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The distinct stems of `words` in order of first appearance, and the stem
+    number of every token."""
+    stems: dict[str, int] = {}
+    of_word = np.array([stems.setdefault(plural_stem(w), len(stems)) for w in words],
+                       dtype=np.int64)
+    return list(stems), of_word[ids]
+
+
 def count_terms(texts: Sequence[str], ngram_max: int = 1, min_df: int | float = 1,
-                max_df: int | float = 1.0, stop_words: Collection[str] | None = None
+                max_df: int | float = 1.0, stop_words: Collection[str] | None = None,
+                numbers: bool = True, stem_words: bool = False
                 ) -> tuple[sparse.csr_matrix, dict[str, int]]:
     """The float32 term-count matrix of `texts` over their 1..ngram_max-word terms
-    kept by document frequency, and the vocabulary (term -> column)."""
+    kept by document frequency, and the vocabulary (term -> column).
+
+    With `numbers` False, tokens of digits alone are left out before n-grams are
+    formed; with `stem_words`, one-word terms are counted by their `plural_stem`
+    ("study" counts "studies"), longer terms as written. `Analyzer` gives the
+    same terms one text at a time."""
     if ngram_max < 1:
         raise ValueError(f"ngram_max must be at least 1, not {ngram_max}")
-    words, ids, lens = _word_ids(texts, stop_words)
+    words, ids, lens = _word_ids(texts, stop_words, numbers)
+    unigram_words, unigram_ids = _stem_ids(words, ids) if stem_words else (words, ids)
     n_docs = len(texts)
     if not words:
         raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
@@ -89,12 +152,12 @@ def count_terms(texts: Sequence[str], ngram_max: int = 1, min_df: int | float = 
             gram[at] = inv
             first = at[first]
         else:
-            # words are numbered in order of first appearance
-            top = np.maximum.accumulate(ids)
+            # words (or stems) are numbered in order of first appearance
+            top = np.maximum.accumulate(unigram_ids)
             first = np.flatnonzero(np.r_[True, top[1:] > top[:-1]])
         slot = level_base[doc_of_token] + pos_in_doc
         occ_slot.append(slot[at])
-        occ_term.append(offset + gram[at])
+        occ_term.append(offset + (unigram_ids if n == 1 else gram)[at])
         first_tok.append(first)
         first_slot.append(slot[first])
         level_of.append(np.full(len(first), n, dtype=np.int64))
@@ -126,7 +189,7 @@ def count_terms(texts: Sequence[str], ngram_max: int = 1, min_df: int | float = 
     names = []
     for tok, n in zip(first_tok_all[kept].tolist(), level_all[kept].tolist()):
         names.append(" ".join(words[w] for w in ids[tok:tok + n].tolist()) if n > 1
-                     else words[ids[tok]])
+                     else unigram_words[unigram_ids[tok]])
     alpha = sorted(range(len(kept)), key=names.__getitem__)
     column = np.full(offset, -1, dtype=np.int32)
     column[kept[alpha]] = np.arange(len(kept), dtype=np.int32)

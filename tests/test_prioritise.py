@@ -242,3 +242,20 @@ def test_svm_nb_ensemble_with_a_share_for_the_nearest_include():
     # all weight on the nearest include: the ranking of cosine similarity to record 0
     assert np.argsort(-near, kind="stable")[:3].tolist() == np.argsort(-sim, kind="stable")[:3].tolist()
     assert near[3] > near[2] and near[4] > near[5]
+
+
+def test_records_with_no_countable_word_rank_alike_instead_of_failing(store):
+    # numbers alone and single letters are no terms: the store has text but no words
+    ids = [store.add_record(Record(title=t, abstract=a))
+           for t, a in [("2010", "95 300"), ("1999", "x y"), ("12", ""), ("7 8", "2001")]]
+    set_protocol(store, reviewers_per_record=1, question="Does compassion training help?")
+    cold = rank_details(store, TA, None, ids)
+    assert sorted(rid for rid, _ in cold.scores) == sorted(ids)
+    _decide(store, ids[0], "include")
+    _decide(store, ids[1], "exclude")
+    ranked = rank(store, TA, "ann", ids[2:])
+    assert sorted(rid for rid, _ in ranked) == sorted(ids[2:])
+    assert len({s for _, s in ranked}) == 1  # nothing tells them apart
+    # a simulation on such texts says why it cannot run
+    with pytest.raises(components.NoWordsError, match="No record has a word to rank by"):
+        resolve_model("default").feature.fit_transform(["2010", "95 300", "x"])

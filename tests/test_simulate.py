@@ -48,7 +48,7 @@ def test_cli_simulate_outputs(run, tmp_path):
     assert [r["seed"] for r in res["runs"]] == [1, 2, 3]
     agg = res["aggregate"]["wss95"]
     assert agg["min"] <= agg["mean"] <= agg["max"]
-    assert res["records"] == 40 and res["model"]["classifier"] == {"name": "svm-nb", "C": 0.08, "alpha": 1.0, "nb_share": 0.2, "knn_share": 0.15}
+    assert res["records"] == 40 and res["model"]["classifier"] == {"name": "svm-nb", "C": 0.08, "alpha": 1.0, "nb_share": 0.15, "knn_share": 0.15}
     assert b"<svg" in svg.read_bytes()[:500]
 
 
@@ -67,6 +67,16 @@ def test_bad_datasets_are_one_sentence(run, tmp_path, body, message):
     path.write_text(HEADER + body)
     res = run("simulate", str(path), expect=1)
     assert res.output.strip() == message
+
+
+def test_texts_without_a_countable_word_are_one_sentence(run, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text(HEADER + "1,2010,95,1\n2,1999,300 x,0\n3,12,,0\n")
+    res = run("simulate", str(path), expect=1)
+    # after the progress label, which starts before the features are fitted
+    assert res.output.strip().splitlines() == [
+        "Simulating", "Error: No record has a word to rank by: the titles and abstracts hold "
+        "only numbers, single letters or stop words."]
 
 
 def test_asreview_label_column_and_missing_file(run, tmp_path):

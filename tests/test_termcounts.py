@@ -7,7 +7,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from screeners.components import make
 from screeners.simulate import load_dataset
-from screeners.termcounts import count_terms, normalize_rows_l2
+from screeners.termcounts import Analyzer, count_terms, normalize_rows_l2, plural_stem
 from tests.conftest import shared_path
 
 TEXTS = [
@@ -28,9 +28,9 @@ def _reference(texts, **kw):
     return vec.fit_transform(texts).tocsr(), vec
 
 
-def _ours(texts, ngram_range=(1, 1), min_df=1, max_df=1.0, stop_words=None):
+def _ours(texts, ngram_range=(1, 1), min_df=1, max_df=1.0, stop_words=None, **words):
     params = {"ngram_max": ngram_range[1], "min_df": min_df, "max_df": max_df,
-              "stop_words": stop_words}
+              "stop_words": stop_words, **words}
     feature = make("feature", "tfidf", **params)
     X, vocabulary, idf = feature._fit(texts)
     # the vectoriser the live prioritiser keeps: the same terms and weights
@@ -155,3 +155,84 @@ def test_title_repeats_put_the_title_first_that_many_times():
     assert row[vec.vocabulary_["zinc"]] > row[vec.vocabulary_["cohort"]]
     with pytest.raises(Exception, match="Every text needs its title"):
         f.fit(texts, titles[:2])
+
+
+WORDY = TEXTS + [
+    "Two studies in 2010 and 3 studies in 2011: 95 patients",
+    "One study of 95 patients; the patient's diseases (5 mg) in 2x2 trials",
+    "Analysis of viruses and virus classes, diagnoses and diagnosis, trees and bees",
+    "Studies STUDIES studied; 10 20 30",
+]
+WORDS = {"numbers": False, "stem_words": True}
+
+
+def _reference_words(texts, ngram_range=(1, 1), stop_words=None, numbers=True,
+                     stem_words=False, **kw):
+    stop = TfidfVectorizer(stop_words=stop_words).get_stop_words()
+    analyzer = Analyzer(ngram_range[1], frozenset(stop) if stop else None, numbers, stem_words)
+    vec = TfidfVectorizer(dtype=np.float32, sublinear_tf=True, analyzer=analyzer, **kw)
+    return vec.fit_transform(texts).tocsr(), vec
+
+
+def test_plural_stem_folds_plurals_and_leaves_other_endings():
+    pairs = {"studies": "study", "patients": "patient", "diseases": "disease",
+             "trials": "trial", "trees": "tree", "classes": "classe", "series": "sery",
+             "analysis": "analysis", "diagnosis": "diagnosis", "virus": "virus",
+             "process": "process", "gas": "gas", "was": "was", "study": "study", "": ""}
+    assert {w: plural_stem(w) for w in pairs} == pairs
+
+
+def test_analyzer_drops_numbers_before_pairs_and_stems_single_words():
+    a = Analyzer(2, None, numbers=False, stem_words=True)
+    assert a("Two Studies in 2010: 95 patients, 2x2") == [
+        "two", "study", "in", "patient", "2x2",
+        "two studies", "studies in", "in patients", "patients 2x2"]
+    # the default keeps numbers and words as written, as scikit-learn's analyser does
+    plain = Analyzer(2)
+    assert plain("Two Studies in 2010") == TfidfVectorizer(ngram_range=(1, 2)).build_analyzer()(
+        "Two Studies in 2010")
+    assert Analyzer(1, frozenset({"in"}), numbers=False)("studies in 2010") == ["studies"]
+
+
+def test_words_without_numbers_and_stemmed_counted_by_hand():
+    X, vocab = count_terms(["Two studies in 2010", "one study of 95 patients"], ngram_max=2,
+                           numbers=False, stem_words=True)
+    assert vocab == {"in": 0, "of": 1, "of patients": 2, "one": 3, "one study": 4,
+                     "patient": 5, "studies in": 6, "study": 7, "study of": 8, "two": 9,
+                     "two studies": 10}
+    assert X.toarray().tolist() == [[1, 0, 0, 0, 0, 0, 1, 1, 0, 1, 1],
+                                    [0, 1, 1, 1, 1, 1, 0, 1, 1, 0, 0]]
+    # a text of numbers alone has no words
+    with pytest.raises(ValueError, match="empty vocabulary"):
+        count_terms(["2010", "95 5"], numbers=False)
+
+
+@pytest.mark.parametrize("words", [WORDS, {"numbers": False}, {"stem_words": True}])
+@pytest.mark.parametrize("kw", [
+    {}, {"ngram_range": (1, 2)}, {"ngram_range": (1, 3), "min_df": 2},
+    {"ngram_range": (1, 2), "stop_words": "english", "max_df": 0.5},
+])
+def test_same_matrix_as_tfidfvectorizer_with_the_word_options(kw, words):
+    X_ref, vec_ref = _reference_words(WORDY, **kw, **words)
+    vec, X = _ours(WORDY, **kw, **words)
+    assert vec.vocabulary_ == vec_ref.vocabulary_
+    assert np.array_equal(X.indptr, X_ref.indptr) and np.array_equal(X.indices, X_ref.indices)
+    assert np.array_equal(X.data, X_ref.data) and np.array_equal(vec.idf_, vec_ref.idf_)
+    # the kept vectoriser reads new text the same way
+    new = ["Three studies in 2012", "the patients' diseases", "nothing known here"]
+    assert np.array_equal(vec.transform(new).toarray(), vec_ref.transform(new).toarray())
+
+
+@pytest.mark.shared
+def test_word_options_give_the_same_matrix_on_a_real_dataset():
+    ds = load_dataset(shared_path("data", "screening", "Appenzeller-Herzog_2019.csv"))
+    texts = list(ds.texts)
+    kw = {"ngram_range": (1, 2), "min_df": 2, "max_df": 0.8}
+    X_ref, vec_ref = _reference_words(texts, **kw, **WORDS)
+    vec, X = _ours(texts, **kw, **WORDS)
+    assert vec.vocabulary_ == vec_ref.vocabulary_
+    assert np.array_equal(X.indices, X_ref.indices) and np.array_equal(X.data, X_ref.data)
+    plain = count_terms(texts, 2, 2, 0.8)[1]
+    assert "study" in vec.vocabulary_ and "studies" not in vec.vocabulary_
+    assert "studies" in plain and "2010" in plain and "2010" not in vec.vocabulary_
+    assert X.shape[1] < len(plain)
