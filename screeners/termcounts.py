@@ -29,11 +29,14 @@ import numpy as np
 from scipy import sparse
 
 #: scikit-learn's default token pattern: runs of two or more word characters
-TOKEN_PATTERN = r"(?u)\b\w\w+\b"
-#: the same runs, less those made of digits alone ("2010", "95"): a record's
-#: years, doses and counts say little about what it is about
-WORD_PATTERN = r"(?u)\b(?=\w*[^\W\d])\w\w+\b"
-_FIND = {p: re.compile(p).findall for p in (TOKEN_PATTERN, WORD_PATTERN)}
+_TOKENS = re.compile(r"(?u)\b\w\w+\b").findall
+
+
+def is_number(token: str) -> bool:
+    """Whether a token is digits alone ("2010", "95"): a record's years, doses and
+    counts say little about what it is about. Digits are the characters the
+    token pattern's \\d matches (Unicode category Nd), so "2x2" and "5ht" are words."""
+    return token.isdecimal()
 
 
 def plural_stem(word: str) -> str:
@@ -57,20 +60,31 @@ def _word_ids(texts: Sequence[str], stop_words: Collection[str] | None,
               numbers: bool = True) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Every distinct word (lower-cased) in order of first appearance, the word
     number of every token of the collection, and the number of tokens per text.
-    With `numbers` False, tokens of digits alone are no words."""
-    find = _FIND[TOKEN_PATTERN if numbers else WORD_PATTERN]
+    With `numbers` False, tokens that are `is_number` are no words."""
     vocab: defaultdict[str, int] = defaultdict()
     vocab.default_factory = vocab.__len__  # a new word gets the next number
     lookup = vocab.__getitem__
     ids: list[int] = []
     lens = np.empty(len(texts), dtype=np.int64)
     for i, text in enumerate(texts):
-        toks = find(text.lower())
+        toks = _TOKENS(text.lower())
         if stop_words:
             toks = [t for t in toks if t not in stop_words]
         ids.extend(map(lookup, toks))
         lens[i] = len(toks)
-    return list(vocab), np.array(ids, dtype=np.int64), lens
+    words, word_of = list(vocab), np.array(ids, dtype=np.int64)
+    if not numbers:
+        # dropped by word, not token by token: one test per distinct word
+        number = np.fromiter(map(is_number, words), dtype=bool, count=len(words))
+        if number.any():
+            keep = ~number[word_of]
+            lens = np.bincount(np.repeat(np.arange(len(texts)), lens)[keep],
+                               minlength=len(texts)).astype(np.int64)
+            # the words left, still numbered in order of first appearance
+            renumber = np.cumsum(~number) - 1
+            word_of = renumber[word_of[keep]]
+            words = [w for w, n in zip(words, number.tolist()) if not n]
+    return words, word_of, lens
 
 
 @dataclass(frozen=True)
@@ -85,9 +99,11 @@ class Analyzer:
     stem_words: bool = False
 
     def __call__(self, text: str) -> list[str]:
-        toks = _FIND[TOKEN_PATTERN if self.numbers else WORD_PATTERN](text.lower())
+        toks = _TOKENS(text.lower())
         if self.stop_words:
             toks = [t for t in toks if t not in self.stop_words]
+        if not self.numbers:
+            toks = [t for t in toks if not is_number(t)]
         terms = [plural_stem(t) for t in toks] if self.stem_words else list(toks)
         for n in range(2, self.ngram_max + 1):
             terms.extend(" ".join(toks[i:i + n]) for i in range(len(toks) - n + 1))

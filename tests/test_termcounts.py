@@ -7,7 +7,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from screeners.components import make
 from screeners.simulate import load_dataset
-from screeners.termcounts import Analyzer, count_terms, normalize_rows_l2, plural_stem
+from screeners.termcounts import (Analyzer, count_terms, is_number, normalize_rows_l2,
+                                  plural_stem)
 from tests.conftest import shared_path
 
 TEXTS = [
@@ -192,6 +193,16 @@ def test_analyzer_drops_numbers_before_pairs_and_stems_single_words():
     assert plain("Two Studies in 2010") == TfidfVectorizer(ngram_range=(1, 2)).build_analyzer()(
         "Two Studies in 2010")
     assert Analyzer(1, frozenset({"in"}), numbers=False)("studies in 2010") == ["studies"]
+
+
+def test_numbers_are_tokens_of_decimal_digits_alone():
+    import re
+    # the token pattern's runs with at least one word character that is no digit
+    words_only = re.compile(r"(?u)\b(?=\w*[^\W\d])\w\w+\b").findall
+    for text in WORDY + ["²³ ٣٤ x² 1½ 2x2 5ht 007_ _9 12"]:
+        assert Analyzer(1, numbers=False)(text) == words_only(text.lower())
+    assert [is_number(t) for t in ["2010", "٣٤", "²³", "2x2", "_9"]] == [
+        True, True, False, False, False]
 
 
 def test_words_without_numbers_and_stemmed_counted_by_hand():
