@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -73,8 +74,13 @@ def run_ours(sets: list[str], seeds: list[int], model: str, jobs: int) -> dict[s
 
 
 def print_table(results: dict[str, dict], model: str, seeds: list[int]) -> None:
+    from screeners.simulate import Schedule
+
+    growth = Schedule().growth
+    every_label_until = math.ceil(2 / growth)  # where floor(growth * labelled) reaches 2
     print(f"\nModel {model}; seeds {','.join(map(str, seeds))}; retraining schedule: after every "
-          "max(1, floor(1% of labelled)) labels (every label until 200)\n")
+          f"max(1, floor({growth:.1%} of labelled)) labels (every label until "
+          f"{every_label_until})\n")
     head = (f"{'set':14s} {'records':>7s} {'incl':>4s} | {'ASReview':>8s} {'ours WSS@95':>11s} "
             f"{'(min-max)':>13s} {'diff':>6s} | {'WSS@100':>7s} {'RRF@10':>6s} {'ATD':>6s} | "
             f"{'wall s/sim':>10s} {'cpu s/sim':>9s} {'fits':>5s}")
