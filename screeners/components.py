@@ -530,7 +530,9 @@ class Model:
 #: (Nagtegaal .742, but Kitchenham .629: with seed 1 its two includes titled
 #: "...: A Literature Review" came 535th and 536th instead of 235th and 246th), in
 #: word pairs only .627, in single words only .627; both together .629, with
-#: naive Bayes 0.25 .629, 0.10 .631. On the
+#: naive Bayes 0.25 .629, 0.10 .631; the number-free, plural-folded matrix for
+#: one or two of the three rankings (the SVM; naive Bayes; the nearest include;
+#: both of the last two) and the plain one for the rest: .627-.629. On the
 #: previous default: the SVM with the ordinary hinge loss .625; the rankings'
 #: scores averaged as z-scores instead of ranks .616.
 _DEFAULT_FEATURE = ("tfidf", {"min_df": 2, "max_df": 0.95})
