@@ -91,12 +91,7 @@ class Tfidf(Component):
     def vectorizer(self) -> Any:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        if self.numbers and not self.stem_words:
-            return TfidfVectorizer(
-                ngram_range=(1, self.ngram_max), sublinear_tf=self.sublinear_tf,
-                min_df=self.min_df, max_df=self.max_df, stop_words=self.stop_words,
-                dtype=np.float32,
-            )
+        # the terms count_terms counts, whichever word settings are on
         analyzer = termcounts.Analyzer(self.ngram_max, self._stop_set(), self.numbers,
                                        self.stem_words)
         return TfidfVectorizer(analyzer=analyzer, sublinear_tf=self.sublinear_tf,
