@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -76,11 +75,9 @@ def run_ours(sets: list[str], seeds: list[int], model: str, jobs: int) -> dict[s
 def print_table(results: dict[str, dict], model: str, seeds: list[int]) -> None:
     from screeners.simulate import Schedule
 
-    growth = Schedule().growth
-    every_label_until = math.ceil(2 / growth)  # where floor(growth * labelled) reaches 2
+    sch = Schedule()
     print(f"\nModel {model}; seeds {','.join(map(str, seeds))}; retraining schedule: after every "
-          f"max(1, floor({growth:.1%} of labelled)) labels (every label until "
-          f"{every_label_until})\n")
+          f"max(1, floor({sch.growth:.1%} of labelled x records / {sch.per_records:,})) labels\n")
     head = (f"{'set':14s} {'records':>7s} {'incl':>4s} | {'ASReview':>8s} {'ours WSS@95':>11s} "
             f"{'(min-max)':>13s} {'diff':>6s} | {'WSS@100':>7s} {'RRF@10':>6s} {'ATD':>6s} | "
             f"{'wall s/sim':>10s} {'cpu s/sim':>9s} {'fits':>5s}")

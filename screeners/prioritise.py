@@ -211,7 +211,8 @@ def _model_scores(signature: tuple, stage: str, f: Features, labels: dict[int, i
     cached = _MODELS.get(key)
     if cached is not None:
         n_then, scores_then, secs = cached
-        if secs > FIT_BUDGET and 0 <= len(train_ids) - n_then < Schedule().batch(n_then):
+        due = Schedule().batch(n_then, f.X.shape[0])
+        if secs > FIT_BUDGET and 0 <= len(train_ids) - n_then < due:
             return scores_then
     for k in [k for k in _MODELS if k[0][0] == signature[0] and k[0] != signature]:
         del _MODELS[k]  # fitted on an older version of this store's records

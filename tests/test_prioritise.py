@@ -259,3 +259,31 @@ def test_records_with_no_countable_word_rank_alike_instead_of_failing(store):
     # a simulation on such texts says why it cannot run
     with pytest.raises(components.NoWordsError, match="No record has a word to rank by"):
         resolve_model("default").feature.fit_transform(["2010", "95 300", "x"])
+
+
+def test_a_slow_fit_is_reused_until_a_batch_of_labels_has_arrived(store, monkeypatch):
+    import screeners.prioritise as prioritise
+    from screeners.simulate import Schedule
+
+    ids = _fill(store)  # 8 records
+    fits = []
+    real_fit = components.SvmNbEnsemble.fit_scores
+
+    def counted(self, X, train, y, w, seed):
+        fits.append(len(train))
+        return real_fit(self, X, train, y, w, seed)
+
+    monkeypatch.setattr(components.SvmNbEnsemble, "fit_scores", counted)
+    monkeypatch.setattr(prioritise, "FIT_BUDGET", -1.0)  # every fit counts as slow
+    # batch = floor(1.0 * 8 records / 8 * labelled): 2 labels -> refit after 2 more
+    monkeypatch.setattr(prioritise, "Schedule", lambda: Schedule(growth=1.0, per_records=8))
+    cands = ids["quantum"]
+    _decide(store, ids["compassion"][0], "include")
+    _decide(store, ids["soil"][0], "exclude")
+    first = rank(store, TA, "ann", cands)
+    _decide(store, ids["soil"][1], "exclude")
+    assert rank(store, TA, "ann", cands) == first
+    assert fits == [2]
+    _decide(store, ids["compassion"][1], "include")
+    rank(store, TA, "ann", cands)
+    assert fits == [2, 4]

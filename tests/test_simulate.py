@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from screeners.simulate import DatasetError, load_dataset, run_simulation, simulate
+from screeners.simulate import DatasetError, Schedule, load_dataset, run_simulation, simulate
 from tests.conftest import shared_path
 
 DATA = Path(__file__).parent / "data" / "screening_small.csv"
@@ -98,3 +98,13 @@ def test_smoke_simulation_on_real_data():
     summary = simulate(ds, "default", seeds=[1])
     # ASReview's default reaches .538 here; a floor far below it cannot flake
     assert summary.runs[0].metrics["wss95"] > 0.25
+
+
+def test_retraining_batches_grow_with_the_labels_and_the_records():
+    s = Schedule()  # growth 0.015 per 1,500 records
+    # 503 records: every label until 397 are labelled (0.015 * 503 / 1500 * 397 = 1.997)
+    assert [s.batch(k, 503) for k in (1, 397, 398, 600)] == [1, 1, 2, 3]
+    # 5,782 records: every label until 34, then every 23rd at 400 (23.13)
+    assert [s.batch(k, 5782) for k in (34, 35, 173, 400)] == [1, 2, 10, 23]
+    assert Schedule(growth=0.01, per_records=1000).batch(1000, 2000) == 20
+    assert s.describe()["per_records"] == 1500
