@@ -8,7 +8,8 @@ a file beside the store (`screeners.feature_cache`), so a new process loads
 them and they are refitted only when records are added or their texts change. The
 classifier is refitted on every call while a fit is fast; once a fit takes
 longer than `FIT_BUDGET` seconds the last model is reused until the labelled
-set has grown by the simulation's batch share, so a reviewer never waits on it.
+set has grown by the simulation schedule's share of it (1.5 %, whatever the
+store's size), so a reviewer never waits on it.
 
 Before the team has both an include and an exclude, records are ranked by
 cosine similarity to the protocol's question and include terms, to the index
@@ -211,7 +212,10 @@ def _model_scores(signature: tuple, stage: str, f: Features, labels: dict[int, i
     cached = _MODELS.get(key)
     if cached is not None:
         n_then, scores_then, secs = cached
-        due = Schedule().batch(n_then, f.X.shape[0])
+        # by labels alone, whatever the store's size: a reviewer should not work
+        # from a ranking many decisions old
+        sch = Schedule()
+        due = sch.batch(n_then, sch.per_records)
         if secs > FIT_BUDGET and 0 <= len(train_ids) - n_then < due:
             return scores_then
     for k in [k for k in _MODELS if k[0][0] == signature[0] and k[0] != signature]:
