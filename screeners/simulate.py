@@ -13,9 +13,10 @@ until 99, 5,782 (PTSD) until 34, then every 10th label at 173 and every 23rd at
 settings and seed. Scaled by the records this way (was: growth * labelled
 alone), the nine benchmark sets gave a mean WSS@95 of .6319 against .6305 (seeds
 1-5), .6273 against .6259 (seeds 6-10) and .6201 against .6202 (seeds 11-15),
-OralHypo .174, .176 and .180 against .168, .175 and .174, with a quarter less
-CPU time over the nine sets (PTSD 76 fits instead of 198, OralHypo 443 instead
-of 234). Dividing by 1000 or 2000 instead of 1500 gave .6321 and .6307 (seeds
+OralHypo .174, .176 and .180 against .168, .175 and .174, with less CPU time
+over the nine sets (14.1 against 16.5 s for one seed of each in
+bench/bench_simulate.py; PTSD 76 fits instead of 198, OralHypo 443 instead of
+234). Dividing by 1000 or 2000 instead of 1500 gave .6321 and .6307 (seeds
 1-5). The live prioritiser (`screeners.prioritise`) batches by labels alone. The
 loop stops once every relevant record is found (ASReview's default stop); the
 rest follow in the last model's order.
