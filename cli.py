@@ -15,13 +15,15 @@ import shutil
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from cluster import __version__
 from connectors.errors import ClusterError
-from db.store import Store, open_store
+
+if TYPE_CHECKING:  # the store's module is imported where a command opens one
+    from db.store import Store
 
 DEFAULT_DB = "review.db"
 
@@ -110,6 +112,8 @@ def get_store(db_path: str, create: bool = True) -> Store:
     Closing folds the write-ahead log back into the file and lets the next
     command in the same process (a script, a test) open the store afresh.
     """
+    from db.store import open_store
+
     store = open_store(db_path, create=create)
     ctx = click.get_current_context(silent=True)
     if ctx is not None:

@@ -2,7 +2,8 @@
 status`, a new `cluster screen`) loads them instead of refitting.
 
 The cache is one file beside the store, `<store file>.features.npz`, holding the
-matrix, the record ids, the vocabulary and the idf weights, with the
+matrix (and any further view of the records it carries, `components.ViewMatrix`),
+the record ids, the vocabulary and the idf weights, with the
 fingerprint they were made from: the feature settings, the library versions
 that shape the numbers, and a hash of every record's id, title, abstract and
 keywords. A file whose fingerprint differs, or that cannot be read or does not
@@ -25,8 +26,9 @@ import numpy as np
 from scipy import sparse
 
 from db.store import Store
+from screeners.components import ViewMatrix, views
 
-FORMAT = 1  # bump when the file layout changes
+FORMAT = 2  # bump when the file layout changes
 _SUFFIX = ".features.npz"
 
 
@@ -81,27 +83,38 @@ def load(path: Path, fp: str) -> Cached | None:
             if str(z["fingerprint"][()]) != fp:
                 return None
             ids = z["ids"].astype(np.int64)
-            shape = tuple(int(v) for v in z["shape"])
-            data, indices, indptr = z["data"], z["indices"], z["indptr"]
+            matrices = [_matrix(z, f"view{k}_" if k else "")
+                        for k in range(int(z["n_views"][()]))]
             empty = z["empty"].astype(bool)
             has_vec = bool(z["has_vectorizer"][()])
             terms = tuple(bytes(z["terms"]).decode("utf-8").split("\n")) if has_vec else None
             idf = z["idf"] if has_vec else None
     except Exception:  # unreadable, truncated, foreign or from another layout: refit
         return None
-    n_rows, n_cols = shape if len(shape) == 2 else (-1, -1)
-    ok = (n_rows == len(ids) == len(empty) and len(indptr) == n_rows + 1
-          and indptr[0] == 0 and indptr[-1] == len(data) == len(indices)
-          and bool(np.all(np.diff(indptr) >= 0)) and bool(np.all(np.diff(ids) > 0))
-          and (len(indices) == 0 or (0 <= indices.min() and indices.max() < n_cols))
-          and np.issubdtype(data.dtype, np.floating) and bool(np.isfinite(data).all()))
+    if not matrices or any(m is None or m.shape[0] != len(ids) for m in matrices):
+        return None
+    n_cols = matrices[0].shape[1]
+    ok = len(ids) == len(empty) and bool(np.all(np.diff(ids) > 0))
     if has_vec:
         ok = (ok and terms is not None and idf is not None
               and len(terms) == len(set(terms)) == n_cols == len(idf))
     if not ok:
         return None
-    X = sparse.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
+    X = matrices[0] if len(matrices) == 1 else ViewMatrix.of(*matrices)
     return Cached(ids, X, empty, terms, idf)
+
+
+def _matrix(z: Any, prefix: str) -> sparse.csr_matrix | None:
+    """The matrix stored under `prefix`, or None if its parts do not hang together."""
+    shape = tuple(int(v) for v in z[prefix + "shape"])
+    data, indices, indptr = z[prefix + "data"], z[prefix + "indices"], z[prefix + "indptr"]
+    n_rows, n_cols = shape if len(shape) == 2 else (-1, -1)
+    ok = (n_rows >= 0 and len(indptr) == n_rows + 1
+          and indptr[0] == 0 and indptr[-1] == len(data) == len(indices)
+          and bool(np.all(np.diff(indptr) >= 0))
+          and (len(indices) == 0 or (0 <= indices.min() and indices.max() < n_cols))
+          and np.issubdtype(data.dtype, np.floating) and bool(np.isfinite(data).all()))
+    return sparse.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols)) if ok else None
 
 
 def save(path: Path, fp: str, ids: np.ndarray, X: sparse.csr_matrix, empty: np.ndarray,
@@ -125,9 +138,14 @@ def save(path: Path, fp: str, ids: np.ndarray, X: sparse.csr_matrix, empty: np.n
             if store_file.exists():
                 # whoever may read the store may read its features (mkstemp makes 0600)
                 os.fchmod(fh.fileno(), store_file.stat().st_mode & 0o666)
-            np.savez(fh, fingerprint=np.array(fp), ids=ids, shape=np.array(X.shape),
-                     data=X.data, indices=X.indices, indptr=X.indptr, empty=empty,
-                     has_vectorizer=np.array(has_vec), terms=terms_blob, idf=idf)
+            matrices = {}
+            for k, V in enumerate(views(X)):
+                prefix = f"view{k}_" if k else ""
+                matrices.update({prefix + "shape": np.array(V.shape), prefix + "data": V.data,
+                                 prefix + "indices": V.indices, prefix + "indptr": V.indptr})
+            np.savez(fh, fingerprint=np.array(fp), ids=ids, n_views=np.array(len(views(X))),
+                     empty=empty, has_vectorizer=np.array(has_vec), terms=terms_blob, idf=idf,
+                     **matrices)
         # readers see the old file or the new one, never half of one
         os.replace(tmp, path)
         return True

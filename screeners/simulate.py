@@ -3,21 +3,22 @@ the relevant records, the way ASReview's `simulate` does.
 
 Prior knowledge is one include and one exclude drawn with the seed; from then
 on the model chooses every next record. Retraining follows a fixed schedule
-(`Schedule`): after every max(1, floor(growth * labelled * records / 1500)) new
+(`Schedule`): after every max(1, floor(growth * labelled * records / 750)) new
 labels, taking the model's top records as one batch in between. A fit costs
 about in proportion to the records it scores, so a small set retrains after
 every label and a large one in larger batches: with growth 0.015, 503 records
-(OralHypo) retrain after every label until 397 are labelled, 2,008 (Nagtegaal)
-until 99, 5,782 (PTSD) until 34, then every 10th label at 173 and every 23rd at
+(OralHypo) retrain after every label until 198 are labelled, 2,008 (Nagtegaal)
+until 49, 5,782 (PTSD) until 17, then every 20th label at 173 and every 46th at
 400. The schedule depends on counts only, so a run is reproducible from its
 settings and seed. Scaled by the records this way (was: growth * labelled
-alone), the nine benchmark sets gave a mean WSS@95 of .6319 against .6305 (seeds
-1-5), .6273 against .6259 (seeds 6-10) and .6201 against .6202 (seeds 11-15),
-OralHypo .174, .176 and .180 against .168, .175 and .174, with less CPU time
-over the nine sets (14.1 against 16.5 s for one seed of each in
-bench/bench_simulate.py; PTSD 76 fits instead of 198, OralHypo 443 instead of
-234). Dividing by 1000 or 2000 instead of 1500 gave .6321 and .6307 (seeds
-1-5). The live prioritiser (`screeners.prioritise`) batches by labels alone. The
+alone), per 1,500 records, the nine benchmark sets gave a mean WSS@95 of .6319
+against .6305 (seeds 1-5), .6273 against .6259 (seeds 6-10) and .6201 against
+.6202 (seeds 11-15) with the one-SVM model of the time, with less CPU time over
+the nine sets (14.1 against 16.5 s for one seed of each in
+bench/bench_simulate.py). Per 750 records came with the default's second SVM,
+which doubles the cost of a fit: half as many fits keep a simulation's time
+where it was (see the comment above `components.PRESETS` for the figures).
+The live prioritiser (`screeners.prioritise`) batches by labels alone. The
 loop stops once every relevant record is found (ASReview's default stop); the
 rest follow in the last model's order.
 """
@@ -68,7 +69,7 @@ class Schedule:
     new labels: the larger the collection, the dearer a fit and the larger the batch."""
 
     growth: float = 0.015
-    per_records: int = 1500
+    per_records: int = 750
 
     def batch(self, n_labelled: int, n_records: int) -> int:
         return max(1, int(self.growth * n_records / self.per_records * n_labelled))

@@ -244,6 +244,49 @@ def test_svm_nb_ensemble_with_a_share_for_the_nearest_include():
     assert near[3] > near[2] and near[4] > near[5]
 
 
+NUMBERED = ["insulin 12 weeks trial", "insulin 52 weeks trial", "soil erosion 12 plots",
+            "soil erosion 52 plots", "metformin 12 weeks", "metformin 52 weeks"]
+
+
+def test_the_numbers_view_keeps_what_the_first_view_drops():
+    X = make("feature", "tfidf", numbers=False, number_view=True).fit_transform(NUMBERED)
+    first, numbers = components.views(X)
+    assert isinstance(X, components.ViewMatrix) and first is X
+    # 7 words and 5 pairs without numbers; 9 words and 12 pairs with them
+    assert first.shape == (6, 12) and numbers.shape == (6, 21)
+    # without numbers the two insulin trials are one text; with them they differ
+    assert (first[0] != first[1]).nnz == 0 and (numbers[0] != numbers[1]).nnz == 6
+    # a slice or a copy is an ordinary matrix, of the first view alone
+    assert len(components.views(X[[0, 1]])) == 1
+    # numbers kept already: no second view
+    assert len(components.views(make("feature", "tfidf", number_view=True).fit_transform(NUMBERED))) == 1
+    with pytest.raises(components.ComponentError, match="the views differ in rows"):
+        components.ViewMatrix.of(first, numbers[:5])
+
+
+def test_a_second_svm_on_the_numbers_view_tells_apart_what_numbers_alone_separate():
+    X = make("feature", "tfidf", numbers=False, number_view=True).fit_transform(NUMBERED)
+    train, y, w = np.array([0, 1]), np.array([1, 0]), np.ones(2)  # the 12-week trial is relevant
+
+    def scores(**kw):
+        return make("classifier", "svm-nb", nb_share=0.0, knn_share=0.0, **kw).fit_scores(
+            X, train, y, w, 0)
+
+    # the first view cannot tell the 12-week records from the 52-week ones
+    first = scores(view_share=0.0)
+    assert first[4] == first[5] and first[2] == first[3]
+    mixed = scores(view_share=0.35)
+    assert mixed[4] > mixed[5] and mixed[2] > mixed[3]
+    # all the weight on the second SVM: the ranking of an SVM fitted on the numbers view
+    alone = scores(view_share=1.0)
+    svm = make("classifier", "svm").fit_scores(components.views(X)[1], train, y, w, 0)
+    assert np.argsort(-alone, kind="stable").tolist() == np.argsort(-svm, kind="stable").tolist()
+    # on a matrix with one view the second SVM would repeat the first: its share joins it
+    plain = make("feature", "tfidf", numbers=False).fit_transform(NUMBERED)
+    with_share = make("classifier", "svm-nb", view_share=0.35).fit_scores(plain, train, y, w, 0)
+    assert np.array_equal(with_share, make("classifier", "svm-nb").fit_scores(plain, train, y, w, 0))
+
+
 def test_records_with_no_countable_word_rank_alike_instead_of_failing(store):
     # numbers alone and single letters are no terms: the store has text but no words
     ids = [store.add_record(Record(title=t, abstract=a))

@@ -70,6 +70,10 @@ def test_a_new_store_object_loads_the_file_instead_of_refitting(db_path, monkeyp
     assert g.origin == "disk"
     assert g.ids.tolist() == ids
     assert (g.X != f.X).nnz == 0 and np.array_equal(g.X.indices, f.X.indices)
+    # the default model's second view (numbers kept) comes back with the matrix
+    (_, nums_then), (_, nums_now) = components.views(f.X), components.views(g.X)
+    assert nums_now.shape == nums_then.shape and nums_now.shape[1] > f.X.shape[1]
+    assert (nums_now != nums_then).nnz == 0
     assert g.empty == f.empty and g.known == f.known
     again.close()
 
@@ -118,7 +122,8 @@ def test_adding_a_record_or_editing_a_text_refreshes_the_features(db_path, monke
     assert h.origin == "disk" and (h.X != g.X).nnz == 0
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "forged", "terms", "folder"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "forged", "view", "terms",
+                                    "folder"])
 def test_a_damaged_cache_file_is_rebuilt_without_a_word(db_path, damage):
     store, ids, label = _filled(db_path, 40)
     ref = features(store)
@@ -137,6 +142,14 @@ def test_a_damaged_cache_file_is_rebuilt_without_a_word(db_path, damage):
         parts["indices"] = parts["indices"] + 10 ** 6
         with open(side, "wb") as fh:
             np.savez(fh, **parts)
+    elif damage == "view":
+        # the second view one row short
+        with np.load(side) as z:
+            parts = dict(z)
+        parts["view1_indptr"] = parts["view1_indptr"][:-1]
+        parts["view1_shape"] = parts["view1_shape"] - [1, 0]
+        with open(side, "wb") as fh:
+            np.savez(fh, **parts)
     elif damage == "terms":
         # one term twice: the rebuilt vectoriser would refuse its vocabulary
         with np.load(side) as z:
@@ -151,6 +164,7 @@ def test_a_damaged_cache_file_is_rebuilt_without_a_word(db_path, damage):
         side.mkdir()  # nothing can be written there
     f = features(store)
     assert f.origin == "fitted" and (f.X != ref.X).nnz == 0
+    assert len(components.views(f.X)) == 2
     if damage == "folder":
         assert side.is_dir()
     else:

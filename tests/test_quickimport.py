@@ -41,11 +41,13 @@ def test_simulate_command_imports_none_of_the_heavy_modules():
         f"print(json.dumps({{'heavy': [n for n in {HEAVY!r} if n in sys.modules],\n"
         "    'liblinear': 'sklearn.svm._liblinear' in loaded,\n"
         "    'python_modules': [n for n in loaded if n not in compiled],\n"
-        "    'stats': 'scipy.stats' in sys.modules}))\n")
+        "    'stats': 'scipy.stats' in sys.modules, 'sqlite': 'sqlite_utils' in sys.modules}))\n")
     # the compiled solver and the compiled modules it links against (with this
     # release sklearn._cyutility and sklearn.utils._cython_blas): no package, and
     # no Python module of scikit-learn, ran
-    assert got == {"heavy": [], "liblinear": True, "python_modules": [], "stats": False}
+    # nor the store's SQLite layer: a simulation reads a file and writes nothing
+    assert got == {"heavy": [], "liblinear": True, "python_modules": [], "stats": False,
+                   "sqlite": False}
 
 
 def test_scikit_learn_imports_as_usual_after_the_light_load():

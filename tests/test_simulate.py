@@ -48,7 +48,8 @@ def test_cli_simulate_outputs(run, tmp_path):
     assert [r["seed"] for r in res["runs"]] == [1, 2, 3]
     agg = res["aggregate"]["wss95"]
     assert agg["min"] <= agg["mean"] <= agg["max"]
-    assert res["records"] == 40 and res["model"]["classifier"] == {"name": "svm-nb", "C": 0.08, "alpha": 1.0, "nb_share": 0.15, "knn_share": 0.15}
+    assert res["records"] == 40 and res["model"]["classifier"] == {
+        "name": "svm-nb", "C": 0.08, "alpha": 1.0, "nb_share": 0.15, "knn_share": 0.15, "view_share": 0.35}
     assert b"<svg" in svg.read_bytes()[:500]
 
 
@@ -101,10 +102,10 @@ def test_smoke_simulation_on_real_data():
 
 
 def test_retraining_batches_grow_with_the_labels_and_the_records():
-    s = Schedule()  # growth 0.015 per 1,500 records
-    # 503 records: every label until 397 are labelled (0.015 * 503 / 1500 * 397 = 1.997)
-    assert [s.batch(k, 503) for k in (1, 397, 398, 600)] == [1, 1, 2, 3]
-    # 5,782 records: every label until 34, then every 23rd at 400 (23.13)
-    assert [s.batch(k, 5782) for k in (34, 35, 173, 400)] == [1, 2, 10, 23]
+    s = Schedule()  # growth 0.015 per 750 records
+    # 503 records: every label until 198 are labelled (0.015 * 503 / 750 * 198 = 1.992)
+    assert [s.batch(k, 503) for k in (1, 198, 199, 600)] == [1, 1, 2, 6]
+    # 5,782 records: every label until 17, then every 20th at 173 (20.006), 46th at 400
+    assert [s.batch(k, 5782) for k in (17, 18, 173, 400)] == [1, 2, 20, 46]
     assert Schedule(growth=0.01, per_records=1000).batch(1000, 2000) == 20
-    assert s.describe()["per_records"] == 1500
+    assert s.describe()["per_records"] == 750

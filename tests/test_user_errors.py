@@ -23,6 +23,7 @@ from click.testing import CliRunner
 
 import cli as cli_module
 from cli import cli
+import db.store as store_module
 from db.store import open_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,14 +67,15 @@ def made(tmp_path: Path) -> Path:
 
 def open_with_pragma(monkeypatch, pragma: str) -> None:
     """The CLI's stores run `pragma` once opened (a stand-in for a file's permissions, a wait)."""
-    real = cli_module.open_store
+    real = store_module.open_store
 
     def opened(path, **kw):
         store = real(path, **kw)
         store.db.execute(pragma)
         return store
 
-    monkeypatch.setattr(cli_module, "open_store", opened)
+    # the CLI imports open_store from db.store when a command opens a store
+    monkeypatch.setattr(store_module, "open_store", opened)
 
 
 def test_read_only_store_is_one_sentence(made: Path, monkeypatch) -> None:
@@ -168,7 +170,7 @@ def test_output_options_check_writing_not_reading() -> None:
 
 def test_store_is_closed_after_each_command(tmp_path: Path, monkeypatch) -> None:
     closed: list[str] = []
-    real = cli_module.open_store
+    real = store_module.open_store
 
     def tracked(path, **kw):
         store = real(path, **kw)
@@ -181,7 +183,7 @@ def test_store_is_closed_after_each_command(tmp_path: Path, monkeypatch) -> None
         store.close = close
         return store
 
-    monkeypatch.setattr(cli_module, "open_store", tracked)
+    monkeypatch.setattr(store_module, "open_store", tracked)
     db = str(tmp_path / "review.db")
     assert invoke("init", "--db", db).exit_code == 0
     assert closed == [db]

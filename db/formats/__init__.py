@@ -12,7 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from db.events import ROLES
 from db.formats.bibtex import read_bibtex
@@ -23,7 +23,9 @@ from db.formats.export import EXPORT_FORMATS, DECISION_FILTERS, ExportResult, ex
 from db.formats.medline import read_medline
 from db.formats.ris import read_ris, read_wos
 from db.formats.tabular import is_id_list, looks_tabular, read_csv, read_id_list
-from db.store import Store, now, record_to_row
+
+if TYPE_CHECKING:  # reading a file needs no SQLite layer
+    from db.store import Store
 
 __all__ = [
     "DECISION_FILTERS", "EXPORT_FORMATS", "ExportResult", "FileFormatError", "ImportResult",
@@ -178,6 +180,8 @@ def import_files(store: Store, paths: Sequence[str | Path], *, role: str,
 
 def _import_one(store: Store, pf: ParsedFile, *, role: str, service: str,
                 labels_reviewer: str | None) -> ImportResult:
+    from db.store import now, record_to_row
+
     res = pf.result
     warnings = list(res.warnings)
     n_labels = sum(1 for lab in res.labels if lab)

@@ -7,7 +7,10 @@ decision while the second one is still to come.
 
 from __future__ import annotations
 
-from db.store import Store
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from db.store import Store
 
 
 def active_events(store: Store, stage: str) -> list[dict]:

@@ -11,14 +11,16 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from connectors.errors import ClusterError
 from db.events import DECISIONS, STAGES
 from db.formats.bibtex import write_bibtex
 from db.formats.decisions import active_events, current_decisions
 from db.formats.ris import write_ris
-from db.store import Store
+
+if TYPE_CHECKING:
+    from db.store import Store
 
 EXPORT_FORMATS = ("ris", "bibtex", "csv", "jsonl", "asreview")
 DECISION_FILTERS = (*DECISIONS, "conflict", "undecided")
