@@ -138,19 +138,12 @@ class Tfidf(Component):
         vec = settings.vectorizer()
         vec.set_params(vocabulary=vocabulary)
         vec.idf_ = idf
-        return vec, self._with_views(X, texts, titles)
+        return vec, X
 
     def fit_transform(self, texts: Sequence[str], titles: Sequence[str] | None = None
                       ) -> sparse.csr_matrix:
         # no vectoriser is built: a simulation needs the matrix alone
-        return self._with_views(self._fit_texts(texts, titles)[1], texts, titles)
-
-    def _with_views(self, X: sparse.csr_matrix, texts: Sequence[str],
-                    titles: Sequence[str] | None) -> sparse.csr_matrix:
-        if not self.number_view or self.numbers:
-            return X
-        numbers_kept = dataclasses.replace(self, numbers=True, number_view=False)
-        return ViewMatrix.of(X, numbers_kept.fit_transform(texts, titles))
+        return self._fit_texts(texts, titles)[1]
 
     def _fit_texts(self, texts: Sequence[str], titles: Sequence[str] | None
                    ) -> tuple[Tfidf, sparse.csr_matrix, dict[str, int], np.ndarray]:
@@ -162,25 +155,35 @@ class Tfidf(Component):
                      for t, x in zip(titles, texts)]
         if not any(t.strip() for t in texts):
             raise ComponentError("No record has a title or abstract: there is no text to rank by.")
+        tokens = termcounts.tokenize(texts, self._stop_set())
+        settings, X, vocabulary, idf = self._fit_bounded(texts, tokens)
+        if self.number_view and not self.numbers:
+            # the same tokens counted again with numbers kept: the second view
+            numbers_kept = dataclasses.replace(self, numbers=True, number_view=False)
+            X = ViewMatrix.of(X, numbers_kept._fit_bounded(texts, tokens)[1])
+        return settings, X, vocabulary, idf
+
+    def _fit_bounded(self, texts: Sequence[str], tokens: termcounts.Tokens
+                     ) -> tuple[Tfidf, sparse.csr_matrix, dict[str, int], np.ndarray]:
         try:
-            return (self, *self._fit(texts))
+            return (self, *self._fit(texts, tokens))
         except ValueError:
             # a handful of records can leave no term inside the document-frequency
             # bounds; every term then counts
             every_term = dataclasses.replace(self, min_df=1, max_df=1.0)
             try:
-                return (every_term, *every_term._fit(texts))
+                return (every_term, *every_term._fit(texts, tokens))
             except ValueError:
                 raise NoWordsError(
                     "No record has a word to rank by: the titles and abstracts hold only "
                     "numbers, single letters or stop words.") from None
 
-    def _fit(self, texts: Sequence[str]
+    def _fit(self, texts: Sequence[str], tokens: termcounts.Tokens | None = None
              ) -> tuple[sparse.csr_matrix, dict[str, int], np.ndarray]:
         # TfidfVectorizer.fit_transform's matrix and idf, computed in bulk
         counts, vocabulary = termcounts.count_terms(texts, self.ngram_max, self.min_df,
                                                     self.max_df, self._stop_set(), self.numbers,
-                                                    self.stem_words)
+                                                    self.stem_words, tokens)
         X, idf = termcounts.tfidf_weights(counts, self.sublinear_tf)
         return X, vocabulary, idf
 

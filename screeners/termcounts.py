@@ -58,11 +58,20 @@ def plural_stem(word: str) -> str:
     return word[:-1]
 
 
-def _word_ids(texts: Sequence[str], stop_words: Collection[str] | None,
-              numbers: bool = True) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Every distinct word (lower-cased) in order of first appearance, the word
-    number of every token of the collection, and the number of tokens per text.
-    With `numbers` False, tokens that are `is_number` are no words."""
+@dataclass(frozen=True)
+class Tokens:
+    """A collection's tokens (lower-cased, stop words out, numbers in): every
+    distinct word in order of first appearance, the word number of every token,
+    and the number of tokens per text. Made once (`tokenize`), counted by
+    `count_terms` in as many ways as asked."""
+
+    words: list[str]
+    word_of: np.ndarray
+    lens: np.ndarray
+
+
+def tokenize(texts: Sequence[str], stop_words: Collection[str] | None = None) -> Tokens:
+    """The tokens of `texts`, for `count_terms` (which tokenizes itself when given none)."""
     vocab: defaultdict[str, int] = defaultdict()
     vocab.default_factory = vocab.__len__  # a new word gets the next number
     lookup = vocab.__getitem__
@@ -74,7 +83,14 @@ def _word_ids(texts: Sequence[str], stop_words: Collection[str] | None,
             toks = [t for t in toks if t not in stop_words]
         ids.extend(map(lookup, toks))
         lens[i] = len(toks)
-    words, word_of = list(vocab), np.array(ids, dtype=np.int64)
+    return Tokens(list(vocab), np.array(ids, dtype=np.int64), lens)
+
+
+def _word_ids(texts: Sequence[str], tokens: Tokens, numbers: bool = True
+              ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The words, token word numbers and tokens per text of `tokens`; with
+    `numbers` False, tokens that are `is_number` are no words."""
+    words, word_of, lens = tokens.words, tokens.word_of, tokens.lens
     if not numbers:
         # dropped by word, not token by token: one test per distinct word
         number = np.fromiter(map(is_number, words), dtype=bool, count=len(words))
@@ -123,7 +139,7 @@ def _stem_ids(words: list[str], ids: np.ndarray) -> tuple[list[str], np.ndarray]
 
 def count_terms(texts: Sequence[str], ngram_max: int = 1, min_df: int | float = 1,
                 max_df: int | float = 1.0, stop_words: Collection[str] | None = None,
-                numbers: bool = True, stem_words: bool = False
+                numbers: bool = True, stem_words: bool = False, tokens: Tokens | None = None
                 ) -> tuple[sparse.csr_matrix, dict[str, int]]:
     """The float32 term-count matrix of `texts` over their 1..ngram_max-word terms
     kept by document frequency, and the vocabulary (term -> column).
@@ -131,10 +147,13 @@ def count_terms(texts: Sequence[str], ngram_max: int = 1, min_df: int | float = 
     With `numbers` False, tokens of digits alone are left out before n-grams are
     formed; with `stem_words`, one-word terms are counted by their `plural_stem`
     ("study" counts "studies"), longer terms as written. `Analyzer` gives the
-    same terms one text at a time."""
+    same terms one text at a time. `tokens` are `tokenize(texts, stop_words)`,
+    when already made."""
     if ngram_max < 1:
         raise ValueError(f"ngram_max must be at least 1, not {ngram_max}")
-    words, ids, lens = _word_ids(texts, stop_words, numbers)
+    if tokens is None:
+        tokens = tokenize(texts, stop_words)
+    words, ids, lens = _word_ids(texts, tokens, numbers)
     unigram_words, unigram_ids = _stem_ids(words, ids) if stem_words else (words, ids)
     n_docs = len(texts)
     if not words:

@@ -234,6 +234,20 @@ def test_same_matrix_as_tfidfvectorizer_with_the_word_options(kw, words):
     assert np.array_equal(vec.transform(new).toarray(), vec_ref.transform(new).toarray())
 
 
+def test_the_numbers_view_is_counted_from_the_same_tokens(monkeypatch):
+    from screeners import components, termcounts
+
+    made = []
+    real = termcounts.tokenize
+    monkeypatch.setattr(termcounts, "tokenize", lambda *a: made.append(1) or real(*a))
+    both = make("feature", "tfidf", ngram_max=2, numbers=False, number_view=True).fit_transform(WORDY)
+    assert len(made) == 1  # one tokenization for both views
+    for view, numbers in zip(components.views(both), (False, True)):
+        alone = make("feature", "tfidf", ngram_max=2, numbers=numbers).fit_transform(WORDY)
+        assert view.shape == alone.shape and np.array_equal(view.indices, alone.indices)
+        assert np.array_equal(view.data, alone.data)
+
+
 @pytest.mark.shared
 def test_word_options_give_the_same_matrix_on_a_real_dataset():
     ds = load_dataset(shared_path("data", "screening", "Appenzeller-Herzog_2019.csv"))
