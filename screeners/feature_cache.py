@@ -83,8 +83,7 @@ def load(path: Path, fp: str) -> Cached | None:
             if str(z["fingerprint"][()]) != fp:
                 return None
             ids = z["ids"].astype(np.int64)
-            matrices = [_matrix(z, f"view{k}_" if k else "")
-                        for k in range(int(z["n_views"][()]))]
+            matrices = [_matrix(z, _prefix(k)) for k in range(int(z["n_views"][()]))]
             empty = z["empty"].astype(bool)
             has_vec = bool(z["has_vectorizer"][()])
             terms = tuple(bytes(z["terms"]).decode("utf-8").split("\n")) if has_vec else None
@@ -102,6 +101,11 @@ def load(path: Path, fp: str) -> Cached | None:
         return None
     X = matrices[0] if len(matrices) == 1 else ViewMatrix.of(*matrices)
     return Cached(ids, X, empty, terms, idf)
+
+
+def _prefix(view: int) -> str:
+    # the first view's arrays keep the names they had before there were views
+    return f"view{view}_" if view else ""
 
 
 def _matrix(z: Any, prefix: str) -> sparse.csr_matrix | None:
@@ -140,9 +144,9 @@ def save(path: Path, fp: str, ids: np.ndarray, X: sparse.csr_matrix, empty: np.n
                 os.fchmod(fh.fileno(), store_file.stat().st_mode & 0o666)
             matrices = {}
             for k, V in enumerate(views(X)):
-                prefix = f"view{k}_" if k else ""
-                matrices.update({prefix + "shape": np.array(V.shape), prefix + "data": V.data,
-                                 prefix + "indices": V.indices, prefix + "indptr": V.indptr})
+                p = _prefix(k)
+                matrices.update({p + "shape": np.array(V.shape), p + "data": V.data,
+                                 p + "indices": V.indices, p + "indptr": V.indptr})
             np.savez(fh, fingerprint=np.array(fp), ids=ids, n_views=np.array(len(views(X))),
                      empty=empty, has_vectorizer=np.array(has_vec), terms=terms_blob, idf=idf,
                      **matrices)
