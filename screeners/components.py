@@ -611,7 +611,9 @@ class Model:
 #: every block (.180, .181, .180 against .174, .176, .180). The same model
 #: retraining per 1,500 records: .6329 (all nine) at 1.5x the CPU time; per 1,000
 #: .6318 (OralHypo .163), per 500 .6318 (OralHypo .162): OralHypo's figure moves
-#: by .02 with where the batches fall alone.
+#: by .02 with where the batches fall alone. The second SVM at 0.30 (the first at
+#: 0.40): .6318 (OralHypo .171); at 0.40 (the first at 0.30): .6290 (OralHypo
+#: .172, PPI .442).
 _DEFAULT_FEATURE = ("tfidf", {"min_df": 2, "max_df": 0.95})
 PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
     "default": {"feature": ("tfidf", {"min_df": 2, "max_df": 0.8, "title_repeats": 2,
