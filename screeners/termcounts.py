@@ -86,8 +86,7 @@ def tokenize(texts: Sequence[str], stop_words: Collection[str] | None = None) ->
     return Tokens(list(vocab), np.array(ids, dtype=np.int64), lens)
 
 
-def _word_ids(texts: Sequence[str], tokens: Tokens, numbers: bool = True
-              ) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _word_ids(tokens: Tokens, numbers: bool = True) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The words, token word numbers and tokens per text of `tokens`; with
     `numbers` False, tokens that are `is_number` are no words."""
     words, word_of, lens = tokens.words, tokens.word_of, tokens.lens
@@ -96,8 +95,8 @@ def _word_ids(texts: Sequence[str], tokens: Tokens, numbers: bool = True
         number = np.fromiter(map(is_number, words), dtype=bool, count=len(words))
         if number.any():
             keep = ~number[word_of]
-            lens = np.bincount(np.repeat(np.arange(len(texts)), lens)[keep],
-                               minlength=len(texts)).astype(np.int64)
+            lens = np.bincount(np.repeat(np.arange(len(lens)), lens)[keep],
+                               minlength=len(lens)).astype(np.int64)
             # the words left, still numbered in order of first appearance
             renumber = np.cumsum(~number) - 1
             word_of = renumber[word_of[keep]]
@@ -153,7 +152,7 @@ def count_terms(texts: Sequence[str], ngram_max: int = 1, min_df: int | float = 
         raise ValueError(f"ngram_max must be at least 1, not {ngram_max}")
     if tokens is None:
         tokens = tokenize(texts, stop_words)
-    words, ids, lens = _word_ids(texts, tokens, numbers)
+    words, ids, lens = _word_ids(tokens, numbers)
     unigram_words, unigram_ids = _stem_ids(words, ids) if stem_words else (words, ids)
     n_docs = len(texts)
     if not words:
