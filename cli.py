@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from cluster import __version__
-from connectors.errors import ClusterError
+from base.errors import ClusterError
 
 if TYPE_CHECKING:  # the store's module is imported where a command opens one
     from db.store import Store
@@ -168,8 +167,17 @@ def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
 
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from base.version import version
+
+        click.echo(f"cluster, version {version()}")
+        ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="cluster")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_show_version, help="Show the version and exit.")
 def cli() -> None:
     """cluster: find, deduplicate, screen and report the records of a literature review.
 
@@ -407,8 +415,8 @@ def fetch_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], fill: bool, db_path
 
     Example: cluster fetch --pmid 36987902 --doi 10.1371/journal.pone.0033693
     """
-    from connectors.http import connect
     from connectors.metadata import fetch_by_ids, fill_needs_metadata
+    from connectors.services import connect
 
     if not (pmids or dois or fill):
         raise UserError("Nothing to fetch: give --pmid, --doi or --fill.")
@@ -470,7 +478,7 @@ def _open(db_path: str):
 
 
 def _connect(db_path: str):
-    from connectors.http import connect
+    from connectors.services import connect
 
     return connect(connector_settings(db_path))
 

@@ -24,8 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connectors.http import Settings, connect  # noqa: E402
+from connectors.http import Settings  # noqa: E402
 from connectors.loopback import LoopbackServer, Request, Response  # noqa: E402
+from connectors.services import connect  # noqa: E402
 
 N = 1000
 SAMPLE = 30  # ids looked up one by one for the baseline

@@ -41,7 +41,7 @@ def load(name: str) -> list[dict]:
 
 
 def to_record(row: dict):
-    from connectors.record import Record, normalize_year
+    from base.record import Record, normalize_year
 
     def opt(name: str) -> str | None:
         return row[name] or None

@@ -41,7 +41,7 @@ def main() -> None:
     if not SHARED.exists():
         print("../shared/data/screening is absent: benchmark skipped")
         return
-    from connectors.record import Record
+    from base.record import Record
     from db.store import open_store
     from screeners import prioritise
     from screeners.protocol import set_protocol
@@ -125,8 +125,8 @@ def _status_runs(db: Path, n: int) -> tuple[list[float], list[float]]:
     import os
     import subprocess
 
-    from screeners.feature_cache import cache_path
     from db.store import open_store
+    from screeners.feature_cache import cache_path
 
     s = open_store(db, create=False)
     side = cache_path(s)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.record import Record  # noqa: E402
+from base.record import Record  # noqa: E402
 from db.diagram import layout, to_svg  # noqa: E402
 from db.flow import compute_flow  # noqa: E402
 from db.store import open_store  # noqa: E402

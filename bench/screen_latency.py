@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.record import Record  # noqa: E402
+from base.record import Record  # noqa: E402
 from db.store import open_store  # noqa: E402
 from screeners.decisions import decide  # noqa: E402
 from screeners.session import ScreeningSession  # noqa: E402

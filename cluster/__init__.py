@@ -1,3 +1,1 @@
 """CLUSTER expansion strategies and deduplication."""
-
-__version__ = "0.1.0"

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from connectors.errors import ClusterError
-from connectors.record import Author
+from base.errors import ClusterError
+from base.record import Author
 from db.store import Store
 
 STATUSES = ("sent", "replied", "no-reply")

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from connectors.errors import ClusterError
+from base.errors import ClusterError
 from connectors.http import Settings
 from db.store import Store, StoreError, open_store
 
@@ -253,7 +253,7 @@ def run_demo(directory: str | Path, settings: Settings, options: DemoOptions = D
 
 def _pipeline(store: Store, world: Any, settings: Settings, options: DemoOptions,
               directory: Path, say: Progress, timings: dict[str, float]) -> DemoResult:
-    from connectors.http import connect
+    from connectors.services import connect
 
     truth = _Truth(world)
     files: dict[str, Path] = {"store": directory / STORE_NAME,

@@ -23,7 +23,6 @@ whose type or language no service gives is kept and flagged, never dropped.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import uuid
@@ -32,10 +31,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from connectors import SERVICE_NAMES
-from connectors.errors import ClusterError
-from connectors.http import CallLog, Fetched, Link, Links, Reference, ServiceError, Services
-from connectors.record import Author, Record, fold, is_english, is_journal_article
+from base.errors import ClusterError, ServiceError
+from base.record import Author, Record, fold, is_english, is_journal_article
+from base.services import SERVICE_NAMES
+from connectors.http import CallLog, Fetched, Link, Links, Reference
+from connectors.services import Services
 from db.store import Store, row_to_record
 
 STRATEGIES = ("lead-author", "cited-by", "references", "related")
@@ -724,11 +724,7 @@ class _Runner:
         return out
 
     def _openalex_lead_ids(self, seeds: list[Seed]) -> tuple[dict[int, str], tuple[CallLog, ...]]:
-        """The lead authors' OpenAlex ids, from the seeds' work objects (50 per request).
-
-        The Record type has no author ids, so the authorships are read from
-        the work objects through the shared HTTP layer (cached like the rest).
-        """
+        """The lead authors' OpenAlex ids, from the seeds' work objects (50 per request)."""
         out: dict[int, str] = {}
         want: dict[str, list[int]] = defaultdict(list)
         for s in seeds:
@@ -737,29 +733,13 @@ class _Runner:
                 out[s.record_id] = known
             elif s.openalex:
                 want[s.openalex].append(s.record_id)
-        http = self.services.http
-        calls: list[CallLog] = []
-        if not want or http is None:
+        if not want:
             return out, ()
-        keys = list(want)
-        for i in range(0, len(keys), 50):
-            batch = keys[i:i + 50]
-            data, call = http.request(
-                "openalex", "works", "/works",
-                [("filter", "openalex:" + "|".join(batch)), ("select", "id,authorships"),
-                 ("per_page", len(batch))],
-                parse=_parse_json_list, count=lambda d: len(d.get("results", [])))
-            calls.append(call)
-            for work in data.get("results", []):
-                wid = str(work.get("id", "")).rsplit("/", 1)[-1].upper()
-                ships = work.get("authorships") or []
-                lead = next((a for a in ships if a.get("author_position") == "first"),
-                            ships[0] if ships else None)
-                aid = ((lead or {}).get("author") or {}).get("id")
-                if aid:
-                    for rid in want.get(wid, ()):
-                        out[rid] = str(aid).rsplit("/", 1)[-1]
-        return out, tuple(calls)
+        leads, calls = self.services.openalex.lead_authors(list(want))
+        for wid, aid in leads.items():
+            for rid in want.get(wid, ()):
+                out[rid] = aid
+        return out, calls
 
     def _lead_author_crossref(self, seeds: list[Seed]) -> dict[int, Outcome]:
         out: dict[int, Outcome] = {}
@@ -1102,7 +1082,7 @@ class _Breaker:
         return self.in_a_row >= self.LIMIT
 
     def failed(self, exc: ServiceError) -> str:
-        from connectors.http import RateLimited, ServiceDown
+        from base.errors import RateLimited, ServiceDown
 
         if isinstance(exc, (ServiceDown, RateLimited)):
             self.in_a_row += 1
@@ -1144,18 +1124,6 @@ def _one_by_one(call: Callable[[list[str]], Links], ids: list[str]) -> Links:
     return Links(by_seed, tuple(calls), failed)
 
 
-def _parse_json_list(body: bytes) -> dict[str, Any]:
-    from connectors.http import BadBody
-
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise BadBody("not JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-        raise BadBody("not an OpenAlex result list")
-    return data
-
-
 def _service_id(service: str, rec: Record) -> str | None:
     return {"pubmed": rec.pmid, "openalex": rec.openalex}.get(service, rec.doi)
 
@@ -1186,7 +1154,7 @@ def add_index_articles(store: Store, services: Services, *, pmids: Sequence[str]
     PMIDs come from PubMed; DOIs from PubMed when it knows them (for the
     abstract and MeSH-era metadata), otherwise from Crossref.
     """
-    from connectors.record import normalize_doi, normalize_pmid
+    from base.record import normalize_doi, normalize_pmid
 
     clean_pmids, clean_dois = [], []
     for p in pmids:

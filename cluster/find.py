@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from connectors.errors import ClusterError
+from base.errors import ClusterError
 from db.store import Store
 
 

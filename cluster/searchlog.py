@@ -11,7 +11,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from connectors import SERVICE_NAMES
+from base.services import SERVICE_NAMES
 from db.store import Store
 
 SERVICE_LABELS = SERVICE_NAMES

@@ -1,5 +1,5 @@
-"""Outside services (PubMed, Crossref, OpenAlex, OpenCitations) over one HTTP layer."""
+"""Outside services (PubMed, Crossref, OpenAlex, OpenCitations) over one HTTP layer.
 
-#: how each service is named to a reader (here, so naming one needs no HTTP stack)
-SERVICE_NAMES = {"pubmed": "PubMed", "crossref": "Crossref", "openalex": "OpenAlex",
-                 "opencitations": "OpenCitations"}
+`connectors.http` is the layer (session, cache, limits, retries) and imports no
+service; each service module builds on it; `connectors.services` assembles them.
+"""

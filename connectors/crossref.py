@@ -13,42 +13,17 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
-from connectors.http import (BadBody, CallLog, Fetched, HttpLayer, InvalidInput, NotFound,
-                             Reference, ReferenceLists, RequestRejected, ServiceError)
-from connectors.record import (Author, Record, normalize_doi, normalize_language,
-                               normalize_pages, normalize_year)
-from connectors.pubmed import strip_markup
+from base.errors import InvalidInput, NotFound, RequestRejected, ServiceError
+from base.record import (Author, Record, normalize_doi, normalize_language, normalize_pages,
+                         normalize_year, split_dois, strip_markup)
+from connectors.http import (BadBody, CallLog, Fetched, HttpLayer, Reference, ReferenceLists,
+                             parse_json)
 
 SERVICE = "crossref"
 NAME = "Crossref"
 #: DOIs per filter=doi:... call (halved automatically when the URL is refused as too long)
 DOI_BATCH = 200
 MAX_ROWS = 1000
-
-
-def invalid_doi(value: str) -> str:
-    return (f"{value!r} is not a DOI: check it (a DOI looks like 10.1234/abcd, with or "
-            f"without https://doi.org/).")
-
-
-def split_dois(values: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """Normalised unique DOIs, and {raw value: sentence} for the malformed ones."""
-    valid: list[str] = []
-    failed: dict[str, str] = {}
-    for raw in values:
-        doi = normalize_doi(raw)
-        if doi is None:
-            failed[str(raw)] = invalid_doi(str(raw))
-        elif doi not in valid:
-            valid.append(doi)
-    return valid, failed
-
-
-def parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise BadBody("not a whole JSON document") from None
 
 
 def _message(body: bytes, kind: str) -> Mapping:

@@ -2,14 +2,16 @@
 
 What lives here:
 
-- the user-facing errors of outside services (`ServiceError` and subclasses),
-  each one sentence naming the service and what to do;
+- the messages of the user-facing service errors (the classes are in
+  `base.errors`), each one sentence naming the service and what to do;
 - the frozen result types every connector method returns (`Fetched`, `Found`,
   `Links`, `ReferenceLists`), each carrying the `CallLog`s the `searches`
   table needs;
 - `Settings` (contact address, keys, cache file, base URLs, timeouts, retry
-  and rate-limit knobs) and `connect`, which builds the four connectors over
-  one shared `HttpLayer`.
+  and rate-limit knobs) and the `HttpLayer` the four connectors share
+  (`connectors.services.connect` assembles them).
+
+It imports no service: the services import it.
 
 The layer retries 429/500/502/503/504, connection errors, timeouts and bad
 bodies (truncated, HTML where XML/JSON was expected) with exponential backoff
@@ -25,6 +27,7 @@ the retry, so a bad answer is never replayed.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import random
 import re
@@ -35,21 +38,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from connectors import SERVICE_NAMES
-from connectors.errors import ClusterError
-from connectors.record import Record
-
-if TYPE_CHECKING:  # the connectors import this module; import them lazily
-    from connectors.crossref import Crossref
-    from connectors.openalex import OpenAlex
-    from connectors.opencitations import OpenCitations
-    from connectors.pubmed import PubMed
+from base.errors import (ClusterError, RateLimited, RequestRejected, ServiceDown,
+                         ServiceError, UnreadableAnswer)
+from base.record import Record
+from base.services import SERVICE_NAMES
+from base.version import version as tool_version
 
 log = logging.getLogger("cluster.http")
 
@@ -76,46 +75,15 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # --- errors ------------------------------------------------------------------
 
 
-class ServiceError(ClusterError):
-    """An outside service failed; the message names the service and what to do."""
-
-    def __init__(self, service: str, message: str):
-        super().__init__(message)
-        self.service = service
-
-
-class NotFound(ServiceError):
-    """The service does not know the DOI/PMID/work asked for."""
-
-    call: "CallLog | None" = None
-
-
-class RateLimited(ServiceError):
-    """The service kept answering 429 after every retry."""
-
-
-class ServiceDown(ServiceError):
-    """5xx, connection errors or unusable bodies after every retry."""
-
-
-class InvalidInput(ServiceError):
-    """An identifier or query that cannot be sent (malformed DOI, non-numeric PMID)."""
-
-
-class RequestRejected(ServiceError):
-    """The service understood the request and refused it (HTTP 400, NCBI <ERROR>)."""
-
-    def __init__(self, service: str, message: str, status: int | None = None):
-        super().__init__(service, message)
-        self.status = status
-
-
-class UnreadableAnswer(ServiceError):
-    """An answer that arrived whole but cannot be read (an unknown format or DTD)."""
-
-
 class BadBody(Exception):
     """A body that cannot be what the service meant to send (retried, never cached)."""
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise BadBody("not a whole JSON document") from None
 
 
 _RATE_HINTS = {
@@ -443,8 +411,7 @@ class HttpLayer:
     """One session, one cache, one limiter per service; shared by all connectors."""
 
     def __init__(self, settings: Settings, *, version: str | None = None):
-        if version is None:
-            from cluster import __version__ as version
+        version = version if version is not None else tool_version()
         self.settings = settings
         contact = f"; mailto:{settings.email}" if settings.email else ""
         self.user_agent = f"cluster/{version} (literature review assistant{contact})"
@@ -688,39 +655,6 @@ def _error_detail(body: bytes) -> str | None:
         if isinstance(data.get("error"), str):
             return data["error"][:200].strip().rstrip(".").strip()
     return None
-
-
-# --- wiring ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Services:
-    pubmed: "PubMed"
-    crossref: "Crossref"
-    openalex: "OpenAlex"
-    opencitations: "OpenCitations"
-    http: HttpLayer | None = None
-
-    def close(self) -> None:
-        if self.http is not None:
-            self.http.close()
-
-    def __enter__(self) -> "Services":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def connect(settings: Settings) -> Services:
-    """The four connectors over one shared HTTP layer (session, cache, limiters)."""
-    from connectors.crossref import Crossref
-    from connectors.openalex import OpenAlex
-    from connectors.opencitations import OpenCitations
-    from connectors.pubmed import PubMed
-
-    layer = HttpLayer(settings)
-    return Services(PubMed(layer), Crossref(layer), OpenAlex(layer), OpenCitations(layer), layer)
 
 
 def query_string(params: Mapping[str, Any]) -> str:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Callable, Mapping, Sequence
 
-from connectors.http import CallLog, Fetched, ServiceError, Services
-from connectors.record import Record, normalize_doi, normalize_pmid
+from base.errors import ServiceError
+from base.record import Record, normalize_doi, normalize_pmid
+from connectors.http import CallLog, Fetched
+from connectors.services import Services
 
 Progress = Callable[[int, int], None]
 

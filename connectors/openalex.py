@@ -12,13 +12,10 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
-from connectors.crossref import parse_json
-from connectors.http import (BadBody, CallLog, Fetched, HttpLayer, InvalidInput, Link, Links,
-                             NotFound, ServiceError)
-from connectors.pubmed import strip_markup
-from connectors.record import (Author, Record, normalize_doi, normalize_language,
-                               normalize_pages, normalize_pmid,
-                               normalize_year)
+from base.errors import InvalidInput, NotFound, ServiceError
+from base.record import (Author, Record, normalize_doi, normalize_language, normalize_pages,
+                         normalize_pmid, normalize_year, strip_markup)
+from connectors.http import BadBody, CallLog, Fetched, HttpLayer, Link, Links, parse_json
 
 SERVICE = "openalex"
 NAME = "OpenAlex"
@@ -134,6 +131,23 @@ def parse_list(body: bytes) -> Mapping:
             raise ValueError("an OpenAlex result is not a work")
         work_to_record(work)
     return data
+
+
+def parse_authorships(body: bytes) -> Mapping:
+    """A result list of works cut down to `id,authorships` (too little for a record)."""
+    data = parse_json(body)
+    if not isinstance(data, Mapping) or not isinstance(data.get("results"), list):
+        raise BadBody("not an OpenAlex result list")
+    return data
+
+
+def lead_author(work: Mapping) -> str | None:
+    """The id (A...) of a work's first author, else of its first listed author."""
+    ships = work.get("authorships") or []
+    lead = next((a for a in ships if a.get("author_position") == "first"),
+                ships[0] if ships else None)
+    aid = ((lead or {}).get("author") or {}).get("id")
+    return str(aid).rsplit("/", 1)[-1] if aid else None
 
 
 def classify(value: str) -> tuple[str, str] | None:
@@ -304,6 +318,23 @@ class OpenAlex:
     def related_works(self, work_ids: Sequence[str]) -> Links:
         """OpenAlex's related works of each seed (about ten, computed by OpenAlex)."""
         return self._from_work(work_ids, "related_works")
+
+    def lead_authors(self, work_ids: Sequence[str]) -> tuple[dict[str, str], tuple[CallLog, ...]]:
+        """{work id (W...): its lead author's id (A...)}, asking only for the authorships."""
+        out: dict[str, str] = {}
+        calls: list[CallLog] = []
+        for batch in _chunks(list(work_ids), OR_BATCH):
+            data, call = self.http.request(
+                SERVICE, "works", "/works",
+                [("filter", "openalex:" + "|".join(batch)), ("select", "id,authorships"),
+                 ("per_page", len(batch))],
+                parse=parse_authorships, count=lambda d: len(d.get("results", [])))
+            calls.append(call)
+            for work in data.get("results", []):
+                aid = lead_author(work)
+                if aid:
+                    out[str(work.get("id", "")).rsplit("/", 1)[-1].upper()] = aid
+        return out, tuple(calls)
 
     def author_works(self, author_id: str, *, per_page: int = 50,
                      sort: str | None = None) -> Fetched:

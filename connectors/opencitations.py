@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 from urllib.parse import quote
 
-from connectors.crossref import parse_json, split_dois
-from connectors.http import (BadBody, CallLog, HttpLayer, InvalidInput, Link, Links, NotFound,
-                             ServiceError)
-from connectors.record import normalize_doi, normalize_pmid
+from base.errors import InvalidInput, NotFound, ServiceError
+from base.record import normalize_doi, normalize_pmid, split_dois
+from connectors.http import BadBody, CallLog, HttpLayer, Link, Links, parse_json
 
 SERVICE = "opencitations"
 NAME = "OpenCitations"

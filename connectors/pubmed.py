@@ -23,11 +23,10 @@ import xml.etree.ElementTree as ET
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from connectors.http import (BadBody, CallLog, Fetched, Found, HttpLayer, InvalidInput, Link,
-                             Links, RequestRejected, ServiceError, UnreadableAnswer)
-from connectors.record import (Author, Record, normalize_doi, normalize_language,
-                               normalize_pages, normalize_pmcid, normalize_pmid, normalize_year,
-                               without_markup)
+from base.errors import InvalidInput, RequestRejected, ServiceError, UnreadableAnswer
+from base.record import (Author, Record, normalize_doi, normalize_language, normalize_pages,
+                         normalize_pmcid, normalize_pmid, normalize_year, strip_markup)
+from connectors.http import BadBody, CallLog, Fetched, Found, HttpLayer, Link, Links
 
 SERVICE = "pubmed"
 NAME = "PubMed"
@@ -38,23 +37,6 @@ LINK_BATCH = 100
 #: ESearch reaches only the first 10,000 records of a PubMed query
 ESEARCH_REACH = 10_000
 LINKNAMES = ("pubmed_pubmed", "pubmed_pubmed_citedin", "pubmed_pubmed_refs")
-
-
-# --- markup ------------------------------------------------------------------
-
-#: inline formatting that sits inside words ("p<sub>trend</sub>", "<i>TERT</i>")
-_INLINE = re.compile(r"</?(?:i|b|u|em|strong|sup|sub|sc|span)(?:\s[^<>]*)?>", re.IGNORECASE)
-
-
-def strip_markup(value: Any) -> str | None:
-    """Inline HTML/MathML reduced to its text; a lone `<` (as in `r2<0.25`) is kept."""
-    if value is None:
-        return None
-    text = without_markup(_INLINE.sub("", str(value)))
-    text = re.sub(r"\s+", " ", text).strip()
-    text = re.sub(r"\s+([,.;:)\]])", r"\1", text)
-    text = re.sub(r"([(\[])\s+", r"\1", text)
-    return text or None
 
 
 # --- DTD handling and Bio.Entrez ----------------------------------------------

@@ -67,7 +67,7 @@ from collections import Counter
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Iterable, Mapping
 
-from connectors.errors import ClusterError
+from base.errors import ClusterError
 from db.store import Store
 from screeners.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, RecordState, stage_states,
                              undone_ids)

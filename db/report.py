@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from cluster import __version__
+from base.version import version
 from db.flow import Flow, FlowError, compute_flow, prisma_fields
 from db.store import Store
 from screeners.protocol import get_protocol
@@ -168,7 +168,7 @@ def dedup_section(store: Store, flow: Flow) -> list[str]:
     marked = store.db.execute("SELECT count(*) FROM records WHERE duplicate_of IS NOT NULL"
                               ).fetchone()[0]
     out = ["## Deduplication", "",
-           f"Software: cluster {__version__} (fuzzy matching with rapidfuzz {rapidfuzz}). "
+           f"Software: cluster {version()} (fuzzy matching with rapidfuzz {rapidfuzz}). "
            "Every retrieval of a record is kept as provenance: a work retrieved again by another "
            "route or service counts as a duplicate retrieval, and records matched by the rules "
            "below are marked as duplicates of a canonical record (never deleted). "
@@ -194,7 +194,7 @@ def screening_section(store: Store) -> list[str]:
     out += [f"The protocol asked for {protocol.reviewers_per_record} independent reviewer"
             f"{'s' if protocol.reviewers_per_record != 1 else ''} per record, first on title "
             "and abstract, then on full text. Screening used cluster "
-            f"{__version__}, which shows no reviewer another's decision before the record's "
+            f"{version()}, which shows no reviewer another's decision before the record's "
             "conflict is resolved (blind dual review); conflicts were resolved by consensus or "
             "by a further reviewer, as logged below.", ""]
     undone = undone_ids(store)

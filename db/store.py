@@ -21,8 +21,8 @@ from typing import Any, Iterable, Iterator, Mapping
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from connectors.errors import ClusterError
-from connectors.record import Author, Record
+from base.errors import ClusterError
+from base.record import Author, Record
 
 APP_ID = 0x434C5354  # "CLST": marks a file as a cluster store
 migrations = Migrations("cluster")

@@ -17,7 +17,7 @@ from typing import Any, Callable, ClassVar, Sequence
 import numpy as np
 from scipy import sparse
 
-from connectors.errors import ClusterError
+from base.errors import ClusterError
 from screeners import fastfit, termcounts
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from connectors.errors import ClusterError
+from base.errors import ClusterError
 from db.events import DECISIONS, FULLTEXT_STATES, STAGES
 from db.store import Store
 from screeners.protocol import get_protocol

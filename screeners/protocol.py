@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.errors import ClusterError
+from base.errors import ClusterError
 from db.store import Store
 
 DEFAULT_REASONS = (

@@ -27,7 +27,7 @@ from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.styles import Style
 from prompt_toolkit.widgets import TextArea
 
-from connectors.errors import ClusterError
+from base.errors import ClusterError
 from screeners.decisions import FULL_TEXT
 from screeners.session import Card, ScreeningSession
 

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from connectors.errors import ClusterError
+from base.errors import ClusterError
 from screeners import metrics
 from screeners.components import Model, resolve_model, textless_due, textless_rows
 
@@ -140,8 +140,8 @@ def _is_csv(p: Path) -> bool:
     suffix = p.suffix.lower()
     if suffix in CSV_SUFFIXES:
         return True
-    from db.formats.common import FileFormatError, decode
     from db.formats import detect_format
+    from db.formats.common import FileFormatError, decode
 
     try:
         return detect_format(decode(p.read_bytes(), p.name), p.name) == "csv"

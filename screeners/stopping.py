@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from connectors.errors import ClusterError
+from base.errors import ClusterError
 from db.store import Store
 from screeners.components import excludes_in_a_row
 from screeners.protocol import get_protocol

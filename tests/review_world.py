@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from connectors.record import Record
+from base.record import Record
 from db.store import Store, open_store
 
 TA, FT = "title-abstract", "full-text"

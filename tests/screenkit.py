@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.record import Record
+from base.record import Record
 from db.store import Store
 from screeners.protocol import set_protocol
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from base.record import Record
 from conftest import shared_path
 from connectors.loopback import Fault
-from connectors.record import Record
 from replay import Replay, load_index
 
 

@@ -13,10 +13,10 @@ from typing import Any, Callable
 
 import pytest
 
+from base.errors import NotFound, RateLimited, RequestRejected, ServiceDown
 from conftest import shared_path
 from connectors import crossref, openalex, opencitations, pubmed
-from connectors.http import (SECRET_PARAMS, HttpLayer, NotFound, RateLimited, RequestRejected,
-                             ServiceDown, Settings)
+from connectors.http import SECRET_PARAMS, HttpLayer, Settings
 from replay import Replay, load_index
 
 SERVICE_OF = {"ncbi": "pubmed", "crossref": "crossref", "openalex": "openalex",

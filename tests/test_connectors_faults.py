@@ -8,10 +8,11 @@ import time
 
 import pytest
 
+from base.errors import RateLimited, ServiceDown, UnreadableAnswer
 from conftest import shared_path
-from connectors.http import (RateLimited, ServiceDown, Settings, UnreadableAnswer, connect,
-                             parse_retry_after)
+from connectors.http import Settings, parse_retry_after
 from connectors.loopback import Fault, Response
+from connectors.services import connect
 from replay import Replay, load_index, wait_for_log
 
 EFETCH = "/ncbi/entrez/eutils/efetch.fcgi"

@@ -8,8 +8,9 @@ import threading
 import pytest
 
 from conftest import shared_path
-from connectors.http import Settings, connect
+from connectors.http import Settings
 from connectors.loopback import Fault, Response
+from connectors.services import connect
 from replay import Replay, load_index, wait_for_log
 
 ESEARCH = ("<eSearchResult><Count>1</Count><RetMax>1</RetMax><RetStart>0</RetStart>"

@@ -6,9 +6,11 @@ import json
 
 import pytest
 
+from base.errors import InvalidInput, RequestRejected
 from conftest import shared_path
-from connectors.http import InvalidInput, Link, RequestRejected, Settings, connect
+from connectors.http import Link, Settings
 from connectors.loopback import Response
+from connectors.services import connect
 from replay import Replay, load_index
 
 FAST = dict(max_retries=2, backoff_base=0.001, backoff_max=0.01, timeout=(2, 2),

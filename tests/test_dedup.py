@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from base.record import Record
 from cluster.dedup import MAYBE, SAME, PreparedCache, deduplicate
 from cluster.dedup.block import BLOCKING_RULES, WINDOW, candidate_pairs
 from cluster.dedup.match import journals_agree, score_pair, veto
 from cluster.dedup.merge import choose_canonical, fill_missing
 from cluster.dedup.prepare import author_surnames, normalize_title, prepare_one
-from connectors.record import Record
 
 BASE = {"title": "Ischemic preconditioning in chronically hypoxic neonatal rat heart",
         "authors": "Ostadalova I.Ostadal B.Jarkovska D.Kolar F.", "year": "2002",

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from connectors.record import Record
+from base.record import Record
 from db.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]

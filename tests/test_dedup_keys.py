@@ -16,7 +16,7 @@ from cluster.dedup import prepare
 from cluster.dedup.apply import pending_pairs, run_dedup
 from cluster.dedup.keys import TABLE, decode, encode, fingerprint, layout
 from cluster.dedup.prepare import NORMALISER_VERSION, PREPARED_FROM, prepare_one
-from connectors.record import Record, normalize_year
+from base.record import Record, normalize_year
 from db.store import open_store
 from tests.conftest import shared_path
 from faults import fail_on_event

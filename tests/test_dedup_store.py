@@ -6,10 +6,9 @@ import csv
 
 import pytest
 
-from cluster.dedup.apply import (DedupError, decide_pairs, pending_pairs, run_dedup,
-                                 undo_merge)
+from base.record import Record
+from cluster.dedup.apply import DedupError, decide_pairs, pending_pairs, run_dedup, undo_merge
 from cluster.dedup.review import export_pairs, import_pairs, review_session, side_by_side
-from connectors.record import Record
 from faults import fail_on_event
 
 TITLE_1 = "Ischemic preconditioning in chronically hypoxic neonatal rat heart"

@@ -143,7 +143,7 @@ def kept(db_path, world, seed_pmid_or_doi, strategy, service):
 
 
 def _ids_record(world, ident):
-    from connectors.record import Record
+    from base.record import Record
 
     w = world.work(ident)
     return Record(pmid=w.pmid, doi=w.doi)
@@ -421,7 +421,7 @@ def test_searches_contacts_and_find(indexed, world, run, tmp_path):
     got = json.loads(run("find", "compassion", "--tag", "theory", "--json").stdout)
     assert {h["record_id"] for h in got["hits"]} == want and got["tagged"] == len(want)
     assert json.loads(run("find", "compassion", "--tag", "theory", "--json").stdout)["tagged"] == 0
-    from connectors.record import Record
+    from base.record import Record
     store = open_store(indexed)
     with store.transaction():
         new_id = store.add_record(Record(title="A compassion framework for realist synthesis"))

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from cluster.expand import ExpandError, ExpandOptions, _family_initials, _same_person, is_journal, tfidf_scores
-from connectors.record import Author, Record
+from base.record import Author, Record
+from cluster.expand import (ExpandError, ExpandOptions, _family_initials, _same_person, is_journal,
+                            tfidf_scores)
 
 LEAD = Author("Dubois, Nora", "0000-0002-1825-0097", ("Lakeside Institute of Health. nora@x.example.org",))
 

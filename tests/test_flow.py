@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.record import Record
+from base.record import Record
 from db.diagram import Box, Diagram, Line, layout, overflows, to_svg
 from db.flow import (TEMPLATE_ROWS, FlowError, compute_flow, link_study, prisma_fields,
                      template_rows)

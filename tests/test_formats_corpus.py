@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.record import normalize_doi, normalize_pages
+from base.record import normalize_doi, normalize_pages
 from db.formats import import_files, read_file
 from db.store import open_store
 from tests.conftest import SHARED, shared_path

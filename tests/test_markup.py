@@ -8,10 +8,9 @@ import csv
 
 import pytest
 
+from base.record import clean_text, strip_markup, without_markup
 from conftest import shared_path
 from connectors import crossref
-from connectors.pubmed import strip_markup
-from connectors.record import clean_text, without_markup
 from db.formats.common import clean_markup
 from screeners.simulate import load_dataset
 

@@ -25,5 +25,5 @@ def test_wheel_top_level(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if ".dist-info" not in n.split("/")[0]}
     top = {t[:-3] if t.endswith(".py") else t for t in top}
-    assert top == {"cli", "cluster", "connectors", "db", "screeners"}
+    assert top == {"base", "cli", "cluster", "connectors", "db", "screeners"}
     assert not any(n.startswith("tests/") for n in names)

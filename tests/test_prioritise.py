@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from connectors.record import Record
+from base.record import Record
 from screeners import components
 from screeners.components import REGISTRY, make, resolve_model
 from screeners.prioritise import estimate_relevant_left, rank, rank_details

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from connectors.record import Record
+from base.record import Record
 from db.store import open_store
 from screeners import components, feature_cache, prioritise
 from screeners.prioritise import estimate_relevant_left, features, rank_details

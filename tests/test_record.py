@@ -2,7 +2,7 @@
 
 import pytest
 
-from connectors.record import normalize_doi, normalize_language, normalize_pages, normalize_pmid
+from base.record import normalize_doi, normalize_language, normalize_pages, normalize_pmid
 
 
 @pytest.mark.parametrize("raw,expected", [

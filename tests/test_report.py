@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sklearn.metrics import cohen_kappa_score
 
-from connectors.record import Record
+from base.record import Record
 from db.report import methods_report
 from db.store import open_store
 from tests.review_world import build_review_file

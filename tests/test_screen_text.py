@@ -12,7 +12,7 @@ from prompt_toolkit.output.vt100 import Vt100_Output
 from screenkit import TA, make_review
 from vt import Screen
 
-from connectors.record import Record
+from base.record import Record
 from screeners.screen import ScreenApp, highlight, wrap
 from screeners.session import ScreeningSession
 

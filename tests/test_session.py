@@ -11,7 +11,7 @@ import types
 import pytest
 from screenkit import FT, TA, both_decide, make_review
 
-from connectors.errors import ClusterError
+from base.errors import ClusterError
 from db.store import open_store
 from screeners.decisions import add_note, decide, mark_fulltext, sample
 from screeners.session import ScreeningSession, pending, population, provenance

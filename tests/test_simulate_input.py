@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from connectors.record import Record
+from base.record import Record
 from db.formats.ris import write_ris
 from screeners.simulate import DatasetError, load_dataset
 from tests.conftest import shared_path

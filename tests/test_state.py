@@ -1,6 +1,6 @@
 """Screening states derived from the event log: dual review, undo, resolution, automation."""
 
-from connectors.record import Record
+from base.record import Record
 from screeners.protocol import set_protocol
 from screeners.state import CONFLICT, EXCLUDED, INCLUDED, PENDING, stage_states, training_labels
 

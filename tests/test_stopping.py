@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from connectors.record import Record
+from base.record import Record
 from screeners.protocol import set_protocol
 from screeners.state import stage_states
 from screeners.stopping import (StopError, apply_stop, consecutive_rule, hypergeometric_p,

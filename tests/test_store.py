@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from connectors.record import Record
+from base.record import Record
 from db.store import StoreError, open_store
 
 

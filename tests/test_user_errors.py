@@ -262,7 +262,8 @@ def test_two_expands_at_once_on_one_store(tmp_path: Path) -> None:
     """The second run to finish a search finds it saved by the first, and saves nothing twice."""
     from cluster.expand import ExpandOptions, add_index_articles, expand
     from cluster.world import World, serve_world
-    from connectors.http import Settings, connect
+    from connectors.http import Settings
+    from connectors.services import connect
 
     world = World.generate(seed=5, n_works=40, n_index=2)
     server = serve_world(world)
@@ -528,9 +529,10 @@ def test_decisions_file_event_without_id_or_time_is_refused(made: Path, field, v
     (b"Invalid api_key ncbi-key-7f3a9c for this tool", "text/plain"),
 ])
 def test_a_service_quoting_the_key_in_its_refusal_does_not_leak_it(body, content_type) -> None:
-    from connectors.errors import ClusterError
-    from connectors.http import Settings, connect
+    from base.errors import ClusterError
+    from connectors.http import Settings
     from connectors.loopback import LoopbackServer, Response
+    from connectors.services import connect
 
     server = LoopbackServer()
     server.route("/pubmed", lambda req: Response(400, body, content_type=content_type))

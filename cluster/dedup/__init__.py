@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Mapping, Protocol, Sequence
 
+from base.record import Record
 from cluster.dedup.block import BLOCKING_RULES, BlockingRule, candidate_pairs
 from cluster.dedup.cluster import build_clusters
 from cluster.dedup.match import DIFFERENT, MAYBE, SAME, PairScore, score_pair
 from cluster.dedup.merge import choose_canonical, fill_missing
 from cluster.dedup.prepare import Prepared, PreparedCache, prepare_one
-from connectors.record import Record
 
 Progress = Callable[[str, int, int], None]
 

@@ -17,10 +17,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+from base.errors import ClusterError
 from cluster.dedup import Cluster, PreparedCache, deduplicate
 from cluster.dedup.keys import StoredKeys
 from cluster.dedup.merge import FILLABLE, choose_canonical, fill_missing
-from connectors.errors import ClusterError
 from db.store import Store, record_to_row, row_to_record
 
 Progress = Callable[[str, int, int], None]

@@ -20,9 +20,9 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import Any, Collection, Mapping, Sequence
 
+from base.record import Record
 from cluster.dedup import prepare
 from cluster.dedup.prepare import PREPARED_FROM, Prepared, PreparedCache, _get, prepare_one
-from connectors.record import Record
 from db.store import Store, row_to_record
 
 TABLE = "dedup_keys"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from connectors.record import Record
+from base.record import Record
 
 #: fields a canonical record may borrow from its duplicates
 FILLABLE = ("title", "abstract", "authors", "year", "journal", "volume", "issue", "pages",

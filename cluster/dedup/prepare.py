@@ -15,15 +15,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-from connectors.record import (
-    Record,
-    fold,
-    normalize_doi,
-    normalize_pages,
-    normalize_pmid,
-    normalize_year,
-    without_markup,
-)
+from base.record import (Record, fold, normalize_doi, normalize_pages, normalize_pmid,
+                         normalize_year, without_markup)
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 _LANGUAGES = (r"chinese|japanese|german|french|spanish|russian|italian|portuguese|polish|korean|"

@@ -20,7 +20,7 @@ from bibtexparser.model import (
 # the parser logs each broken entry; we report them in the import result instead
 logging.getLogger("bibtexparser").addHandler(logging.NullHandler())
 
-from connectors.record import Record
+from base.record import Record
 from db.formats.common import ReadResult, first, make_record, split_names
 
 _ACCENTS = {

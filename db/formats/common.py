@@ -11,11 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from connectors.errors import ClusterError
-from connectors.record import (
-    Record, as_tuple, clean_text, normalize_doi, normalize_language, normalize_pages,
-    normalize_pmcid, normalize_pmid, normalize_year, without_markup,
-)
+from base.errors import ClusterError
+from base.record import (Record, as_tuple, clean_text, normalize_doi, normalize_language,
+                         normalize_pages, normalize_pmcid, normalize_pmid, normalize_year,
+                         without_markup)
 
 
 class FileFormatError(ClusterError):

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from connectors.errors import ClusterError
+from base.errors import ClusterError
 from db.events import DECISIONS, STAGES
 from db.formats.bibtex import write_bibtex
 from db.formats.decisions import active_events, current_decisions

@@ -16,10 +16,9 @@ from typing import Any, Iterable
 
 import rispy
 
-from connectors.record import Record
-from db.formats.common import (
-    ReadResult, first, first_doi, first_issn, join_pages, make_record, split_names, value,
-)
+from base.record import Record
+from db.formats.common import (ReadResult, first, first_doi, first_issn, join_pages, make_record,
+                               split_names, value)
 
 _TAG = re.compile(r"^([A-Z][A-Z0-9]{1,3}) {1,2}-(?: {1,2}(.*?))?\s*$")
 _GLUED = re.compile(r"\s{3,}(?=[A-Z][A-Z0-9] {2}- )")

@@ -15,8 +15,9 @@ import io
 import re
 from typing import Any
 
-from connectors.record import normalize_doi, normalize_pmid
-from db.formats.common import FileFormatError, ReadResult, first, join_pages, make_record, split_names
+from base.record import normalize_doi, normalize_pmid
+from db.formats.common import (FileFormatError, ReadResult, first, join_pages, make_record,
+                               split_names)
 
 # Scopus and Lens put every cited reference of a record into one cell, far past
 # the csv module's 128 KB default

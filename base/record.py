@@ -12,7 +12,7 @@ import html
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import unquote
 
 
@@ -100,6 +100,24 @@ def normalize_doi(value: str | None) -> str | None:
     text = text.split()[0] if text.split() else ""
     text = text.lower()
     return text if _DOI_SHAPE.match(text) else None
+
+
+def invalid_doi(value: str) -> str:
+    return (f"{value!r} is not a DOI: check it (a DOI looks like 10.1234/abcd, with or "
+            f"without https://doi.org/).")
+
+
+def split_dois(values: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """Normalised unique DOIs, and {raw value: sentence} for the malformed ones."""
+    valid: list[str] = []
+    failed: dict[str, str] = {}
+    for raw in values:
+        doi = normalize_doi(raw)
+        if doi is None:
+            failed[str(raw)] = invalid_doi(str(raw))
+        elif doi not in valid:
+            valid.append(doi)
+    return valid, failed
 
 
 def normalize_pmid(value: Any) -> str | None:
@@ -234,6 +252,21 @@ def clean_text(value: Any) -> str | None:
     if value is None:
         return None
     return " ".join(without_markup(str(value)).split()) or None
+
+
+#: inline formatting that sits inside words ("p<sub>trend</sub>", "<i>TERT</i>")
+_INLINE = re.compile(r"</?(?:i|b|u|em|strong|sup|sub|sc|span)(?:\s[^<>]*)?>", re.IGNORECASE)
+
+
+def strip_markup(value: Any) -> str | None:
+    """Inline HTML/MathML reduced to its text; a lone `<` (as in `r2<0.25`) is kept."""
+    if value is None:
+        return None
+    text = without_markup(_INLINE.sub("", str(value)))
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+([,.;:)\]])", r"\1", text)
+    text = re.sub(r"([(\[])\s+", r"\1", text)
+    return text or None
 
 
 def as_tuple(values: Iterable[Any] | None) -> tuple[str, ...]:

@@ -1,0 +1,5 @@
+"""The floor every package stands on: user errors, the `Record`, service names, the version.
+
+`db`, `connectors`, `screeners`, `cluster` and `cli` may all import it; it
+imports none of them.
+"""
