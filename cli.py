@@ -273,7 +273,7 @@ def protocol_set(question, include_terms, exclude_terms, reasons, reviewers_per_
 
     Example: cluster protocol set --question "compassion training for health staff" --include-terms "compassion,empathy"
     """
-    from screeners.protocol import set_protocol
+    from db.protocol import set_protocol
 
     def split(text, sep=","):
         return None if text is None else [t for t in text.split(sep)]
@@ -295,14 +295,14 @@ def protocol_show(db_path: str) -> None:
 
     Example: cluster protocol show
     """
-    from screeners.protocol import get_protocol
+    from db.protocol import get_protocol
 
     echo_json(get_protocol(get_store(db_path)).to_dict())
 
 
 # === import / export =====================================================
 
-from db.events import ROLES, STAGES  # noqa: E402  (kept with the commands that use them)
+from db.events import ROLES, STAGES, TITLE_ABSTRACT  # noqa: E402  (kept with the commands that use them)
 
 
 @cli.command("import")
@@ -354,7 +354,7 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
 @click.option("--format", "fmt", type=click.Choice(["ris", "bibtex", "csv", "jsonl", "asreview"]),
               required=True, help="Output format; asreview is the CSV layout ASReview LAB reads.")
 @click.option("--stage", type=click.Choice(STAGES),
-              default="title-abstract", show_default=True, help="Screening stage whose decisions to show.")
+              default=TITLE_ABSTRACT, show_default=True, help="Screening stage whose decisions to show.")
 @click.option("--decision", type=click.Choice(["include", "exclude", "maybe", "conflict", "undecided"]),
               default=None, help="Only records whose current decision at --stage is this.")
 @click.option("--all", "include_duplicates", is_flag=True,
@@ -787,7 +787,7 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
 
 
 @cli.command("status")
-@click.option("--stage", type=click.Choice(["title-abstract", "full-text"]), default="title-abstract",
+@click.option("--stage", type=click.Choice(STAGES), default=TITLE_ABSTRACT,
               show_default=True)
 @db_option
 @json_option
@@ -817,7 +817,7 @@ def status_cmd(stage: str, db_path: str, as_json: bool) -> None:
 @cli.command("stop")
 @click.option("--rule", type=click.Choice(["hypergeometric", "consecutive"]), required=True,
               help="The stopping rule that justifies stopping.")
-@click.option("--stage", type=click.Choice(["title-abstract", "full-text"]), default="title-abstract",
+@click.option("--stage", type=click.Choice(STAGES), default=TITLE_ABSTRACT,
               show_default=True)
 @click.option("--force", is_flag=True, help="Stop even though the rule is not met (recorded as forced).")
 @click.option("--reviewer", help="Who decided to stop (recorded with the events).")
@@ -921,11 +921,11 @@ def simulate_cmd(dataset: str, model: str, seed: int, repeat: int, order_out: st
 # === screening, conflicts, agreement, decisions ===========================
 
 
-_SCREEN_STAGES = click.Choice(["title-abstract", "full-text"])
+_SCREEN_STAGES = click.Choice(STAGES)
 
 
 def screen_stage_option(fn: Callable) -> Callable:
-    return click.option("--stage", type=_SCREEN_STAGES, default="title-abstract",
+    return click.option("--stage", type=_SCREEN_STAGES, default=TITLE_ABSTRACT,
                         show_default=True, help="The screening stage.")(fn)
 
 
@@ -1294,8 +1294,10 @@ def report_cmd(output: str | None, layout: str, db_path: str) -> None:
     Example: cluster report -o methods.md --layout screen-other
     """
     from db.report import write_report
+    from screeners.agreement import agreement_by_stage
 
-    text, written = write_report(get_store(db_path, create=False), layout, output)
+    store = get_store(db_path, create=False)
+    text, written = write_report(store, agreement_by_stage(store), layout, output)
     if output is None:
         click.echo(text, nl=False)
     else:

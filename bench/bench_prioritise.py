@@ -42,10 +42,10 @@ def main() -> None:
         print("../shared/data/screening is absent: benchmark skipped")
         return
     from base.record import Record
+    from db.protocol import set_protocol
+    from db.state import training_labels
     from db.store import open_store
     from screeners import prioritise
-    from screeners.protocol import set_protocol
-    from screeners.state import training_labels
 
     rows = []
     for name in SETS:

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from base.record import Record  # noqa: E402
 from db.diagram import layout, to_svg  # noqa: E402
 from db.flow import compute_flow  # noqa: E402
+from db.state import stage_states  # noqa: E402
 from db.store import open_store  # noqa: E402
-from screeners.state import stage_states  # noqa: E402
 
 TA, FT = "title-abstract", "full-text"
 ROUTES = (("cited-by", "OpenAlex"), ("references", "Crossref"), ("lead-author", "PubMed"),

@@ -45,6 +45,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from base.errors import ClusterError
 from connectors.http import Settings
+from db.events import FULL_TEXT, TITLE_ABSTRACT
 from db.store import Store, StoreError, open_store
 
 Progress = Callable[[str, str], None]
@@ -69,7 +70,7 @@ DEMO_META = "demo"
 LAYOUT = "screen-other"
 REVIEWERS = ("alice", "bob")
 RESOLVER = "carol"
-TA, FT = "title-abstract", "full-text"
+TA, FT = TITLE_ABSTRACT, FULL_TEXT
 
 
 class DemoError(ClusterError):
@@ -386,7 +387,7 @@ def relevant_terms(world: Any, n: int = 8) -> list[str]:
 
 
 def _protocol(store: Store, world: Any, say: Progress) -> None:
-    from screeners.protocol import set_protocol
+    from db.protocol import set_protocol
 
     terms = relevant_terms(world)
     question = f"What is known about {', '.join(terms[:3])} and {terms[3]}?"
@@ -426,7 +427,7 @@ class _Truth:
         return any(self.world.works[k].relevant for k in self.works_of(store, record_id))
 
     def recall(self, store: Store) -> Recall:
-        from screeners.state import INCLUDED, stage_states
+        from db.state import INCLUDED, stage_states
 
         in_world = {w.key for w in self.world.works if w.relevant}
         found: set[int] = set()
@@ -486,7 +487,7 @@ class _Reviewers:
         return "exclude", (self.reason(record_id, rng) if stage == FT else None)
 
     def reason(self, record_id: int, rng: random.Random) -> str:
-        from screeners.protocol import get_protocol
+        from db.protocol import get_protocol
 
         reasons = get_protocol(self.store).exclusion_reasons
         w = self._work(record_id)
@@ -578,7 +579,7 @@ def _report(store: Store, directory: Path, say: Progress
         raise DemoError(f"The report step needs {exc.name}, which this installation lacks: "
                         "install the complete cluster package.") from None
     from db.formats import export_records
-    from screeners.agreement import agreement
+    from screeners.agreement import agreement, agreement_by_stage
 
     flow = compute_flow(store, LAYOUT)
     diagram = place(flow)
@@ -590,7 +591,8 @@ def _report(store: Store, directory: Path, say: Progress
     write_svg(diagram, files["diagram (SVG)"])
     write_png(diagram, files["diagram (PNG)"])
     files["methods report"].write_text(
-        methods_report(store, LAYOUT, diagram_file=SVG_FILE, flow=flow), encoding="utf-8")
+        methods_report(store, agreement_by_stage(store), LAYOUT, diagram_file=SVG_FILE, flow=flow),
+        encoding="utf-8")
     files["flow numbers"].write_text(json.dumps(flow.to_dict(), indent=2) + "\n", encoding="utf-8")
     pairs = [p for stage in (TA, FT) for p in agreement(store, stage)]
     files["agreement"].write_text(json.dumps([p.to_dict() for p in pairs], indent=2) + "\n",

@@ -29,7 +29,10 @@ Kinds and the columns they use (`data` is a JSON object):
 - `contact`: data {"author", "email", "status", ...} (author contact log).
 """
 
-STAGES = ("title-abstract", "full-text")
+TITLE_ABSTRACT, FULL_TEXT = "title-abstract", "full-text"
+STAGES = (TITLE_ABSTRACT, FULL_TEXT)
+#: how a report names each stage
+STAGE_LABELS = {TITLE_ABSTRACT: "Title and abstract", FULL_TEXT: "Full text"}
 DECISIONS = ("include", "exclude", "maybe")
 FULLTEXT_STATES = ("sought", "retrieved", "not-retrieved")
 KINDS = (

@@ -2,8 +2,8 @@
 
 `compute_flow(store, layout)` is a pure function of the store: records (and
 their `duplicate_of` links), `sources` (provenance), and the event log, read
-through `screeners.state.stage_states` (the only derivation of screening
-states). Nothing is counted by hand and nothing is cached.
+through `db.state` (the only derivation of screening states). Nothing is
+counted by hand and nothing is cached.
 
 How the log maps onto the diagram (the rules a methods section can cite):
 
@@ -68,11 +68,11 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Iterable, Mapping
 
 from base.errors import ClusterError
-from db.store import Store
-from screeners.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, RecordState, stage_states,
-                             undone_ids)
+from db.events import FULL_TEXT, TITLE_ABSTRACT
+from db.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, RecordState, stage_states,
+                      standing_events)
+from db.store import Store, id_list
 
-TA, FT = "title-abstract", "full-text"
 LAYOUTS = ("standard", "screen-other")
 NO_REASON = "Reason not recorded"
 
@@ -201,38 +201,9 @@ class Flow:
 
 
 def _canonical_of(store: Store) -> dict[int, int]:
-    """record id -> canonical id for every record; a cycle of duplicates is an error."""
-    parent = dict(store.db.execute("SELECT id, duplicate_of FROM records").fetchall())
-    out: dict[int, int] = {}
-    broken: set[int] = set()
-    for rid in parent:
-        cur, seen = rid, []
-        while parent.get(cur) is not None:
-            if cur in seen or parent[cur] not in parent:
-                broken.update(seen + [cur])
-                break
-            seen.append(cur)
-            cur = parent[cur]
-        out[rid] = cur
-    if broken:
-        raise FlowError(
-            f"Records {_ids(broken)} are marked as duplicates in a loop or of a missing record: "
-            "undo the merge that linked them and deduplicate again.", broken)
-    return out
-
-
-def _ids(ids: Iterable[int], limit: int = 10) -> str:
-    s = sorted(set(ids))
-    text = ", ".join(str(i) for i in s[:limit])
-    return text + (f" (and {len(s) - limit} more)" if len(s) > limit else "")
-
-
-def _standing(store: Store, where: str, params: Iterable[Any] = ()) -> list[dict]:
-    """Events not undone, by time then id, as `screeners.state` orders them (logs merged
-    from several machines arrive in any order; "the latest counts" must not depend on it)."""
-    undone = undone_ids(store)
-    return sorted((e for e in store.events(where, params) if e["id"] not in undone),
-                  key=lambda e: (e["ts"], e["id"]))
+    """record id -> canonical id for every record (itself where it is not a duplicate)."""
+    dups = store.canonical_map()
+    return {rid: dups.get(rid, rid) for (rid,) in store.db.execute("SELECT id FROM records")}
 
 
 def _source_key(role: str, service: str | None, strategy: str | None) -> tuple[str, str, str]:
@@ -260,7 +231,7 @@ def study_keys(store: Store, canon: Mapping[int, int] | None = None) -> dict[int
         key = json.loads(extra or "{}").get("study")
         if key not in (None, ""):
             out[rid] = str(key)
-    for e in _standing(store, "kind = 'tag' AND value LIKE 'study:%'"):
+    for e in standing_events(store, "kind = 'tag' AND value LIKE 'study:%'"):
         if e["record_id"] is None:
             continue
         key = e["value"][len("study:"):].strip()
@@ -280,7 +251,7 @@ def link_study(store: Store, record_ids: Iterable[int], study: str,
     known = {r[0] for r in store.db.execute("SELECT id FROM records")}
     missing = [i for i in ids if i not in known]
     if missing:
-        raise FlowError(f"Records {_ids(missing)} are not in this store.", missing)
+        raise FlowError(f"Records {id_list(missing)} are not in this store.", missing)
     with store.transaction():
         return [store.log_event("tag", record_id=i, value=f"study:{key}", reviewer=reviewer)
                 for i in ids]
@@ -312,7 +283,7 @@ def compute_flow(store: Store, layout: str = "standard") -> Flow:
     orphans = [r for r in canonical_ids if r not in retrievals]
     if orphans:
         raise FlowError(
-            f"Records {_ids(orphans)} have no provenance (no source row says how they were "
+            f"Records {id_list(orphans)} have no provenance (no source row says how they were "
             "identified): import them again with a source, or merge them into a record that "
             "has one.",
             orphans)
@@ -342,25 +313,25 @@ def compute_flow(store: Store, layout: str = "standard") -> Flow:
     )
 
     # screening states (the one derivation), plus the automation category
-    ta = stage_states(store, TA)
-    ft = stage_states(store, FT)
+    ta = stage_states(store, TITLE_ABSTRACT)
+    ft = stage_states(store, FULL_TEXT)
     _check_state_keys(canonical_ids, ta, ft)
     auto_other: set[int] = set()
-    for e in _standing(store, "kind = 'automation' AND stage = ?", [TA]):
+    for e in standing_events(store, "kind = 'automation' AND stage = ?", [TITLE_ABSTRACT]):
         rid = canon.get(e["record_id"], e["record_id"])
         if e["data"].get("category") == "other":
             auto_other.add(rid)
         else:
             auto_other.discard(rid)
     fulltext: dict[int, str] = {}
-    for e in _standing(store, "kind = 'fulltext'"):
+    for e in standing_events(store, "kind = 'fulltext'"):
         if e["record_id"] is not None:
             fulltext[canon.get(e["record_id"], e["record_id"])] = e["value"]
     contradictions = [r for r, s in ft.items() if s.status == INCLUDED
                       and fulltext.get(r) == "not-retrieved"]
     if contradictions:
         raise FlowError(
-            f"Records {_ids(contradictions)} are marked as full text not retrieved yet included "
+            f"Records {id_list(contradictions)} are marked as full text not retrieved yet included "
             "at full text: log `fulltext retrieved` for them or undo the inclusion.",
             contradictions)
 
@@ -418,12 +389,12 @@ def _check_state_keys(canonical_ids: list[int], ta: Mapping[int, RecordState],
     missing = [r for r in canonical_ids if r not in ta]
     extra = [r for r in ta if r not in known]
     if missing or extra:
-        raise FlowError(f"Records {_ids(missing + extra)} have no single title-abstract state: "
+        raise FlowError(f"Records {id_list(missing + extra)} have no single title-abstract state: "
                         "the store changed while counting; run the command again.", missing + extra)
     passed = {r for r, s in ta.items() if s.status == INCLUDED}
     odd = passed.symmetric_difference(ft)
     if odd:
-        raise FlowError(f"Records {_ids(odd)} are at full text without passing title-abstract "
+        raise FlowError(f"Records {id_list(odd)} are at full text without passing title-abstract "
                         "screening (or the reverse): run the command again.", odd)
 
 
@@ -504,7 +475,7 @@ def _check_column(c: Column, ids: list[int], box: Mapping[int, str]) -> None:
     if problems:
         odd = [r for r in ids if box.get(r) not in BOXES]
         raise FlowError(f"The {c.name} column does not add up ({'; '.join(problems)}) for records "
-                        f"{_ids(odd or ids)}: report this with the store attached.", odd or ids)
+                        f"{id_list(odd or ids)}: report this with the store attached.", odd or ids)
 
 
 def _check_totals(flow: Flow, canonical_ids: list[int]) -> None:
@@ -513,7 +484,7 @@ def _check_totals(flow: Flow, canonical_ids: list[int]) -> None:
     if total - dups != len(canonical_ids) or \
             sum(c.identified for c in flow.columns.values()) != total:
         raise FlowError("Records identified minus duplicates does not equal the unique records "
-                        f"{_ids(canonical_ids)}: report this with the store attached.",
+                        f"{id_list(canonical_ids)}: report this with the store attached.",
                         canonical_ids)
 
 

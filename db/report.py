@@ -6,27 +6,40 @@ their justification, results found and kept), the date of the last search per
 strategy, the deduplication method from `merge` events, the screening process
 (reviewers per record, blinding, conflicts, agreement per reviewer pair) and
 the stopping rule from `automation` events, followed by the PRISMA 2020
-numbers. Agreement statistics come from `screeners.agreement` (per reviewer
-pair, over the decisions that `screeners.state` says stand).
+numbers. Agreement statistics are figures the caller computes (per stage and
+reviewer pair, over the decisions that `db.state` says stand) and passes in.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from base.version import version
 from db.flow import Flow, FlowError, compute_flow, prisma_fields
+from db.events import STAGE_LABELS, TITLE_ABSTRACT
+from db.protocol import get_protocol
+from db.state import effective_decisions, standing_events
 from db.store import Store
-from screeners.protocol import get_protocol
-from screeners.agreement import agreement
-from screeners.state import effective_decisions, undone_ids
 
-STAGE_NAMES = {"title-abstract": "Title and abstract", "full-text": "Full text"}
+
+class PairFigures(Protocol):
+    """Agreement between two reviewers at one stage, as the report prints it."""
+
+    reviewer_a: str
+    reviewer_b: str
+    n: int
+    agreements: int
+    disagreements: int
+    percent: float | None
+    kappa: float | None
+
+
+#: stage -> the agreement of every reviewer pair at that stage
+Agreement = Mapping[str, Sequence[PairFigures]]
 
 
 # --- pieces of the report -------------------------------------------------------------
@@ -152,10 +165,9 @@ def searches_section(store: Store, flow: Flow) -> list[str]:
 
 
 def _active_merges(store: Store) -> list[dict]:
-    undone = undone_ids(store)
     unmerged = {e["data"].get("merge_id") for e in store.events("kind = 'unmerge'")}
-    return [e for e in store.events("kind = 'merge'")
-            if e["id"] not in undone and e["data"].get("merge_id", e["id"]) not in unmerged]
+    return [e for e in standing_events(store, "kind = 'merge'")
+            if e["data"].get("merge_id", e["id"]) not in unmerged]
 
 
 def dedup_section(store: Store, flow: Flow) -> list[str]:
@@ -186,10 +198,10 @@ def dedup_section(store: Store, flow: Flow) -> list[str]:
     return out
 
 
-def screening_section(store: Store) -> list[str]:
+def screening_section(store: Store, agreement: Agreement) -> list[str]:
     protocol = get_protocol(store)
     out = ["## Selection process", ""]
-    if not effective_decisions(store, "title-abstract"):
+    if not effective_decisions(store, TITLE_ABSTRACT):
         return out + ["No screening decisions are logged yet.", ""] + stopping_section(store)
     out += [f"The protocol asked for {protocol.reviewers_per_record} independent reviewer"
             f"{'s' if protocol.reviewers_per_record != 1 else ''} per record, first on title "
@@ -197,8 +209,7 @@ def screening_section(store: Store) -> list[str]:
             f"{version()}, which shows no reviewer another's decision before the record's "
             "conflict is resolved (blind dual review); conflicts were resolved by consensus or "
             "by a further reviewer, as logged below.", ""]
-    undone = undone_ids(store)
-    for stage, name in STAGE_NAMES.items():
+    for stage, name in STAGE_LABELS.items():
         decided = effective_decisions(store, stage)
         if not decided:
             continue
@@ -206,8 +217,8 @@ def screening_section(store: Store) -> list[str]:
         records = len({rid for rid, _ in decided})
         per_record = Counter(Counter(rid for rid, _ in decided).values())
         methods = Counter(e["data"].get("method", "unspecified")
-                          for e in store.events("kind = 'resolution' AND stage = ?", [stage])
-                          if e["id"] not in undone)
+                          for e in standing_events(store, "kind = 'resolution' AND stage = ?",
+                                                   [stage]))
         out += [f"### {name}", "",
                 f"{len(decided):,} decisions on {records:,} records by {len(reviewers)} reviewers "
                 f"({', '.join(reviewers)}). Reviewers per record: "
@@ -215,7 +226,7 @@ def screening_section(store: Store) -> list[str]:
                 + (" Conflicts resolved: " + ", ".join(f"{k} by {m}" for m, k in
                                                        sorted(methods.items())) + "."
                    if methods else ""), ""]
-        pairs = agreement(store, stage)
+        pairs = agreement.get(stage, ())
         if pairs:
             out += _table(("reviewers", "records both screened", "agreements", "disagreements",
                            "agreement", "Cohen's kappa"),
@@ -230,8 +241,7 @@ def screening_section(store: Store) -> list[str]:
 
 
 def stopping_section(store: Store) -> list[str]:
-    undone = undone_ids(store)
-    events = [e for e in store.events("kind = 'automation'") if e["id"] not in undone]
+    events = standing_events(store, "kind = 'automation'")
     out = ["### Stopping rule", ""]
     if not events:
         protocol = get_protocol(store)
@@ -244,7 +254,7 @@ def stopping_section(store: Store) -> list[str]:
         figures: Counter[str] = Counter(
             json.dumps({k: v for k, v in e["data"].items() if k not in ("rule", "category")},
                        sort_keys=True) for e in es)
-        out.append(f"- {STAGE_NAMES.get(stage, stage)}: {len(es):,} records marked as ineligible "
+        out.append(f"- {STAGE_LABELS.get(stage, stage)}: {len(es):,} records marked as ineligible "
                    f"by the stopping rule `{rule}` on {_date(max(e['ts'] for e in es))}"
                    + "".join("; figures: " + ", ".join(f"{k} = {v}"
                                                        for k, v in json.loads(f).items())
@@ -268,24 +278,25 @@ def flow_section(flow: Flow, diagram_file: str | None) -> list[str]:
     return out + [""]
 
 
-def methods_report(store: Store, layout: str = "standard", diagram_file: str | None = None,
-                   flow: Flow | None = None) -> str:
-    """The whole Markdown report; `diagram_file` is the diagram's name beside it, if any."""
+def methods_report(store: Store, agreement: Agreement, layout: str = "standard",
+                   diagram_file: str | None = None, flow: Flow | None = None) -> str:
+    """The whole Markdown report; `agreement` holds each stage's reviewer pairs,
+    `diagram_file` is the diagram's name beside the report, if any."""
     flow = flow if flow is not None else compute_flow(store, layout)
     parts = ["# Methods: searching, selection and flow", ""]
     parts += searches_section(store, flow)
     parts += dedup_section(store, flow)
-    parts += screening_section(store)
+    parts += screening_section(store, agreement)
     parts += flow_section(flow, diagram_file)
     return "\n".join(parts).rstrip() + "\n"
 
 
-def write_report(store: Store, layout: str = "standard", output: str | Path | None = None
-                 ) -> tuple[str, list[Path]]:
+def write_report(store: Store, agreement: Agreement, layout: str = "standard",
+                 output: str | Path | None = None) -> tuple[str, list[Path]]:
     """The report's text; with `output`, also the .md file and the diagram beside it."""
     flow = compute_flow(store, layout)
     if output is None:
-        return methods_report(store, layout, flow=flow), []
+        return methods_report(store, agreement, layout, flow=flow), []
     from db.diagram import layout as place, write_png, write_svg
 
     md = Path(output)
@@ -296,7 +307,7 @@ def write_report(store: Store, layout: str = "standard", output: str | Path | No
     diagram = place(flow)
     write_svg(diagram, svg)
     write_png(diagram, png)
-    text = methods_report(store, layout, diagram_file=svg.name, flow=flow)
+    text = methods_report(store, agreement, layout, diagram_file=svg.name, flow=flow)
     try:
         md.write_text(text, encoding="utf-8")
     except OSError as exc:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import sqlite_utils
 from sqlite_utils import Migrations
@@ -30,6 +30,50 @@ migrations = Migrations("cluster")
 
 class StoreError(ClusterError):
     """A problem with the store a user can fix; the message is one sentence."""
+
+
+class DuplicateLinkError(StoreError):
+    """`duplicate_of` links that run in a loop or to a missing record; names the records."""
+
+    def __init__(self, message: str, record_ids: Iterable[int] = ()):
+        super().__init__(message)
+        self.record_ids = tuple(sorted(set(record_ids)))
+
+
+def follow_duplicates(record_id: int, parent_of: Callable[[int], int | None]) -> int:
+    """Follow `duplicate_of` links (`parent_of`; KeyError for a record not in the store)
+    from `record_id` to the record that stands for the work.
+
+    The one walk over the links. A chain that loops or ends at a missing record
+    cannot say which record stands for the work, so it is an error naming the
+    records, never a guess.
+    """
+    seen: list[int] = []
+    cur = record_id
+    while True:
+        try:
+            nxt = parent_of(cur)
+        except KeyError:
+            if not seen:
+                raise StoreError(f"Record {record_id} is not in this store.") from None
+            nxt, broken = None, seen
+        else:
+            broken = seen + [cur] if cur in seen else []
+        if broken:
+            raise DuplicateLinkError(
+                f"Records {id_list(broken)} are marked as duplicates in a loop or of a missing "
+                "record: undo the merge that linked them and deduplicate again.", broken)
+        if nxt is None:
+            return cur
+        seen.append(cur)
+        cur = nxt
+
+
+def id_list(ids: Iterable[int], limit: int = 10) -> str:
+    """Record ids for a message: sorted, the first `limit`, and how many more."""
+    s = sorted(set(ids))
+    text = ", ".join(str(i) for i in s[:limit])
+    return text + (f" (and {len(s) - limit} more)" if len(s) > limit else "")
 
 
 def now() -> str:
@@ -244,18 +288,35 @@ class Store:
         for row in self.record_rows(**kw):
             yield row["id"], row_to_record(row)
 
+    def canonical_map(self) -> dict[int, int]:
+        """record id -> the canonical record that stands for its work, for every
+        record marked as a duplicate."""
+        parent: dict[int, int] = {}
+        missing: set[int] = set()
+        for rid, dup, target in self.db.execute(
+                "SELECT r.id, r.duplicate_of, p.id FROM records r "
+                "LEFT JOIN records p ON p.id = r.duplicate_of WHERE r.duplicate_of IS NOT NULL"):
+            parent[rid] = dup
+            if target is None:
+                missing.add(dup)
+
+        def parent_of(rid: int) -> int | None:
+            if rid in missing:
+                raise KeyError(rid)
+            return parent.get(rid)
+
+        return {rid: follow_duplicates(rid, parent_of) for rid in parent}
+
     def canonical_id(self, record_id: int) -> int:
-        """Follow `duplicate_of` to the record that stands for the work."""
-        seen = set()
-        rid = record_id
-        while True:
-            row = self.db.execute("SELECT duplicate_of FROM records WHERE id = ?", [rid]).fetchone()
+        """The record that stands for `record_id`'s work (itself unless it is a duplicate)."""
+        def parent_of(rid: int) -> int | None:
+            row = self.db.execute("SELECT duplicate_of FROM records WHERE id = ?",
+                                  [rid]).fetchone()
             if row is None:
-                raise StoreError(f"Record {record_id} is not in this store.")
-            if row[0] is None or row[0] in seen:
-                return rid
-            seen.add(rid)
-            rid = row[0]
+                raise KeyError(rid)
+            return row[0]
+
+        return follow_duplicates(record_id, parent_of)
 
     def find_by_ids(self, record: Record) -> int | None:
         """An existing record with the same DOI, PMID, PMCID or OpenAlex id."""

@@ -5,7 +5,7 @@ agreements, disagreements, percent agreement = agreements / (agreements +
 disagreements) (the "congruence" reviews report, e.g. 91 of 100 -> 91.0 %),
 Cohen's kappa, and the contingency table (2x2 include/exclude, 3x3 when
 anyone answered maybe). Undone decisions do not count; the latest standing
-decision of each reviewer does, as `screeners.state` defines it.
+decision of each reviewer does, as `db.state` defines it.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Mapping, Sequence
 
+from db.events import STAGES, TITLE_ABSTRACT
+from db.state import effective_decisions
 from db.store import Store
 from screeners.decisions import check_stage
-from screeners.state import effective_decisions
 
 TWO = ("include", "exclude")
 THREE = ("include", "maybe", "exclude")
@@ -87,7 +88,7 @@ def pair_table(a: Mapping[int, str], b: Mapping[int, str], labels: Sequence[str]
     return tuple(tuple(r) for r in counts)
 
 
-def agreement(store: Store, stage: str = "title-abstract", maybe_as_include: bool = False
+def agreement(store: Store, stage: str = TITLE_ABSTRACT, maybe_as_include: bool = False
               ) -> list[PairAgreement]:
     """Agreement for every reviewer pair with at least one record decided by both.
 
@@ -109,3 +110,8 @@ def agreement(store: Store, stage: str = "title-abstract", maybe_as_include: boo
         labels = THREE if "maybe" in used else TWO
         out.append(PairAgreement(stage, ra, rb, labels, pair_table(a, b, labels)))
     return out
+
+
+def agreement_by_stage(store: Store) -> dict[str, list[PairAgreement]]:
+    """Each screening stage's reviewer pairs, as the methods report shows them."""
+    return {stage: agreement(store, stage) for stage in STAGES}

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from base.errors import ClusterError
-from db.events import DECISIONS, FULLTEXT_STATES, STAGES
+from db.events import DECISIONS, FULL_TEXT, FULLTEXT_STATES, STAGES, TITLE_ABSTRACT
+from db.protocol import get_protocol
+from db.state import CONFLICT, stage_records, stage_states, undone_ids
 from db.store import Store
-from screeners.protocol import get_protocol
-from screeners.state import CONFLICT, stage_records, stage_states, undone_ids
 
-TITLE_ABSTRACT, FULL_TEXT = STAGES
 METHODS = ("consensus", "third-reviewer")
 RESOLUTION_VALUES = ("include", "exclude")
 SCORES = ("relevance", "rigour")

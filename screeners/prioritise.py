@@ -26,13 +26,13 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import sparse
 
+from db.protocol import get_protocol
+from db.state import screening_sequence, stage_states, training_labels
 from db.store import Store
 from screeners import feature_cache
 from screeners.components import (Model, NoWordsError, excludes_in_a_row, resolve_model,
                                    textless_due, textless_rows)
-from screeners.protocol import get_protocol
 from screeners.simulate import Schedule
-from screeners.state import stage_states, training_labels
 
 FIT_BUDGET = 0.2  # seconds; a slower fit switches to batched refits
 DEFAULT_MODEL = "default"
@@ -264,8 +264,6 @@ def _place_textless(store: Store, stage: str, reviewer: str | None, f: Features,
     held = [p for p in ranked if p[0] in textless]
     if not held:
         return ranked
-    from screeners.stopping import screening_sequence
-
     run = excludes_in_a_row([y for _, y in screening_sequence(store, stage, reviewer)])
     rest = [p for p in ranked if p[0] not in textless]
     return held + rest if textless_due(run) else rest + held

@@ -24,13 +24,13 @@ from typing import Callable, Mapping, Sequence
 
 from base.errors import ClusterError
 from base.services import SERVICE_NAMES
+from db.protocol import Protocol, get_protocol
+from db.state import automated_records, effective_decisions, stage_records
 from db.store import Store, open_store
 from screeners.decisions import (FULL_TEXT, Appraisal, DecisionError, DecisionResult, UndoResult,
                                  add_note, appraise, assigned_records, check_stage,
                                  current_appraisal, decide, full_text_records, fulltext_states,
                                  notes_for, undo_last)
-from screeners.protocol import Protocol, get_protocol
-from screeners.state import automated_records, effective_decisions, stage_records
 
 RankFn = Callable[[Store, str, str, Sequence[int]], Sequence[int]]
 EstimateFn = Callable[[Store, str], "float | None"]

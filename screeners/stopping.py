@@ -27,17 +27,17 @@ records first, so a random sample would contain fewer of them.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from base.errors import ClusterError
+from db.events import TITLE_ABSTRACT
+from db.protocol import get_protocol
+from db.state import PENDING, effective_decisions, screening_sequence, stage_states
 from db.store import Store
 from screeners.components import excludes_in_a_row
-from screeners.protocol import get_protocol
-from screeners.state import PENDING, effective_decisions, stage_states, training_labels
 
 
 class StopError(ClusterError):
@@ -106,20 +106,6 @@ def consecutive_rule(labels: Sequence[int], n_required: int) -> RuleResult:
 # --- the store's view ---------------------------------------------------------
 
 
-def screening_sequence(store: Store, stage: str, reviewer: str | None = None
-                       ) -> list[tuple[int, int]]:
-    """(record id, label) for every labelled record, in the order of its first decision."""
-    labels = training_labels(store, stage, reviewer)
-    first: dict[int, int] = {}
-    seq_of = {e["id"]: e["seq"] for e in store.events("kind IN ('decision', 'resolution') AND stage = ?", [stage])}
-    for d in effective_decisions(store, stage).values():
-        s = seq_of.get(d.event_id, 0)
-        if d.record_id not in first or s < first[d.record_id]:
-            first[d.record_id] = s
-    ordered = sorted((rid for rid in labels), key=lambda r: (first.get(r, math.inf), r))
-    return [(rid, labels[rid]) for rid in ordered]
-
-
 @dataclass(frozen=True)
 class Status:
     stage: str
@@ -162,7 +148,7 @@ def evaluate_rules(store: Store, stage: str) -> dict[str, RuleResult]:
     }
 
 
-def status(store: Store, stage: str = "title-abstract",
+def status(store: Store, stage: str = TITLE_ABSTRACT,
            estimate: Callable[[Store, str], float] | None = None) -> Status:
     """Screened / total, includes, estimated relevant left and the stopping rules."""
     states = stage_states(store, stage)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from base.record import Record
+from db.protocol import set_protocol
 from db.store import Store
-from screeners.protocol import set_protocol
 
 TA, FT = "title-abstract", "full-text"
 TOPICS = ("compassion training for nurses", "empathy in medical students",

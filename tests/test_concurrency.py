@@ -9,9 +9,9 @@ from pathlib import Path
 
 from screenkit import TA, make_review
 
+from db.state import EXCLUDED, INCLUDED, stage_states
 from db.store import open_store
 from screeners.agreement import agreement
-from screeners.state import EXCLUDED, INCLUDED, stage_states
 
 ROOT = Path(__file__).resolve().parents[1]
 

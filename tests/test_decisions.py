@@ -11,12 +11,12 @@ from screenkit import FT, TA, both_decide, make_review, snapshot
 
 from base.errors import ClusterError
 from base.record import Record
+from db.state import CONFLICT, EXCLUDED, INCLUDED, effective_decisions, stage_states
 from db.store import open_store
 from screeners.decisions import (add_note, appraise, conflicts, decide, export_decisions,
                                  fulltext_states, import_decisions, mark_fulltext, resolve, sample,
                                  undo_last)
 from screeners.session import pending
-from screeners.state import CONFLICT, EXCLUDED, INCLUDED, effective_decisions, stage_states
 
 
 def test_decide_logs_one_event(store):

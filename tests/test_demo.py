@@ -130,8 +130,8 @@ def test_agreement_conflicts_and_recall_in_the_summary_come_from_the_store(demo)
             f"{resolved.get('full-text', 0)} at full text\n") in out
 
     # recall, recomputed from the world and the records included at full text
+    from db.state import INCLUDED, stage_states
     from db.store import open_store
-    from screeners.state import INCLUDED, stage_states
 
     world = World.generate(SEED, WORKS, DemoOptions(works=WORKS).index_count)
     works_of: dict[int, set[int]] = {}

@@ -15,8 +15,8 @@ from base.record import Record
 from db.diagram import Box, Diagram, Line, layout, overflows, to_svg
 from db.flow import (TEMPLATE_ROWS, FlowError, compute_flow, link_study, prisma_fields,
                      template_rows)
-from db.store import open_store
-from screeners.state import INCLUDED, stage_states
+from db.state import INCLUDED, stage_states
+from db.store import DuplicateLinkError, open_store
 from tests.review_world import build_review_file
 
 TA, FT = "title-abstract", "full-text"
@@ -227,7 +227,8 @@ def test_duplicate_loop_is_named(store):
     a, b = _add(store), _add(store)
     store.db["records"].update(a, {"duplicate_of": b})
     store.db["records"].update(b, {"duplicate_of": a})
-    with pytest.raises(FlowError, match=rf"Records {a}, {b} are marked as duplicates in a loop"):
+    with pytest.raises(DuplicateLinkError,
+                       match=rf"Records {a}, {b} are marked as duplicates in a loop"):
         compute_flow(store)
 
 

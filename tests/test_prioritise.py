@@ -7,10 +7,10 @@ import pytest
 from scipy import sparse
 
 from base.record import Record
+from db.protocol import set_protocol
 from screeners import components
 from screeners.components import REGISTRY, make, resolve_model
 from screeners.prioritise import estimate_relevant_left, rank, rank_details
-from screeners.protocol import set_protocol
 
 TA = "title-abstract"
 

@@ -15,7 +15,7 @@ from base.record import Record
 from db.store import open_store
 from screeners import components, feature_cache, prioritise
 from screeners.prioritise import estimate_relevant_left, features, rank_details
-from screeners.protocol import set_protocol
+from db.protocol import set_protocol
 from tests.conftest import ROOT, shared_path
 
 TA = "title-abstract"

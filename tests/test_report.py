@@ -7,6 +7,7 @@ from sklearn.metrics import cohen_kappa_score
 from base.record import Record
 from db.report import methods_report
 from db.store import open_store
+from screeners.agreement import agreement_by_stage
 from tests.review_world import build_review_file
 
 TA, FT = "title-abstract", "full-text"
@@ -30,7 +31,7 @@ def _double_decisions(store, n, agree, stage=FT):
 
 def test_agreement_in_the_report_100_decisions_91_agree(store):
     a_vals, b_vals = _double_decisions(store, 100, 91)
-    md = methods_report(store)
+    md = methods_report(store, agreement_by_stage(store))
     kappa = cohen_kappa_score(a_vals, b_vals)
     assert f"| ann / bob | 100 | 91 | 9 | 91.0 % | {kappa:.2f} |" in md
 
@@ -38,7 +39,7 @@ def test_agreement_in_the_report_100_decisions_91_agree(store):
 def test_agreement_in_the_report_matches_the_review_congruence(store):
     # the review reported agreements / (agreements + disagreements) = 90.1 %
     _double_decisions(store, 101, 91)
-    assert "| ann / bob | 101 | 91 | 10 | 90.1 % |" in methods_report(store)
+    assert "| ann / bob | 101 | 91 | 10 | 90.1 % |" in methods_report(store, agreement_by_stage(store))
 
 
 def test_report_of_the_review(run, tmp_path):
@@ -82,7 +83,7 @@ def test_report_stopping_rule_figures(store):
     store.log_event("automation", record_id=rid, stage=TA, value="exclude",
                     data={"rule": "hypergeometric", "target_recall": 0.95, "p": 0.031,
                           "screened": 1200})
-    md = methods_report(store)
+    md = methods_report(store, agreement_by_stage(store))
     assert "No screening decisions are logged yet." in md
     assert ("1 records marked as ineligible by the stopping rule `hypergeometric`" in md)
     assert "figures: p = 0.031, screened = 1200, target_recall = 0.95" in md

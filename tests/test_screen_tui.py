@@ -15,9 +15,9 @@ import pytest
 from screenkit import FT, TA, both_decide, make_review
 from vt import Screen
 
+from db.protocol import set_protocol
 from db.store import open_store
 from screeners.decisions import add_note, decide
-from screeners.protocol import set_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 DOWN = "\x1b[B"

@@ -1,10 +1,15 @@
 """Screening states derived from the event log: dual review, undo, resolution, automation."""
 
-from base.record import Record
-from screeners.protocol import set_protocol
-from screeners.state import CONFLICT, EXCLUDED, INCLUDED, PENDING, stage_states, training_labels
+import pytest
 
-TA, FT = "title-abstract", "full-text"
+from base.record import Record
+from db.events import FULL_TEXT as FT
+from db.events import TITLE_ABSTRACT as TA
+from db.flow import compute_flow
+from db.protocol import set_protocol
+from db.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, current_decisions, stage_states,
+                      standing_events, training_labels)
+from db.store import DuplicateLinkError
 
 
 def _records(store, n):
@@ -59,3 +64,65 @@ def test_decision_on_duplicate_counts_for_canonical(store):
     store.log_event("decision", record_id=a, reviewer="bob", stage=TA, value="exclude")
     st = stage_states(store, TA)
     assert list(st) == [a] and st[a].status == EXCLUDED
+
+
+def test_duplicate_links_in_a_loop_are_one_error_everywhere(store):
+    """Screening states, a decision's record and the flow follow `duplicate_of` the same way."""
+    a, b, c = _records(store, 3)
+    store.add_source(c, None, role="database", service="MEDLINE")
+    store.db["records"].update(a, {"duplicate_of": b})
+    store.db["records"].update(b, {"duplicate_of": a})
+    message = (f"Records {a}, {b} are marked as duplicates in a loop or of a missing record: "
+               "undo the merge that linked them and deduplicate again.")
+    for read in (lambda: stage_states(store, TA), lambda: store.canonical_id(a),
+                 lambda: store.canonical_map(), lambda: compute_flow(store)):
+        with pytest.raises(DuplicateLinkError) as err:
+            read()
+        assert str(err.value) == message
+        assert err.value.record_ids == (a, b)
+    assert store.canonical_id(c) == c
+
+
+def test_duplicate_of_a_missing_record_is_named(store):
+    a, b = _records(store, 2)
+    store.db.execute("PRAGMA foreign_keys = OFF")
+    store.db["records"].update(b, {"duplicate_of": a})
+    store.db["records"].delete(a)
+    with pytest.raises(DuplicateLinkError, match=rf"^Records {b} are marked as duplicates in a "
+                                                 "loop or of a missing record"):
+        stage_states(store, TA)
+    with pytest.raises(DuplicateLinkError, match=rf"^Records {b} are marked"):
+        store.canonical_id(b)
+
+
+def test_a_chain_of_duplicates_ends_at_its_canonical_record(store):
+    a, b, c = _records(store, 3)
+    store.db["records"].update(c, {"duplicate_of": b})
+    store.db["records"].update(b, {"duplicate_of": a})
+    assert store.canonical_map() == {b: a, c: a}
+    assert [store.canonical_id(r) for r in (a, b, c)] == [a, a, a]
+    store.log_event("decision", record_id=c, reviewer="ann", stage=TA, value="include")
+    assert stage_states(store, TA)[a].decisions["ann"].value == "include"
+
+
+def test_standing_events_drop_undone_ones_and_sort_by_time(store):
+    a, = _records(store, 1)
+    late = store.log_event("note", record_id=a, reviewer="ann", note="late", ts="2024-02-01T00:00:00")
+    early = store.log_event("note", record_id=a, reviewer="bob", note="early",
+                            ts="2024-01-01T00:00:00")
+    gone = store.log_event("note", record_id=a, reviewer="ann", note="gone",
+                           ts="2024-01-15T00:00:00")
+    store.log_event("undo", reviewer="ann", undoes=gone)
+    assert [e["id"] for e in standing_events(store, "kind = 'note'")] == [early, late]
+
+
+def test_an_include_and_a_maybe_export_as_include_not_as_a_conflict(store):
+    """The export's decision is read from the stage state, which counts include + maybe as
+    included; it used to compare the two values itself and call them a conflict."""
+    a, b = _records(store, 2)
+    for rid, va, vb in ((a, "include", "maybe"), (b, "maybe", "maybe")):
+        store.log_event("decision", record_id=rid, reviewer="ann", stage=TA, value=va)
+        store.log_event("decision", record_id=rid, reviewer="bob", stage=TA, value=vb)
+    assert stage_states(store, TA)[a].status == INCLUDED
+    assert current_decisions(store, TA) == {a: "include", b: "maybe"}
+

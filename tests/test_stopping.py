@@ -5,10 +5,10 @@ import json
 import pytest
 
 from base.record import Record
-from screeners.protocol import set_protocol
-from screeners.state import stage_states
+from db.protocol import set_protocol
+from db.state import screening_sequence, stage_states
 from screeners.stopping import (StopError, apply_stop, consecutive_rule, hypergeometric_p,
-                                hypergeometric_rule, screening_sequence)
+                                hypergeometric_rule)
 
 TA = "title-abstract"
 

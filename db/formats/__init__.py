@@ -14,15 +14,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from db.events import ROLES
+from db.events import ROLES, TITLE_ABSTRACT
 from db.formats.bibtex import read_bibtex
 from db.formats.common import FileFormatError, ReadResult, decode
-from db.formats.decisions import current_decisions
 from db.formats.endnote_xml import read_endnote_xml
-from db.formats.export import EXPORT_FORMATS, DECISION_FILTERS, ExportResult, export_records
+from db.formats.export import DECISION_FILTERS, EXPORT_FORMATS, ExportResult, export_records
 from db.formats.medline import read_medline
 from db.formats.ris import read_ris, read_wos
 from db.formats.tabular import is_id_list, looks_tabular, read_csv, read_id_list
+from db.state import current_decisions
 
 if TYPE_CHECKING:  # reading a file needs no SQLite layer
     from db.store import Store
@@ -33,7 +33,7 @@ __all__ = [
     "import_files", "read_file",
 ]
 
-LABEL_STAGE = "title-abstract"
+LABEL_STAGE = TITLE_ABSTRACT
 
 _READERS: dict[str, Callable[[str, str], ReadResult]] = {
     "endnote-xml": read_endnote_xml, "medline": read_medline, "ris": read_ris,

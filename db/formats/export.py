@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from base.errors import ClusterError
-from db.events import DECISIONS, STAGES
+from db.events import DECISIONS, STAGES, TITLE_ABSTRACT
 from db.formats.bibtex import write_bibtex
-from db.formats.decisions import active_events, current_decisions
 from db.formats.ris import write_ris
+from db.state import current_decisions, standing_events
 
 if TYPE_CHECKING:
     from db.store import Store
@@ -54,7 +54,8 @@ def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bo
     states = current_decisions(store, stage)
     reasons: dict[int, list[str]] = {}
     notes: dict[int, list[str]] = {}
-    for ev in active_events(store, stage):
+    for ev in standing_events(store, "kind IN ('decision', 'resolution') AND stage = ? "
+                              "AND record_id IS NOT NULL", [stage]):
         who = ev["reviewer"] or ev["kind"]
         if ev["reason"]:
             reasons.setdefault(ev["record_id"], [])
@@ -148,7 +149,7 @@ _WRITERS: dict[str, Callable[[list[dict]], str]] = {
 }
 
 
-def export_records(store: Store, fmt: str, *, stage: str = "title-abstract",
+def export_records(store: Store, fmt: str, *, stage: str = TITLE_ABSTRACT,
                    decision: str | None = None, include_duplicates: bool = False) -> ExportResult:
     """The records (canonical ones unless `include_duplicates`) as text in `fmt`."""
     if fmt not in _WRITERS:

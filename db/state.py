@@ -1,9 +1,10 @@
-"""Where each record stands at each screening stage, derived from the event log.
+"""What the event log means: which events still stand, and where each record
+stands at each screening stage.
 
-This is the single place that turns `decision`, `undo`, `resolution` and
-`automation` events into states; screening sessions, the prioritiser's labels,
-agreement statistics, exports and the PRISMA flow all read it, so they can
-never disagree.
+This is the single place that reads `undo` events and turns `decision`,
+`resolution` and `automation` events into states; screening sessions, the
+prioritiser's labels, agreement statistics, exports, reports and the PRISMA
+flow all read it, so they can never disagree.
 
 Rules: a reviewer's latest decision that has not been undone counts; with the
 protocol's k reviewers per record, k decisions that are all include/maybe
@@ -15,12 +16,14 @@ record merged as a duplicate count for its canonical record.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Iterable, Mapping
 
+from db.events import TITLE_ABSTRACT
+from db.protocol import get_protocol
 from db.store import Store
-from screeners.protocol import get_protocol
 
 PENDING, CONFLICT, INCLUDED, EXCLUDED = "pending", "conflict", "included", "excluded"
 POSITIVE = ("include", "maybe")
@@ -68,24 +71,13 @@ def undone_ids(store: Store) -> set[str]:
     return undone
 
 
-def _canonical_map(store: Store) -> dict[int, int]:
-    """record id -> canonical id, for every record that is a duplicate."""
-    parent = {rid: dup for rid, dup in store.db.execute(
-        "SELECT id, duplicate_of FROM records WHERE duplicate_of IS NOT NULL")}
-    out = {}
-    for rid in parent:
-        cur, seen = rid, set()
-        while cur in parent and cur not in seen:
-            seen.add(cur)
-            cur = parent[cur]
-        out[rid] = cur
-    return out
-
-
-def _in_time_order(events: list[dict]) -> list[dict]:
-    """Events by time, then id: logs merged from several copies arrive in any
-    order, and "the latest decision counts" must not depend on that order."""
-    return sorted(events, key=lambda e: (e["ts"], e["id"]))
+def standing_events(store: Store, where: str, params: Iterable[Any] = ()) -> list[dict]:
+    """The events matching `where` that no standing undo takes back, by time, then id:
+    logs merged from several copies arrive in any order, and "the latest counts"
+    must not depend on that order."""
+    undone = undone_ids(store)
+    return sorted((e for e in store.events(where, params) if e["id"] not in undone),
+                  key=lambda e: (e["ts"], e["id"]))
 
 
 def _to_decision(e: dict, canon: Mapping[int, int]) -> Decision:
@@ -97,15 +89,12 @@ def effective_decisions(store: Store, stage: str, reviewer: str | None = None
                         ) -> dict[tuple[int, str], Decision]:
     """(record, reviewer) -> that reviewer's standing decision at `stage`
     (only `reviewer`'s when given: a screening queue needs no one else's)."""
-    undone = undone_ids(store)
-    canon = _canonical_map(store)
+    canon = store.canonical_map()
     out: dict[tuple[int, str], Decision] = {}
     where, params = "kind = 'decision' AND stage = ?", [stage]
     if reviewer is not None:
         where, params = where + " AND reviewer = ?", params + [reviewer]
-    for e in _in_time_order(store.events(where, params)):
-        if e["id"] in undone:
-            continue
+    for e in standing_events(store, where, params):
         d = _to_decision(e, canon)
         out[(d.record_id, d.reviewer or "")] = d  # later events replace earlier ones
     return out
@@ -117,29 +106,24 @@ def stage_records(store: Store, stage: str, states_before: Mapping[int, RecordSt
     those that passed title-abstract at full text."""
     ids = [r[0] for r in store.db.execute(
         "SELECT id FROM records WHERE duplicate_of IS NULL ORDER BY id")]
-    if stage == "title-abstract":
+    if stage == TITLE_ABSTRACT:
         return ids
-    before = states_before if states_before is not None else stage_states(store, "title-abstract")
+    before = states_before if states_before is not None else stage_states(store, TITLE_ABSTRACT)
     return [i for i in ids if before.get(i) is not None and before[i].status == INCLUDED]
 
 
 def stage_states(store: Store, stage: str) -> dict[int, RecordState]:
     """record id -> RecordState for every record taking part in `stage`."""
     k = get_protocol(store).reviewers_per_record
-    undone = undone_ids(store)
-    canon = _canonical_map(store)
+    canon = store.canonical_map()
     by_record: dict[int, dict[str, Decision]] = {}
     for (rid, reviewer), d in effective_decisions(store, stage).items():
         by_record.setdefault(rid, {})[reviewer] = d
     resolutions: dict[int, Decision] = {}
-    for e in _in_time_order(store.events("kind = 'resolution' AND stage = ?", [stage])):
-        if e["id"] not in undone:
-            d = _to_decision(e, canon)
-            resolutions[d.record_id] = d
-    automated: dict[int, str | None] = {}
-    for e in store.events("kind = 'automation' AND stage = ?", [stage]):
-        if e["id"] not in undone:
-            automated[canon.get(e["record_id"], e["record_id"])] = e["data"].get("rule")
+    for e in standing_events(store, "kind = 'resolution' AND stage = ?", [stage]):
+        d = _to_decision(e, canon)
+        resolutions[d.record_id] = d
+    automated = automated_records(store, stage)
 
     out: dict[int, RecordState] = {}
     for rid in stage_records(store, stage):
@@ -172,12 +156,10 @@ def automated_records(store: Store, stage: str) -> dict[int, str | None]:
     """record id -> rule, for records a stopping rule marked ineligible at `stage`
     (as `stage_states` reads them; they count as excluded only where reviewers
     have not settled them)."""
-    undone = undone_ids(store)
-    canon = _canonical_map(store)
+    canon = store.canonical_map()
     out: dict[int, str | None] = {}
-    for e in store.events("kind = 'automation' AND stage = ?", [stage]):
-        if e["id"] not in undone:
-            out[canon.get(e["record_id"], e["record_id"])] = e["data"].get("rule")
+    for e in standing_events(store, "kind = 'automation' AND stage = ?", [stage]):
+        out[canon.get(e["record_id"], e["record_id"])] = e["data"].get("rule")
     return out
 
 
@@ -188,7 +170,31 @@ def _common_reason(decs: Mapping[str, Decision]) -> str | None:
     return Counter(reasons).most_common(1)[0][0]
 
 
-def training_labels(store: Store, stage: str = "title-abstract", reviewer: str | None = None
+def current_decisions(store: Store, stage: str) -> dict[int, str]:
+    """record id -> "include" | "exclude" | "maybe" | "conflict", as an export shows a
+    record's standing at `stage`; absent means undecided.
+
+    Read from `stage_states`: a resolution's value, "conflict" for a conflict, "exclude"
+    for a stopping rule's exclusion; where reviewers settled it or only some have
+    decided so far, the value they agree on ("include" for includes mixed with maybes).
+    """
+    out: dict[int, str] = {}
+    for rid, st in stage_states(store, stage).items():
+        values = {d.value for d in st.decisions.values()}
+        if st.resolution is not None:
+            out[rid] = st.resolution.value
+        elif st.status == CONFLICT:
+            out[rid] = "conflict"
+        elif st.automated:
+            out[rid] = "exclude"
+        elif len(values) == 1:
+            out[rid] = values.pop()
+        elif st.status == INCLUDED:
+            out[rid] = "include"
+    return out
+
+
+def training_labels(store: Store, stage: str = TITLE_ABSTRACT, reviewer: str | None = None
                     ) -> dict[int, int]:
     """record id -> 1 (relevant) / 0 for the prioritiser.
 
@@ -210,3 +216,17 @@ def training_labels(store: Store, stage: str = "title-abstract", reviewer: str |
         elif rid in partial:
             labels[rid] = partial[rid]
     return labels
+
+
+def screening_sequence(store: Store, stage: str, reviewer: str | None = None
+                       ) -> list[tuple[int, int]]:
+    """(record id, label) for every labelled record, in the order of its first decision."""
+    labels = training_labels(store, stage, reviewer)
+    first: dict[int, int] = {}
+    seq_of = {e["id"]: e["seq"] for e in store.events("kind IN ('decision', 'resolution') AND stage = ?", [stage])}
+    for d in effective_decisions(store, stage).values():
+        s = seq_of.get(d.event_id, 0)
+        if d.record_id not in first or s < first[d.record_id]:
+            first[d.record_id] = s
+    ordered = sorted((rid for rid in labels), key=lambda r: (first.get(r, math.inf), r))
+    return [(rid, labels[rid]) for rid in ordered]
