@@ -15,7 +15,7 @@ import shutil
 import sqlite3
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import click
 
@@ -105,8 +105,9 @@ def quiet_option(fn: Callable) -> Callable:
     return click.option("--quiet", "-q", is_flag=True, help="No progress bar.")(fn)
 
 
-def get_store(db_path: str, create: bool = True) -> Store:
-    """Open the store; inside a command it is closed when the command ends, however it ends.
+@contextlib.contextmanager
+def store_for(db_path: str, create: bool = False) -> Iterator[Store]:
+    """The review store for one command, closed when the block ends, however it ends.
 
     Closing folds the write-ahead log back into the file and lets the next
     command in the same process (a script, a test) open the store afresh.
@@ -114,10 +115,10 @@ def get_store(db_path: str, create: bool = True) -> Store:
     from db.store import open_store
 
     store = open_store(db_path, create=create)
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        ctx.call_on_close(store.close)
-    return store
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 class Bar:
@@ -196,8 +197,8 @@ def init(db_path: str) -> None:
 
     Example: cluster init --db review.db
     """
-    store = get_store(db_path)
-    click.echo(f"Review store ready at {db_path} (review {store.review_id}).")
+    with store_for(db_path, create=True) as store:
+        click.echo(f"Review store ready at {db_path} (review {store.review_id}).")
 
 
 # --- reviewers ------------------------------------------------------------------
@@ -221,11 +222,11 @@ def reviewers_add(names: tuple[str, ...], role: str, db_path: str) -> None:
 
     Example: cluster reviewers add alice bob
     """
-    store = get_store(db_path)
-    with store.transaction():
-        for name in names:
-            store.add_reviewer(name, role)
-    click.echo(f"Reviewers: {', '.join(store.reviewer_names())}")
+    with store_for(db_path, create=True) as store:
+        with store.transaction():
+            for name in names:
+                store.add_reviewer(name, role)
+        click.echo(f"Reviewers: {', '.join(store.reviewer_names())}")
 
 
 @reviewers.command("list")
@@ -237,12 +238,13 @@ def reviewers_list(db_path: str, as_json: bool) -> None:
 
     Example: cluster reviewers list --json
     """
-    names = get_store(db_path).reviewer_names()
-    if as_json:
-        echo_json(names)
-    else:
-        for n in names:
-            click.echo(n)
+    with store_for(db_path, create=True) as store:
+        names = store.reviewer_names()
+        if as_json:
+            echo_json(names)
+        else:
+            for n in names:
+                click.echo(n)
 
 
 # --- protocol -------------------------------------------------------------------
@@ -278,12 +280,13 @@ def protocol_set(question, include_terms, exclude_terms, reasons, reviewers_per_
     def split(text, sep=","):
         return None if text is None else [t for t in text.split(sep)]
 
-    new = set_protocol(
-        get_store(db_path), question=question, include_terms=split(include_terms),
-        exclude_terms=split(exclude_terms), exclusion_reasons=split(reasons, ";"),
-        reviewers_per_record=reviewers_per_record, stopping_rule=stopping_rule,
-        target_recall=target_recall, consecutive_excludes=consecutive_excludes,
-    )
+    with store_for(db_path, create=True) as store:
+        new = set_protocol(
+            store, question=question, include_terms=split(include_terms),
+            exclude_terms=split(exclude_terms), exclusion_reasons=split(reasons, ";"),
+            reviewers_per_record=reviewers_per_record, stopping_rule=stopping_rule,
+            target_recall=target_recall, consecutive_excludes=consecutive_excludes,
+        )
     echo_json(new.to_dict())
 
 
@@ -297,7 +300,8 @@ def protocol_show(db_path: str) -> None:
     """
     from db.protocol import get_protocol
 
-    echo_json(get_protocol(get_store(db_path)).to_dict())
+    with store_for(db_path, create=True) as store:
+        echo_json(get_protocol(store).to_dict())
 
 
 # === import / export =====================================================
@@ -331,23 +335,23 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
 
     from db.formats import import_files
 
-    store = get_store(db_path)
-    with click.progressbar(length=len(files), label="Importing", file=sys.stderr,
-                           hidden=quiet or as_json or not sys.stderr.isatty()) as bar:
-        results = import_files(store, list(files), role=role, source=source,
-                               labels_reviewer=labels_reviewer, progress=bar.update)
-    if as_json:
-        echo_json([dataclasses.asdict(r) for r in results])
-        return
-    for r in results:
-        for w in r.warnings:
-            click.echo(f"Warning: {w}", err=True)
-        if r.already_imported:
-            click.echo(f"{r.file_name}: already imported into this store; nothing added.")
-        else:
-            labels = f", {r.n_labels} labels kept as decisions" if r.n_labels else ""
-            click.echo(f"{r.file_name}: {r.n_read} records read ({r.format}), {r.n_added} added"
-                       f"{labels} (search {r.search_id}).")
+    with store_for(db_path, create=True) as store:
+        with click.progressbar(length=len(files), label="Importing", file=sys.stderr,
+                               hidden=quiet or as_json or not sys.stderr.isatty()) as bar:
+            results = import_files(store, list(files), role=role, source=source,
+                                   labels_reviewer=labels_reviewer, progress=bar.update)
+        if as_json:
+            echo_json([dataclasses.asdict(r) for r in results])
+            return
+        for r in results:
+            for w in r.warnings:
+                click.echo(f"Warning: {w}", err=True)
+            if r.already_imported:
+                click.echo(f"{r.file_name}: already imported into this store; nothing added.")
+            else:
+                labels = f", {r.n_labels} labels kept as decisions" if r.n_labels else ""
+                click.echo(f"{r.file_name}: {r.n_read} records read ({r.format}), {r.n_added} added"
+                           f"{labels} (search {r.search_id}).")
 
 
 @cli.command("export")
@@ -371,18 +375,18 @@ def export(fmt: str, stage: str, decision: str | None, include_duplicates: bool,
     """
     from db.formats import export_records
 
-    store = get_store(db_path, create=False)
-    result = export_records(store, fmt, stage=stage, decision=decision,
-                            include_duplicates=include_duplicates)
-    if output is None:
-        click.echo(result.text, nl=False)
-        return
-    try:
-        with open(output, "w", encoding="utf-8", newline="") as fh:
-            fh.write(result.text)
-    except OSError as exc:
-        raise UserError(f"Cannot write {output} ({exc.strerror}).") from None
-    click.echo(f"Exported {result.n_records} records to {output} ({fmt}).", err=True)
+    with store_for(db_path) as store:
+        result = export_records(store, fmt, stage=stage, decision=decision,
+                                include_duplicates=include_duplicates)
+        if output is None:
+            click.echo(result.text, nl=False)
+            return
+        try:
+            with open(output, "w", encoding="utf-8", newline="") as fh:
+                fh.write(result.text)
+        except OSError as exc:
+            raise UserError(f"Cannot write {output} ({exc.strerror}).") from None
+        click.echo(f"Exported {result.n_records} records to {output} ({fmt}).", err=True)
 
 
 
@@ -422,8 +426,8 @@ def fetch_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], fill: bool, db_path
         raise UserError("Nothing to fetch: give --pmid, --doi or --fill.")
     with connect(connector_settings(db_path)) as services, Bar(quiet, "Fetching") as progress:
         if fill:
-            done = fill_needs_metadata(get_store(db_path, create=False), services,
-                                       progress=progress)
+            with store_for(db_path) as store:
+                done = fill_needs_metadata(store, services, progress=progress)
             summary = {"filled": done.filled, "still_needing_metadata": done.remaining,
                        "missing": list(done.missing), "failed": dict(done.failed),
                        "requests": len(done.calls)}
@@ -467,16 +471,6 @@ def _echo_problems(missing, failed, notes) -> None:
 # === expand, searches, contacts, find =====================================
 
 
-@contextlib.contextmanager
-def _open(db_path: str):
-    """An existing store, closed afterwards (so its WAL is folded back at once)."""
-    store = get_store(db_path, create=False)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
 def _connect(db_path: str):
     from connectors.services import connect
 
@@ -498,13 +492,8 @@ def add_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], db_path: str, as_json
     """
     from cluster.expand import add_index_articles
 
-    store = get_store(db_path)
-    services = _connect(db_path)
-    try:
+    with store_for(db_path, create=True) as store, _connect(db_path) as services:
         added = add_index_articles(store, services, pmids=pmids, dois=dois)
-    finally:
-        services.close()
-        store.close()
     if as_json:
         echo_json([a.__dict__ for a in added])
         return
@@ -556,14 +545,9 @@ def expand_cmd(strategies: str, top: int, any_type: bool, any_language: bool, de
 
     options = ExpandOptions(strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
                             top=top, any_type=any_type, any_language=any_language, depth=depth)
-    store = get_store(db_path)
-    services = _connect(db_path)
-    try:
-        with Bar(quiet, "Expanding") as progress:
-            report = expand(store, services, options, progress=progress)
-    finally:
-        services.close()
-        store.close()
+    with store_for(db_path, create=True) as store, _connect(db_path) as services, \
+            Bar(quiet, "Expanding") as progress:
+        report = expand(store, services, options, progress=progress)
     if as_json:
         echo_json(report.to_json())
     else:
@@ -607,7 +591,7 @@ def searches_cmd(db_path: str, as_json: bool, as_markdown: bool) -> None:
     """
     from cluster.searchlog import markdown, search_rows
 
-    with _open(db_path) as store:
+    with store_for(db_path) as store:
         rows_all = search_rows(store)
         text = markdown(store) if as_markdown else ""
     if as_json:
@@ -649,7 +633,7 @@ def contacts_cmd(output: str | None, log_name: str | None, status: str | None, e
         raise UserError("--log needs --status sent, replied or no-reply.")
     if log_name is None and (status or email or note):
         raise UserError("--status, --email and --note go with --log NAME (the author contacted).")
-    with _open(db_path) as store:
+    with store_for(db_path) as store:
         if log_name is not None:
             data = log_contact(store, log_name, status, email=email, note=note)
             click.echo(f"Logged: {data['author']} {status}.")
@@ -683,7 +667,7 @@ def find_cmd(query: str, tag_value: str | None, reviewer: str | None, limit: int
     """
     from cluster.find import find, tag
 
-    with _open(db_path) as store:
+    with store_for(db_path) as store:
         hits = find(store, query, limit=limit)
         n_tagged = tag(store, hits, tag_value, reviewer=reviewer) if tag_value else 0
     if as_json:
@@ -727,60 +711,60 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
     modes = [m for m in (review or None, export_csv, import_csv, undo_id) if m is not None]
     if len(modes) > 1:
         raise UserError("Use one of --review, --export-pairs, --import-pairs and --undo at a time.")
-    store = get_store(db_path)
-    if undo_id is not None:
-        out = undo_merge(store, undo_id, reviewer=reviewer)
+    with store_for(db_path, create=True) as store:
+        if undo_id is not None:
+            out = undo_merge(store, undo_id, reviewer=reviewer)
+            if as_json:
+                echo_json(out)
+            else:
+                click.echo(f"Merge {undo_id} undone: records {', '.join(map(str, out['restored']))} "
+                           f"stand apart from record {out['canonical']} again.")
+            return
+        if export_csv is not None:
+            n = export_pairs(store, export_csv)
+            if as_json:
+                echo_json({"exported": n, "path": export_csv})
+            else:
+                click.echo(f"{n} pairs written to {export_csv}: fill the decision column with same, "
+                           f"different or skip, then run cluster dedup --import-pairs {export_csv}.")
+            return
+        if import_csv is not None:
+            counts = import_pairs(store, import_csv, reviewer=reviewer)
+            if as_json:
+                echo_json(counts)
+            else:
+                click.echo(f"{counts['same']} pairs merged, {counts['different']} kept apart, "
+                           f"{counts['skipped']} skipped; {counts['left']} pairs left for review.")
+            return
+        if review:
+            if not (sys.stdin.isatty() and sys.stdout.isatty()):
+                raise UserError("--review needs an interactive terminal: use --export-pairs CSV, "
+                                "decide in the file, then --import-pairs CSV.")
+            width = min(140, shutil.get_terminal_size((100, 24)).columns)
+            counts = review_session(store, click.getchar, click.echo, reviewer=reviewer, width=width)
+            click.echo(f"{counts['same']} merged, {counts['different']} kept apart, "
+                       f"{counts['skip']} skipped; {counts['left']} pairs left for review.")
+            return
+        with Bar(quiet) as bar:
+            summary = run_dedup(store, progress=None if quiet else bar.stage)
         if as_json:
-            echo_json(out)
-        else:
-            click.echo(f"Merge {undo_id} undone: records {', '.join(map(str, out['restored']))} "
-                       f"stand apart from record {out['canonical']} again.")
-        return
-    if export_csv is not None:
-        n = export_pairs(store, export_csv)
-        if as_json:
-            echo_json({"exported": n, "path": export_csv})
-        else:
-            click.echo(f"{n} pairs written to {export_csv}: fill the decision column with same, "
-                       f"different or skip, then run cluster dedup --import-pairs {export_csv}.")
-        return
-    if import_csv is not None:
-        counts = import_pairs(store, import_csv, reviewer=reviewer)
-        if as_json:
-            echo_json(counts)
-        else:
-            click.echo(f"{counts['same']} pairs merged, {counts['different']} kept apart, "
-                       f"{counts['skipped']} skipped; {counts['left']} pairs left for review.")
-        return
-    if review:
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
-            raise UserError("--review needs an interactive terminal: use --export-pairs CSV, "
-                            "decide in the file, then --import-pairs CSV.")
-        width = min(140, shutil.get_terminal_size((100, 24)).columns)
-        counts = review_session(store, click.getchar, click.echo, reviewer=reviewer, width=width)
-        click.echo(f"{counts['same']} merged, {counts['different']} kept apart, "
-                   f"{counts['skip']} skipped; {counts['left']} pairs left for review.")
-        return
-    with Bar(quiet) as bar:
-        summary = run_dedup(store, progress=None if quiet else bar.stage)
-    if as_json:
-        echo_json(summary.as_dict())
-        return
-    if summary.records_in == 0:
-        click.echo("The store has no records to deduplicate: import or expand some first.")
-        return
-    click.echo(f"Records in: {summary.records_in} ({summary.new_records} new since the last run)")
-    if summary.new_records:
-        click.echo(f"Records normalised: {summary.records_prepared} "
-                   f"({summary.records_reused} reused from earlier runs)")
-    click.echo(f"Pairs compared: {summary.pairs_compared}")
-    click.echo(f"Clusters merged: {summary.clusters}")
-    click.echo(f"Duplicates marked: {summary.duplicates_marked}")
-    click.echo(f"Pairs left for review: {summary.pairs_for_review}"
-               + (" (cluster dedup --review)" if summary.pairs_for_review else ""))
-    if summary.records_without_title:
-        click.echo(f"Records without a title: {summary.records_without_title} "
-                   f"(matched on identifiers and citation details only)")
+            echo_json(summary.as_dict())
+            return
+        if summary.records_in == 0:
+            click.echo("The store has no records to deduplicate: import or expand some first.")
+            return
+        click.echo(f"Records in: {summary.records_in} ({summary.new_records} new since the last run)")
+        if summary.new_records:
+            click.echo(f"Records normalised: {summary.records_prepared} "
+                       f"({summary.records_reused} reused from earlier runs)")
+        click.echo(f"Pairs compared: {summary.pairs_compared}")
+        click.echo(f"Clusters merged: {summary.clusters}")
+        click.echo(f"Duplicates marked: {summary.duplicates_marked}")
+        click.echo(f"Pairs left for review: {summary.pairs_for_review}"
+                   + (" (cluster dedup --review)" if summary.pairs_for_review else ""))
+        if summary.records_without_title:
+            click.echo(f"Records without a title: {summary.records_without_title} "
+                       f"(matched on identifiers and citation details only)")
 
 
 # === prioritisation, status, stop, simulate ===============================
@@ -800,18 +784,19 @@ def status_cmd(stage: str, db_path: str, as_json: bool) -> None:
     """
     from screeners.stopping import status
 
-    st = status(get_store(db_path, create=False), stage)
-    if as_json:
-        echo_json(st.to_dict())
-        return
-    click.echo(f"Stage {st.stage}: {st.screened} / {st.total} screened "
-               f"({st.final} final, {st.pending} not yet seen)")
-    click.echo(f"Includes found: {st.includes_found}")
-    if st.estimated_relevant_left is not None:
-        click.echo(f"Estimated relevant records left: {st.estimated_relevant_left:.1f}")
-    for name, r in st.rules.items():
-        mark = "in force" if name == st.rule_in_force else "also"
-        click.echo(f"Stopping rule {name} ({mark}): {'MET' if r.met else 'not met'}: {r.explanation}")
+    with store_for(db_path) as store:
+        st = status(store, stage)
+        if as_json:
+            echo_json(st.to_dict())
+            return
+        click.echo(f"Stage {st.stage}: {st.screened} / {st.total} screened "
+                   f"({st.final} final, {st.pending} not yet seen)")
+        click.echo(f"Includes found: {st.includes_found}")
+        if st.estimated_relevant_left is not None:
+            click.echo(f"Estimated relevant records left: {st.estimated_relevant_left:.1f}")
+        for name, r in st.rules.items():
+            mark = "in force" if name == st.rule_in_force else "also"
+            click.echo(f"Stopping rule {name} ({mark}): {'MET' if r.met else 'not met'}: {r.explanation}")
 
 
 @cli.command("stop")
@@ -834,13 +819,14 @@ def stop_cmd(rule: str, stage: str, force: bool, reviewer: str | None, db_path: 
     """
     from screeners.stopping import apply_stop
 
-    out = apply_stop(get_store(db_path, create=False), stage, rule, force, reviewer)
-    if as_json:
-        echo_json({"rule": out.rule, "marked": out.marked, "forced": out.forced,
-                   "met": out.result.met, **out.result.figures})
-        return
-    click.echo(f"Marked {out.marked} unscreened records as excluded by the {out.rule} rule"
-               f"{' (forced)' if out.forced else ''}: {out.result.explanation}.")
+    with store_for(db_path) as store:
+        out = apply_stop(store, stage, rule, force, reviewer)
+        if as_json:
+            echo_json({"rule": out.rule, "marked": out.marked, "forced": out.forced,
+                       "met": out.result.met, **out.result.figures})
+            return
+        click.echo(f"Marked {out.marked} unscreened records as excluded by the {out.rule} rule"
+                   f"{' (forced)' if out.forced else ''}: {out.result.explanation}.")
 
 
 @cli.command("simulate")
@@ -961,9 +947,10 @@ def screen_cmd(reviewer: str, order: str, stage: str, db_path: str) -> None:
 
     from screeners.session import id_order
 
-    session = ScreeningSession(get_store(db_path, create=False), reviewer, stage,
-                               rank_fn=id_order if order == "id" else None)
-    click.echo(run_screen(session))
+    with store_for(db_path) as store:
+        session = ScreeningSession(store, reviewer, stage,
+                                   rank_fn=id_order if order == "id" else None)
+        click.echo(run_screen(session))
 
 
 @cli.command("decide")
@@ -987,14 +974,15 @@ def decide_cmd(record: int, reviewer: str, include: bool, exclude: bool, maybe: 
     from screeners.decisions import decide as decide_record
 
     value = _screen_value(include, exclude, maybe)
-    result = decide_record(get_store(db_path, create=False), record, reviewer, stage, value,
-                           reason, note)
-    if as_json:
-        echo_json({"event_id": result.event_id, "record_id": result.record_id,
-                   "requested_record_id": result.requested_id, "reviewer": reviewer,
-                   "stage": stage, "value": value, "reason": result.reason})
-    else:
-        click.echo(result.message)
+    with store_for(db_path) as store:
+        result = decide_record(store, record, reviewer, stage, value,
+                               reason, note)
+        if as_json:
+            echo_json({"event_id": result.event_id, "record_id": result.record_id,
+                       "requested_record_id": result.requested_id, "reviewer": reviewer,
+                       "stage": stage, "value": value, "reason": result.reason})
+        else:
+            click.echo(result.message)
 
 
 @cli.command("undo")
@@ -1009,7 +997,8 @@ def undo_cmd(reviewer: str, stage: str, db_path: str) -> None:
     """
     from screeners.decisions import undo_last
 
-    click.echo(undo_last(get_store(db_path, create=False), reviewer, stage).message)
+    with store_for(db_path) as store:
+        click.echo(undo_last(store, reviewer, stage).message)
 
 
 @cli.command("conflicts")
@@ -1036,38 +1025,38 @@ def conflicts_cmd(stage: str, resolver: str | None, record: int | None, include:
     """
     from screeners.decisions import conflicts as list_conflicts, resolve
 
-    store = get_store(db_path, create=False)
-    if resolver is not None or record is not None:
-        if resolver is None or record is None:
-            raise UserError("To resolve a conflict give both --resolver NAME and --record ID.")
-        value = _screen_value(include, exclude, False, allow_maybe=False)
-        result = resolve(store, record, stage, value, resolver, method, reason)
+    with store_for(db_path) as store:
+        if resolver is not None or record is not None:
+            if resolver is None or record is None:
+                raise UserError("To resolve a conflict give both --resolver NAME and --record ID.")
+            value = _screen_value(include, exclude, False, allow_maybe=False)
+            result = resolve(store, record, stage, value, resolver, method, reason)
+            if as_json:
+                echo_json({"event_id": result.event_id, "record_id": result.record_id,
+                           "value": value, "reason": result.reason, "resolver": resolver,
+                           "method": method})
+            else:
+                why = f" ({result.reason})" if result.reason else ""
+                click.echo(f"Record {result.record_id} resolved at {stage}: {value}{why} by "
+                           f"{resolver} ({method}).")
+            return
+        found = list_conflicts(store, stage)
         if as_json:
-            echo_json({"event_id": result.event_id, "record_id": result.record_id,
-                       "value": value, "reason": result.reason, "resolver": resolver,
-                       "method": method})
-        else:
-            why = f" ({result.reason})" if result.reason else ""
-            click.echo(f"Record {result.record_id} resolved at {stage}: {value}{why} by "
-                       f"{resolver} ({method}).")
-        return
-    found = list_conflicts(store, stage)
-    if as_json:
-        echo_json([{"record_id": c.record_id, "title": c.title, "stage": c.stage,
-                    "decisions": list(c.decisions), "notes": list(c.notes)} for c in found])
-        return
-    if not found:
-        click.echo(f"No open conflicts at {stage}.")
-        return
-    for c in found:
-        click.echo(f"Record {c.record_id}: {c.title or '(no title)'}")
-        for d in c.decisions:
-            extra = "".join(f" ({x})" for x in (d["reason"],) if x)
-            note = f" — note: {d['note']}" if d["note"] else ""
-            click.echo(f"  {d['reviewer']}: {d['value']}{extra}{note}")
-        for n in c.notes:
-            click.echo(f"  note by {n['reviewer']}: {n['note']}")
-    click.echo(f"{len(found)} open conflict(s) at {stage}.")
+            echo_json([{"record_id": c.record_id, "title": c.title, "stage": c.stage,
+                        "decisions": list(c.decisions), "notes": list(c.notes)} for c in found])
+            return
+        if not found:
+            click.echo(f"No open conflicts at {stage}.")
+            return
+        for c in found:
+            click.echo(f"Record {c.record_id}: {c.title or '(no title)'}")
+            for d in c.decisions:
+                extra = "".join(f" ({x})" for x in (d["reason"],) if x)
+                note = f" — note: {d['note']}" if d["note"] else ""
+                click.echo(f"  {d['reviewer']}: {d['value']}{extra}{note}")
+            for n in c.notes:
+                click.echo(f"  note by {n['reviewer']}: {n['note']}")
+        click.echo(f"{len(found)} open conflict(s) at {stage}.")
 
 
 @cli.command("fulltext")
@@ -1090,11 +1079,11 @@ def fulltext_cmd(record: int, state: str | None, reason: str | None, reviewer: s
 
     if state is None:
         raise UserError("Give one of --sought, --retrieved or --not-retrieved.")
-    store = get_store(db_path, create=False)
-    mark_fulltext(store, record, state, reason, reviewer)
-    rid = store.canonical_id(record)
-    said = state.replace("-", " ")
-    click.echo(f"Record {rid}: full text {said}" + (f" ({reason})." if reason else "."))
+    with store_for(db_path) as store:
+        mark_fulltext(store, record, state, reason, reviewer)
+        rid = store.canonical_id(record)
+        said = state.replace("-", " ")
+        click.echo(f"Record {rid}: full text {said}" + (f" ({reason})." if reason else "."))
 
 
 @cli.command("agreement")
@@ -1112,24 +1101,25 @@ def agreement_cmd(stage: str, maybe_as_include: bool, db_path: str, as_json: boo
     """
     from screeners.agreement import agreement as pair_agreement
 
-    pairs = pair_agreement(get_store(db_path, create=False), stage, maybe_as_include)
-    if as_json:
-        echo_json([p.to_dict() for p in pairs])
-        return
-    if not pairs:
-        click.echo(f"No two reviewers have decided the same record at {stage} yet.")
-        return
-    for p in pairs:
-        kappa = "n/a" if p.kappa is None else f"{p.kappa:.3f}"
-        click.echo(f"{p.reviewer_a} / {p.reviewer_b} at {stage}: {p.n} records, "
-                   f"{p.agreements} agreements, {p.disagreements} disagreements, "
-                   f"{p.percent:.1f} % agreement, Cohen's kappa {kappa}")
-        width = max(len(x) for x in p.labels) + 2
-        click.echo(" " * (width + 2) + "".join(f"{b:>{width}}" for b in p.labels)
-                   + f"   <- {p.reviewer_b}")
-        for label, row in zip(p.labels, p.table):
-            click.echo(f"  {label:<{width}}" + "".join(f"{v:>{width}}" for v in row))
-        click.echo(f"  (rows: {p.reviewer_a})")
+    with store_for(db_path) as store:
+        pairs = pair_agreement(store, stage, maybe_as_include)
+        if as_json:
+            echo_json([p.to_dict() for p in pairs])
+            return
+        if not pairs:
+            click.echo(f"No two reviewers have decided the same record at {stage} yet.")
+            return
+        for p in pairs:
+            kappa = "n/a" if p.kappa is None else f"{p.kappa:.3f}"
+            click.echo(f"{p.reviewer_a} / {p.reviewer_b} at {stage}: {p.n} records, "
+                       f"{p.agreements} agreements, {p.disagreements} disagreements, "
+                       f"{p.percent:.1f} % agreement, Cohen's kappa {kappa}")
+            width = max(len(x) for x in p.labels) + 2
+            click.echo(" " * (width + 2) + "".join(f"{b:>{width}}" for b in p.labels)
+                       + f"   <- {p.reviewer_b}")
+            for label, row in zip(p.labels, p.table):
+                click.echo(f"  {label:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+            click.echo(f"  (rows: {p.reviewer_a})")
 
 
 @cli.command("sample")
@@ -1148,14 +1138,15 @@ def sample_cmd(fraction: float, reviewer: str, seed: int, stage: str, db_path: s
     """
     from screeners.decisions import sample as assign_sample
 
-    result = assign_sample(get_store(db_path, create=False), fraction, reviewer, seed, stage)
-    if as_json:
-        echo_json({"reviewer": reviewer, "stage": stage, "population": result.population,
-                   "records": list(result.chosen), "newly_assigned": list(result.newly_assigned)})
-    else:
-        click.echo(f"{reviewer} checks {len(result.chosen)} of {result.population} records at "
-                   f"{stage} ({len(result.newly_assigned)} newly assigned): "
-                   + ", ".join(map(str, result.chosen)))
+    with store_for(db_path) as store:
+        result = assign_sample(store, fraction, reviewer, seed, stage)
+        if as_json:
+            echo_json({"reviewer": reviewer, "stage": stage, "population": result.population,
+                       "records": list(result.chosen), "newly_assigned": list(result.newly_assigned)})
+        else:
+            click.echo(f"{reviewer} checks {len(result.chosen)} of {result.population} records at "
+                       f"{stage} ({len(result.newly_assigned)} newly assigned): "
+                       + ", ".join(map(str, result.chosen)))
 
 
 @cli.group("decisions")
@@ -1177,8 +1168,9 @@ def decisions_export(file: str, db_path: str) -> None:
     """
     from screeners.decisions import export_decisions
 
-    n = export_decisions(get_store(db_path, create=False), file)
-    click.echo(f"Wrote {n} event(s) to {file}.")
+    with store_for(db_path) as store:
+        n = export_decisions(store, file)
+        click.echo(f"Wrote {n} event(s) to {file}.")
 
 
 @decisions_group.command("import")
@@ -1192,11 +1184,12 @@ def decisions_import(file: str, db_path: str) -> None:
     """
     from screeners.decisions import import_decisions
 
-    result = import_decisions(get_store(db_path, create=False), file)
-    extra = (f"; new reviewers: {', '.join(result.reviewers_added)}"
-             if result.reviewers_added else "")
-    click.echo(f"Imported {result.added} event(s) from {file} "
-               f"({result.already_present} already present){extra}.")
+    with store_for(db_path) as store:
+        result = import_decisions(store, file)
+        extra = (f"; new reviewers: {', '.join(result.reviewers_added)}"
+                 if result.reviewers_added else "")
+        click.echo(f"Imported {result.added} event(s) from {file} "
+                   f"({result.already_present} already present){extra}.")
 
 
 # === flow and report =====================================================
@@ -1233,24 +1226,25 @@ def flow_cmd(layout: str, as_json: bool, as_csv: bool, with_titles: bool, svg_pa
         raise UserError("Choose one of --json and --csv.")
     if svg_path and png_path and Path(svg_path).resolve() == Path(png_path).resolve():
         raise UserError("--svg and --png name the same file: give each its own name.")
-    result = compute_flow(get_store(db_path, create=False), layout)
-    if svg_path or png_path:
-        from db.diagram import layout as place, write_png, write_svg
+    with store_for(db_path) as store:
+        result = compute_flow(store, layout)
+        if svg_path or png_path:
+            from db.diagram import layout as place, write_png, write_svg
 
-        diagram = place(result)
-        if svg_path:
-            write_svg(diagram, svg_path)
-        if png_path:
-            write_png(diagram, png_path)
-    if as_json:
-        echo_json(result.to_dict())
-    elif as_csv:
-        click.echo(to_csv(result, with_titles), nl=False)
-    else:
-        click.echo(to_table(result))
-        for path in (svg_path, png_path):
-            if path:
-                click.echo(f"Diagram written to {path}", err=True)
+            diagram = place(result)
+            if svg_path:
+                write_svg(diagram, svg_path)
+            if png_path:
+                write_png(diagram, png_path)
+        if as_json:
+            echo_json(result.to_dict())
+        elif as_csv:
+            click.echo(to_csv(result, with_titles), nl=False)
+        else:
+            click.echo(to_table(result))
+            for path in (svg_path, png_path):
+                if path:
+                    click.echo(f"Diagram written to {path}", err=True)
 
 
 @cli.group("study")
@@ -1274,11 +1268,11 @@ def study_link(record_ids: tuple[int, ...], key: str, reviewer: str | None, db_p
     """
     from db.flow import link_study
 
-    store = get_store(db_path, create=False)
-    if reviewer:
-        store.require_reviewer(reviewer)
-    link_study(store, record_ids, key, reviewer)
-    click.echo(f"Records {', '.join(map(str, record_ids))} are now reports of study {key}.")
+    with store_for(db_path) as store:
+        if reviewer:
+            store.require_reviewer(reviewer)
+        link_study(store, record_ids, key, reviewer)
+        click.echo(f"Records {', '.join(map(str, record_ids))} are now reports of study {key}.")
 
 
 @cli.command("report")
@@ -1296,12 +1290,12 @@ def report_cmd(output: str | None, layout: str, db_path: str) -> None:
     from db.report import write_report
     from screeners.agreement import agreement_by_stage
 
-    store = get_store(db_path, create=False)
-    text, written = write_report(store, agreement_by_stage(store), layout, output)
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        click.echo("Wrote " + ", ".join(str(p) for p in written))
+    with store_for(db_path) as store:
+        text, written = write_report(store, agreement_by_stage(store), layout, output)
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            click.echo("Wrote " + ", ".join(str(p) for p in written))
 
 
 # === demo ================================================================
