@@ -331,8 +331,6 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
 
     Example: cluster import embase.ris pubmed.nbib --as database --source Embase
     """
-    import dataclasses
-
     from db.formats import import_files
 
     with store_for(db_path, create=True) as store:
@@ -341,7 +339,7 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
             results = import_files(store, list(files), role=role, source=source,
                                    labels_reviewer=labels_reviewer, progress=bar.update)
         if as_json:
-            echo_json([dataclasses.asdict(r) for r in results])
+            echo_json([r.to_dict() for r in results])
             return
         for r in results:
             for w in r.warnings:
@@ -428,11 +426,8 @@ def fetch_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], fill: bool, db_path
         if fill:
             with store_for(db_path) as store:
                 done = fill_needs_metadata(store, services, progress=progress)
-            summary = {"filled": done.filled, "still_needing_metadata": done.remaining,
-                       "missing": list(done.missing), "failed": dict(done.failed),
-                       "requests": len(done.calls)}
             if as_json:
-                echo_json(summary)
+                echo_json(done.to_dict())
             else:
                 click.echo(f"Completed {done.filled} record(s); {done.remaining} still need "
                            f"metadata.")
@@ -440,8 +435,7 @@ def fetch_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], fill: bool, db_path
             return
         got = fetch_by_ids(services, pmids=pmids, dois=dois, progress=progress)
     if as_json:
-        echo_json({"records": [_record_json(r) for r in got.records],
-                   "missing": list(got.missing), "failed": dict(got.failed)})
+        echo_json(got.to_dict())
         return
     for r in got.records:
         ident = f"PMID {r.pmid}" if r.pmid else f"doi:{r.doi}"
@@ -449,14 +443,6 @@ def fetch_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], fill: bool, db_path
         click.echo(f"{ident}  {authors} ({r.year or 'n.d.'}) {r.title or ''}"
                    f"{'  ' + r.journal if r.journal else ''}")
     _echo_problems(got.missing, got.failed, [])
-
-
-def _record_json(r) -> dict:
-    return {k: v for k, v in {
-        "title": r.title, "authors": list(r.authors), "year": r.year, "journal": r.journal,
-        "volume": r.volume, "issue": r.issue, "pages": r.pages, "doi": r.doi, "pmid": r.pmid,
-        "pmcid": r.pmcid, "language": list(r.language), "pub_types": list(r.pub_types),
-        "abstract": r.abstract}.items() if v not in (None, [], "")}
 
 
 def _echo_problems(missing, failed, notes) -> None:
@@ -495,7 +481,7 @@ def add_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], db_path: str, as_json
     with store_for(db_path, create=True) as store, _connect(db_path) as services:
         added = add_index_articles(store, services, pmids=pmids, dois=dois)
     if as_json:
-        echo_json([a.__dict__ for a in added])
+        echo_json([a.to_dict() for a in added])
         return
     for a in added:
         click.echo(f"{'added' if a.new else 'already in the store'}: #{a.record_id} "
@@ -549,7 +535,7 @@ def expand_cmd(strategies: str, top: int, any_type: bool, any_language: bool, de
             Bar(quiet, "Expanding") as progress:
         report = expand(store, services, options, progress=progress)
     if as_json:
-        echo_json(report.to_json())
+        echo_json(report.to_dict())
     else:
         click.echo(_table(report.table(), ["strategy", "service", "searches", "found", "kept", "new",
                                            "already_done", "failed"]))
@@ -643,7 +629,7 @@ def contacts_cmd(output: str | None, log_name: str | None, status: str | None, e
         write_csv(rows, Path(output))
         click.echo(f"{len(rows)} contacts written to {output}.")
     elif as_json:
-        echo_json([r.__dict__ for r in rows])
+        echo_json([r.to_dict() for r in rows])
     else:
         click.echo(_table([{**r.__dict__, "title": r.title[:40]} for r in rows],
                           ["record_id", "role", "name", "email", "affiliation", "status"]))
@@ -671,7 +657,7 @@ def find_cmd(query: str, tag_value: str | None, reviewer: str | None, limit: int
         hits = find(store, query, limit=limit)
         n_tagged = tag(store, hits, tag_value, reviewer=reviewer) if tag_value else 0
     if as_json:
-        echo_json({"hits": [h.__dict__ for h in hits], "tagged": n_tagged})
+        echo_json({"hits": [h.to_dict() for h in hits], "tagged": n_tagged})
         return
     for h in hits:
         click.echo(f"#{h.record_id}  {h.year or ''}  {h.title or ''}")
@@ -748,7 +734,7 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
         with Bar(quiet) as bar:
             summary = run_dedup(store, progress=None if quiet else bar.stage)
         if as_json:
-            echo_json(summary.as_dict())
+            echo_json(summary.to_dict())
             return
         if summary.records_in == 0:
             click.echo("The store has no records to deduplicate: import or expand some first.")
@@ -822,8 +808,7 @@ def stop_cmd(rule: str, stage: str, force: bool, reviewer: str | None, db_path: 
     with store_for(db_path) as store:
         out = apply_stop(store, stage, rule, force, reviewer)
         if as_json:
-            echo_json({"rule": out.rule, "marked": out.marked, "forced": out.forced,
-                       "met": out.result.met, **out.result.figures})
+            echo_json(out.to_dict())
             return
         click.echo(f"Marked {out.marked} unscreened records as excluded by the {out.rule} rule"
                    f"{' (forced)' if out.forced else ''}: {out.result.explanation}.")
@@ -978,9 +963,7 @@ def decide_cmd(record: int, reviewer: str, include: bool, exclude: bool, maybe: 
         result = decide_record(store, record, reviewer, stage, value,
                                reason, note)
         if as_json:
-            echo_json({"event_id": result.event_id, "record_id": result.record_id,
-                       "requested_record_id": result.requested_id, "reviewer": reviewer,
-                       "stage": stage, "value": value, "reason": result.reason})
+            echo_json(result.to_dict())
         else:
             click.echo(result.message)
 
@@ -1032,9 +1015,7 @@ def conflicts_cmd(stage: str, resolver: str | None, record: int | None, include:
             value = _screen_value(include, exclude, False, allow_maybe=False)
             result = resolve(store, record, stage, value, resolver, method, reason)
             if as_json:
-                echo_json({"event_id": result.event_id, "record_id": result.record_id,
-                           "value": value, "reason": result.reason, "resolver": resolver,
-                           "method": method})
+                echo_json(result.to_dict())
             else:
                 why = f" ({result.reason})" if result.reason else ""
                 click.echo(f"Record {result.record_id} resolved at {stage}: {value}{why} by "
@@ -1042,8 +1023,7 @@ def conflicts_cmd(stage: str, resolver: str | None, record: int | None, include:
             return
         found = list_conflicts(store, stage)
         if as_json:
-            echo_json([{"record_id": c.record_id, "title": c.title, "stage": c.stage,
-                        "decisions": list(c.decisions), "notes": list(c.notes)} for c in found])
+            echo_json([c.to_dict() for c in found])
             return
         if not found:
             click.echo(f"No open conflicts at {stage}.")
@@ -1141,8 +1121,7 @@ def sample_cmd(fraction: float, reviewer: str, seed: int, stage: str, db_path: s
     with store_for(db_path) as store:
         result = assign_sample(store, fraction, reviewer, seed, stage)
         if as_json:
-            echo_json({"reviewer": reviewer, "stage": stage, "population": result.population,
-                       "records": list(result.chosen), "newly_assigned": list(result.newly_assigned)})
+            echo_json(result.to_dict())
         else:
             click.echo(f"{reviewer} checks {len(result.chosen)} of {result.population} records at "
                        f"{stage} ({len(result.newly_assigned)} newly assigned): "

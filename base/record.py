@@ -69,6 +69,15 @@ class Record:
         return {k: v for k, v in (("doi", self.doi), ("pmid", self.pmid),
                                   ("pmcid", self.pmcid), ("openalex", self.openalex)) if v}
 
+    def to_dict(self) -> dict[str, Any]:
+        """The bibliographic fields a reader wants, leaving out the empty ones."""
+        return {k: v for k, v in {
+            "title": self.title, "authors": list(self.authors), "year": self.year,
+            "journal": self.journal, "volume": self.volume, "issue": self.issue,
+            "pages": self.pages, "doi": self.doi, "pmid": self.pmid, "pmcid": self.pmcid,
+            "language": list(self.language), "pub_types": list(self.pub_types),
+            "abstract": self.abstract}.items() if v not in (None, [], "")}
+
 
 # --- identifiers -----------------------------------------------------------
 

@@ -38,6 +38,9 @@ class Contact:
     email: str | None
     status: str | None             # the latest logged contact, if any
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 def _email(a: Author) -> str | None:
     if a.email:

@@ -28,7 +28,7 @@ import threading
 import uuid
 from collections import defaultdict
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from base.errors import ClusterError, ServiceError
@@ -202,7 +202,7 @@ class ExpandReport:
         return sorted(rows.values(), key=lambda d: (order[d["strategy"]],
                                                     SERVICES[d["strategy"]].index(_svc(d["service"]))))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "seeds": self.n_seeds, "depth": self.depth, "table": self.table(),
             "warnings": [{"seed_record_id": r.seed_record_id, "seed": r.seed_label,
@@ -1145,6 +1145,9 @@ class AddResult:
     service: str
     title: str | None
     new: bool                      # a new record (else an existing one made an index article)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def add_index_articles(store: Store, services: Services, *, pmids: Sequence[str] = (),

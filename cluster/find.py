@@ -10,7 +10,8 @@ an older version, say).
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from base.errors import ClusterError
 from db.store import Store
@@ -26,6 +27,9 @@ class Hit:
     title: str | None
     year: int | None
     snippet: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def ensure_index(store: Store) -> None:

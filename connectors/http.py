@@ -128,6 +128,10 @@ class Fetched:
     calls: tuple[CallLog, ...]
     failed: Mapping[str, str] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"records": [r.to_dict() for r in self.records], "missing": list(self.missing),
+                "failed": dict(self.failed)}
+
 
 @dataclass(frozen=True)
 class Found:

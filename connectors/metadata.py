@@ -9,7 +9,7 @@ own `source_id`. Every HTTP call is written to `searches` (the PRISMA-S log).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from base.errors import ServiceError
 from base.record import Record, normalize_doi, normalize_pmid
@@ -29,6 +29,11 @@ class Filled:
     calls: tuple[CallLog, ...]
     remaining: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"filled": self.filled, "still_needing_metadata": self.remaining,
+                "missing": list(self.missing), "failed": dict(self.failed),
+                "requests": len(self.calls)}
 
 
 def fetch_by_ids(services: Services, *, pmids: Sequence[str] = (), dois: Sequence[str] = (),

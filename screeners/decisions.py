@@ -53,6 +53,11 @@ class DecisionResult:
     reason: str | None = None
     note: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "record_id": self.record_id,
+                "requested_record_id": self.requested_id, "reviewer": self.reviewer,
+                "stage": self.stage, "value": self.value, "reason": self.reason}
+
     @property
     def redirected(self) -> bool:
         return self.record_id != self.requested_id
@@ -93,12 +98,27 @@ class Appraisal:
 
 
 @dataclass(frozen=True)
+class ResolutionResult(DecisionResult):
+    """A resolution as logged; `reviewer` is the resolver."""
+
+    method: str = "consensus"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "record_id": self.record_id, "value": self.value,
+                "reason": self.reason, "resolver": self.reviewer, "method": self.method}
+
+
+@dataclass(frozen=True)
 class SampleResult:
     reviewer: str
     stage: str
     population: int
     chosen: tuple[int, ...]
     newly_assigned: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reviewer": self.reviewer, "stage": self.stage, "population": self.population,
+                "records": list(self.chosen), "newly_assigned": list(self.newly_assigned)}
 
 
 @dataclass(frozen=True)
@@ -295,6 +315,10 @@ class Conflict:
     decisions: tuple[Mapping[str, Any], ...]  # reviewer, value, reason, note
     notes: tuple[Mapping[str, Any], ...]      # reviewer, note, ts
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"record_id": self.record_id, "title": self.title, "stage": self.stage,
+                "decisions": list(self.decisions), "notes": list(self.notes)}
+
 
 def conflicts(store: Store, stage: str = TITLE_ABSTRACT) -> list[Conflict]:
     """Records whose reviewers disagree at `stage` and that no one has resolved yet.
@@ -317,7 +341,7 @@ def conflicts(store: Store, stage: str = TITLE_ABSTRACT) -> list[Conflict]:
 
 
 def resolve(store: Store, record_id: int, stage: str, value: str, resolver: str,
-            method: str = "consensus", reason: str | None = None) -> DecisionResult:
+            method: str = "consensus", reason: str | None = None) -> ResolutionResult:
     """Settle a conflict by consensus or a third reviewer (a `resolution` event)."""
     check_stage(stage)
     _check_value(value, RESOLUTION_VALUES, "resolution")
@@ -338,7 +362,7 @@ def resolve(store: Store, record_id: int, stage: str, value: str, resolver: str,
         why = _exclusion_reason(store, value, reason, stage)
         eid = store.log_event("resolution", record_id=rid, reviewer=resolver, stage=stage,
                               value=value, reason=why, data={"method": method})
-    return DecisionResult(eid, rid, int(record_id), resolver, stage, value, why)
+    return ResolutionResult(eid, rid, int(record_id), resolver, stage, value, why, method=method)
 
 
 # --- full text ---------------------------------------------------------------------

@@ -173,6 +173,10 @@ class StopOutcome:
     forced: bool
     result: RuleResult
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "marked": self.marked, "forced": self.forced,
+                "met": self.result.met, **self.result.figures}
+
 
 def apply_stop(store: Store, stage: str, rule: str, force: bool = False,
                reviewer: str | None = None) -> StopOutcome:

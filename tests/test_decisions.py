@@ -198,6 +198,28 @@ def test_conflicts_list_both_decisions_and_notes_then_resolve(store, run):
     assert js == []
 
 
+def test_decide_conflicts_and_resolve_print_their_results_as_json(store, run):
+    a, = make_review(store, 1)
+    dup = store.add_record(Record(title="Study 1 again"))
+    store.db["records"].update(dup, {"duplicate_of": a})
+    js = json.loads(run("decide", str(dup), "--reviewer", "alice", "--include", "--json").output)
+    (e,) = store.events("kind = 'decision'")
+    assert js == {"event_id": e["id"], "record_id": a, "requested_record_id": dup,
+                  "reviewer": "alice", "stage": TA, "value": "include", "reason": None}
+    decide(store, a, "bob", TA, "exclude", reason="wrong population")
+    assert json.loads(run("conflicts", "--json").output) == [{
+        "record_id": a, "title": "Study 1: compassion training for nurses", "stage": TA,
+        "decisions": [
+            {"reviewer": "alice", "value": "include", "reason": None, "note": None},
+            {"reviewer": "bob", "value": "exclude", "reason": "wrong population", "note": None}],
+        "notes": []}]
+    js = json.loads(run("conflicts", "--resolver", "carol", "--record", str(a), "--exclude",
+                        "--method", "third-reviewer", "--json").output)
+    (r,) = store.events("kind = 'resolution'")
+    assert js == {"event_id": r["id"], "record_id": a, "value": "exclude", "reason": None,
+                  "resolver": "carol", "method": "third-reviewer"}
+
+
 def test_resolution_at_full_text_needs_a_listed_reason(store):
     make_review(store, 1)
     both_decide(store, 1, "include", "include")

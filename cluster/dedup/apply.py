@@ -49,7 +49,7 @@ class DedupSummary:
     records_prepared: int = 0   # keys not found in the store: normalised in this run
     records_reused: int = 0     # keys read back from the store, as an earlier run left them
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"records_in": self.records_in, "new_records": self.new_records,
                 "pairs_compared": self.pairs_compared, "clusters": self.clusters,
                 "duplicates_marked": self.duplicates_marked,

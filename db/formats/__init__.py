@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from db.events import ROLES, TITLE_ABSTRACT
 from db.formats.bibtex import read_bibtex
@@ -134,6 +134,9 @@ class ImportResult:
     search_id: int | None
     already_imported: bool
     warnings: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "warnings": list(self.warnings)}
 
 
 def _insert(store: Store, table: str, row: dict) -> int:
