@@ -5,7 +5,7 @@ retrieval, check subsamples, and the export/import of decision logs between
 copies of a review all pass through here. Each function validates its input
 first and then writes in one transaction, so a wrong reviewer name, an unknown
 record or a reason outside the protocol's list leaves the store untouched.
-States are never derived here: `screeners.state` does that from the log.
+States are never derived here: `db.state` does that from the log.
 """
 
 from __future__ import annotations

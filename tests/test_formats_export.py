@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from db.formats import FileFormatError, current_decisions, export_records, import_files
+from db.formats import FileFormatError, export_records, import_files
 from db.formats.common import make_record
 from db.formats.export import ExportError, neutralise
+from db.state import current_decisions
 from db.store import StoreError
 
 LABELLED = ("record_id,title,abstract,included\n"

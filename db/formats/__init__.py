@@ -22,14 +22,13 @@ from db.formats.export import DECISION_FILTERS, EXPORT_FORMATS, ExportResult, ex
 from db.formats.medline import read_medline
 from db.formats.ris import read_ris, read_wos
 from db.formats.tabular import is_id_list, looks_tabular, read_csv, read_id_list
-from db.state import current_decisions
 
 if TYPE_CHECKING:  # reading a file needs no SQLite layer
     from db.store import Store
 
 __all__ = [
     "DECISION_FILTERS", "EXPORT_FORMATS", "ExportResult", "FileFormatError", "ImportResult",
-    "ParsedFile", "ReadResult", "current_decisions", "detect_format", "export_records",
+    "ParsedFile", "ReadResult", "detect_format", "export_records",
     "import_files", "read_file",
 ]
 

@@ -17,7 +17,6 @@ from base.errors import ClusterError
 from db.events import DECISIONS, STAGES, TITLE_ABSTRACT
 from db.formats.bibtex import write_bibtex
 from db.formats.ris import write_ris
-from db.state import current_decisions, standing_events
 
 if TYPE_CHECKING:
     from db.store import Store
@@ -51,6 +50,9 @@ def _one_line(text: str) -> str:
 
 
 def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bool) -> list[dict]:
+    # here, not at the top: reading a reference file must not load the SQLite layer
+    from db.state import current_decisions, standing_events
+
     states = current_decisions(store, stage)
     reasons: dict[int, list[str]] = {}
     notes: dict[int, list[str]] = {}
