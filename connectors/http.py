@@ -21,7 +21,10 @@ wait. The cache (requests-cache, SQLite, beside the store) keys requests
 without `api_key`, `email`, `mailto` and `tool`, and those values (and the
 User-Agent, which carries the contact address) are redacted from what it
 stores; a body the connector could not parse is deleted from the cache before
-the retry, so a bad answer is never replayed.
+the retry, so a bad answer is never replayed. `redact` blanks the credentials
+in every spelling (raw, percent- and form-encoded, either hex case) in each
+answer before it is parsed, in every error leaving the layer and in the log
+records of the libraries that print URLs.
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar, overload
 from urllib.parse import urlencode
 
 import requests
@@ -366,6 +370,79 @@ def _looks_like_html(body: bytes, content_type: str) -> bool:
     return "text/html" in content_type.lower() or head.startswith((b"<!doctype html", b"<html"))
 
 
+REDACTED = "[redacted]"
+
+
+def _char_forms(ch: str) -> str:
+    """A pattern for one character of a secret in every spelling a URL or answer may give it.
+
+    Raw; percent-encoded (either hex case, also encoded twice: `%2540`); `+`
+    for a space (form encoding); and the JSON escapes a service may use when it
+    echoes the URL in a JSON body (`\\u0040`, `\\/`).
+    """
+    utf8 = ch.encode("utf-8")
+    forms = [re.escape(ch), "".join(f"%(?:25)?{b:02x}" for b in utf8)]
+    if len(utf8) == 1:
+        forms.append(f"\\\\u00{utf8[0]:02x}")
+    if ch == " ":
+        forms.append(r"\+")
+    if ch == "/":
+        forms.append(r"\\/")
+    return "(?:" + "|".join(forms) + ")"
+
+
+@dataclass(frozen=True)
+class _SecretPatterns:
+    text: re.Pattern[str]
+    bytes: re.Pattern[bytes]
+    #: the longest run of letters and digits of each secret, lower-cased: every spelling a
+    #: URL encoder produces keeps it, so text without any of them needs no regex pass
+    cores: tuple[str, ...] | None
+
+
+@lru_cache(maxsize=16)
+def _secret_patterns(secrets: tuple[str, ...]) -> _SecretPatterns | None:
+    # longest first, so a key that contains the e-mail address is blanked whole
+    values = sorted({s for s in secrets if s}, key=len, reverse=True)
+    if not values:
+        return None
+    text = "|".join("".join(_char_forms(ch) for ch in s) for s in values)
+    cores = [max(re.findall(r"[A-Za-z0-9]+", s) or [""], key=len).lower() for s in values]
+    return _SecretPatterns(re.compile(text, re.IGNORECASE),
+                           re.compile(text.encode("utf-8"), re.IGNORECASE),
+                           tuple(cores) if all(len(c) >= 4 for c in cores) else None)
+
+
+@overload
+def redact(value: str, secrets: Sequence[str]) -> str: ...
+@overload
+def redact(value: bytes, secrets: Sequence[str]) -> bytes: ...
+
+
+def redact(value: str | bytes, secrets: Sequence[str]) -> str | bytes:
+    """`value` with every secret blanked out, however it was encoded.
+
+    The one redaction of the project: answers are passed through it as they
+    arrive, error messages as they leave the HTTP layer, and log records of the
+    libraries that print URLs through `_Redact`. Letters match in either case
+    too (a service may echo an address lower-cased).
+    """
+    patterns = _secret_patterns(tuple(secrets))
+    if patterns is None:
+        return value
+    if isinstance(value, bytes):
+        if patterns.cores is not None:
+            lowered = value.lower()
+            if not any(c.encode() in lowered for c in patterns.cores):
+                return value
+        return patterns.bytes.sub(REDACTED.encode(), value)
+    if patterns.cores is not None:
+        lowered = value.lower()
+        if not any(c in lowered for c in patterns.cores):
+            return value
+    return patterns.text.sub(REDACTED, value)
+
+
 class _Redact(logging.Filter):
     """Blank out secrets in records of libraries that log full URLs (urllib3, requests-cache)."""
 
@@ -376,10 +453,9 @@ class _Redact(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
             message = record.getMessage()
-            if any(s in message for s in self.secrets):
-                for s in self.secrets:
-                    message = message.replace(s, "***")
-                record.msg, record.args = message, ()
+            clean = redact(message, self.secrets)
+            if clean != message:
+                record.msg, record.args = clean, ()
         return True
 
 
@@ -395,10 +471,6 @@ def _install_redaction(secrets: Sequence[str]) -> None:
     """
     if not secrets:
         return
-    from urllib.parse import quote, quote_plus
-
-    secrets = tuple(dict.fromkeys(v for s in secrets for v in (s, quote(s, safe=""),
-                                                                quote_plus(s))))
     names = [n for n in list(logging.Logger.manager.loggerDict)
              if n.split(".")[0] in _URL_LOGGERS] + ["cluster.http"]
     for name in names:
@@ -495,7 +567,25 @@ class HttpLayer:
         bypasses the cache (Crossref cursors are server-side state: the same URL
         gives the next page). `log_params` adds what the path carries (a DOI) to
         the call's log entry. Returns the parsed value and the log entry.
+
+        Secrets leave here in no form: each answer is redacted before it is
+        parsed (a service may echo the request URL, e-mail and key included,
+        in an error or a warning), and so is every error raised on the way out.
         """
+        try:
+            return self._request(service, endpoint, path, params, parse=parse, count=count,
+                                 method=method, not_found=not_found, expect=expect,
+                                 cache=cache, log_params=log_params)
+        except ServiceError as exc:
+            exc.args = tuple(redact(a, self.settings.secrets()) if isinstance(a, str) else a
+                             for a in exc.args)
+            raise
+
+    def _request(self, service: str, endpoint: str, path: str,
+                 params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None, *,
+                 parse: Callable[[bytes], T], count: Callable[[T], int], method: str,
+                 not_found: Callable[[], ServiceError] | None, expect: str, cache: bool,
+                 log_params: Mapping[str, str] | None) -> tuple[T, CallLog]:
         url = self.settings.base_url(service) + path
         items = list(params.items()) if isinstance(params, Mapping) else list(params or ())
         items = [(k, v) for k, v in items if v is not None]
@@ -520,12 +610,17 @@ class HttpLayer:
                     resp = self.session.get(url, params=items, timeout=self.settings.timeout,
                                             **extra)
                 # reading .content here turns a short body into ChunkedEncodingError
-                body = resp.content
+                body = redact(resp.content, self.settings.secrets())
             except (requests.ConnectionError, requests.Timeout,
                     requests.exceptions.ChunkedEncodingError,
                     requests.exceptions.ContentDecodingError) as exc:
                 last = _describe_exception(exc)
                 log.info("%s %s: %s (attempt %d)", name, endpoint, last, attempt + 1)
+            except requests.RequestException as exc:
+                # a URL requests cannot send (a base URL without http://, a redirect loop):
+                # retrying will not help, and its message quotes the URL, credentials included
+                raise ServiceDown(name, f"{name} could not be asked ({exc}): check the "
+                                        f"service's base URL and try again.") from None
             else:
                 self._adapt(service, resp)
                 status = resp.status_code
@@ -549,7 +644,7 @@ class HttpLayer:
                                          _now(), 0, bool(getattr(resp, "from_cache", False)))
                     raise error
                 elif status >= 400:
-                    raise _rejected(service, status, body, self.settings.secrets())
+                    raise _rejected(service, status, body)
                 else:
                     try:
                         if expect in ("json", "xml") and _looks_like_html(
@@ -623,14 +718,9 @@ def _describe_exception(exc: Exception) -> str:
     return "connection failed"
 
 
-def _rejected(service: str, status: int, body: bytes,
-              secrets: Sequence[str] = ()) -> RequestRejected:
+def _rejected(service: str, status: int, body: bytes) -> RequestRejected:
     name = SERVICE_NAMES[service]
     detail = _error_detail(body)
-    # a service may quote the key it refused; the message reaches the screen and the search log
-    for secret in secrets:
-        if detail:
-            detail = detail.replace(secret, "[redacted]")
     reason = f"HTTP {status}" + (f": {detail}" if detail else "")
     return RequestRejected(name, f"{name} rejected the request ({reason}): check the "
                                  f"identifiers or query and try again.", status)
