@@ -16,6 +16,28 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import unquote
 
 
+def valid_text(value: Any) -> Any:
+    """`value` as valid Unicode: lone surrogates become U+FFFD, split pairs are joined.
+
+    Text from outside can carry surrogates that are not characters (a JSON
+    `\\ud800` escape, CESU-8 bytes in a file, undecodable bytes of a command
+    line); SQLite and every encoder refuse them. Lists, tuples and dicts are
+    walked, so a decoded JSON document is cleaned in one call; other values
+    are returned as they are.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return value
+    if isinstance(value, dict):
+        return {valid_text(k): valid_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(valid_text(v) for v in value)
+    return value
+
+
 @dataclass(frozen=True)
 class Author:
     """One author as a source gave it; `name` is "Family, Given" where known."""

@@ -50,7 +50,7 @@ from requests.adapters import HTTPAdapter
 
 from base.errors import (ClusterError, RateLimited, RequestRejected, ServiceDown,
                          ServiceError, UnreadableAnswer)
-from base.record import Record
+from base.record import Record, valid_text
 from base.services import SERVICE_NAMES
 from base.version import version as tool_version
 
@@ -81,13 +81,6 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 class BadBody(Exception):
     """A body that cannot be what the service meant to send (retried, never cached)."""
-
-
-def parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise BadBody("not a whole JSON document") from None
 
 
 _RATE_HINTS = {
@@ -726,10 +719,21 @@ def _rejected(service: str, status: int, body: bytes) -> RequestRejected:
                                  f"identifiers or query and try again.", status)
 
 
+#: a JSON escape of a surrogate, or a surrogate's bytes (json.loads lets both through)
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def parse_json(body: bytes) -> Any:
+    """A JSON answer decoded, its text made valid Unicode (a lone `\\ud800` becomes U+FFFD)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise BadBody("not a whole JSON document") from None
+    return valid_text(data) if _SURROGATE_HINT.search(body) else data
+
+
 def _error_detail(body: bytes) -> str | None:
     """The service's own short explanation, from a JSON or text error body."""
-    import json
-
     text = body.decode("utf-8", "replace").strip()
     try:
         data = json.loads(text)

@@ -22,7 +22,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from base.errors import ClusterError
-from base.record import Author, Record
+from base.record import Author, Record, valid_text
 
 APP_ID = 0x434C5354  # "CLST": marks a file as a cluster store
 migrations = Migrations("cluster")
@@ -372,12 +372,13 @@ class Store:
                   data: Mapping[str, Any] | None = None, event_id: str | None = None,
                   ts: str | None = None) -> str:
         eid = event_id or new_id()
-        self.db["events"].insert({
+        # a note typed on a terminal that is not UTF-8 arrives with lone surrogates
+        self.db["events"].insert(valid_text({
             "id": eid, "ts": ts or now(), "kind": kind, "record_id": record_id,
             "reviewer": reviewer, "stage": stage, "value": value, "reason": reason,
             "note": note, "undoes": undoes,
             "data": json.dumps(dict(data or {}), sort_keys=True), "review_id": self.review_id,
-        })
+        }))
         return eid
 
     def events(self, where: str | None = None, params: Iterable[Any] = ()) -> list[dict]:
@@ -490,7 +491,8 @@ def record_to_row(record: Record) -> dict[str, Any]:
     if record.source_id is not None:
         extra.setdefault("source_id", record.source_id)
     row["extra"] = json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str)
-    return row
+    # every record enters the store here, from whatever source: SQLite refuses lone surrogates
+    return valid_text(row)
 
 
 def row_to_record(row: Mapping[str, Any]) -> Record:

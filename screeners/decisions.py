@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from base.errors import ClusterError
+from base.record import valid_text
 from db.events import DECISIONS, FULL_TEXT, FULLTEXT_STATES, STAGES, TITLE_ABSTRACT
 from db.protocol import get_protocol
 from db.state import CONFLICT, stage_records, stage_states, undone_ids
@@ -468,7 +469,8 @@ def _read_events(store: Store, path: Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            e = json.loads(line)
+            # a `\\ud800` escape in a note or name decodes to a lone surrogate
+            e = valid_text(json.loads(line))
         except json.JSONDecodeError:
             e = None
         # an event without its own id would get a new one here, and again at each import

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from base.errors import ClusterError
 from base.record import (Record, as_tuple, clean_text, normalize_doi, normalize_language,
                          normalize_pages, normalize_pmcid, normalize_pmid, normalize_year,
-                         without_markup)
+                         valid_text, without_markup)
 
 
 class FileFormatError(ClusterError):
@@ -37,14 +37,14 @@ class ReadResult:
 
 
 def decode(data: bytes, name: str) -> str:
-    """Text of a file: BOM removed, UTF-8 else cp1252/Latin-1, newlines as LF.
+    """Text of a file: BOM removed, UTF-8 else cp1252/Latin-1, newlines as LF, no lone surrogates.
 
     A lone CR is a line break too: some exports (Web of Science RIS, Citavi)
     put bare CRs between lines of one field.
     """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            text = data.decode("utf-16")
+            text = valid_text(data.decode("utf-16", "surrogatepass"))
         except UnicodeDecodeError:
             raise FileFormatError(f"{name} starts like UTF-16 text but cannot be decoded: "
                                   "save it as UTF-8 and import it again.") from None
@@ -55,7 +55,9 @@ def decode(data: bytes, name: str) -> str:
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
         try:
-            text = data.decode("utf-8")
+            # surrogates written as UTF-8 (CESU-8, or an unpaired one): replaced, not a reason
+            # to read the whole file as cp1252
+            text = valid_text(data.decode("utf-8", "surrogatepass"))
         except UnicodeDecodeError:
             # cp1252 is a superset of Latin-1's printable range; bytes it leaves
             # undefined (0x81, 0x8d...) fall back to Latin-1 one by one
