@@ -2,12 +2,15 @@
 
 efetch answers (`PubmedArticleSet`) are parsed with `Bio.Entrez.read` on the
 bytes our HTTP layer received; Bio.Entrez never does HTTP here. Bio.Entrez
-loads the DTD named in the DOCTYPE and downloads it when it is not bundled,
-which would hang or fail offline, so `read_entrez_xml` first checks the DTD:
-a bundled one is used as is; an unknown `pubmed_YYMMDD.dtd` (NCBI releases a
-new one every year, additively) is replaced by the newest bundled PubMed DTD
-and parsed without validation; any other unknown DTD stops with a sentence
-saying to upgrade Biopython. No network access is attempted either way.
+loads the DTD named in the DOCTYPE (and an XML schema named by an `xsi`
+namespace) and downloads what is not installed, outside the HTTP layer. So
+`prepare_doctype` reads the document's real DOCTYPE with expat (a DOCTYPE
+hidden in a comment does not count), checks that the DTD and every part it
+pulls in are installed, and writes a new prolog naming only that DTD: an
+unknown `pubmed_YYMMDD.dtd` (NCBI releases one a year, additively) is replaced
+by the newest bundled PubMed DTD and parsed without validation; any other
+unknown DTD, an internal DTD subset, a schema or an encoding other than UTF-8
+stops with one sentence. No network access is attempted either way.
 
 esearch and elink answers are small and flat; they are parsed with
 `xml.etree`, which never loads a DTD at all, so old documents whose DOCTYPE
@@ -20,7 +23,9 @@ import io
 import os
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from functools import lru_cache
+from xml.parsers import expat
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from base.errors import InvalidInput, RequestRejected, ServiceError, UnreadableAnswer
@@ -41,8 +46,12 @@ LINKNAMES = ("pubmed_pubmed", "pubmed_pubmed_citedin", "pubmed_pubmed_refs")
 
 # --- DTD handling and Bio.Entrez ----------------------------------------------
 
-_DOCTYPE = re.compile(rb'<!DOCTYPE\s+(\w+)\s+PUBLIC\s+"([^"]*)"\s+"([^"]+)"\s*>')
 _NLM_DTD_URL = "https://dtd.nlm.nih.gov/ncbi/pubmed/out/"
+#: a DTD file name Bio.Entrez may look up in its folders (no path, no odd characters)
+_DTD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}\.dtd")
+_PUBLIC_ID = re.compile(r"[-A-Za-z0-9 ,.:/()']{1,200}")
+#: the encodings a document can be re-declared in without transcoding it
+_ASCII_COMPATIBLE = {None, "utf-8", "utf8", "us-ascii", "ascii"}
 
 
 def _dtd_dirs() -> list[str]:
@@ -51,8 +60,51 @@ def _dtd_dirs() -> list[str]:
     return [d for d in (DataHandler.local_dtd_dir, DataHandler.global_dtd_dir) if d]
 
 
+def _local_dtd(filename: str) -> str | None:
+    """The installed copy of a DTD file, looked up the way Bio.Entrez does (local first)."""
+    for d in _dtd_dirs():
+        path = os.path.join(d, filename)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 def _dtd_available(filename: str) -> bool:
-    return any(os.path.isfile(os.path.join(d, filename)) for d in _dtd_dirs())
+    return _local_dtd(filename) is not None and not missing_dtd_parts(filename)
+
+
+@lru_cache(maxsize=None)
+def missing_dtd_parts(filename: str) -> tuple[str, ...]:
+    """The files DTD `filename` pulls in that are not installed (all of it when unreadable).
+
+    A dry run of what Bio.Entrez does with a DOCTYPE (expat with parameter
+    entities, each external reference opened by its base name from the local
+    folders), so a DTD is only used when Bio.Entrez will find every part of it
+    on disk and never reaches for the network.
+    """
+    missing: list[str] = []
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_ALWAYS)
+
+    def resolve(context: str, base: str | None, system_id: str | None,
+                public_id: str | None) -> int:
+        name = os.path.basename(system_id or "")
+        path = _local_dtd(name) if name else None
+        if path is None:
+            missing.append(name or "an unnamed part")
+            return 1
+        sub = parser.ExternalEntityParserCreate(context)
+        with open(path, "rb") as fh:
+            sub.ParseFile(fh)
+        return 1
+
+    parser.ExternalEntityRefHandler = resolve
+    try:
+        parser.Parse(f'<?xml version="1.0"?><!DOCTYPE x SYSTEM "{_NLM_DTD_URL}{filename}">'
+                     f"<x/>".encode(), True)
+    except (expat.ExpatError, OSError):
+        return (filename,)
+    return tuple(missing)
 
 
 @lru_cache(maxsize=1)
@@ -66,46 +118,119 @@ def newest_pubmed_dtd() -> str | None:
                                      n), default=None) if names else None
 
 
-def prepare_doctype(body: bytes) -> tuple[bytes, bool]:
-    """The body with a DOCTYPE Bio.Entrez can resolve from local files, and whether to validate.
+@dataclass(frozen=True)
+class _Prolog:
+    """What an XML document declares before and around its root element."""
 
-    Raises UnreadableAnswer when no local DTD fits, so parsing never reaches
-    Bio.Entrez's download path.
+    root: str
+    root_at: int
+    system_id: str | None
+    public_id: str | None
+    encoding: str | None
+
+
+class _Refused(Exception):
+    pass
+
+
+class _AtRoot(Exception):
+    pass
+
+
+#: an `xsi` namespace declared in a tag: Bio.Entrez would fetch the XML schema it names
+_XSI = re.compile(rb"<[^<>]*\sxmlns:xsi\s*=")
+
+
+def _read_prolog(body: bytes) -> _Prolog:
+    """The document's real DOCTYPE and root, read by an XML parser (never by a pattern).
+
+    A pattern finds a DOCTYPE inside a comment as readily as the real one;
+    expat does not, and it loads nothing (no handler for external entities is
+    set). Parsing stops at the root element: the rest is Bio.Entrez's to read.
     """
-    head = body[:2048]
-    m = _DOCTYPE.search(head)
-    if m is None:
-        if b"<PubmedArticleSet" not in head:
-            raise BadBody("no DOCTYPE and no PubmedArticleSet")
-        newest = newest_pubmed_dtd()
-        if newest is None:
-            raise _no_dtd("a PubMed DTD")
-        decl = (f'<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle//EN" '
-                f'"{_NLM_DTD_URL}{newest}">').encode()
-        pos = head.find(b"<PubmedArticleSet")
-        return body[:pos] + decl + b"\n" + body[pos:], False
-    system_id = m.group(3).decode("ascii", "replace")
-    filename = system_id.rsplit("/", 1)[-1]
+    found: dict[str, Any] = {}
+    parser = expat.ParserCreate()
+
+    def xml_decl(version: str, encoding: str | None, standalone: int) -> None:
+        found["encoding"] = encoding.lower() if encoding else None
+
+    def doctype(name: str, system_id: str | None, public_id: str | None,
+                has_internal_subset: int) -> None:
+        if has_internal_subset:
+            raise _Refused("declarations of its own (an internal DTD subset)")
+        found.update(system_id=system_id, public_id=public_id)
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        found.update(root=name, root_at=parser.CurrentByteIndex)
+        raise _AtRoot
+
+    parser.XmlDeclHandler = xml_decl
+    parser.StartDoctypeDeclHandler = doctype
+    parser.StartElementHandler = start
+    try:
+        parser.Parse(body, True)
+    except _AtRoot:
+        pass
+    except _Refused as exc:
+        raise _hostile(str(exc)) from None
+    except expat.ExpatError as exc:
+        raise BadBody(f"not a whole XML document ({exc})") from None
+    if "root" not in found:
+        raise BadBody("no XML element")
+    return _Prolog(found["root"], found["root_at"], found.get("system_id"),
+                   found.get("public_id"), found.get("encoding"))
+
+
+def prepare_doctype(body: bytes) -> tuple[bytes, bool]:
+    """The body re-declared with a DTD Bio.Entrez reads from disk, and whether to validate.
+
+    Everything before the root element is replaced by an XML declaration and a
+    DOCTYPE naming an installed DTD, so Bio.Entrez sees no other: a bundled
+    DTD is used as is; an unknown `pubmed_YYMMDD.dtd` (NCBI releases one a
+    year, additively), or none, is replaced by the newest bundled PubMed DTD
+    and read without validation. Anything else raises UnreadableAnswer, so
+    parsing never reaches Bio.Entrez's download path.
+    """
+    prolog = _read_prolog(body)
+    if prolog.encoding not in _ASCII_COMPATIBLE or body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _hostile(f"an encoding other than UTF-8 ({prolog.encoding or 'UTF-16'})")
+    if b"xmlns:xsi" in body and _XSI.search(body, prolog.root_at):
+        raise _hostile("an XML schema to fetch")
     validate = True
-    if not _dtd_available(filename):
-        newest = newest_pubmed_dtd()
-        if re.fullmatch(r"pubmed_\d{6}\.dtd", filename) and newest:
-            filename, validate = newest, False
-        else:
-            raise _no_dtd(filename)
-    if system_id.startswith("https://") and system_id.rsplit("/", 1)[-1] == filename:
-        return body, validate
-    # an http:// (legacy) or substituted DTD: point at the NLM https URL of a local file
-    url = (system_id.rsplit("/", 1)[0].replace("http://", "https://", 1) + "/" + filename
-           if system_id.startswith(("http://", "https://")) else _NLM_DTD_URL + filename)
-    decl = (f'<!DOCTYPE {m.group(1).decode()} PUBLIC "{m.group(2).decode()}" "{url}">').encode()
-    return body[:m.start()] + decl + body[m.end():], validate
+    if prolog.system_id is None:
+        if prolog.root != "PubmedArticleSet":
+            raise BadBody("no DOCTYPE and no PubmedArticleSet")
+        filename, validate = newest_pubmed_dtd(), False
+        if filename is None:
+            raise _no_dtd("a PubMed DTD")
+    else:
+        filename = prolog.system_id.rsplit("/", 1)[-1]
+        if not _DTD_NAME.fullmatch(filename):
+            raise _no_dtd("an unknown DTD")
+        if not _dtd_available(filename):
+            newest = newest_pubmed_dtd()
+            if re.fullmatch(r"pubmed_\d{6}\.dtd", filename) and newest:
+                filename, validate = newest, False
+            else:
+                raise _no_dtd(filename)
+    if missing_dtd_parts(filename):
+        raise _no_dtd(filename)
+    public = (prolog.public_id if prolog.public_id and _PUBLIC_ID.fullmatch(prolog.public_id)
+              else "-//NLM//DTD PubMedArticle//EN")
+    head = (f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE {prolog.root} PUBLIC '
+            f'"{public}" "{_NLM_DTD_URL}{filename}">\n').encode()
+    return head + body[prolog.root_at:], validate
 
 
 def _no_dtd(name: str) -> UnreadableAnswer:
     return UnreadableAnswer(NAME, f"PubMed answered in a format described by {name}, which "
                                   f"the installed Biopython does not include: upgrade biopython "
                                   f"(pip install -U biopython) and try again.")
+
+
+def _hostile(what: str) -> UnreadableAnswer:
+    return UnreadableAnswer(NAME, f"PubMed sent an answer with {what}, which cluster does not "
+                                  f"read: try again later, and report it if it keeps happening.")
 
 
 def read_entrez_xml(body: bytes) -> dict:
@@ -124,8 +249,10 @@ def read_entrez_xml(body: bytes) -> dict:
         raise BadBody(f"not a whole XML document ({type(exc).__name__})") from None
     except RuntimeError as exc:
         message = str(exc)
-        if "Failed to access" in message:  # defensive: a DTD that includes a missing file
-            raise _no_dtd(message.split()[2] if len(message.split()) > 2 else "a DTD") from None
+        if "Failed to access" in message:  # defensive: prepare_doctype checked every part
+            m = re.search(r"Failed to access (\S+)", message)
+            raise _no_dtd(m.group(1) if m and _DTD_NAME.fullmatch(m.group(1))
+                          else "a DTD part") from None
         raise _ncbi_error(message) from None
 
 
