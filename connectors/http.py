@@ -408,6 +408,8 @@ def _secret_patterns(secrets: tuple[str, ...]) -> _SecretPatterns | None:
 
 @overload
 def redact(value: str, secrets: Sequence[str]) -> str: ...
+
+
 @overload
 def redact(value: bytes, secrets: Sequence[str]) -> bytes: ...
 

@@ -25,8 +25,8 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import lru_cache
-from xml.parsers import expat
 from typing import Any, Callable, Iterable, Mapping, Sequence
+from xml.parsers import expat
 
 from base.errors import InvalidInput, RequestRejected, ServiceError, UnreadableAnswer
 from base.record import (Author, Record, normalize_doi, normalize_language, normalize_pages,

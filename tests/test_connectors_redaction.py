@@ -15,7 +15,6 @@ import json
 import logging
 import re
 import sqlite3
-from pathlib import Path
 from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
@@ -23,6 +22,7 @@ import pytest
 from cluster.world import World, serve_world
 from connectors.http import redact
 from connectors.loopback import LoopbackServer, Request, Response
+from db.store import open_store
 
 SECRETS = {
     "CLUSTER_EMAIL": "name@example.org",
@@ -146,8 +146,9 @@ def test_no_secret_leaks_in_any_encoding(run, world_store, monkeypatch, tmp_path
         result = run(*args)
         outputs[" ".join(args[:2]) + " stdout"] = result.stdout_bytes
         outputs[" ".join(args[:2]) + " stderr"] = result.stderr_bytes
-    errors = [e for (e,) in __import__("db.store", fromlist=["open_store"]).open_store(
-        world_store).db.execute("SELECT error FROM searches WHERE error IS NOT NULL")]
+    store = open_store(world_store)
+    errors = [e for (e,) in store.db.execute("SELECT error FROM searches WHERE error IS NOT NULL")]
+    store.close()
     assert len(errors) >= 5 and all("[redacted]" in e or "no credentials" in e for e in errors)
     assert "[redacted]" in outputs["searches --markdown stdout"].decode()
 
