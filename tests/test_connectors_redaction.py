@@ -161,7 +161,7 @@ def test_no_secret_leaks_in_any_encoding(run, world_store, monkeypatch, tmp_path
     places = {**outputs, **{f"file {k}": v for k, v in files.items()},
               "log": caplog.text.encode()}
     n, found = leaks(places)
-    assert n == len(SECRETS) * len(ENCODINGS) * len(places) and n > 500
+    assert n == len(SECRETS) * len(ENCODINGS) * len(places) and len(places) >= 26
     assert found == []
 
 
