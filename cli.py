@@ -1312,7 +1312,7 @@ def demo_cmd(seed: int, directory: str, works: int, fault_rate: float, fresh: bo
     """
     import dataclasses
 
-    from cluster.demo import DemoOptions, run_demo
+    from cluster.demo.run import DemoOptions, run_demo
 
     options = DemoOptions(seed=seed, works=works, fault_rate=fault_rate)
     # the user's keys and address, if set, travel the real code path (and are never stored)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from connectors.http import Settings  # noqa: E402
-from connectors.loopback import LoopbackServer, Request, Response  # noqa: E402
+from cluster.demo.loopback import LoopbackServer, Request, Response  # noqa: E402
 from connectors.services import connect  # noqa: E402
 
 N = 1000

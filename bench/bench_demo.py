@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cluster.demo import DemoOptions, run_demo  # noqa: E402
+from cluster.demo.run import DemoOptions, run_demo  # noqa: E402
 from connectors.http import Settings  # noqa: E402
 
 BUDGET = 180.0

@@ -23,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cluster.expand import ExpandOptions, add_index_articles, expand  # noqa: E402
-from cluster.world import World, serve_world  # noqa: E402
+from cluster.demo.services import serve_world  # noqa: E402
+from cluster.demo.world import World  # noqa: E402
 from connectors.http import Settings  # noqa: E402
 from connectors.services import connect  # noqa: E402
 from db.store import open_store  # noqa: E402

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from connectors.loopback import LoopbackServer, Request, Response
+from cluster.demo.loopback import LoopbackServer, Request, Response
 
 PREFIX = {"ncbi": "/ncbi", "crossref": "/crossref", "openalex": "/openalex",
           "opencitations": "/opencitations"}

@@ -8,7 +8,7 @@ import pytest
 
 from base.record import Record
 from conftest import shared_path
-from connectors.loopback import Fault
+from cluster.demo.loopback import Fault
 from replay import Replay, load_index
 
 

@@ -11,7 +11,7 @@ import pytest
 from base.errors import RateLimited, ServiceDown, UnreadableAnswer
 from conftest import shared_path
 from connectors.http import Settings, parse_retry_after
-from connectors.loopback import Fault, Response
+from cluster.demo.loopback import Fault, Response
 from connectors.services import connect
 from replay import Replay, load_index, wait_for_log
 

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import shared_path
 from connectors.http import Settings
-from connectors.loopback import Fault, Response
+from cluster.demo.loopback import Fault, Response
 from connectors.services import connect
 from replay import Replay, load_index, wait_for_log
 

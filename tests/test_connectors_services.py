@@ -9,7 +9,7 @@ import pytest
 from base.errors import InvalidInput, RequestRejected
 from conftest import shared_path
 from connectors.http import Link, Settings
-from connectors.loopback import Response
+from cluster.demo.loopback import Response
 from connectors.services import connect
 from replay import Replay, load_index
 

@@ -20,10 +20,10 @@ import pexpect
 import pytest
 from click.testing import CliRunner
 
-import cluster.world as world_module
+import cluster.demo.services as services_module
 from cli import cli
-from cluster.demo import DemoOptions
-from cluster.world import World
+from cluster.demo.run import DemoOptions
+from cluster.demo.world import World
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKS, SEED = 300, 4
@@ -45,14 +45,14 @@ def cluster(*args: str, env: dict[str, str] | None = None, expect: int | None = 
 def run_demo(directory: Path, *extra: str) -> tuple[object, list]:
     """`cluster demo` with fake credentials set; returns the result and the world servers."""
     servers = []
-    serve = world_module.serve_world
+    serve = services_module.serve_world
 
     def recording(*args, **kwargs):
         servers.append(serve(*args, **kwargs))
         return servers[-1]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(world_module, "serve_world", recording)
+        mp.setattr(services_module, "serve_world", recording)
         result = cluster("demo", "--works", str(WORKS), "--seed", str(SEED), "--dir",
                          str(directory), *extra, env={**SECRETS, **FAST})
     return result, servers

@@ -24,8 +24,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from cluster.world import World, serve_world
-from connectors.loopback import Fault
+from cluster.demo.loopback import Fault
+from cluster.demo.services import serve_world
+from cluster.demo.world import World
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {

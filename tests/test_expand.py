@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster.world import World, serve_world
+from cluster.demo.services import serve_world
+from cluster.demo.world import World
 from db.store import open_store
 
 ROOT = Path(__file__).absolute().parents[1]
@@ -481,7 +482,7 @@ def test_faults_at_a_set_rate_change_nothing_in_the_result(world, server, env, r
 
 
 def test_a_service_down_throughout_is_reported_per_seed(indexed, world, run, server):
-    from connectors.loopback import Fault
+    from cluster.demo.loopback import Fault
 
     server.fail_always("/opencitations/", Fault("503"))
     start = len(server.requests_to("/opencitations/"))

@@ -261,7 +261,8 @@ def test_usage_names_the_program_cluster(tmp_path: Path) -> None:
 def test_two_expands_at_once_on_one_store(tmp_path: Path) -> None:
     """The second run to finish a search finds it saved by the first, and saves nothing twice."""
     from cluster.expand import ExpandOptions, add_index_articles, expand
-    from cluster.world import World, serve_world
+    from cluster.demo.services import serve_world
+    from cluster.demo.world import World
     from connectors.http import Settings
     from connectors.services import connect
 
@@ -330,7 +331,8 @@ SECRETS = {"NCBI_API_KEY": "ncbi-key-7f3a9c", "CLUSTER_EMAIL": "someone.4471@mai
 
 
 def test_credentials_reach_no_file_and_no_output(tmp_path: Path, monkeypatch) -> None:
-    from cluster.world import World, serve_world
+    from cluster.demo.services import serve_world
+    from cluster.demo.world import World
 
     world = World.generate(seed=9, n_works=40, n_index=2)
     server = serve_world(world)
@@ -531,7 +533,7 @@ def test_decisions_file_event_without_id_or_time_is_refused(made: Path, field, v
 def test_a_service_quoting_the_key_in_its_refusal_does_not_leak_it(body, content_type) -> None:
     from base.errors import ClusterError
     from connectors.http import Settings
-    from connectors.loopback import LoopbackServer, Response
+    from cluster.demo.loopback import LoopbackServer, Response
     from connectors.services import connect
 
     server = LoopbackServer()

@@ -8,7 +8,8 @@ import pytest
 import requests
 from Bio import Entrez
 
-from cluster.world import World, serve_world
+from cluster.demo.services import serve_world
+from cluster.demo.world import World
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The whole review, offline, in minutes: `cluster demo`.
 
-A generated review world (`cluster.world`) is served on 127.0.0.1 like
+A generated review world (`cluster.demo.world`) is served on 127.0.0.1 like
 PubMed, Crossref, OpenAlex and OpenCitations, the connectors are pointed at
 it, and the review runs through the same library calls a user's review makes:
 
@@ -222,7 +222,8 @@ def run_demo(directory: str | Path, settings: Settings, options: DemoOptions = D
     retries, rate limits); the demo replaces their base URLs with the world's
     and puts the HTTP cache beside the demo store.
     """
-    from cluster.world import World, serve_world
+    from cluster.demo.services import serve_world
+    from cluster.demo.world import World
 
     say = progress or (lambda stage, message: None)
     directory = Path(directory)
