@@ -768,10 +768,11 @@ def status_cmd(stage: str, db_path: str, as_json: bool) -> None:
 
     Example: cluster status --stage title-abstract --json
     """
+    from screeners.prioritise import estimate_relevant_left
     from screeners.stopping import status
 
     with store_for(db_path) as store:
-        st = status(store, stage)
+        st = status(store, stage, estimate_relevant_left)
         if as_json:
             echo_json(st.to_dict())
             return
@@ -845,7 +846,7 @@ def simulate_cmd(dataset: str, model: str, seed: int, repeat: int, order_out: st
     Example: cluster simulate data.ris --repeat 5 --plot recall.png --plot recall.svg
     --order-out order.txt
     """
-    from screeners.simulate import check_plot_path, load_dataset, plot_recall, simulate
+    from screeners.prioritiser.simulation import check_plot_path, load_dataset, plot_recall, simulate
 
     for p in plot_paths:
         check_plot_path(p)  # before the simulation, not after it

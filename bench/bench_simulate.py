@@ -45,8 +45,8 @@ ASREVIEW = {  # WSS@95, ASReview 3.0.8 elas_u4, 5 seeds
 
 
 def _one(task: tuple[str, int, str]) -> tuple[str, int, int, dict]:
-    from screeners.components import resolve_model
-    from screeners.simulate import Schedule, load_dataset, run_simulation
+    from screeners.prioritiser.presets import resolve_model
+    from screeners.prioritiser.simulation import Schedule, load_dataset, run_simulation
 
     name, seed, model = task
     ds = load_dataset(SHARED / f"{name}.csv")
@@ -73,7 +73,7 @@ def run_ours(sets: list[str], seeds: list[int], model: str, jobs: int) -> dict[s
 
 
 def print_table(results: dict[str, dict], model: str, seeds: list[int]) -> None:
-    from screeners.simulate import Schedule
+    from screeners.prioritiser.simulation import Schedule
 
     sch = Schedule()
     print(f"\nModel {model}; seeds {','.join(map(str, seeds))}; retraining schedule: after every "
@@ -207,7 +207,7 @@ def _asreview_wss(project: Path) -> float:
     import tempfile
     import zipfile
 
-    from screeners import metrics
+    from screeners.prioritiser import metrics
 
     with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(project) as zf:
         zf.extract("results.db", tmp)

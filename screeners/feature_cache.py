@@ -2,7 +2,8 @@
 status`, a new `cluster screen`) loads them instead of refitting.
 
 The cache is one file beside the store, `<store file>.features.npz`, holding the
-matrix (and any further view of the records it carries, `components.ViewMatrix`),
+matrix (and the second one of the same records, if the features have one:
+`Views.second`),
 the record ids, the vocabulary and the idf weights, with the
 fingerprint they were made from: the feature settings, the library versions
 that shape the numbers, and a hash of every record's id, title, abstract and
@@ -26,7 +27,7 @@ import numpy as np
 from scipy import sparse
 
 from db.store import Store
-from screeners.components import ViewMatrix, views
+from screeners.prioritiser.components import Views
 
 FORMAT = 2  # bump when the file layout changes
 _SUFFIX = ".features.npz"
@@ -35,7 +36,7 @@ _SUFFIX = ".features.npz"
 @dataclass(frozen=True)
 class Cached:
     ids: np.ndarray
-    X: sparse.csr_matrix
+    X: Views
     empty: np.ndarray  # bool per row: the record has no text
     terms: tuple[str, ...] | None  # column order; None: no vectoriser (no text at all)
     idf: np.ndarray | None
@@ -90,7 +91,7 @@ def load(path: Path, fp: str) -> Cached | None:
             idf = z["idf"] if has_vec else None
     except Exception:  # unreadable, truncated, foreign or from another layout: refit
         return None
-    if not matrices or any(m is None or m.shape[0] != len(ids) for m in matrices):
+    if not 1 <= len(matrices) <= 2 or any(m is None or m.shape[0] != len(ids) for m in matrices):
         return None
     n_cols = matrices[0].shape[1]
     ok = len(ids) == len(empty) and bool(np.all(np.diff(ids) > 0))
@@ -99,8 +100,7 @@ def load(path: Path, fp: str) -> Cached | None:
               and len(terms) == len(set(terms)) == n_cols == len(idf))
     if not ok:
         return None
-    X = matrices[0] if len(matrices) == 1 else ViewMatrix.of(*matrices)
-    return Cached(ids, X, empty, terms, idf)
+    return Cached(ids, Views(*matrices), empty, terms, idf)
 
 
 def _prefix(view: int) -> str:
@@ -121,7 +121,7 @@ def _matrix(z: Any, prefix: str) -> sparse.csr_matrix | None:
     return sparse.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols)) if ok else None
 
 
-def save(path: Path, fp: str, ids: np.ndarray, X: sparse.csr_matrix, empty: np.ndarray,
+def save(path: Path, fp: str, ids: np.ndarray, X: Views, empty: np.ndarray,
          vectorizer: Any) -> bool:
     """Write the features for fingerprint `fp`; False (and no file) if it cannot be
     written: the cache is a shortcut, never a reason to fail."""
@@ -143,11 +143,11 @@ def save(path: Path, fp: str, ids: np.ndarray, X: sparse.csr_matrix, empty: np.n
                 # whoever may read the store may read its features (mkstemp makes 0600)
                 os.fchmod(fh.fileno(), store_file.stat().st_mode & 0o666)
             matrices = {}
-            for k, V in enumerate(views(X)):
+            for k, V in enumerate(X.all):
                 p = _prefix(k)
                 matrices.update({p + "shape": np.array(V.shape), p + "data": V.data,
                                  p + "indices": V.indices, p + "indptr": V.indptr})
-            np.savez(fh, fingerprint=np.array(fp), ids=ids, n_views=np.array(len(views(X))),
+            np.savez(fh, fingerprint=np.array(fp), ids=ids, n_views=np.array(len(X.all)),
                      empty=empty, has_vectorizer=np.array(has_vec), terms=terms_blob, idf=idf,
                      **matrices)
         # readers see the old file or the new one, never half of one

@@ -2,10 +2,13 @@
 records, retrained from the decision log, and the estimate of relevant records
 left.
 
-TF-IDF features are fitted once per store content, keyed by a fingerprint of
-the feature settings and of every record's id and texts, kept in-process and in
-a file beside the store (`screeners.feature_cache`), so a new process loads
-them and they are refitted only when records are added or their texts change. The
+The model itself is `screeners.prioritiser` (the default in
+`screeners/prioritiser/presets.py`). TF-IDF features are fitted once per store
+content, keyed by a fingerprint of the feature settings and of every record's
+id and texts, kept in memory (the cache policy of `screeners.prioritiser.cache`)
+and in a file beside the store (`screeners.feature_cache`), so a new process
+loads them and they are refitted only when records are added or their texts
+change. The
 classifier is refitted on every call while a fit is fast; once a fit takes
 longer than `FIT_BUDGET` seconds the last model is reused until the labelled
 set has grown by the simulation schedule's share of it (1.5 %, whatever the
@@ -30,9 +33,11 @@ from db.protocol import get_protocol
 from db.state import screening_sequence, stage_states, training_labels
 from db.store import Store
 from screeners import feature_cache
-from screeners.components import (Model, NoWordsError, excludes_in_a_row, resolve_model,
-                                   textless_due, textless_rows)
-from screeners.simulate import Schedule
+from screeners.prioritiser.cache import Memo
+from screeners.prioritiser.components import (Model, NoWordsError, Views, excludes_in_a_row,
+                                              textless_due, textless_rows)
+from screeners.prioritiser.presets import resolve_model
+from screeners.prioritiser.simulation import Schedule
 
 FIT_BUDGET = 0.2  # seconds; a slower fit switches to batched refits
 DEFAULT_MODEL = "default"
@@ -41,7 +46,7 @@ DEFAULT_MODEL = "default"
 @dataclass(frozen=True)
 class Features:
     ids: np.ndarray  # record id of each row
-    X: sparse.csr_matrix
+    X: Views
     vectorizer: Any
     empty: frozenset[int]  # records with no text at all
     known: frozenset[int]  # every record id with a row
@@ -59,11 +64,12 @@ class Ranking:
     warnings: tuple[str, ...] = ()
 
 
-_FEATURES: dict[tuple, Features] = {}
-_MODELS: dict[tuple, tuple[int, np.ndarray, float]] = {}  # key -> (labels, scores, fit s)
-
-
-_FINGERPRINTS: dict[tuple, str] = {}
+# owner: where the store is; version: the fingerprint of its texts and the settings
+_FEATURES: Memo[Features] = Memo(size=4)
+# owner: (where, stage, model); version: the features' signature; value: (labels, scores, fit s)
+_MODELS: Memo[tuple[int, np.ndarray, float]] = Memo(size=8)
+# owner: where; version: what could have changed the records since the hash was taken
+_FINGERPRINTS: Memo[str] = Memo(size=4)
 
 
 def _record_writes(conn: Any) -> int | None:
@@ -95,13 +101,10 @@ def _signature(store: Store, model: Model | None = None) -> tuple:
     conn = store.db.conn
     changes = _record_writes(conn)
     version = conn.execute("PRAGMA data_version").fetchone()[0]
-    memo = (where, id(conn), version, changes, repr(settings))
-    fp = _FINGERPRINTS.get(memo) if changes is not None else None
+    state = (id(conn), version, changes, repr(settings))
+    fp = _FINGERPRINTS.get(where, state) if changes is not None else None
     if fp is None:
-        fp = feature_cache.fingerprint(store, settings)
-        for k in [k for k in _FINGERPRINTS if k[0] == where]:
-            del _FINGERPRINTS[k]
-        _FINGERPRINTS[memo] = fp
+        fp = _FINGERPRINTS.put(where, state, feature_cache.fingerprint(store, settings))
     return (where, fp)
 
 
@@ -120,7 +123,7 @@ def features(store: Store, model: Model | None = None, signature: tuple | None =
     fitted (and the file written)."""
     m = model or resolve_model(DEFAULT_MODEL)
     key = signature or _signature(store, m)
-    cached = _FEATURES.get(key)
+    cached = _FEATURES.get(key[0], key[1])
     if cached is not None:
         return cached
     path = feature_cache.cache_path(store)
@@ -130,11 +133,7 @@ def features(store: Store, model: Model | None = None, signature: tuple | None =
         if path is not None:
             feature_cache.save(path, key[1], f.ids, f.X,
                                np.isin(f.ids, list(f.empty)), f.vectorizer)
-    # one store's older versions are dropped: only the current content matters
-    for k in [k for k in _FEATURES if k[0] == key[0]]:
-        del _FEATURES[k]
-    _FEATURES[key] = f
-    return f
+    return _FEATURES.put(key[0], key[1], f)
 
 
 def _fit_features(store: Store, m: Model) -> Features:
@@ -143,7 +142,7 @@ def _fit_features(store: Store, m: Model) -> Features:
         ids.append(row["id"])
         texts.append(_text(row))
         titles.append((row.get("title") or "").strip())
-    vec, X = None, sparse.csr_matrix((len(ids), 1), dtype=np.float32)
+    vec, X = None, Views(sparse.csr_matrix((len(ids), 1), dtype=np.float32))
     if any(t for t in texts):
         try:
             vec, X = m.feature.fit(texts, titles)
@@ -186,18 +185,19 @@ def _cold_scores(store: Store, f: Features, labels: dict[int, int]) -> tuple[np.
         if rid in f.empty:
             warnings.append(f"Seed record {rid} has no title or abstract, so it cannot guide the ranking.")
     seeds = [r for r in seeds if r not in f.empty and r in f.known]
+    X = f.X.first
     score = np.zeros(len(f.ids))
     pos_text = " ".join([proto.question, *proto.include_terms]).strip()
     if pos_text:
         q = f.vectorizer.transform([pos_text])
-        score = np.maximum(score, np.asarray((f.X @ q.T).todense()).ravel())
+        score = np.maximum(score, np.asarray((X @ q.T).todense()).ravel())
     if seeds:
-        S = f.X[f.rows(seeds)]
+        S = X[f.rows(seeds)]
         # rows are L2-normalised, so the dot product is the cosine similarity
-        score = np.maximum(score, np.asarray((f.X @ S.T).max(axis=1).todense()).ravel())
+        score = np.maximum(score, np.asarray((X @ S.T).max(axis=1).todense()).ravel())
     if proto.exclude_terms:
         q = f.vectorizer.transform([" ".join(proto.exclude_terms)])
-        score = score - 0.5 * np.asarray((f.X @ q.T).todense()).ravel()
+        score = score - 0.5 * np.asarray((X @ q.T).todense()).ravel()
     if not pos_text and not seeds:
         warnings.append("No protocol question, include terms or index articles yet: "
                         "records stay in id order until the first include and exclude.")
@@ -208,8 +208,8 @@ def _model_scores(signature: tuple, stage: str, f: Features, labels: dict[int, i
                   model: Model) -> np.ndarray:
     train_ids = np.asarray(sorted(labels), dtype=np.int64)
     y = np.asarray([labels[r] for r in train_ids], dtype=np.int64)
-    key = (signature, stage, model.label)
-    cached = _MODELS.get(key)
+    owner = (signature[0], stage, model.label)
+    cached = _MODELS.get(owner, signature)
     if cached is not None:
         n_then, scores_then, secs = cached
         # by labels alone, whatever the store's size: a reviewer should not work
@@ -218,11 +218,9 @@ def _model_scores(signature: tuple, stage: str, f: Features, labels: dict[int, i
         due = sch.batch(n_then, sch.per_records)
         if secs > FIT_BUDGET and 0 <= len(train_ids) - n_then < due:
             return scores_then
-    for k in [k for k in _MODELS if k[0][0] == signature[0] and k[0] != signature]:
-        del _MODELS[k]  # fitted on an older version of this store's records
     t0 = time.perf_counter()
     scores = model.classifier.fit_scores(f.X, f.rows(train_ids), y, model.balance.weights(y), 0)
-    _MODELS[key] = (len(train_ids), scores, time.perf_counter() - t0)
+    _MODELS.put(owner, signature, (len(train_ids), scores, time.perf_counter() - t0))
     return scores
 
 
@@ -302,6 +300,6 @@ def estimate_relevant_left(store: Store, stage: str) -> float:
     ids = np.asarray(sorted(labels), dtype=np.int64)
     y = np.asarray([labels[r] for r in ids])
     clf = LogisticRegression(C=1.0, solver="liblinear")
-    clf.fit(f.X[f.rows(ids)], y)
-    p = clf.predict_proba(f.X[f.rows(left)])[:, list(clf.classes_).index(1)]
+    clf.fit(f.X.first[f.rows(ids)], y)
+    p = clf.predict_proba(f.X.first[f.rows(left)])[:, list(clf.classes_).index(1)]
     return float(p.sum())

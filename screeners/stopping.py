@@ -37,7 +37,7 @@ from db.events import TITLE_ABSTRACT
 from db.protocol import get_protocol
 from db.state import PENDING, effective_decisions, screening_sequence, stage_states
 from db.store import Store
-from screeners.components import excludes_in_a_row
+from screeners.prioritiser.components import excludes_in_a_row
 
 
 class StopError(ClusterError):
@@ -150,13 +150,13 @@ def evaluate_rules(store: Store, stage: str) -> dict[str, RuleResult]:
 
 def status(store: Store, stage: str = TITLE_ABSTRACT,
            estimate: Callable[[Store, str], float] | None = None) -> Status:
-    """Screened / total, includes, estimated relevant left and the stopping rules."""
+    """Screened / total, includes, the stopping rules and, given a way to
+    `estimate` them (the prioritiser's `estimate_relevant_left`), the relevant
+    records left."""
     states = stage_states(store, stage)
     seq = screening_sequence(store, stage)
     includes = sum(y for _, y in seq)
-    if estimate is None:
-        from screeners.prioritise import estimate_relevant_left as estimate
-    left = estimate(store, stage) if states else 0.0
+    left = None if estimate is None else estimate(store, stage) if states else 0.0
     return Status(
         stage=stage, total=len(states), screened=len(seq),
         final=sum(1 for s in states.values() if s.final),

@@ -12,7 +12,7 @@ from base.record import clean_text, strip_markup, without_markup
 from conftest import shared_path
 from connectors import crossref
 from db.formats.common import clean_markup
-from screeners.simulate import load_dataset
+from screeners.prioritiser.simulation import load_dataset
 
 
 @pytest.mark.parametrize("clean", [clean_text, clean_markup, strip_markup])

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from screeners import metrics
+from screeners.prioritiser import metrics
 
 # 10 records after the priors, relevant at positions 1 and 3.
 # Random screening finds round(linspace(0, 2, 10)) = 0 0 0 1 1 1 1 2 2 2 relevant:

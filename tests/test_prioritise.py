@@ -8,8 +8,9 @@ from scipy import sparse
 
 from base.record import Record
 from db.protocol import set_protocol
-from screeners import components
-from screeners.components import REGISTRY, make, resolve_model
+from screeners.prioritiser import components
+from screeners.prioritiser.components import REGISTRY, make
+from screeners.prioritiser.presets import resolve_model
 from screeners.prioritise import estimate_relevant_left, rank, rank_details
 
 TA = "title-abstract"
@@ -62,7 +63,8 @@ def test_component_contract(kind, name):
     rng = np.random.default_rng(0)
     if kind == "feature":
         out = comp.fit_transform(texts)
-        assert sparse.issparse(out) and out.shape[0] == 6
+        assert isinstance(out, components.Views) and sparse.issparse(out.first)
+        assert out.n_rows == out.first.shape[0] == 6
     elif kind == "balance":
         w = comp.weights(y[:4])
         assert w.shape == (4,) and (w > 0).all()
@@ -216,7 +218,7 @@ def test_textless_records_wait_for_a_run_of_excludes_then_come_first(store, monk
 
 
 def test_simulation_shows_textless_records_after_50_excludes_in_a_row():
-    from screeners.simulate import Dataset, run_simulation
+    from screeners.prioritiser.simulation import Dataset, run_simulation
 
     words = ["erosion", "carbon", "tillage", "compaction", "drainage", "irrigation", "nitrogen",
              "manure", "grazing", "terrace"]
@@ -238,7 +240,8 @@ def test_svm_nb_ensemble_with_a_share_for_the_nearest_include():
     X = make("feature", "tfidf").fit_transform(texts)
     train, y, w = np.array([0, 1]), np.array([1, 0]), np.ones(2)
     near = make("classifier", "svm-nb", nb_share=0.0, knn_share=1.0).fit_scores(X, train, y, w, 0)
-    sim = (X @ X[0].T).toarray().ravel()
+    M = X.first
+    sim = (M @ M[0].T).toarray().ravel()
     # all weight on the nearest include: the ranking of cosine similarity to record 0
     assert np.argsort(-near, kind="stable")[:3].tolist() == np.argsort(-sim, kind="stable")[:3].tolist()
     assert near[3] > near[2] and near[4] > near[5]
@@ -250,18 +253,20 @@ NUMBERED = ["insulin 12 weeks trial", "insulin 52 weeks trial", "soil erosion 12
 
 def test_the_numbers_view_keeps_what_the_first_view_drops():
     X = make("feature", "tfidf", numbers=False, number_view=True).fit_transform(NUMBERED)
-    first, numbers = components.views(X)
-    assert isinstance(X, components.ViewMatrix) and first is X
+    first, numbers = X.first, X.second
+    assert X.all == (first, numbers)
     # 7 words and 5 pairs without numbers; 9 words and 12 pairs with them
     assert first.shape == (6, 12) and numbers.shape == (6, 21)
     # without numbers the two insulin trials are one text; with them they differ
     assert (first[0] != first[1]).nnz == 0 and (numbers[0] != numbers[1]).nnz == 6
-    # a slice or a copy is an ordinary matrix, of the first view alone
-    assert len(components.views(X[[0, 1]])) == 1
-    # numbers kept already: no second view
-    assert len(components.views(make("feature", "tfidf", number_view=True).fit_transform(NUMBERED))) == 1
+    # selecting rows keeps both matrices, row for row
+    two = X.rows([0, 1])
+    assert two.n_rows == 2 and two.second is not None
+    assert (two.first != first[[0, 1]]).nnz == 0 and (two.second != numbers[[0, 1]]).nnz == 0
+    # numbers kept already: no second matrix
+    assert make("feature", "tfidf", number_view=True).fit_transform(NUMBERED).second is None
     with pytest.raises(components.ComponentError, match="the views differ in rows"):
-        components.ViewMatrix.of(first, numbers[:5])
+        components.Views(first, numbers[:5])
 
 
 def test_a_second_svm_on_the_numbers_view_tells_apart_what_numbers_alone_separate():
@@ -279,7 +284,7 @@ def test_a_second_svm_on_the_numbers_view_tells_apart_what_numbers_alone_separat
     assert mixed[4] > mixed[5] and mixed[2] > mixed[3]
     # all the weight on the second SVM: the ranking of an SVM fitted on the numbers view
     alone = scores(view_share=1.0)
-    svm = make("classifier", "svm").fit_scores(components.views(X)[1], train, y, w, 0)
+    svm = make("classifier", "svm").fit_scores(components.Views(X.second), train, y, w, 0)
     assert np.argsort(-alone, kind="stable").tolist() == np.argsort(-svm, kind="stable").tolist()
     # on a matrix with one view the second SVM would repeat the first: its share joins it
     plain = make("feature", "tfidf", numbers=False).fit_transform(NUMBERED)
@@ -306,7 +311,7 @@ def test_records_with_no_countable_word_rank_alike_instead_of_failing(store):
 
 def test_a_slow_fit_is_reused_until_a_batch_of_labels_has_arrived(store, monkeypatch):
     import screeners.prioritise as prioritise
-    from screeners.simulate import Schedule
+    from screeners.prioritiser.simulation import Schedule
 
     ids = _fill(store)  # 8 records
     fits = []

@@ -13,7 +13,9 @@ import pytest
 
 from base.record import Record
 from db.store import open_store
-from screeners import components, feature_cache, prioritise
+from screeners import feature_cache, prioritise
+from screeners.prioritiser.features import Tfidf
+from screeners.prioritiser.presets import resolve_model
 from screeners.prioritise import estimate_relevant_left, features, rank_details
 from db.protocol import set_protocol
 from tests.conftest import ROOT, shared_path
@@ -53,7 +55,7 @@ def _no_refit(monkeypatch):
     def refit(*a, **k):
         raise AssertionError("the features were refitted")
 
-    monkeypatch.setattr(components.Tfidf, "fit", refit)
+    monkeypatch.setattr(Tfidf, "fit", refit)
 
 
 def test_a_new_store_object_loads_the_file_instead_of_refitting(db_path, monkeypatch):
@@ -69,10 +71,10 @@ def test_a_new_store_object_loads_the_file_instead_of_refitting(db_path, monkeyp
     g = features(again)
     assert g.origin == "disk"
     assert g.ids.tolist() == ids
-    assert (g.X != f.X).nnz == 0 and np.array_equal(g.X.indices, f.X.indices)
+    assert (g.X.first != f.X.first).nnz == 0 and np.array_equal(g.X.first.indices, f.X.first.indices)
     # the default model's second view (numbers kept) comes back with the matrix
-    (_, nums_then), (_, nums_now) = components.views(f.X), components.views(g.X)
-    assert nums_now.shape == nums_then.shape and nums_now.shape[1] > f.X.shape[1]
+    nums_then, nums_now = f.X.second, g.X.second
+    assert nums_now.shape == nums_then.shape and nums_now.shape[1] > f.X.first.shape[1]
     assert (nums_now != nums_then).nnz == 0
     assert g.empty == f.empty and g.known == f.known
     again.close()
@@ -119,7 +121,7 @@ def test_adding_a_record_or_editing_a_text_refreshes_the_features(db_path, monke
     prioritise._FEATURES.clear()
     _no_refit(monkeypatch)
     h = features(open_store(db_path, create=False))
-    assert h.origin == "disk" and (h.X != g.X).nnz == 0
+    assert h.origin == "disk" and (h.X.first != g.X.first).nnz == 0
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "forged", "view", "terms",
@@ -163,8 +165,8 @@ def test_a_damaged_cache_file_is_rebuilt_without_a_word(db_path, damage):
         side.unlink()
         side.mkdir()  # nothing can be written there
     f = features(store)
-    assert f.origin == "fitted" and (f.X != ref.X).nnz == 0
-    assert len(components.views(f.X)) == 2
+    assert f.origin == "fitted" and (f.X.first != ref.X.first).nnz == 0
+    assert len(f.X.all) == 2
     if damage == "folder":
         assert side.is_dir()
     else:
@@ -179,7 +181,7 @@ def test_a_cache_from_other_feature_settings_is_not_used(db_path):
     store, _, _ = _filled(db_path, 40)
     features(store)
     prioritise._FEATURES.clear()
-    other = components.resolve_model("nb")  # English stop words: other columns
+    other = resolve_model("nb")  # English stop words: other columns
     f = features(store, other)
     assert f.origin == "fitted"
     assert "the" not in f.vectorizer.vocabulary_

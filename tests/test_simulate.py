@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from screeners.simulate import DatasetError, Schedule, load_dataset, run_simulation, simulate
+from screeners.prioritiser.simulation import DatasetError, Schedule, load_dataset, run_simulation, simulate
 from tests.conftest import shared_path
 
 DATA = Path(__file__).parent / "data" / "screening_small.csv"

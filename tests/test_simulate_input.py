@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from cli import cli
 from base.record import Record
 from db.formats.ris import write_ris
-from screeners.simulate import DatasetError, load_dataset
+from screeners.prioritiser.simulation import DatasetError, load_dataset
 from tests.conftest import shared_path
 
 RELEVANT, IRRELEVANT = "ASReview_relevant", "ASReview_irrelevant"

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from screeners.components import make
-from screeners.simulate import load_dataset
-from screeners.termcounts import (Analyzer, count_terms, is_number, normalize_rows_l2,
+from screeners.prioritiser.components import make
+from screeners.prioritiser.simulation import load_dataset
+from screeners.prioritiser.termcounts import (Analyzer, count_terms, is_number, normalize_rows_l2,
                                   plural_stem)
 from tests.conftest import shared_path
 
@@ -35,11 +35,12 @@ def _ours(texts, ngram_range=(1, 1), min_df=1, max_df=1.0, stop_words=None, **wo
     feature = make("feature", "tfidf", **params)
     X, vocabulary, idf = feature._fit(texts)
     # the vectoriser the live prioritiser keeps: the same terms and weights
-    vec, X_fit = feature.fit(texts)
+    vec, fitted = feature.fit(texts)
+    X_fit = fitted.first
     assert vec.vocabulary_ == vocabulary and np.array_equal(vec.idf_, idf)
     assert np.array_equal(X_fit.data, X.data) and np.array_equal(X_fit.indices, X.indices)
     # a simulation's matrix is the same, built without a vectoriser
-    X_sim = feature.fit_transform(texts)
+    X_sim = feature.fit_transform(texts).first
     assert np.array_equal(X_sim.data, X.data) and np.array_equal(X_sim.indices, X.indices)
     return vec, X
 
@@ -99,7 +100,7 @@ def test_too_few_records_for_the_bounds_fall_back_to_every_term():
     vec, X = make("feature", "tfidf", min_df=2, max_df=0.95).fit(["soil erosion", "cardiac care"])
     assert sorted(vec.vocabulary_) == ["cardiac", "cardiac care", "care", "erosion", "soil",
                                        "soil erosion"]
-    assert X.shape == (2, 6)
+    assert X.first.shape == (2, 6)
 
 
 @pytest.mark.shared
@@ -140,19 +141,19 @@ def test_title_repeats_put_the_title_first_that_many_times():
     texts = ["Zinc for Wilson disease A cohort of patients", "An abstract without a title",
              "Penicillamine trial Copper chelation in children"]
     f = make("feature", "tfidf", title_repeats=3)
-    _, X = f.fit(texts, titles)
+    X = f.fit(texts, titles)[1].first
     spelled = ["Zinc for Wilson disease Zinc for Wilson disease " + texts[0],
                texts[1], "Penicillamine trial Penicillamine trial " + texts[2]]
-    _, ref = make("feature", "tfidf").fit(spelled)
+    ref = make("feature", "tfidf").fit(spelled)[1].first
     assert np.array_equal(X.toarray(), ref.toarray())
     # without titles, or with one repeat, the texts are taken as they are
-    plain = make("feature", "tfidf").fit_transform(texts)
-    assert np.array_equal(f.fit_transform(texts).toarray(), plain.toarray())
+    plain = make("feature", "tfidf").fit_transform(texts).first
+    assert np.array_equal(f.fit_transform(texts).first.toarray(), plain.toarray())
     assert np.array_equal(make("feature", "tfidf", title_repeats=1).fit_transform(
-        texts, titles).toarray(), plain.toarray())
+        texts, titles).first.toarray(), plain.toarray())
     # the title's words weigh more than the abstract's
     vec, X = make("feature", "tfidf", title_repeats=2).fit(texts, titles)
-    row = X[0].toarray().ravel()
+    row = X.first[0].toarray().ravel()
     assert row[vec.vocabulary_["zinc"]] > row[vec.vocabulary_["cohort"]]
     with pytest.raises(Exception, match="Every text needs its title"):
         f.fit(texts, titles[:2])
@@ -235,15 +236,15 @@ def test_same_matrix_as_tfidfvectorizer_with_the_word_options(kw, words):
 
 
 def test_the_numbers_view_is_counted_from_the_same_tokens(monkeypatch):
-    from screeners import components, termcounts
+    from screeners.prioritiser import termcounts
 
     made = []
     real = termcounts.tokenize
     monkeypatch.setattr(termcounts, "tokenize", lambda *a: made.append(1) or real(*a))
     both = make("feature", "tfidf", ngram_max=2, numbers=False, number_view=True).fit_transform(WORDY)
     assert len(made) == 1  # one tokenization for both views
-    for view, numbers in zip(components.views(both), (False, True)):
-        alone = make("feature", "tfidf", ngram_max=2, numbers=numbers).fit_transform(WORDY)
+    for view, numbers in zip(both.all, (False, True)):
+        alone = make("feature", "tfidf", ngram_max=2, numbers=numbers).fit_transform(WORDY).first
         assert view.shape == alone.shape and np.array_equal(view.indices, alone.indices)
         assert np.array_equal(view.data, alone.data)
 

@@ -35,7 +35,7 @@ _TOKENS = re.compile(r"(?u)\b\w\w+\b").findall
 def is_number(token: str) -> bool:
     """Whether a token is digits alone ("2010", "95"): a record's years, doses and
     counts, which the default model leaves out (on some benchmark sets two-digit
-    numbers help, on others they hurt: see the comment above `components.PRESETS`).
+    numbers help, on others they hurt: see bench/RESULTS.md).
     Digits are the characters the token pattern's \\d matches (Unicode category
     Nd), so "2x2" and "5ht" are words."""
     return token.isdecimal()

@@ -16,21 +16,20 @@ The liblinear entry point is private to scikit-learn, so on first use a small
 fixed problem is fitted the direct way and checked against figures known from
 scikit-learn's classes; if the numbers differ or the call fails (a
 scikit-learn release changed it), every fit goes through the public classes.
+It is kept because it pays: a simulation's fits cost about a third of what the
+public classes cost (bench/bench_fastfit.py, figures in bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
-import functools
-import threading
 import warnings
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 
-from screeners import quickimport
+from screeners.prioritiser.cache import Memo
 
 # LinearSVC's defaults, which the prioritiser's SVM uses
 _TOL = 1e-4
@@ -56,10 +55,11 @@ class Prepared:
     non_negative: bool  # ComplementNB refuses negative features
 
 
-_LOCK = threading.Lock()
-_PREPARED: dict[int, tuple[weakref.ref, Prepared]] = {}
-_MAX_PREPARED = 4
-_CHECKED: dict[str, bool] = {}
+# per feature matrix (both views of a simulation and a store's, with room to spare)
+_PREPARED: Memo[Prepared] = Memo(size=4)
+_SIMILAR: Memo[dict[int, Any]] = Memo(size=4)
+# per fit ("svc", "cnb"): whether the direct fit gives scikit-learn's numbers
+_CHECKED: Memo[bool] = Memo(size=2)
 
 
 def prepared(X: sparse.csr_matrix) -> Prepared:
@@ -67,27 +67,19 @@ def prepared(X: sparse.csr_matrix) -> Prepared:
 
     Keyed by the matrix object: callers never modify a feature matrix in place.
     """
-    with _LOCK:
-        hit = _PREPARED.get(id(X))
-        if hit is not None and hit[0]() is X:
-            return hit[1]
-    same64 = sparse.csr_matrix((X.data.astype(np.float64), X.indices, X.indptr), shape=X.shape)
-    # astype sorts the indices, as LinearSVC's own conversion of its input does
-    p = Prepared(sorted64=sparse.csr_matrix(X).astype(np.float64), same64=same64,
-                 non_negative=bool(X.nnz == 0 or X.data.min() >= 0))
-    with _LOCK:
-        for k in [k for k, (ref, _) in _PREPARED.items() if ref() is None]:
-            del _PREPARED[k]
-        while len(_PREPARED) >= _MAX_PREPARED:
-            del _PREPARED[next(iter(_PREPARED))]
-        _PREPARED[id(X)] = (weakref.ref(X), p)
-    return p
+    def make() -> Prepared:
+        same64 = sparse.csr_matrix((X.data.astype(np.float64), X.indices, X.indptr),
+                                   shape=X.shape)
+        # astype sorts the indices, as LinearSVC's own conversion of its input does
+        return Prepared(sorted64=sparse.csr_matrix(X).astype(np.float64), same64=same64,
+                        non_negative=bool(X.nnz == 0 or X.data.min() >= 0))
+
+    return _PREPARED.for_object(X, make)
 
 
 # --- the linear SVM ---------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=64)
 def _liblinear_seed(seed: int) -> int:
     # what LinearSVC hands liblinear for random_state=seed
     return int(np.random.RandomState(seed).randint(np.iinfo("i").max))
@@ -95,7 +87,8 @@ def _liblinear_seed(seed: int) -> int:
 
 def _fit_svc_direct(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
                     C: float, seed: int) -> LinearFit:
-    _liblinear = quickimport.liblinear()
+    from sklearn.svm import _liblinear
+
     Xt = prepared(X).sorted64[train]
     # LinearSVC's dual="auto": the dual solver when there are fewer rows than features
     solver = _SOLVER_DUAL if Xt.shape[0] < Xt.shape[1] else _SOLVER_PRIMAL
@@ -205,11 +198,6 @@ def svm_nb_scores(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.
     return np.asarray(a).ravel(), np.asarray(b).ravel()
 
 
-# per matrix: each include row's similarity column, and under key -1 the last
-# include set asked for with its answer
-_SIMILAR: dict[int, tuple[weakref.ref, dict[int, Any]]] = {}
-
-
 def nearest_include_similarity(X: sparse.csr_matrix, includes: np.ndarray) -> np.ndarray:
     """For every row of X, its cosine similarity to the most similar of the rows
     `includes` (TF-IDF rows have unit length, so a dot product is the cosine).
@@ -218,16 +206,9 @@ def nearest_include_similarity(X: sparse.csr_matrix, includes: np.ndarray) -> np
     while X lives, with the last answer: a retrain that only adds includes pays
     for the new ones alone.
     """
-    with _LOCK:
-        hit = _SIMILAR.get(id(X))
-        if hit is None or hit[0]() is not X:
-            for k in [k for k, (ref, _) in _SIMILAR.items() if ref() is None]:
-                del _SIMILAR[k]
-            while len(_SIMILAR) >= _MAX_PREPARED:
-                del _SIMILAR[next(iter(_SIMILAR))]
-            hit = (weakref.ref(X), {})
-            _SIMILAR[id(X)] = hit
-        columns = hit[1]
+    # each include row's similarity column, and under key -1 the last include
+    # set asked for with its answer
+    columns = _SIMILAR.for_object(X, dict)
     wanted = set(np.asarray(includes).tolist())
     last_set, last_best = columns.get(-1, (frozenset(), None))
     if last_best is not None and last_set <= wanted:
@@ -281,7 +262,7 @@ def _check_problem() -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray, np.ndar
 # LinearSVC(C=0.5, random_state=3): the coefficients' sum and their sum
 # weighted by position (1, 2, ...), and the intercept; ComplementNB(alpha=1.0):
 # the include-minus-exclude scores' sum and position-weighted sum.
-# tests/test_simulate_fastfit.py recomputes them with those classes.
+# tests/test_fitting.py recomputes them with those classes.
 KNOWN_ANSWERS = {
     "svc": (-0.33919113446325744, 61.63539947165985, -0.26375213985007007),
     "cnb": (-27.978154178369, -483.59193522732954),
@@ -303,20 +284,19 @@ def check_summary(which: str, X: sparse.csr_matrix, train: np.ndarray, y: np.nda
 
 def _direct_ok(which: str) -> bool:
     # checked against figures known from scikit-learn's classes rather than by
-    # running them: importing those classes would cost more than a small
-    # simulation's fits
-    ok = _CHECKED.get(which)
-    if ok is None:
+    # running them: fitting those classes on the check problem costs more than
+    # the check needs
+    def check() -> bool:
         X, train, y, w = _check_problem()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 got = check_summary(which, X, train, y, w)
-            ok = bool(np.allclose(got, KNOWN_ANSWERS[which], rtol=1e-9, atol=1e-12))
+            return bool(np.allclose(got, KNOWN_ANSWERS[which], rtol=1e-9, atol=1e-12))
         except Exception:  # any change in scikit-learn's internals: use its public API
-            ok = False
-        _CHECKED[which] = ok
-    return ok
+            return False
+
+    return _CHECKED.get_or_make(which, None, check)
 
 
 def uses_direct_path() -> dict[str, bool]:

@@ -17,8 +17,8 @@ against .6305 (seeds 1-5), .6273 against .6259 (seeds 6-10) and .6201 against
 the nine sets (14.1 against 16.5 s for one seed of each in
 bench/bench_simulate.py). Per 750 records came with the default's second SVM,
 which doubles the cost of a fit: half as many fits keep a simulation's time
-where it was (see the comment above `components.PRESETS` for the figures).
-The live prioritiser (`screeners.prioritise`) batches by labels alone. The
+where it was (figures in bench/RESULTS.md). The live prioritiser
+(`screeners.prioritise`) batches by labels alone. The
 loop stops once every relevant record is found (ASReview's default stop); the
 rest follow in the last model's order.
 """
@@ -34,8 +34,9 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from base.errors import ClusterError
-from screeners import metrics
-from screeners.components import Model, resolve_model, textless_due, textless_rows
+from screeners.prioritiser import metrics
+from screeners.prioritiser.components import Model, Views, textless_due, textless_rows
+from screeners.prioritiser.presets import resolve_model
 
 
 class DatasetError(ClusterError):
@@ -266,7 +267,7 @@ def choose_prior(labels: np.ndarray, seed: int) -> tuple[int, int]:
     return int(rng.choice(inc)), int(rng.choice(exc))
 
 
-def replay(X: Any, labels: np.ndarray, model: Model, seed: int,
+def replay(X: Views, labels: np.ndarray, model: Model, seed: int,
            schedule: Schedule = Schedule(),
            progress: Callable[[int, int], None] | None = None) -> tuple[list[int], list[int], int]:
     """The screening order (row positions, priors first) and the number of fits."""
@@ -322,7 +323,7 @@ def replay(X: Any, labels: np.ndarray, model: Model, seed: int,
 
 
 def run_simulation(ds: Dataset, model: Model | str = "default", seed: int = 1,
-                   schedule: Schedule = Schedule(), features: Any = None,
+                   schedule: Schedule = Schedule(), features: Views | None = None,
                    progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """One simulation of `ds` with `model` and `seed` (features may be passed in to
     reuse them across seeds: they depend on the texts only)."""
