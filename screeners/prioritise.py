@@ -5,14 +5,14 @@ left.
 The model itself is `screeners.prioritiser` (the default in
 `screeners/prioritiser/presets.py`). TF-IDF features are fitted once per store
 content, keyed by a fingerprint of the feature settings and of every record's
-id and texts, kept in memory (the cache policy of `screeners.prioritiser.cache`)
-and in a file beside the store (`screeners.feature_cache`), so a new process
-loads them and they are refitted only when records are added or their texts
-change. The
-classifier is refitted on every call while a fit is fast; once a fit takes
-longer than `FIT_BUDGET` seconds the last model is reused until the labelled
-set has grown by the simulation schedule's share of it (1.5 %, whatever the
-store's size), so a reviewer never waits on it.
+id and texts, kept in memory (the cache policy of
+`screeners.prioritiser.cache`) and in a file beside the store
+(`screeners.feature_cache`), so a new process loads them and they are refitted
+only when records are added or their texts change. The classifier is refitted
+on every call while a fit is fast; once a fit takes longer than `FIT_BUDGET`
+seconds the last model is reused until the labelled set has grown by the
+simulation schedule's share of it (1.5 %, whatever the store's size), so a
+reviewer never waits on it.
 
 Before the team has both an include and an exclude, records are ranked by
 cosine similarity to the protocol's question and include terms, to the index
