@@ -7,7 +7,10 @@ from __future__ import annotations
 import functools
 import re
 
-from cluster.demo.world import _LANG_PUBMED, World, WorldAuthor, Work, _bare_doi
+from cluster.demo.world import Work, World, WorldAuthor, bare_doi
+
+#: PubMed's three-letter language codes of the world's languages
+PUBMED_LANGUAGES = {"en": "eng", "de": "ger", "fr": "fre", "es": "spa"}
 
 
 def matches(world: World, w: Work, clause: str) -> bool:
@@ -31,12 +34,12 @@ def matches(world: World, w: Work, clause: str) -> bool:
         return any(world.authors[k].orcid == value.upper() or world.authors[k].orcid == value
                    for k in w.author_keys)
     if tag in ("doi", "aid", "lid"):
-        return bool(w.doi) and not w.pubmed_no_doi and w.doi.lower() == _bare_doi(value)
+        return bool(w.doi) and not w.pubmed_no_doi and w.doi.lower() == bare_doi(value)
     if tag == "pt":
         return {"journal article": w.kind in ("journal-article", "review"),
                 "editorial": w.kind == "editorial", "review": w.kind == "review"}.get(value, False)
     if tag == "la":
-        return _LANG_PUBMED.get(w.language or "", "und") == value[:3] or (w.language or "") == value
+        return PUBMED_LANGUAGES.get(w.language or "", "und") == value[:3] or (w.language or "") == value
     if tag in ("dp", "pdat"):
         return str(w.year) == value[:4]
     if tag in ("tiab", "tw", "all"):

@@ -15,11 +15,10 @@ from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
 from cluster.demo.loopback import LoopbackServer, Request, Response
-from cluster.demo.query import matches
-from cluster.demo.world import (_JOURNALS, _LANG_PUBMED, _MONTHS, _PLACES, Work, World, WorldAuthor,
-                                _bare_doi)
+from cluster.demo.query import PUBMED_LANGUAGES, matches
+from cluster.demo.world import JOURNALS, PLACES, Work, World, WorldAuthor, bare_doi
 
-
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 PUBMED_DOCTYPE = ('<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January '
                   '2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">')
 ESEARCH_DOCTYPE = ('<!DOCTYPE eSearchResult PUBLIC "-//NLM//DTD esearch 20060628//EN" '
@@ -101,7 +100,7 @@ class WorldServices:
         abstract = ""
         if w.abstract and w.language in ("en", None):
             abstract = f"<Abstract><AbstractText>{e(w.abstract)}</AbstractText></Abstract>"
-        month = _MONTHS[w.key % 12]
+        month = MONTHS[w.key % 12]
         article_date = ""
         if w.ahead_of_print:
             article_date = (f'<ArticleDate DateType="Electronic"><Year>{w.year - 1}</Year>'
@@ -114,11 +113,11 @@ class WorldServices:
         if w.in_pmc:
             ids.append(f'<ArticleId IdType="pmc">PMC{9000000 + w.key}</ArticleId>')
         start, _, end = w.pages.partition("-")
-        lang = _LANG_PUBMED.get(w.language or "", "und")
+        lang = PUBMED_LANGUAGES.get(w.language or "", "und")
         return (
             f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">{w.pmid}</PMID>'
             f'<Article PubModel="{"Print-Electronic" if w.ahead_of_print else "Print"}"><Journal>'
-            f'<ISSN IssnType="Electronic">{1000 + _JOURNALS.index(w.journal) if w.journal in _JOURNALS else 1999}-{w.key % 9000 + 1000:04d}</ISSN>'
+            f'<ISSN IssnType="Electronic">{1000 + JOURNALS.index(w.journal) if w.journal in JOURNALS else 1999}-{w.key % 9000 + 1000:04d}</ISSN>'
             f'<JournalIssue CitedMedium="Internet"><Volume>{w.volume}</Volume><Issue>{w.issue}</Issue>'
             f"<PubDate><Year>{w.year}</Year><Month>{month}</Month></PubDate></JournalIssue>"
             f"<Title>{e(w.journal)}</Title><ISOAbbreviation>{e(_abbrev(w.journal))}</ISOAbbreviation></Journal>"
@@ -203,7 +202,7 @@ class WorldServices:
     def _crossref(self, req: Request) -> Response:
         rest = _tail(req.path, "/crossref/")
         if rest.startswith("works/"):
-            doi = _bare_doi(unquote(rest[len("works/"):]))
+            doi = bare_doi(unquote(rest[len("works/"):]))
             w = self.world.by_doi.get(doi)
             if self._is_broken("crossref", [doi]):
                 return _server_error()
@@ -217,7 +216,7 @@ class WorldServices:
             offset = int(req.get("offset") or 0)
             works = [w for w in self.world.works if w.doi]
             if "doi" in filters:
-                wanted = [_bare_doi(d) for d in filters["doi"]]
+                wanted = [bare_doi(d) for d in filters["doi"]]
                 if self._is_broken("crossref", wanted):
                     return _server_error()
                 works = [self.world.by_doi[d] for d in dict.fromkeys(wanted) if d in self.world.by_doi]
@@ -322,7 +321,7 @@ class WorldServices:
                     keys = {normalize_w(v) for v in values}
                     works = [w for w in works if w.openalex in keys]
                 elif name in ("doi", "ids.doi"):
-                    dois = {_bare_doi(v) for v in values}
+                    dois = {bare_doi(v) for v in values}
                     works = [w for w in works if w.doi and w.doi.lower() in dois]
                 elif name in ("pmid", "ids.pmid"):
                     pm = {v.rsplit("/", 1)[-1] for v in values}
@@ -377,7 +376,7 @@ class WorldServices:
             w = self.world.by_pmid.get(low[5:].rsplit("/", 1)[-1])
             return None if w is None or w.openalex_no_pmid else w
         if low.startswith("doi:") or "doi.org/" in low or low.startswith("10."):
-            return self.world.by_doi.get(_bare_doi(ident))
+            return self.world.by_doi.get(bare_doi(ident))
         return self.world.by_openalex.get(normalize_w(ident))
 
     def openalex_work(self, w: Work) -> dict[str, Any]:
@@ -390,7 +389,7 @@ class WorldServices:
                 "author_position": "first" if i == 0 else ("last" if i == len(w.author_keys) - 1 else "middle"),
                 "author": {"id": f"https://openalex.org/{a.openalex}", "display_name": f"{a.given} {a.family}",
                            "orcid": f"https://orcid.org/{a.orcid}" if a.orcid else None},
-                "institutions": [{"id": f"https://openalex.org/I{4200000000 + _PLACES.index(a.affiliation)}",
+                "institutions": [{"id": f"https://openalex.org/I{4200000000 + PLACES.index(a.affiliation)}",
                                   "display_name": a.affiliation.split(",")[-1].strip(), "ror": None,
                                   "country_code": "GB", "type": "education", "lineage": []}],
                 "countries": ["GB"], "is_corresponding": i == len(w.author_keys) - 1,
@@ -451,10 +450,10 @@ class WorldServices:
         ident = unquote(ident)
         if kind not in ("citations", "references", "citation-count", "reference-count"):
             return Response(404, b"<html><body>Not found</body></html>", content_type="text/html")
-        if self._is_broken("opencitations", [ident.lower(), _bare_doi(ident)]):
+        if self._is_broken("opencitations", [ident.lower(), bare_doi(ident)]):
             return _server_error()
         low = ident.lower()
-        w = (self.world.by_doi.get(_bare_doi(ident)) if low.startswith("doi:")
+        w = (self.world.by_doi.get(bare_doi(ident)) if low.startswith("doi:")
              else self.world.by_pmid.get(low[5:]) if low.startswith("pmid:") else None)
         rows: list[dict[str, str]] = []
         if w is not None and w.doi:

@@ -100,18 +100,16 @@ _FAMILIES = ("Smith", "Garcia", "Nguyen", "Okafor", "Larsen", "Kowalski", "Tanak
 _GIVEN = ("Anna", "James", "Maria", "David", "Sofia", "Peter", "Laura", "Ahmed", "Elena", "John",
           "Grace", "Tomas", "Hannah", "Ravi", "Ingrid", "Paul", "Mei", "Lucas", "Nora", "Samuel",
           "Clara", "Olu", "Karin", "Marco", "Aisha", "Leo", "Freya", "Hugo", "Zara", "Felix")
-_PLACES = ("University of Northbridge", "Eastfield Medical School", "Lakeside Institute of Health",
+PLACES = ("University of Northbridge", "Eastfield Medical School", "Lakeside Institute of Health",
            "Southport University Hospital", "Institute of Applied Research, Westmere",
            "Riverside College", "Centre for Care Research, Highmoor", "Department of Public "
            "Health, University of Greyhaven", "Faculty of Medicine, Coastal University",
            "School of Nursing, Marlow University")
-_JOURNALS = ("Journal of Clinical Studies", "Review of Applied Health", "Annals of Care Research",
+JOURNALS = ("Journal of Clinical Studies", "Review of Applied Health", "Annals of Care Research",
              "International Journal of Evidence", "Frontiers in Practice",
              "Bulletin of Field Research", "Open Journal of Outcomes", "Acta Scientifica Nova")
 _CONFERENCES = ("Proceedings of the Annual Meeting on Health Data",
                 "Proceedings of the International Conference on Care Informatics")
-_LANG_PUBMED = {"en": "eng", "de": "ger", "fr": "fre", "es": "spa"}
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 
@@ -259,7 +257,7 @@ class World:
                 orcid = _orcid(rng) if rng.random() < 0.45 else None
                 email = (f"{given.split()[0].lower()}.{re.sub(r'[^a-z]', '', family.lower())}"
                          f"@{pool[:4]}{key}.example.org") if rng.random() < 0.5 else None
-                authors.append(WorldAuthor(key, family, given, orcid, rng.choice(_PLACES), email))
+                authors.append(WorldAuthor(key, family, given, orcid, rng.choice(PLACES), email))
                 pools[pool].append(key)
 
         # works: years ascending so references point backwards
@@ -286,7 +284,7 @@ class World:
             lead_of_index[k] = lead
             a = authors[lead]
             twin_key = len(authors)
-            other_place = next(p for p in _PLACES[::-1] if p != a.affiliation)
+            other_place = next(p for p in PLACES[::-1] if p != a.affiliation)
             authors.append(WorldAuthor(twin_key, a.family, a.given.split()[0] + " " + rng.choice(_GIVEN),
                                        _orcid(rng) if a.orcid else None, other_place, None))
             homonyms[lead] = twin_key
@@ -349,7 +347,7 @@ class World:
                 doi=f"10.{5100 + topics.index(topic) if topic in topics else 5199}/w{seed}.{key:05d}" if has_doi else None,
                 openalex=f"W{4100000000 + seed * 100000 + key}",
                 title=title, abstract=_abstract(rng, vocab), author_keys=author_keys, year=year,
-                journal=rng.choice(_CONFERENCES) if kind == "proceedings-article" else rng.choice(_JOURNALS),
+                journal=rng.choice(_CONFERENCES) if kind == "proceedings-article" else rng.choice(JOURNALS),
                 volume=str(year - 1980), issue=str(rng.randint(1, 12)),
                 pages=f"{(p := rng.randint(1, 900))}-{p + rng.randint(3, 15)}",
                 language=language, kind=kind, topic=topic, relevant=relevant,
@@ -399,7 +397,7 @@ class World:
             return self.by_openalex.get(ident.upper())
         if ident.isdigit():
             return self.by_pmid.get(ident)
-        return self.by_doi.get(_bare_doi(ident))
+        return self.by_doi.get(bare_doi(ident))
 
     def cited_by(self, key: int) -> tuple[int, ...]:
         return self._cited_by.get(key, ())
@@ -469,7 +467,7 @@ def _abstract(rng: random.Random, vocab: tuple[str, ...]) -> str:
     return " ".join(out)
 
 
-def _bare_doi(value: str) -> str:
+def bare_doi(value: str) -> str:
     v = value.strip()
     v = re.sub(r"^(?:doi:|https?:/+(?:dx\.)?doi\.org/)", "", unquote(v), flags=re.I)
     return v.lower()
