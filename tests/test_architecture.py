@@ -248,3 +248,23 @@ def test_the_checker_passes_a_tree_that_keeps_the_floors(tmp_path):
         "cli.py": "from screeners import state\nfrom cluster import expand\n",
     })
     assert problems(root) == []
+
+
+def test_the_demo_is_imported_only_by_itself_and_the_cli():
+    graph = import_graph(ROOT)
+    outside = sorted(f"{module} imports {target}" for module, edges in graph.items()
+                     for target in edges
+                     if target.startswith("cluster.demo") and not module.startswith("cluster.demo")
+                     and module != "cli")
+    assert outside == []
+    assert "cluster.demo.run" in graph["cli"]
+
+
+def test_the_prioritiser_model_knows_no_store():
+    # the model reads labelled files (db.formats) for a simulation, never the store
+    graph = import_graph(ROOT)
+    reach = sorted(f"{module} imports {target}" for module, edges in graph.items()
+                   if module.startswith("screeners.prioritiser")
+                   for target in edges
+                   if target.startswith("db") and not target.startswith("db.formats"))
+    assert reach == []
