@@ -52,7 +52,7 @@ class Features:
     known: frozenset[int]  # every record id with a row
     origin: str = "fitted"  # "fitted" in this process, or "disk" (loaded from the cache file)
 
-    def rows(self, record_ids: Sequence[int]) -> np.ndarray:
+    def rows(self, record_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         pos = np.searchsorted(self.ids, np.asarray(record_ids, dtype=np.int64))
         return pos
 
@@ -156,7 +156,7 @@ def _load_features(path: Any, fp: str, m: Model) -> Features | None:
     c = feature_cache.load(path, fp)
     if c is None:
         return None
-    if c.terms is not None:
+    if c.terms is not None and c.idf is not None:
         if not hasattr(m.feature, "vectorizer"):
             return None
         vec = feature_cache.vectorizer_from(m.feature, c.terms, c.idf)
@@ -238,9 +238,10 @@ def rank_details(store: Store, stage: str, reviewer: str | None, candidates: Seq
     cands_known = [c for c in cands if c in known]
     labels = {r: y for r, y in labels.items() if r in known}
     ys = set(labels.values())
+    warnings: list[str] = []
     if ys == {0, 1}:
         scores = _model_scores(sig, stage, f, labels, m)
-        mode, warnings = "model", []
+        mode = "model"
     else:
         scores, warnings = _cold_scores(store, f, labels)
         mode = "cold-start"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 import numpy as np
 from scipy import sparse
@@ -30,7 +30,7 @@ class NoWordsError(ComponentError):
     """Texts there are, but not one term the feature extractor counts."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: matrices have no ==
 class Views:
     """The records' feature matrices, row for row: `first`, the one every ranking
     uses, and optionally `second`, the same records seen another way (the
@@ -59,12 +59,14 @@ class Views:
         return Views(self.first[index], None if self.second is None else self.second[index])
 
 
+C = TypeVar("C", bound="type[Component]")
+
 KINDS = ("feature", "classifier", "balance", "query")
 REGISTRY: dict[str, dict[str, type]] = {k: {} for k in KINDS}
 
 
-def register(kind: str) -> Callable[[type], type]:
-    def deco(cls: type) -> type:
+def register(kind: str) -> Callable[[C], C]:
+    def deco(cls: C) -> C:
         REGISTRY[kind][cls.name] = cls
         return cls
     return deco

@@ -16,15 +16,18 @@ from typing import Sequence
 
 import numpy as np
 
+#: 0/1 labels in screening order, as a list or an array
+Labels = Sequence[int] | np.ndarray
 
-def _arr(labels: Sequence[int]) -> np.ndarray:
+
+def _arr(labels: Labels) -> np.ndarray:
     a = np.asarray(labels, dtype=np.int64)
     if a.ndim != 1 or len(a) == 0 or not set(np.unique(a).tolist()) <= {0, 1}:
         raise ValueError("labels must be a non-empty sequence of 0/1")
     return a
 
 
-def wss(labels: Sequence[int], recall: float = 0.95) -> float:
+def wss(labels: Labels, recall: float = 0.95) -> float:
     """Work saved over sampling at `recall` (0-1), as a share of all records."""
     a = _arr(labels)
     n, p = len(a), int(a.sum())
@@ -40,7 +43,7 @@ def wss(labels: Sequence[int], recall: float = 0.95) -> float:
     return float((when_random[k] - when[k]) / n)
 
 
-def recall_at(labels: Sequence[int], screened_share: float) -> float:
+def recall_at(labels: Labels, screened_share: float) -> float:
     """Share of relevant records found once `screened_share` of the records are screened."""
     a = _arr(labels)
     n, p = len(a), int(a.sum())
@@ -52,25 +55,25 @@ def recall_at(labels: Sequence[int], screened_share: float) -> float:
     return float(a[:i].sum() / p)
 
 
-def rrf(labels: Sequence[int], percent: float = 10) -> float:
+def rrf(labels: Labels, percent: float = 10) -> float:
     """Relevant records found (share) after screening `percent` % of the records."""
     return recall_at(labels, percent / 100.0)
 
 
-def time_to_discovery(labels: Sequence[int]) -> list[int]:
+def time_to_discovery(labels: Labels) -> list[int]:
     """For each relevant record, how many records had been screened when it was found
     (1-based, the prior-knowledge records not counted)."""
     a = _arr(labels)
     return (np.flatnonzero(a) + 1).tolist()
 
 
-def recall_curve(labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def recall_curve(labels: Labels) -> tuple[np.ndarray, np.ndarray]:
     """(records screened 0..n, relevant found) for plotting."""
     a = _arr(labels)
     return np.arange(len(a) + 1), np.concatenate([[0], np.cumsum(a)])
 
 
-def summary(labels: Sequence[int]) -> dict[str, float]:
+def summary(labels: Labels) -> dict[str, float]:
     """All reported figures for one screening order."""
     td = time_to_discovery(labels)
     return {
