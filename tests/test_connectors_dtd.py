@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from conftest import shared_path
-from connectors.loopback import LoopbackServer, Response
+from cluster.demo.loopback import LoopbackServer, Response
 from connectors.pubmed import (UnreadableAnswer, missing_dtd_parts, newest_pubmed_dtd,
                               parse_efetch, prepare_doctype)
 

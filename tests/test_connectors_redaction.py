@@ -19,9 +19,10 @@ from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
 
-from cluster.world import World, serve_world
+from cluster.demo.loopback import LoopbackServer, Request, Response
+from cluster.demo.services import serve_world
+from cluster.demo.world import World
 from connectors.http import redact
-from connectors.loopback import LoopbackServer, Request, Response
 from db.store import open_store
 
 SECRETS = {

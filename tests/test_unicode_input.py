@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import shared_path
-from connectors.loopback import Request, Response
+from cluster.demo.loopback import Request, Response
 from base.record import Record, valid_text
 from db.store import open_store
 from replay import Replay, load_index
