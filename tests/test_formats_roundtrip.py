@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from db.formats import export_records, import_files
-from db.formats.common import make_record
+from db.formats.common import make_record, person_names
 from db.store import open_store
 from tests.conftest import shared_path
 
@@ -19,7 +19,10 @@ EXT = {"ris": "ris", "bibtex": "bib", "csv": "csv"}
 
 
 def _fields(store) -> list[tuple]:
-    return [tuple(getattr(r, f) for f in FIELDS) for _, r in store.records()]
+    """The compared fields; authors as the people they name, since an export
+    writes "Family, Given" and splits author strings that list several people."""
+    return [tuple(tuple(person_names(r.authors)) if f == "authors" else getattr(r, f)
+                  for f in FIELDS) for _, r in store.records()]
 
 
 def _round_trip(store, fmt: str, tmp: Path):
@@ -82,7 +85,7 @@ def test_ris_round_trip_keeps_ids_and_decision_notes(tmp_path: Path) -> None:
 # --- property: any record made of ordinary bibliographic text survives ------------------
 
 _chars = st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs"),
-                       exclude_characters="{}\u2028\u2029\x85")
+                       exclude_characters="\u2028\u2029\x85")
 _text = st.text(_chars, min_size=1, max_size=40).map(lambda s: " ".join(s.split())).filter(
     lambda s: s and any(c.isalnum() for c in s))
 _name = st.text(st.characters(categories=("L",)), min_size=1, max_size=12)
@@ -97,7 +100,7 @@ _pages = st.builds(lambda a, n: f"{a}-{a + n}" if n else str(a), st.integers(1, 
 
 @st.composite
 def records(draw):
-    return make_record(
+    record = make_record(
         title=draw(_text), authors=draw(st.lists(_author, max_size=4)),
         year=draw(st.integers(1500, 2099)), doi=draw(st.one_of(st.none(), _doi)),
         journal=draw(st.one_of(st.none(), _text)),
@@ -105,6 +108,9 @@ def records(draw):
         issue=draw(st.one_of(st.none(), st.integers(1, 99).map(str))),
         pages=draw(st.one_of(st.none(), _pages)), abstract=draw(st.one_of(st.none(), _text)),
     )
+    # text that is only markup ("<b>") is no title once cleaned, and such a record is not kept
+    assume(record.title)
+    return record
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -21,7 +21,9 @@ from bibtexparser.model import (
 logging.getLogger("bibtexparser").addHandler(logging.NullHandler())
 
 from base.record import Record
-from db.formats.common import ReadResult, first, make_record, split_names
+from db.formats.common import (
+    PersonName, ReadResult, first, make_record, person_names, split_names,
+)
 
 _ACCENTS = {
     "'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u0303",
@@ -30,6 +32,7 @@ _ACCENTS = {
 _SYMBOLS = {"ss": "ß", "o": "ø", "O": "Ø", "ae": "æ", "AE": "Æ", "aa": "å", "AA": "Å",
             "l": "ł", "L": "Ł", "i": "ı"}
 _TEXT_COMMANDS = {"textless": "<", "textgreater": ">", "textbackslash": "\\",
+                  "textbraceleft": "{", "textbraceright": "}",
                   "textasciitilde": "~", "textasciicircum": "^", "textendash": "\u2013",
                   "textemdash": "\u2014", "textbar": "|", "textquotesingle": "'"}
 _PRIVATE = {name: chr(0xE000 + i) for i, name in enumerate(_TEXT_COMMANDS)}
@@ -61,12 +64,24 @@ def latex_to_text(text: str | None) -> str | None:
     return t
 
 
+# Each LaTeX special written so that BibTeX, biber and LaTeX read it as the
+# character: braces as commands, since an escaped brace still counts towards the
+# field's brace balance in BibTeX
+_LATEX_SPECIALS = {
+    "\\": "\\textbackslash{}", "{": "\\textbraceleft{}", "}": "\\textbraceright{}",
+    "~": "\\textasciitilde{}", "^": "\\textasciicircum{}",
+    "&": "\\&", "%": "\\%", "$": "\\$", "#": "\\#", "_": "\\_",
+}
+
+
 def text_to_latex(text: str) -> str:
-    """Escape what BibTeX would misread; braces are dropped (they cannot be kept balanced)."""
-    t = text.replace("\\", "\x00").replace("{", "").replace("}", "")
-    t = re.sub(r"([&%$#_])", r"\\\1", t).replace("\x00", "\\textbackslash{}")
-    # "--" would read back as a dash and "~" as a space: keep them literal
-    return t.replace("--", "-{}-").replace("--", "-{}-").replace("~", "\\textasciitilde{}")
+    """Plain text as a BibTeX field value: each LaTeX special escaped once.
+
+    Letters beyond ASCII stay UTF-8 (biber and LaTeX read UTF-8). Two hyphens
+    in a row would print as a dash, so they are kept apart with `{}`.
+    """
+    t = "".join(_LATEX_SPECIALS.get(c, c) for c in text)
+    return re.sub(r"-(?=-)", "-{}", t)
 
 
 def _fields(entry: Entry) -> dict[str, str]:
@@ -177,35 +192,110 @@ def _note_pmid(d: Mapping[str, Any]) -> str | None:
     return m.group(1) if m else None
 
 
-def _key(r: Record, used: set[str]) -> str:
-    fam = re.sub(r"[^A-Za-z]", "", (r.first_author or "").split(",")[0]) or "record"
-    base = f"{fam}{r.year or ''}"
-    key, n = base, 0
-    while key in used:
-        n += 1
-        key = f"{base}{chr(ord('a') + (n - 1) % 26)}{(n - 1) // 26 or ''}"
-    used.add(key)
-    return key
+# what reference managers write as a type, to the entry types BibTeX's standard
+# styles and biblatex define; a journal's article types (MEDLINE's "Comparative
+# Study", "Letter", ...) are articles
+_ENTRY_TYPES = {
+    "book": "book", "edbook": "book",
+    "chap": "incollection", "chapter": "incollection", "incollection": "incollection",
+    "inbook": "incollection", "booksection": "incollection",
+    "conf": "inproceedings", "cpaper": "inproceedings", "conference": "inproceedings",
+    "conferencepaper": "inproceedings", "inproceedings": "inproceedings",
+    "proceedings": "proceedings",
+    "thes": "phdthesis", "thesis": "phdthesis", "phdthesis": "phdthesis",
+    "mastersthesis": "mastersthesis", "dissertation": "phdthesis",
+    "rprt": "techreport", "report": "techreport", "techreport": "techreport",
+    "gen": "misc", "generic": "misc", "elec": "misc", "html": "misc", "pdf": "misc",
+    "misc": "misc", "webpage": "misc", "online": "misc", "unpublished": "unpublished",
+}
+# biblatex and biber take these as written: escaping them would break the link
+_VERBATIM = ("doi", "url")
+
+
+def _entry_type(r: Record) -> str:
+    if not r.pub_types:
+        return "article"
+    kind = _ENTRY_TYPES.get(re.sub(r"\W", "", r.pub_types[0].lower()))
+    return kind or ("article" if r.journal or r.pub_types[0].lower() in (
+        "article", "journal article", "jour") else "misc")
+
+
+def _bibtex_name(p: PersonName) -> str:
+    """"Family, Given" (or "Family, Jr., Given"), each part escaped; a part
+    holding the word "and" is braced so it is not read as a second name."""
+    parts = [text_to_latex(x) for x in (p.family, p.suffix, p.given) if x]
+    return ", ".join("{" + x + "}" if re.search(r"(?:^|\s)and(?:\s|$)", x, re.IGNORECASE)
+                     else x for x in parts)
+
+
+def _verbatim(text: str) -> str:
+    # a brace would end the field early; in a link it is the same character percent-encoded
+    return text.replace("{", "%7B").replace("}", "%7D")
+
+
+def _key_suffix(n: int) -> str:
+    """"", "b", "c", ... "z", "aa", "ab", ...: the first record keeps the bare key."""
+    if n == 0:
+        return ""
+    out, m = "", n + 1
+    while m:
+        m, r = divmod(m - 1, 26)
+        out = chr(ord("a") + r) + out
+    return out
+
+
+def citation_keys(records: Iterable[tuple[int, Record]]) -> dict[int, str]:
+    """A key per record id: first author's family name and year, "Liu2014".
+
+    Records are taken in id order and a key that is taken (BibTeX compares keys
+    without regard to case) gets the next suffix, so a record keeps its key
+    when records are added to the store and whichever subset is exported.
+    """
+    used: set[str] = set()
+    keys: dict[int, str] = {}
+    for rid, r in sorted(records, key=lambda x: x[0]):
+        people = person_names(r.authors[:1])
+        family = unicodedata.normalize("NFKD", people[0].family) if people else ""
+        family = re.sub(r"[^A-Za-z]", "", family)
+        if family.isupper():
+            family = family.capitalize()
+        base = f"{family or 'Anon'}{r.year or ''}"
+        n = 0
+        while (base + _key_suffix(n)).lower() in used:
+            n += 1
+        keys[rid] = base + _key_suffix(n)
+        used.add(keys[rid].lower())
+    return keys
 
 
 def write_bibtex(entries: Iterable[Mapping[str, Any]]) -> str:
+    """BibTeX for export rows (dicts with `record`, `record_id`, decision fields and,
+    from `export_records`, the `cite_key` the store gives the record)."""
+    rows = list(entries)
+    fallback = citation_keys((row["record_id"], row["record"]) for row in rows
+                             if not row.get("cite_key"))
     lib = bibtexparser.Library()
-    used: set[str] = set()
-    for row in entries:
+    for row in rows:
         r: Record = row["record"]
         fields: list[Field] = []
 
         def add(k: str, v: Any) -> None:
             if v:
-                fields.append(Field(k, text_to_latex(str(v))))
+                text = " ".join(str(v).split())  # a field is one line of text
+                fields.append(Field(k, _verbatim(text) if k in _VERBATIM else text_to_latex(text)))
 
         add("title", r.title)
-        add("author", " and ".join(r.authors))
+        if r.authors:
+            fields.append(Field("author", " and ".join(
+                _bibtex_name(p) for p in person_names(r.authors))))
         add("year", r.year)
         add("journal", r.journal)
         add("volume", r.volume)
         add("number", r.issue)
-        add("pages", r.pages.replace("-", "--") if r.pages else None)
+        if r.pages:
+            # a range is "1023--1095" in BibTeX; a lone hyphen would print as one
+            fields.append(Field("pages", "--".join(
+                text_to_latex(x) for x in " ".join(r.pages.split()).split("-"))))
         add("doi", r.doi)
         add("pmid", r.pmid)
         add("pmcid", r.pmcid)
@@ -216,7 +306,6 @@ def write_bibtex(entries: Iterable[Mapping[str, Any]]) -> str:
         add("keywords", "; ".join(list(r.keywords) + list(row.get("keywords") or [])))
         add("note", " | ".join(row.get("notes") or []))
         add("cluster_id", row["record_id"])
-        etype = "article" if not r.pub_types or r.pub_types[0].lower() in (
-            "article", "journal article", "jour") else re.sub(r"\W", "", r.pub_types[0].lower()) or "misc"
-        lib.add(Entry(etype, _key(r, used), fields))
+        key = row.get("cite_key") or fallback[row["record_id"]]
+        lib.add(Entry(_entry_type(r), key, fields))
     return bibtexparser.write_string(lib)

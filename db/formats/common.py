@@ -113,6 +113,77 @@ def normalize_author(value: Any) -> str | None:
     return text
 
 
+@dataclass(frozen=True)
+class PersonName:
+    """One author as reference formats write them: family, given, suffix ("Jr.")."""
+
+    family: str
+    given: str = ""
+    suffix: str = ""
+
+
+_LINEAGE = re.compile(r"^(?:Jr|Sr|II|III|IV)\.?$", re.IGNORECASE)
+# "CM Danu", "DA de Souza Fidelis": initials first, then a surname with lower case in it
+_GIVEN_FIRST = re.compile(r"^((?:[A-Z]\.?-?){1,3})\s+(\S.*)$")
+_INITIALS_GIVEN = re.compile(r"^(?:[A-Z]\.?-?\s?){1,4}$")
+
+
+def _initials_first(text: str) -> PersonName | None:
+    m = _GIVEN_FIRST.match(text)
+    if not m or not any(c.islower() for c in m.group(2)):
+        return None
+    return PersonName(m.group(2), " ".join(c + "." for c in m.group(1) if c.isalpha()))
+
+
+def _person(text: str, guess_order: bool) -> PersonName:
+    """A name with no comma, read the way BibTeX reads "First von Last"."""
+    if re.search(r"\s(?:and|&)\s", text, re.IGNORECASE):
+        return PersonName(text)  # an organisation: "Johnson and Johnson"
+    named = _initials_first(text)
+    if named:
+        return named
+    words = text.split()
+    if len(words) == 1 or not guess_order:
+        return PersonName(text)
+    von = next((i for i in range(1, len(words) - 1) if words[i][:1].islower()), len(words) - 1)
+    return PersonName(" ".join(words[von:]), " ".join(words[:von]))
+
+
+def person_names(authors: Iterable[str], *, guess_order: bool = True) -> list[PersonName]:
+    """The people in a record's author list, each as family, given and suffix.
+
+    Some sources put several people in one author string: Google Scholar
+    ("I Surname, L Other, N Third") and Scopus CSV ("Siciliano, R., Aria, M.").
+    Those are split; one "Family, Given" name is never split. A name with no
+    comma ("Tom Cruise", "Dos Santos") is split the way BibTeX would read it,
+    or with `guess_order=False` kept whole as the family name.
+    """
+    out: list[PersonName] = []
+    for name in authors:
+        parts = [p.strip() for p in name.split(",") if p.strip()]
+        if not parts:
+            continue
+        given_first = [_initials_first(p) for p in parts]
+        if len(parts) >= 2 and all(given_first):
+            out.extend(p for p in given_first if p)
+        elif len(parts) >= 4 and len(parts) % 2 == 0 and all(
+                _INITIALS_GIVEN.match(g) for g in parts[1::2]):
+            out.extend(PersonName(f, g) for f, g in zip(parts[::2], parts[1::2]))
+        elif len(parts) == 1:
+            out.append(_person(parts[0], guess_order))
+        elif len(parts) == 2 and len(parts[1].split()) > 1 and _LINEAGE.match(parts[1].split()[-1]):
+            given, _, suffix = parts[1].rpartition(" ")
+            out.append(PersonName(parts[0], given, suffix))  # "Bitter, Patrick Jr"
+        elif len(parts) == 3 and _LINEAGE.match(parts[1]):
+            out.append(PersonName(parts[0], parts[2], parts[1]))  # BibTeX order
+        elif len(parts) == 3 and _LINEAGE.match(parts[2]):
+            out.append(PersonName(parts[0], parts[1], parts[2]))
+        else:
+            # a stray comma inside the given names ("van Dijk, Joris,D.")
+            out.append(PersonName(parts[0], " ".join(parts[1:])))
+    return out
+
+
 def split_names(value: str | None, sep: str = ";") -> list[str]:
     if not value:
         return []

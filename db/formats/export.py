@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from base.errors import ClusterError
 from db.events import DECISIONS, STAGES, TITLE_ABSTRACT
-from db.formats.bibtex import write_bibtex
+from db.formats.bibtex import citation_keys, write_bibtex
 from db.formats.ris import write_ris
 
 if TYPE_CHECKING:
@@ -161,4 +161,8 @@ def export_records(store: Store, fmt: str, *, stage: str = TITLE_ABSTRACT,
     if decision is not None and decision not in DECISION_FILTERS:
         raise ExportError(f"Unknown decision {decision!r}: choose one of {', '.join(DECISION_FILTERS)}.")
     rows = _rows(store, stage, decision, include_duplicates)
+    if fmt == "bibtex":
+        # keys from every record of the store, so a subset export cites as the full one
+        keys = citation_keys(store.records(include_duplicates=True))
+        rows = [{**row, "cite_key": keys[row["record_id"]]} for row in rows]
     return ExportResult(fmt, _WRITERS[fmt](rows), len(rows))

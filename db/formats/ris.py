@@ -17,8 +17,10 @@ from typing import Any, Iterable
 import rispy
 
 from base.record import Record
-from db.formats.common import (ReadResult, first, first_doi, first_issn, join_pages, make_record,
-                               split_names, value)
+from db.formats.common import (
+    PersonName, ReadResult, first, first_doi, first_issn, join_pages, make_record, person_names,
+    split_names, value,
+)
 
 _TAG = re.compile(r"^([A-Z][A-Z0-9]{1,3}) {1,2}-(?: {1,2}(.*?))?\s*$")
 _GLUED = re.compile(r"\s{3,}(?=[A-Z][A-Z0-9] {2}- )")
@@ -219,37 +221,57 @@ def read_wos(text: str, name: str) -> ReadResult:
 # --- writing ------------------------------------------------------------------------
 
 
+class _PlainRisWriter(rispy.RisWriter):
+    """rispy's RIS writer without the "1.", "2." line it puts before each record,
+    which is not RIS (rispy's documented way to change it is a subclass)."""
+
+    def set_header(self, count: int) -> str:
+        return ""
+
+
+def _ris_name(p: PersonName) -> str:
+    return ", ".join(x for x in (p.family, p.given, p.suffix) if x)
+
+
+def _line(v: Any) -> str:
+    # a line break inside a value would start an untagged line
+    return " ".join(str(v).split())
+
+
 def write_ris(entries: Iterable[Mapping[str, Any]]) -> str:
-    """RIS text for export rows (dicts with `record` and decision fields), via rispy."""
+    """RIS text for export rows (dicts with `record` and decision fields), via rispy:
+    tag lines only, each record ended by `ER  - `, one AU line per person."""
     refs = []
     for row in entries:
         r: Record = row["record"]
         ref: dict[str, Any] = {"type_of_reference": _ris_type(r)}
         if r.title:
-            ref["title"] = r.title
+            ref["title"] = _line(r.title)
         if r.authors:
-            ref["authors"] = list(r.authors)
+            # a name without a comma stays whole: reference managers keep it as one field
+            ref["authors"] = [_line(_ris_name(p))
+                              for p in person_names(r.authors, guess_order=False)]
         if r.year:
             ref["year"] = str(r.year)
         for key, val in (("secondary_title", r.journal), ("volume", r.volume),
                          ("number", r.issue), ("doi", r.doi), ("abstract", r.abstract),
                          ("issn", r.issn)):
             if val:
-                ref[key] = val
+                ref[key] = _line(val)
         if r.pages:
-            start, _, end = r.pages.partition("-")
+            start, _, end = _line(r.pages).partition("-")
             ref["start_page"] = start
             if end:
                 ref["end_page"] = end
         if r.language:
             ref["language"] = "; ".join(r.language)
         if r.url:
-            ref["urls"] = [r.url]
+            ref["urls"] = [_line(r.url)]
         ref["id"] = str(row["record_id"])
-        kws = list(r.keywords) + list(row.get("keywords") or [])
+        kws = [_line(k) for k in list(r.keywords) + list(row.get("keywords") or [])]
         if kws:
             ref["keywords"] = kws
-        notes = list(row.get("notes") or [])
+        notes = [_line(n) for n in row.get("notes") or []]
         if notes:
             ref["notes"] = notes
         unknown: dict[str, list[str]] = {}
@@ -260,7 +282,10 @@ def write_ris(entries: Iterable[Mapping[str, Any]]) -> str:
         if unknown:
             ref["unknown_tag"] = unknown
         refs.append(ref)
-    return rispy.dumps(refs, skip_unknown_tags=False, enforce_list_tags=False) if refs else ""
+    if not refs:
+        return ""
+    return rispy.dumps(refs, implementation=_PlainRisWriter, skip_unknown_tags=False,
+                       enforce_list_tags=False)
 
 
 def _ris_type(r: Record) -> str:
