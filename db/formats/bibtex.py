@@ -72,6 +72,7 @@ _LATEX_SPECIALS = {
     "~": "\\textasciitilde{}", "^": "\\textasciicircum{}",
     "&": "\\&", "%": "\\%", "$": "\\$", "#": "\\#", "_": "\\_",
 }
+_LATEX_TABLE = str.maketrans(_LATEX_SPECIALS)
 
 
 def text_to_latex(text: str) -> str:
@@ -80,8 +81,8 @@ def text_to_latex(text: str) -> str:
     Letters beyond ASCII stay UTF-8 (biber and LaTeX read UTF-8). Two hyphens
     in a row would print as a dash, so they are kept apart with `{}`.
     """
-    t = "".join(_LATEX_SPECIALS.get(c, c) for c in text)
-    return re.sub(r"-(?=-)", "-{}", t)
+    t = text.translate(_LATEX_TABLE)
+    return re.sub(r"-(?=-)", "-{}", t) if "--" in t else t
 
 
 def _fields(entry: Entry) -> dict[str, str]:
