@@ -12,6 +12,15 @@ and prints:
 
 Counts, not pass/fail (tests/test_exports_read_back.py asserts them).
 
+On the corpus of 59 files (1,695 records), before and after the writers were
+fixed (pybtex 0.26.1, rispy 0.10.0):
+
+    pybtex warnings                     15 -> 0  (14 "Too many commas", 1 repeated key)
+    BibTeX entries pybtex reads      1,694 -> 1,695
+    BibTeX read-back mismatches        912 -> 0  (pages 862, DOI 25, authors 24, missing 1)
+    RIS lines outside the grammar    1,695 -> 0  (a "1.", "2." line before each record)
+    RIS read-back mismatches            23 -> 0  (authors: several people in one AU line)
+
 Run from the repository root: python bench/bench_exports.py
 """
 
