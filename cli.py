@@ -620,7 +620,7 @@ def contacts_cmd(output: str | None, log_name: str | None, status: str | None, e
     if log_name is None and (status or email or note):
         raise UserError("--status, --email and --note go with --log NAME (the author contacted).")
     with store_for(db_path) as store:
-        if log_name is not None:
+        if log_name is not None and status:  # --status is required with --log, checked above
             data = log_contact(store, log_name, status, email=email, note=note)
             click.echo(f"Logged: {data['author']} {status}.")
             return

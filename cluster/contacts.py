@@ -98,8 +98,9 @@ def latest_status(store: Store) -> dict[str, str]:
     out: dict[str, str] = {}
     for e in store.events("kind = 'contact'"):
         author = e["data"].get("author")
-        if author:
-            out[author] = e["data"].get("status") or e.get("value")
+        status = e["data"].get("status") or e.get("value")
+        if author and status:
+            out[author] = status
     return out
 
 

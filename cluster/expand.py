@@ -29,6 +29,7 @@ import uuid
 from collections import defaultdict
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from base.errors import ClusterError, ServiceError
@@ -573,23 +574,23 @@ class _Runner:
 
     def _references_crossref(self, seeds: list[Seed]) -> dict[int, Outcome]:
         out: dict[int, Outcome] = {}
-        with_doi = [s for s in seeds if s.doi]
+        with_doi = [(s, s.doi) for s in seeds if s.doi]
         for s in seeds:
             if not s.doi:
                 out[s.record_id] = Outcome(skipped="no DOI", query="works/(none) reference")
         if not with_doi:
             return out
-        lists = self.services.crossref.references([s.doi for s in with_doi])
+        lists = self.services.crossref.references([doi for _, doi in with_doi])
         per_seed: dict[int, list[Link]] = {}
         no_doi: dict[int, tuple[Reference, ...]] = {}
-        ok = []
-        for s in with_doi:
-            failure = _lookup(lists.failed, s.doi)
+        ok: list[Seed] = []
+        for s, doi in with_doi:
+            failure = _lookup(lists.failed, doi)
             if failure is not None:
-                out[s.record_id] = Outcome(error=failure, query=f"works/{s.doi} reference",
+                out[s.record_id] = Outcome(error=failure, query=f"works/{doi} reference",
                                            calls=lists.calls)
                 continue
-            refs = _lookup(lists.by_doi, s.doi) or ()
+            refs = _lookup(lists.by_doi, doi) or ()
             per_seed[s.record_id] = [Link(r.doi) for r in refs if r.doi and not _is_seed_id(r.doi, s)]
             no_doi[s.record_id] = tuple(r for r in refs if not r.doi)
             ok.append(s)
@@ -609,7 +610,7 @@ class _Runner:
 
     def _with_matches(self, o: Outcome) -> Outcome:
         """Add the store's records that references without DOI name (title and year)."""
-        found = []
+        found: list[Candidate] = []
         for ref in o.to_match:
             rec = self._match_reference(ref.title, ref.unstructured, ref.year)
             if rec is not None:
@@ -684,7 +685,9 @@ class _Runner:
         """Keep the namesakes that are the lead author: ORCID, else affiliation, else years."""
         if o.error:
             return o
-        keep, other, how = [], 0, defaultdict(int)
+        keep: list[Candidate] = []
+        other = 0
+        how: defaultdict[str, int] = defaultdict(int)
         for c in o.candidates:
             verdict = _same_person(lead, c.record, s.record.year, self.options.year_window)
             if verdict is None:
@@ -778,8 +781,8 @@ class _Runner:
 
     def commit(self, unit: Unit, o: Outcome) -> UnitResult:
         s, store, opts = unit.seed, self.store, self.options
-        base = dict(seed_record_id=s.record_id, seed_label=s.label, strategy=unit.strategy,
-                    service=unit.service)
+        result = partial(UnitResult, seed_record_id=s.record_id, seed_label=s.label,
+                         strategy=unit.strategy, service=unit.service)
         params = {"depth": s.depth, "seed": {k: v for k, v in (("pmid", s.pmid), ("doi", s.doi),
                                                                  ("openalex", s.openalex)) if v},
                   "calls": [_call_json(c) for c in o.calls]}
@@ -793,18 +796,18 @@ class _Runner:
                                          seed_record_id=s.record_id, limits=limits)
                 store.finish_search(sid, status="failed", n_found=o.n_found, n_kept=0, n_added=0,
                                     error=o.error)
-            return UnitResult(**base, status="failed", n_found=o.n_found, error=o.error, search_id=sid)
+            return result(status="failed", n_found=o.n_found, error=o.error, search_id=sid)
         if o.skipped:
             with store.transaction():
                 if _unit_done(store, unit.uuid(store, opts)):
-                    return UnitResult(**base, status="already-done")
+                    return result(status="already-done")
                 sid = store.start_search(kind="api", service=unit.service, strategy=unit.strategy,
                                          role="other", query=o.query, params=params,
                                          seed_record_id=s.record_id, limits=limits,
                                          search_uuid=unit.uuid(store, opts))
                 store.finish_search(sid, status="skipped", n_found=0, n_kept=0, n_added=0,
                                     notes=f"Not searched: {o.skipped}.")
-            return UnitResult(**base, status="skipped", search_id=sid)
+            return result(status="skipped", search_id=sid)
         if "references_without_doi" in o.notes:
             o = self._with_matches(o)
         kept, dropped = self._select(s, o)
@@ -815,7 +818,7 @@ class _Runner:
             # another run on this store may have saved the unit while this one was searching;
             # the check sits under the write lock, so only one of them writes it
             if _unit_done(store, unit.uuid(store, opts)):
-                return UnitResult(**base, status="already-done")
+                return result(status="already-done")
             sid = store.start_search(kind="api", service=unit.service, strategy=unit.strategy,
                                      role="other", query=o.query, params=params,
                                      seed_record_id=s.record_id, limits=limits,
@@ -843,8 +846,8 @@ class _Runner:
             warning = self._fewer_than_before(unit, o.n_found, sid)
             store.finish_search(sid, status="done", n_found=o.n_found, n_kept=rank, n_added=added,
                                 notes=warning)
-        return UnitResult(**base, status="done", n_found=o.n_found, n_kept=rank, n_added=added,
-                          search_id=sid, warning=warning)
+        return result(status="done", n_found=o.n_found, n_kept=rank, n_added=added,
+                      search_id=sid, warning=warning)
 
     def _fewer_than_before(self, unit: Unit, n_found: int, search_id: int) -> str | None:
         """A service that silently returns fewer results than for an earlier search is flagged."""
@@ -871,8 +874,8 @@ class _Runner:
             if ids & seen_ids:
                 continue
             seen_ids |= ids
-            passes, why, flags = self._passes(c.record)
-            if not passes:
+            _, why, flags = self._passes(c.record)
+            if why is not None:
                 dropped[why] += 1
                 continue
             ok.append((c, flags))
@@ -880,8 +883,8 @@ class _Runner:
             ranked = [(c, c.score, f) for c, f in sorted(ok, key=lambda t: t[0].order)]
         else:
             scores = tfidf_scores(_text(s.record), [_text(c.record) for c, _ in ok])
-            ranked = sorted(((c, sc, f) for (c, f), sc in zip(ok, scores)),
-                            key=lambda t: (-t[1], t[0].order))
+            scored = sorted(zip(ok, scores), key=lambda t: (-t[1], t[0][0].order))
+            ranked = [(c, sc, f) for (c, f), sc in scored]
         dropped["beyond_cap"] = max(0, len(ranked) - self.options.top)
         return ranked[: self.options.top], dropped
 
@@ -1209,13 +1212,13 @@ def add_index_articles(store: Store, services: Services, *, pmids: Sequence[str]
                 params={"ids": [i for i, _, _ in items], "calls": [_call_json(c) for c in calls]})
             added = 0
             for ident, rec, _ in items:
-                rid = store.find_by_ids(rec)
-                new = rid is None
-                if new:
+                found = store.find_by_ids(rec)
+                new = found is None
+                if found is None:
                     rid = store.add_record(rec)
                     added += 1
                 else:
-                    rid = store.canonical_id(rid)
+                    rid = store.canonical_id(found)
                 already = store.db.execute(
                     "SELECT 1 FROM sources WHERE record_id = ? AND role = 'index'", [rid]).fetchone()
                 if not already:

@@ -33,7 +33,7 @@ class Hit:
 
 
 def ensure_index(store: Store) -> None:
-    table = store.db["records"]
+    table = store.db.table("records")
     with store.transaction():
         if not table.detect_fts():
             table.enable_fts(["title", "abstract"], create_triggers=True, replace=True)

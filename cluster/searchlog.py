@@ -58,14 +58,14 @@ def summary(store: Store) -> dict[str, Any]:
     done_keys = {(r["seed_record_id"], r["strategy"], r["service"]) for r in done}
     missing = [r for r in rows if r["status"] == "failed"
                and (r["seed_record_id"], r["strategy"], r["service"]) not in done_keys]
-    records = defaultdict(set)
+    records: defaultdict[tuple[str, str], set[int]] = defaultdict(set)
     for service, strategy, rid in store.db.execute(
             "SELECT so.service, so.strategy, so.record_id FROM sources so JOIN searches s "
             "ON so.search_id = s.id WHERE s.kind = 'api' AND so.role = 'other'"):
         records[(strategy, service)].add(rid)
     for key, d in per.items():
         d["records"] = len(records.get(key, ()))
-    limits = next((r["limits"] for r in reversed(done) if r["limits"].get("cap")), {})
+    limits: dict[str, Any] = next((r["limits"] for r in reversed(done) if r["limits"].get("cap")), {})
     n_index = store.db.execute("SELECT COUNT(DISTINCT record_id) FROM sources WHERE role = 'index'").fetchone()[0]
     return {"table": sorted(per.values(), key=lambda d: (d["strategy"], d["service"])),
             "last_search": last, "missing": missing, "limits": limits, "index_articles": n_index,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
@@ -178,7 +179,7 @@ class Crossref:
                     message, call = self.http.request(
                         SERVICE, "works", "/works/" + quote(doi, safe="/:;()"), None,
                         parse=parse_work, count=lambda _: 1, log_params={"doi": doi},
-                        not_found=lambda d=doi: _not_found(d))
+                        not_found=partial(_not_found, doi))
                 except NotFound as exc:
                     if exc.call is not None:
                         calls.append(exc.call)

@@ -48,7 +48,7 @@ from urllib.parse import urlencode
 import requests
 from requests.adapters import HTTPAdapter
 
-from base.errors import (ClusterError, RateLimited, RequestRejected, ServiceDown,
+from base.errors import (ClusterError, NotFound, RateLimited, RequestRejected, ServiceDown,
                          ServiceError, UnreadableAnswer)
 from base.record import Record, valid_text
 from base.services import SERVICE_NAMES
@@ -315,7 +315,8 @@ class _LimitedAdapter(HTTPAdapter):
         self.limiter = limiter
         self._count = counter
 
-    def send(self, request, *args, **kwargs):  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, *args: Any,
+             **kwargs: Any) -> requests.Response:
         self.limiter.acquire()
         self._count()
         return super().send(request, *args, **kwargs)
@@ -432,8 +433,8 @@ def redact(value: str | bytes, secrets: Sequence[str]) -> str | bytes:
                 return value
         return patterns.bytes.sub(REDACTED.encode(), value)
     if patterns.cores is not None:
-        lowered = value.lower()
-        if not any(c in lowered for c in patterns.cores):
+        lowered_text = value.lower()
+        if not any(c in lowered_text for c in patterns.cores):
             return value
     return patterns.text.sub(REDACTED, value)
 
@@ -551,7 +552,7 @@ class HttpLayer:
     def request(self, service: str, endpoint: str, path: str,
                 params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None, *,
                 parse: Callable[[bytes], T], count: Callable[[T], int] = lambda _: 0,
-                method: str = "GET", not_found: Callable[[], ServiceError] | None = None,
+                method: str = "GET", not_found: Callable[[], NotFound] | None = None,
                 expect: str = "json", cache: bool = True,
                 log_params: Mapping[str, str] | None = None) -> tuple[T, CallLog]:
         """Call `path` under the service's base URL, retrying until `parse` accepts the body.
@@ -579,7 +580,7 @@ class HttpLayer:
     def _request(self, service: str, endpoint: str, path: str,
                  params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None, *,
                  parse: Callable[[bytes], T], count: Callable[[T], int], method: str,
-                 not_found: Callable[[], ServiceError] | None, expect: str, cache: bool,
+                 not_found: Callable[[], NotFound] | None, expect: str, cache: bool,
                  log_params: Mapping[str, str] | None) -> tuple[T, CallLog]:
         url = self.settings.base_url(service) + path
         items = list(params.items()) if isinstance(params, Mapping) else list(params or ())

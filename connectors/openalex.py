@@ -104,7 +104,7 @@ def work_to_record(work: Mapping) -> Record:
         openalex=wid,
         language=normalize_language(work.get("language")),
         pub_types=(str(work["type"]),) if work.get("type") else (),
-        keywords=tuple(k.get("display_name") for k in work.get("keywords", [])
+        keywords=tuple(str(k["display_name"]) for k in work.get("keywords", [])
                        if isinstance(k, Mapping) and k.get("display_name")),
         issn=source.get("issn_l"),
         url=work.get("doi") or work.get("id"),
@@ -230,8 +230,9 @@ class OpenAlex:
                                 "pmid": normalize_pmid(str((work.get("ids") or {}).get("pmid")
                                                            or "").rsplit("/", 1)[-1] or None),
                             }
-                            if rec_keys[kind] in batch:
-                                found[rec_keys[kind]] = work
+                            rec_key = rec_keys[kind]
+                            if rec_key is not None and rec_key in batch:
+                                found[rec_key] = work
         except ServiceError as exc:
             if not calls:
                 raise

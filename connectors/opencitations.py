@@ -9,6 +9,7 @@ COCI v1 answers.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Mapping, Sequence
 from urllib.parse import quote
 
@@ -59,8 +60,8 @@ class OpenCitations:
                 rows, call = self.http.request(
                     SERVICE, endpoint, path, None, parse=parse_index, count=len,
                     log_params={"doi": doi},
-                    not_found=lambda d=doi: NotFound(NAME, f"OpenCitations does not know the "
-                                                           f"DOI {d}: check it."))
+                    not_found=partial(NotFound, NAME, f"OpenCitations does not know the "
+                                                      f"DOI {doi}: check it."))
             except NotFound as exc:
                 failed[doi] = str(exc)
                 if exc.call is not None:

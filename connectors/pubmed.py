@@ -109,7 +109,7 @@ def missing_dtd_parts(filename: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=1)
 def newest_pubmed_dtd() -> str | None:
-    names = set()
+    names: set[str] = set()
     for d in _dtd_dirs():
         if os.path.isdir(d):
             names.update(n for n in os.listdir(d) if re.fullmatch(r"pubmed_\d{6}\.dtd", n))

@@ -27,15 +27,25 @@ from db.store import Store
 
 
 class PairFigures(Protocol):
-    """Agreement between two reviewers at one stage, as the report prints it."""
+    """Agreement between two reviewers at one stage, as the report prints it.
 
-    reviewer_a: str
-    reviewer_b: str
-    n: int
-    agreements: int
-    disagreements: int
-    percent: float | None
-    kappa: float | None
+    Read-only, so that frozen dataclasses and computed properties both fit.
+    """
+
+    @property
+    def reviewer_a(self) -> str: ...
+    @property
+    def reviewer_b(self) -> str: ...
+    @property
+    def n(self) -> int: ...
+    @property
+    def agreements(self) -> int: ...
+    @property
+    def disagreements(self) -> int: ...
+    @property
+    def percent(self) -> float | None: ...
+    @property
+    def kappa(self) -> float | None: ...
 
 
 #: stage -> the agreement of every reviewer pair at that stage

@@ -84,13 +84,20 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def _inserted_id(table: sqlite_utils.db.Table, what: str) -> int:
+    """The integer key of the row `table` has just inserted."""
+    if not isinstance(table.last_pk, int):
+        raise StoreError(f"The store did not return the id of the new {what}.")
+    return table.last_pk
+
+
 # --- schema ------------------------------------------------------------------
 
 
 @migrations(name="m001_initial")
 def m001_initial(db: sqlite_utils.Database) -> None:
-    db["meta"].create({"key": str, "value": str}, pk="key")
-    db["records"].create(
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("records").create(
         {
             "id": int, "title": str, "abstract": str, "authors": str, "year": int,
             "journal": str, "volume": str, "issue": str, "pages": str,
@@ -102,8 +109,8 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         pk="id",
     )
     for col in ("doi", "pmid", "pmcid", "openalex", "duplicate_of"):
-        db["records"].create_index([col])
-    db["searches"].create(
+        db.table("records").create_index([col])
+    db.table("searches").create(
         {
             "id": int, "uuid": str, "kind": str, "service": str, "strategy": str,
             "role": str, "query": str, "params": str, "seed_record_id": int,
@@ -113,9 +120,9 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["searches"].create_index(["uuid"], unique=True)
-    db["searches"].create_index(["sha256"])
-    db["sources"].create(
+    db.table("searches").create_index(["uuid"], unique=True)
+    db.table("searches").create_index(["sha256"])
+    db.table("sources").create(
         {
             "id": int, "record_id": int, "search_id": int, "role": str, "service": str,
             "strategy": str, "seed_record_id": int, "rank": int, "score": float,
@@ -124,9 +131,9 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         foreign_keys=[("record_id", "records", "id"), ("search_id", "searches", "id")],
     )
-    db["sources"].create_index(["record_id"])
-    db["sources"].create_index(["search_id"])
-    db["events"].create(
+    db.table("sources").create_index(["record_id"])
+    db.table("sources").create_index(["search_id"])
+    db.table("events").create(
         {
             "seq": int, "id": str, "ts": str, "kind": str, "record_id": int,
             "reviewer": str, "stage": str, "value": str, "reason": str, "note": str,
@@ -134,10 +141,10 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="seq",
     )
-    db["events"].create_index(["id"], unique=True)
-    db["events"].create_index(["record_id"])
-    db["events"].create_index(["kind"])
-    db["reviewers"].create({"name": str, "role": str, "created_at": str}, pk="name")
+    db.table("events").create_index(["id"], unique=True)
+    db.table("events").create_index(["record_id"])
+    db.table("events").create_index(["kind"])
+    db.table("reviewers").create({"name": str, "role": str, "created_at": str}, pk="name")
     # the decision log is append-only: the database itself refuses edits
     db.execute(
         "CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
@@ -152,8 +159,8 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 @migrations(name="m002_event_indexes")
 def m002_event_indexes(db: sqlite_utils.Database) -> None:
     # a reviewer's own queue reads their decisions at one stage on every keypress
-    db["events"].create_index(["reviewer", "stage", "kind"])
-    db["events"].create_index(["kind", "stage"])
+    db.table("events").create_index(["reviewer", "stage", "kind"])
+    db.table("events").create_index(["kind", "stage"])
 
 
 @migrations(name="m003_dedup_keys")
@@ -244,7 +251,7 @@ class Store:
 
     @property
     def review_id(self) -> str:
-        return self.db["meta"].get("review_id")["value"]
+        return self.db.table("meta").get("review_id")["value"]
 
     # -- meta
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -252,20 +259,20 @@ class Store:
         return row[0] if row else default
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+        self.db.table("meta").upsert({"key": key, "value": value}, pk="key")
 
     # -- records
     def add_record(self, record: Record) -> int:
         row = record_to_row(record)
         row["created_at"] = now()
-        return self.db["records"].insert(row).last_pk
+        return _inserted_id(self.db.table("records").insert(row), "record")
 
     def update_record(self, record_id: int, record: Record) -> None:
-        self.db["records"].update(record_id, record_to_row(record))
+        self.db.table("records").update(record_id, record_to_row(record))
 
     def get_record(self, record_id: int) -> Record:
         try:
-            row = self.db["records"].get(record_id)
+            row = self.db.table("records").get(record_id)
         except sqlite_utils.db.NotFoundError:
             raise StoreError(f"Record {record_id} is not in this store.") from None
         return row_to_record(row)
@@ -335,14 +342,14 @@ class Store:
                      file_name: str | None = None, sha256: str | None = None,
                      format: str | None = None, limits: Mapping[str, Any] | None = None,
                      search_uuid: str | None = None) -> int:
-        return self.db["searches"].insert({
+        return _inserted_id(self.db.table("searches").insert({
             "uuid": search_uuid or new_id(), "kind": kind, "service": service,
             "strategy": strategy, "role": role, "query": query,
             "params": json.dumps(dict(params or {}), sort_keys=True),
             "seed_record_id": seed_record_id, "file_name": file_name, "sha256": sha256,
             "format": format, "limits": json.dumps(dict(limits or {}), sort_keys=True),
             "started_at": now(), "status": "running",
-        }).last_pk
+        }), "search")
 
     def finish_search(self, search_id: int, *, status: str = "done", n_found: int | None = None,
                       n_kept: int | None = None, n_added: int | None = None,
@@ -352,18 +359,18 @@ class Store:
                      ("error", error), ("notes", notes)):
             if v is not None:
                 changes[k] = v
-        self.db["searches"].update(search_id, changes)
+        self.db.table("searches").update(search_id, changes)
 
     # -- sources (provenance)
     def add_source(self, record_id: int, search_id: int | None, *, role: str, service: str,
                    strategy: str | None = None, seed_record_id: int | None = None,
                    rank: int | None = None, score: float | None = None,
                    source_record_id: str | None = None) -> int:
-        return self.db["sources"].insert({
+        return _inserted_id(self.db.table("sources").insert({
             "record_id": record_id, "search_id": search_id, "role": role, "service": service,
             "strategy": strategy, "seed_record_id": seed_record_id, "rank": rank,
             "score": score, "source_record_id": source_record_id, "created_at": now(),
-        }).last_pk
+        }), "source")
 
     # -- events (append-only)
     def log_event(self, kind: str, *, record_id: int | None = None, reviewer: str | None = None,
@@ -373,7 +380,7 @@ class Store:
                   ts: str | None = None) -> str:
         eid = event_id or new_id()
         # a note typed on a terminal that is not UTF-8 arrives with lone surrogates
-        self.db["events"].insert(valid_text({
+        self.db.table("events").insert(valid_text({
             "id": eid, "ts": ts or now(), "kind": kind, "record_id": record_id,
             "reviewer": reviewer, "stage": stage, "value": value, "reason": reason,
             "note": note, "undoes": undoes,
@@ -399,7 +406,7 @@ class Store:
     def add_reviewer(self, name: str, role: str = "reviewer") -> None:
         if not name.strip():
             raise StoreError("A reviewer name cannot be blank: give a name such as alice.")
-        self.db["reviewers"].upsert({"name": name, "role": role, "created_at": now()}, pk="name")
+        self.db.table("reviewers").upsert({"name": name, "role": role, "created_at": now()}, pk="name")
 
     def reviewer_names(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT name FROM reviewers ORDER BY name")]
@@ -460,8 +467,8 @@ def open_store(path: str | Path | None, *, create: bool = True) -> Store:
                     migrations._record_applied(db, m.name)
                 db.execute(f"PRAGMA application_id = {APP_ID}")
                 if not db.execute("SELECT 1 FROM meta WHERE key='review_id'").fetchone():
-                    db["meta"].insert({"key": "review_id", "value": new_id()})
-                    db["meta"].insert({"key": "created_at", "value": now()})
+                    db.table("meta").insert({"key": "review_id", "value": new_id()})
+                    db.table("meta").insert({"key": "created_at", "value": now()})
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -91,16 +91,17 @@ def load(path: Path, fp: str) -> Cached | None:
             idf = z["idf"] if has_vec else None
     except Exception:  # unreadable, truncated, foreign or from another layout: refit
         return None
-    if not 1 <= len(matrices) <= 2 or any(m is None or m.shape[0] != len(ids) for m in matrices):
+    views = [m for m in matrices if m is not None and m.shape[0] == len(ids)]
+    if not 1 <= len(views) <= 2 or len(views) != len(matrices):
         return None
-    n_cols = matrices[0].shape[1]
+    n_cols = views[0].shape[1]
     ok = len(ids) == len(empty) and bool(np.all(np.diff(ids) > 0))
     if has_vec:
         ok = (ok and terms is not None and idf is not None
               and len(terms) == len(set(terms)) == n_cols == len(idf))
     if not ok:
         return None
-    return Cached(ids, Views(*matrices), empty, terms, idf)
+    return Cached(ids, Views(*views), empty, terms, idf)
 
 
 def _prefix(view: int) -> str:

@@ -112,7 +112,9 @@ def _wrap_paragraph(chars: list[tuple[str, str]], width: int, indent: int
     spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
     if not spans:
         return [[]]
-    lines, line_start, line_end = [], None, None
+    lines: list[tuple[int, int]] = []
+    line_start: int | None = None
+    line_end = 0  # meaningful only while line_start is set
     avail = width
     for s, e in spans:
         while e - s > avail and line_start is None:  # a word longer than the line
@@ -126,7 +128,7 @@ def _wrap_paragraph(chars: list[tuple[str, str]], width: int, indent: int
         else:
             lines.append((line_start, line_end))
             avail = width - indent
-            line_start, line_end = None, None
+            line_start = None
             while e - s > avail:
                 lines.append((s, s + avail))
                 s += avail
@@ -266,21 +268,21 @@ class ScreenApp:
     def _body_lines(self, width: int) -> list[StyleAndTextTuples]:
         s = self.session
         inc, exc = s.protocol.include_terms, s.protocol.exclude_terms
+        lines: list[StyleAndTextTuples] = []
         if self.mode == "help":
-            lines = [[("class:label", "Keys")]]
+            lines.append([("class:label", "Keys")])
             for key, what in HELP:
                 lines.extend(wrap([("class:label", f"{key:>14}  "), ("", what)], width, indent=16))
             return lines
-        lines: list[StyleAndTextTuples] = []
         if self.show_criteria and self.mode != "reasons":
             p = s.protocol
             lines.append([("class:label", "Protocol criteria")])
             if p.question:
                 lines.extend(wrap([("class:label", "Question: "), ("", p.question)], width, 2))
-            lines.extend(wrap([("class:label", "Include terms: ")]
-                              + [("class:inc", ", ".join(inc) or "(none)")], width, 2))
-            lines.extend(wrap([("class:label", "Exclude terms: ")]
-                              + [("class:exc", ", ".join(exc) or "(none)")], width, 2))
+            lines.extend(wrap([("class:label", "Include terms: "),
+                               ("class:inc", ", ".join(inc) or "(none)")], width, 2))
+            lines.extend(wrap([("class:label", "Exclude terms: "),
+                               ("class:exc", ", ".join(exc) or "(none)")], width, 2))
             lines.extend(wrap([("class:label", "Exclusion reasons: "),
                                ("", "; ".join(p.exclusion_reasons))], width, 2))
             lines.append([("class:dim", "─" * min(width, 80))])

@@ -261,7 +261,8 @@ class _Ranker:
             except ClusterError:
                 self._own = None  # e.g. a store created moments ago: rank in place
         if self._own is not None:
-            self._thread = threading.Thread(target=self._loop, name="cluster-ranker", daemon=True)
+            self._thread = threading.Thread(target=self._loop, args=(self._own,),
+                                            name="cluster-ranker", daemon=True)
             self._thread.start()
 
     def _compute(self, store: Store) -> None:
@@ -272,8 +273,8 @@ class _Ranker:
             self.order, self.left = order, left
             self.generation += 1
 
-    def _loop(self) -> None:
-        own = self._own
+    def _loop(self, own: Store) -> None:
+        """Rank on the thread's own connection, `own`, whenever a ranking is wanted."""
         try:
             while True:
                 self._wanted.wait()

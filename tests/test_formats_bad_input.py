@@ -203,3 +203,13 @@ def test_double_encoded_utf8_is_repaired(tmp_path: Path) -> None:
     f.write_text("title,abstract\nA,Adults â‰¥18 years â€œquotedâ€\x9d\n", encoding="utf-8")
     (rec,) = read_file(f).result.records
     assert rec.abstract == "Adults ≥18 years “quoted”"
+
+
+def test_repeated_bibtex_string_is_a_warning_not_a_crash(tmp_path: Path) -> None:
+    f = tmp_path / "strings.bib"
+    f.write_text('@string{jn = "First"}\n@string{jn = "Second"}\n'
+                 "@article{k1, title={Kept}, journal=jn, year={2020}}\n")
+    res = read_file(f).result
+    assert [(r.title, r.journal) for r in res.records] == [("Kept", "First")]
+    assert res.warnings == ("strings.bib: the @string at line 2 defines 'jn' again; "
+                            "the first definition was used.",)

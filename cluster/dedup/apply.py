@@ -240,7 +240,7 @@ def undo_merge(store: Store, merge_id: str, *, reviewer: str | None = None) -> d
             store.db.execute("UPDATE records SET duplicate_of = NULL WHERE id = ? AND duplicate_of = ?",
                              [m, canonical])
         if data.get("before"):
-            store.db["records"].update(canonical, data["before"])
+            store.db.table("records").update(canonical, data["before"])
         store.log_event("unmerge", record_id=canonical, reviewer=reviewer,
                         undoes=event["id"], data={"merge_id": merge_id, "canonical": canonical,
                                                   "members": data["members"]})

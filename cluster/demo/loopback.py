@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Callable, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 
@@ -65,6 +65,9 @@ class LoggedRequest:
     path: str
     params: tuple[tuple[str, str], ...]
     status: int
+
+
+_Server = TypeVar("_Server", bound="LoopbackServer")
 
 
 class LoopbackServer:
@@ -116,9 +119,11 @@ class LoopbackServer:
     def url(self) -> str:
         assert self._httpd is not None, "server not started"
         host, port = self._httpd.server_address[:2]
+        if isinstance(host, bytes):  # only for a Unix socket, which this server never binds
+            host = host.decode()
         return f"http://{host}:{port}"
 
-    def start(self) -> "LoopbackServer":
+    def start(self: _Server) -> _Server:
         server = self
 
         class _Handler(BaseHTTPRequestHandler):

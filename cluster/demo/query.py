@@ -34,7 +34,7 @@ def matches(world: World, w: Work, clause: str) -> bool:
         return any(world.authors[k].orcid == value.upper() or world.authors[k].orcid == value
                    for k in w.author_keys)
     if tag in ("doi", "aid", "lid"):
-        return bool(w.doi) and not w.pubmed_no_doi and w.doi.lower() == bare_doi(value)
+        return bool(w.doi and not w.pubmed_no_doi and w.doi.lower() == bare_doi(value))
     if tag == "pt":
         return {"journal article": w.kind in ("journal-article", "review"),
                 "editorial": w.kind == "editorial", "review": w.kind == "review"}.get(value, False)

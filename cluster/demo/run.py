@@ -329,7 +329,7 @@ def _import_index(store: Store, services: Any, world: Any, directory: Path, say:
 def _expand(store: Store, services: Any, options: DemoOptions, say: Progress) -> int:
     from cluster.expand import ExpandOptions, expand
 
-    last = {"label": None}
+    last: dict[str, str | None] = {"label": None}
 
     def unit_progress(done: int, total: int, label: str) -> None:
         if label and label != last["label"]:
@@ -497,7 +497,7 @@ class _Reviewers:
             return "wrong publication type"
         if w is not None and w.language not in ("en", None) and "not in English" in reasons:
             return "not in English"
-        topical = [r for r in ("wrong population", "wrong intervention", "wrong outcome",
+        topical: list[str] = [r for r in ("wrong population", "wrong intervention", "wrong outcome",
                                "wrong study design") if r in reasons] or list(reasons)
         return rng.choice(topical)
 
@@ -511,7 +511,7 @@ class _Reviewers:
             raise DemoError(f"Prioritised screening needs {exc.name}, which this installation "
                             "lacks: install the complete cluster package.") from None
 
-        counts = {r: Counter() for r in REVIEWERS}
+        counts: dict[str, Counter[str]] = {r: Counter() for r in REVIEWERS}
         total = {r: len(pending(self.store, r, stage)) for r in REVIEWERS}
         busy = True
         while busy:

@@ -195,7 +195,8 @@ class WorldServices:
             else:
                 pairs = []
             for p, s in pairs:
-                merged.setdefault(p, s)
+                if p is not None:  # the comprehensions above keep only works with a PMID
+                    merged.setdefault(p, s)
         return list(merged.items())
 
     # -- Crossref
@@ -334,8 +335,9 @@ class WorldServices:
                     refs = {r for s in src for r in s.references}
                     works = [w for w in works if w.key in refs]
                 elif name in ("authorships.author.id", "author.id"):
-                    keys = {int(re.sub(r"\D", "", v.rsplit("/", 1)[-1])) - 5000000000 for v in values}
-                    works = [w for w in works if keys & set(w.author_keys)]
+                    author_keys = {int(re.sub(r"\D", "", v.rsplit("/", 1)[-1])) - 5000000000
+                                   for v in values}
+                    works = [w for w in works if author_keys & set(w.author_keys)]
                 elif name in ("authorships.author.orcid", "author.orcid"):
                     orcids = {v.rsplit("/", 1)[-1].upper() for v in values}
                     works = [w for w in works if any((self.world.authors[k].orcid or "") in orcids for k in w.author_keys)]
@@ -382,7 +384,7 @@ class WorldServices:
     def openalex_work(self, w: Work) -> dict[str, Any]:
         title = w.title.title() if w.openalex_title_case else w.title
         year = w.year - 1 if w.ahead_of_print else w.year
-        authorships = []
+        authorships: list[dict[str, Any]] = []
         for i, ak in enumerate(w.author_keys):
             a = self.world.authors[ak]
             authorships.append({

@@ -337,8 +337,8 @@ class World:
             if earlier:
                 same = [w for w in by_topic[topic] if w < key - 3]
                 for _ in range(n_refs):
-                    pool = same if same and rng.random() < (0.8 if relevant else 0.7) else earlier
-                    refs.append(rng.choice(pool))
+                    cited = same if same and rng.random() < (0.8 if relevant else 0.7) else earlier
+                    refs.append(rng.choice(cited))
             refs = sorted(set(refs))
             unstructured = frozenset(r for r in refs if rng.random() < 0.25)
             works.append(Work(

@@ -145,7 +145,10 @@ def _insert(store: Store, table: str, row: dict) -> int:
     cur = store.db.conn.execute(
         f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
         [row[c] for c in cols])
-    return int(cur.lastrowid)
+    if cur.lastrowid is None:
+        from db.store import StoreError  # only reached when writing; reading needs no SQLite layer
+        raise StoreError(f"The store did not return the id of the new row in {table}.")
+    return cur.lastrowid
 
 
 def _already_imported(store: Store, sha256: str) -> bool:

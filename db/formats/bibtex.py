@@ -155,8 +155,8 @@ def _entry_record(entry_type: str, key: str, f: Mapping[str, str]) -> Record:
 
 def read_bibtex(text: str, name: str) -> ReadResult:
     lib = bibtexparser.parse_string(text)
-    warnings = []
-    records = []
+    warnings: list[str] = []
+    records: list[Record] = []
     blocks = list(lib.blocks)
     for i, block in enumerate(blocks):
         line = (getattr(block, "start_line", None) or 0) + 1
@@ -165,9 +165,14 @@ def read_bibtex(text: str, name: str) -> ReadResult:
         elif isinstance(block, DuplicateBlockKeyBlock):
             # a second entry with the same key is still a record of its own
             entry = block.ignore_error_block
-            records.append(_entry_record(entry.entry_type, entry.key, _fields(entry)))
-            warnings.append(f"{name}: the entry at line {line} reuses the key {entry.key!r}; "
-                            "it was imported as a separate record.")
+            if isinstance(entry, Entry):
+                records.append(_entry_record(entry.entry_type, entry.key, _fields(entry)))
+                warnings.append(f"{name}: the entry at line {line} reuses the key {entry.key!r}; "
+                                "it was imported as a separate record.")
+            else:
+                # a repeated @string: the parser keeps the first definition
+                warnings.append(f"{name}: the @string at line {line} defines {block.key!r} "
+                                "again; the first definition was used.")
         elif isinstance(block, ParsingFailedBlock):
             head = (block.raw or "").strip().split("\n")[0][:60]
             raw = block.raw or ""
@@ -175,7 +180,7 @@ def read_bibtex(text: str, name: str) -> ReadResult:
             for nxt in blocks[i + 1:]:
                 if not isinstance(nxt, ImplicitComment):
                     break
-                raw += nxt.raw
+                raw += nxt.raw or ""
             salvaged = _salvage(raw)
             if salvaged is None:
                 warnings.append(f"{name}: the entry at line {line} could not be parsed and was "

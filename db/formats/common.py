@@ -104,7 +104,7 @@ def normalize_author(value: Any) -> str | None:
         return f"{family}, {given}" if given else family
     parts = text.split()
     if len(parts) >= 2:
-        tail = []
+        tail: list[str] = []
         while len(parts) > 1 and _INITIALS.match(parts[-1]):
             tail.insert(0, parts.pop())
         if tail:

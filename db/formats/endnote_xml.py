@@ -54,7 +54,7 @@ def read_endnote_xml(text: str, name: str) -> ReadResult:
             pub_types=[ref_type.get("name")] if ref_type is not None and ref_type.get("name") else [],
             keywords=_all(rec, "keywords/keyword"),
             issn=_text(rec.find("isbn")),
-            url=(_all(rec, "urls/related-urls/url") or [None])[0],
+            url=next(iter(_all(rec, "urls/related-urls/url")), None),
             source_id=_text(rec.find("rec-number")),
             extra={k: v for k, v in (("notes", _text(rec.find("notes"))),
                                      ("label", _text(rec.find("label")))) if v},

@@ -80,7 +80,7 @@ def _repair(text: str, name: str) -> tuple[list[str], list[int], list[str]]:
         for line in _GLUED.split(raw):
             m = _TAG.match(line)
             tag = m.group(1) if m else None
-            if tag == "TY":
+            if m is not None and tag == "TY":
                 if open_record:
                     warnings.append(f"{name}: the record starting at line {starts[-1]} has no ER "
                                     f"end tag; it was closed at line {lineno}.")
@@ -104,14 +104,14 @@ def _repair(text: str, name: str) -> tuple[list[str], list[int], list[str]]:
 def raw_records(text: str, name: str) -> tuple[list[dict[str, list[str]]], list[int], list[str]]:
     lines, starts, warnings = _repair(text, name)
     entries = rispy.RisParser.parse_lines(_RisRaw(**_parser_kwargs()), iter(lines))
-    out = []
+    out: list[dict[str, list[str]]] = []
     for e in entries:
         out.append({k: (v if isinstance(v, list) else [v]) for k, v in e.items()})
     return out, starts, warnings
 
 
 def _lines(values: Iterable[str]) -> list[str]:
-    out = []
+    out: list[str] = []
     for v in values:
         out.extend(p.strip() for p in v.split("\n") if p.strip())
     return out
