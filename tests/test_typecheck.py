@@ -20,7 +20,9 @@ def test_packages_have_no_type_errors(request: pytest.FixtureRequest,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     # the `files` of the configuration are relative to the project folder
     monkeypatch.chdir(ROOT)
-    cache = request.config.cache.mkdir("mypy") if request.config.cache else None
+    # without pytest's cache plugin (-p no:cacheprovider) mypy uses its own .mypy_cache
+    pytest_cache = getattr(request.config, "cache", None)
+    cache = pytest_cache.mkdir("mypy") if pytest_cache is not None else None
     args = ["--config-file", str(ROOT / "setup.cfg"), "--no-error-summary"]
     if cache is not None:
         args += ["--cache-dir", str(cache)]
