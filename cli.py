@@ -348,8 +348,9 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
                 click.echo(f"{r.file_name}: already imported into this store; nothing added.")
             else:
                 labels = f", {r.n_labels} labels kept as decisions" if r.n_labels else ""
-                click.echo(f"{r.file_name}: {r.n_read} records read ({r.format}), {r.n_added} added"
-                           f"{labels} (search {r.search_id}).")
+                held = f" of {r.n_in_file} in the file" if r.n_in_file > r.n_read else ""
+                click.echo(f"{r.file_name}: {r.n_read} records read{held} ({r.format}), "
+                           f"{r.n_added} added{labels} (search {r.search_id}).")
 
 
 @cli.command("export")

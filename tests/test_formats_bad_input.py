@@ -171,8 +171,10 @@ def test_broken_bibtex_entry_is_reported_not_dropped(tmp_path: Path) -> None:
                  "@article{ok2, title={Also fine}, year={2021}}\n")
     res = read_file(f).result
     assert [r.title for r in res.records] == ["Fine", "Also fine"]
-    assert res.warnings == ("broken.bib: the entry at line 3 could not be parsed and was not imported "
-                            "('@article{bad,').",)
+    assert res.warnings == ("broken.bib holds 3 records (@type{ lines) but 2 were read; not "
+                            "recovered: the entry at line 3 ('@article{bad,'), which could not be "
+                            "parsed.",)
+    assert (res.n_in_file, len(res.records)) == (3, 2)
 
 
 def test_salvaged_bibtex_entry_is_kept_with_a_warning(tmp_path: Path) -> None:

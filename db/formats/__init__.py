@@ -103,6 +103,9 @@ def read_file(path: str | Path) -> ParsedFile:
         raise
     except Exception as exc:  # a third-party parser's own error becomes one sentence
         raise FileFormatError(f"{name} could not be read as {fmt} ({exc}).") from None
+    shortfall = result.shortfall(name)
+    result = replace(result, n_in_file=result.held,
+                     warnings=result.warnings + ((shortfall,) if shortfall else ()))
     empty = [i for i, r in enumerate(result.records, 1)
              if not (r.title or r.authors or r.abstract or r.ids())]
     if empty:
@@ -128,6 +131,7 @@ class ImportResult:
     format: str
     sha256: str
     n_read: int
+    n_in_file: int
     n_added: int
     n_labels: int
     search_id: int | None
@@ -196,8 +200,8 @@ def _import_one(store: Store, pf: ParsedFile, *, role: str, service: str,
     with store.transaction():
         # checked under the write lock, so two imports of one file cannot both land
         if _already_imported(store, pf.sha256):
-            return ImportResult(pf.file_name, res.format, pf.sha256, len(res.records), 0, 0,
-                                None, True, ())
+            return ImportResult(pf.file_name, res.format, pf.sha256, len(res.records),
+                                res.held, 0, 0, None, True, ())
         sid = store.start_search(kind="import", service=service, role=role,
                                  file_name=pf.file_name, sha256=pf.sha256, format=res.format,
                                  params={"labels_reviewer": labels_reviewer} if labels_reviewer else None)
@@ -213,7 +217,8 @@ def _import_one(store: Store, pf: ParsedFile, *, role: str, service: str,
                                 stage=LABEL_STAGE, value=label,
                                 data={"imported_from": pf.file_name, "search_id": sid})
                 kept += 1
-        store.finish_search(sid, n_found=len(res.records), n_kept=len(res.records),
+        # found: what the file holds by its own markers; kept: what could be read from it
+        store.finish_search(sid, n_found=res.held, n_kept=len(res.records),
                             n_added=len(res.records), notes="\n".join(warnings) or None)
-    return ImportResult(pf.file_name, res.format, pf.sha256, len(res.records), len(res.records),
-                        kept, sid, False, tuple(warnings))
+    return ImportResult(pf.file_name, res.format, pf.sha256, len(res.records), res.held,
+                        len(res.records), kept, sid, False, tuple(warnings))

@@ -153,13 +153,22 @@ def _entry_record(entry_type: str, key: str, f: Mapping[str, str]) -> Record:
     )
 
 
+_ENTRY_LINE = re.compile(r"^\s*@\s*([A-Za-z]+)\s*[{(]", re.M)
+_FIELD_LINE = re.compile(r"^\s*(?:title|author|year|journal|doi)\s*=\s*[{\"\d]", re.I | re.M)
+
+
 def read_bibtex(text: str, name: str) -> ReadResult:
     lib = bibtexparser.parse_string(text)
     warnings: list[str] = []
     records: list[Record] = []
+    lost: list[str] = []
+    headless = 0
     blocks = list(lib.blocks)
+    failed_tail = False  # comments right after a failed entry are that entry's tail
     for i, block in enumerate(blocks):
         line = (getattr(block, "start_line", None) or 0) + 1
+        failed_tail = isinstance(block, ImplicitComment) and (
+            failed_tail or (i > 0 and isinstance(blocks[i - 1], ParsingFailedBlock)))
         if isinstance(block, Entry):
             records.append(_entry_record(block.entry_type, block.key, _fields(block)))
         elif isinstance(block, DuplicateBlockKeyBlock):
@@ -183,14 +192,22 @@ def read_bibtex(text: str, name: str) -> ReadResult:
                 raw += nxt.raw or ""
             salvaged = _salvage(raw)
             if salvaged is None:
-                warnings.append(f"{name}: the entry at line {line} could not be parsed and was "
-                                f"not imported ({head!r}).")
+                lost.append(f"the entry at line {line} ({head!r}), which could not be parsed")
                 continue
             etype, key, fields = salvaged
             records.append(_entry_record(etype, key, fields))
             warnings.append(f"{name}: the entry at line {line} ({head!r}) has unbalanced braces; "
                             "it was read line by line and may miss parts of broken fields.")
-    return ReadResult("bibtex", tuple(records), (), tuple(warnings))
+        elif (isinstance(block, ImplicitComment) and not failed_tail
+              and _FIELD_LINE.search(block.raw or "")):
+            # fields with no "@type{key," line above them: an entry whose first line is damaged
+            headless += 1
+            at = line + (block.raw or "")[:_FIELD_LINE.search(block.raw).start()].count("\n")
+            lost.append(f"the fields at line {at}, which have no @type{{ line")
+    n_marked = sum(1 for m in _ENTRY_LINE.finditer(text)
+                   if m.group(1).lower() not in ("comment", "string", "preamble"))
+    return ReadResult("bibtex", tuple(records), (), tuple(warnings),
+                      n_in_file=n_marked + headless, marker="@type{ lines", lost=tuple(lost))
 
 
 def _note_pmid(d: Mapping[str, Any]) -> str | None:

@@ -28,12 +28,39 @@ class ReadResult:
     `labels` is empty or has one entry per record: "include", "exclude" or
     None (unlabelled), for files that carry screening labels. `warnings` lists
     what could not be recovered, by line or record number.
+
+    `n_in_file` is how many records the file holds by its format's own markers
+    (`marker` names them: "TY lines", "PMID lines", "rows"...), counted apart
+    from the parse, and `lost` names each record the reader could not recover
+    ("record 45 (line 812: its TY line is damaged)"). A reader that counts
+    nothing leaves `n_in_file` None: the file holds what was read.
     """
 
     format: str
     records: tuple[Record, ...]
     labels: tuple[str | None, ...] = ()
     warnings: tuple[str, ...] = ()
+    n_in_file: int | None = None
+    marker: str = ""
+    lost: tuple[str, ...] = ()
+
+    @property
+    def held(self) -> int:
+        """Records the file holds: its markers' count, never fewer than were read."""
+        return max(self.n_in_file or 0, len(self.records))
+
+    def shortfall(self, name: str) -> str | None:
+        """One sentence when fewer records were read than the file holds, naming the lost ones."""
+        n_read = len(self.records)
+        if self.held <= n_read:
+            return None
+        text = (f"{name} holds {self.held} records ({self.marker}) but {n_read} "
+                f"{'was' if n_read == 1 else 'were'} read")
+        if self.lost:
+            shown = ", ".join(self.lost[:10]) + (f" and {len(self.lost) - 10} more"
+                                                 if len(self.lost) > 10 else "")
+            text += f"; not recovered: {shown}"
+        return text + "."
 
 
 def decode(data: bytes, name: str) -> str:

@@ -6,9 +6,13 @@ an element is the concatenation of all its runs.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 from db.formats.common import FileFormatError, ReadResult, first_doi, make_record, value
+
+
+_RECORD_TAG = re.compile(r"<record[\s>]")
 
 
 def _text(el: ET.Element | None) -> str | None:
@@ -59,7 +63,9 @@ def read_endnote_xml(text: str, name: str) -> ReadResult:
             extra={k: v for k, v in (("notes", _text(rec.find("notes"))),
                                      ("label", _text(rec.find("label")))) if v},
         ))
-    return ReadResult("endnote-xml", tuple(records))
+    # a <record> the tree does not hold (inside a comment or CDATA of a damaged export)
+    return ReadResult("endnote-xml", tuple(records), n_in_file=len(_RECORD_TAG.findall(text)),
+                      marker="<record> elements")
 
 
 def _pmid(rec: ET.Element) -> str | None:

@@ -34,9 +34,26 @@ def _doi(rec: dict) -> str | None:
                      rec.get("AID", []), rec.get("LID", ""))
 
 
+_PMID_LINE = re.compile(r"^PMID- ?(\d+)")
+
+
 def read_medline(text: str, name: str) -> ReadResult:
-    # a line of spaces between records must count as the empty line that ends one
-    clean = "\n".join(line.rstrip() for line in text.split("\n"))
+    # a line of spaces between records must count as the empty line that ends one, and a
+    # PMID line always starts a record: without the blank line before it (a damaged or
+    # hand-edited file) Biopython would run two records into one
+    lines: list[str] = []
+    pmid_lines: dict[str, int] = {}
+    n_pmid_lines = 0
+    for lineno, line in enumerate(text.split("\n"), 1):
+        line = line.rstrip()
+        m = _PMID_LINE.match(line)
+        if m:
+            pmid_lines.setdefault(m.group(1), lineno)
+            n_pmid_lines += 1
+            if lines and lines[-1]:
+                lines.append("")
+        lines.append(line)
+    clean = "\n".join(lines)
     recs = list(Medline.parse(io.StringIO(clean)))
     recs = [r for r in recs if r]
     records = []
@@ -51,8 +68,12 @@ def read_medline(text: str, name: str) -> ReadResult:
             issn=first(r.get("IS"), r.get("ISSN")), source_id=first(r.get("PMID"), r.get("OID")),
             extra={"mesh": r["MH"]} if r.get("MH") else None,
         ))
-    warnings = []
-    n_starts = len(_starts(clean))
-    if n_starts != len(records):
-        warnings.append(f"{name}: {n_starts} record starts found but {len(records)} records read.")
-    return ReadResult("medline", tuple(records), (), tuple(warnings))
+    read = {str(r.get("PMID") or "").strip() for r in recs}
+    lost = tuple(f"PMID {pmid} (line {lineno})" for pmid, lineno in pmid_lines.items()
+                 if pmid not in read)
+    if pmid_lines:
+        return ReadResult("medline", tuple(records), (), n_in_file=n_pmid_lines,
+                          marker="PMID lines", lost=lost)
+    # services that write no PMIDs (ERIC): a record starts with the first tag after a blank line
+    return ReadResult("medline", tuple(records), (), n_in_file=len(_starts(clean)),
+                      marker="record starts")

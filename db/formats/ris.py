@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import rispy
@@ -70,12 +71,27 @@ def _parser_kwargs() -> dict[str, Any]:
     return {"mapping": _Identity(), "list_tags": _Everything(), "delimiter_tags_mapping": {}}
 
 
-def _repair(text: str, name: str) -> tuple[list[str], list[int], list[str]]:
-    """RIS lines rispy can read, the line number where each record starts, warnings."""
+@dataclass(frozen=True)
+class _Repaired:
+    lines: list[str]  # RIS lines rispy can read
+    starts: list[int]  # the line where each record read starts
+    damaged: list[int]  # the first line of each record closed by ER but opened by no TY line
+    warnings: list[str]
+
+    def lost(self) -> tuple[str, ...]:
+        """The damaged records, numbered by their place among all the file's records."""
+        order = sorted(self.starts + self.damaged)
+        return tuple(f"record {order.index(line) + 1} (line {line}: no TY line before it)"
+                     for line in self.damaged)
+
+
+def _repair(text: str, name: str) -> _Repaired:
     lines: list[str] = []
     starts: list[int] = []
+    damaged: list[int] = []
     warnings: list[str] = []
     open_record = False
+    orphan: int | None = None  # tagged lines seen outside any record, from this line on
     for lineno, raw in enumerate(text.split("\n"), 1):
         for line in _GLUED.split(raw):
             m = _TAG.match(line)
@@ -86,28 +102,33 @@ def _repair(text: str, name: str) -> tuple[list[str], list[int], list[str]]:
                                     f"end tag; it was closed at line {lineno}.")
                     lines.append("ER  - ")
                 starts.append(lineno)
-                open_record = True
+                open_record, orphan = True, None
                 lines.append("TY  - " + (m.group(2) or "").strip())
             elif tag == "ER":
                 if open_record:
                     lines.append("ER  - ")
-                open_record = False
+                elif orphan is not None:
+                    # a record's tags closed by ER with no TY: its TY line is damaged or gone
+                    damaged.append(orphan)
+                open_record, orphan = False, None
             elif open_record:
                 lines.append(f"{tag}  - {(m.group(2) or '').strip()}" if m else line)
+            elif tag is not None and orphan is None:
+                orphan = lineno
     if open_record:
         warnings.append(f"{name}: the record starting at line {starts[-1]} has no ER end tag; "
                         "it was read up to the end of the file.")
         lines.append("ER  - ")
-    return lines, starts, warnings
+    return _Repaired(lines, starts, damaged, warnings)
 
 
-def raw_records(text: str, name: str) -> tuple[list[dict[str, list[str]]], list[int], list[str]]:
-    lines, starts, warnings = _repair(text, name)
-    entries = rispy.RisParser.parse_lines(_RisRaw(**_parser_kwargs()), iter(lines))
+def raw_records(text: str, name: str) -> tuple[list[dict[str, list[str]]], _Repaired]:
+    repaired = _repair(text, name)
+    entries = rispy.RisParser.parse_lines(_RisRaw(**_parser_kwargs()), iter(repaired.lines))
     out: list[dict[str, list[str]]] = []
     for e in entries:
         out.append({k: (v if isinstance(v, list) else [v]) for k, v in e.items()})
-    return out, starts, warnings
+    return out, repaired
 
 
 def _lines(values: Iterable[str]) -> list[str]:
@@ -185,10 +206,12 @@ def _asreview_label(e: Mapping[str, list[str]]) -> str | None:
 
 
 def read_ris(text: str, name: str) -> ReadResult:
-    entries, _, warnings = raw_records(text, name)
+    entries, repaired = raw_records(text, name)
     records = tuple(ris_to_record(e) for e in entries)
     labels = tuple(_asreview_label(e) for e in entries)
-    return ReadResult("ris", records, labels if any(labels) else (), tuple(warnings))
+    return ReadResult("ris", records, labels if any(labels) else (), tuple(repaired.warnings),
+                      n_in_file=len(repaired.starts) + len(repaired.damaged),
+                      marker="TY and ER lines", lost=repaired.lost())
 
 
 # --- Web of Science plain text ------------------------------------------------------
@@ -196,11 +219,7 @@ def read_ris(text: str, name: str) -> ReadResult:
 
 def read_wos(text: str, name: str) -> ReadResult:
     entries = rispy.WokParser.parse_lines(_WokRaw(**_parser_kwargs()), iter(text.split("\n")))
-    n_pt = sum(1 for line in text.split("\n") if line.startswith("PT "))
-    warnings = []
-    if n_pt != len(entries):
-        warnings.append(f"{name}: {n_pt - len(entries)} record(s) have no ER end tag and "
-                        "could not be read.")
+    pt_lines = [i for i, line in enumerate(text.split("\n"), 1) if line.startswith("PT ")]
     records = []
     for raw in entries:
         e = {k: (v if isinstance(v, list) else [v]) for k, v in raw.items()}
@@ -215,7 +234,11 @@ def read_wos(text: str, name: str) -> ReadResult:
             keywords=[k.strip() for v in _lines(g("DE") or []) for k in v.split(";")],
             issn=first_issn(g("SN") or [], g("EI") or []), source_id=_one(g("UT")),
         ))
-    return ReadResult("wos", tuple(records), (), tuple(warnings))
+    lost = ()
+    if len(pt_lines) > len(entries):
+        lost = (f"{len(pt_lines) - len(entries)} record(s) with no ER end tag",)
+    return ReadResult("wos", tuple(records), (), n_in_file=len(pt_lines), marker="PT lines",
+                      lost=lost)
 
 
 # --- writing ------------------------------------------------------------------------

@@ -181,9 +181,13 @@ def read_csv(text: str, name: str) -> ReadResult:
     # abstrackr: each reviewer's label column follows a "labeled_at" column
     reviewer_cols = {i: h for i, h in enumerate(header) if i and header[i - 1] == "labeled_at"
                      and h != "labeled_at" and "notes" not in h.lower()}
+    row_start = 1  # the line the row being read starts on
+    last_row_start = None
     for idx, row in enumerate(reader):
+        start, row_start = row_start, reader.line_num + 1
         if idx <= header_idx:
             continue
+        last_row_start = start
         cells = [_unquote(c) for c in row]
         if not any(cells):
             continue
@@ -227,7 +231,30 @@ def read_csv(text: str, name: str) -> ReadResult:
         labels.append(label)
     fmt = "tsv" if delim == "\t" else "csv"
     has_labels = "label" in cols or any(lab is not None for lab in labels)
-    return ReadResult(fmt, tuple(records), tuple(labels) if has_labels else (), tuple(warnings))
+    swallowed = _swallowed_rows(text, last_row_start, delim, len(header))
+    lost = ((f"{swallowed} row(s) after line {last_row_start}, read into one cell of that row "
+             "(its quote is never closed)",) if swallowed else ())
+    return ReadResult(fmt, tuple(records), tuple(labels) if has_labels else (), tuple(warnings),
+                      n_in_file=len(records) + swallowed, marker="rows", lost=lost)
+
+
+def _swallowed_rows(text: str, start: int | None, delim: str, width: int) -> int:
+    """Rows the last row ran into: a quote opened there and never closed reads the rest of the
+    file as one cell (the csv module does so without a word). Counted as the lines that, read
+    alone, have a full row's cells."""
+    if start is None or width < 2:
+        return 0
+    tail = text.split("\n")[start - 1:]
+    if len(tail) < 2:
+        return 0
+    try:
+        for _ in csv.reader(io.StringIO("\n".join(tail)), delimiter=delim, strict=True):
+            pass
+        return 0
+    except csv.Error as exc:
+        if "unexpected end of data" not in str(exc):
+            return 0
+    return sum(1 for line in tail[1:] if len(next(csv.reader([line], delimiter=delim), [])) >= width)
 
 
 _TOOL_LABELS = {"1": "include", "-1": "exclude", "0": "maybe",
