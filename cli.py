@@ -8,6 +8,7 @@ on stderr and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -54,7 +55,8 @@ def _store_problem(exc: sqlite3.Error, db_path: str | None) -> str | None:
         return (f"{store} is read-only: check the permissions of the file and of its folder, "
                 f"or work on a copy.")
     if "disk is full" in text:
-        return f"The disk holding {db_path or 'the review store'} is full: free some space and run the command again."
+        return (f"The disk holding {db_path or 'the review store'} is full; nothing of the step "
+                f"under way was written: free some space and run the command again.")
     if "malformed" in text or "not a database" in text:
         return f"{store} is damaged ({exc}): restore it from a backup or a copy."
     if "unable to open" in text or "disk i/o" in text:
@@ -81,6 +83,10 @@ def handle_errors(fn: Callable) -> Callable:
                 raise
             raise UserError(message) from None
         except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                what = f"; {exc.filename} was not written" if exc.filename else ""
+                raise UserError(f"The disk is full{what}: free some space and run the command "
+                                f"again.") from None
             # only a file the user named or owns; network errors are the connectors' to word
             if exc.filename is None or not exc.strerror:
                 raise

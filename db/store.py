@@ -214,6 +214,26 @@ def _store_in_creation(path: Path) -> bool:
     return app_id == APP_ID or n_objects == 0
 
 
+def _undo(conn: sqlite3.Connection, *statements: str) -> None:
+    """Roll back after a failure, keeping the failure as the error a user sees.
+
+    After some errors (a full disk, an I/O error, a failed COMMIT) SQLite has
+    already rolled the whole transaction back itself; rolling back again would
+    raise "no transaction is active" and hide the real cause.
+    """
+    if not conn.in_transaction:
+        return
+    try:
+        for sql in statements:
+            conn.execute(sql)
+    except sqlite3.Error:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the connection is unusable; closing it discards the transaction
+
+
 class Store:
     """An open review store. Use `open_store()` to get one."""
 
@@ -233,18 +253,17 @@ class Store:
             try:
                 yield
             except BaseException:
-                conn.execute(f"ROLLBACK TO {name}")
-                conn.execute(f"RELEASE {name}")
+                _undo(conn, f"ROLLBACK TO {name}", f"RELEASE {name}")
                 raise
             conn.execute(f"RELEASE {name}")
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _undo(conn, "ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()
@@ -471,7 +490,7 @@ def open_store(path: str | Path | None, *, create: bool = True) -> Store:
                     db.table("meta").insert({"key": "created_at", "value": now()})
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _undo(db.conn, "ROLLBACK")
             raise
         # in WAL mode the header (with the application id that marks a cluster
         # store) reaches the main file only at a checkpoint; without one, a second

@@ -1,0 +1,134 @@
+"""A store in trouble: a full disk, a damaged or foreign file, a bad event, readers racing writers.
+
+Each failure ends in one `Error:` sentence and a non-zero exit, and leaves the
+store as it was before the command.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import db.store as store_module
+from cli import cli
+from db.store import StoreError, open_store
+
+BIG_RIS = "".join(f"TY  - JOUR\nTI  - Record number {i} {'word ' * 200}\nER  - \n"
+                  for i in range(300))
+FULL = ("Error: The disk holding {db} is full; nothing of the step under way was written: "
+        "free some space and run the command again.")
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def one_sentence(result) -> str:
+    err = result.stderr.strip()
+    assert "Traceback" not in result.output, result.output
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("Error: "), err
+    return err
+
+
+def counts(db: Path) -> tuple[int, int, int]:
+    con = sqlite3.connect(db)
+    try:
+        return tuple(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                     for t in ("records", "searches", "events"))
+    finally:
+        con.close()
+
+
+def capped(monkeypatch, extra_pages: int = 2) -> None:
+    """Stores the CLI opens can grow by `extra_pages` pages only: a disk that is nearly full."""
+    real = store_module.open_store
+
+    def opened(path, **kw):
+        store = real(path, **kw)
+        pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+        store.db.execute(f"PRAGMA max_page_count = {pages + extra_pages}")
+        return store
+
+    monkeypatch.setattr(store_module, "open_store", opened)
+
+
+# --- a full disk ----------------------------------------------------------------------------
+
+
+def test_a_failure_after_sqlite_rolled_back_itself_keeps_its_own_message(store) -> None:
+    # on a full disk SQLite rolls the whole transaction back before the error reaches us
+    with pytest.raises(sqlite3.OperationalError, match="^database or disk is full$"):
+        with store.transaction():
+            store.db.execute("INSERT INTO meta (key, value) VALUES ('a', '1')")
+            store.db.conn.execute("ROLLBACK")
+            raise sqlite3.OperationalError("database or disk is full")
+    assert not store.db.conn.in_transaction
+    assert store.get_meta("a") is None
+    with store.transaction():  # and the store goes on working
+        store.set_meta("a", "2")
+    assert store.get_meta("a") == "2"
+
+
+def test_nested_transaction_on_a_full_disk_keeps_its_own_message(store) -> None:
+    with pytest.raises(sqlite3.OperationalError, match="^database or disk is full$"):
+        with store.transaction():
+            store.set_meta("outer", "1")
+            with store.transaction():
+                store.db.conn.execute("ROLLBACK")
+                raise sqlite3.OperationalError("database or disk is full")
+    assert store.get_meta("outer") is None and not store.db.conn.in_transaction
+
+
+def test_import_onto_a_full_store_writes_nothing(tmp_path: Path) -> None:
+    from db.formats import import_files
+
+    f = tmp_path / "big.ris"
+    f.write_text(BIG_RIS)
+    store = open_store(tmp_path / "review.db")
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages + 2}")
+    with pytest.raises(sqlite3.OperationalError, match="^database or disk is full$"):
+        import_files(store, [f], role="database")
+    assert not store.db.conn.in_transaction
+    assert [store.db[t].count for t in ("records", "searches", "sources")] == [0, 0, 0]
+    store.db.execute("PRAGMA max_page_count = 1073741823")
+    (res,) = import_files(store, [f], role="database")  # space again: the same import lands
+    assert (res.n_read, store.db["records"].count) == (300, 300)
+    store.close()
+
+
+def test_full_disk_during_import_is_one_sentence(tmp_path: Path, monkeypatch) -> None:
+    db = tmp_path / "review.db"
+    assert invoke("init", "--db", str(db)).exit_code == 0
+    f = tmp_path / "big.ris"
+    f.write_text(BIG_RIS)
+    capped(monkeypatch)
+    result = invoke("import", str(f), "--db", str(db))
+    assert result.exit_code == 1
+    assert one_sentence(result) == FULL.format(db=db)
+    assert counts(db) == (0, 0, 0)
+
+
+def test_full_disk_while_writing_a_file_is_one_sentence(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    db = tmp_path / "review.db"
+    assert invoke("init", "--db", str(db)).exit_code == 0
+    ris = tmp_path / "a.ris"
+    ris.write_text("TY  - JOUR\nTI  - One\nER  - \n")
+    assert invoke("import", str(ris), "--db", str(db)).exit_code == 0
+
+    def no_space(*_args, **_kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    import db.formats as formats
+
+    monkeypatch.setattr(formats, "export_records", no_space)
+    result = invoke("export", "--format", "ris", "-o", str(tmp_path / "out.ris"), "--db", str(db))
+    assert result.exit_code == 1
+    assert one_sentence(result) == ("Error: The disk is full: free some space and run the "
+                                    "command again.")
