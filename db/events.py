@@ -42,3 +42,52 @@ KINDS = (
 
 #: source roles, as PRISMA's identification boxes see them
 ROLES = ("index", "database", "register", "other")
+
+PAIR_VERDICTS = ("same", "different")
+
+# what each kind must carry; everything else is optional
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "decision": ("record_id", "reviewer", "stage", "value"),
+    "undo": ("reviewer", "undoes"),
+    "resolution": ("record_id", "stage", "value"),
+    "fulltext": ("record_id", "value"),
+    "appraisal": ("record_id", "reviewer", "stage"),
+    "note": ("record_id", "reviewer"),
+    "assign": ("record_id", "reviewer", "stage"),
+    "automation": ("record_id", "stage", "value"),
+    "merge": ("record_id",),
+    "unmerge": ("record_id",),
+    "pair_decision": ("record_id", "value"),
+    "tag": ("record_id", "value"),
+    "protocol": (),
+    "contact": (),
+}
+_VALUES: dict[str, tuple[str, ...]] = {
+    "decision": DECISIONS, "resolution": ("include", "exclude"), "fulltext": FULLTEXT_STATES,
+    "automation": ("exclude",), "pair_decision": PAIR_VERDICTS,
+}
+
+
+def event_problem(kind: object, fields: dict[str, object]) -> str | None:
+    """Why an event may not enter the log (one clause), or None when it may.
+
+    The log is append-only, so this is the one gate every event passes: an
+    event missing its reviewer or record, or with a stage or value outside the
+    vocabulary, would be counted wrongly for ever after.
+    """
+    if kind not in KINDS:
+        return f"its kind {kind!r} is not one of {', '.join(KINDS)}"
+    for key, val in fields.items():
+        if val is not None and not isinstance(val, int if key == "record_id" else str):
+            return f"its {key} {val!r} is not {'a record number' if key == 'record_id' else 'text'}"
+    for key in _NEEDS[kind]:
+        val = fields.get(key)
+        if val is None or (isinstance(val, str) and not val.strip()):
+            return f"a {kind} event needs a {key.replace('_', ' ')}"
+    stage = fields.get("stage")
+    if stage is not None and stage not in STAGES:
+        return f"its stage {stage!r} is not one of {', '.join(STAGES)}"
+    allowed = _VALUES.get(kind)
+    if allowed and fields.get("value") not in allowed:
+        return f"its value {fields.get('value')!r} is not one of {', '.join(allowed)}"
+    return None

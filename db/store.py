@@ -23,6 +23,7 @@ from sqlite_utils import Migrations
 
 from base.errors import ClusterError
 from base.record import Author, Record, valid_text
+from db.events import event_problem
 
 APP_ID = 0x434C5354  # "CLST": marks a file as a cluster store
 migrations = Migrations("cluster")
@@ -397,6 +398,11 @@ class Store:
                   note: str | None = None, undoes: str | None = None,
                   data: Mapping[str, Any] | None = None, event_id: str | None = None,
                   ts: str | None = None) -> str:
+        problem = event_problem(kind, {"record_id": record_id, "reviewer": reviewer,
+                                       "stage": stage, "value": value, "reason": reason,
+                                       "note": note, "undoes": undoes})
+        if problem:
+            raise StoreError(f"The event was not logged: {problem}.")
         eid = event_id or new_id()
         # a note typed on a terminal that is not UTF-8 arrives with lone surrogates
         self.db.table("events").insert(valid_text({

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 
 from base.errors import ClusterError
 from base.record import valid_text
-from db.events import DECISIONS, FULL_TEXT, FULLTEXT_STATES, STAGES, TITLE_ABSTRACT
+from db.events import DECISIONS, FULL_TEXT, FULLTEXT_STATES, STAGES, TITLE_ABSTRACT, event_problem
 from db.protocol import get_protocol
 from db.state import CONFLICT, stage_records, stage_states, undone_ids
 from db.store import Store
@@ -488,6 +488,11 @@ def _read_events(store: Store, path: Path) -> list[dict]:
                                 "decisions file does not carry: nothing was imported.")
         if not isinstance(e.get("data") or {}, dict):
             raise DecisionError(f"Line {n} of {name} has malformed data: nothing was imported.")
+        problem = event_problem(e["kind"], {k: e.get(k) for k in (
+            "record_id", "reviewer", "stage", "value", "reason", "note", "undoes")})
+        if problem:
+            raise DecisionError(f"Line {n} of {name} is not a valid event ({problem}): nothing "
+                                "was imported.")
         events.append(e)
     return events
 

@@ -132,3 +132,48 @@ def test_full_disk_while_writing_a_file_is_one_sentence(tmp_path: Path, monkeypa
     assert result.exit_code == 1
     assert one_sentence(result) == ("Error: The disk is full: free some space and run the "
                                     "command again.")
+
+
+# --- events are checked before they enter the append-only log ---------------------------------
+
+
+@pytest.mark.parametrize("fields, problem", [
+    ({"reviewer": None}, "a decision event needs a reviewer"),
+    ({"reviewer": "  "}, "a decision event needs a reviewer"),
+    ({"record_id": None}, "a decision event needs a record id"),
+    ({"stage": "abstract"}, "its stage 'abstract' is not one of title-abstract, full-text"),
+    ({"value": "yes"}, "its value 'yes' is not one of include, exclude, maybe"),
+    ({"record_id": "1"}, "its record_id '1' is not a record number"),
+])
+def test_an_incomplete_event_never_enters_the_log(store, fields, problem) -> None:
+    from connectors.record import Record
+
+    rid = store.add_record(Record(title="A record"))
+    event = {"record_id": rid, "reviewer": "alice", "stage": "title-abstract", "value": "include",
+             **fields}
+    with pytest.raises(StoreError) as info:
+        store.log_event("decision", **event)
+    assert str(info.value) == f"The event was not logged: {problem}."
+    assert store.db["events"].count == 0
+
+
+def test_decisions_file_with_a_null_reviewer_is_refused(tmp_path: Path) -> None:
+    import json
+
+    db = tmp_path / "review.db"
+    ris = tmp_path / "a.ris"
+    ris.write_text("TY  - JOUR\nTI  - One\nER  - \n")
+    assert invoke("import", str(ris), "--db", str(db)).exit_code == 0
+    assert invoke("reviewers", "add", "alice", "--db", str(db)).exit_code == 0
+    assert invoke("decide", "1", "--reviewer", "alice", "--include", "--db", str(db)).exit_code == 0
+    exported = tmp_path / "alice.jsonl"
+    assert invoke("decisions", "export", str(exported), "--db", str(db)).exit_code == 0
+    event = json.loads(exported.read_text(encoding="utf-8").splitlines()[0])
+    event.update({"id": "another-copy-1", "reviewer": None})
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text(json.dumps(event) + "\n", encoding="utf-8")
+    result = invoke("decisions", "import", str(edited), "--db", str(db))
+    assert result.exit_code == 1
+    assert one_sentence(result) == ("Error: Line 1 of edited.jsonl is not a valid event (a decision "
+                                    "event needs a reviewer): nothing was imported.")
+    assert counts(db)[2] == 1

@@ -138,8 +138,8 @@ def test_oserror_naming_a_file_becomes_one_sentence(made: Path, monkeypatch) -> 
     monkeypatch.setattr("db.diagram.write_svg", full)
     result = invoke("flow", "--svg", str(made.parent / "out.svg"), "--db", str(made))
     assert result.exit_code == 1
-    assert one_sentence(result) == ("Error: Cannot use out.svg (No space left on device): check "
-                                    "that it exists and that you may read or write it.")
+    assert one_sentence(result) == ("Error: The disk is full; out.svg was not written: free some "
+                                    "space and run the command again.")
 
 
 @pytest.mark.parametrize("args", [

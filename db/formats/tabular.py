@@ -183,6 +183,11 @@ def read_csv(text: str, name: str) -> ReadResult:
                      and h != "labeled_at" and "notes" not in h.lower()}
     row_start = 1  # the line the row being read starts on
     last_row_start = None
+    cut_row = None
+    lost: list[str] = []
+    swallowed = 0
+    inside = 0
+    n_lines = text.count("\n") + 1
     for idx, row in enumerate(reader):
         start, row_start = row_start, reader.line_num + 1
         if idx <= header_idx:
@@ -192,10 +197,18 @@ def read_csv(text: str, name: str) -> ReadResult:
         if not any(cells):
             continue
         if len(cells) == 1 and len(header) > 1:
+            if reader.line_num >= n_lines and _ends_in_open_quote(text, start, delim):
+                cut_row = start  # the file ends inside this row's first cell: it is cut off
+                continue
             # abstrackr puts a caption line between its labelled and unlabelled rows
             warnings.append(f"{name} line {reader.line_num}: {cells[0][:60]!r} has no delimiter; "
                             "it was read as a caption, not a record.")
             continue
+        inside = _rows_inside(row, delim, len(header))
+        if inside:
+            swallowed += inside
+            lost.append(f"{inside} row(s) after line {start}, read into one cell of that row "
+                        "(a quote there is not closed where it should be)")
         if len(cells) > len(header) and any(cells[len(header):]):
             warnings.append(f"{name} line {reader.line_num}: the row has {len(cells)} cells but the "
                             f"header has {len(header)}; the extra cells were ignored.")
@@ -231,30 +244,43 @@ def read_csv(text: str, name: str) -> ReadResult:
         labels.append(label)
     fmt = "tsv" if delim == "\t" else "csv"
     has_labels = "label" in cols or any(lab is not None for lab in labels)
-    swallowed = _swallowed_rows(text, last_row_start, delim, len(header))
-    lost = ((f"{swallowed} row(s) after line {last_row_start}, read into one cell of that row "
-             "(its quote is never closed)",) if swallowed else ())
+    # a last row that ran into no other row but never closes its quote: the file is cut off
+    if cut_row is None and not inside and _ends_in_open_quote(text, last_row_start, delim):
+        warnings.append(f"{name} line {last_row_start}: the file ends inside a quoted cell of "
+                        "its last row (cut off?); that record may be incomplete.")
+    if cut_row is not None:
+        lost.append(f"the row at line {cut_row}, cut off inside its first cell")
     return ReadResult(fmt, tuple(records), tuple(labels) if has_labels else (), tuple(warnings),
-                      n_in_file=len(records) + swallowed, marker="rows", lost=lost)
+                      n_in_file=len(records) + swallowed + (cut_row is not None), marker="rows",
+                      lost=tuple(lost))
 
 
-def _swallowed_rows(text: str, start: int | None, delim: str, width: int) -> int:
-    """Rows the last row ran into: a quote opened there and never closed reads the rest of the
-    file as one cell (the csv module does so without a word). Counted as the lines that, read
-    alone, have a full row's cells."""
-    if start is None or width < 2:
-        return 0
-    tail = text.split("\n")[start - 1:]
-    if len(tail) < 2:
-        return 0
+def _ends_in_open_quote(text: str, start: int | None, delim: str) -> bool:
+    """Whether the row starting at line `start` opens a quote the file never closes."""
+    if start is None:
+        return False
+    tail = "\n".join(text.split("\n")[start - 1:])
     try:
-        for _ in csv.reader(io.StringIO("\n".join(tail)), delimiter=delim, strict=True):
+        for _ in csv.reader(io.StringIO(tail), delimiter=delim, strict=True):
             pass
-        return 0
     except csv.Error as exc:
-        if "unexpected end of data" not in str(exc):
-            return 0
-    return sum(1 for line in tail[1:] if len(next(csv.reader([line], delimiter=delim), [])) >= width)
+        return "unexpected end of data" in str(exc)
+    return False
+
+
+def _rows_inside(row: list[str], delim: str, width: int) -> int:
+    """Rows a cell ran into: a quote opened and not closed where it should be reads the
+    lines after it into one cell (the csv module does so without a word). Counted as the
+    lines inside a cell that, read alone, have a full row's cells; a header of fewer than
+    four columns gives too little to tell such a line from prose with commas in it."""
+    if width < 4:
+        return 0
+    n = 0
+    for cell in row:
+        if "\n" in cell:
+            n += sum(1 for line in cell.split("\n")[1:]
+                     if len(next(csv.reader([line], delimiter=delim), [])) >= width)
+    return n
 
 
 _TOOL_LABELS = {"1": "include", "-1": "exclude", "0": "maybe",
