@@ -52,7 +52,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "resolution": ("record_id", "stage", "value"),
     "fulltext": ("record_id", "value"),
     "appraisal": ("record_id", "reviewer", "stage"),
-    "note": ("record_id", "reviewer"),
+    "note": ("record_id", "reviewer", "note"),
     "assign": ("record_id", "reviewer", "stage"),
     "automation": ("record_id", "stage", "value"),
     "merge": ("record_id",),

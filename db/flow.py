@@ -261,7 +261,15 @@ def link_study(store: Store, record_ids: Iterable[int], study: str,
 
 
 def compute_flow(store: Store, layout: str = "standard") -> Flow:
-    """The PRISMA 2020 numbers of this store in `layout`, with every invariant checked."""
+    """The PRISMA 2020 numbers of this store in `layout`, with every invariant checked.
+
+    Read in one snapshot: a decision or import landing half-way through would
+    otherwise be counted in some boxes and not others."""
+    with store.read_snapshot():
+        return _compute_flow(store, layout)
+
+
+def _compute_flow(store: Store, layout: str) -> Flow:
     if layout not in LAYOUTS:
         raise FlowError(f"Unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}.")
     canon = _canonical_of(store)

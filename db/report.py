@@ -303,10 +303,12 @@ def methods_report(store: Store, agreement: Agreement, layout: str = "standard",
 
 def write_report(store: Store, agreement: Agreement, layout: str = "standard",
                  output: str | Path | None = None) -> tuple[str, list[Path]]:
-    """The report's text; with `output`, also the .md file and the diagram beside it."""
-    flow = compute_flow(store, layout)
+    """The report's text; with `output`, also the .md file and the diagram beside it.
+
+    Every section is read from one snapshot of the store, so the numbers agree."""
     if output is None:
-        return methods_report(store, agreement, layout, flow=flow), []
+        with store.read_snapshot():
+            return methods_report(store, agreement, layout), []
     from db.diagram import layout as place, write_png, write_svg
 
     md = Path(output)
@@ -314,10 +316,12 @@ def write_report(store: Store, agreement: Agreement, layout: str = "standard",
     if md.suffix.lower() not in (".md", ".markdown"):
         raise FlowError(f"{md} should end in .md: the diagram is written beside it as "
                         f"{svg.name} and {png.name}.")
+    with store.read_snapshot():
+        flow = compute_flow(store, layout)
+        text = methods_report(store, agreement, layout, diagram_file=svg.name, flow=flow)
     diagram = place(flow)
     write_svg(diagram, svg)
     write_png(diagram, png)
-    text = methods_report(store, agreement, layout, diagram_file=svg.name, flow=flow)
     try:
         md.write_text(text, encoding="utf-8")
     except OSError as exc:

@@ -176,6 +176,8 @@ def m003_dedup_keys(db: sqlite_utils.Database) -> None:
 
 
 KNOWN_MIGRATIONS = {m.name for m in migrations._migrations}
+#: the tables every migrated store has
+TABLES = ("meta", "records", "searches", "sources", "events", "reviewers", "dedup_keys")
 
 
 # --- opening -----------------------------------------------------------------
@@ -241,6 +243,45 @@ class Store:
     def __init__(self, db: sqlite_utils.Database, path: Path | None):
         self.db = db
         self.path = path
+        self._checked = path is None  # an in-memory store cannot be damaged on disk
+
+    def check_integrity(self) -> None:
+        """Refuse to write into a damaged file: once per open store, before its first write.
+
+        `quick_check` reads every page (about 0.1 s for a 30 MB store) but not the
+        indexes' agreement with their tables; a write into a file with damaged
+        pages could spread the damage to the decision log.
+        """
+        if self._checked:
+            return
+        try:
+            rows = self.db.execute("PRAGMA quick_check(1)").fetchall()
+            problem = None if rows == [("ok",)] else str(rows[0][0] if rows else "no answer")
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+                raise  # busy, locked, read-only: the CLI words those itself
+            problem = str(exc)
+        if problem:
+            problem = " ".join(problem.replace("*** in database main ***", "").split())
+            raise StoreError(f"The review store {self.path} is damaged ({problem}); nothing was "
+                             "written: restore it from a backup or a copy.")
+        self._checked = True
+
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """A read of several tables that sees one state of the store, whatever others write
+        meanwhile (a WAL reader keeps the snapshot its transaction started with)."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield  # already inside a transaction: that is one snapshot
+            return
+        conn.execute("BEGIN DEFERRED")
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            _undo(conn, "ROLLBACK")
+            raise
 
     # -- transactions
     @contextmanager
@@ -258,6 +299,7 @@ class Store:
                 raise
             conn.execute(f"RELEASE {name}")
             return
+        self.check_integrity()
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -475,6 +517,10 @@ def open_store(path: str | Path | None, *, create: bool = True) -> Store:
     db.conn.isolation_level = None  # we manage transactions explicitly
     db.execute("PRAGMA busy_timeout = 30000")
     db.execute("PRAGMA foreign_keys = ON")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables and "_sqlite_migrations" not in tables:
+        raise StoreError(f"{p} is a damaged review store (its table _sqlite_migrations is "
+                         "missing): restore it from a backup or a copy.")
     applied = {m.name for m in migrations.applied(db)}
     unknown = applied - KNOWN_MIGRATIONS
     if unknown:
@@ -502,6 +548,11 @@ def open_store(path: str | Path | None, *, create: bool = True) -> Store:
         # store) reaches the main file only at a checkpoint; without one, a second
         # connection opened while this one lives would refuse the new store
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = sorted(set(TABLES) - tables)
+    if missing:
+        raise StoreError(f"{p} is a damaged review store (its table {missing[0]} is missing): "
+                         "restore it from a backup or a copy.")
     return Store(db, p)
 
 

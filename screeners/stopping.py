@@ -153,6 +153,11 @@ def status(store: Store, stage: str = TITLE_ABSTRACT,
     """Screened / total, includes, the stopping rules and, given a way to
     `estimate` them (the prioritiser's `estimate_relevant_left`), the relevant
     records left."""
+    with store.read_snapshot():
+        return _status(store, stage, estimate)
+
+
+def _status(store: Store, stage: str, estimate: Callable[[Store, str], float] | None) -> Status:
     states = stage_states(store, stage)
     seq = screening_sequence(store, stage)
     includes = sum(y for _, y in seq)

@@ -18,7 +18,7 @@ def test_init_creates_store_in_wal_mode(run, db_path):
 
 
 def test_event_log_is_append_only(store):
-    eid = store.log_event("note", note="hello")
+    eid = store.log_event("note", record_id=1, reviewer="alice", note="hello")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         store.db.execute("UPDATE events SET note = 'changed' WHERE id = ?", [eid])
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):

@@ -177,3 +177,122 @@ def test_decisions_file_with_a_null_reviewer_is_refused(tmp_path: Path) -> None:
     assert one_sentence(result) == ("Error: Line 1 of edited.jsonl is not a valid event (a decision "
                                     "event needs a reviewer): nothing was imported.")
     assert counts(db)[2] == 1
+
+
+# --- a damaged or foreign store ----------------------------------------------------------------
+
+
+def _store_with_records(tmp_path: Path, n: int = 1) -> Path:
+    db = tmp_path / "review.db"
+    ris = tmp_path / "a.ris"
+    ris.write_text("".join(f"TY  - JOUR\nTI  - Record {i} {'text ' * 300}\nER  - \n"
+                           for i in range(n)))
+    assert invoke("import", str(ris), "--db", str(db)).exit_code == 0
+    assert invoke("reviewers", "add", "alice", "--db", str(db)).exit_code == 0
+    return db
+
+
+COMMANDS = (("status",), ("flow", "--json"), ("report",), ("import", "{ris}"), ("export", "--format", "ris"),
+            ("decide", "1", "--reviewer", "alice", "--include"), ("dedup",), ("find", "record"),
+            ("conflicts",), ("agreement",), ("reviewers", "list"), ("searches",))
+
+
+def test_a_store_without_its_migrations_table_is_one_sentence_on_every_command(tmp_path) -> None:
+    db = _store_with_records(tmp_path)
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE _sqlite_migrations")
+    con.commit()
+    con.close()
+    for args in COMMANDS:
+        args = tuple(a.format(ris=tmp_path / "a.ris") for a in args)
+        result = invoke(*args, "--db", str(db))
+        assert result.exit_code == 1, args
+        assert one_sentence(result) == (f"Error: {db} is a damaged review store (its table "
+                                        "_sqlite_migrations is missing): restore it from a backup "
+                                        "or a copy."), args
+
+
+def test_a_store_missing_a_table_is_one_sentence(tmp_path) -> None:
+    db = _store_with_records(tmp_path)
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE reviewers")
+    con.commit()
+    con.close()
+    result = invoke("status", "--db", str(db))
+    assert result.exit_code == 1
+    assert one_sentence(result) == (f"Error: {db} is a damaged review store (its table reviewers "
+                                    "is missing): restore it from a backup or a copy.")
+
+
+def test_a_file_that_is_not_sqlite_is_one_sentence_on_every_command(tmp_path) -> None:
+    db = tmp_path / "notes.txt"
+    db.write_text("my notes, not a store\n" * 20)
+    for args in COMMANDS:
+        args = tuple(a.format(ris=tmp_path / "a.ris") for a in args)
+        (tmp_path / "a.ris").write_text("TY  - JOUR\nTI  - One\nER  - \n")
+        result = invoke(*args, "--db", str(db))
+        assert result.exit_code == 1, args
+        assert one_sentence(result) == (f"Error: {db} is not a cluster review store (not an SQLite "
+                                        "database)."), args
+    assert db.read_text() == "my notes, not a store\n" * 20
+
+
+def _damage_a_page(db: Path) -> None:
+    """Overwrite one page in the middle of the records' pages with garbage."""
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = con.execute("PRAGMA page_size").fetchone()[0]
+    n_pages = con.execute("PRAGMA page_count").fetchone()[0]
+    con.close()
+    data = bytearray(db.read_bytes())
+    page = n_pages // 2
+    data[page * page_size + 8: page * page_size + 200] = b"\xa5" * 192
+    db.write_bytes(bytes(data))
+
+
+def test_decide_refuses_a_damaged_store_and_writes_nothing(tmp_path: Path) -> None:
+    db = _store_with_records(tmp_path, n=200)
+    _damage_a_page(db)
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA quick_check").fetchone()[0] != "ok"
+    n_events = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    con.close()
+    result = invoke("decide", "1", "--reviewer", "alice", "--include", "--db", str(db))
+    assert result.exit_code == 1
+    err = one_sentence(result)
+    assert err.startswith(f"Error: The review store {db} is damaged (")
+    assert err.endswith("); nothing was written: restore it from a backup or a copy.")
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == n_events
+    con.close()
+
+
+# --- reads of several tables see one snapshot --------------------------------------------------
+
+
+def test_flow_reads_one_snapshot_while_an_import_lands(tmp_path: Path, monkeypatch) -> None:
+    import db.flow as flow_module
+    from db.flow import compute_flow
+
+    db = _store_with_records(tmp_path, n=3)
+    real = flow_module._canonical_of
+
+    def canonical_then_an_import_lands(store):
+        canon = real(store)
+        # another command imports a record and its provenance between two reads of the flow
+        other = open_store(db)
+        with other.transaction():
+            from connectors.record import Record
+
+            rid = other.add_record(Record(title="Arrived meanwhile"))
+            other.add_source(rid, None, role="database", service="late")
+        other.close()
+        return canon
+
+    monkeypatch.setattr(flow_module, "_canonical_of", canonical_then_an_import_lands)
+    store = open_store(db)
+    flow = compute_flow(store)
+    assert sum(s.identified for s in flow.sources) == 3
+    monkeypatch.setattr(flow_module, "_canonical_of", real)
+    assert sum(s.identified for s in compute_flow(store).sources) == 4
+    store.close()
