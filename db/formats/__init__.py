@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass, replace
+import stat
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -92,6 +93,18 @@ def read_file(path: str | Path) -> ParsedFile:
     if p.is_dir():
         raise FileFormatError(f"{p} is a folder: give the files inside it instead.")
     try:
+        info = p.stat()
+    except OSError as exc:
+        raise FileFormatError(f"{p} cannot be read ({exc.strerror}).") from None
+    if not stat.S_ISREG(info.st_mode):
+        # a pipe would block for ever and a device (/dev/zero) never ends
+        raise FileFormatError(f"{p} is not a regular file (a pipe, device or socket): save the "
+                              "export as a file and import that.")
+    if info.st_size > MAX_FILE_BYTES:
+        raise FileFormatError(f"{p} is {info.st_size / 2**30:.1f} GB, more than the "
+                              f"{MAX_FILE_BYTES // 2**30} GB one import can take: split the "
+                              "export into smaller files.")
+    try:
         data = p.read_bytes()
     except OSError as exc:
         raise FileFormatError(f"{p} cannot be read ({exc.strerror}).") from None
@@ -106,6 +119,7 @@ def read_file(path: str | Path) -> ParsedFile:
     shortfall = result.shortfall(name)
     result = replace(result, n_in_file=result.held,
                      warnings=result.warnings + ((shortfall,) if shortfall else ()))
+    result = _capped(result, name)
     empty = [i for i, r in enumerate(result.records, 1)
              if not (r.title or r.authors or r.abstract or r.ids())]
     if empty:
@@ -121,6 +135,42 @@ def read_file(path: str | Path) -> ParsedFile:
         raise FileFormatError(f"{name} was recognised as {fmt} but holds no records: "
                               "check that the export finished.")
     return ParsedFile(p, hashlib.sha256(data).hexdigest(), result)
+
+
+#: the largest file one import reads (it is held in memory, decoded, at several bytes a byte)
+MAX_FILE_BYTES = 2 * 2**30
+#: the longest field kept, in characters; the longest real abstracts are some 10,000, so a
+#: longer field is a damaged export (a quote never closed, a file pasted into a cell)
+FIELD_CAPS = {"abstract": 1_000_000, "title": 10_000}
+OTHER_FIELD_CAP = 10_000
+MAX_LIST_ITEMS = 10_000  # authors, keywords, languages or types of one record
+
+
+def _capped(result: ReadResult, name: str) -> ReadResult:
+    """Fields longer than their cap cut to it, each cut named in a warning."""
+    records = list(result.records)
+    cuts: list[str] = []
+    for i, rec in enumerate(records):
+        changes: dict[str, object] = {}
+        for f in fields(rec):
+            val = getattr(rec, f.name)
+            cap = FIELD_CAPS.get(f.name, OTHER_FIELD_CAP)
+            if isinstance(val, str) and len(val) > cap:
+                changes[f.name] = val[:cap]
+                cuts.append(f"record {i + 1}'s {f.name} ({len(val):,} characters, {cap:,} kept)")
+            elif isinstance(val, tuple) and val and all(isinstance(v, str) for v in val):
+                items = tuple(v[:cap] for v in val[:MAX_LIST_ITEMS])
+                if items != val:
+                    changes[f.name] = items
+                    cuts.append(f"record {i + 1}'s {f.name} (cut to {MAX_LIST_ITEMS:,} items of "
+                                f"at most {cap:,} characters)")
+        if changes:
+            records[i] = replace(rec, **changes)
+    if not cuts:
+        return result
+    shown = "; ".join(cuts[:5]) + (f"; and {len(cuts) - 5} more" if len(cuts) > 5 else "")
+    return replace(result, records=tuple(records), warnings=result.warnings + (
+        f"{name}: fields too long for a reference were cut: {shown}.",))
 
 
 @dataclass(frozen=True)
