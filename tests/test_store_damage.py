@@ -146,7 +146,7 @@ def test_full_disk_while_writing_a_file_is_one_sentence(tmp_path: Path, monkeypa
     ({"record_id": "1"}, "its record_id '1' is not a record number"),
 ])
 def test_an_incomplete_event_never_enters_the_log(store, fields, problem) -> None:
-    from connectors.record import Record
+    from base.record import Record
 
     rid = store.add_record(Record(title="A record"))
     event = {"record_id": rid, "reviewer": "alice", "stage": "title-abstract", "value": "include",
@@ -282,7 +282,7 @@ def test_flow_reads_one_snapshot_while_an_import_lands(tmp_path: Path, monkeypat
         # another command imports a record and its provenance between two reads of the flow
         other = open_store(db)
         with other.transaction():
-            from connectors.record import Record
+            from base.record import Record
 
             rid = other.add_record(Record(title="Arrived meanwhile"))
             other.add_source(rid, None, role="database", service="late")

@@ -151,7 +151,7 @@ def _capped(result: ReadResult, name: str) -> ReadResult:
     records = list(result.records)
     cuts: list[str] = []
     for i, rec in enumerate(records):
-        changes: dict[str, object] = {}
+        changes: dict[str, Any] = {}
         for f in fields(rec):
             val = getattr(rec, f.name)
             cap = FIELD_CAPS.get(f.name, OTHER_FIELD_CAP)

@@ -202,7 +202,9 @@ def read_bibtex(text: str, name: str) -> ReadResult:
               and _FIELD_LINE.search(block.raw or "")):
             # fields with no "@type{key," line above them: an entry whose first line is damaged
             headless += 1
-            at = line + (block.raw or "")[:_FIELD_LINE.search(block.raw).start()].count("\n")
+            raw_text = block.raw or ""
+            field = _FIELD_LINE.search(raw_text)
+            at = line + raw_text[:field.start() if field else 0].count("\n")
             lost.append(f"the fields at line {at}, which have no @type{{ line")
     n_marked = sum(1 for m in _ENTRY_LINE.finditer(text)
                    if m.group(1).lower() not in ("comment", "string", "preamble"))

@@ -234,7 +234,7 @@ def read_wos(text: str, name: str) -> ReadResult:
             keywords=[k.strip() for v in _lines(g("DE") or []) for k in v.split(";")],
             issn=first_issn(g("SN") or [], g("EI") or []), source_id=_one(g("UT")),
         ))
-    lost = ()
+    lost: tuple[str, ...] = ()
     if len(pt_lines) > len(entries):
         lost = (f"{len(pt_lines) - len(entries)} record(s) with no ER end tag",)
     return ReadResult("wos", tuple(records), (), n_in_file=len(pt_lines), marker="PT lines",
