@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import json
 import os
 import shutil
 import sqlite3
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import click
 
 from base.errors import ClusterError
+from base.terminal import OutputLost, dumps, guard_stdout, visible
 
 if TYPE_CHECKING:  # the store's module is imported where a command opens one
     from db.store import Store
@@ -31,11 +31,27 @@ DEFAULT_DB = "review.db"
 OUTPUT_FILE = click.Path(dir_okay=False, readable=False, writable=True)
 
 
+def echo(message: Any = "", *, err: bool = False, nl: bool = True) -> None:
+    """Print for a person: text from outside (titles, names, notes) made visible."""
+    click.echo(visible(str(message)), err=err, nl=nl)
+
+
+def echo_document(text: str, nl: bool = False) -> None:
+    """A document (records, a report, CSV) on stdout: kept as it is for a file or a
+    pipe, made visible on a terminal."""
+    if sys.stdout.isatty():
+        # a CSV's CRLF line ends are line ends on screen, not carriage returns to show
+        click.echo(visible(text.replace("\r\n", "\n")), nl=nl)
+    else:
+        # color=True: click would otherwise strip what looks like colour codes from the data
+        click.echo(text, nl=nl, color=True)
+
+
 class UserError(click.ClickException):
     """A failure the user caused or can fix; printed as one sentence, exit 1."""
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"Error: {self.format_message()}", err=True)
+        echo(f"Error: {self.format_message()}", err=True)
 
 
 class Interrupted(UserError):
@@ -171,14 +187,14 @@ class Bar:
 
 
 def echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+    click.echo(dumps(obj))
 
 
 def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
         from base.version import version
 
-        click.echo(f"cluster, version {version()}")
+        echo(f"cluster, version {version()}")
         ctx.exit()
 
 
@@ -204,7 +220,7 @@ def init(db_path: str) -> None:
     Example: cluster init --db review.db
     """
     with store_for(db_path, create=True) as store:
-        click.echo(f"Review store ready at {db_path} (review {store.review_id}).")
+        echo(f"Review store ready at {db_path} (review {store.review_id}).")
 
 
 # --- reviewers ------------------------------------------------------------------
@@ -232,7 +248,7 @@ def reviewers_add(names: tuple[str, ...], role: str, db_path: str) -> None:
         with store.transaction():
             for name in names:
                 store.add_reviewer(name, role)
-        click.echo(f"Reviewers: {', '.join(store.reviewer_names())}")
+        echo(f"Reviewers: {', '.join(store.reviewer_names())}")
 
 
 @reviewers.command("list")
@@ -250,7 +266,7 @@ def reviewers_list(db_path: str, as_json: bool) -> None:
             echo_json(names)
         else:
             for n in names:
-                click.echo(n)
+                echo(n)
 
 
 # --- protocol -------------------------------------------------------------------
@@ -349,14 +365,14 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
             return
         for r in results:
             for w in r.warnings:
-                click.echo(f"Warning: {w}", err=True)
+                echo(f"Warning: {w}", err=True)
             if r.already_imported:
-                click.echo(f"{r.file_name}: already imported into this store; nothing added.")
+                echo(f"{r.file_name}: already imported into this store; nothing added.")
             else:
                 labels = f", {r.n_labels} labels kept as decisions" if r.n_labels else ""
                 held = f" of {r.n_in_file} in the file" if r.n_in_file > r.n_read else ""
-                click.echo(f"{r.file_name}: {r.n_read} records read{held} ({r.format}), "
-                           f"{r.n_added} added{labels} (search {r.search_id}).")
+                echo(f"{r.file_name}: {r.n_read} records read{held} ({r.format}), "
+                     f"{r.n_added} added{labels} (search {r.search_id}).")
 
 
 @cli.command("export")
@@ -369,7 +385,7 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
 @click.option("--all", "include_duplicates", is_flag=True,
               help="Also export records marked as duplicates.")
 @click.option("-o", "--output", type=OUTPUT_FILE, default=None,
-              help="Write to this file instead of standard output.")
+              help="Write to this file instead of standard output (- for standard output).")
 @db_option
 @handle_errors
 def export(fmt: str, stage: str, decision: str | None, include_duplicates: bool,
@@ -378,20 +394,18 @@ def export(fmt: str, stage: str, decision: str | None, include_duplicates: bool,
 
     Example: cluster export --format ris --decision include -o included.ris
     """
+    from base.output import write_file
+    from db.files import store_files
     from db.formats import export_records
 
     with store_for(db_path) as store:
         result = export_records(store, fmt, stage=stage, decision=decision,
                                 include_duplicates=include_duplicates)
-        if output is None:
-            click.echo(result.text, nl=False)
+        if output in (None, "-"):
+            echo_document(result.text)
             return
-        try:
-            with open(output, "w", encoding="utf-8", newline="") as fh:
-                fh.write(result.text)
-        except OSError as exc:
-            raise UserError(f"Cannot write {output} ({exc.strerror}).") from None
-        click.echo(f"Exported {result.n_records} records to {output} ({fmt}).", err=True)
+        write_file(output, result.text, store_files(db_path))
+        echo(f"Exported {result.n_records} records to {output} ({fmt}).", err=True)
 
 
 
@@ -401,9 +415,9 @@ def export(fmt: str, stage: str, decision: str | None, include_duplicates: bool,
 def connector_settings(db_path: str):
     """Settings from the environment, with the HTTP cache beside the store."""
     from connectors.http import Settings
+    from db.files import http_cache_path
 
-    cache = Path(db_path).with_name(Path(db_path).stem + ".http-cache.sqlite")
-    return Settings.from_env(os.environ, cache_path=cache)
+    return Settings.from_env(os.environ, cache_path=http_cache_path(db_path))
 
 
 @cli.command("fetch")
@@ -436,7 +450,7 @@ def fetch_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], fill: bool, db_path
             if as_json:
                 echo_json(done.to_dict())
             else:
-                click.echo(f"Completed {done.filled} record(s); {done.remaining} still need "
+                echo(f"Completed {done.filled} record(s); {done.remaining} still need "
                            f"metadata.")
                 _echo_problems(done.missing, done.failed, list(done.notes))
             return
@@ -447,18 +461,18 @@ def fetch_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], fill: bool, db_path
     for r in got.records:
         ident = f"PMID {r.pmid}" if r.pmid else f"doi:{r.doi}"
         authors = (r.authors[0] + (" et al." if len(r.authors) > 1 else "")) if r.authors else ""
-        click.echo(f"{ident}  {authors} ({r.year or 'n.d.'}) {r.title or ''}"
+        echo(f"{ident}  {authors} ({r.year or 'n.d.'}) {r.title or ''}"
                    f"{'  ' + r.journal if r.journal else ''}")
     _echo_problems(got.missing, got.failed, [])
 
 
 def _echo_problems(missing, failed, notes) -> None:
     for ident in missing:
-        click.echo(f"Not found: {ident}", err=True)
+        echo(f"Not found: {ident}", err=True)
     for ident, why in dict(failed).items():
-        click.echo(f"Failed: {ident}: {why}", err=True)
+        echo(f"Failed: {ident}: {why}", err=True)
     for note in notes:
-        click.echo(note, err=True)
+        echo(note, err=True)
 
 
 # === expand, searches, contacts, find =====================================
@@ -491,9 +505,9 @@ def add_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], db_path: str, as_json
         echo_json([a.to_dict() for a in added])
         return
     for a in added:
-        click.echo(f"{'added' if a.new else 'already in the store'}: #{a.record_id} "
+        echo(f"{'added' if a.new else 'already in the store'}: #{a.record_id} "
                    f"{a.identifier} ({a.service}) {a.title or ''}")
-    click.echo(f"{len(added)} index article(s); run `cluster expand` next.")
+    echo(f"{len(added)} index article(s); run `cluster expand` next.")
 
 
 @cli.command("expand")
@@ -544,22 +558,22 @@ def expand_cmd(strategies: str, top: int, any_type: bool, any_language: bool, de
     if as_json:
         echo_json(report.to_dict())
     else:
-        click.echo(_table(report.table(), ["strategy", "service", "searches", "found", "kept", "new",
+        echo(_table(report.table(), ["strategy", "service", "searches", "found", "kept", "new",
                                            "already_done", "failed"]))
     for r in report.results:
         if r.warning:
-            click.echo(f"Note: {r.strategy} for index article {r.seed_label}: {r.warning}", err=True)
+            echo(f"Note: {r.strategy} for index article {r.seed_label}: {r.warning}", err=True)
     for f in report.failures:
-        click.echo(f"Failed: {f.strategy} via {SERVICE_LABELS[f.service]} for index article "
+        echo(f"Failed: {f.strategy} via {SERVICE_LABELS[f.service]} for index article "
                    f"{f.seed_label}: {f.error}", err=True)
     if report.failures:
-        click.echo(f"Error: {len(report.failures)} search(es) failed; the others are saved: run "
+        echo(f"Error: {len(report.failures)} search(es) failed; the others are saved: run "
                    f"`cluster expand` again to retry them.", err=True)
         sys.exit(3)
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else visible(str(value), keep="")
 
 
 def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
@@ -590,14 +604,14 @@ def searches_cmd(db_path: str, as_json: bool, as_markdown: bool) -> None:
     if as_json:
         echo_json(rows_all)
     elif as_markdown:
-        click.echo(text)
+        echo_document(text, nl=True)
     else:
         rows = [{"id": r["id"], "date": (r["finished_at"] or r["started_at"] or "")[:16],
                  "service": r["service"] or r["kind"], "strategy": r["strategy"] or "",
                  "seed": r["seed_record_id"] or "", "query": (r["query"] or r["file_name"] or "")[:50],
                  "found": r["n_found"], "kept": r["n_kept"], "new": r["n_added"], "status": r["status"]}
                 for r in rows_all]
-        click.echo(_table(rows, ["id", "date", "service", "strategy", "seed", "query", "found", "kept",
+        echo(_table(rows, ["id", "date", "service", "strategy", "seed", "query", "found", "kept",
                                  "new", "status"]))
 
 
@@ -621,6 +635,7 @@ def contacts_cmd(output: str | None, log_name: str | None, status: str | None, e
     Example: cluster contacts -o contacts.csv
     """
     from cluster.contacts import contacts, log_contact, write_csv
+    from db.files import store_files
 
     if log_name is not None and not status:
         raise UserError("--log needs --status sent, replied or no-reply.")
@@ -629,16 +644,16 @@ def contacts_cmd(output: str | None, log_name: str | None, status: str | None, e
     with store_for(db_path) as store:
         if log_name is not None and status:  # --status is required with --log, checked above
             data = log_contact(store, log_name, status, email=email, note=note)
-            click.echo(f"Logged: {data['author']} {status}.")
+            echo(f"Logged: {data['author']} {status}.")
             return
         rows = contacts(store)
     if output:
-        write_csv(rows, Path(output))
-        click.echo(f"{len(rows)} contacts written to {output}.")
+        write_csv(rows, output, store_files(db_path))
+        echo(f"{len(rows)} contacts written to {output}.")
     elif as_json:
         echo_json([r.to_dict() for r in rows])
     else:
-        click.echo(_table([{**r.__dict__, "title": r.title[:40]} for r in rows],
+        echo(_table([{**r.__dict__, "title": r.title[:40]} for r in rows],
                           ["record_id", "role", "name", "email", "affiliation", "status"]))
 
 
@@ -667,9 +682,9 @@ def find_cmd(query: str, tag_value: str | None, reviewer: str | None, limit: int
         echo_json({"hits": [h.to_dict() for h in hits], "tagged": n_tagged})
         return
     for h in hits:
-        click.echo(f"#{h.record_id}  {h.year or ''}  {h.title or ''}")
-        click.echo(f"    {h.snippet}")
-    click.echo(f"{len(hits)} record(s)" + (f"; {n_tagged} newly tagged {tag_value!r}." if tag_value else "."))
+        echo(f"#{h.record_id}  {h.year or ''}  {h.title or ''}")
+        echo(f"    {h.snippet}")
+    echo(f"{len(hits)} record(s)" + (f"; {n_tagged} newly tagged {tag_value!r}." if tag_value else "."))
 
 
 # === dedup ===============================================================
@@ -710,7 +725,7 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
             if as_json:
                 echo_json(out)
             else:
-                click.echo(f"Merge {undo_id} undone: records {', '.join(map(str, out['restored']))} "
+                echo(f"Merge {undo_id} undone: records {', '.join(map(str, out['restored']))} "
                            f"stand apart from record {out['canonical']} again.")
             return
         if export_csv is not None:
@@ -718,7 +733,7 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
             if as_json:
                 echo_json({"exported": n, "path": export_csv})
             else:
-                click.echo(f"{n} pairs written to {export_csv}: fill the decision column with same, "
+                echo(f"{n} pairs written to {export_csv}: fill the decision column with same, "
                            f"different or skip, then run cluster dedup --import-pairs {export_csv}.")
             return
         if import_csv is not None:
@@ -726,7 +741,7 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
             if as_json:
                 echo_json(counts)
             else:
-                click.echo(f"{counts['same']} pairs merged, {counts['different']} kept apart, "
+                echo(f"{counts['same']} pairs merged, {counts['different']} kept apart, "
                            f"{counts['skipped']} skipped; {counts['left']} pairs left for review.")
             return
         if review:
@@ -734,8 +749,8 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
                 raise UserError("--review needs an interactive terminal: use --export-pairs CSV, "
                                 "decide in the file, then --import-pairs CSV.")
             width = min(140, shutil.get_terminal_size((100, 24)).columns)
-            counts = review_session(store, click.getchar, click.echo, reviewer=reviewer, width=width)
-            click.echo(f"{counts['same']} merged, {counts['different']} kept apart, "
+            counts = review_session(store, click.getchar, echo, reviewer=reviewer, width=width)
+            echo(f"{counts['same']} merged, {counts['different']} kept apart, "
                        f"{counts['skip']} skipped; {counts['left']} pairs left for review.")
             return
         with Bar(quiet) as bar:
@@ -744,19 +759,19 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
             echo_json(summary.to_dict())
             return
         if summary.records_in == 0:
-            click.echo("The store has no records to deduplicate: import or expand some first.")
+            echo("The store has no records to deduplicate: import or expand some first.")
             return
-        click.echo(f"Records in: {summary.records_in} ({summary.new_records} new since the last run)")
+        echo(f"Records in: {summary.records_in} ({summary.new_records} new since the last run)")
         if summary.new_records:
-            click.echo(f"Records normalised: {summary.records_prepared} "
+            echo(f"Records normalised: {summary.records_prepared} "
                        f"({summary.records_reused} reused from earlier runs)")
-        click.echo(f"Pairs compared: {summary.pairs_compared}")
-        click.echo(f"Clusters merged: {summary.clusters}")
-        click.echo(f"Duplicates marked: {summary.duplicates_marked}")
-        click.echo(f"Pairs left for review: {summary.pairs_for_review}"
+        echo(f"Pairs compared: {summary.pairs_compared}")
+        echo(f"Clusters merged: {summary.clusters}")
+        echo(f"Duplicates marked: {summary.duplicates_marked}")
+        echo(f"Pairs left for review: {summary.pairs_for_review}"
                    + (" (cluster dedup --review)" if summary.pairs_for_review else ""))
         if summary.records_without_title:
-            click.echo(f"Records without a title: {summary.records_without_title} "
+            echo(f"Records without a title: {summary.records_without_title} "
                        f"(matched on identifiers and citation details only)")
 
 
@@ -783,14 +798,14 @@ def status_cmd(stage: str, db_path: str, as_json: bool) -> None:
         if as_json:
             echo_json(st.to_dict())
             return
-        click.echo(f"Stage {st.stage}: {st.screened} / {st.total} screened "
+        echo(f"Stage {st.stage}: {st.screened} / {st.total} screened "
                    f"({st.final} final, {st.pending} not yet seen)")
-        click.echo(f"Includes found: {st.includes_found}")
+        echo(f"Includes found: {st.includes_found}")
         if st.estimated_relevant_left is not None:
-            click.echo(f"Estimated relevant records left: {st.estimated_relevant_left:.1f}")
+            echo(f"Estimated relevant records left: {st.estimated_relevant_left:.1f}")
         for name, r in st.rules.items():
             mark = "in force" if name == st.rule_in_force else "also"
-            click.echo(f"Stopping rule {name} ({mark}): {'MET' if r.met else 'not met'}: {r.explanation}")
+            echo(f"Stopping rule {name} ({mark}): {'MET' if r.met else 'not met'}: {r.explanation}")
 
 
 @cli.command("stop")
@@ -818,7 +833,7 @@ def stop_cmd(rule: str, stage: str, force: bool, reviewer: str | None, db_path: 
         if as_json:
             echo_json(out.to_dict())
             return
-        click.echo(f"Marked {out.marked} unscreened records as excluded by the {out.rule} rule"
+        echo(f"Marked {out.marked} unscreened records as excluded by the {out.rule} rule"
                    f"{' (forced)' if out.forced else ''}: {out.result.explanation}.")
 
 
@@ -853,13 +868,21 @@ def simulate_cmd(dataset: str, model: str, seed: int, repeat: int, order_out: st
     Example: cluster simulate data.ris --repeat 5 --plot recall.png --plot recall.svg
     --order-out order.txt
     """
+    from base.output import check_output_path, write_file
+    from db.files import store_files
     from screeners.prioritiser.simulation import check_plot_path, load_dataset, plot_recall, simulate
 
+    # no store is opened, but the one the other commands would use must survive a typo
+    protect: list[tuple[str | Path, str]] = [
+        *store_files(os.environ.get("CLUSTER_DB") or DEFAULT_DB),
+        (dataset, f"the dataset {dataset}")]
+    for p in (*plot_paths, *([order_out] if order_out else [])):
+        check_output_path(p, protect)  # before the simulation, not after it
     for p in plot_paths:
-        check_plot_path(p)  # before the simulation, not after it
+        check_plot_path(p)
     ds = load_dataset(dataset)
     for w in ds.warnings:
-        click.echo(f"Warning: {w}", err=True)
+        echo(f"Warning: {w}", err=True)
     seeds = list(range(seed, seed + repeat))
     with click.progressbar(length=len(ds.labels) * repeat, label="Simulating", file=sys.stderr,
                            hidden=quiet or as_json) as bar:
@@ -872,18 +895,16 @@ def simulate_cmd(dataset: str, model: str, seed: int, repeat: int, order_out: st
 
         summary = simulate(ds, model, seeds, progress=progress)
     if order_out:
-        try:
-            Path(order_out).write_text("".join(f"{r}\n" for r in summary.runs[0].prior
-                                               + summary.runs[0].order))
-        except OSError as exc:
-            raise UserError(f"Cannot write {order_out}: {exc.strerror}.") from None
+        write_file(order_out, "".join(f"{r}\n" for r in summary.runs[0].prior
+                                      + summary.runs[0].order),
+                   protect)
     if plot_paths:
-        plot_recall(summary.runs, plot_paths)
+        plot_recall(summary.runs, plot_paths, protect)
     if as_json:
         echo_json(summary.to_dict())
         return
     agg = summary.aggregate()
-    click.echo(f"{ds.name}: {len(ds.labels)} records, {ds.n_included} included; "
+    echo(f"{ds.name}: {len(ds.labels)} records, {ds.n_included} included; "
                f"model {summary.runs[0].model}; seeds {seeds[0]}-{seeds[-1]}")
     names = [("wss95", "WSS@95"), ("wss100", "WSS@100"), ("rrf10", "RRF@10"),
              ("recall10", "recall@10%"), ("recall20", "recall@20%"), ("recall50", "recall@50%"),
@@ -892,9 +913,9 @@ def simulate_cmd(dataset: str, model: str, seed: int, repeat: int, order_out: st
     for key, label in names:
         a = agg[key]
         if repeat == 1:
-            click.echo(f"{label:28s} {a['mean']:.3f}")
+            echo(f"{label:28s} {a['mean']:.3f}")
         else:
-            click.echo(f"{label:28s} {a['mean']:.3f}  (range {a['min']:.3f}-{a['max']:.3f})")
+            echo(f"{label:28s} {a['mean']:.3f}  (range {a['min']:.3f}-{a['max']:.3f})")
 
 
 # === screening, conflicts, agreement, decisions ===========================
@@ -943,7 +964,7 @@ def screen_cmd(reviewer: str, order: str, stage: str, db_path: str) -> None:
     with store_for(db_path) as store:
         session = ScreeningSession(store, reviewer, stage,
                                    rank_fn=id_order if order == "id" else None)
-        click.echo(run_screen(session))
+        echo(run_screen(session))
 
 
 @cli.command("decide")
@@ -973,7 +994,7 @@ def decide_cmd(record: int, reviewer: str, include: bool, exclude: bool, maybe: 
         if as_json:
             echo_json(result.to_dict())
         else:
-            click.echo(result.message)
+            echo(result.message)
 
 
 @cli.command("undo")
@@ -989,7 +1010,7 @@ def undo_cmd(reviewer: str, stage: str, db_path: str) -> None:
     from screeners.decisions import undo_last
 
     with store_for(db_path) as store:
-        click.echo(undo_last(store, reviewer, stage).message)
+        echo(undo_last(store, reviewer, stage).message)
 
 
 @cli.command("conflicts")
@@ -1026,7 +1047,7 @@ def conflicts_cmd(stage: str, resolver: str | None, record: int | None, include:
                 echo_json(result.to_dict())
             else:
                 why = f" ({result.reason})" if result.reason else ""
-                click.echo(f"Record {result.record_id} resolved at {stage}: {value}{why} by "
+                echo(f"Record {result.record_id} resolved at {stage}: {value}{why} by "
                            f"{resolver} ({method}).")
             return
         found = list_conflicts(store, stage)
@@ -1034,17 +1055,17 @@ def conflicts_cmd(stage: str, resolver: str | None, record: int | None, include:
             echo_json([c.to_dict() for c in found])
             return
         if not found:
-            click.echo(f"No open conflicts at {stage}.")
+            echo(f"No open conflicts at {stage}.")
             return
         for c in found:
-            click.echo(f"Record {c.record_id}: {c.title or '(no title)'}")
+            echo(f"Record {c.record_id}: {c.title or '(no title)'}")
             for d in c.decisions:
                 extra = "".join(f" ({x})" for x in (d["reason"],) if x)
                 note = f" — note: {d['note']}" if d["note"] else ""
-                click.echo(f"  {d['reviewer']}: {d['value']}{extra}{note}")
+                echo(f"  {d['reviewer']}: {d['value']}{extra}{note}")
             for n in c.notes:
-                click.echo(f"  note by {n['reviewer']}: {n['note']}")
-        click.echo(f"{len(found)} open conflict(s) at {stage}.")
+                echo(f"  note by {n['reviewer']}: {n['note']}")
+        echo(f"{len(found)} open conflict(s) at {stage}.")
 
 
 @cli.command("fulltext")
@@ -1071,7 +1092,7 @@ def fulltext_cmd(record: int, state: str | None, reason: str | None, reviewer: s
         mark_fulltext(store, record, state, reason, reviewer)
         rid = store.canonical_id(record)
         said = state.replace("-", " ")
-        click.echo(f"Record {rid}: full text {said}" + (f" ({reason})." if reason else "."))
+        echo(f"Record {rid}: full text {said}" + (f" ({reason})." if reason else "."))
 
 
 @cli.command("agreement")
@@ -1095,19 +1116,19 @@ def agreement_cmd(stage: str, maybe_as_include: bool, db_path: str, as_json: boo
             echo_json([p.to_dict() for p in pairs])
             return
         if not pairs:
-            click.echo(f"No two reviewers have decided the same record at {stage} yet.")
+            echo(f"No two reviewers have decided the same record at {stage} yet.")
             return
         for p in pairs:
             kappa = "n/a" if p.kappa is None else f"{p.kappa:.3f}"
-            click.echo(f"{p.reviewer_a} / {p.reviewer_b} at {stage}: {p.n} records, "
+            echo(f"{p.reviewer_a} / {p.reviewer_b} at {stage}: {p.n} records, "
                        f"{p.agreements} agreements, {p.disagreements} disagreements, "
                        f"{p.percent:.1f} % agreement, Cohen's kappa {kappa}")
             width = max(len(x) for x in p.labels) + 2
-            click.echo(" " * (width + 2) + "".join(f"{b:>{width}}" for b in p.labels)
+            echo(" " * (width + 2) + "".join(f"{b:>{width}}" for b in p.labels)
                        + f"   <- {p.reviewer_b}")
             for label, row in zip(p.labels, p.table):
-                click.echo(f"  {label:<{width}}" + "".join(f"{v:>{width}}" for v in row))
-            click.echo(f"  (rows: {p.reviewer_a})")
+                echo(f"  {label:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+            echo(f"  (rows: {p.reviewer_a})")
 
 
 @cli.command("sample")
@@ -1131,7 +1152,7 @@ def sample_cmd(fraction: float, reviewer: str, seed: int, stage: str, db_path: s
         if as_json:
             echo_json(result.to_dict())
         else:
-            click.echo(f"{reviewer} checks {len(result.chosen)} of {result.population} records at "
+            echo(f"{reviewer} checks {len(result.chosen)} of {result.population} records at "
                        f"{stage} ({len(result.newly_assigned)} newly assigned): "
                        + ", ".join(map(str, result.chosen)))
 
@@ -1149,15 +1170,18 @@ def decisions_group() -> None:
 @db_option
 @handle_errors
 def decisions_export(file: str, db_path: str) -> None:
-    """Write this copy's screening events to a JSONL file.
+    """Write this copy's screening events to a JSONL file (- for standard output).
 
     Example: cluster decisions export alice.jsonl
     """
-    from screeners.decisions import export_decisions
+    from screeners.decisions import decisions_jsonl, export_decisions
 
     with store_for(db_path) as store:
+        if file == "-":
+            echo_document(decisions_jsonl(store)[0])
+            return
         n = export_decisions(store, file)
-        click.echo(f"Wrote {n} event(s) to {file}.")
+        echo(f"Wrote {n} event(s) to {file}.")
 
 
 @decisions_group.command("import")
@@ -1175,7 +1199,7 @@ def decisions_import(file: str, db_path: str) -> None:
         result = import_decisions(store, file)
         extra = (f"; new reviewers: {', '.join(result.reviewers_added)}"
                  if result.reviewers_added else "")
-        click.echo(f"Imported {result.added} event(s) from {file} "
+        echo(f"Imported {result.added} event(s) from {file} "
                    f"({result.already_present} already present){extra}.")
 
 
@@ -1217,21 +1241,22 @@ def flow_cmd(layout: str, as_json: bool, as_csv: bool, with_titles: bool, svg_pa
         result = compute_flow(store, layout)
         if svg_path or png_path:
             from db.diagram import layout as place, write_png, write_svg
+            from db.files import store_files
 
             diagram = place(result)
             if svg_path:
-                write_svg(diagram, svg_path)
+                write_svg(diagram, svg_path, store_files(db_path))
             if png_path:
-                write_png(diagram, png_path)
+                write_png(diagram, png_path, protect=store_files(db_path))
         if as_json:
             echo_json(result.to_dict())
         elif as_csv:
-            click.echo(to_csv(result, with_titles), nl=False)
+            echo_document(to_csv(result, with_titles))
         else:
-            click.echo(to_table(result))
+            echo(to_table(result))
             for path in (svg_path, png_path):
                 if path:
-                    click.echo(f"Diagram written to {path}", err=True)
+                    echo(f"Diagram written to {path}", err=True)
 
 
 @cli.group("study")
@@ -1259,7 +1284,7 @@ def study_link(record_ids: tuple[int, ...], key: str, reviewer: str | None, db_p
         if reviewer:
             store.require_reviewer(reviewer)
         link_study(store, record_ids, key, reviewer)
-        click.echo(f"Records {', '.join(map(str, record_ids))} are now reports of study {key}.")
+        echo(f"Records {', '.join(map(str, record_ids))} are now reports of study {key}.")
 
 
 @cli.command("report")
@@ -1280,9 +1305,9 @@ def report_cmd(output: str | None, layout: str, db_path: str) -> None:
     with store_for(db_path) as store:
         text, written = write_report(store, agreement_by_stage(store), layout, output)
         if output is None:
-            click.echo(text, nl=False)
+            echo_document(text)
         else:
-            click.echo("Wrote " + ", ".join(str(p) for p in written))
+            echo("Wrote " + ", ".join(str(p) for p in written))
 
 
 # === demo ================================================================
@@ -1330,13 +1355,13 @@ def demo_cmd(seed: int, directory: str, works: int, fault_rate: float, fresh: bo
 
     def progress(stage: str, message: str) -> None:
         if not quiet:
-            click.echo(f"{stage:>14}  {message}", err=True)
+            echo(f"{stage:>14}  {message}", err=True)
 
     result = run_demo(directory, settings, options, fresh=fresh, progress=progress)
     if as_json:
         echo_json(result.to_dict())
     else:
-        click.echo(_demo_summary(result))
+        echo(_demo_summary(result))
 
 
 def _demo_summary(result: Any) -> str:
@@ -1387,7 +1412,14 @@ def _demo_summary(result: Any) -> str:
 
 
 def main() -> None:
-    cli(prog_name="cluster")
+    guard_stdout()
+    try:
+        cli(prog_name="cluster")
+    except OutputLost as exc:
+        if not exc.reader_gone:
+            with contextlib.suppress(OSError):
+                click.echo(f"Error: {exc.sentence()}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

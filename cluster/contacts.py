@@ -8,13 +8,13 @@ come from the author data (PubMed puts them at the end of an affiliation).
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from base.errors import ClusterError
+from base.output import Protected, csv_text, write_file
 from base.record import Author
 from db.store import Store
 
@@ -84,14 +84,10 @@ def contacts(store: Store) -> list[Contact]:
     return out
 
 
-def write_csv(rows: Sequence[Contact], path: Path) -> None:
-    if path.parent and not path.parent.exists():
-        raise ContactError(f"Cannot write {path}: the folder {path.parent} does not exist.")
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(Contact.__dataclass_fields__))
-        w.writeheader()
-        for c in rows:
-            w.writerow(asdict(c))
+def write_csv(rows: Sequence[Contact], path: str | Path, protect: Protected = ()) -> None:
+    """The contacts as CSV at `path`, never over one of the files in `protect`."""
+    write_file(path, csv_text(list(Contact.__dataclass_fields__), (asdict(c) for c in rows)),
+               protect)
 
 
 def latest_status(store: Store) -> dict[str, str]:

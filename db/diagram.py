@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from db.flow import Column, Flow, FlowError
+from base.output import Protected, write_file
+from db.flow import Column, Flow
 
 FONT = 12.0
 LINE = 16.0
@@ -352,21 +353,9 @@ def to_svg(diagram: Diagram) -> str:
     return "\n".join(out) + "\n"
 
 
-def _check_target(path: str | Path) -> Path:
-    p = Path(path)
-    if not p.parent.exists():
-        raise FlowError(f"Cannot write {p}: the folder {p.parent} does not exist.")
-    if p.is_dir():
-        raise FlowError(f"Cannot write {p}: it is a folder; give a file name.")
-    return p
-
-
-def write_svg(diagram: Diagram, path: str | Path) -> None:
-    p = _check_target(path)
-    try:
-        p.write_text(to_svg(diagram), encoding="utf-8")
-    except OSError as exc:
-        raise FlowError(f"Cannot write {p} ({exc.strerror}).") from None
+def write_svg(diagram: Diagram, path: str | Path, protect: Protected = ()) -> None:
+    """The diagram as an SVG file at `path`, never over one of the files in `protect`."""
+    write_file(path, to_svg(diagram), protect)
 
 
 def _draw(diagram: Diagram) -> tuple[Any, list[tuple[Any, Box]]]:
@@ -429,11 +418,9 @@ def overflows(diagram: Diagram) -> list[str]:
     return out
 
 
-def write_png(diagram: Diagram, path: str | Path, dpi: int = 200) -> None:
+def write_png(diagram: Diagram, path: str | Path, dpi: int = 200, *,
+              protect: Protected = ()) -> None:
     """The same geometry with matplotlib (Agg): one diagram unit is one point."""
-    p = _check_target(path)
     fig, _ = _draw(diagram)
-    try:
-        fig.savefig(str(p), dpi=dpi, facecolor="white", format="png")
-    except OSError as exc:
-        raise FlowError(f"Cannot write {p} ({exc.strerror}).") from None
+    write_file(path, lambda fh: fig.savefig(fh, dpi=dpi, facecolor="white", format="png"),
+               protect)

@@ -653,14 +653,9 @@ def template_rows(flow: Flow, titles: bool = False) -> list[dict[str, str]]:
 
 
 def to_csv(flow: Flow, titles: bool = False) -> str:
-    import csv
-    import io
+    from base.output import csv_text
 
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=TEMPLATE_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(template_rows(flow, titles))
-    return buf.getvalue()
+    return csv_text(TEMPLATE_COLUMNS, template_rows(flow, titles))
 
 
 def to_table(flow: Flow) -> str:

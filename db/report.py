@@ -18,9 +18,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
+from base.output import check_output_path, write_file
 from base.version import version
 from db.flow import Flow, FlowError, compute_flow, prisma_fields
 from db.events import STAGE_LABELS, TITLE_ABSTRACT
+from db.files import store_files
 from db.protocol import get_protocol
 from db.state import effective_decisions, standing_events
 from db.store import Store
@@ -320,10 +322,10 @@ def write_report(store: Store, agreement: Agreement, layout: str = "standard",
         flow = compute_flow(store, layout)
         text = methods_report(store, agreement, layout, diagram_file=svg.name, flow=flow)
     diagram = place(flow)
-    write_svg(diagram, svg)
-    write_png(diagram, png)
-    try:
-        md.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise FlowError(f"Cannot write {md} ({exc.strerror}).") from None
+    protect = store_files(store.path) if store.path else ()
+    for p in (md, svg, png):  # all three checked before any is written
+        check_output_path(p, protect)
+    write_svg(diagram, svg, protect)
+    write_png(diagram, png, protect=protect)
+    write_file(md, text, protect)
     return text, [md, svg, png]

@@ -11,17 +11,17 @@ States are never derived here: `db.state` does that from the log.
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from base.errors import ClusterError
+from base.output import write_file
 from base.record import valid_text
 from db.events import DECISIONS, FULL_TEXT, FULLTEXT_STATES, STAGES, TITLE_ABSTRACT, event_problem
+from db.files import store_files
 from db.protocol import get_protocol
 from db.state import CONFLICT, stage_records, stage_states, undone_ids
 from db.store import Store
@@ -434,25 +434,21 @@ def sample(store: Store, fraction: float, reviewer: str, seed: int,
 # --- export / import ---------------------------------------------------------------
 
 
-def export_decisions(store: Store, path: str | Path) -> int:
-    """Write the screening events to a JSONL file (one event a line); returns how many."""
-    p = Path(path)
-    if not p.parent.exists():
-        raise DecisionError(f"Cannot write {p}: the folder {p.parent} does not exist.")
+def decisions_jsonl(store: Store) -> tuple[str, int]:
+    """The screening events as JSON lines (one event a line), and how many there are."""
     marks = ",".join("?" * len(EXPORT_KINDS))
     rows = store.events(f"kind IN ({marks})", EXPORT_KINDS)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for r in rows:
-                fh.write(json.dumps({k: r[k] for k in _EVENT_COLUMNS}, ensure_ascii=False,
-                                    sort_keys=True) + "\n")
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return len(rows)
+    text = "".join(json.dumps({k: r[k] for k in _EVENT_COLUMNS}, ensure_ascii=False,
+                              sort_keys=True) + "\n" for r in rows)
+    return text, len(rows)
+
+
+def export_decisions(store: Store, path: str | Path) -> int:
+    """Write the screening events to a JSONL file (never over the store's own files);
+    returns how many."""
+    text, n = decisions_jsonl(store)
+    write_file(path, text, store_files(store.path) if store.path else ())
+    return n
 
 
 def _read_events(store: Store, path: Path) -> list[dict]:

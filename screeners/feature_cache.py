@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from db.files import FEATURES_SUFFIX, features_path
 from db.store import Store
 from screeners.prioritiser.components import Views
 
 FORMAT = 2  # bump when the file layout changes
-_SUFFIX = ".features.npz"
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def cache_path(store: Store) -> Path | None:
     """Where the store's features are kept (None for an in-memory store)."""
     if store.path is None:
         return None
-    return store.path.with_name(store.path.name + _SUFFIX)
+    return features_path(store.path)
 
 
 def fingerprint(store: Store, settings: dict[str, Any]) -> str:
@@ -139,7 +139,7 @@ def save(path: Path, fp: str, ids: np.ndarray, X: Views, empty: np.ndarray,
     try:
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
-            store_file = path.with_name(path.name[: -len(_SUFFIX)])
+            store_file = path.with_name(path.name[: -len(FEATURES_SUFFIX)])
             if store_file.exists():
                 # whoever may read the store may read its features (mkstemp makes 0600)
                 os.fchmod(fh.fileno(), store_file.stat().st_mode & 0o666)

@@ -28,6 +28,7 @@ from prompt_toolkit.styles import Style
 from prompt_toolkit.widgets import TextArea
 
 from base.errors import ClusterError
+from base.terminal import visible
 from screeners.decisions import FULL_TEXT
 from screeners.session import Card, ScreeningSession
 
@@ -94,9 +95,10 @@ def highlight(text: str, include_terms: Sequence[str], exclude_terms: Sequence[s
 
 
 def wrap(fragments: StyleAndTextTuples, width: int, indent: int = 0) -> list[StyleAndTextTuples]:
-    """Word-wrap styled text to `width` columns, keeping each character's style."""
+    """Word-wrap styled text to `width` columns, keeping each character's style; control
+    characters and bidirectional overrides are shown, and counted, as printable ones."""
     width = max(width, 10)
-    chars = [(f[0], ch) for f in fragments for ch in f[1]]
+    chars = [(f[0], ch) for f in fragments for ch in visible(f[1], keep="\n")]
     lines: list[StyleAndTextTuples] = []
     start = 0
     for i in range(len(chars) + 1):

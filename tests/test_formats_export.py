@@ -11,7 +11,8 @@ import pytest
 
 from db.formats import FileFormatError, export_records, import_files
 from db.formats.common import make_record
-from db.formats.export import ExportError, neutralise
+from base.output import neutralise
+from db.formats.export import ExportError
 from db.state import current_decisions
 from db.store import StoreError
 

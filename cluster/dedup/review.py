@@ -13,7 +13,10 @@ import textwrap
 from pathlib import Path
 from typing import Callable
 
+from base.output import csv_text, unneutralise, write_file
+from base.terminal import visible
 from cluster.dedup.apply import FIELDS, DedupError, decide_pairs, pending_pairs, record_fields
+from db.files import store_files
 from db.store import Store
 
 KEYS = {"s": "same", "d": "different", "k": "skip", "q": "quit"}
@@ -28,8 +31,9 @@ def side_by_side(left: dict[str, str], right: dict[str, str], *, width: int = 10
     lines = [f"{'':{label_w}}   {header[0]:<{col}} | {header[1]}"]
     for f in FIELDS:
         a, b = left.get(f, ""), right.get(f, "")
-        wa = textwrap.wrap(a, col) or [""]
-        wb = textwrap.wrap(b, col) or [""]
+        # shown before wrapping, so an escape sequence takes the columns it is shown in
+        wa = textwrap.wrap(visible(a, keep=""), col) or [""]
+        wb = textwrap.wrap(visible(b, keep=""), col) or [""]
         mark = " " if a.strip().lower() == b.strip().lower() else "*"
         for k in range(max(len(wa), len(wb))):
             name = f if k == 0 else ""
@@ -73,18 +77,14 @@ EXPORT_COLUMNS = ["a", "b", "score", "rule", "decision"] + [
 def export_pairs(store: Store, path: str | Path) -> int:
     """Write the pending pairs to CSV with an empty `decision` column; returns how many."""
     pairs = pending_pairs(store)
-    try:
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=EXPORT_COLUMNS)
-            w.writeheader()
-            for p in pairs:
-                ra, rb = record_fields(store, p.a), record_fields(store, p.b)
-                row = {"a": p.a, "b": p.b, "score": f"{p.score:.3f}", "rule": p.rule, "decision": ""}
-                for f in FIELDS:
-                    row[f"a_{f}"], row[f"b_{f}"] = ra[f], rb[f]
-                w.writerow(row)
-    except OSError as exc:
-        raise DedupError(f"Cannot write {path}: {exc.strerror}; choose a writable path.") from None
+    rows = []
+    for p in pairs:
+        ra, rb = record_fields(store, p.a), record_fields(store, p.b)
+        row = {"a": p.a, "b": p.b, "score": f"{p.score:.3f}", "rule": p.rule, "decision": ""}
+        for f in FIELDS:
+            row[f"a_{f}"], row[f"b_{f}"] = ra[f], rb[f]
+        rows.append(row)
+    write_file(path, csv_text(EXPORT_COLUMNS, rows), store_files(store.path) if store.path else ())
     return len(pairs)
 
 
@@ -93,7 +93,9 @@ def import_pairs(store: Store, path: str | Path, *, reviewer: str | None = None)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            rows = list(reader)
+            # cells as the tool wrote them, before neutralising formulas
+            rows = [{k: unneutralise(v) if isinstance(v, str) else v for k, v in r.items()}
+                    for r in reader]
             columns = set(reader.fieldnames or ())
     except FileNotFoundError:
         raise DedupError(f"No file at {path}: give the CSV written by --export-pairs.") from None

@@ -46,6 +46,7 @@ from typing import Any, Callable, Iterator, Mapping
 from base.errors import ClusterError
 from connectors.http import Settings
 from db.events import FULL_TEXT, TITLE_ABSTRACT
+from db.files import http_cache_path
 from db.store import Store, StoreError, open_store
 
 Progress = Callable[[str, str], None]
@@ -60,7 +61,7 @@ RECORDS_FILE = "records.csv"
 AGREEMENT_FILE = "agreement.json"
 FLOW_FILE = "flow.json"
 #: what `--fresh` may delete: the files a demo writes, and nothing else
-CACHE_NAME = "review.http-cache.sqlite"  # beside the store, where the CLI keeps it
+CACHE_NAME = http_cache_path(STORE_NAME).name  # beside the store, where the CLI keeps it
 DEMO_FILES = (STORE_NAME, STORE_NAME + "-wal", STORE_NAME + "-shm",
               CACHE_NAME, CACHE_NAME + "-wal", CACHE_NAME + "-shm", INDEX_FILE, REPORT_FILE, SVG_FILE,
               PNG_FILE, INCLUDED_FILE, RECORDS_FILE, AGREEMENT_FILE, FLOW_FILE)

@@ -7,13 +7,12 @@ spreadsheet would run as a formula are neutralised.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from base.errors import ClusterError
+from base.output import csv_text
 from db.events import DECISIONS, STAGES, TITLE_ABSTRACT
 from db.formats.bibtex import citation_keys, write_bibtex
 from db.formats.ris import write_ris
@@ -34,14 +33,6 @@ class ExportResult:
     format: str
     text: str
     n_records: int
-
-
-def neutralise(cell: Any) -> str:
-    """A CSV cell a spreadsheet will show as text, never run as a formula."""
-    text = "" if cell is None else str(cell)
-    if text and text[0] in "=+-@\t\r":
-        return "'" + text
-    return text
 
 
 def _one_line(text: str) -> str:
@@ -117,13 +108,7 @@ def _csv_row(row: dict) -> dict[str, Any]:
 
 
 def _write_csv(rows: list[dict], columns: tuple[str, ...]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for row in rows:
-        data = _csv_row(row)
-        w.writerow([neutralise(data[c]) for c in columns])
-    return buf.getvalue()
+    return csv_text(columns, (_csv_row(row) for row in rows))
 
 
 def _write_jsonl(rows: list[dict]) -> str:

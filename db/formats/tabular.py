@@ -15,6 +15,7 @@ import io
 import re
 from typing import Any
 
+from base.output import unneutralise
 from base.record import normalize_doi, normalize_pmid
 from db.formats.common import (FileFormatError, ReadResult, first, join_pages, make_record,
                                split_names)
@@ -72,11 +73,8 @@ def _columns(header: list[str]) -> dict[str, int]:
 
 
 def _unquote(cell: str) -> str:
-    cell = cell.strip()
-    # our own export prefixes formula-like cells with "'"; take it back off
-    if len(cell) > 1 and cell[0] == "'" and cell[1] in "=+-@\t\r":
-        return cell[1:]
-    return cell
+    # our own export neutralises formula-like cells; take the mark back off
+    return unneutralise(cell.strip())
 
 
 _INITIALS_TAIL = re.compile(r"^\S.*\s(?:[A-Z]\.?-?){1,4}\.?$")

@@ -29,11 +29,12 @@ import csv
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Sequence
 
 import numpy as np
 
 from base.errors import ClusterError
+from base.output import Protected, write_file
 from screeners.prioritiser import metrics
 from screeners.prioritiser.components import Model, Views, textless_due, textless_rows
 from screeners.prioritiser.presets import resolve_model
@@ -393,9 +394,10 @@ def check_plot_path(path: str | Path) -> Path:
 
 
 def plot_recall(results: Sequence[SimulationResult],
-                paths: str | Path | Iterable[str | Path]) -> None:
+                paths: str | Path | Iterable[str | Path], protect: Protected = ()) -> None:
     """Recall curves (records screened vs relevant found) with the random diagonal,
-    drawn once and written to each of `paths` (.png or .svg, by the suffix)."""
+    drawn once and written to each of `paths` (.png or .svg, by the suffix), never
+    over one of the files in `protect`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -416,8 +418,13 @@ def plot_recall(results: Sequence[SimulationResult],
     ax.set_ylim(0, p_ * 1.03)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
+    protect = list(protect)
+
+    def save(path: Path) -> Callable[[BinaryIO], None]:
+        return lambda fh: fig.savefig(fh, format=path.suffix.lower()[1:])
+
     try:
         for p in targets:
-            fig.savefig(p)
+            write_file(p, save(p), protect)
     finally:
         plt.close(fig)
