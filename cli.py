@@ -380,8 +380,10 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
               required=True, help="Output format; asreview is the CSV layout ASReview LAB reads.")
 @click.option("--stage", type=click.Choice(STAGES),
               default=TITLE_ABSTRACT, show_default=True, help="Screening stage whose decisions to show.")
-@click.option("--decision", type=click.Choice(["include", "exclude", "maybe", "conflict", "undecided"]),
-              default=None, help="Only records whose current decision at --stage is this.")
+@click.option("--decision", type=click.Choice(["include", "exclude", "conflict", "partial", "undecided"]),
+              default=None, help="Only records whose decision at --stage is this: include and "
+                                 "exclude are final decisions (every reviewer the protocol asks for, "
+                                 "or a resolution); partial: only some reviewers have decided.")
 @click.option("--all", "include_duplicates", is_flag=True,
               help="Also export records marked as duplicates.")
 @click.option("-o", "--output", type=OUTPUT_FILE, default=None,
@@ -785,15 +787,28 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
 @json_option
 @handle_errors
 def status_cmd(stage: str, db_path: str, as_json: bool) -> None:
-    """Screening progress and the stopping rules: screened / total, includes found,
-    estimated relevant records left, and whether each stopping rule is met.
+    """Screening progress. At title-abstract: screened / total, includes found,
+    estimated relevant records left, and whether each stopping rule is met. At
+    full text: reports retrieved and assessed (stopping rules apply at
+    title-abstract only).
 
     Example: cluster status --stage title-abstract --json
     """
     from screeners.prioritise import estimate_relevant_left
-    from screeners.stopping import status
+    from screeners.stopping import fulltext_progress, status
 
     with store_for(db_path) as store:
+        if stage != TITLE_ABSTRACT:
+            ft = fulltext_progress(store)
+            if as_json:
+                echo_json(ft.to_dict())
+                return
+            echo(f"Stage {stage}: {ft.sought} reports sought: {ft.retrieved} retrieved, "
+                 f"{ft.not_retrieved} not retrieved, {ft.awaiting_retrieval} awaiting retrieval")
+            echo(f"Reports assessed: {ft.included} included, {ft.excluded} excluded, "
+                 f"{ft.conflicts} in conflict, {ft.partly_assessed} decided by some "
+                 f"reviewers, {ft.awaiting_assessment} awaiting assessment")
+            return
         st = status(store, stage, estimate_relevant_left)
         if as_json:
             echo_json(st.to_dict())
@@ -801,8 +816,9 @@ def status_cmd(stage: str, db_path: str, as_json: bool) -> None:
         echo(f"Stage {st.stage}: {st.screened} / {st.total} screened "
                    f"({st.final} final, {st.pending} not yet seen)")
         echo(f"Includes found: {st.includes_found}")
-        if st.estimated_relevant_left is not None:
-            echo(f"Estimated relevant records left: {st.estimated_relevant_left:.1f}")
+        left = st.estimated_relevant_left
+        echo("Estimated relevant records left: "
+             + ("unknown (no include yet)" if left is None else f"{left:.1f}"))
         for name, r in st.rules.items():
             mark = "in force" if name == st.rule_in_force else "also"
             echo(f"Stopping rule {name} ({mark}): {'MET' if r.met else 'not met'}: {r.explanation}")
@@ -1020,8 +1036,10 @@ def undo_cmd(reviewer: str, stage: str, db_path: str) -> None:
 @click.option("--include", is_flag=True, help="Resolve as include.")
 @click.option("--exclude", is_flag=True, help="Resolve as exclude.")
 @click.option("--reason", help="Exclusion reason from the protocol's list (required at full text).")
-@click.option("--method", type=click.Choice(["consensus", "third-reviewer"]), default="consensus",
-              show_default=True, help="How the conflict was settled.")
+@click.option("--method", type=click.Choice(["arbiter", "consensus"]), default="arbiter",
+              show_default=True,
+              help="How the conflict was settled: arbiter (the resolver alone, who did not "
+                   "screen the record) or consensus (the reviewers together; the resolver records it).")
 @db_option
 @json_option
 @handle_errors
@@ -1033,7 +1051,9 @@ def conflicts_cmd(stage: str, resolver: str | None, record: int | None, include:
     Without --resolver it lists the open conflicts; with --resolver, --record and
     --include/--exclude it records the resolution as an event.
 
-    Example: cluster conflicts --resolver carol --record 12 --exclude --reason "wrong outcome" --method third-reviewer
+    At full text, two exclusions for different reasons are a conflict too.
+
+    Example: cluster conflicts --resolver carol --record 12 --exclude --reason "wrong outcome" --method arbiter
     """
     from screeners.decisions import conflicts as list_conflicts, resolve
 
@@ -1048,7 +1068,7 @@ def conflicts_cmd(stage: str, resolver: str | None, record: int | None, include:
             else:
                 why = f" ({result.reason})" if result.reason else ""
                 echo(f"Record {result.record_id} resolved at {stage}: {value}{why} by "
-                           f"{resolver} ({method}).")
+                     f"{', '.join(result.decided_by)} ({result.method}).")
             return
         found = list_conflicts(store, stage)
         if as_json:
@@ -1136,19 +1156,24 @@ def agreement_cmd(stage: str, maybe_as_include: bool, db_path: str, as_json: boo
 @click.option("--reviewer", required=True, help="The further reviewer who checks the sample.")
 @click.option("--seed", type=int, required=True, help="Random seed (the same seed, the same sample).")
 @screen_stage_option
+@click.option("--role", type=click.Choice(ROLES), default=None,
+              help="Only records found with this source role (e.g. index: the index articles).")
+@click.option("--source", default=None,
+              help="Only records from this search source (a service, or an import's --source).")
 @db_option
 @json_option
 @handle_errors
-def sample_cmd(fraction: float, reviewer: str, seed: int, stage: str, db_path: str,
-           as_json: bool) -> None:
-    """Assign a random check subsample of a stage's records to a further reviewer.
+def sample_cmd(fraction: float, reviewer: str, seed: int, stage: str, role: str | None,
+               source: str | None, db_path: str, as_json: bool) -> None:
+    """Assign a random check subsample of a stage's records to a further reviewer,
+    from every record or only those of a source role or search source.
 
-    Example: cluster sample --fraction 0.1 --reviewer dan --seed 7
+    Example: cluster sample --fraction 0.1 --reviewer dan --seed 7 --role index
     """
     from screeners.decisions import sample as assign_sample
 
     with store_for(db_path) as store:
-        result = assign_sample(store, fraction, reviewer, seed, stage)
+        result = assign_sample(store, fraction, reviewer, seed, stage, role=role, source=source)
         if as_json:
             echo_json(result.to_dict())
         else:

@@ -24,7 +24,7 @@ from db.flow import Flow, FlowError, compute_flow, prisma_fields
 from db.events import STAGE_LABELS, TITLE_ABSTRACT
 from db.files import store_files
 from db.protocol import get_protocol
-from db.state import effective_decisions, standing_events
+from db.state import effective_decisions, resolution_method, standing_events
 from db.store import Store
 
 
@@ -228,15 +228,20 @@ def screening_section(store: Store, agreement: Agreement) -> list[str]:
         reviewers = sorted({rev for _, rev in decided if rev})
         records = len({rid for rid, _ in decided})
         per_record = Counter(Counter(rid for rid, _ in decided).values())
-        methods = Counter(e["data"].get("method", "unspecified")
-                          for e in standing_events(store, "kind = 'resolution' AND stage = ?",
-                                                   [stage]))
+        methods: Counter[str] = Counter()
+        deciders: dict[str, set[str]] = {}
+        for e in standing_events(store, "kind = 'resolution' AND stage = ?", [stage]):
+            m = resolution_method(e["data"])
+            methods[m] += 1
+            deciders.setdefault(m, set()).update(e["data"].get("decided_by")
+                                                 or [e["reviewer"] or "unnamed"])
         out += [f"### {name}", "",
                 f"{len(decided):,} decisions on {records:,} records by {len(reviewers)} reviewers "
                 f"({', '.join(reviewers)}). Reviewers per record: "
                 + "; ".join(f"{k} ({v:,} records)" for k, v in sorted(per_record.items())) + "."
-                + (" Conflicts resolved: " + ", ".join(f"{k} by {m}" for m, k in
-                                                       sorted(methods.items())) + "."
+                + (" Conflicts resolved: " + ", ".join(
+                    f"{k} by {m} ({', '.join(sorted(deciders[m]))})"
+                    for m, k in sorted(methods.items())) + "."
                    if methods else ""), ""]
         pairs = agreement.get(stage, ())
         if pairs:

@@ -8,8 +8,9 @@ flow all read it, so they can never disagree.
 
 Rules: a reviewer's latest decision that has not been undone counts; with the
 protocol's k reviewers per record, k decisions that are all include/maybe
-advance the record, all exclude exclude it, anything else is a conflict; a
-resolution (consensus or third reviewer) overrides; an `automation` exclusion
+advance the record, all exclude exclude it, anything else is a conflict (at
+full text, exclusions for different reasons too: the flow counts one reason per
+report); a resolution (by consensus or by an arbiter) overrides; an `automation` exclusion
 (stopping rule) applies to records with no final state yet. Decisions on a
 record merged as a duplicate count for its canonical record.
 """
@@ -21,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from db.events import TITLE_ABSTRACT
+from db.events import FULL_TEXT, TITLE_ABSTRACT
 from db.protocol import get_protocol
 from db.store import Store
 
@@ -138,6 +139,9 @@ def stage_states(store: Store, stage: str) -> dict[int, RecordState]:
             values = {d.value for d in decs.values()}
             if values <= set(POSITIVE):
                 status = INCLUDED
+            elif values == {"exclude"} and stage == FULL_TEXT and len(
+                    {d.reason for d in decs.values() if d.reason}) > 1:
+                status = CONFLICT
             elif values == {"exclude"}:
                 status = EXCLUDED
                 reason = _common_reason(decs)
@@ -170,27 +174,92 @@ def _common_reason(decs: Mapping[str, Decision]) -> str | None:
     return Counter(reasons).most_common(1)[0][0]
 
 
-def current_decisions(store: Store, stage: str) -> dict[int, str]:
-    """record id -> "include" | "exclude" | "maybe" | "conflict", as an export shows a
-    record's standing at `stage`; absent means undecided.
+#: how a resolution was reached: together by the reviewers who disagreed, or by one
+#: person who did not screen the record; logs written before the name changed say
+#: "third-reviewer" for an arbiter
+RESOLUTION_METHODS = ("consensus", "arbiter")
+_METHOD_SPELLINGS = {"third-reviewer": "arbiter"}
 
-    Read from `stage_states`: a resolution's value, "conflict" for a conflict, "exclude"
-    for a stopping rule's exclusion; where reviewers settled it or only some have
-    decided so far, the value they agree on ("include" for includes mixed with maybes).
-    """
+
+def resolution_method(data: Mapping[str, Any] | None) -> str:
+    """The method a `resolution` event's data records ("unspecified" when none)."""
+    method = (data or {}).get("method") or "unspecified"
+    return _METHOD_SPELLINGS.get(method, method)
+
+
+def fulltext_states(store: Store) -> dict[int, str]:
+    """record id (canonical) -> its latest standing full-text retrieval state."""
+    canon = store.canonical_map()
     out: dict[int, str] = {}
-    for rid, st in stage_states(store, stage).items():
-        values = {d.value for d in st.decisions.values()}
-        if st.resolution is not None:
-            out[rid] = st.resolution.value
+    for e in standing_events(store, "kind = 'fulltext' AND record_id IS NOT NULL"):
+        out[canon.get(e["record_id"], e["record_id"])] = e["value"]
+    return out
+
+
+def records_from(store: Store, role: str | None = None, source: str | None = None) -> set[int]:
+    """The canonical records found with source `role` (index, database, ...) and/or by
+    a search whose source is `source` (a service or a file's named source, any case)."""
+    where, params = [], []
+    if role is not None:
+        where.append("role = ?")
+        params.append(role)
+    if source is not None:
+        where.append("lower(service) = lower(?)")
+        params.append(source)
+    canon = store.canonical_map()
+    rows = store.db.execute("SELECT DISTINCT record_id FROM sources"
+                            + (" WHERE " + " AND ".join(where) if where else ""), params)
+    return {canon.get(r, r) for (r,) in rows}
+
+
+def partial_label(st: RecordState, k: int) -> str:
+    """A record some but not all of its k reviewers have decided, named as such:
+    "1 of 2 reviewers: include" (never promoted to a decision)."""
+    values = sorted({d.value for d in st.decisions.values()})
+    return f"{len(st.decisions)} of {k}{_PARTIAL_MARK}{', '.join(values)}"
+
+
+_PARTIAL_MARK = " reviewers: "
+
+
+def is_partial(label: str) -> bool:
+    """Whether a `current_decisions` label names a partial state."""
+    return _PARTIAL_MARK in label
+
+
+def current_decisions(store: Store, stage: str) -> dict[int, str]:
+    """record id -> where it stands at `stage`, as exports and reports show it;
+    absent means undecided.
+
+    "include" and "exclude" are final decisions only: the protocol's reviewers per
+    record agreed, a resolution settled a conflict, or a stopping rule excluded it.
+    Otherwise "conflict", or the partial state by name ("1 of 2 reviewers: include").
+    At full text, records that never reached the stage say why ("excluded at
+    title-abstract", "awaiting title-abstract") and reports not retrieved say so,
+    as the PRISMA flow counts them.
+    """
+    k = get_protocol(store).reviewers_per_record
+    before = stage_states(store, TITLE_ABSTRACT) if stage == FULL_TEXT else None
+    retrieval = fulltext_states(store) if stage == FULL_TEXT else {}
+    states = stage_states(store, stage)
+    out: dict[int, str] = {}
+    if before is not None:
+        for rid, ta in before.items():
+            if ta.status != INCLUDED:
+                out[rid] = ("excluded at title-abstract" if ta.status == EXCLUDED
+                            else "awaiting title-abstract")
+    for rid, st in states.items():
+        if st.status == INCLUDED:
+            out[rid] = "include"
+        elif retrieval.get(rid) == "not-retrieved":
+            # as the PRISMA flow counts it: a report not obtained cannot be assessed
+            out[rid] = "not retrieved"
+        elif st.status == EXCLUDED:
+            out[rid] = "exclude"
         elif st.status == CONFLICT:
             out[rid] = "conflict"
-        elif st.automated:
-            out[rid] = "exclude"
-        elif len(values) == 1:
-            out[rid] = values.pop()
-        elif st.status == INCLUDED:
-            out[rid] = "include"
+        elif st.decisions:
+            out[rid] = partial_label(st, k)
     return out
 
 

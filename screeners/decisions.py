@@ -23,10 +23,11 @@ from base.record import valid_text
 from db.events import DECISIONS, FULL_TEXT, FULLTEXT_STATES, STAGES, TITLE_ABSTRACT, event_problem
 from db.files import store_files
 from db.protocol import get_protocol
-from db.state import CONFLICT, stage_records, stage_states, undone_ids
+from db.state import (CONFLICT, RESOLUTION_METHODS, records_from, resolution_method, stage_records,
+                      stage_states, undone_ids)
+from db.state import fulltext_states as fulltext_states  # read where retrieval is logged
 from db.store import Store
 
-METHODS = ("consensus", "third-reviewer")
 RESOLUTION_VALUES = ("include", "exclude")
 SCORES = ("relevance", "rigour")
 #: the event kinds a decisions file carries between copies of one review
@@ -100,13 +101,17 @@ class Appraisal:
 
 @dataclass(frozen=True)
 class ResolutionResult(DecisionResult):
-    """A resolution as logged; `reviewer` is the resolver."""
+    """A resolution as logged; `reviewer` is the resolver, `decided_by` everyone who
+    decided it (the resolver alone for an arbiter, with the record's reviewers for
+    consensus)."""
 
-    method: str = "consensus"
+    method: str = "arbiter"
+    decided_by: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "record_id": self.record_id, "value": self.value,
-                "reason": self.reason, "resolver": self.reviewer, "method": self.method}
+                "reason": self.reason, "resolver": self.reviewer, "method": self.method,
+                "decided_by": list(self.decided_by)}
 
 
 @dataclass(frozen=True)
@@ -342,11 +347,14 @@ def conflicts(store: Store, stage: str = TITLE_ABSTRACT) -> list[Conflict]:
 
 
 def resolve(store: Store, record_id: int, stage: str, value: str, resolver: str,
-            method: str = "consensus", reason: str | None = None) -> ResolutionResult:
-    """Settle a conflict by consensus or a third reviewer (a `resolution` event)."""
+            method: str = "arbiter", reason: str | None = None) -> ResolutionResult:
+    """Settle a conflict (a `resolution` event) by an arbiter, one person who did not
+    screen the record, or by consensus of the reviewers who disagreed (`resolver`
+    records it). The event says how and who decided."""
     check_stage(stage)
     _check_value(value, RESOLUTION_VALUES, "resolution")
-    _check_value(method, METHODS, "resolution method")
+    method = resolution_method({"method": method})
+    _check_value(method, RESOLUTION_METHODS, "resolution method")
     with store.transaction():
         store.require_reviewer(resolver)
         rid = _canonical(store, record_id)
@@ -356,14 +364,18 @@ def resolve(store: Store, record_id: int, stage: str, value: str, resolver: str,
             raise DecisionError(
                 f"Record {rid} is not in conflict at {stage} (it is {st.status}): "
                 "there is nothing to resolve.")
-        if method == "third-reviewer" and resolver in st.decisions:
+        if method == "arbiter" and resolver in st.decisions:
             raise DecisionError(
-                f"{resolver} screened record {rid}, so cannot resolve it as the third reviewer: "
-                "choose another resolver or use the consensus method.")
+                f"{resolver} screened record {rid}, so cannot resolve it as the arbiter: "
+                "choose another resolver, or give --method consensus if the reviewers agreed together.")
         why = _exclusion_reason(store, value, reason, stage)
+        who = ((resolver,) if method == "arbiter"
+               else tuple(sorted({*st.decisions, resolver})))
         eid = store.log_event("resolution", record_id=rid, reviewer=resolver, stage=stage,
-                              value=value, reason=why, data={"method": method})
-    return ResolutionResult(eid, rid, int(record_id), resolver, stage, value, why, method=method)
+                              value=value, reason=why,
+                              data={"method": method, "decided_by": list(who)})
+    return ResolutionResult(eid, rid, int(record_id), resolver, stage, value, why, method=method,
+                            decided_by=who)
 
 
 # --- full text ---------------------------------------------------------------------
@@ -385,14 +397,6 @@ def mark_fulltext(store: Store, record_id: int, state: str, reason: str | None =
                                value=state, reason=why)
 
 
-def fulltext_states(store: Store) -> dict[int, str]:
-    """record id -> latest full-text retrieval state."""
-    out: dict[int, str] = {}
-    for e in store.events("kind = 'fulltext'"):
-        out[e["record_id"]] = e["value"]
-    return out
-
-
 # --- check subsamples -----------------------------------------------------------------
 
 
@@ -407,8 +411,11 @@ def assigned_records(store: Store, reviewer: str, stage: str) -> set[int]:
 
 
 def sample(store: Store, fraction: float, reviewer: str, seed: int,
-           stage: str = TITLE_ABSTRACT) -> SampleResult:
-    """Assign a random `fraction` of the stage's records to a further reviewer to check.
+           stage: str = TITLE_ABSTRACT, role: str | None = None,
+           source: str | None = None) -> SampleResult:
+    """Assign a random `fraction` of the stage's records to a further reviewer to check,
+    only those found with source `role` or from search source `source` when given
+    (a protocol may check "10 % of the index articles").
 
     The same seed picks the same records, and records already assigned are not
     assigned again, so repeating the command adds nothing.
@@ -419,15 +426,23 @@ def sample(store: Store, fraction: float, reviewer: str, seed: int,
     with store.transaction():
         store.require_reviewer(reviewer)
         population = stage_records(store, stage)
+        limits = []
+        if role is not None or source is not None:
+            found = records_from(store, role=role, source=source)
+            population = [r for r in population if r in found]
+            limits = [f"{k} {v!r}" for k, v in (("source role", role), ("source", source)) if v]
         if not population:
-            raise DecisionError(f"There are no records at {stage} to sample from.")
+            raise DecisionError(f"There are no records at {stage}"
+                                + (" with " + " and ".join(limits) if limits else "")
+                                + " to sample from.")
         k = max(1, int(fraction * len(population) + 0.5))
         chosen = sorted(random.Random(seed).sample(population, k))
         already = assigned_records(store, reviewer, stage)
         new = tuple(r for r in chosen if r not in already)
         for rid in new:
-            store.log_event("assign", record_id=rid, reviewer=reviewer, stage=stage,
-                            data={"fraction": fraction, "seed": seed})
+            data: dict[str, Any] = {"fraction": fraction, "seed": seed}
+            data.update({k: v for k, v in (("role", role), ("source", source)) if v})
+            store.log_event("assign", record_id=rid, reviewer=reviewer, stage=stage, data=data)
     return SampleResult(reviewer, stage, len(population), tuple(chosen), new)
 
 

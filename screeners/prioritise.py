@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import sparse
 
+from db.events import TITLE_ABSTRACT
 from db.protocol import get_protocol
 from db.state import screening_sequence, stage_states, training_labels
 from db.store import Store
@@ -274,18 +275,24 @@ def rank(store: Store, stage: str, reviewer: str | None, candidates: Sequence[in
     return rank_details(store, stage, reviewer, candidates).scores
 
 
-def estimate_relevant_left(store: Store, stage: str) -> float:
-    """Expected number of relevant records among the records nobody has labelled.
+def estimate_relevant_left(store: Store, stage: str) -> float | None:
+    """Expected number of relevant records among the records nobody has labelled,
+    or None where there is no basis for one.
 
     A logistic model without class balancing, trained on the labels so far, gives
     each unlabelled record a probability of relevance; their sum is the estimate.
     The labelled records were chosen as the likeliest, so their share of
     includes is higher than the remainder's and the estimate errs high early on.
-    Before there is an include and an exclude, the estimate is the share of
-    includes among the labelled records (or 0) times the records left.
+    Before there is an include the estimate is unknown (excludes alone say
+    nothing about how many relevant records are left); with includes but no
+    exclude yet, it is the share of includes among the labelled records times
+    the records left. At full text there is none: the records not yet assessed
+    there are reports waiting for retrieval or reading, not a ranked remainder.
     """
     from sklearn.linear_model import LogisticRegression
 
+    if stage != TITLE_ABSTRACT:
+        return None
     states = stage_states(store, stage)
     if not states:
         return 0.0
@@ -295,9 +302,10 @@ def estimate_relevant_left(store: Store, stage: str) -> float:
     left = [r for r in states if r not in labels and not states[r].final]
     if not left:
         return 0.0
-    if set(labels.values()) != {0, 1}:
-        share = (sum(labels.values()) / len(labels)) if labels else 0.0
-        return float(share * len(left))
+    if 1 not in labels.values():
+        return None
+    if 0 not in labels.values():
+        return float(len(left))
     ids = np.asarray(sorted(labels), dtype=np.int64)
     y = np.asarray([labels[r] for r in ids])
     clf = LogisticRegression(C=1.0, solver="liblinear")

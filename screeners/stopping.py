@@ -33,9 +33,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from base.errors import ClusterError
-from db.events import TITLE_ABSTRACT
+from db.events import FULL_TEXT, TITLE_ABSTRACT
 from db.protocol import get_protocol
-from db.state import PENDING, effective_decisions, screening_sequence, stage_states
+from db.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, effective_decisions, fulltext_states,
+                      screening_sequence, stage_states)
 from db.store import Store
 from screeners.prioritiser.components import excludes_in_a_row
 
@@ -138,7 +139,17 @@ def _unscreened(store: Store, stage: str) -> list[int]:
             if st.status == PENDING and rid not in decided]
 
 
+def _title_abstract_only(stage: str) -> None:
+    # at full text the records not yet assessed are reports waiting to be retrieved
+    # or read, not a ranked remainder a rule could vouch for
+    if stage != TITLE_ABSTRACT:
+        raise StopError(f"Stopping rules apply at title-abstract screening only, not at {stage}: "
+                        "every report sought at full text is retrieved and assessed, or "
+                        "recorded as not retrieved.")
+
+
 def evaluate_rules(store: Store, stage: str) -> dict[str, RuleResult]:
+    _title_abstract_only(stage)
     proto = get_protocol(store)
     seq = [y for _, y in screening_sequence(store, stage)]
     total = len(stage_states(store, stage))
@@ -149,15 +160,17 @@ def evaluate_rules(store: Store, stage: str) -> dict[str, RuleResult]:
 
 
 def status(store: Store, stage: str = TITLE_ABSTRACT,
-           estimate: Callable[[Store, str], float] | None = None) -> Status:
-    """Screened / total, includes, the stopping rules and, given a way to
-    `estimate` them (the prioritiser's `estimate_relevant_left`), the relevant
-    records left."""
+           estimate: Callable[[Store, str], float | None] | None = None) -> Status:
+    """Title-abstract screening: screened / total, includes, the stopping rules and,
+    given a way to `estimate` them (the prioritiser's `estimate_relevant_left`), the
+    relevant records left (None while that is unknown)."""
+    _title_abstract_only(stage)
     with store.read_snapshot():
         return _status(store, stage, estimate)
 
 
-def _status(store: Store, stage: str, estimate: Callable[[Store, str], float] | None) -> Status:
+def _status(store: Store, stage: str,
+            estimate: Callable[[Store, str], float | None] | None) -> Status:
     states = stage_states(store, stage)
     seq = screening_sequence(store, stage)
     includes = sum(y for _, y in seq)
@@ -169,6 +182,54 @@ def _status(store: Store, stage: str, estimate: Callable[[Store, str], float] | 
         estimated_relevant_left=left, rule_in_force=get_protocol(store).stopping_rule,
         rules=evaluate_rules(store, stage),
     )
+
+
+@dataclass(frozen=True)
+class FullTextProgress:
+    """Where the reports that passed title-abstract screening stand: sought =
+    retrieved + not retrieved + awaiting retrieval, and retrieved = included +
+    excluded + conflicts + partly assessed + awaiting assessment."""
+
+    sought: int
+    retrieved: int
+    not_retrieved: int
+    awaiting_retrieval: int
+    included: int
+    excluded: int
+    conflicts: int
+    partly_assessed: int
+    awaiting_assessment: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": FULL_TEXT, **{f: getattr(self, f) for f in self.__dataclass_fields__}}
+
+
+def fulltext_progress(store: Store) -> FullTextProgress:
+    """Retrieval and assessment progress at full text, counted as the PRISMA flow
+    counts them: a report not retrieved is not assessed, whatever was decided on it."""
+    with store.read_snapshot():
+        states = stage_states(store, FULL_TEXT)
+        retrieval = fulltext_states(store)
+    n = {k: 0 for k in ("retrieved", "not-retrieved", "awaiting", INCLUDED, EXCLUDED, CONFLICT,
+                        "partly", "unassessed")}
+    for rid, st in states.items():
+        got = retrieval.get(rid)
+        if got == "not-retrieved" and st.status != INCLUDED:
+            n["not-retrieved"] += 1
+            continue
+        # a decision on a report means someone read it, retrieval logged or not
+        if got != "retrieved" and not st.decisions:
+            n["awaiting"] += 1
+            continue
+        n["retrieved"] += 1
+        if st.status == PENDING:
+            n["partly" if st.decisions else "unassessed"] += 1
+        else:
+            n[st.status] += 1
+    return FullTextProgress(
+        sought=len(states), retrieved=n["retrieved"], not_retrieved=n["not-retrieved"],
+        awaiting_retrieval=n["awaiting"], included=n[INCLUDED], excluded=n[EXCLUDED],
+        conflicts=n[CONFLICT], partly_assessed=n["partly"], awaiting_assessment=n["unassessed"])
 
 
 @dataclass(frozen=True)

@@ -179,18 +179,17 @@ def test_conflicts_list_both_decisions_and_notes_then_resolve(store, run):
         "  note by bob: students, not staff",
         "1 open conflict(s) at title-abstract.",
     ]
-    err = run("conflicts", "--resolver", "bob", "--record", str(a), "--include", "--method",
-              "third-reviewer", expect=1)
+    err = run("conflicts", "--resolver", "bob", "--record", str(a), "--include", expect=1)
     assert err.stderr.strip() == (
-        f"Error: bob screened record {a}, so cannot resolve it as the third reviewer: choose "
-        "another resolver or use the consensus method.")
+        f"Error: bob screened record {a}, so cannot resolve it as the arbiter: choose another "
+        "resolver, or give --method consensus if the reviewers agreed together.")
     out = run("conflicts", "--resolver", "carol", "--record", str(a), "--exclude", "--reason",
-              "wrong population", "--method", "third-reviewer").output
+              "wrong population").output
     assert out.strip() == (f"Record {a} resolved at title-abstract: exclude (wrong population) "
-                           "by carol (third-reviewer).")
+                           "by carol (arbiter).")
     (e,) = store.events("kind = 'resolution'")
     assert (e["reviewer"], e["value"], e["reason"], e["data"]) == (
-        "carol", "exclude", "wrong population", {"method": "third-reviewer"})
+        "carol", "exclude", "wrong population", {"method": "arbiter", "decided_by": ["carol"]})
     st = stage_states(store, TA)
     assert (st[a].status, st[b].status) == (EXCLUDED, INCLUDED)
     assert conflicts(store, TA) == []
@@ -214,10 +213,10 @@ def test_decide_conflicts_and_resolve_print_their_results_as_json(store, run):
             {"reviewer": "bob", "value": "exclude", "reason": "wrong population", "note": None}],
         "notes": []}]
     js = json.loads(run("conflicts", "--resolver", "carol", "--record", str(a), "--exclude",
-                        "--method", "third-reviewer", "--json").output)
+                        "--method", "arbiter", "--json").output)
     (r,) = store.events("kind = 'resolution'")
     assert js == {"event_id": r["id"], "record_id": a, "value": "exclude", "reason": None,
-                  "resolver": "carol", "method": "third-reviewer"}
+                  "resolver": "carol", "method": "arbiter", "decided_by": ["carol"]}
 
 
 def test_resolution_at_full_text_needs_a_listed_reason(store):

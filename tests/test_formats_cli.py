@@ -68,6 +68,7 @@ def test_labels_reviewer_option(run, tmp_path: Path) -> None:
     f = tmp_path / "labels.csv"
     f.write_text("title,included\nA,1\nB,0\nC,\n")
     run("reviewers", "add", "lab")
+    run("protocol", "set", "--reviewers-per-record", "1")  # the labels are final decisions
     r = run("import", str(f), "--labels-reviewer", "lab", "-q")
     assert r.stdout == "labels.csv: 3 records read (csv), 3 added, 2 labels kept as decisions (search 1).\n"
     r = run("export", "--format", "asreview", "--decision", "include")

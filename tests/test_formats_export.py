@@ -13,6 +13,7 @@ from db.formats import FileFormatError, export_records, import_files
 from db.formats.common import make_record
 from base.output import neutralise
 from db.formats.export import ExportError
+from db.protocol import set_protocol
 from db.state import current_decisions
 from db.store import StoreError
 
@@ -51,20 +52,27 @@ def test_current_decisions(store) -> None:
     store.log_event("undo", reviewer="alice", undoes=undo)    # redo
     _decide(store, a, "alice", "exclude", stage="full-text")
     assert first
+    # two reviewers per record (the protocol's default): one decision is a partial state
     assert current_decisions(store, "title-abstract") == {
-        a: "include", b: "conflict", c: "exclude", d: "maybe", f: "exclude"}
-    assert current_decisions(store, "full-text") == {a: "exclude"}
+        a: "include", b: "conflict", c: "exclude", d: "1 of 2 reviewers: maybe",
+        f: "1 of 2 reviewers: exclude"}
+    assert current_decisions(store, "full-text") == {
+        a: "1 of 2 reviewers: exclude", b: "awaiting title-abstract",
+        c: "excluded at title-abstract", d: "awaiting title-abstract",
+        e: "awaiting title-abstract", f: "awaiting title-abstract"}
 
 
 @pytest.mark.parametrize("decision,expected", [
-    ("include", ["in"]), ("exclude", ["out"]), ("maybe", ["unsure"]), ("conflict", ["split"]),
+    ("include", ["in"]), ("exclude", ["out"]), ("partial", ["unsure"]), ("conflict", ["split"]),
     ("undecided", ["fresh"]), (None, ["in", "out", "unsure", "split", "fresh"]),
 ])
 def test_decision_filter(store, decision, expected) -> None:
     ids = dict(zip(["in", "out", "unsure", "split", "fresh"],
                    _store_with(store, ["in", "out", "unsure", "split", "fresh"])))
     _decide(store, ids["in"], "alice", "include")
+    _decide(store, ids["in"], "bob", "maybe")
     _decide(store, ids["out"], "alice", "exclude", reason="wrong design")
+    _decide(store, ids["out"], "bob", "exclude")
     _decide(store, ids["unsure"], "alice", "maybe")
     _decide(store, ids["split"], "alice", "include")
     _decide(store, ids["split"], "bob", "exclude")
@@ -115,6 +123,7 @@ def test_asreview_layout_and_labels_kept(store, tmp_path: Path) -> None:
     f = tmp_path / "labelled.csv"
     f.write_text(LABELLED)
     store.add_reviewer("asreview-export")
+    set_protocol(store, reviewers_per_record=1)  # the file's labels are final decisions
     (res,) = import_files(store, [f], role="database", source="ASReview",
                           labels_reviewer="asreview-export")
     assert (res.n_read, res.n_labels, res.warnings) == (4, 2, ())

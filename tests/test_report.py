@@ -71,7 +71,7 @@ def test_report_of_the_review(run, tmp_path):
     # 40 title-abstract disagreements among 2,991 records, all resolved by consensus
     assert "| ann / bob | 2,991 | 2,951 | 40 | 98.7 % |" in md
     assert "by 2 reviewers (ann, bob). Reviewers per record: 2 (2,991 records)." in md
-    assert "Conflicts resolved: 40 by consensus." in md
+    assert "Conflicts resolved: 40 by consensus (ann)." in md
     assert "| ann / bob | 53 | 53 | 0 | 100.0 % |" in md
     assert "Records screened: 2,991; excluded: 2,938; reports sought: 53" in md
     assert "Screening was not stopped early" in md

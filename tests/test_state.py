@@ -118,11 +118,12 @@ def test_standing_events_drop_undone_ones_and_sort_by_time(store):
 
 def test_an_include_and_a_maybe_export_as_include_not_as_a_conflict(store):
     """The export's decision is read from the stage state, which counts include + maybe as
-    included; it used to compare the two values itself and call them a conflict."""
+    included; it used to compare the two values itself and call them a conflict. Two
+    maybes advance the record too: its final decision is include."""
     a, b = _records(store, 2)
     for rid, va, vb in ((a, "include", "maybe"), (b, "maybe", "maybe")):
         store.log_event("decision", record_id=rid, reviewer="ann", stage=TA, value=va)
         store.log_event("decision", record_id=rid, reviewer="bob", stage=TA, value=vb)
     assert stage_states(store, TA)[a].status == INCLUDED
-    assert current_decisions(store, TA) == {a: "include", b: "maybe"}
+    assert current_decisions(store, TA) == {a: "include", b: "include"}
 

@@ -539,10 +539,10 @@ class _Reviewers:
         for c in found:
             rng = _rng(self.options.seed, RESOLVER, stage, self._identity(c.record_id))
             if self.eligible(stage, c.record_id):
-                resolve(self.store, c.record_id, stage, "include", RESOLVER, "third-reviewer")
+                resolve(self.store, c.record_id, stage, "include", RESOLVER, "arbiter")
             else:
                 reason = self.reason(c.record_id, rng) if stage == FT else None
-                resolve(self.store, c.record_id, stage, "exclude", RESOLVER, "third-reviewer",
+                resolve(self.store, c.record_id, stage, "exclude", RESOLVER, "arbiter",
                         reason)
         say(stage, f"{len(found)} conflicts resolved by {RESOLVER} as the third reviewer")
         return len(found)

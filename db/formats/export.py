@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from base.errors import ClusterError
 from base.output import csv_text
-from db.events import DECISIONS, STAGES, TITLE_ABSTRACT
+from db.events import STAGES, TITLE_ABSTRACT
 from db.formats.bibtex import citation_keys, write_bibtex
 from db.formats.ris import write_ris
 
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from db.store import Store
 
 EXPORT_FORMATS = ("ris", "bibtex", "csv", "jsonl", "asreview")
-DECISION_FILTERS = (*DECISIONS, "conflict", "undecided")
+#: what `--decision` selects: final decisions, open conflicts, records only some of
+#: their reviewers have decided ("1 of 2 reviewers: include"), and the rest
+DECISION_FILTERS = ("include", "exclude", "conflict", "partial", "undecided")
 
 
 class ExportError(ClusterError):
@@ -42,7 +44,7 @@ def _one_line(text: str) -> str:
 
 def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bool) -> list[dict]:
     # here, not at the top: reading a reference file must not load the SQLite layer
-    from db.state import current_decisions, standing_events
+    from db.state import current_decisions, is_partial, standing_events
 
     states = current_decisions(store, stage)
     reasons: dict[int, list[str]] = {}
@@ -68,7 +70,7 @@ def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bo
     out = []
     for rid, record in store.records(include_duplicates=include_duplicates):
         state = states.get(rid, "undecided")
-        if decision and state != decision:
+        if decision and state != decision and not (decision == "partial" and is_partial(state)):
             continue
         rs, ns = reasons.get(rid, []), notes.get(rid, [])
         kw = [f"cluster {stage} decision: {state}"] if state != "undecided" else []
@@ -103,7 +105,9 @@ def _csv_row(row: dict) -> dict[str, Any]:
         "pub_types": "; ".join(r.pub_types), "keywords": "; ".join(r.keywords),
         "decision": row["decision"], "reasons": "; ".join(row["reasons"]),
         "notes": " | ".join(row["note_texts"]), "source_ids": "; ".join(row["source_ids"]),
-        "included": {"include": 1, "exclude": 0}.get(row["decision"], ""),
+        # ASReview reads a label as settled: only final decisions are labels
+        "included": {"include": 1, "exclude": 0, "excluded at title-abstract": 0}.get(
+            row["decision"], ""),
     }
 
 
