@@ -11,11 +11,13 @@ Kinds and the columns they use (`data` is a JSON object):
   exclusion reason from the protocol's list), note.
 - `undo`: reviewer, undoes = id of the event taken back.
 - `resolution`: record_id, stage, value (include/exclude), reviewer = resolver,
-  reason, data {"method": "consensus" | "third-reviewer"}.
+  reason, data {"method": "arbiter" | "consensus", "decided_by": [names]}
+  (older logs say "third-reviewer" for an arbiter; `db.state.resolution_method`).
 - `fulltext`: record_id, value in FULLTEXT_STATES, reason (why not retrieved).
 - `appraisal`: record_id, reviewer, stage, data {"relevance": 1-5, "rigour": 1-5}.
 - `note`: record_id, reviewer, note.
-- `assign`: record_id, reviewer, stage (a check subsample for a further reviewer).
+- `assign`: record_id, reviewer, stage (a check subsample for a further reviewer),
+  data {"fraction", "seed", and "role"/"source" where the sample was limited to them}.
 - `automation`: record_id, stage, value "exclude", data {"rule": ..., figures}:
   records marked ineligible by a stopping rule.
 - `merge`: data {"merge_id", "canonical", "members", "score", "rule"} (plus
