@@ -67,7 +67,7 @@ def test_ris_round_trip_keeps_ids_and_decision_notes(tmp_path: Path) -> None:
     store.log_event("decision", record_id=rid, reviewer="alice", stage="title-abstract",
                     value="exclude", reason="wrong population", note="check the protocol")
     text = export_records(store, "ris").text
-    assert "N1  - cluster title-abstract decision: exclude (reasons: wrong population)" in text
+    assert "N1  - cluster title-abstract decision: 1 of 2 reviewers: exclude (reasons: wrong population)" in text
     assert "N1  - cluster note: alice: check the protocol" in text
     assert "KW  - cluster exclusion reason: wrong population" in text
     assert "PM  - 123456" in text
@@ -79,7 +79,7 @@ def test_ris_round_trip_keeps_ids_and_decision_notes(tmp_path: Path) -> None:
             "J Tea", "3", "2", "101-109", "Background ~ 12 cups -- daily.")
         assert back.pmid == "123456"
     bib = export_records(store, "bibtex").text
-    assert "note = {cluster title-abstract decision: exclude (reasons: wrong population)" in bib
+    assert "note = {cluster title-abstract decision: 1 of 2 reviewers: exclude (reasons: wrong population)" in bib
 
 
 # --- property: any record made of ordinary bibliographic text survives ------------------

@@ -187,7 +187,11 @@ def test_features_refresh_when_records_are_added(store):
 
 def test_estimate_relevant_left(store):
     ids = _fill(store)
-    assert estimate_relevant_left(store, TA) == 0.0
+    assert estimate_relevant_left(store, TA) is None  # nothing known before an include
+    _decide(store, ids["soil"][1], "exclude")
+    assert estimate_relevant_left(store, TA) is None  # excludes alone tell nothing either
+    soil_decision = store.events("kind = 'decision'")[-1]["id"]
+    store.log_event("undo", reviewer="ann", undoes=soil_decision)
     _decide(store, ids["compassion"][0], "include")
     # one include, nothing else: the share of includes (1) times the 7 left
     assert estimate_relevant_left(store, TA) == 7.0
