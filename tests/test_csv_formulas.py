@@ -8,21 +8,16 @@ import io
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
-from cli import cli
 from base.record import Record
 from base.output import csv_text, neutralise, unneutralise
 from db.store import open_store
+from clikit import invoke
 
 LIVE = ("=HYPERLINK(\"http://evil.example\",\"click\")", "+cmd|' /C calc'!A0", "@SUM(1+1)",
         "-2+3+cmd|' /C calc'!A0", "\t=1+1", "\r=1+1")
 TRIGGERS = "=+-@\t\r"
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def cells(text: str) -> list[list[str]]:

@@ -11,23 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli import cli
 from db.formats import FileFormatError, read_file
 from db.store import open_store
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def one_sentence(result) -> str:
-    err = result.stderr.strip()
-    assert "Traceback" not in result.output, result.output
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("Error: "), err
-    return err
+from clikit import invoke, one_sentence
 
 
 @pytest.fixture

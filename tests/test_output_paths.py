@@ -10,11 +10,10 @@ import stat
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli import cli
 from db.files import store_files
 from base.output import OutputError, write_file
+from clikit import invoke
 
 RIS = """TY  - JOUR
 TI  - Compassion training for nurses: a realist review
@@ -35,10 +34,6 @@ AB  - Empathy declines during the first year of practice.
 DO  - 10.1000/emp.2
 ER  - 
 """
-
-
-def invoke(*args: str, env: dict[str, str] | None = None):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False, env=env)
 
 
 def make_store(folder: Path, name: str = "x.db") -> Path:

@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli import cli
 from base.record import Record
 from db.formats.ris import write_ris
 from screeners.prioritiser.simulation import DatasetError, load_dataset
 from tests.conftest import shared_path
+from clikit import invoke
 
 RELEVANT, IRRELEVANT = "ASReview_relevant", "ASReview_irrelevant"
 
@@ -67,10 +66,6 @@ def ris_file(tmp_path: Path) -> Path:
     path = tmp_path / "asreview_export.ris"
     path.write_text(ris_text(keywords_on=2))
     return path
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def one_error(result) -> str:

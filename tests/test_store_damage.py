@@ -10,28 +10,15 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import db.store as store_module
-from cli import cli
 from db.store import StoreError, open_store
+from clikit import invoke, one_sentence
 
 BIG_RIS = "".join(f"TY  - JOUR\nTI  - Record number {i} {'word ' * 200}\nER  - \n"
                   for i in range(300))
 FULL = ("Error: The disk holding {db} is full; nothing of the step under way was written: "
         "free some space and run the command again.")
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def one_sentence(result) -> str:
-    err = result.stderr.strip()
-    assert "Traceback" not in result.output, result.output
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("Error: "), err
-    return err
 
 
 def counts(db: Path) -> tuple[int, int, int]:

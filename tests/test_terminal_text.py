@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
-from cli import cli
 from base.terminal import visible, visible_json
+from clikit import invoke
 
 ROOT = Path(__file__).resolve().parents[1]
 OSC52 = "\x1b]52;c;ZWNobyBvd25lZA==\x07"  # writes the clipboard
@@ -37,10 +36,6 @@ ER  -
 """
 ALICE = f"alice{CLEAR}"
 BOB = f"bob{RETITLE}"
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import cli as cli_module
 from cli import cli
 import db.store as store_module
 from db.store import open_store
+from clikit import invoke, one_sentence
 
 REPO = Path(__file__).resolve().parents[1]
 RIS = """TY  - JOUR
@@ -34,19 +34,6 @@ PY  - 2019
 DO  - 10.1000/blue.1
 ER  - 
 """
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def one_sentence(result) -> str:
-    """The error line; fails unless the whole of stderr is that one line."""
-    err = result.stderr.strip()
-    assert "Traceback" not in result.output, result.output
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("Error: "), err
-    return err
 
 
 def as_root_without_override() -> bool:
