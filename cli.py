@@ -873,7 +873,8 @@ def simulate_cmd(dataset: str, model: str, seed: int, repeat: int, order_out: st
                  plot_paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     """Replay a labelled dataset as ASReview's simulate does: one prior include
     and one exclude chosen by the seed, then the model picks every next record.
-    Prints WSS@95, WSS@100, RRF@10, recall at 10/20/50 % and time to discovery.
+    Prints WSS@95, WSS@100, RRF@10, recall at 10/20/50 % and time to discovery,
+    as asreview-insights computes them (the prior records left out).
 
     DATASET is a CSV/TSV file with record_id, title, abstract and a 0/1
     label_included (or ASReview's included) column, or a RIS file whose every

@@ -2,13 +2,16 @@
 
 Runs the prioritiser's simulation (the library function behind `cluster
 simulate`) with seeds 1-5 on every set and prints WSS@95 beside ASReview 3.0.8's
-default model (elas_u4: TF-IDF 1-2 grams + linear SVM, 5 seeds, figures from
-the project's issue), plus WSS@100, RRF@10 and the wall and CPU time of each
-simulation. With --with-asreview it also builds a separate virtual environment
-under bench/out/, installs asreview==3.0.8 there and times its `simulate`
-against `cluster simulate` on the same sets and seeds, whole commands run
-alternately, with per-set medians and time ratios. Prints figures, never
-pass/fail.
+default model (elas_u4: TF-IDF 1-2 grams + linear SVM), plus WSS@100, RRF@10 and
+the wall and CPU time of each simulation. Every WSS is the published
+asreview-insights definition (`screeners/prioritiser/metrics.py`). ASReview's
+figures in the first table are stored numbers (the mean over its seeds 1-5,
+computed from its project files with that definition when the benchmark was
+first written); --with-asreview recomputes them: it builds a separate virtual
+environment under bench/out/, installs asreview==3.0.8 there, runs its
+`simulate` against `cluster simulate` on the same sets and seeds, whole commands
+run alternately, and prints per-set medians, time ratios and both tools' WSS@95
+from the same function. Prints figures, never pass/fail.
 
     python bench/bench_simulate.py [--sets A,B] [--seeds 1,2,3,4,5] [--model default]
                                    [--with-asreview] [--asreview-sets all|A,B]
@@ -31,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data" / "screening"
 OUT = ROOT / "bench" / "out"
 
-ASREVIEW = {  # WSS@95, ASReview 3.0.8 elas_u4, 5 seeds
+ASREVIEW = {  # WSS@95 (asreview-insights definition), ASReview 3.0.8 elas_u4, seeds 1-5
     "van_de_Schoot_2017": ("PTSD", 0.897),
     "Appenzeller-Herzog_2019": ("Wilson", 0.822),
     "Nagtegaal_2019": ("Nagtegaal", 0.719),
@@ -105,6 +108,8 @@ def print_table(results: dict[str, dict], model: str, seeds: list[int]) -> None:
           f"{statistics.mean(ours_means):11.3f} {'':13s} "
           f"{statistics.mean(ours_means) - statistics.mean(asr_means):+6.3f}")
     print(f"\nsets where ours >= ASReview: {wins} of {len(results)}")
+    print("WSS@95 as asreview-insights defines it in both columns (ASReview's stored, "
+          "seeds 1-5; --with-asreview recomputes it with the same function)")
 
 
 def _ensure_asreview() -> Path | None:

@@ -13,7 +13,8 @@ ORDER = [1, 0, 1, 0, 0, 0, 0, 0, 0, 0]
 
 
 def test_wss_by_hand():
-    assert metrics.wss(ORDER, 0.95) == pytest.approx((7 - 2) / 10)
+    # 1 / 2 <= 0.95 < 2 / 2: WSS@95 is taken at the 1st relevant record
+    assert metrics.wss(ORDER, 0.95) == pytest.approx((3 - 0) / 10)
     assert metrics.wss(ORDER, 1.0) == pytest.approx((7 - 2) / 10)
     assert metrics.wss(ORDER, 0.5) == pytest.approx((3 - 0) / 10)
 
@@ -43,3 +44,34 @@ def test_last_place_is_negative_and_no_relevant_is_nan():
     assert math.isnan(metrics.wss([0, 0, 0], 0.95))
     with pytest.raises(ValueError):
         metrics.wss([0, 2, 1])
+
+
+def test_wss95_takes_the_last_include_at_or_below_95_percent():
+    # 22 relevant among 100: 20 / 22 = 0.909 <= 0.95 < 21 / 22 = 0.955, so WSS@95 is
+    # taken at the 20th relevant record (found at index 19), not the 21st (index 30).
+    # Random has found round(22 i / 99) at index i: 20 first at i = 88 (19.56 rounds up;
+    # i = 87 gives 19.33).
+    order = [1] * 20 + [0] * 10 + [1] + [0] * 68 + [1]
+    assert metrics.wss(order, 0.95) == pytest.approx((88 - 19) / 100)
+    # the 21st would have given (93 - 30) / 100 = 0.63
+    assert metrics.wss(order, 21 / 22) == pytest.approx((93 - 30) / 100)
+    # 22nd found last, at index 99; random reaches 22 at i = 97 (21.56; i = 96 gives 21.33)
+    assert metrics.wss(order, 1.0) == pytest.approx((97 - 99) / 100)
+
+
+def test_wss_with_one_relevant_record_is_wss100_as_published():
+    # x = [1.0]: no relevant record lies at or below 0.95 and asreview-insights'
+    # slice wraps round to the last one
+    order = [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert metrics.wss(order, 0.95) == metrics.wss(order, 1.0) == pytest.approx((5 - 1) / 10)
+
+
+def test_recall_counts_the_records_at_or_below_the_share():
+    # 15 records: 10 % is 1.5 records, so recall counts the first record only
+    order = [0, 1] + [0] * 12 + [1]
+    assert metrics.recall_at(order, 0.10) == 0.0
+    assert metrics.rrf(order, 10) == 0.0
+    assert metrics.recall_at(order, 2 / 15) == 0.5
+    # below one record: nothing screened yet
+    assert metrics.recall_at(order, 0.05) == 0.0
+    assert metrics.recall_at(order, 1.0) == 1.0

@@ -3,11 +3,20 @@ to discovery.
 
 Every function takes `labels`: the 0/1 labels in the order the records were
 (or would be) screened, with the prior-knowledge records left out, as
-ASReview-insights does. WSS follows ASReview-insights exactly: with n records
-and p relevant, random screening has found round(p * i / n) relevant records
-after i records (i = 0..n-1 spread over n points); WSS@r is the number of
-records fewer than random needed to find the first ceil-style r share of the
-relevant records, divided by n.
+asreview-insights does. Recall, RRF and WSS are the published definitions of
+asreview-insights (`asreviewcontrib/insights/algorithms.py`, `_recall_values`
+and `_wss_values`, sliced by `metrics.py`'s `_slice_metric`), figure for figure:
+
+- a curve is a list of points x (ascending) with values y; the figure at a
+  level is y at the last point with x at or below the level
+  (`searchsorted(x, level, side="right") - 1`);
+- recall: x = i / n after i = 1..n records screened, y = relevant found / p;
+  a level below 1 / n gives 0. RRF@k % is recall at k / 100;
+- WSS: x = j / p for the j = 1..p-th relevant record, y = (when random screening
+  finds its j-th relevant record - when the order finds it) / n, random screening
+  having found round(p * i / (n - 1)) relevant records at index i (numpy's
+  round: halves to even). WSS@95 with 22 relevant records is thus taken at the
+  20th (20 / 22 = 0.909 <= 0.95 < 21 / 22), not the 21st.
 """
 
 from __future__ import annotations
@@ -27,32 +36,40 @@ def _arr(labels: Labels) -> np.ndarray:
     return a
 
 
+def _last_at_or_below(x: np.ndarray, level: float) -> int:
+    """Index of the last point of `x` at or below `level` (-1 when none is)."""
+    return int(np.searchsorted(x, level, side="right")) - 1
+
+
 def wss(labels: Labels, recall: float = 0.95) -> float:
-    """Work saved over sampling at `recall` (0-1), as a share of all records."""
+    """Work saved over sampling at `recall` (0-1), as a share of all records.
+
+    Taken at the last relevant record whose recall j / p is at or below `recall`.
+    When even the first lies above it (one relevant record at 95 %),
+    asreview-insights' slice wraps round to the last relevant record, so WSS@r
+    is then WSS@100; kept so the figures stay comparable with published ones."""
     a = _arr(labels)
     n, p = len(a), int(a.sum())
     if p == 0:
         return float("nan")
-    found = np.cumsum(a)
-    found_random = np.round(np.linspace(0, p, n))
     targets = np.arange(1, p + 1)
-    when = np.searchsorted(found, targets)
-    when_random = np.searchsorted(found_random, targets)
-    x = targets / p
-    k = int(np.argmax(x >= recall - 1e-12))
+    when = np.searchsorted(np.cumsum(a), targets)
+    when_random = np.searchsorted(np.round(np.linspace(0, p, n)), targets)
+    k = _last_at_or_below(targets / p, recall)
     return float((when_random[k] - when[k]) / n)
 
 
 def recall_at(labels: Labels, screened_share: float) -> float:
-    """Share of relevant records found once `screened_share` of the records are screened."""
+    """Share of relevant records found once `screened_share` of the records are
+    screened: after the last i with i / n at or below the share (none: 0)."""
     a = _arr(labels)
     n, p = len(a), int(a.sum())
     if p == 0:
         return float("nan")
-    # the first position i (1-based) with i / n >= share, as ASReview-insights slices it
-    i = int(np.ceil(screened_share * n - 1e-9))
-    i = min(max(i, 1), n)
-    return float(a[:i].sum() / p)
+    k = _last_at_or_below(np.arange(1, n + 1) / n, screened_share)
+    if k < 0:
+        return 0.0
+    return float(a[: k + 1].sum() / p)
 
 
 def rrf(labels: Labels, percent: float = 10) -> float:
