@@ -289,10 +289,14 @@ def protocol() -> None:
 @click.option("--stopping-rule", type=click.Choice(["hypergeometric", "consecutive"]))
 @click.option("--target-recall", type=float, help="Target recall for the statistical stopping rule.")
 @click.option("--consecutive-excludes", type=int, help="N for the consecutive-excludes heuristic.")
+@click.option("--review-type", type=click.Choice(["new", "update"]),
+              help="new (default): index articles are included studies identified another way, "
+                   "counted with other methods; update: they are the previous review's studies.")
 @db_option
 @handle_errors
 def protocol_set(question, include_terms, exclude_terms, reasons, reviewers_per_record,
-                 stopping_rule, target_recall, consecutive_excludes, db_path) -> None:
+                 stopping_rule, target_recall, consecutive_excludes, review_type,
+                 db_path) -> None:
     """Change the protocol; each change is logged with its date.
 
     Example: cluster protocol set --question "compassion training for health staff" --include-terms "compassion,empathy"
@@ -308,6 +312,7 @@ def protocol_set(question, include_terms, exclude_terms, reasons, reviewers_per_
             exclude_terms=split(exclude_terms), exclusion_reasons=split(reasons, ";"),
             reviewers_per_record=reviewers_per_record, stopping_rule=stopping_rule,
             target_recall=target_recall, consecutive_excludes=consecutive_excludes,
+            review_type=review_type,
         )
     echo_json(new.to_dict())
 
@@ -1233,12 +1238,13 @@ def decisions_import(file: str, db_path: str) -> None:
 
 
 LAYOUT_HELP = ("standard: PRISMA 2020 (other-methods records go straight to reports sought); "
-               "screen-other: index and other-methods records are screened with database records.")
+               "screen-other: other-methods records are screened with database records. "
+               "Default: screen-other when no records came from databases or registers, "
+               "else standard.")
 
 
 @cli.command("flow")
-@click.option("--layout", type=click.Choice(["standard", "screen-other"]), default="standard",
-              show_default=True, help=LAYOUT_HELP)
+@click.option("--layout", type=click.Choice(["standard", "screen-other"]), help=LAYOUT_HELP)
 @json_option
 @click.option("--csv", "as_csv", is_flag=True,
               help="The PRISMA2020 R package's template (data,node,box,...,n) on stdout.")
@@ -1248,7 +1254,7 @@ LAYOUT_HELP = ("standard: PRISMA 2020 (other-methods records go straight to repo
 @click.option("--png", "png_path", type=OUTPUT_FILE, help="Write the diagram as PNG.")
 @db_option
 @handle_errors
-def flow_cmd(layout: str, as_json: bool, as_csv: bool, with_titles: bool, svg_path: str | None,
+def flow_cmd(layout: str | None, as_json: bool, as_csv: bool, with_titles: bool, svg_path: str | None,
              png_path: str | None, db_path: str) -> None:
     """PRISMA 2020 flow numbers from the log, checked, as a table, JSON, CSV or a diagram.
 
@@ -1316,11 +1322,10 @@ def study_link(record_ids: tuple[int, ...], key: str, reviewer: str | None, db_p
 @cli.command("report")
 @click.option("--output", "-o", "output", type=OUTPUT_FILE,
               help="Write the Markdown here, with the diagram beside it (same name, .svg and .png).")
-@click.option("--layout", type=click.Choice(["standard", "screen-other"]), default="standard",
-              show_default=True, help=LAYOUT_HELP)
+@click.option("--layout", type=click.Choice(["standard", "screen-other"]), help=LAYOUT_HELP)
 @db_option
 @handle_errors
-def report_cmd(output: str | None, layout: str, db_path: str) -> None:
+def report_cmd(output: str | None, layout: str | None, db_path: str) -> None:
     """Methods-section Markdown: PRISMA-S search log, deduplication, screening, flow.
 
     Example: cluster report -o methods.md --layout screen-other

@@ -126,8 +126,7 @@ def _origin_lines(flow: Flow, attr: str) -> list[Line]:
     """In the screen-other layout, where the records of a shared box came from."""
     if flow.layout != "screen-other":
         return []
-    names = (("previous", "index articles"), ("databases", "databases and registers"),
-             ("other", "other methods"))
+    names = (("databases", "databases and registers"), ("other", "other methods"))
     parts = [(label, getattr(flow.columns[key], attr)) for key, label in names]
     return [Line(f"from {label} {n(v)}", indent=10) for label, v in parts if v]
 
@@ -148,25 +147,20 @@ def _box_texts(flow: Flow) -> dict[str, tuple[list[Line], str]]:
                Line(f"Records marked as ineligible by automation tools {n(s.excluded_automatic)}"),
                Line(f"Records removed for other reasons {n(s.excluded_other)}")]
     ot_lines = [Line("Records identified from:", bold=True),
-                Line(f"Websites {n(flow.identified('other', 'website_results'))}"),
-                Line(f"Organisations {n(flow.identified('other', 'organisation_results'))}")]
+                Line(f"Websites {n(flow.identified(template_row='website_results'))}"),
+                Line(f"Organisations {n(flow.identified(template_row='organisation_results'))}")]
     ot_lines += [Line(f"{x.label} {n(x.identified)}", indent=10)
                  for x in flow.sources if x.template_row == "organisation_results"]
-    ot_lines.append(Line(f"Citation searching {n(flow.identified('other', 'citations_results'))}"))
+    ot_lines.append(Line(f"Citation searching "
+                         f"{n(flow.identified(template_row='citations_results'))}"))
     ot_lines += [Line(f"{x.label} {n(x.identified)}", indent=10)
                  for x in flow.sources if x.template_row == "citations_results"]
     if standard and other.duplicates:
         ot_lines.append(Line(f"Duplicates of records found elsewhere {n(other.duplicates)}"))
-    if flow.layout == "standard":
-        prev = [Line(f"Studies included in previous version of review {n(flow.previous_studies)}"),
-                Line(""),
-                Line(f"Reports of studies included in previous version of review "
-                     f"{n(flow.previous_reports)}")]
-    else:
-        prev = [Line("Index articles (studies from a previous review), screened with the "
-                     f"new records {n(flow.previous_reports)}")]
-        if flow.previous_studies != flow.previous_reports:
-            prev.append(Line(f"Studies {n(flow.previous_studies)}"))
+    prev = [Line(f"Studies included in previous version of review {n(flow.previous_studies)}"),
+            Line(""),
+            Line(f"Reports of studies included in previous version of review "
+                 f"{n(flow.previous_reports)}")]
     excluded_screen = [Line(f"Records excluded {n(s.screen_excluded)}", bold=True)]
     if s.screen_awaiting:
         excluded_screen.append(Line(f"Awaiting title-abstract decision {n(s.screen_awaiting)}"))
@@ -197,6 +191,9 @@ def _box_texts(flow: Flow) -> dict[str, tuple[list[Line], str]]:
                    Line(f"Reports of total included studies {n(flow.total_reports)}",
                         bold=True)], WHITE),
     }
+    if flow.review_type != "update":
+        # a new review has no previous-studies column
+        del texts["prevstud"], texts["box1"]
     if standard:
         texts["box12"] = ([Line(f"Reports sought for retrieval {n(other.sought)}", bold=True)],
                           WHITE)
@@ -279,15 +276,15 @@ def layout(flow: Flow) -> Diagram:
     right("box8", "box9")
     down("box8", "box10")
     elbow_into_side("box10", "box16")
-    if flow.layout == "standard":
+    if "box1" in boxes:
         down("box1", "box16")
+    if flow.layout == "standard":
         down("box11", "box12")
         right("box12", "box13")
         down("box12", "box14")
         right("box14", "box15")
         elbow_into_side("box14", "box10")
     else:
-        elbow_into_top("box1", "box4", 0.2)
         elbow_into_top("box11", "box4", 0.8)
 
     ident_bottom = row_y[1] + heights[1]

@@ -13,11 +13,16 @@ How the log maps onto the diagram (the rules a methods section can cite):
   in identification, and every retrieval beyond the first of a work is a
   **duplicate record removed** in the row (source) where it was retrieved. So
   for every source row and in total, identified - duplicates = unique works.
+- **Index articles** (role `index`) are what the protocol's `review_type`
+  says: in a new review (the default) included studies identified another way
+  than the searches, counted with other methods (template row
+  ``citations_results``, as the searches start from them); in an update, the
+  studies of the previous version of the review (``previous_studies``).
 - Each unique work (a canonical record) belongs to one **column**: the
-  previous-studies column if any retrieval was an index article (role
-  `index`), else databases and registers if any retrieval came from one, else
-  other methods. Its first retrieval in that order is the one kept; the
-  others are its duplicates.
+  previous-studies column if any retrieval was an index article of an update,
+  else databases and registers if any retrieval came from one, else other
+  methods. Its first retrieval in that order is the one kept; the others are
+  its duplicates.
 - **Marked ineligible by automation tools**: records whose title-abstract
   state is an `automation` exclusion (a logged stopping rule). An automation
   event whose data has `"category": "other"` counts as **removed for other
@@ -35,17 +40,18 @@ How the log maps onto the diagram (the rules a methods section can cite):
   the value of its latest (not undone) `tag` event of the form
   ``study:KEY`` (see `link_study`), else ``extra["study"]`` from its import,
   else the record itself.
-- **Layouts.** ``standard``: PRISMA 2020 for an updated review: index articles
-  are the previous review's studies (not screened again; their decisions are
-  not drawn), the databases column is screened, and the other-methods column
-  goes from identification to reports sought (its title-abstract decisions
-  decide which reports are sought; its screening is not drawn, as PRISMA has
-  no box for it). ``screen-other``: index articles and other-methods records
-  pass through title/abstract screening together with database records, so
-  the screening, retrieval, assessment and inclusion boxes count all of them;
-  the previous-studies box then shows the index articles as identified, and
-  total studies = new studies (adding the previous studies again would count
-  them twice).
+- **Layouts.** ``standard``: PRISMA 2020: the databases column is screened,
+  and the other-methods column goes from identification to reports sought
+  (its title-abstract decisions decide which reports are sought; its
+  screening is not drawn, as PRISMA has no box for it). ``screen-other``:
+  other-methods records pass through title/abstract screening together with
+  database records, so the duplicates, screening, retrieval, assessment and
+  inclusion boxes count all of them, as CLUSTER reviews report. Without a
+  layout, a store whose records came only from index articles and other
+  methods is drawn ``screen-other``, any other ``standard``. In both, the
+  previous studies of an update are not screened again (their decisions are
+  not drawn); new studies are the included studies that are not previous
+  studies, and total = previous + new, for studies and for reports.
 - **Template rows.** The PRISMA2020 R package's template has three
   other-methods rows: ``citations_results`` counts the CLUSTER routes
   (citing articles, references, lead authors' lists, related articles) and
@@ -69,6 +75,7 @@ from typing import Any, Iterable, Mapping
 
 from base.errors import ClusterError
 from db.events import FULL_TEXT, TITLE_ABSTRACT
+from db.protocol import get_protocol
 from db.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, RecordState, stage_states,
                       standing_events)
 from db.store import Store, id_list
@@ -168,6 +175,7 @@ class Flow:
     total_studies: int
     total_reports: int
     complete: bool
+    review_type: str = "new"
     study_of: Mapping[int, str] = field(default_factory=dict, repr=False)
 
     def identified(self, role: str | None = None, template_row: str | None = None) -> int:
@@ -178,6 +186,7 @@ class Flow:
     def to_dict(self) -> dict[str, Any]:
         return {
             "layout": self.layout,
+            "review_type": self.review_type,
             "complete": self.complete,
             "identification": [
                 {"role": s.role, "source": s.key, "label": s.label,
@@ -206,10 +215,15 @@ def _canonical_of(store: Store) -> dict[int, int]:
     return {rid: dups.get(rid, rid) for (rid,) in store.db.execute("SELECT id FROM records")}
 
 
-def _source_key(role: str, service: str | None, strategy: str | None) -> tuple[str, str, str]:
+def _source_key(role: str, service: str | None, strategy: str | None,
+                update: bool) -> tuple[str, str, str]:
     """(key, label, template row) of a source row's identification line."""
+    if role == "index" and update:
+        return "index", "Index articles (studies included in the previous review)", \
+            "previous_studies"
     if role == "index":
-        return "index", "Index articles (studies from a previous review)", "previous_studies"
+        return "index", "Index articles (included studies identified another way)", \
+            "citations_results"
     if role in ("database", "register"):
         name = (service or "unnamed " + role).strip()
         return name, name, f"{role}_results"
@@ -260,18 +274,29 @@ def link_study(store: Store, record_ids: Iterable[int], study: str,
 # --- the computation ----------------------------------------------------------------
 
 
-def compute_flow(store: Store, layout: str = "standard") -> Flow:
-    """The PRISMA 2020 numbers of this store in `layout`, with every invariant checked.
+def default_layout(store: Store) -> str:
+    """``screen-other`` when no record came from a database or register, else ``standard``."""
+    row = store.db.execute(
+        "SELECT 1 FROM sources WHERE role IN ('database', 'register') LIMIT 1").fetchone()
+    return "standard" if row else "screen-other"
+
+
+def compute_flow(store: Store, layout: str | None = None) -> Flow:
+    """The PRISMA 2020 numbers of this store in `layout` (None: `default_layout`), with
+    every invariant checked.
 
     Read in one snapshot: a decision or import landing half-way through would
     otherwise be counted in some boxes and not others."""
     with store.read_snapshot():
-        return _compute_flow(store, layout)
+        return _compute_flow(store, layout if layout is not None else default_layout(store))
 
 
 def _compute_flow(store: Store, layout: str) -> Flow:
     if layout not in LAYOUTS:
         raise FlowError(f"Unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}.")
+    review_type = get_protocol(store).review_type
+    update = review_type == "update"
+    column_of_role = {**COLUMN_OF_ROLE, "index": "previous" if update else "other"}
     canon = _canonical_of(store)
     canonical_ids = sorted(r for r, c in canon.items() if r == c)
 
@@ -286,7 +311,7 @@ def _compute_flow(store: Store, layout: str) -> Flow:
         if rid not in canon:
             raise FlowError(f"Source row {sid} points to record {rid}, which is not in this store.",
                             [rid])
-        key, label, row = _source_key(role, service, strategy)
+        key, label, row = _source_key(role, service, strategy, update)
         retrievals.setdefault(canon[rid], []).append((sid, role, key, label, row))
     orphans = [r for r in canonical_ids if r not in retrievals]
     if orphans:
@@ -302,16 +327,16 @@ def _compute_flow(store: Store, layout: str) -> Flow:
     ident_by_column: Counter[str] = Counter()
     for rid in canonical_ids:
         rows = sorted(retrievals[rid],
-                      key=lambda t: (COLUMN_ORDER.index(COLUMN_OF_ROLE[t[1]]), t[0]))
-        column_of[rid] = COLUMN_OF_ROLE[rows[0][1]]
+                      key=lambda t: (COLUMN_ORDER.index(column_of_role[t[1]]), t[0]))
+        column_of[rid] = column_of_role[rows[0][1]]
         for i, (_sid, role, key, label, row) in enumerate(rows):
             slot = ident.setdefault((role, key), [label, row, 0, 0])
             slot[2] += 1
-            ident_by_column[COLUMN_OF_ROLE[role]] += 1
+            ident_by_column[column_of_role[role]] += 1
             if i > 0:
                 slot[3] += 1
                 # a retrieval's duplicate is removed where it was retrieved
-                dups_by_column[COLUMN_OF_ROLE[role]] += 1
+                dups_by_column[column_of_role[role]] += 1
     role_order = {r: i for i, r in enumerate(("index", "database", "register", "other"))}
     route_order = {r: i for i, r in enumerate(dict.fromkeys(v[0] for v in ROUTES.values()))}
     sources = tuple(
@@ -357,34 +382,32 @@ def _compute_flow(store: Store, layout: str) -> Flow:
     for c in columns.values():
         _check_column(c, [r for r in canonical_ids if column_of[r] == c.name], box)
 
-    # a column per layout, and studies counted once across reports
+    # a column per layout; previous studies are never screened again, and studies
+    # count once across reports: new = included studies that are not previous ones
     prev_ids = [r for r in canonical_ids if column_of[r] == "previous"]
     prev_study_keys = {studies.get(r, f"record:{r}") for r in prev_ids}
-    included = {r for r in canonical_ids if box[r] == "included"}
+    new_reports_ids = {r for r in canonical_ids
+                       if box[r] == "included" and column_of[r] != "previous"}
+    new_keys = {studies.get(r, f"record:{r}") for r in new_reports_ids} - prev_study_keys
+    new_studies = len(new_keys)
     if layout == "standard":
         screening = columns["databases"]
-        new_reports_ids = {r for r in included if column_of[r] != "previous"}
-        new_keys = {studies.get(r, f"record:{r}") for r in new_reports_ids}
-        new_studies = len(new_keys - prev_study_keys)
-        total_studies = len(new_keys | prev_study_keys)
-        new_reports = len(new_reports_ids)
-        total_reports = len(prev_ids) + new_reports
-        complete = all(box[r] not in ("screen_awaiting", "fulltext_awaiting")
-                       for r in canonical_ids if column_of[r] != "previous")
     else:
-        new_keys = {studies.get(r, f"record:{r}") for r in included}
-        new_studies = total_studies = len(new_keys)
-        screening = replace(_merge_columns("all", list(columns.values())),
-                            studies_included=new_studies)
-        _check_column(screening, canonical_ids, box)
-        new_reports = total_reports = len(included)
-        complete = all(box[r] not in ("screen_awaiting", "fulltext_awaiting")
-                       for r in canonical_ids)
+        screened_ids = [r for r in canonical_ids if column_of[r] != "previous"]
+        screening = replace(
+            _merge_columns("all", [columns["databases"], columns["other"]]),
+            studies_included=len({studies.get(r, f"record:{r}") for r in screened_ids
+                                  if box[r] == "included"}))
+        _check_column(screening, screened_ids, box)
+    new_reports = len(new_reports_ids)
+    complete = all(box[r] not in ("screen_awaiting", "fulltext_awaiting")
+                   for r in canonical_ids if column_of[r] != "previous")
     flow = Flow(
         layout=layout, sources=sources, columns=columns, screening=screening,
         previous_studies=len(prev_study_keys), previous_reports=len(prev_ids),
-        new_studies=new_studies, new_reports=new_reports, total_studies=total_studies,
-        total_reports=total_reports, complete=complete,
+        new_studies=new_studies, new_reports=new_reports,
+        total_studies=len(prev_study_keys) + new_studies,
+        total_reports=len(prev_ids) + new_reports, complete=complete, review_type=review_type,
         study_of={r: studies.get(r, f"record:{r}") for r in canonical_ids},
     )
     _check_totals(flow, canonical_ids)
@@ -613,9 +636,9 @@ def prisma_fields(flow: Flow) -> dict[str, int | str]:
         "register_results": flow.identified("register"),
         "register_specific_results": _pairs((x.label, x.identified) for x in flow.sources
                                             if x.role == "register"),
-        "website_results": flow.identified("other", "website_results"),
-        "organisation_results": flow.identified("other", "organisation_results"),
-        "citations_results": flow.identified("other", "citations_results"),
+        "website_results": flow.identified(template_row="website_results"),
+        "organisation_results": flow.identified(template_row="organisation_results"),
+        "citations_results": flow.identified(template_row="citations_results"),
         "duplicates": s.duplicates,
         "excluded_automatic": s.excluded_automatic,
         "excluded_other": s.excluded_other,

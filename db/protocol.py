@@ -26,6 +26,12 @@ DEFAULT_REASONS = (
 )
 
 
+#: what the index articles are: "new" - included studies identified another way than the
+#: searches (a new review; they count with other methods); "update" - the studies of the
+#: previous version of the review (PRISMA's previous-studies column)
+REVIEW_TYPES = ("new", "update")
+
+
 class ProtocolError(ClusterError):
     pass
 
@@ -40,6 +46,7 @@ class Protocol:
     stopping_rule: str = "hypergeometric"
     target_recall: float = 0.95
     consecutive_excludes: int = 100
+    review_type: str = "new"
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -83,6 +90,9 @@ def set_protocol(store: Store, reviewer: str | None = None, **changes: Any) -> P
     if "consecutive_excludes" in clean and int(clean["consecutive_excludes"]) < 1:
         raise ProtocolError(f"The number of consecutive excludes must be at least 1, not "
                             f"{clean['consecutive_excludes']}.")
+    if "review_type" in clean and clean["review_type"] not in REVIEW_TYPES:
+        raise ProtocolError(f"The review type is one of {', '.join(REVIEW_TYPES)}, not "
+                            f"{clean['review_type']!r}.")
     for k in ("include_terms", "exclude_terms", "exclusion_reasons"):
         if k in clean:
             clean[k] = tuple(t.strip() for t in clean[k] if t and t.strip())

@@ -295,7 +295,7 @@ def flow_section(flow: Flow, diagram_file: str | None) -> list[str]:
     return out + [""]
 
 
-def methods_report(store: Store, agreement: Agreement, layout: str = "standard",
+def methods_report(store: Store, agreement: Agreement, layout: str | None = None,
                    diagram_file: str | None = None, flow: Flow | None = None) -> str:
     """The whole Markdown report; `agreement` holds each stage's reviewer pairs,
     `diagram_file` is the diagram's name beside the report, if any."""
@@ -308,7 +308,7 @@ def methods_report(store: Store, agreement: Agreement, layout: str = "standard",
     return "\n".join(parts).rstrip() + "\n"
 
 
-def write_report(store: Store, agreement: Agreement, layout: str = "standard",
+def write_report(store: Store, agreement: Agreement, layout: str | None = None,
                  output: str | Path | None = None) -> tuple[str, list[Path]]:
     """The report's text; with `output`, also the .md file and the diagram beside it.
 

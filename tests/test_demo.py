@@ -5,7 +5,9 @@ or in the output, and an earlier demo is never overwritten by accident.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -24,6 +26,7 @@ import cluster.demo.services as services_module
 from cli import cli
 from cluster.demo.run import DemoOptions
 from cluster.demo.world import World
+from tests.prisma_csv import assert_csv_adds_up
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKS, SEED = 300, 4
@@ -94,14 +97,24 @@ def test_summary_equals_cluster_flow_on_the_store_it_leaves(demo):
     expected.append(("Total", sum(r["identified"] for r in flow["identification"]),
                      sum(r["duplicates"] for r in flow["identification"])))
     assert [(label, int(a), int(b)) for label, a, b in routes] == expected
-    assert [e[0] for e in expected[:2]] == ["Index articles (studies from a previous review)",
-                                           "Citation searching, forward (cited by)"]
+    assert [e[0] for e in expected[:2]] == [
+        "Index articles (included studies identified another way)",
+        "Citation searching, forward (cited by)"]
     assert f"Records screened (title/abstract): {s['screened']}; excluded {s['screen_excluded']}\n" in out
     assert (f"Reports sought {s['sought']}, not retrieved {s['not_retrieved']}, assessed "
             f"{s['assessed']}, excluded {s['excluded']}\n") in out
     assert f"Included: {flow['total_studies']} studies ({flow['total_reports']} reports)\n" in out
     assert s["screened"] > 50 and 0 < flow["total_studies"] < s["screened"] and s["excluded"] > 0
     assert flow["complete"] is True
+    # drawn screen-other without --layout (index articles and other methods only): the
+    # PRISMA2020 CSV adds up, duplicates removed and screening drawn
+    csv_out = cluster("flow", "--db", str(demo["db"]), "--csv").stdout
+    n = {r["data"]: r["n"] for r in csv.DictReader(io.StringIO(csv_out))}
+    assert_csv_adds_up(n)
+    assert (n["duplicates"], n["records_screened"], n["previous_studies"]) == \
+        (str(s["duplicates"]), str(s["screened"]), "0")
+    assert int(n["duplicates"]) > 0
+    assert n["total_studies"] == n["new_studies"] == str(flow["total_studies"])
     dups = expected[-1][2]
     merged = sqlite3.connect(demo["db"]).execute(
         "SELECT count(*) FROM records WHERE duplicate_of IS NOT NULL").fetchone()[0]

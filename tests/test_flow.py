@@ -15,8 +15,10 @@ from base.record import Record
 from db.diagram import Box, Diagram, Line, layout, overflows, to_svg
 from db.flow import (TEMPLATE_ROWS, FlowError, compute_flow, link_study, prisma_fields,
                      template_rows)
+from db.protocol import set_protocol
 from db.state import INCLUDED, stage_states
 from db.store import DuplicateLinkError, open_store
+from tests.prisma_csv import assert_csv_adds_up
 from tests.review_world import build_review_file
 
 TA, FT = "title-abstract", "full-text"
@@ -42,8 +44,11 @@ def review_db(tmp_path_factory):
 
 
 def test_review_flow_json_screen_other(run, review_db):
+    # only index articles and CLUSTER routes: drawn screen-other without --layout, the index
+    # articles (a new review) screened with the other-methods records
     path, _ = review_db
-    data = json.loads(run("flow", "--layout", "screen-other", "--json", "--db", str(path)).output)
+    data = json.loads(run("flow", "--json", "--db", str(path)).output)
+    assert (data["layout"], data["review_type"]) == ("screen-other", "new")
     s = data["screening"]
     assert (s["identified"], s["duplicates"], s["screened"], s["screen_excluded"]) == \
         (3096, 105, 2991, 2938)
@@ -52,9 +57,10 @@ def test_review_flow_json_screen_other(run, review_db):
     assert s["excluded_reasons"] == {"wrong intervention": 5, "wrong study design": 3}
     other, prev = data["columns"]["other"], data["columns"]["previous"]
     assert (other["screened"], other["sought"], other["excluded"], other["reports_included"]) == \
-        (2949, 11, 8, 3)
-    assert (prev["screened"], prev["sought"], prev["reports_included"]) == (42, 42, 42)
-    assert (data["new_studies"], data["total_studies"], data["total_reports"]) == (45, 45, 45)
+        (2991, 53, 8, 45)
+    assert (prev["identified"], prev["screened"], prev["reports_included"]) == (0, 0, 0)
+    assert (data["previous_studies"], data["new_studies"], data["total_studies"],
+            data["total_reports"]) == (0, 45, 45, 45)
     assert data["complete"] is True
     routes = {r["source"]: (r["identified"], r["duplicates"]) for r in data["identification"]}
     assert routes == {"index": (42, 0), "cited-by": (925, 105), "references": (800, 0),
@@ -63,16 +69,16 @@ def test_review_flow_json_screen_other(run, review_db):
 
 def test_review_flow_csv_matches_template(run, review_db):
     path, _ = review_db
-    out = run("flow", "--layout", "screen-other", "--csv", "--db", str(path)).output
+    out = run("flow", "--csv", "--db", str(path)).output
     rows = list(csv.DictReader(io.StringIO(out)))
     assert list(rows[0]) == ["data", "node", "box", "description", "boxtext", "tooltips", "url", "n"]
     assert [r["data"] for r in rows] == EXPECTED_ROWS
     n = {r["data"]: r["n"] for r in rows}
     assert n == {
-        "previous_studies": "42", "previous_reports": "42", "database_results": "0",
+        "previous_studies": "0", "previous_reports": "0", "database_results": "0",
         "database_specific_results": "0", "register_results": "0",
         "register_specific_results": "0", "website_results": "0", "organisation_results": "0",
-        "citations_results": "3054", "duplicates": "105", "excluded_automatic": "0",
+        "citations_results": "3096", "duplicates": "105", "excluded_automatic": "0",
         "excluded_other": "0", "records_screened": "2991", "records_excluded": "2938",
         "dbr_sought_reports": "53", "dbr_notretrieved_reports": "0", "other_sought_reports": "0",
         "other_notretrieved_reports": "0", "dbr_assessed": "53",
@@ -82,6 +88,30 @@ def test_review_flow_csv_matches_template(run, review_db):
     }
     dbr = next(r for r in rows if r["data"] == "dbr_excluded")
     assert (dbr["node"], dbr["box"], dbr["url"]) == ("node14", "box9", "dbrexcludedrecords.html")
+    assert_csv_adds_up(n)
+
+
+def test_review_as_an_update_counts_previous_plus_new(run, review_db, tmp_path):
+    # the same review as an update: the 42 index articles are the previous studies, not
+    # screened again; new studies are the 3 found by the searches; total = 42 + 3 in
+    # both layouts (the previous screen-other layout gave previous 42, new 45, total 45)
+    path, _ = review_db
+    copy = tmp_path / "update.db"
+    copy.write_bytes(path.read_bytes())
+    run("protocol", "set", "--review-type", "update", "--db", str(copy))
+    for lay in ("screen-other", "standard"):
+        out = run("flow", "--layout", lay, "--csv", "--db", str(copy)).output
+        n = {r["data"]: r["n"] for r in csv.DictReader(io.StringIO(out))}
+        assert (n["previous_studies"], n["previous_reports"], n["new_studies"],
+                n["new_reports"], n["total_studies"], n["total_reports"]) == \
+            ("42", "42", "3", "3", "45", "45"), lay
+        assert n["citations_results"] == "3054"
+        assert_csv_adds_up(n)
+    assert (n["records_screened"], n["other_sought_reports"]) == ("0", "11")  # standard
+    out = run("flow", "--layout", "screen-other", "--csv", "--db", str(copy)).output
+    n = {r["data"]: r["n"] for r in csv.DictReader(io.StringIO(out))}
+    assert (n["duplicates"], n["records_screened"], n["records_excluded"],
+            n["dbr_sought_reports"]) == ("105", "2949", "2938", "11")
 
 
 def test_review_flow_standard_layout(review_db):
@@ -90,8 +120,8 @@ def test_review_flow_standard_layout(review_db):
     f = prisma_fields(compute_flow(store, "standard"))
     assert (f["previous_studies"], f["records_screened"], f["other_sought_reports"],
             f["other_assessed"], f["other_excluded"], f["new_studies"], f["total_studies"],
-            f["total_reports"]) == (42, 0, 11, 11, "wrong intervention, 5; wrong study design, 3",
-                                    3, 45, 45)
+            f["total_reports"]) == (0, 0, 53, 53, "wrong intervention, 5; wrong study design, 3",
+                                    45, 45, 45)
     store.close()
 
 
@@ -104,13 +134,14 @@ def test_review_table_and_diagrams(run, review_db, tmp_path):
     assert "Citation searching, forward (cited by)" in out
     rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()
             if ln.startswith(("  previous ", "  other "))}
-    assert rows["other"] == ["2,949", "2,938", "0", "11", "0", "0", "11", "8", "3"]
-    assert rows["previous"] == ["42", "0", "0", "42", "0", "0", "42", "0", "42"]
+    assert rows["other"] == ["2,991", "2,938", "0", "53", "0", "0", "53", "8", "45"]
+    assert rows["previous"] == ["0", "0", "0", "0", "0", "0", "0", "0", "0"]
     texts = " | ".join(t.text or "" for t in ET.parse(svg).getroot().iter()
                        if t.tag.endswith("text"))
     assert "Records screened (n = 2,991)" in texts
     assert "wrong intervention (n = 5)" in texts
-    assert "from other methods (n = 3)" in texts
+    assert "from other methods (n = 45)" in texts
+    assert "previous version" not in texts  # a new review has no previous-studies column
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
@@ -311,10 +342,11 @@ def _build_random(store, specs):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(RECORD, min_size=1, max_size=14))
-def test_invariants_hold_on_random_stores(specs):
+@given(st.lists(RECORD, min_size=1, max_size=14), st.sampled_from(["new", "update"]))
+def test_invariants_hold_on_random_stores(specs, review_type):
     store = open_store(None)
     _build_random(store, specs)
+    set_protocol(store, review_type=review_type)
     n_sources = store.db["sources"].count
     canonical = [r for r, in store.db.execute("SELECT id FROM records WHERE duplicate_of IS NULL")]
     ft_states = stage_states(store, FT)
@@ -344,13 +376,16 @@ def test_invariants_hold_on_random_stores(specs):
         included = {r for r, s in ft_states.items() if s.status == INCLUDED}
         assert sum(c.reports_included for c in cols) == len(included)
         assert list(prisma_fields(fl)) == EXPECTED_ROWS
+        assert fl.total_reports == fl.previous_reports + fl.new_reports
+        assert fl.total_studies == fl.previous_studies + fl.new_studies
+        prev = fl.columns["previous"]
+        assert fl.new_reports == len(included) - prev.reports_included
         if lay == "screen-other":
             assert fl.screening.screened + fl.screening.excluded_automatic + \
-                fl.screening.excluded_other == len(canonical)
-            assert fl.new_reports == len(included) >= fl.new_studies
-        else:
-            assert fl.total_reports == fl.previous_reports + fl.new_reports
-            assert fl.total_studies <= fl.previous_studies + fl.new_reports
+                fl.screening.excluded_other == len(canonical) - (prev.identified - prev.duplicates)
+            assert fl.screening.reports_included == fl.new_reports
+        if review_type == "new":
+            assert fl.previous_studies == fl.previous_reports == 0
         svg = to_svg(layout(fl))
         root = ET.fromstring(svg.encode())
         texts = " ".join(t.text or "" for t in root.iter() if t.tag.endswith("text"))
@@ -393,4 +428,4 @@ def test_imported_files_are_counted_by_role_and_source(run, tmp_path):
     n = {r["data"]: r["n"] for r in csv.DictReader(io.StringIO(run("flow", "--csv").output))}
     assert (n["database_results"], n["database_specific_results"], n["organisation_results"],
             n["citations_results"], n["previous_studies"], n["records_screened"]) == \
-        ("1", "Embase, 1", "2", "0", "1", "1")
+        ("1", "Embase, 1", "2", "1", "0", "1")
