@@ -1323,18 +1323,24 @@ def study_link(record_ids: tuple[int, ...], key: str, reviewer: str | None, db_p
 @click.option("--output", "-o", "output", type=OUTPUT_FILE,
               help="Write the Markdown here, with the diagram beside it (same name, .svg and .png).")
 @click.option("--layout", type=click.Choice(["standard", "screen-other"]), help=LAYOUT_HELP)
+@click.option("--detail", is_flag=True,
+              help="Also every search with its query or seed, limits and counts (an appendix).")
 @db_option
 @handle_errors
-def report_cmd(output: str | None, layout: str | None, db_path: str) -> None:
+def report_cmd(output: str | None, layout: str | None, detail: bool, db_path: str) -> None:
     """Methods-section Markdown: PRISMA-S search log, deduplication, screening, flow.
 
-    Example: cluster report -o methods.md --layout screen-other
+    Limits are one line per strategy and service, with totals; --detail adds
+    every search.
+
+    Example: cluster report -o methods.md; cluster report --detail -o appendix.md
     """
     from db.report import write_report
     from screeners.agreement import agreement_by_stage
 
     with store_for(db_path) as store:
-        text, written = write_report(store, agreement_by_stage(store), layout, output)
+        text, written = write_report(store, agreement_by_stage(store), layout, output,
+                                     detail)
         if output is None:
             echo_document(text)
         else:

@@ -1,8 +1,9 @@
 """The methods-section report: PRISMA-S search log, deduplication, screening, flow.
 
-`methods_report(store, ...)` returns Markdown built only from the store: every
-search in `searches` (service, strategy, query or seed, date, limits with
-their justification, results found and kept), the date of the last search per
+`methods_report(store, ...)` returns Markdown built only from the store: the
+searches in `searches` by strategy and service (results found and kept, the
+limits each used and the records they dropped, summed, each justification
+once; with `detail`, every search with its query or seed), the date of the last search per
 strategy, the deduplication method from `merge` events, the screening process
 (reviewers per record, blinding, conflicts, agreement per reviewer pair) and
 the stopping rule from `automation` events, followed by the PRISMA 2020
@@ -98,6 +99,58 @@ def _limits_text(limits: Mapping[str, Any], justify: bool = True) -> str:
     return text
 
 
+#: limits keys that say why, not what: printed once for the whole report
+_REASON_KEYS = ("justification", "why", "relevance")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _split_limits(limits: Mapping[str, Any]) -> tuple[dict[str, Any], Counter[str], list[str]]:
+    """A search's limits as (settings, counts to add up over searches, reasons)."""
+    settings: dict[str, Any] = {}
+    counts: Counter[str] = Counter()
+    reasons = []
+    for key, value in limits.items():
+        if key in _REASON_KEYS or key.endswith("_why"):
+            reasons.append(str(value))
+        elif key == "top" or (key == "cap" and "top" in limits):
+            settings.setdefault("top", limits.get("top"))
+        elif _is_count(value):
+            counts[key.replace("_", " ")] += value
+        elif isinstance(value, dict) and value and all(_is_count(v) for v in value.values()):
+            for sub, n in value.items():
+                counts[f"{key.replace('_', ' ')} {sub.replace('_', ' ')}"] += n
+        else:
+            settings[key] = value
+    return settings, counts, reasons
+
+
+def limits_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per strategy and service with the limits its searches used and the
+    records each limit dropped, summed; then each justification once."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["strategy"] or r["kind"] or "search", r["service"] or "")].append(r)
+    out, reasons = [], {}
+    for (strategy, service), rs in sorted(groups.items()):
+        texts: dict[str, None] = {}
+        totals: Counter[str] = Counter()
+        for r in rs:
+            settings, counts, why = _split_limits(json.loads(r["limits"] or "{}"))
+            texts[_limits_text(settings, justify=False)] = None
+            totals.update(counts)
+            reasons.update(dict.fromkeys(why))
+        shown = [f"{k} {v:,}" for k, v in sorted(totals.items()) if v]
+        out.append(f"- {strategy}, {service or 'no service'} ({len(rs):,} search"
+                   f"{'es' if len(rs) != 1 else ''}): " + " / ".join(texts)
+                   + (f"; totals: {', '.join(shown)}" if shown else "") + ".")
+    if reasons:
+        out += ["", "Why: " + "; ".join(reasons) + "."]
+    return out
+
+
 def _seed_text(store: Store, seed: int | None, cache: dict[int, str]) -> str:
     if seed is None:
         return ""
@@ -116,7 +169,7 @@ def _seed_text(store: Store, seed: int | None, cache: dict[int, str]) -> str:
     return cache[seed]
 
 
-def searches_section(store: Store, flow: Flow) -> list[str]:
+def searches_section(store: Store, flow: Flow, detail: bool = False) -> list[str]:
     cur = store.db.execute("SELECT * FROM searches ORDER BY started_at, id")
     cols = [c[0] for c in cur.description]
     rows = [dict(zip(cols, r)) for r in cur]
@@ -127,7 +180,10 @@ def searches_section(store: Store, flow: Flow) -> list[str]:
     last = max(_date(r["finished_at"] or r["started_at"]) for r in rows)
     failed = [r for r in rows if r["status"] not in ("done",)]
     out += [f"{len(rows):,} searches and imports were logged between {first} and {last}"
-            + (f"; {len(failed):,} did not finish (status shown below)." if failed else "."), ""]
+            + (f"; {len(failed):,} did not finish:" if failed else "."), ""]
+    if failed:
+        out += [f"- search {r['id']} ({r['strategy'] or r['kind']}, {r['service']}): {r['status']}"
+                + (f": {r['error']}" if r["error"] else "") for r in failed] + [""]
 
     out += ["### By strategy and service", ""]
     groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
@@ -151,10 +207,7 @@ def searches_section(store: Store, flow: Flow) -> list[str]:
         per_strategy[key] = max(per_strategy.get(key, ""), when)
     out += [f"- {k}: {v}" for k, v in sorted(per_strategy.items())] + [""]
 
-    out += ["### Limits and why", ""]
-    limit_sets = Counter(_limits_text(json.loads(r["limits"] or "{}")) for r in rows)
-    out += [f"- {text} ({k:,} search{'es' if k != 1 else ''})"
-            for text, k in sorted(limit_sets.items())] + [""]
+    out += ["### Limits and why", "", *limits_lines(rows), ""]
 
     out += ["### Records identified per source", ""]
     out += _table(("source", "records identified", "duplicates removed", "unique"),
@@ -162,6 +215,9 @@ def searches_section(store: Store, flow: Flow) -> list[str]:
                     f"{s.unique:,}") for s in flow.sources))
     out.append("")
 
+    if not detail:
+        return out + [f"The query or seed, limits and counts of each of the {len(rows):,} "
+                      "searches are in the detailed report (`cluster report --detail`).", ""]
     out += ["### Every search", ""]
     seeds: dict[int, str] = {}
     out += _table(
@@ -296,12 +352,14 @@ def flow_section(flow: Flow, diagram_file: str | None) -> list[str]:
 
 
 def methods_report(store: Store, agreement: Agreement, layout: str | None = None,
-                   diagram_file: str | None = None, flow: Flow | None = None) -> str:
+                   diagram_file: str | None = None, flow: Flow | None = None,
+                   detail: bool = False) -> str:
     """The whole Markdown report; `agreement` holds each stage's reviewer pairs,
-    `diagram_file` is the diagram's name beside the report, if any."""
+    `diagram_file` is the diagram's name beside the report, if any; `detail` adds
+    every search with its query or seed, limits and counts."""
     flow = flow if flow is not None else compute_flow(store, layout)
     parts = ["# Methods: searching, selection and flow", ""]
-    parts += searches_section(store, flow)
+    parts += searches_section(store, flow, detail)
     parts += dedup_section(store, flow)
     parts += screening_section(store, agreement)
     parts += flow_section(flow, diagram_file)
@@ -309,13 +367,14 @@ def methods_report(store: Store, agreement: Agreement, layout: str | None = None
 
 
 def write_report(store: Store, agreement: Agreement, layout: str | None = None,
-                 output: str | Path | None = None) -> tuple[str, list[Path]]:
+                 output: str | Path | None = None,
+                 detail: bool = False) -> tuple[str, list[Path]]:
     """The report's text; with `output`, also the .md file and the diagram beside it.
 
     Every section is read from one snapshot of the store, so the numbers agree."""
     if output is None:
         with store.read_snapshot():
-            return methods_report(store, agreement, layout), []
+            return methods_report(store, agreement, layout, detail=detail), []
     from db.diagram import layout as place, write_png, write_svg
 
     md = Path(output)
@@ -325,7 +384,8 @@ def write_report(store: Store, agreement: Agreement, layout: str | None = None,
                         f"{svg.name} and {png.name}.")
     with store.read_snapshot():
         flow = compute_flow(store, layout)
-        text = methods_report(store, agreement, layout, diagram_file=svg.name, flow=flow)
+        text = methods_report(store, agreement, layout, diagram_file=svg.name, flow=flow,
+                              detail=detail)
     diagram = place(flow)
     protect = store_files(store.path) if store.path else ()
     for p in (md, svg, png):  # all three checked before any is written

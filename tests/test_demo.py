@@ -191,6 +191,24 @@ def test_progress_goes_to_stderr_stage_by_stage_and_files_are_written(demo):
 # --- the store works with the other commands ------------------------------------------------
 
 
+def test_methods_report_fits_a_paper_and_the_detail_is_an_appendix(demo):
+    # one limits line per strategy and service (13 on the demo, 52 near-identical bullets
+    # and 163 KB before); the per-search table only with --detail
+    md = (demo["dir"] / "methods.md").read_text()
+    assert len(md.encode()) < 20_000 and len(md.splitlines()) < 160
+    section = md.split("### Limits and why\n\n")[1].split("\n\n")[0].splitlines()
+    pairs = [ln[2:].split(" (")[0] for ln in section]
+    table = md.split("### By strategy and service\n\n")[1].split("\n\n")[0].splitlines()[2:]
+    assert len(pairs) == len(set(pairs)) == len(table) == 13
+    related = next(ln for ln in section if ln.startswith("- related, pubmed ("))
+    assert re.match(r"- related, pubmed \(\d+ searches\): top 20 per index article and "
+                    r"strategy, by service rank \(PubMed neighbour score\);", related)
+    assert "; totals: dropped beyond cap " in related
+    assert "### Every search" not in md
+    detail = cluster("report", "--db", str(demo["db"]), "--detail").stdout
+    assert "### Every search" in detail and len(detail) > 5 * len(md)
+
+
 def test_cluster_screen_for_carol_opens_on_the_demo_store(demo):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLUSTER_")}
     env.update(PYTHONPATH=str(ROOT), TERM="xterm")
@@ -225,7 +243,7 @@ def test_credentials_are_sent_but_written_nowhere(demo, tmp_path):
     cluster("decisions", "export", str(tmp_path / "decisions.jsonl"), "--db", db)
     outputs = [demo["result"].stdout, demo["result"].stderr, *exports.values(),
                cluster("searches", "--db", db, "--json").stdout,
-               cluster("report", "--db", db, "--layout", "screen-other").stdout]
+               cluster("report", "--db", db, "--detail").stdout]
     files = [p for p in demo["dir"].rglob("*") if p.is_file()] + [tmp_path / "decisions.jsonl"]
     assert {p.name for p in files} >= {"review.db", "review.http-cache.sqlite", "included.ris",
                                        "records.csv"}

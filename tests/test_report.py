@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sklearn.metrics import cohen_kappa_score
 
 from base.record import Record
@@ -64,7 +66,11 @@ def test_report_of_the_review(run, tmp_path):
     assert "170 searches and imports were logged" in md
     assert "| other | cited-by | OpenAlex | 42 | 1114 | 820 | 820 |" in md
     assert "- related: " in md  # date of the last search per strategy
-    assert "seed: record 1 (2000, PMID 10000)" in md
+    # the seeds of each search are in the detailed report only
+    assert "seed: record 1 (2000, PMID 10000)" not in md
+    assert "`cluster report --detail`" in md
+    detail = run("report", "--detail", "--db", str(db)).output
+    assert "seed: record 1 (2000, PMID 10000)" in detail and "### Every search" in detail
     assert "top 20 per index article and strategy" in md
     assert "| other: Citation searching, forward (cited by) | 925 | 105 | 820 |" in md
     assert "1 logged merges" in md and "| doi+title | 1 |" in md and "title+authors" not in md
@@ -87,3 +93,24 @@ def test_report_stopping_rule_figures(store):
     assert "No screening decisions are logged yet." in md
     assert ("1 records marked as ineligible by the stopping rule `hypergeometric`" in md)
     assert "figures: p = 0.031, screened = 1200, target_recall = 0.95" in md
+
+
+def test_limits_are_one_line_per_strategy_and_service_with_totals():
+    from db.report import limits_lines
+
+    why = "the CLUSTER method keeps the most relevant records of each list"
+    limits = [{"top": 20, "cap": "top 20 per list", "cap_why": why, "language": "English only",
+               "dropped": {"language": 2, "type": 0}, "total_in_pubmed": 30},
+              {"top": 20, "cap": "top 20 per list", "cap_why": why, "language": "English only",
+               "dropped": {"language": 1, "type": 4}, "total_in_pubmed": 12}]
+    rows = [{"strategy": "cited-by", "kind": "search", "service": "openalex",
+             "limits": json.dumps(lim)} for lim in limits * 3]
+    rows.append({"strategy": None, "kind": "import", "service": "Embase", "limits": None})
+    assert limits_lines(rows) == [
+        "- cited-by, openalex (6 searches): top 20 per index article and strategy, by the "
+        "service's relevance ranking or the tool's score; language: English only; totals: "
+        "dropped language 9, dropped type 12, total in pubmed 126.",
+        "- import, Embase (1 search): none.",
+        "",
+        f"Why: {why}.",
+    ]
