@@ -122,3 +122,15 @@ def test_generated_records_round_trip(recs, fmt, tmp_path: Path) -> None:
     again, res = _round_trip(store, fmt, tmp_path)
     assert res.n_read == len(recs)
     assert _fields(again) == _fields(store)
+
+
+def test_bibtex_reads_dois_and_urls_verbatim(tmp_path: Path) -> None:
+    # "--" in a DOI is two hyphens, not a dash; escaped specials are undone
+    bib = tmp_path / "in.bib"
+    bib.write_text("@article{a,\n  title = {A},\n  doi = {10.1000/--0},\n"
+                   "  url = {https://example.org/a\\_b--c}\n}\n", encoding="utf-8")
+    store = open_store(None)
+    import_files(store, [bib], role="database", source="test")
+    assert store.db.execute("SELECT doi, url FROM records").fetchone() == (
+        "10.1000/--0", "https://example.org/a_b--c")
+    store.close()

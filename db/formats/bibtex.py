@@ -137,8 +137,15 @@ _USED = ("title", "abstract", "year", "date", "journal", "journaltitle", "bookti
          "number", "issue", "pages", "doi", "pmid", "pmcid", "language", "type", "issn", "url", "note")
 
 
+def _verbatim_text(text: str) -> str:
+    """A DOI or URL as written: biber reads these fields verbatim, so "--" stays two
+    hyphens; only escaped specials and grouping braces some tools add are undone."""
+    return re.sub(r"\\([&%$#_])", r"\1", text).replace("{", "").replace("}", "").strip()
+
+
 def _entry_record(entry_type: str, key: str, f: Mapping[str, str]) -> Record:
-    d = {k: latex_to_text(f[k]) for k in _USED if k in f}
+    d = {k: _verbatim_text(f[k]) if k in _VERBATIM else latex_to_text(f[k])
+         for k in _USED if k in f}
     return make_record(
         title=d.get("title"), abstract=d.get("abstract"), authors=_authors(f.get("author")),
         year=first(d.get("year"), d.get("date")),
