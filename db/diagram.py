@@ -147,8 +147,11 @@ def _box_texts(flow: Flow) -> dict[str, tuple[list[Line], str]]:
                Line(f"Records marked as ineligible by automation tools {n(s.excluded_automatic)}"),
                Line(f"Records removed for other reasons {n(s.excluded_other)}")]
     ot_lines = [Line("Records identified from:", bold=True),
-                Line(f"Websites {n(flow.identified(template_row='website_results'))}"),
-                Line(f"Organisations {n(flow.identified(template_row='organisation_results'))}")]
+                Line(f"Websites {n(flow.identified(template_row='website_results'))}")]
+    ot_lines += [Line(f"{x.label} {n(x.identified)}", indent=10)
+                 for x in flow.sources if x.template_row == "website_results"]
+    ot_lines.append(
+        Line(f"Organisations {n(flow.identified(template_row='organisation_results'))}"))
     ot_lines += [Line(f"{x.label} {n(x.identified)}", indent=10)
                  for x in flow.sources if x.template_row == "organisation_results"]
     ot_lines.append(Line(f"Citation searching "

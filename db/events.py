@@ -42,8 +42,10 @@ KINDS = (
     "automation", "merge", "unmerge", "pair_decision", "tag", "protocol", "contact",
 )
 
-#: source roles, as PRISMA's identification boxes see them
-ROLES = ("index", "database", "register", "other")
+#: source roles, as PRISMA's identification boxes see them: index articles, databases,
+#: registers, and the other-methods rows of the PRISMA 2020 template (websites,
+#: organisations, citation searching); `other` is named by its strategy or source
+ROLES = ("index", "database", "register", "website", "organisation", "citation", "other")
 
 PAIR_VERDICTS = ("same", "different")
 

@@ -53,7 +53,9 @@ How the log maps onto the diagram (the rules a methods section can cite):
   not drawn); new studies are the included studies that are not previous
   studies, and total = previous + new, for studies and for reports.
 - **Template rows.** The PRISMA2020 R package's template has three
-  other-methods rows: ``citations_results`` counts the CLUSTER routes
+  other-methods rows. Imports name theirs with the roles `website`,
+  `organisation` and `citation` (each source its own line in that row); for
+  role `other`, ``citations_results`` counts the CLUSTER routes
   (citing articles, references, lead authors' lists, related articles) and
   any unnamed other route; ``organisation_results`` counts author contact and
   organisations; ``website_results`` counts websites. A route is named by a
@@ -85,7 +87,12 @@ NO_REASON = "Reason not recorded"
 
 #: column order decides which retrieval of a work is the kept one
 COLUMN_OF_ROLE = {"index": "previous", "database": "databases", "register": "databases",
+                  "website": "other", "organisation": "other", "citation": "other",
                   "other": "other"}
+#: the template row of each other-methods role; `other` is placed by its route
+ROW_OF_ROLE = {"website": ("website", "Websites", "website_results"),
+               "organisation": ("organisation", "Organisations", "organisation_results"),
+               "citation": ("citation", "Citation searching", "citations_results")}
 COLUMN_ORDER = ("previous", "databases", "other")
 
 #: other-methods routes: strategy spellings -> (route, label, PRISMA template row)
@@ -227,6 +234,13 @@ def _source_key(role: str, service: str | None, strategy: str | None,
     if role in ("database", "register"):
         name = (service or "unnamed " + role).strip()
         return name, name, f"{role}_results"
+    if role in ROW_OF_ROLE:
+        key, label, row = ROW_OF_ROLE[role]
+        route = ROUTES.get((strategy or "").strip().lower())
+        if role == "citation" and route is not None and route[2] == row:
+            return route[0], route[1], row
+        name = (service or strategy or "").strip()
+        return (name, name, row) if name else (key, label, row)
     route = ROUTES.get((strategy or "").strip().lower())
     if route is None and not strategy:
         # an imported file's source name may name the route: "website", "author contact"
@@ -337,7 +351,7 @@ def _compute_flow(store: Store, layout: str) -> Flow:
                 slot[3] += 1
                 # a retrieval's duplicate is removed where it was retrieved
                 dups_by_column[column_of_role[role]] += 1
-    role_order = {r: i for i, r in enumerate(("index", "database", "register", "other"))}
+    role_order = {r: i for i, r in enumerate(COLUMN_OF_ROLE)}
     route_order = {r: i for i, r in enumerate(dict.fromkeys(v[0] for v in ROUTES.values()))}
     sources = tuple(
         SourceCount(role, key, v[0], v[1], v[2], v[3])

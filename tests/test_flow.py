@@ -392,6 +392,8 @@ def test_invariants_hold_on_random_stores(specs, review_type):
         for key, value in prisma_fields(fl).items():
             if lay == "screen-other" and key.startswith("other_"):
                 continue  # no other-methods screening boxes in this layout
+            if review_type == "new" and key.startswith("previous_"):
+                continue  # a new review draws no previous-studies column
             if isinstance(value, int):
                 assert f"(n = {value:,})" in texts, key
     store.close()
@@ -429,3 +431,33 @@ def test_imported_files_are_counted_by_role_and_source(run, tmp_path):
     assert (n["database_results"], n["database_specific_results"], n["organisation_results"],
             n["citations_results"], n["previous_studies"], n["records_screened"]) == \
         ("1", "Embase, 1", "2", "1", "0", "1")
+
+
+def test_import_roles_fill_the_templates_other_methods_rows(run, tmp_path):
+    def ris(name, titles):
+        path = tmp_path / name
+        path.write_text("".join(f"TY  - JOUR\nTI  - {t}\nPY  - 2020\nER  - \n\n" for t in titles))
+        return str(path)
+
+    run("import", ris("who.ris", ["Guidance on staff wellbeing"]), "--as", "website",
+        "--source", "WHO website")
+    run("import", ris("nhs.ris", ["A trust report", "A second trust report"]), "--as",
+        "organisation", "--source", "NHS England")
+    run("import", ris("handsearch.ris", ["A reference list find"]), "--as", "citation",
+        "--source", "reference lists")
+    run("import", ris("ct.ris", ["A registered trial"]), "--as", "register", "--source", "CT.gov")
+    data = json.loads(run("flow", "--json").output)
+    rows = {(r["role"], r["label"], r["template_row"], r["identified"])
+            for r in data["identification"]}
+    assert rows == {("website", "WHO website", "website_results", 1),
+                    ("organisation", "NHS England", "organisation_results", 2),
+                    ("citation", "reference lists", "citations_results", 1),
+                    ("register", "CT.gov", "register_results", 1)}
+    n = data["prisma"]
+    assert (n["website_results"], n["organisation_results"], n["citations_results"],
+            n["register_results"], n["database_results"]) == (1, 2, 1, 1, 0)
+    svg = tmp_path / "flow.svg"
+    run("flow", "--svg", str(svg))
+    texts = " | ".join(t.text or "" for t in ET.parse(svg).getroot().iter()
+                       if t.tag.endswith("text"))
+    assert "WHO website (n = 1)" in texts and "NHS England (n = 2)" in texts
