@@ -80,7 +80,7 @@ def test_folder_is_refused(tmp_path: Path, store) -> None:
 def test_unknown_role(tmp_path: Path, store) -> None:
     good = tmp_path / "good.ris"
     good.write_text(GOOD_RIS)
-    with pytest.raises(FileFormatError, match=r"^Unknown role 'screening': choose one of index, database, register, other\.$"):
+    with pytest.raises(FileFormatError, match=r"^Unknown role 'screening': choose one of index, database, register, website, organisation, citation, other\.$"):
         import_files(store, [good], role="screening")
 
 
