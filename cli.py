@@ -986,7 +986,11 @@ def screen_cmd(reviewer: str, order: str, stage: str, db_path: str) -> None:
     with store_for(db_path) as store:
         session = ScreeningSession(store, reviewer, stage,
                                    rank_fn=id_order if order == "id" else None)
-        echo(run_screen(session))
+        summary, interrupted = run_screen(session)
+    echo(summary)
+    if interrupted:
+        # every key press is already saved; 130 tells a script the sitting was cut short
+        sys.exit(Interrupted.exit_code)
 
 
 @cli.command("decide")

@@ -196,6 +196,7 @@ class ScreenApp:
         self.reason_index = 0
         self.score_kind = "relevance"
         self.decided = 0
+        self.interrupted = False
         self._shown: int | None = session.current
         if session.ranking_problem:
             self._say(session.ranking_problem, "class:error")
@@ -346,8 +347,13 @@ class ScreenApp:
         full_text = Condition(lambda: self.session.stage == FULL_TEXT)
 
         @kb.add("q", filter=card | in_mode("help"))
-        @kb.add("c-c")
         def _quit(event) -> None:
+            event.app.exit()
+
+        @kb.add("c-c")
+        def _interrupt(event) -> None:
+            # Ctrl-C still ends with the sitting's summary, but the exit status says so
+            self.interrupted = True
             event.app.exit()
 
         @kb.add("i", filter=card & has_record)
@@ -461,7 +467,8 @@ class ScreenApp:
         return kb
 
     def run(self) -> str:
-        """Run until the reviewer quits; returns a one-line summary of the sitting."""
+        """Run until the reviewer quits; returns a one-line summary of the sitting.
+        `interrupted` then says whether the sitting ended with Ctrl-C rather than q."""
         try:
             self.app.run()
         finally:
@@ -471,5 +478,8 @@ class ScreenApp:
                 f"{p.screened} of {p.total} screened at {self.session.stage}.")
 
 
-def run_screen(session: ScreeningSession, *, input=None, output=None) -> str:
-    return ScreenApp(session, input=input, output=output).run()
+def run_screen(session: ScreeningSession, *, input=None, output=None) -> tuple[str, bool]:
+    """The sitting's one-line summary, and whether it ended with Ctrl-C."""
+    app = ScreenApp(session, input=input, output=output)
+    summary = app.run()
+    return summary, app.interrupted

@@ -96,3 +96,21 @@ def test_progress_goes_to_stderr_in_a_subprocess(db_path):
 
 def test_help_has_an_example(run):
     assert "Example: cluster dedup" in run("dedup", "--help").output
+
+
+def test_ctrl_c_in_review_exits_130(db_path):
+    import pexpect
+
+    _fill(db_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("CLUSTER_DB", None)
+    subprocess.run([sys.executable, "-m", "cli", "dedup", "--quiet", "--db", str(db_path)],
+                   cwd=str(ROOT), env=env, check=True, capture_output=True)
+    child = pexpect.spawn(sys.executable, ["-m", "cli", "dedup", "--review", "--db", str(db_path)],
+                          cwd=str(ROOT), env=env, encoding="utf-8", timeout=20)
+    child.expect_exact("[s]ame")
+    child.send("\x03")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert "Error: Interrupted: the steps already finished are saved" in child.before
+    assert child.exitstatus == 130

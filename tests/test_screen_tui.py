@@ -65,8 +65,8 @@ class Term:
         self.child.send(keys)
         return self.wait_for(*expect) if expect else self.screen.text()
 
-    def finish(self) -> str:
-        """Everything printed after the screen closed; the process must exit 0."""
+    def finish(self, status: int = 0) -> str:
+        """Everything printed after the screen closed; the process must exit with `status`."""
         rest = ""
         while True:
             try:
@@ -74,7 +74,7 @@ class Term:
             except pexpect.EOF:
                 break
         self.child.close()
-        assert self.child.exitstatus == 0, (self.raw + rest)
+        assert self.child.exitstatus == status, (self.raw + rest)
         return rest
 
 
@@ -144,6 +144,17 @@ def test_include_exclude_undo_note_quit_and_resume(review):
     assert "alice made 2 decision(s) this sitting; 4 of 4 screened" in t.finish()
     assert [(r, v) for _, r, v, _ in _decisions(store)] == [
         (1, "include"), (2, "exclude"), (3, "maybe"), (4, "include"), (2, "include")]
+
+
+def test_ctrl_c_prints_the_summary_and_exits_130(review):
+    path, store = review
+    t = Term(path, "--reviewer", "alice", "--stage", TA)
+    t.wait_for("record 1")
+    t.press("i", "Record 1: include, saved.", "record 2")
+    t.press("\x03")
+    assert "alice made 1 decision(s) this sitting; 1 of 4 screened at title-abstract." \
+        in t.finish(130)
+    assert _decisions(store) == [("alice", 1, "include", None)]
 
 
 def test_full_text_exclusion_picks_a_reason_and_scores(review):
