@@ -12,7 +12,7 @@ import html
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import unquote
 
 
@@ -138,17 +138,24 @@ def invalid_doi(value: str) -> str:
             f"without https://doi.org/).")
 
 
-def split_dois(values: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """Normalised unique DOIs, and {raw value: sentence} for the malformed ones."""
-    valid: list[str] = []
+def split_identifiers(values: Sequence[str], normalise: Callable[[str], str | None],
+                      invalid: Callable[[str], str]) -> tuple[list[str], dict[str, str]]:
+    """Normalised unique identifiers in their first order, and {raw value: sentence} for the
+    malformed ones (`invalid` words the sentence)."""
+    valid: dict[str, None] = {}
     failed: dict[str, str] = {}
     for raw in values:
-        doi = normalize_doi(raw)
-        if doi is None:
-            failed[str(raw)] = invalid_doi(str(raw))
-        elif doi not in valid:
-            valid.append(doi)
-    return valid, failed
+        ident = normalise(raw)
+        if ident is None:
+            failed[str(raw)] = invalid(str(raw))
+        else:
+            valid.setdefault(ident)
+    return list(valid), failed
+
+
+def split_dois(values: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """Normalised unique DOIs, and {raw value: sentence} for the malformed ones."""
+    return split_identifiers(values, normalize_doi, invalid_doi)
 
 
 def normalize_pmid(value: Any) -> str | None:

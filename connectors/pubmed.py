@@ -30,7 +30,8 @@ from xml.parsers import expat
 
 from base.errors import InvalidInput, RequestRejected, ServiceError, UnreadableAnswer
 from base.record import (Author, Record, normalize_doi, normalize_language, normalize_pages,
-                         normalize_pmcid, normalize_pmid, normalize_year, strip_markup)
+                         normalize_pmcid, normalize_pmid, normalize_year, split_identifiers,
+                         strip_markup)
 from connectors.http import BadBody, CallLog, Fetched, Found, HttpLayer, Link, Links
 
 SERVICE = "pubmed"
@@ -509,15 +510,7 @@ def _invalid_pmid(value: str) -> str:
 
 
 def _split_pmids(pmids: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    valid: list[str] = []
-    failed: dict[str, str] = {}
-    for raw in pmids:
-        pmid = normalize_pmid(raw)
-        if pmid is None:
-            failed[str(raw)] = _invalid_pmid(str(raw))
-        elif pmid not in valid:
-            valid.append(pmid)
-    return valid, failed
+    return split_identifiers(pmids, normalize_pmid, _invalid_pmid)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
