@@ -109,6 +109,7 @@ def handle_errors(fn: Callable) -> Callable:
             raise UserError(f"Cannot use {exc.filename} ({exc.strerror}): check that it exists "
                             f"and that you may read or write it.") from None
 
+    wrapper.handles_errors = True  # type: ignore[attr-defined]  # checked for every command
     return wrapper
 
 
@@ -213,14 +214,18 @@ def cli() -> None:
 
 @cli.command()
 @db_option
+@json_option
 @handle_errors
-def init(db_path: str) -> None:
+def init(db_path: str, as_json: bool) -> None:
     """Create a review store (or check an existing one).
 
     Example: cluster init --db review.db
     """
     with store_for(db_path, create=True) as store:
-        echo(f"Review store ready at {db_path} (review {store.review_id}).")
+        if as_json:
+            echo_json({"db": db_path, "review_id": store.review_id})
+        else:
+            echo(f"Review store ready at {db_path} (review {store.review_id}).")
 
 
 # --- reviewers ------------------------------------------------------------------
@@ -236,10 +241,13 @@ def reviewers() -> None:
 
 @reviewers.command("add")
 @click.argument("names", nargs=-1, required=True)
-@click.option("--role", default="reviewer", show_default=True)
+@click.option("--role", default="reviewer", show_default=True,
+              help="A label for what the person does in the team (e.g. reviewer, arbiter, "
+                   "checker), shown by `reviewers list`; it does not change what they may do.")
 @db_option
+@json_option
 @handle_errors
-def reviewers_add(names: tuple[str, ...], role: str, db_path: str) -> None:
+def reviewers_add(names: tuple[str, ...], role: str, db_path: str, as_json: bool) -> None:
     """Add reviewers by name.
 
     Example: cluster reviewers add alice bob
@@ -248,7 +256,10 @@ def reviewers_add(names: tuple[str, ...], role: str, db_path: str) -> None:
         with store.transaction():
             for name in names:
                 store.add_reviewer(name, role)
-        echo(f"Reviewers: {', '.join(store.reviewer_names())}")
+        if as_json:
+            echo_json([{"name": n, "role": r} for n, r in store.reviewer_roles().items()])
+        else:
+            echo(f"Reviewers: {', '.join(store.reviewer_names())}")
 
 
 @reviewers.command("list")
@@ -261,12 +272,12 @@ def reviewers_list(db_path: str, as_json: bool) -> None:
     Example: cluster reviewers list --json
     """
     with store_for(db_path, create=True) as store:
-        names = store.reviewer_names()
+        team = store.reviewer_roles()
         if as_json:
-            echo_json(names)
+            echo_json([{"name": name, "role": role} for name, role in team.items()])
         else:
-            for n in names:
-                echo(n)
+            for name, role in team.items():
+                echo(name if role == "reviewer" else f"{name} ({role})")
 
 
 # --- protocol -------------------------------------------------------------------
@@ -286,7 +297,10 @@ def protocol() -> None:
 @click.option("--exclude-terms", help="Comma-separated terms highlighted as exclude cues.")
 @click.option("--reasons", help="Semicolon-separated fixed list of exclusion reasons.")
 @click.option("--reviewers-per-record", type=int, help="Independent reviewers per record (default 2).")
-@click.option("--stopping-rule", type=click.Choice(["hypergeometric", "consecutive"]))
+@click.option("--stopping-rule", type=click.Choice(["hypergeometric", "consecutive"]),
+              help="The rule `cluster status` reports first and `cluster stop` applies: "
+                   "hypergeometric (statistical, with --target-recall) or consecutive "
+                   "(N excludes in a row, with --consecutive-excludes).")
 @click.option("--target-recall", type=float, help="Target recall for the statistical stopping rule.")
 @click.option("--consecutive-excludes", type=int, help="N for the consecutive-excludes heuristic.")
 @click.option("--review-type", type=click.Choice(["new", "update"]),
@@ -787,7 +801,9 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
 
 @cli.command("status")
 @click.option("--stage", type=click.Choice(STAGES), default=TITLE_ABSTRACT,
-              show_default=True)
+              show_default=True,
+              help="The stage to report: progress and stopping rules at title-abstract, "
+                   "retrieval and assessment at full text.")
 @db_option
 @json_option
 @handle_errors
@@ -833,7 +849,7 @@ def status_cmd(stage: str, db_path: str, as_json: bool) -> None:
 @click.option("--rule", type=click.Choice(["hypergeometric", "consecutive"]), required=True,
               help="The stopping rule that justifies stopping.")
 @click.option("--stage", type=click.Choice(STAGES), default=TITLE_ABSTRACT,
-              show_default=True)
+              show_default=True, help="The stage to stop screening at.")
 @click.option("--force", is_flag=True, help="Stop even though the rule is not met (recorded as forced).")
 @click.option("--reviewer", help="Who decided to stop (recorded with the events).")
 @db_option
@@ -1040,9 +1056,11 @@ def undo_cmd(reviewer: str, stage: str, db_path: str) -> None:
 
 
 @cli.command("conflicts")
+@click.argument("record", type=int, required=False)
 @screen_stage_option
-@click.option("--resolver", help="Who resolves the conflict given by --record.")
-@click.option("--record", "record", type=int, help="The record whose conflict to resolve.")
+@click.option("--resolver", help="Who resolves the conflict of RECORD.")
+@click.option("--record", "record_option", type=int, hidden=True,
+              help="RECORD given as an option, as earlier versions took it.")
 @click.option("--include", is_flag=True, help="Resolve as include.")
 @click.option("--exclude", is_flag=True, help="Resolve as exclude.")
 @click.option("--reason", help="Exclusion reason from the protocol's list (required at full text).")
@@ -1053,24 +1071,29 @@ def undo_cmd(reviewer: str, stage: str, db_path: str) -> None:
 @db_option
 @json_option
 @handle_errors
-def conflicts_cmd(stage: str, resolver: str | None, record: int | None, include: bool,
-              exclude: bool, reason: str | None, method: str, db_path: str,
-              as_json: bool) -> None:
-    """List records the reviewers disagree on (both decisions and notes), or resolve one.
+def conflicts_cmd(record: int | None, stage: str, resolver: str | None,
+                  record_option: int | None, include: bool, exclude: bool, reason: str | None,
+                  method: str, db_path: str, as_json: bool) -> None:
+    """List records the reviewers disagree on (both decisions and notes), or resolve
+    the conflict of RECORD.
 
-    Without --resolver it lists the open conflicts; with --resolver, --record and
+    Without RECORD it lists the open conflicts; with RECORD, --resolver and
     --include/--exclude it records the resolution as an event.
 
     At full text, two exclusions for different reasons are a conflict too.
 
-    Example: cluster conflicts --resolver carol --record 12 --exclude --reason "wrong outcome" --method arbiter
+    Example: cluster conflicts 12 --resolver carol --exclude --reason "wrong outcome" --method arbiter
     """
     from screeners.decisions import conflicts as list_conflicts, resolve
 
+    if record is not None and record_option is not None and record != record_option:
+        raise UserError(f"Two records given ({record} and --record {record_option}): give one.")
+    record = record if record is not None else record_option
     with store_for(db_path) as store:
         if resolver is not None or record is not None:
             if resolver is None or record is None:
-                raise UserError("To resolve a conflict give both --resolver NAME and --record ID.")
+                raise UserError("To resolve a conflict give the record and --resolver NAME, "
+                                "e.g. cluster conflicts 12 --resolver carol --include.")
             value = _screen_value(include, exclude, False, allow_maybe=False)
             result = resolve(store, record, stage, value, resolver, method, reason)
             if as_json:
@@ -1164,7 +1187,9 @@ def agreement_cmd(stage: str, maybe_as_include: bool, db_path: str, as_json: boo
 @cli.command("sample")
 @click.option("--fraction", type=float, required=True, help="Share of the stage's records, e.g. 0.1.")
 @click.option("--reviewer", required=True, help="The further reviewer who checks the sample.")
-@click.option("--seed", type=int, required=True, help="Random seed (the same seed, the same sample).")
+@click.option("--seed", type=int, default=None,
+              help="Random seed: the same seed draws the same sample. Without it one is drawn "
+                   "at random, printed and logged with the sample.")
 @screen_stage_option
 @click.option("--role", type=click.Choice(ROLES), default=None,
               help="Only records found with this source role (e.g. index: the index articles).")
@@ -1173,22 +1198,26 @@ def agreement_cmd(stage: str, maybe_as_include: bool, db_path: str, as_json: boo
 @db_option
 @json_option
 @handle_errors
-def sample_cmd(fraction: float, reviewer: str, seed: int, stage: str, role: str | None,
+def sample_cmd(fraction: float, reviewer: str, seed: int | None, stage: str, role: str | None,
                source: str | None, db_path: str, as_json: bool) -> None:
     """Assign a random check subsample of a stage's records to a further reviewer,
     from every record or only those of a source role or search source.
 
     Example: cluster sample --fraction 0.1 --reviewer dan --seed 7 --role index
     """
+    import secrets
+
     from screeners.decisions import sample as assign_sample
 
+    if seed is None:
+        seed = secrets.randbelow(1_000_000)
     with store_for(db_path) as store:
         result = assign_sample(store, fraction, reviewer, seed, stage, role=role, source=source)
         if as_json:
             echo_json(result.to_dict())
         else:
             echo(f"{reviewer} checks {len(result.chosen)} of {result.population} records at "
-                       f"{stage} ({len(result.newly_assigned)} newly assigned): "
+                       f"{stage} (seed {seed}; {len(result.newly_assigned)} newly assigned): "
                        + ", ".join(map(str, result.chosen)))
 
 
@@ -1203,8 +1232,9 @@ def decisions_group() -> None:
 @decisions_group.command("export")
 @click.argument("file", type=OUTPUT_FILE)
 @db_option
+@json_option
 @handle_errors
-def decisions_export(file: str, db_path: str) -> None:
+def decisions_export(file: str, db_path: str, as_json: bool) -> None:
     """Write this copy's screening events to a JSONL file (- for standard output).
 
     Example: cluster decisions export alice.jsonl
@@ -1216,14 +1246,18 @@ def decisions_export(file: str, db_path: str) -> None:
             echo_document(decisions_jsonl(store)[0])
             return
         n = export_decisions(store, file)
-        echo(f"Wrote {n} event(s) to {file}.")
+        if as_json:
+            echo_json({"file": file, "events": n})
+        else:
+            echo(f"Wrote {n} event(s) to {file}.")
 
 
 @decisions_group.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 @db_option
+@json_option
 @handle_errors
-def decisions_import(file: str, db_path: str) -> None:
+def decisions_import(file: str, db_path: str, as_json: bool) -> None:
     """Merge a decisions file from another copy of this review (importing twice adds nothing).
 
     Example: cluster decisions import bob.jsonl
@@ -1232,6 +1266,11 @@ def decisions_import(file: str, db_path: str) -> None:
 
     with store_for(db_path) as store:
         result = import_decisions(store, file)
+        if as_json:
+            echo_json({"file": file, "added": result.added,
+                       "already_present": result.already_present,
+                       "reviewers_added": list(result.reviewers_added)})
+            return
         extra = (f"; new reviewers: {', '.join(result.reviewers_added)}"
                  if result.reviewers_added else "")
         echo(f"Imported {result.added} event(s) from {file} "

@@ -475,6 +475,10 @@ class Store:
             raise StoreError("A reviewer name cannot be blank: give a name such as alice.")
         self.db.table("reviewers").upsert({"name": name, "role": role, "created_at": now()}, pk="name")
 
+    def reviewer_roles(self) -> dict[str, str]:
+        """Each reviewer's name and role label, by name."""
+        return dict(self.db.execute("SELECT name, role FROM reviewers ORDER BY name").fetchall())
+
     def reviewer_names(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT name FROM reviewers ORDER BY name")]
 

@@ -121,10 +121,12 @@ class SampleResult:
     population: int
     chosen: tuple[int, ...]
     newly_assigned: tuple[int, ...]
+    seed: int
 
     def to_dict(self) -> dict[str, Any]:
         return {"reviewer": self.reviewer, "stage": self.stage, "population": self.population,
-                "records": list(self.chosen), "newly_assigned": list(self.newly_assigned)}
+                "records": list(self.chosen), "newly_assigned": list(self.newly_assigned),
+                "seed": self.seed}
 
 
 @dataclass(frozen=True)
@@ -443,7 +445,7 @@ def sample(store: Store, fraction: float, reviewer: str, seed: int,
             data: dict[str, Any] = {"fraction": fraction, "seed": seed}
             data.update({k: v for k, v in (("role", role), ("source", source)) if v})
             store.log_event("assign", record_id=rid, reviewer=reviewer, stage=stage, data=data)
-    return SampleResult(reviewer, stage, len(population), tuple(chosen), new)
+    return SampleResult(reviewer, stage, len(population), tuple(chosen), new, seed)
 
 
 # --- export / import ---------------------------------------------------------------
