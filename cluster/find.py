@@ -17,6 +17,7 @@ from typing import Any
 
 from base.errors import ClusterError
 from db.store import Store
+from db.tags import record_tags
 
 
 class FindError(ClusterError):
@@ -50,41 +51,130 @@ def ensure_index(store: Store) -> None:
 #: each distinct word or phrase costs a pass over every matching record's text
 MAX_QUERY_CHARS = 2000
 MAX_QUERY_TERMS = 100
-_OPERAND = re.compile(r'"[^"]*"|[^\s()"]+')
+_TOKEN = re.compile(r'(?i:title|abstract):"[^"]*"|"[^"]*"|[()]|[^\s()"]+')
 _OPERATORS = {"AND", "OR", "NOT"}
+_COLUMN = re.compile(r"^(title|abstract):(.*)$", re.IGNORECASE)
+_EXAMPLE = 'e.g. self-compassion AND (nurses OR "health staff") NOT students'
 
 
-def _ranking_query(query: str) -> str:
-    """The query's distinct words and phrases joined by OR, to rank and highlight with.
+@dataclass(frozen=True)
+class Query:
+    """A query as a person typed it, in the search index's own syntax.
 
-    FTS5's bm25 and snippet walk every phrase of the query for every hit in a
-    record, and each phrase's hits again for every phrase: a query that repeats
-    a word n times costs n * n per occurrence of that word (400 words, a
-    minute on 300 records). Matching is done with the query as written; the
-    ranking sees each phrase once, which orders the hits as bm25 of the query
-    would (it sums over the phrases, whatever joins them), only without
-    counting a repeated phrase twice. Queries using NEAR or column filters are
-    ranked as written.
+    `match` selects the records; `operands` are its distinct words and phrases,
+    which rank and highlight the hits.
     """
-    if re.search(r"\bNEAR\b|[:^{}]", query):
-        return query
-    operands: dict[str, str] = {}
-    for token in _OPERAND.findall(query):
-        if token not in _OPERATORS:
-            operands.setdefault(" ".join(token.lower().split()), token)
-    return " OR ".join(operands.values()) or query
+
+    match: str
+    operands: tuple[str, ...]
+
+    @property
+    def ranking(self) -> str:
+        """The distinct words and phrases joined by OR, to rank and highlight with.
+
+        FTS5's bm25 and snippet walk every phrase of the query for every hit in a
+        record, and each phrase's hits again for every phrase: a query that repeats
+        a word n times costs n * n per occurrence of that word (400 words, a
+        minute on 300 records). The ranking sees each phrase once, which orders
+        the hits as bm25 of the query would (it sums over the phrases, whatever
+        joins them), only without counting a repeated phrase twice.
+        """
+        return " OR ".join(self.operands)
 
 
-def _check_query(query: str) -> None:
-    if not query.strip():
+def _malformed(text: str, why: str) -> FindError:
+    return FindError(f"Cannot search for {text!r}: {why} ({_EXAMPLE}).")
+
+
+def _operand(token: str) -> tuple[str, str] | None:
+    """A word or "phrase" as the index reads it, and its key for counting distinct
+    terms; None for a token with no letter or digit (a lone dash), which matches
+    nothing and is dropped.
+
+    Every operand is quoted, so hyphens, apostrophes and dots inside a word
+    (self-compassion, O'Brien, 10.1037) are split into a phrase by the index's
+    own tokeniser instead of being read as syntax. A trailing * keeps its prefix
+    meaning; title: and abstract: limit a term to that field.
+    """
+    column = ""
+    m = _COLUMN.match(token)
+    if m and m.group(2):
+        column, token = f"{m.group(1).lower()} : ", m.group(2)
+    prefix = token.endswith("*") and not token.startswith('"')
+    body = token.rstrip("*") if prefix else token
+    if body.startswith('"'):
+        body = body[1:-1]
+    if not re.search(r"\w", body):
+        return None
+    phrase = f'"{body}"' + (" *" if prefix else "")
+    key = column + " ".join(body.lower().split()) + ("*" if prefix else "")
+    return column + phrase, key
+
+
+def parse_query(text: str) -> Query:
+    """Read a query as a person types it: words (hyphens and all), "quoted
+    phrases", prefix*, AND, OR and NOT (in capitals; words next to each other
+    must all match), and parentheses.
+
+    Only input that cannot mean anything is refused, in one sentence: an
+    unclosed quote or parenthesis, an operator with nothing on one side.
+    """
+    if not text.strip():
         raise FindError("The search query is empty: give words to look for, e.g. \"realist\".")
-    if len(query) > MAX_QUERY_CHARS:
-        raise FindError(f"The search query is {len(query):,} characters long (at most "
+    if len(text) > MAX_QUERY_CHARS:
+        raise FindError(f"The search query is {len(text):,} characters long (at most "
                         f"{MAX_QUERY_CHARS:,}): search for fewer words or phrases at a time.")
-    n_terms = len({t.lower() for t in _OPERAND.findall(query) if t not in _OPERATORS})
-    if n_terms > MAX_QUERY_TERMS:
-        raise FindError(f"The search query has {n_terms} different words or phrases (at most "
+    if text.count('"') % 2:
+        raise _malformed(text, "a double quote is not closed")
+    out: list[str] = []  # operands, operators and parentheses, in the index's syntax
+    keys: dict[str, str] = {}
+    depth = 0
+
+    def after_operand() -> bool:
+        return bool(out) and (out[-1] == ")" or out[-1] not in (*_OPERATORS, "("))
+
+    for token in _TOKEN.findall(text):
+        if token == "NOT" and out and out[-1] == "AND":
+            out[-1] = "NOT"  # "a AND NOT b", as several databases write it, is "a NOT b"
+        elif token in _OPERATORS:
+            if not after_operand():
+                where = ("has nothing before it" if not out or out[-1] == "("
+                         else f"follows {out[-1]}")
+                raise _malformed(text, f"{token} {where}")
+            out.append(token)
+        elif token == "(":
+            if after_operand():
+                out.append("AND")
+            out.append("(")
+            depth += 1
+        elif token == ")":
+            if depth == 0:
+                raise _malformed(text, "a closing parenthesis has no opening one")
+            if out[-1] in _OPERATORS:
+                raise _malformed(text, f"{out[-1]} has nothing after it")
+            if out[-1] == "(":
+                raise _malformed(text, "a pair of parentheses holds nothing")
+            out.append(")")
+            depth -= 1
+        else:
+            got = _operand(token)
+            if got is None:
+                continue
+            if after_operand():
+                out.append("AND")  # words side by side must all match
+            out.append(got[0])
+            keys.setdefault(got[1], got[0])
+    if depth:
+        raise _malformed(text, "a parenthesis is not closed")
+    if out and out[-1] in _OPERATORS:
+        raise _malformed(text, f"{out[-1]} has nothing after it")
+    if not keys:
+        raise FindError("The search query has no words to look for: give a word or a phrase, "
+                        "e.g. \"realist\".")
+    if len(keys) > MAX_QUERY_TERMS:
+        raise FindError(f"The search query has {len(keys)} different words or phrases (at most "
                         f"{MAX_QUERY_TERMS}): search for fewer at a time.")
+    return Query(" ".join(out), tuple(keys.values()))
 
 
 def _let_signals_in() -> int:
@@ -94,8 +184,9 @@ def _let_signals_in() -> int:
 
 
 def find(store: Store, query: str, *, limit: int | None = None) -> list[Hit]:
-    """Records (not merged duplicates) whose title or abstract matches `query` (FTS syntax), best first."""
-    _check_query(query)
+    """Records (not merged duplicates) whose title or abstract matches `query`
+    (as `parse_query` reads it), best first."""
+    parsed = parse_query(query)
     if limit is not None and limit < 1:
         raise FindError(f"The limit must be at least 1, not {limit}.")
     ensure_index(store)
@@ -103,28 +194,27 @@ def find(store: Store, query: str, *, limit: int | None = None) -> list[Hit]:
     conn.set_progress_handler(_let_signals_in, 10_000)
     try:
         with store.read_snapshot():
-            rows = _search(store, query, limit)
+            rows = _search(store, parsed, limit)
     except sqlite3.OperationalError as exc:
         if "interrupted" in str(exc):
             raise KeyboardInterrupt from None
-        raise FindError(f"Cannot search for {query!r}: put phrases in double quotes and use "
-                        f"AND, OR, NOT between words.") from None
+        # NOT with nothing it can take away from, say: the index's grammar is narrower
+        raise _malformed(query, "the search index cannot read it") from None
     finally:
         conn.set_progress_handler(None, 0)
     return [Hit(*r) for r in rows]
 
 
-def _search(store: Store, query: str, limit: int | None) -> list[tuple]:
-    rank_query = _ranking_query(query)
+def _search(store: Store, query: Query, limit: int | None) -> list[tuple]:
     sql = ("SELECT r.id, r.title, r.year, snippet(records_fts, -1, '[', ']', '...', 12) "
            "FROM records_fts JOIN records r ON r.rowid = records_fts.rowid "
            "WHERE records_fts MATCH ? AND r.duplicate_of IS NULL")
-    params: list = [rank_query]
-    if rank_query != query:
+    params: list = [query.ranking]
+    if query.ranking != query.match:
         # which records match is the query's to say; their order is the ranking query's.
         # The "+" keeps SQLite from looking each id up in the index one query at a time.
         matching = [r[0] for r in store.db.execute(
-            "SELECT rowid FROM records_fts WHERE records_fts MATCH ?", [query])]
+            "SELECT rowid FROM records_fts WHERE records_fts MATCH ?", [query.match])]
         sql += " AND +r.id IN (SELECT value FROM json_each(?))"
         params.append(json.dumps(matching))
     sql += " ORDER BY rank, r.id"
@@ -134,14 +224,14 @@ def _search(store: Store, query: str, limit: int | None) -> list[tuple]:
 
 
 def tag(store: Store, hits: list[Hit], tag_value: str, *, reviewer: str | None = None) -> int:
-    """Log a `tag` event for each hit not tagged so already; returns how many were new."""
+    """Log a `tag` event for each hit not tagged so already (a tag taken back by an
+    undo no longer counts); returns how many were new."""
     if not tag_value.strip():
         raise FindError("The tag is empty: give a word such as \"theory\".")
     if reviewer is not None:
         store.require_reviewer(reviewer)
     with store.transaction():
-        tagged = {r[0] for r in store.db.execute(
-            "SELECT record_id FROM events WHERE kind = 'tag' AND value = ?", [tag_value])}
+        tagged = {rid for rid, tags in record_tags(store).items() if tag_value in tags}
         n = 0
         for h in hits:
             if h.record_id not in tagged:
