@@ -4,6 +4,8 @@ A tag is a `tag` event (record_id, value = the tag); a tag that an undo takes
 back no longer stands, and a tag on a record later merged as a duplicate
 belongs to its canonical record. `cluster find --tag` writes tags; exports,
 `cluster show`, the screening card and `cluster tags` read them from here.
+Tags named `study:KEY` are study links (`cluster study link`, read by
+`db.flow.study_keys`), not tags a reviewer reads.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from collections import Counter
 from db.state import standing_events
 from db.store import Store
 
+STUDY_TAG = "study:"
+
 
 def record_tags(store: Store) -> dict[int, tuple[str, ...]]:
     """canonical record id -> its standing tags, sorted, each once."""
     canon = store.canonical_map()
     out: dict[int, set[str]] = {}
-    for e in standing_events(store, "kind = 'tag' AND record_id IS NOT NULL"):
+    for e in standing_events(store, "kind = 'tag' AND record_id IS NOT NULL AND value NOT LIKE ?",
+                             [STUDY_TAG + "%"]):
         rid = canon.get(e["record_id"], e["record_id"])
         out.setdefault(rid, set()).add(e["value"])
     return {rid: tuple(sorted(tags)) for rid, tags in out.items()}

@@ -149,33 +149,55 @@ def _wrap_paragraph(chars: list[tuple[str, str]], width: int, indent: int
     return out
 
 
+#: a card field: its label, its text, and whether the protocol's terms are highlighted in it
+CardField = tuple[str, str, bool]
+
+
+def card_fields(card: Card, stage: str) -> list[CardField]:
+    """The labelled lines of a card between its title and its abstract, in order.
+
+    A new field is one more entry here; `card_lines` lays every field out the
+    same way (label in bold, text wrapped under it).
+    """
+    out: list[CardField] = []
+    if card.authors:
+        shown = ", ".join(card.authors[:6]) + (" et al." if len(card.authors) > 6 else "")
+        out.append(("Authors", shown, False))
+    where = " · ".join(str(x) for x in (card.journal, card.year) if x)
+    if where:
+        out.append(("Published", where, False))
+    if card.identifiers:
+        out.append(("Ids", " · ".join(f"{k} {v}" for k, v in card.identifiers.items()), False))
+    if card.links:
+        # the first address is where the record opens best: PubMed, else doi.org
+        out.append(("Link", next(iter(card.links.values())), False))
+    if card.keywords:
+        out.append(("Keywords", "; ".join(card.keywords), True))
+    if card.tags:
+        out.append(("Tags", ", ".join(card.tags), False))
+    if card.sources:
+        out.append(("Sources", ", ".join(card.sources), False))
+    for line in card.provenance or ("no provenance recorded",):
+        out.append(("Found", line, False))
+    if stage == FULL_TEXT:
+        out.append(("Full text", (card.fulltext or "not marked (cluster fulltext)")
+                    .replace("-", " "), False))
+        scores = " · ".join(f"{k} {card.my_scores.get(k, '-')}" for k in ("relevance", "rigour"))
+        out.append(("My scores", scores, False))
+    for note in card.my_notes:
+        out.append(("My note", note, False))
+    return out
+
+
 def card_lines(card: Card, width: int, include_terms: Sequence[str],
                exclude_terms: Sequence[str], stage: str) -> list[StyleAndTextTuples]:
     """The record card as wrapped, highlighted lines."""
     lines: list[StyleAndTextTuples] = []
-
-    def field(label: str, value: str, highlight_terms: bool = False) -> None:
+    lines.extend(wrap(highlight(card.title, include_terms, exclude_terms, "class:title"), width))
+    for label, value, highlight_terms in card_fields(card, stage):
         body = (highlight(value, include_terms, exclude_terms) if highlight_terms
                 else [("", value)])
         lines.extend(wrap([("class:label", f"{label}: "), *body], width, indent=2))
-
-    lines.extend(wrap(highlight(card.title, include_terms, exclude_terms, "class:title"), width))
-    if card.authors:
-        shown = ", ".join(card.authors[:6]) + (" et al." if len(card.authors) > 6 else "")
-        field("Authors", shown)
-    where = " · ".join(str(x) for x in (card.journal, card.year) if x)
-    if where:
-        field("Published", where)
-    if card.keywords:
-        field("Keywords", "; ".join(card.keywords), True)
-    for line in card.provenance or ("no provenance recorded",):
-        field("Found", line)
-    if stage == FULL_TEXT:
-        field("Full text", card.fulltext or "not marked (cluster fulltext)")
-        scores = " · ".join(f"{k} {card.my_scores.get(k, '-')}" for k in ("relevance", "rigour"))
-        field("My scores", scores)
-    for note in card.my_notes:
-        field("My note", note)
     lines.append([])
     lines.extend(wrap(highlight(card.abstract, include_terms, exclude_terms), width))
     return lines
@@ -299,9 +321,12 @@ class ScreenApp:
         c = s.card()
         if c is None:
             pr = s.progress()
+            waiting = (f" {pr.awaiting_retrieval} more wait for their full text to be marked "
+                       "retrieved (cluster fulltext RECORD --retrieved)."
+                       if pr.awaiting_retrieval else "")
             lines.extend(wrap([("class:label", f"Nothing left to screen at {s.stage} for "
-                                f"{s.reviewer}: {pr.screened} of {pr.total} screened. "
-                                "Press q to quit.")], width))
+                                f"{s.reviewer}: {pr.screened} of {pr.total} screened."
+                                f"{waiting} Press q to quit.")], width))
             return lines
         lines.extend(card_lines(c, width, inc, exc, s.stage))
         return lines

@@ -23,8 +23,10 @@ from types import MappingProxyType
 from typing import Callable, Mapping, Sequence
 
 from base.errors import ClusterError
-from base.services import SERVICE_NAMES
+from base.links import record_links
 from db.protocol import Protocol, get_protocol
+from db.provenance import source_names, sources_of
+from db.tags import tags_of
 from db.state import automated_records, effective_decisions, stage_records
 from db.store import Store, open_store
 from screeners.decisions import (FULL_TEXT, Appraisal, DecisionError, DecisionResult, UndoResult,
@@ -34,21 +36,6 @@ from screeners.decisions import (FULL_TEXT, Appraisal, DecisionError, DecisionRe
 
 RankFn = Callable[[Store, str, str, Sequence[int]], Sequence[int]]
 EstimateFn = Callable[[Store, str], "float | None"]
-
-SERVICE_NAMES = {**SERVICE_NAMES, "demo": "demo", "file": "file"}
-# how a record relates to the index article it was found from, by strategy
-STRATEGY_PHRASES = {
-    "cited-by": "cites index article {seed}",
-    "citing": "cites index article {seed}",
-    "references": "cited by index article {seed}",
-    "refs": "cited by index article {seed}",
-    "related": "related to index article {seed}",
-    "author": "by a lead author of index article {seed}",
-    "authors": "by a lead author of index article {seed}",
-    "lead-author": "by a lead author of index article {seed}",
-    "lead-authors": "by a lead author of index article {seed}",
-}
-
 
 # --- order ---------------------------------------------------------------------------
 
@@ -113,22 +100,37 @@ def _memoised(store: Store, key: tuple, compute: Callable[[], object]):
 def population(store: Store, reviewer: str, stage: str) -> list[int]:
     """The records `reviewer` is to screen at `stage`: their check subsample if they
     have one, otherwise every record of the stage; never those a stopping rule
-    excluded, nor reports that could not be retrieved."""
+    excluded. At full text only reports marked retrieved: the others wait
+    (`awaiting_retrieval`), and those that could not be retrieved never come."""
     check_stage(stage)
     return list(_memoised(store, ("population", reviewer, stage),
-                          lambda: tuple(_population(store, reviewer, stage))))
+                          lambda: _population(store, reviewer, stage))[0])
 
 
-def _population(store: Store, reviewer: str, stage: str) -> list[int]:
+def awaiting_retrieval(store: Store, reviewer: str, stage: str) -> int:
+    """How many of `reviewer`'s full-text records wait for their report to be marked
+    retrieved (0 at title-abstract)."""
+    check_stage(stage)
+    if stage != FULL_TEXT:
+        return 0
+    return len(_memoised(store, ("population", reviewer, stage),
+                         lambda: _population(store, reviewer, stage))[1])
+
+
+def _population(store: Store, reviewer: str, stage: str
+                ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(the records to screen, the records waiting for retrieval), in id order."""
     ids = full_text_records(store) if stage == FULL_TEXT else stage_records(store, stage)
     assigned = assigned_records(store, reviewer, stage)
     if assigned:
         ids = [rid for rid in ids if rid in assigned]
     stopped = automated_records(store, stage)
-    if stage == FULL_TEXT:
-        stopped = {**stopped, **{rid: "not retrieved" for rid, st in fulltext_states(store).items()
-                                 if st == "not-retrieved"}}
-    return [rid for rid in ids if rid not in stopped]
+    ids = [rid for rid in ids if rid not in stopped]
+    if stage != FULL_TEXT:
+        return tuple(ids), ()
+    retrieval = fulltext_states(store)
+    return (tuple(rid for rid in ids if retrieval.get(rid) == "retrieved"),
+            tuple(rid for rid in ids if retrieval.get(rid) in (None, "sought")))
 
 
 def own_decisions(store: Store, reviewer: str, stage: str) -> dict[int, str]:
@@ -162,6 +164,11 @@ class Card:
     fulltext: str | None = None
     my_notes: tuple[str, ...] = ()
     my_scores: Mapping[str, int] = field(default_factory=dict)
+    #: DOI, PMID, PMCID as the record gives them, and where to open it (PubMed, doi.org)
+    identifiers: Mapping[str, str] = field(default_factory=dict)
+    links: Mapping[str, str] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()  # the services and files that found it
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,44 +177,15 @@ class Progress:
     total: int
     includes: int
     relevant_left: float | None
+    awaiting_retrieval: int = 0  # full text: records whose report is not in hand yet
 
     @property
     def text(self) -> str:
         left = "?" if self.relevant_left is None else f"{self.relevant_left:.1f}"
+        waiting = (f" · {self.awaiting_retrieval} wait for retrieval"
+                   if self.awaiting_retrieval else "")
         return (f"screened {self.screened}/{self.total} · includes {self.includes} · "
-                f"estimated relevant left {left}")
-
-
-def provenance(store: Store, record_id: int) -> tuple[str, ...]:
-    """How a record (and the duplicates merged into it) was found, one line per source."""
-    ids = [record_id] + [r[0] for r in store.db.execute(
-        "SELECT id FROM records WHERE duplicate_of = ?", [record_id])]
-    marks = ",".join("?" * len(ids))
-    rows = store.db.execute(
-        f"SELECT s.role, s.service, s.strategy, s.seed_record_id, s.rank, s.score, "
-        f"q.file_name FROM sources s LEFT JOIN searches q ON q.id = s.search_id "
-        f"WHERE s.record_id IN ({marks}) ORDER BY s.id", ids).fetchall()
-    lines = []
-    for role, service, strategy, seed, rank, score, file_name in rows:
-        lines.append(_provenance_line(role, service, strategy, seed, rank, score, file_name))
-    return tuple(dict.fromkeys(lines))
-
-
-def _provenance_line(role, service, strategy, seed, rank, score, file_name) -> str:
-    svc = SERVICE_NAMES.get((service or "").lower(), service or "unknown source")
-    if role == "index":
-        return f"index article ({svc})"
-    details = [d for d in (strategy, f"rank {rank}" if rank is not None else None,
-                           f"score {score:g}" if score is not None and rank is None else None,
-                           svc) if d]
-    if seed is not None:
-        phrase = STRATEGY_PHRASES.get((strategy or "").lower(), "found from index article {seed}")
-        head = phrase.format(seed=seed)
-    elif file_name:
-        head = f"imported from {file_name}"
-    else:
-        head = f"found in {svc}" if role != "database" else f"database search in {svc}"
-    return f"{head} ({', '.join(details)})"
+                f"estimated relevant left {left}{waiting}")
 
 
 def card(store: Store, record_id: int, reviewer: str, stage: str) -> Card:
@@ -215,16 +193,20 @@ def card(store: Store, record_id: int, reviewer: str, stage: str) -> Card:
     ft = fulltext_states(store).get(record_id) if stage == FULL_TEXT else None
     notes = tuple(n["note"] for n in notes_for(store, record_id, reviewer))
     scores = current_appraisal(store, record_id, reviewer, stage) if stage == FULL_TEXT else {}
+    ids = {k: v for k, v in (("DOI", rec.doi), ("PMID", rec.pmid), ("PMCID", rec.pmcid)) if v}
+    sources = sources_of(store, record_id)
     return Card(record_id, rec.title or "(no title)", tuple(rec.authors), rec.year, rec.journal,
-                rec.abstract or "(no abstract)", tuple(rec.keywords), provenance(store, record_id),
-                ft, notes, scores)
+                rec.abstract or "(no abstract)", tuple(rec.keywords),
+                tuple(dict.fromkeys(s.line for s in sources)), ft, notes, scores, ids,
+                record_links(rec), source_names(sources), tags_of(store, record_id))
 
 
 def progress(store: Store, reviewer: str, stage: str, left: float | None = None) -> Progress:
     pop = population(store, reviewer, stage)
     mine = own_decisions(store, reviewer, stage)
     done = [rid for rid in pop if rid in mine]
-    return Progress(len(done), len(pop), sum(1 for r in done if mine[r] == "include"), left)
+    return Progress(len(done), len(pop), sum(1 for r in done if mine[r] == "include"), left,
+                    awaiting_retrieval(store, reviewer, stage))
 
 
 # --- background ranking ------------------------------------------------------------------

@@ -17,7 +17,7 @@ from vt import Screen
 
 from db.protocol import set_protocol
 from db.store import open_store
-from screeners.decisions import add_note, decide
+from screeners.decisions import add_note, decide, mark_fulltext
 
 ROOT = Path(__file__).resolve().parents[1]
 DOWN = "\x1b[B"
@@ -159,10 +159,14 @@ def test_ctrl_c_prints_the_summary_and_exits_130(review):
 
 def test_full_text_exclusion_picks_a_reason_and_scores(review):
     path, store = review
-    for rid in (1, 2, 3):
+    for rid in (1, 2, 3, 4):
         both_decide(store, rid, "include", "maybe")
+    for rid in (1, 2, 3):
+        mark_fulltext(store, rid, "retrieved")
     t = Term(path, "--reviewer", "alice", "--stage", "full-text")
-    t.wait_for("alice · full-text · record 1", "Full text: not marked", "screened 0/3")
+    # record 4's report is not in hand: it waits, counted, and never comes up
+    t.wait_for("alice · full-text · record 1", "Full text: retrieved", "screened 0/3",
+               "· 1 wait for retrieval")
     t.press("r", "Score relevance from 1 to 5.")
     t.press("4", "Relevance 4 saved.", "My scores: relevance 4 · rigour -")
     t.press("g")
@@ -176,7 +180,8 @@ def test_full_text_exclusion_picks_a_reason_and_scores(review):
     assert len(_decisions(store, FT)) == 1
     t.press("e", "Why exclude record 2?")
     t.press(DOWN + DOWN + "\r", "Record 2: exclude (wrong comparator), saved.", "· record 3")
-    t.press("i", "Record 3: include, saved.", "Nothing left to screen at full-text")
+    t.press("i", "Record 3: include, saved.", "Nothing left to screen at full-text",
+            "1 more wait for")
     t.press("q")
     t.finish()
     assert _decisions(store, FT) == [("alice", 1, "exclude", "wrong outcome"),

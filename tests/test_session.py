@@ -14,7 +14,8 @@ from screenkit import FT, TA, both_decide, make_review
 from base.errors import ClusterError
 from db.store import open_store
 from screeners.decisions import add_note, decide, mark_fulltext, sample
-from screeners.session import ScreeningSession, pending, population, provenance
+from db.provenance import provenance
+from screeners.session import ScreeningSession, awaiting_retrieval, pending, population
 
 
 @pytest.fixture
@@ -144,7 +145,17 @@ def test_full_text_population_and_check_subsample(store, no_prioritiser):
     for rid in ids[:4]:
         both_decide(store, rid, "include", "include")
     mark_fulltext(store, 2, "not-retrieved", "out of print")
-    assert population(store, "alice", FT) == [1, 3, 4]
+    # only reports in hand are screened; the others wait, counted
+    assert population(store, "alice", FT) == []
+    assert awaiting_retrieval(store, "alice", FT) == 3
+    for rid in (1, 3):
+        mark_fulltext(store, rid, "retrieved")
+    mark_fulltext(store, 4, "sought")
+    assert population(store, "alice", FT) == [1, 3]
+    assert awaiting_retrieval(store, "alice", FT) == 1
+    s = ScreeningSession(store, "alice", FT, background=False)
+    assert s.progress().text == ("screened 0/2 · includes 0 · estimated relevant left ? · "
+                                 "1 wait for retrieval")
     chosen = sample(store, 0.2, "dan", seed=3).chosen
     assert len(chosen) == 2
     s = ScreeningSession(store, "dan", TA, background=False)
