@@ -347,7 +347,7 @@ def protocol_show(db_path: str) -> None:
 
 # === import / export =====================================================
 
-from db.events import ROLES, STAGES, TITLE_ABSTRACT  # noqa: E402  (kept with the commands that use them)
+from db.events import KINDS as EVENT_KINDS, ROLES, STAGE_LABELS, STAGES, TITLE_ABSTRACT  # noqa: E402  (kept with the commands that use them)
 
 
 @cli.command("import")
@@ -679,21 +679,32 @@ def contacts_cmd(output: str | None, log_name: str | None, status: str | None, e
 
 
 @cli.command("find")
-@click.argument("query")
+@click.argument("query", required=False)
 @click.option("--tag", "tag_value", help="Tag every record found (a `tag` event), e.g. theory.")
 @click.option("--reviewer", help="Who tags (with --tag).")
 @click.option("--limit", type=int, help="Show at most this many records.")
+@click.option("--list-tags", is_flag=True, help="List the tags in use instead (as `cluster tags`).")
 @db_option
 @json_option
 @handle_errors
-def find_cmd(query: str, tag_value: str | None, reviewer: str | None, limit: int | None,
-             db_path: str, as_json: bool) -> None:
+def find_cmd(query: str | None, tag_value: str | None, reviewer: str | None, limit: int | None,
+             list_tags: bool, db_path: str, as_json: bool) -> None:
     """Full-text search of titles and abstracts (to find theories and frameworks).
 
-    QUERY uses SQLite FTS syntax: words, "quoted phrases", AND/OR/NOT, prefix*.
+    QUERY is read as you would type it: words (self-compassion), "quoted
+    phrases", prefix*, AND, OR and NOT in capitals, and parentheses; words side
+    by side must all match; title: or abstract: limits a word to that field.
 
     Example: cluster find '"normalisation process theory" OR realist' --tag theory
     """
+    if list_tags:
+        if query is not None or tag_value is not None:
+            raise UserError("--list-tags lists the tags in use: give it without a query or --tag.")
+        _echo_tags(db_path, as_json)
+        return
+    if query is None:
+        raise UserError("Give a query to search for, e.g. cluster find self-compassion, or "
+                        "--list-tags.")
     from cluster.find import find, tag
 
     with store_for(db_path) as store:
@@ -706,6 +717,34 @@ def find_cmd(query: str, tag_value: str | None, reviewer: str | None, limit: int
         echo(f"#{h.record_id}  {h.year or ''}  {h.title or ''}")
         echo(f"    {h.snippet}")
     echo(f"{len(hits)} record(s)" + (f"; {n_tagged} newly tagged {tag_value!r}." if tag_value else "."))
+
+
+@cli.command("tags")
+@db_option
+@json_option
+@handle_errors
+def tags_cmd(db_path: str, as_json: bool) -> None:
+    """List the tags in use (from `cluster find --tag`), each with its number of records.
+
+    Example: cluster tags --json
+    """
+    _echo_tags(db_path, as_json)
+
+
+def _echo_tags(db_path: str, as_json: bool) -> None:
+    from db.tags import tag_counts
+
+    with store_for(db_path) as store:
+        counts = tag_counts(store)
+    if as_json:
+        echo_json([{"tag": t, "records": n} for t, n in counts])
+        return
+    if not counts:
+        echo("No tags yet: tag records with cluster find QUERY --tag NAME.")
+        return
+    width = max(len(t) for t, _ in counts)
+    for t, n in counts:
+        echo(f"{t:<{width}}  {n} record{'s' if n != 1 else ''}")
 
 
 # === dedup ===============================================================
@@ -1275,6 +1314,182 @@ def decisions_import(file: str, db_path: str, as_json: bool) -> None:
                  if result.reviewers_added else "")
         echo(f"Imported {result.added} event(s) from {file} "
                    f"({result.already_present} already present){extra}.")
+
+
+# === one record whole, the event log ======================================
+
+
+def _when(ts: str | None) -> str:
+    """An event's time as a reader scans it: date, hours and minutes (UTC)."""
+    return (ts or "")[:16].replace("T", " ")
+
+
+def _text_width() -> int:
+    return max(40, min(100, shutil.get_terminal_size((80, 24)).columns))
+
+
+def _wrapped(label: str, text: str, width: int, indent: int = 2) -> list[str]:
+    """`label: text` wrapped to `width`, later lines indented by `indent`; a label of
+    spaces alone indents the first line instead."""
+    import textwrap
+
+    if label.strip():
+        text = f"{label.rstrip(':')}: {text}"
+    return textwrap.wrap(text, width, initial_indent=label if not label.strip() else "",
+                         subsequent_indent=" " * indent, break_on_hyphens=False) or [""]
+
+
+def _show_text(view: Any, width: int) -> str:
+    """`cluster show` laid out for a person, at most `width` columns."""
+    d = view.to_dict()
+    f = d["fields"]
+    out = _wrapped(f"Record {d['record_id']}", f["title"] or "(no title)", width)
+    if d["merged_into"] is not None:
+        out += _wrapped("  ", f"A duplicate of record {d['merged_into']}, which stands for the "
+                            f"work: its screening below is record {d['merged_into']}'s.", width)
+    if f["authors"]:
+        out += _wrapped("Authors", "; ".join(f["authors"]), width)
+    published = " · ".join(str(x) for x in (
+        f["journal"], f["year"], f["volume"] and f"vol. {f['volume']}",
+        f["issue"] and f"issue {f['issue']}", f["pages"] and f"pp. {f['pages']}") if x)
+    if published:
+        out += _wrapped("Published", published, width)
+    for label, key in (("Language", "language"), ("Type", "pub_types"), ("Keywords", "keywords")):
+        if f[key]:
+            out += _wrapped(label, "; ".join(f[key]), width)
+    if f["issn"]:
+        out += _wrapped("ISSN", f["issn"], width)
+    ids = " · ".join(f"{label} {v}" for label, v in view.identifiers.items())
+    out += _wrapped("Ids", ids or "none", width)
+    for label, url in d["links"].items():
+        out.append(f"  {label:<9}{url}")
+    out += _wrapped("Tags", ", ".join(d["tags"]) or "none", width)
+    if d["study"]:
+        out += _wrapped("Study", d["study"], width)
+    if d["needs_metadata"]:
+        out += _wrapped("Note", "imported as a bare identifier: cluster fetch --fill completes it",
+                        width)
+    out += ["", "Abstract:"]
+    out += _wrapped("  ", f["abstract"], width, 2) if f["abstract"] else ["  (none)"]
+
+    out += ["", f"Found ({len(d['sources'])} source{'s' if len(d['sources']) != 1 else ''}):"]
+    for src in d["sources"]:
+        where = f"search {src['search_id']}" if src["search_id"] is not None else "no search"
+        on = f", as record {src['record_id']}" if src["record_id"] != d["record_id"] else ""
+        out += _wrapped("  ", f"- {src['line']} [{where}, {_when(src['searched_at'])}{on}]",
+                        width, 4)
+    if not d["sources"]:
+        out.append("  (no provenance recorded)")
+    if d["duplicates"]:
+        out += ["", "Duplicates merged into it:"]
+        for dup in d["duplicates"]:
+            merge = f" (merge {dup['merge_id']})" if dup["merge_id"] else ""
+            out += _wrapped("  ", f"- record {dup['record_id']}: {dup['title'] or '(no title)'}"
+                                f"{merge}", width, 4)
+
+    for stage, st in d["stages"].items():
+        kind = "final" if st["final"] else "partial" if st["partial"] else "not final"
+        state = st["state"] if st["state"] in ("undecided",) else f"{st['state']} ({kind})"
+        out += ["", f"{STAGE_LABELS[stage]}: {state}"]
+        for dec in st["decisions"]:
+            marks = ("  [undone]" if dec["undone"] else
+                     "" if dec["counts"] else "  [changed later]")
+            why = f" ({dec['reason']})" if dec["reason"] else ""
+            note = f"; note: {dec['note']}" if dec["note"] else ""
+            out += _wrapped("  ", f"{_when(dec['ts'])}  {dec['reviewer']}: {dec['value']}{why}"
+                                f"{note}{marks}", width, 4)
+        for res in st["resolutions"]:
+            why = f" ({res['reason']})" if res["reason"] else ""
+            marks = "  [undone]" if res["undone"] else ""
+            out += _wrapped("  ", f"{_when(res['ts'])}  resolved: {res['value']}{why} by "
+                                f"{', '.join(res['decided_by']) or 'unknown'} ({res['method']})"
+                                f"{marks}", width, 4)
+        for auto in st["automation"]:
+            forced = ", forced" if auto["forced"] else ""
+            marks = "  [undone]" if auto["undone"] else ""
+            out += _wrapped("  ", f"{_when(auto['ts'])}  excluded by the {auto['rule']} stopping "
+                                f"rule{forced}{marks}", width, 4)
+        if stage == "full-text":
+            ft = d["fulltext"]
+            state = (ft["state"] or "not marked").replace("-", " ")
+            out += _wrapped("  Retrieval:", state + (f" ({ft['reason']})" if ft["reason"] else ""),
+                            width, 4)
+    if d["appraisals"]:
+        out += ["", "Appraisal:"]
+        for who, sc in d["appraisals"].items():
+            out.append(f"  {who}: relevance {sc['relevance'] or '-'} · rigour "
+                       f"{sc['rigour'] or '-'}")
+    if d["notes"]:
+        out += ["", "Notes:"]
+        for n in d["notes"]:
+            out += _wrapped("  ", f"{_when(n['ts'])}  {n['reviewer']}: {n['note']}", width, 4)
+    if d["assigned"]:
+        out += ["", "Check subsample:"]
+        for a in d["assigned"]:
+            out.append(f"  {a['reviewer']} at {a['stage']}")
+    return "\n".join(out)
+
+
+@cli.command("show")
+@click.argument("record", type=int)
+@db_option
+@json_option
+@handle_errors
+def show_cmd(record: int, db_path: str, as_json: bool) -> None:
+    """Show one record whole: fields, identifiers and links, where it was found, its
+    duplicates, every decision by whom and when, full text, notes, tags, scores.
+
+    Example: cluster show 12
+    """
+    from db.record_view import record_view
+
+    with store_for(db_path) as store:
+        view = record_view(store, record)
+    if as_json:
+        echo_json(view.to_dict())
+    else:
+        echo(_show_text(view, _text_width()))
+
+
+@cli.command("log")
+@click.option("--reviewer", help="Only this reviewer's events.")
+@click.option("--kind", type=click.Choice(EVENT_KINDS), help="Only events of this kind.")
+@click.option("--record", type=int, help="Only events on this record (and its duplicates).")
+@click.option("--since", help="Only events from this date or time on (2026-12-01, "
+                              "2026-12-01T14:30; UTC unless an offset is given).")
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most this many events.")
+@db_option
+@json_option
+@handle_errors
+def log_cmd(reviewer: str | None, kind: str | None, record: int | None, since: str | None,
+            limit: int | None, db_path: str, as_json: bool) -> None:
+    """The event log, newest first: every decision, undo, resolution, merge, tag and
+    note, with who and when. Events taken back are marked [undone]; each shows
+    its id, the name to give an undo.
+
+    Example: cluster log --reviewer alice --since 2026-12-01 --limit 20
+    """
+    from db.eventlog import read_log
+
+    with store_for(db_path) as store:
+        entries = read_log(store, reviewer=reviewer, kind=kind, record=record, since=since,
+                           limit=limit)
+    if as_json:
+        echo_json([e.to_dict() for e in entries])
+        return
+    if not entries:
+        echo("No events match.")
+        return
+    width = _text_width()
+    for e in entries:
+        who = e.reviewer or "-"
+        on = f"record {e.record_id}  " if e.record_id is not None else ""
+        mark = "[undone] " if e.undone else ""
+        echo("\n".join(_wrapped("", f"{_when(e.ts)}  {mark}{e.kind}  {who}  {on}{e.summary}",
+                                 width, 4)))
+        echo(f"    id {e.event_id}")
+        if e.undone:
+            echo(f"    undone by {e.undone_by}")
 
 
 # === flow and report =====================================================

@@ -1,0 +1,170 @@
+"""The decision log as a person reads it: newest first, filtered, each event saying
+whether it still stands.
+
+Which events an undo has taken back is `db.state`'s to say (`undone_ids`);
+this module only selects and orders. Every entry carries the event's id, the
+name by which it can be taken back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from base.errors import ClusterError
+from db.events import KINDS
+from db.provenance import record_family
+from db.state import undone_ids
+from db.store import Store
+
+
+class LogError(ClusterError):
+    """A log request that cannot be met; one sentence."""
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    seq: int
+    event_id: str
+    ts: str
+    kind: str
+    record_id: int | None
+    reviewer: str | None
+    stage: str | None
+    value: str | None
+    reason: str | None
+    note: str | None
+    undoes: str | None
+    data: dict[str, Any]
+    undone_by: str | None  # the standing undo that took this event back
+
+    @property
+    def undone(self) -> bool:
+        return self.undone_by is not None
+
+    @property
+    def summary(self) -> str:
+        """What the event did, in a few words ("include at title-abstract")."""
+        d, v = self.data, self.value
+        stage = f" at {self.stage}" if self.stage else ""
+        why = f" ({self.reason})" if self.reason else ""
+        if self.kind == "decision":
+            text = f"{v}{stage}{why}"
+        elif self.kind == "resolution":
+            who = ", ".join(d.get("decided_by") or ())
+            method = d.get("method") or "unspecified"
+            text = f"resolved: {v}{stage}{why} ({method}{'; ' + who if who else ''})"
+        elif self.kind == "automation":
+            forced = ", forced" if d.get("forced") else ""
+            text = f"excluded{stage} by the {d.get('rule') or 'stopping'} rule{forced}"
+        elif self.kind == "fulltext":
+            text = f"full text {(v or '').replace('-', ' ')}{why}"
+        elif self.kind == "appraisal":
+            scores = " · ".join(f"{k} {d[k]}" for k in ("relevance", "rigour") if k in d)
+            text = f"scores{stage}: {scores}"
+        elif self.kind == "note":
+            return f"note: {self.note}"
+        elif self.kind == "assign":
+            text = f"assigned to check{stage}"
+        elif self.kind == "tag":
+            text = f"tagged {v}"
+        elif self.kind == "merge":
+            others = [m for m in d.get("members") or () if m != d.get("canonical")]
+            text = (f"merged record{'s' if len(others) != 1 else ''} "
+                    f"{', '.join(map(str, others))} into {d.get('canonical')} "
+                    f"(merge {d.get('merge_id')})")
+        elif self.kind == "unmerge":
+            text = f"split merge {d.get('merge_id')}"
+        elif self.kind == "pair_decision":
+            text = f"records {d.get('a')} and {d.get('b')}: {v}"
+        elif self.kind == "undo":
+            text = f"takes back event {self.undoes}"
+        elif self.kind == "protocol":
+            text = "protocol set"
+        elif self.kind == "contact":
+            text = f"contact with {d.get('author')}: {d.get('status')}"
+        else:
+            text = v or ""
+        if self.note:
+            text += f"; note: {self.note}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "event_id": self.event_id, "ts": self.ts, "kind": self.kind,
+                "record_id": self.record_id, "reviewer": self.reviewer, "stage": self.stage,
+                "value": self.value, "reason": self.reason, "note": self.note,
+                "undoes": self.undoes, "data": self.data, "undone": self.undone,
+                "undone_by": self.undone_by, "summary": self.summary}
+
+
+def parse_since(text: str) -> datetime:
+    """A date (2026-12-01: from its start) or an ISO date and time (2026-12-01T14:30,
+    with or without seconds and a UTC offset; without one it is UTC)."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise LogError(f"{text!r} is not a date or a date and time: give one like 2026-12-01 or "
+                       f"2026-12-01T14:30.") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+def _when(ts: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(ts)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+def read_log(store: Store, *, reviewer: str | None = None, kind: str | None = None,
+             record: int | None = None, since: str | None = None,
+             limit: int | None = None) -> list[LogEntry]:
+    """The events matching every filter given, newest first (by time, then by the
+    order they entered this store: logs merged from other copies arrive late).
+
+    `record` selects the events on that record, on the record that stands for
+    its work and on every duplicate merged into it: they count for one work.
+    """
+    if kind is not None and kind not in KINDS:
+        raise LogError(f"Unknown event kind {kind!r}: use one of {', '.join(KINDS)}.")
+    if limit is not None and limit < 1:
+        raise LogError(f"The limit must be at least 1, not {limit}.")
+    start = parse_since(since) if since is not None else None
+    with store.read_snapshot():
+        if reviewer is not None:
+            store.require_reviewer(reviewer)
+        where, params = [], []
+        if reviewer is not None:
+            where.append("reviewer = ?")
+            params.append(reviewer)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if record is not None:
+            family = record_family(store, store.canonical_id(int(record)))
+            where.append(f"record_id IN ({','.join('?' * len(family))})")
+            params += family
+        rows = store.events(" AND ".join(where) or None, params)
+        undone = undone_ids(store)
+        undone_by = _undoers(store, undone)
+    if start is not None:
+        rows = [e for e in rows if (w := _when(e["ts"])) is not None and w >= start]
+    rows.sort(key=lambda e: (e["ts"] or "", e["seq"]), reverse=True)
+    if limit is not None:
+        rows = rows[:limit]
+    return [LogEntry(e["seq"], e["id"], e["ts"], e["kind"], e["record_id"], e["reviewer"],
+                     e["stage"], e["value"], e["reason"], e["note"], e["undoes"], e["data"],
+                     undone_by.get(e["id"]) if e["id"] in undone else None) for e in rows]
+
+
+def _undoers(store: Store, undone: set[str]) -> dict[str, str]:
+    """undone event id -> the undo that stands over it (an undo itself undone takes
+    nothing back)."""
+    out: dict[str, str] = {}
+    for eid, target in store.db.execute(
+            "SELECT id, undoes FROM events WHERE kind = 'undo' AND undoes IS NOT NULL "
+            "ORDER BY seq"):
+        if target in undone and eid not in undone:
+            out[target] = eid
+    return out
