@@ -1,7 +1,8 @@
 """Export the store's records as RIS, BibTeX, CSV, JSON lines or ASReview CSV.
 
-Decisions, exclusion reasons and notes travel in fields reference managers
-show (RIS `N1`/`KW`, BibTeX `note`/`keywords`, CSV columns). CSV cells that a
+Decisions, exclusion reasons, notes and tags travel in fields reference
+managers show (RIS `N1`/`KW`, BibTeX `note`/`keywords`, CSV columns); a tag
+is a keyword `cluster tag: NAME`. CSV cells that a
 spreadsheet would run as a formula are neutralised.
 """
 
@@ -45,8 +46,10 @@ def _one_line(text: str) -> str:
 def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bool) -> list[dict]:
     # here, not at the top: reading a reference file must not load the SQLite layer
     from db.state import current_decisions, is_partial, standing_events
+    from db.tags import record_tags
 
     states = current_decisions(store, stage)
+    tags = record_tags(store)
     reasons: dict[int, list[str]] = {}
     notes: dict[int, list[str]] = {}
     for ev in standing_events(store, "kind IN ('decision', 'resolution') AND stage = ? "
@@ -75,6 +78,7 @@ def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bo
         rs, ns = reasons.get(rid, []), notes.get(rid, [])
         kw = [f"cluster {stage} decision: {state}"] if state != "undecided" else []
         kw += [f"cluster exclusion reason: {r}" for r in rs]
+        kw += [f"cluster tag: {t}" for t in tags.get(rid, ())]
         note_lines = []
         if state != "undecided":
             line = f"cluster {stage} decision: {state}"
@@ -84,13 +88,13 @@ def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bo
         note_lines += [f"cluster note: {n}" for n in ns]
         out.append({"record_id": rid, "record": record, "decision": state, "reasons": rs,
                     "notes": note_lines, "note_texts": ns, "keywords": kw,
-                    "source_ids": source_ids.get(rid, [])})
+                    "tags": list(tags.get(rid, ())), "source_ids": source_ids.get(rid, [])})
     return out
 
 
 CSV_COLUMNS = ("record_id", "title", "abstract", "authors", "year", "journal", "volume", "issue",
                "pages", "doi", "pmid", "pmcid", "issn", "url", "language", "pub_types", "keywords",
-               "decision", "reasons", "notes", "source_ids")
+               "decision", "reasons", "notes", "source_ids", "tags")
 ASREVIEW_COLUMNS = ("record_id", "title", "abstract", "authors", "year", "doi", "pmid", "journal",
                     "keywords", "included")
 
@@ -105,6 +109,7 @@ def _csv_row(row: dict) -> dict[str, Any]:
         "pub_types": "; ".join(r.pub_types), "keywords": "; ".join(r.keywords),
         "decision": row["decision"], "reasons": "; ".join(row["reasons"]),
         "notes": " | ".join(row["note_texts"]), "source_ids": "; ".join(row["source_ids"]),
+        "tags": "; ".join(row["tags"]),
         # ASReview reads a label as settled: only final decisions are labels
         "included": {"include": 1, "exclude": 0, "excluded at title-abstract": 0}.get(
             row["decision"], ""),
@@ -126,7 +131,7 @@ def _write_jsonl(rows: list[dict]) -> str:
                "url": r.url, "language": list(r.language), "pub_types": list(r.pub_types),
                "keywords": list(r.keywords), "needs_metadata": r.needs_metadata,
                "decision": row["decision"], "reasons": row["reasons"],
-               "notes": row["note_texts"], "source_ids": row["source_ids"]}
+               "notes": row["note_texts"], "source_ids": row["source_ids"], "tags": row["tags"]}
         lines.append(json.dumps(obj, ensure_ascii=False))
     return "".join(line + "\n" for line in lines)
 
