@@ -1345,8 +1345,10 @@ def _show_text(view: Any, width: int) -> str:
     f = d["fields"]
     out = _wrapped(f"Record {d['record_id']}", f["title"] or "(no title)", width)
     if d["merged_into"] is not None:
+        merge = f" (merge {d['merge_id']})" if d["merge_id"] else ""
         out += _wrapped("  ", f"A duplicate of record {d['merged_into']}, which stands for the "
-                            f"work: its screening below is record {d['merged_into']}'s.", width)
+                              f"work: its screening below is record {d['merged_into']}'s{merge}.",
+                        width)
     if f["authors"]:
         out += _wrapped("Authors", "; ".join(f["authors"]), width)
     published = " · ".join(str(x) for x in (

@@ -35,6 +35,7 @@ class RecordView:
     needs_metadata: bool
     created_at: str | None
     merged_into: int | None  # the record that stands for its work, when this one is a duplicate
+    merge_id: str | None  # the merge that made it a duplicate
     duplicates: tuple[dict[str, Any], ...]  # records merged into it: record_id, title, merge_id
     sources: tuple[Source, ...]
     study: str | None
@@ -69,6 +70,7 @@ class RecordView:
             "identifiers": {f: getattr(r, f) for f, _ in _IDENTIFIERS},
             "links": self.links, "needs_metadata": self.needs_metadata,
             "added_at": self.created_at, "merged_into": self.merged_into,
+            "merge_id": self.merge_id,
             "duplicates": list(self.duplicates),
             "sources": [s.to_dict() for s in self.sources],
             "study": self.study, "tags": list(self.tags), "stages": self.stages,
@@ -96,12 +98,16 @@ def _view(store: Store, record_id: int) -> RecordView:
     on_family = f"record_id IN ({','.join('?' * len(family))})"
     undone = undone_ids(store)
     events = store.events(on_family, family)
+    merges = _merge_ids(store)
 
     return RecordView(
         record_id=record_id, record=record, needs_metadata=bool(data.get("needs_metadata")),
         created_at=data.get("created_at"),
         merged_into=canonical if canonical != record_id else None,
-        duplicates=_duplicates(store, canonical, family, undone),
+        merge_id=merges.get(record_id) if canonical != record_id else None,
+        duplicates=tuple({"record_id": rid, "merge_id": merges.get(rid), "title": store.db.execute(
+            "SELECT title FROM records WHERE id = ?", [rid]).fetchone()[0]}
+            for rid in record_family(store, record_id) if rid != record_id),
         sources=tuple(sources_of(store, record_id)),
         study=_study(store, canonical), tags=tags_of(store, canonical),
         stages={stage: _stage(store, canonical, stage, events, undone) for stage in STAGES},
@@ -115,19 +121,14 @@ def _view(store: Store, record_id: int) -> RecordView:
     )
 
 
-def _duplicates(store: Store, canonical: int, family: list[int], undone: set[str]
-                ) -> tuple[dict[str, Any], ...]:
-    merge_of: dict[int, str] = {}
+def _merge_ids(store: Store) -> dict[int, str]:
+    """record id -> the standing merge that made it a duplicate."""
+    out: dict[int, str] = {}
     for e in standing_events(store, "kind = 'merge'"):
         for m in e["data"].get("members") or ():
-            merge_of[m] = e["data"].get("merge_id")
-    out = []
-    for rid in family:
-        if rid == canonical:
-            continue
-        title = store.db.execute("SELECT title FROM records WHERE id = ?", [rid]).fetchone()[0]
-        out.append({"record_id": rid, "title": title, "merge_id": merge_of.get(rid)})
-    return tuple(out)
+            if m != e["data"].get("canonical"):
+                out[m] = e["data"].get("merge_id")
+    return out
 
 
 def _study(store: Store, canonical: int) -> str | None:
