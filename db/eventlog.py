@@ -134,7 +134,8 @@ def read_log(store: Store, *, reviewer: str | None = None, kind: str | None = No
     with store.read_snapshot():
         if reviewer is not None:
             store.require_reviewer(reviewer)
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if reviewer is not None:
             where.append("reviewer = ?")
             params.append(reviewer)
