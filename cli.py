@@ -1378,7 +1378,7 @@ def _show_text(view: Any, width: int) -> str:
     for src in d["sources"]:
         where = f"search {src['search_id']}" if src["search_id"] is not None else "no search"
         on = f", as record {src['record_id']}" if src["record_id"] != d["record_id"] else ""
-        out += _wrapped("  ", f"- {src['line']} [{where}, {_when(src['searched_at'])}{on}]",
+        out += _wrapped("  ", f"- {src['line']} [{where}, {(src['searched_at'] or '')[:10]}{on}]",
                         width, 4)
     if not d["sources"]:
         out.append("  (no provenance recorded)")

@@ -17,6 +17,7 @@ from typing import Any
 from base.links import record_links
 from base.record import Record
 from db.events import STAGES
+from db.flow import study_keys
 from db.protocol import get_protocol
 from db.provenance import Source, record_family, sources_of
 from db.state import current_decisions, is_partial, resolution_method, standing_events, undone_ids
@@ -105,11 +106,9 @@ def _view(store: Store, record_id: int) -> RecordView:
         created_at=data.get("created_at"),
         merged_into=canonical if canonical != record_id else None,
         merge_id=merges.get(record_id) if canonical != record_id else None,
-        duplicates=tuple({"record_id": rid, "merge_id": merges.get(rid), "title": store.db.execute(
-            "SELECT title FROM records WHERE id = ?", [rid]).fetchone()[0]}
-            for rid in record_family(store, record_id) if rid != record_id),
+        duplicates=_duplicates(store, record_id, merges),
         sources=tuple(sources_of(store, record_id)),
-        study=_study(store, canonical), tags=tags_of(store, canonical),
+        study=study_keys(store).get(canonical), tags=tags_of(store, canonical),
         stages={stage: _stage(store, canonical, stage, events, undone) for stage in STAGES},
         fulltext=_fulltext(events, undone),
         notes=tuple({"event_id": e["id"], "ts": e["ts"], "reviewer": e["reviewer"],
@@ -121,6 +120,16 @@ def _view(store: Store, record_id: int) -> RecordView:
     )
 
 
+def _duplicates(store: Store, record_id: int, merges: dict[int, str]
+                ) -> tuple[dict[str, Any], ...]:
+    """The records merged into `record_id`, each with its title and merge."""
+    out = []
+    for rid in record_family(store, record_id)[1:]:
+        title = store.db.execute("SELECT title FROM records WHERE id = ?", [rid]).fetchone()[0]
+        out.append({"record_id": rid, "title": title, "merge_id": merges.get(rid)})
+    return tuple(out)
+
+
 def _merge_ids(store: Store) -> dict[int, str]:
     """record id -> the standing merge that made it a duplicate."""
     out: dict[int, str] = {}
@@ -129,12 +138,6 @@ def _merge_ids(store: Store) -> dict[int, str]:
             if m != e["data"].get("canonical"):
                 out[m] = e["data"].get("merge_id")
     return out
-
-
-def _study(store: Store, canonical: int) -> str | None:
-    from db.flow import study_keys  # the flow's own reading of study links
-
-    return study_keys(store).get(canonical)
 
 
 def _event(e: dict[str, Any], undone: set[str]) -> dict[str, Any]:
