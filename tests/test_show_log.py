@@ -49,7 +49,7 @@ def review(tmp_path: Path) -> Path:
     _cli(db, "decide", "1", "--reviewer", "bob", "--exclude")
     _cli(db, "undo", "--reviewer", "bob")
     _cli(db, "decide", "3", "--reviewer", "bob", "--exclude", "--note", "not nurses")
-    _cli(db, "conflicts", "--resolver", "carol", "--record", "1", "--include")
+    _cli(db, "conflicts", "1", "--resolver", "carol", "--include")
     _cli(db, "find", "self-compassion", "--tag", "theory", "--reviewer", "alice")
     _cli(db, "find", "empathy OR compassion", "--tag", "framework")
     _cli(db, "fulltext", "1", "--retrieved")
