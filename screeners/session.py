@@ -26,9 +26,9 @@ from base.errors import ClusterError
 from base.links import record_links
 from db.protocol import Protocol, get_protocol
 from db.provenance import source_names, sources_of
-from db.tags import tags_of
 from db.state import automated_records, effective_decisions, stage_records
 from db.store import Store, open_store
+from db.tags import tags_of
 from screeners.decisions import (FULL_TEXT, Appraisal, DecisionError, DecisionResult, UndoResult,
                                  add_note, appraise, assigned_records, check_stage,
                                  current_appraisal, decide, full_text_records, fulltext_states,
