@@ -20,7 +20,8 @@ from db.events import STAGES
 from db.flow import study_keys
 from db.protocol import get_protocol
 from db.provenance import Source, record_family, sources_of
-from db.state import current_decisions, is_partial, resolution_method, standing_events, undone_ids
+from db.state import (is_partial, record_decisions, resolution_method, standing_events,
+                      undone_ids)
 from db.store import Store, row_to_record
 from db.tags import tags_of
 
@@ -100,6 +101,7 @@ def _view(store: Store, record_id: int) -> RecordView:
     undone = undone_ids(store)
     events = store.events(on_family, family)
     merges = _merge_ids(store)
+    states = record_decisions(store, canonical)
 
     return RecordView(
         record_id=record_id, record=record, needs_metadata=bool(data.get("needs_metadata")),
@@ -109,7 +111,8 @@ def _view(store: Store, record_id: int) -> RecordView:
         duplicates=_duplicates(store, record_id, merges),
         sources=tuple(sources_of(store, record_id)),
         study=study_keys(store).get(canonical), tags=tags_of(store, canonical),
-        stages={stage: _stage(store, canonical, stage, events, undone) for stage in STAGES},
+        stages={stage: _stage(store, canonical, stage, states[stage], events, undone)
+                for stage in STAGES},
         fulltext=_fulltext(events, undone),
         notes=tuple({"event_id": e["id"], "ts": e["ts"], "reviewer": e["reviewer"],
                      "stage": e["stage"], "note": e["note"]}
@@ -145,10 +148,9 @@ def _event(e: dict[str, Any], undone: set[str]) -> dict[str, Any]:
             "reason": e["reason"], "note": e["note"], "undone": e["id"] in undone}
 
 
-def _stage(store: Store, canonical: int, stage: str, events: list[dict[str, Any]],
+def _stage(store: Store, canonical: int, stage: str, state: str, events: list[dict[str, Any]],
            undone: set[str]) -> dict[str, Any]:
-    """Where the record stands at `stage` (as exports name it), and every decision."""
-    state = current_decisions(store, stage).get(canonical, "undecided")
+    """Where the record stands at `stage` (`state`, as exports name it), and every decision."""
     decisions = [e for e in events if e["kind"] == "decision" and e["stage"] == stage]
     # the reviewer's latest standing decision counts; earlier ones were changed
     counting: dict[str, str] = {}

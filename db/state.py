@@ -22,8 +22,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from db.events import FULL_TEXT, TITLE_ABSTRACT
+from db.events import FULL_TEXT, STAGES, TITLE_ABSTRACT
 from db.protocol import get_protocol
+from db.provenance import record_family
 from db.store import Store
 
 PENDING, CONFLICT, INCLUDED, EXCLUDED = "pending", "conflict", "included", "excluded"
@@ -126,34 +127,38 @@ def stage_states(store: Store, stage: str) -> dict[int, RecordState]:
         resolutions[d.record_id] = d
     automated = automated_records(store, stage)
 
-    out: dict[int, RecordState] = {}
-    for rid in stage_records(store, stage):
-        decs = by_record.get(rid, {})
-        res = resolutions.get(rid)
-        reason = None
-        auto = False
-        if res is not None:
-            status = INCLUDED if res.value in POSITIVE else EXCLUDED
-            reason = (res.reason or _common_reason(decs)) if status == EXCLUDED else None
-        elif len(decs) >= k:
-            values = {d.value for d in decs.values()}
-            if values <= set(POSITIVE):
-                status = INCLUDED
-            elif values == {"exclude"} and stage == FULL_TEXT and len(
-                    {d.reason for d in decs.values() if d.reason}) > 1:
-                status = CONFLICT
-            elif values == {"exclude"}:
-                status = EXCLUDED
-                reason = _common_reason(decs)
-            else:
-                status = CONFLICT
-        elif rid in automated:
-            status, auto = EXCLUDED, True
-            reason = automated[rid]
+    return {rid: _record_state(rid, stage, by_record.get(rid, {}), resolutions.get(rid),
+                               automated, k)
+            for rid in stage_records(store, stage)}
+
+
+def _record_state(rid: int, stage: str, decs: Mapping[str, Decision], res: Decision | None,
+                  automated: Mapping[int, str | None], k: int) -> RecordState:
+    """Where one record stands at `stage`, from its reviewers' standing decisions, its
+    resolution and any stopping rule (the rules in the module's docstring)."""
+    reason = None
+    auto = False
+    if res is not None:
+        status = INCLUDED if res.value in POSITIVE else EXCLUDED
+        reason = (res.reason or _common_reason(decs)) if status == EXCLUDED else None
+    elif len(decs) >= k:
+        values = {d.value for d in decs.values()}
+        if values <= set(POSITIVE):
+            status = INCLUDED
+        elif values == {"exclude"} and stage == FULL_TEXT and len(
+                {d.reason for d in decs.values() if d.reason}) > 1:
+            status = CONFLICT
+        elif values == {"exclude"}:
+            status = EXCLUDED
+            reason = _common_reason(decs)
         else:
-            status = PENDING
-        out[rid] = RecordState(rid, stage, status, dict(decs), res, auto, reason)
-    return out
+            status = CONFLICT
+    elif rid in automated:
+        status, auto = EXCLUDED, True
+        reason = automated[rid]
+    else:
+        status = PENDING
+    return RecordState(rid, stage, status, dict(decs), res, auto, reason)
 
 
 def automated_records(store: Store, stage: str) -> dict[int, str | None]:
@@ -246,21 +251,71 @@ def current_decisions(store: Store, stage: str) -> dict[int, str]:
     if before is not None:
         for rid, ta in before.items():
             if ta.status != INCLUDED:
-                out[rid] = ("excluded at title-abstract" if ta.status == EXCLUDED
-                            else "awaiting title-abstract")
+                out[rid] = _before_full_text(ta)
     for rid, st in states.items():
-        if st.status == INCLUDED:
-            out[rid] = "include"
-        elif retrieval.get(rid) == "not-retrieved":
-            # as the PRISMA flow counts it: a report not obtained cannot be assessed
-            out[rid] = "not retrieved"
-        elif st.status == EXCLUDED:
-            out[rid] = "exclude"
-        elif st.status == CONFLICT:
-            out[rid] = "conflict"
-        elif st.decisions:
-            out[rid] = partial_label(st, k)
+        label = _label(st, retrieval.get(rid), k)
+        if label is not None:
+            out[rid] = label
     return out
+
+
+def _before_full_text(ta: RecordState) -> str:
+    """Why a record that did not pass title-abstract has no full-text state."""
+    return "excluded at title-abstract" if ta.status == EXCLUDED else "awaiting title-abstract"
+
+
+def _label(st: RecordState, retrieval: str | None, k: int) -> str | None:
+    """A record's state at its stage as `current_decisions` names it (None: undecided)."""
+    if st.status == INCLUDED:
+        return "include"
+    if retrieval == "not-retrieved":
+        # as the PRISMA flow counts it: a report not obtained cannot be assessed
+        return "not retrieved"
+    if st.status == EXCLUDED:
+        return "exclude"
+    if st.status == CONFLICT:
+        return "conflict"
+    if st.decisions:
+        return partial_label(st, k)
+    return None
+
+
+def record_decisions(store: Store, record_id: int) -> dict[str, str]:
+    """stage -> where one record (the record standing for its work) stands, named as
+    `current_decisions` names it ("undecided" where that leaves it out).
+
+    Read from the events on the record and its duplicates alone, so one record
+    costs what its own log costs, not the whole store's.
+    """
+    canonical = store.canonical_id(record_id)
+    family = record_family(store, canonical)
+    canon = {rid: canonical for rid in family}
+    k = get_protocol(store).reviewers_per_record
+    events = standing_events(
+        store, f"record_id IN ({','.join('?' * len(family))}) AND kind IN "
+               "('decision', 'resolution', 'automation', 'fulltext')", family)
+    states: dict[str, RecordState] = {}
+    for stage in STAGES:
+        decs: dict[str, Decision] = {}
+        res: Decision | None = None
+        automated: dict[int, str | None] = {}
+        for e in events:
+            if e["stage"] != stage:
+                continue
+            if e["kind"] == "decision":
+                decs[e["reviewer"] or ""] = _to_decision(e, canon)  # the latest counts
+            elif e["kind"] == "resolution":
+                res = _to_decision(e, canon)
+            elif e["kind"] == "automation":
+                automated[canonical] = e["data"].get("rule")
+        states[stage] = _record_state(canonical, stage, decs, res, automated, k)
+    retrieval = [e["value"] for e in events if e["kind"] == "fulltext"]
+    ta = states[TITLE_ABSTRACT]
+    return {
+        TITLE_ABSTRACT: _label(ta, None, k) or "undecided",
+        FULL_TEXT: (_label(states[FULL_TEXT], retrieval[-1] if retrieval else None, k)
+                    or "undecided") if ta.status == INCLUDED else _before_full_text(ta),
+    }
 
 
 def training_labels(store: Store, stage: str = TITLE_ABSTRACT, reviewer: str | None = None

@@ -370,3 +370,53 @@ def test_card_shows_identifiers_link_sources_tags_and_retrieval(store) -> None:
     lines = ["".join(t for _, t in line) for line in card_lines(card, 80, [], [], FT)]
     assert "Link: https://doi.org/10.1000/abc" in lines and "Tags: theory" not in lines
     s.close()
+
+
+# --- one record's state, read from its own events ------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_records_state_is_the_stores_state(store, seed: int) -> None:
+    """`record_decisions` (what `cluster show` reads) names every record's state exactly as
+    `current_decisions` (exports, reports) does, through changed minds, undos,
+    resolutions, stopping rules, retrieval and merged duplicates."""
+    import random
+
+    from base.record import Record
+    from db.state import current_decisions, record_decisions
+
+    rng = random.Random(seed)
+    with store.transaction():
+        for name in ("alice", "bob", "carol"):
+            store.add_reviewer(name)
+        ids = [store.add_record(Record(title=f"Record {i}")) for i in range(30)]
+        for dup in rng.sample(ids[10:], 5):  # merged into one of the first ten
+            store.db.execute("UPDATE records SET duplicate_of = ? WHERE id = ?",
+                             [rng.choice(ids[:10]), dup])
+        logged: list[str] = []
+        for _ in range(160):
+            rid, stage = rng.choice(ids), rng.choice((TA, TA, FT))
+            roll = rng.random()
+            if roll < 0.6:
+                value = rng.choice(("include", "exclude", "maybe"))
+                reason = rng.choice(("wrong outcome", "wrong population")) \
+                    if value == "exclude" and stage == FT else None
+                logged.append(store.log_event("decision", record_id=rid, stage=stage, value=value,
+                                              reviewer=rng.choice(("alice", "bob")),
+                                              reason=reason))
+            elif roll < 0.7 and logged:
+                store.log_event("undo", reviewer="alice", undoes=rng.choice(logged))
+            elif roll < 0.8:
+                store.log_event("resolution", record_id=rid, stage=stage, reviewer="carol",
+                                value=rng.choice(("include", "exclude")))
+            elif roll < 0.9:
+                store.log_event("automation", record_id=rid, stage=stage, value="exclude",
+                                data={"rule": "consecutive"})
+            else:
+                store.log_event("fulltext", record_id=rid, stage=FT,
+                                value=rng.choice(("sought", "retrieved", "not-retrieved")))
+    whole = {stage: current_decisions(store, stage) for stage in (TA, FT)}
+    for rid in ids:
+        canonical = store.canonical_id(rid)
+        assert record_decisions(store, rid) == {
+            stage: whole[stage].get(canonical, "undecided") for stage in (TA, FT)}, rid
