@@ -1006,6 +1006,13 @@ def screen_stage_option(fn: Callable) -> Callable:
                         show_default=True, help="The screening stage.")(fn)
 
 
+def review_stage_option(fn: Callable) -> Callable:
+    # the commands that also work on data extraction (agreement, conflicts, sample)
+    return click.option("--stage", type=click.Choice(STAGES + ("extraction",)),
+                        default=TITLE_ABSTRACT, show_default=True,
+                        help="The screening stage, or extraction.")(fn)
+
+
 def _screen_value(include: bool, exclude: bool, maybe: bool, allow_maybe: bool = True) -> str:
     chosen = [v for v, on in (("include", include), ("exclude", exclude), ("maybe", maybe)) if on]
     if len(chosen) != 1:
@@ -1096,7 +1103,7 @@ def undo_cmd(reviewer: str, stage: str, db_path: str) -> None:
 
 @cli.command("conflicts")
 @click.argument("record", type=int, required=False)
-@screen_stage_option
+@review_stage_option
 @click.option("--resolver", help="Who resolves the conflict of RECORD.")
 @click.option("--record", "record_option", type=int, hidden=True,
               help="RECORD given as an option, as earlier versions took it.")
@@ -1121,6 +1128,9 @@ def conflicts_cmd(record: int | None, stage: str, resolver: str | None,
 
     At full text, two exclusions for different reasons are a conflict too.
 
+    At extraction it lists the fields the extractors disagree on; settle one with
+    `cluster extraction settle`.
+
     Example: cluster conflicts 12 --resolver carol --exclude --reason "wrong outcome" --method arbiter
     """
     from screeners.decisions import conflicts as list_conflicts, resolve
@@ -1128,6 +1138,8 @@ def conflicts_cmd(record: int | None, stage: str, resolver: str | None,
     if record is not None and record_option is not None and record != record_option:
         raise UserError(f"Two records given ({record} and --record {record_option}): give one.")
     record = record if record is not None else record_option
+    if stage == "extraction":
+        return _extraction_conflicts(db_path, as_json, resolver is not None or record is not None)
     with store_for(db_path) as store:
         if resolver is not None or record is not None:
             if resolver is None or record is None:
@@ -1188,7 +1200,7 @@ def fulltext_cmd(record: int, state: str | None, reason: str | None, reviewer: s
 
 
 @cli.command("agreement")
-@screen_stage_option
+@review_stage_option
 @click.option("--maybe-as-include", is_flag=True, help="Count maybe as include (2x2 table).")
 @db_option
 @json_option
@@ -1198,8 +1210,12 @@ def agreement_cmd(stage: str, maybe_as_include: bool, db_path: str, as_json: boo
 
     Percent agreement = agreements / (agreements + disagreements).
 
+    At extraction: congruence per field, per reviewer pair and overall.
+
     Example: cluster agreement --stage title-abstract --json
     """
+    if stage == "extraction":
+        return _extraction_agreement(db_path, as_json)
     from screeners.agreement import agreement as pair_agreement
 
     with store_for(db_path) as store:
@@ -1229,7 +1245,7 @@ def agreement_cmd(stage: str, maybe_as_include: bool, db_path: str, as_json: boo
 @click.option("--seed", type=int, default=None,
               help="Random seed: the same seed draws the same sample. Without it one is drawn "
                    "at random, printed and logged with the sample.")
-@screen_stage_option
+@review_stage_option
 @click.option("--role", type=click.Choice(ROLES), default=None,
               help="Only records found with this source role (e.g. index: the index articles).")
 @click.option("--source", default=None,
@@ -1494,6 +1510,249 @@ def log_cmd(reviewer: str | None, kind: str | None, record: int | None, since: s
             echo(f"    undone by {e.undone_by}")
 
 
+# === data extraction =====================================================
+
+
+@cli.group("form")
+def form_group() -> None:
+    """The data extraction form in the protocol (a TOML file, or a built-in form).
+
+    Example: cluster form set realist && cluster form show
+    """
+
+
+@form_group.command("set")
+@click.argument("file")
+@click.option("--reviewer", help="Who sets the form (recorded with the protocol change).")
+@db_option
+@handle_errors
+def form_set(file: str, reviewer: str | None, db_path: str) -> None:
+    """Set the extraction form from a TOML FILE, or a built-in form: realist or general.
+
+    The form's format is described in `screeners/extraction/form.py`. Setting a
+    form again makes a new version; answers given under earlier versions stay.
+
+    Example: cluster form set realist
+    """
+    from screeners.extraction.form import read_form, set_form
+
+    form = read_form(file)
+    with store_for(db_path, create=True) as store:
+        new = set_form(store, form, reviewer)
+    echo(f"Extraction form {new.title!r} set (version {new.version}, {len(new.fields)} fields).")
+
+
+@form_group.command("show")
+@db_option
+@json_option
+@handle_errors
+def form_show(db_path: str, as_json: bool) -> None:
+    """Show the extraction form in force: its fields, choices and scale anchors.
+
+    Example: cluster form show --json
+    """
+    from screeners.extraction.form import current_form, describe
+
+    with store_for(db_path, create=True) as store:
+        form = current_form(store)
+        assert form is not None
+    if as_json:
+        echo_json(form.to_dict())
+    else:
+        echo(describe(form))
+
+
+@form_group.command("extractors")
+@click.option("--per-record", type=int, help="Independent extractors per included record.")
+@click.option("--index", "per_index", type=int,
+              help="Independent extractors per index article (default: as --per-record).")
+@db_option
+@handle_errors
+def form_extractors(per_record: int | None, per_index: int | None, db_path: str) -> None:
+    """Set how many reviewers extract each included record (a protocol setting).
+
+    Example: cluster form extractors --per-record 2 --index 3
+    """
+    from screeners.extraction.form import set_extractors
+
+    if per_record is None and per_index is None:
+        raise UserError("Give --per-record N, --index N or both.")
+    with store_for(db_path, create=True) as store:
+        p = set_extractors(store, per_record, per_index)
+    echo(f"Extractors per record: {p.extraction_reviewers}; per index article: "
+         f"{p.extraction_reviewers_index or p.extraction_reviewers}.")
+
+
+@cli.command("extract")
+@click.option("--reviewer", required=True, help="Your reviewer name.")
+@click.option("--import", "import_file", type=click.Path(dir_okay=False),
+              help="Take the answers from a CSV or JSON lines file instead (checked against the form).")
+@db_option
+@handle_errors
+def extract_cmd(reviewer: str, import_file: str | None, db_path: str) -> None:
+    """Extract data from the included records, field by field, blind to other reviewers.
+
+    Each answer is saved as it is given (a kill loses at most the field being
+    typed); running it again resumes at the first field not answered. Type the
+    answer and Enter (an empty line leaves the field blank); :u undoes the last
+    answer, :s skips the record, :? shows help, :q quits.
+
+    Example: cluster extract --reviewer alice; cluster extract --reviewer bob --import bob.csv
+    """
+    with store_for(db_path) as store:
+        if import_file is not None:
+            from screeners.extraction.importing import import_answers
+
+            result = import_answers(store, import_file, reviewer)
+            echo(f"Imported {result.answers} answer(s) on {result.records} record(s) for "
+                 f"{reviewer} from {import_file}.")
+            return
+        from screeners.extraction.session import ExtractionSession, run_walk
+
+        session = ExtractionSession(store, reviewer)
+
+        def read(prompt: str) -> str:
+            return input(prompt)
+
+        summary, interrupted = run_walk(session, read, echo)
+    echo(summary)
+    if interrupted:
+        sys.exit(Interrupted.exit_code)
+
+
+def _extraction_agreement(db_path: str, as_json: bool) -> None:
+    from screeners.extraction.congruence import RULES, congruence
+
+    with store_for(db_path) as store:
+        c = congruence(store)
+    if as_json:
+        echo_json(c.to_dict())
+        return
+    if not c.pairs:
+        echo("No two reviewers have finished extracting the same record yet.")
+        return
+    echo(f"Congruence in data extraction ({c.form_title}, version {c.form_version}): "
+         f"{c.congruence:.1f} % = {c.agreements} agreements / ({c.agreements} + "
+         f"{c.disagreements} disagreements), {c.records} records extracted by two or more")
+    rows = [{"field": f.key, "type": f.type, "agree": f.agreements, "disagree": f.disagreements,
+             "congruence": "n/a" if f.congruence is None else f"{f.congruence:.1f} %",
+             "kappa": "" if f.kappa is None else f"{f.kappa:.3f}"} for f in c.fields]
+    echo(_table(rows, ["field", "type", "agree", "disagree", "congruence", "kappa"]))
+    for p in c.pairs:
+        echo(f"{p.reviewer_a} / {p.reviewer_b}: {p.records} records, {p.agreements} agreements, "
+             f"{p.disagreements} disagreements, "
+             + ("n/a" if p.congruence is None else f"{p.congruence:.1f} %")
+             + "".join(f"; {f.key} kappa {f.kappa:.3f}" for f in p.fields if f.kappa is not None))
+    echo("Rules: " + "; ".join(f"{t}: {r}" for t, r in RULES.items())
+         + "; two blanks agree, a blank and an answer do not.")
+
+
+def _extraction_conflicts(db_path: str, as_json: bool, resolving: bool) -> None:
+    from screeners.extraction.consensus import conflicts
+
+    if resolving:
+        raise UserError("At extraction, settle a field with `cluster extraction settle RECORD "
+                        "--field KEY --resolver NAME --value ANSWER` (or --take REVIEWER).")
+    with store_for(db_path) as store:
+        found = conflicts(store)
+    if as_json:
+        echo_json([c.to_dict() for c in found])
+        return
+    if not found:
+        echo("No open conflicts at extraction.")
+        return
+    for c in found:
+        echo(f"Record {c.record_id} · {c.key} ({c.label}): {c.title or '(no title)'}")
+        for reviewer, answer in c.answers.items():
+            echo(f"  {reviewer}: {dumps(answer) if isinstance(answer, list) else answer}")
+    echo(f"{len(found)} field(s) in conflict at extraction; settle each with "
+         "`cluster extraction settle`.")
+
+
+@cli.group("extraction")
+def extraction_group() -> None:
+    """The extracted data: settle disagreements, undo an answer, export the evidence table.
+
+    Example: cluster extraction export --format csv -o evidence.csv
+    """
+
+
+@extraction_group.command("settle")
+@click.argument("record", type=int)
+@click.option("--field", "key", required=True, help="The field's key (see `cluster form show`).")
+@click.option("--resolver", required=True, help="Who records the answer that stands.")
+@click.option("--value", help="The agreed answer (a group: a JSON list of items).")
+@click.option("--take", help="Keep this reviewer's answer.")
+@click.option("--method", type=click.Choice(["consensus", "arbiter"]), default="consensus",
+              show_default=True, help="consensus: the extractors together; arbiter: the resolver "
+                                      "alone, who did not extract the record.")
+@db_option
+@json_option
+@handle_errors
+def extraction_settle(record: int, key: str, resolver: str, value: str | None, take: str | None,
+                      method: str, db_path: str, as_json: bool) -> None:
+    """Set the answer that stands for a field the extractors disagree on (logged, with the method).
+
+    Example: cluster extraction settle 12 --field kirkpatrick --value 2 --resolver carol --method arbiter
+    """
+    from screeners.extraction.consensus import settle
+
+    with store_for(db_path) as store:
+        result = settle(store, record, key, resolver, method, value, take)
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        echo(f"Record {result.record_id} · {result.key}: {dumps(result.value)} by "
+             f"{', '.join(result.decided_by)} ({result.method}).")
+
+
+@extraction_group.command("undo")
+@click.option("--reviewer", required=True, help="Whose last extraction answer to take back.")
+@db_option
+@handle_errors
+def extraction_undo(reviewer: str, db_path: str) -> None:
+    """Take back your last extraction answer (logged as an undo).
+
+    Example: cluster extraction undo --reviewer alice
+    """
+    from screeners.extraction.answers import undo_last_answer
+
+    with store_for(db_path) as store:
+        a = undo_last_answer(store, reviewer)
+    echo(f"Undid {reviewer}'s answer to {a.key} on record {a.record_id}.")
+
+
+@extraction_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "markdown", "xlsx"]),
+              required=True, help="Output format (xlsx needs a spreadsheet library cluster "
+                                  "does not install: use csv).")
+@click.option("--all", "all_reviewers", is_flag=True,
+              help="Every reviewer's answers, one row per record and reviewer.")
+@click.option("--by", type=click.Choice(["record", "item"]), default="record", show_default=True,
+              help="One row per record, or per item of the repeatable group (e.g. per CMO).")
+@click.option("-o", "--output", type=OUTPUT_FILE, default=None,
+              help="Write to this file instead of standard output.")
+@db_option
+@handle_errors
+def extraction_export(fmt: str, all_reviewers: bool, by: str, output: str | None,
+                      db_path: str) -> None:
+    """The evidence table: the answers that stand (consensus), or every reviewer's with --all.
+
+    Example: cluster extraction export --format csv --by item -o cmo.csv
+    """
+    from base.output import write_file
+    from db.files import store_files
+    from screeners.extraction.export import export_table
+
+    with store_for(db_path) as store:
+        table = export_table(store, fmt, all_reviewers, by)
+    if output in (None, "-"):
+        echo_document(table.text)
+        return
+    write_file(output, table.text, store_files(db_path))
+    echo(f"Exported {table.rows} row(s) to {output} ({fmt}).", err=True)
+
+
 # === flow and report =====================================================
 
 
@@ -1597,10 +1856,11 @@ def report_cmd(output: str | None, layout: str | None, detail: bool, db_path: st
     """
     from db.report import write_report
     from screeners.agreement import agreement_by_stage
+    from screeners.extraction.report import extraction_section
 
     with store_for(db_path) as store:
         text, written = write_report(store, agreement_by_stage(store), layout, output,
-                                     detail)
+                                     detail, extraction=lambda: extraction_section(store))
         if output is None:
             echo_document(text)
         else:

@@ -29,10 +29,21 @@ Kinds and the columns they use (`data` is a JSON object):
 - `protocol`: data = the protocol (question, include/exclude terms, reasons,
   reviewers per record, stopping rule); the latest one is in force.
 - `contact`: data {"author", "email", "status", ...} (author contact log).
+- `answer`: record_id, reviewer, stage "extraction", value = the field's key in the
+  extraction form ("level"; "cmo[2].context" for a part of a repeatable group's second
+  item; "cmo" alone for the number of items once the group is finished), data
+  {"answer": the answer (null: left blank), "form": the form's version, "source"
+  where it was imported}: one per field answered, so a kill loses at most the field
+  being typed; answers are never removed when the form changes.
+- `consensus`: record_id, reviewer = who records it, stage "extraction", value = the
+  field's key, data {"answer", "method": "consensus" | "arbiter", "decided_by": [names],
+  "form"}: the answer that stands for a field the extractors disagreed on.
 """
 
 TITLE_ABSTRACT, FULL_TEXT = "title-abstract", "full-text"
 STAGES = (TITLE_ABSTRACT, FULL_TEXT)
+#: data extraction from the included records (not a screening stage: no decisions)
+EXTRACTION = "extraction"
 #: how a report names each stage
 STAGE_LABELS = {TITLE_ABSTRACT: "Title and abstract", FULL_TEXT: "Full text"}
 DECISIONS = ("include", "exclude", "maybe")
@@ -40,6 +51,7 @@ FULLTEXT_STATES = ("sought", "retrieved", "not-retrieved")
 KINDS = (
     "decision", "undo", "resolution", "fulltext", "appraisal", "note", "assign",
     "automation", "merge", "unmerge", "pair_decision", "tag", "protocol", "contact",
+    "answer", "consensus",
 )
 
 #: source roles, as PRISMA's identification boxes see them: index articles, databases,
@@ -65,6 +77,14 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "tag": ("record_id", "value"),
     "protocol": (),
     "contact": (),
+    "answer": ("record_id", "reviewer", "stage", "value"),
+    "consensus": ("record_id", "reviewer", "stage", "value"),
+}
+# the stages each kind may name (default: the screening stages)
+_STAGES_OF: dict[str, tuple[str, ...]] = {
+    "answer": (EXTRACTION,), "consensus": (EXTRACTION,),
+    "assign": STAGES + (EXTRACTION,), "undo": STAGES + (EXTRACTION,),
+    "note": STAGES + (EXTRACTION,),
 }
 _VALUES: dict[str, tuple[str, ...]] = {
     "decision": DECISIONS, "resolution": ("include", "exclude"), "fulltext": FULLTEXT_STATES,
@@ -89,8 +109,9 @@ def event_problem(kind: object, fields: dict[str, object]) -> str | None:
         if val is None or (isinstance(val, str) and not val.strip()):
             return f"a {kind} event needs a {key.replace('_', ' ')}"
     stage = fields.get("stage")
-    if stage is not None and stage not in STAGES:
-        return f"its stage {stage!r} is not one of {', '.join(STAGES)}"
+    stages = _STAGES_OF.get(kind, STAGES)
+    if stage is not None and stage not in stages:
+        return f"its stage {stage!r} is not one of {', '.join(stages)}"
     allowed = _VALUES.get(kind)
     if allowed and fields.get("value") not in allowed:
         return f"its value {fields.get('value')!r} is not one of {', '.join(allowed)}"

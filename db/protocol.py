@@ -47,6 +47,12 @@ class Protocol:
     target_recall: float = 0.95
     consecutive_excludes: int = 100
     review_type: str = "new"
+    #: the data extraction form (as `screeners.extraction.form` writes it: title, version,
+    #: fields), None until one is set
+    extraction_form: dict[str, Any] | None = None
+    #: independent extractors per included record, and per index article (None: the same)
+    extraction_reviewers: int = 2
+    extraction_reviewers_index: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -90,6 +96,9 @@ def set_protocol(store: Store, reviewer: str | None = None, **changes: Any) -> P
     if "consecutive_excludes" in clean and int(clean["consecutive_excludes"]) < 1:
         raise ProtocolError(f"The number of consecutive excludes must be at least 1, not "
                             f"{clean['consecutive_excludes']}.")
+    for k in ("extraction_reviewers", "extraction_reviewers_index"):
+        if k in clean and int(clean[k]) < 1:
+            raise ProtocolError(f"Extractors per record must be at least 1, not {clean[k]}.")
     if "review_type" in clean and clean["review_type"] not in REVIEW_TYPES:
         raise ProtocolError(f"The review type is one of {', '.join(REVIEW_TYPES)}, not "
                             f"{clean['review_type']!r}.")

@@ -17,7 +17,7 @@ import json
 from collections import Counter, defaultdict
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from base.output import check_output_path, write_file
 from base.version import version
@@ -353,28 +353,33 @@ def flow_section(flow: Flow, diagram_file: str | None) -> list[str]:
 
 def methods_report(store: Store, agreement: Agreement, layout: str | None = None,
                    diagram_file: str | None = None, flow: Flow | None = None,
-                   detail: bool = False) -> str:
+                   detail: bool = False, extraction: Sequence[str] = ()) -> str:
     """The whole Markdown report; `agreement` holds each stage's reviewer pairs,
     `diagram_file` is the diagram's name beside the report, if any; `detail` adds
-    every search with its query or seed, limits and counts."""
+    every search with its query or seed, limits and counts; `extraction` is the data
+    extraction section's lines, which the caller builds (congruence is computed above
+    this floor)."""
     flow = flow if flow is not None else compute_flow(store, layout)
     parts = ["# Methods: searching, selection and flow", ""]
     parts += searches_section(store, flow, detail)
     parts += dedup_section(store, flow)
     parts += screening_section(store, agreement)
+    parts += list(extraction)
     parts += flow_section(flow, diagram_file)
     return "\n".join(parts).rstrip() + "\n"
 
 
 def write_report(store: Store, agreement: Agreement, layout: str | None = None,
-                 output: str | Path | None = None,
-                 detail: bool = False) -> tuple[str, list[Path]]:
+                 output: str | Path | None = None, detail: bool = False,
+                 extraction: Callable[[], Sequence[str]] | None = None) -> tuple[str, list[Path]]:
     """The report's text; with `output`, also the .md file and the diagram beside it.
 
-    Every section is read from one snapshot of the store, so the numbers agree."""
+    Every section is read from one snapshot of the store, so the numbers agree;
+    `extraction` builds the data extraction section inside that snapshot."""
     if output is None:
         with store.read_snapshot():
-            return methods_report(store, agreement, layout, detail=detail), []
+            return methods_report(store, agreement, layout, detail=detail,
+                                  extraction=extraction() if extraction else ()), []
     from db.diagram import layout as place, write_png, write_svg
 
     md = Path(output)
@@ -385,7 +390,7 @@ def write_report(store: Store, agreement: Agreement, layout: str | None = None,
     with store.read_snapshot():
         flow = compute_flow(store, layout)
         text = methods_report(store, agreement, layout, diagram_file=svg.name, flow=flow,
-                              detail=detail)
+                              detail=detail, extraction=extraction() if extraction else ())
     diagram = place(flow)
     protect = store_files(store.path) if store.path else ()
     for p in (md, svg, png):  # all three checked before any is written

@@ -161,6 +161,12 @@ def _record_state(rid: int, stage: str, decs: Mapping[str, Decision], res: Decis
     return RecordState(rid, stage, status, dict(decs), res, auto, reason)
 
 
+def included_records(store: Store) -> list[int]:
+    """The records included after full-text assessment, in id order: the included studies'
+    reports, which data are extracted from."""
+    return [rid for rid, st in stage_states(store, FULL_TEXT).items() if st.status == INCLUDED]
+
+
 def automated_records(store: Store, stage: str) -> dict[int, str | None]:
     """record id -> rule, for records a stopping rule marked ineligible at `stage`
     (as `stage_states` reads them; they count as excluded only where reviewers

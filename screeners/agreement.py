@@ -78,6 +78,24 @@ def cohen_kappa(table: Sequence[Sequence[int]]) -> float | None:
     return (observed - expected) / (1.0 - expected)
 
 
+def weighted_kappa(table: Sequence[Sequence[int]]) -> float | None:
+    """Cohen's weighted kappa with linear weights (1 - |i - j| / (k - 1)) of a square table
+    whose labels are ordered (a 1-5 scale): answers one point apart half agree on a 3-point
+    scale, a quarter less on a 5-point one. None where it is undefined, as `cohen_kappa`."""
+    n = sum(sum(row) for row in table)
+    k = len(table)
+    if n == 0 or k < 2:
+        return None
+    w = [[1.0 - abs(i - j) / (k - 1) for j in range(k)] for i in range(k)]
+    rows = [sum(table[i]) / n for i in range(k)]
+    cols = [sum(table[i][j] for i in range(k)) / n for j in range(k)]
+    observed = sum(w[i][j] * table[i][j] for i in range(k) for j in range(k)) / n
+    expected = sum(w[i][j] * rows[i] * cols[j] for i in range(k) for j in range(k))
+    if expected >= 1.0:
+        return None
+    return (observed - expected) / (1.0 - expected)
+
+
 def pair_table(a: Mapping[int, str], b: Mapping[int, str], labels: Sequence[str]
                ) -> tuple[tuple[int, ...], ...]:
     """Contingency table over the records both `a` and `b` decided."""

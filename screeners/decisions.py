@@ -20,11 +20,12 @@ from typing import Any, Iterable, Mapping
 from base.errors import ClusterError
 from base.output import write_file
 from base.record import valid_text
-from db.events import DECISIONS, FULL_TEXT, FULLTEXT_STATES, STAGES, TITLE_ABSTRACT, event_problem
+from db.events import (DECISIONS, EXTRACTION, FULL_TEXT, FULLTEXT_STATES, STAGES, TITLE_ABSTRACT,
+                       event_problem)
 from db.files import store_files
 from db.protocol import get_protocol
-from db.state import (CONFLICT, RESOLUTION_METHODS, records_from, resolution_method, stage_records,
-                      stage_states, undone_ids)
+from db.state import (CONFLICT, RESOLUTION_METHODS, included_records, records_from,
+                      resolution_method, stage_records, stage_states, undone_ids)
 from db.state import fulltext_states as fulltext_states  # read where retrieval is logged
 from db.store import Store
 
@@ -415,19 +416,23 @@ def assigned_records(store: Store, reviewer: str, stage: str) -> set[int]:
 def sample(store: Store, fraction: float, reviewer: str, seed: int,
            stage: str = TITLE_ABSTRACT, role: str | None = None,
            source: str | None = None) -> SampleResult:
-    """Assign a random `fraction` of the stage's records to a further reviewer to check,
+    """Assign a random `fraction` of the stage's records (at extraction: the included
+    records) to a further reviewer to check,
     only those found with source `role` or from search source `source` when given
     (a protocol may check "10 % of the index articles").
 
     The same seed picks the same records, and records already assigned are not
     assigned again, so repeating the command adds nothing.
     """
-    check_stage(stage)
+    if stage != EXTRACTION:
+        check_stage(stage)
     if not 0 < fraction <= 1:
         raise DecisionError(f"The fraction must be above 0 and at most 1, not {fraction}.")
     with store.transaction():
         store.require_reviewer(reviewer)
-        population = stage_records(store, stage)
+        # data extraction draws from the included records
+        population = (included_records(store) if stage == EXTRACTION
+                      else stage_records(store, stage))
         limits = []
         if role is not None or source is not None:
             found = records_from(store, role=role, source=source)
