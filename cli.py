@@ -1945,6 +1945,13 @@ def _demo_summary(result: Any) -> str:
         kappa = "n/a" if p.kappa is None else f"{p.kappa:.3f}"
         lines.append(f"Agreement {p.reviewer_a}/{p.reviewer_b} at {p.stage}: {p.percent:.1f} % "
                      f"of {p.n} records, Cohen's kappa {kappa}")
+    x = result.extraction
+    if x is not None and x.congruence is not None:
+        lines.append(f"Congruence in data extraction ({x.form_title} form, "
+                     + ", ".join(f"{p.reviewer_a}/{p.reviewer_b}" for p in x.pairs)
+                     + f"): {x.congruence:.1f} % ({x.agreements} agreements / "
+                     f"{x.agreements + x.disagreements} comparisons over {x.records} records); "
+                     f"{result.conflicts.get('extraction', 0)} fields settled by carol")
     lines += [
         f"Reports sought {s.sought}, not retrieved {s.not_retrieved}, assessed {s.assessed}, "
         f"excluded {s.excluded}",

@@ -163,16 +163,41 @@ def test_agreement_conflicts_and_recall_in_the_summary_come_from_the_store(demo)
             f"({len(found) / len(relevant):.0%})") in out
 
 
+def test_extraction_congruence_in_the_summary_comes_from_the_store(demo):
+    out = demo["result"].stdout
+    db = str(demo["db"])
+    c = json.loads(cluster("agreement", "--db", db, "--stage", "extraction", "--json").stdout)
+    settled = sqlite3.connect(db).execute(
+        "SELECT count(*) FROM events WHERE kind = 'consensus'").fetchone()[0]
+    # read after carol settled: the extractors' own answers still give the same figure
+    assert (f"Congruence in data extraction (Realist synthesis form, alice/bob): "
+            f"{c['congruence']:.1f} % ({c['agreements']} agreements / "
+            f"{c['agreements'] + c['disagreements']} comparisons over {c['records']} records); "
+            f"{settled} fields settled by carol\n") in out
+    # two extractors who slip now and then: high, not perfect, and every conflict settled
+    assert 80.0 <= c["congruence"] < 100.0 and settled > 0
+    assert c["records"] == json.loads(cluster("flow", "--db", db, "--json").stdout)[
+        "total_reports"]
+    assert json.loads(cluster("conflicts", "--db", db, "--stage", "extraction",
+                              "--json").stdout) == []
+    evidence = list(csv.DictReader(io.StringIO((demo["dir"] / "evidence.csv").read_text())))
+    assert len(evidence) == c["records"] and all(r["conflicts"] == "" for r in evidence)
+    md = (demo["dir"] / "methods.md").read_text()
+    assert f"Congruence in data extraction was {c['congruence']:.1f} %" in md
+
+
 def test_progress_goes_to_stderr_stage_by_stage_and_files_are_written(demo):
     err = demo["result"].stderr
     stages = [line.split()[0] for line in err.splitlines() if line.strip()]
     assert list(dict.fromkeys(stages)) == ["world", "import", "expand", "dedup", "protocol",
-                                           "title-abstract", "full-text", "report"]
+                                           "title-abstract", "full-text", "extraction",
+                                           "report"]
     assert "Error" not in err and "Traceback" not in err
     d = demo["dir"]
     # (an open connection of an earlier test may keep the store's -wal and -shm files)
     assert sorted(p.name for p in d.iterdir() if not p.name.endswith(("-wal", "-shm"))) == sorted([
-        "agreement.json", "flow.json", "included.ris", "index-articles.txt", "methods.md",
+        "agreement.json", "evidence.csv", "flow.json", "included.ris", "index-articles.txt",
+        "methods.md",
         "prisma.png", "prisma.svg", "records.csv", "review.db", "review.db.features.npz",
         "review.http-cache.sqlite"])
     flow = json.loads((d / "flow.json").read_text())
@@ -194,7 +219,13 @@ def test_progress_goes_to_stderr_stage_by_stage_and_files_are_written(demo):
 def test_methods_report_fits_a_paper_and_the_detail_is_an_appendix(demo):
     # one limits line per strategy and service (13 on the demo, 52 near-identical bullets
     # and 163 KB before); the per-search table only with --detail
-    md = (demo["dir"] / "methods.md").read_text()
+    full = (demo["dir"] / "methods.md").read_text()
+    # the data extraction section holds the included studies' table, a row per study
+    md, extraction, flow_part = re.split(r"(?=^## Data extraction$|^## PRISMA 2020 flow$)", full,
+                                         flags=re.M)
+    md += flow_part
+    n_included = json.loads((demo["dir"] / "flow.json").read_text())["total_reports"]
+    assert len(extraction.splitlines()) < n_included + 25
     assert len(md.encode()) < 20_000 and len(md.splitlines()) < 160
     section = md.split("### Limits and why\n\n")[1].split("\n\n")[0].splitlines()
     pairs = [ln[2:].split(" (")[0] for ln in section]

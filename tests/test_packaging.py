@@ -27,3 +27,6 @@ def test_wheel_top_level(tmp_path):
     top = {t[:-3] if t.endswith(".py") else t for t in top}
     assert top == {"base", "cli", "cluster", "connectors", "db", "screeners"}
     assert not any(n.startswith("tests/") for n in names)
+    # the extraction forms `cluster form set realist|general` reads
+    assert {"screeners/extraction/forms/realist.toml",
+            "screeners/extraction/forms/general.toml"} <= set(names)

@@ -17,8 +17,12 @@ it, and the review runs through the same library calls a user's review makes:
 6. carol resolves the conflicts as the third reviewer;
 7. full texts sought, a few not retrieved, full-text decisions with reasons
    from the protocol's list, conflicts resolved;
-8. PRISMA flow numbers (`db.flow.compute_flow`), the diagram as SVG and
-   PNG, agreement statistics, the methods report and exports.
+8. data extraction with the realist form: alice and bob extract every
+   included record, carol settles the fields they disagree on
+   (`cluster.demo.extraction`);
+9. PRISMA flow numbers (`db.flow.compute_flow`), the diagram as SVG and
+   PNG, agreement statistics, congruence in data extraction, the methods
+   report and exports (the evidence table among them).
 
 The simulated reviewers answer from the world's hidden truth (which works are
 relevant) with a little noise, so they disagree at a realistic rate. Every
@@ -60,11 +64,12 @@ INCLUDED_FILE = "included.ris"
 RECORDS_FILE = "records.csv"
 AGREEMENT_FILE = "agreement.json"
 FLOW_FILE = "flow.json"
+EVIDENCE_FILE = "evidence.csv"
 #: what `--fresh` may delete: the files a demo writes, and nothing else
 CACHE_NAME = http_cache_path(STORE_NAME).name  # beside the store, where the CLI keeps it
 DEMO_FILES = (STORE_NAME, STORE_NAME + "-wal", STORE_NAME + "-shm",
               CACHE_NAME, CACHE_NAME + "-wal", CACHE_NAME + "-shm", INDEX_FILE, REPORT_FILE, SVG_FILE,
-              PNG_FILE, INCLUDED_FILE, RECORDS_FILE, AGREEMENT_FILE, FLOW_FILE)
+              PNG_FILE, INCLUDED_FILE, RECORDS_FILE, AGREEMENT_FILE, FLOW_FILE, EVIDENCE_FILE)
 DEMO_META = "demo"
 #: the PRISMA layout in which the index articles and the citation-search
 #: records are screened together, as a CLUSTER review screens them
@@ -154,6 +159,8 @@ class DemoResult:
     requests: Mapping[str, int]
     seconds: float
     stage_seconds: Mapping[str, float]
+    #: screeners.extraction.congruence.Congruence of the extractors, before settling
+    extraction: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -171,6 +178,7 @@ class DemoResult:
             "world": {"works": self.n_works, "index_articles": self.n_index, "seed": self.seed},
             "requests": dict(self.requests), "seconds": round(self.seconds, 1),
             "stage_seconds": {k: round(v, 2) for k, v in self.stage_seconds.items()},
+            "extraction": None if self.extraction is None else self.extraction.to_dict(),
         }
 
 
@@ -283,15 +291,20 @@ def _pipeline(store: Store, world: Any, settings: Settings, options: DemoOptions
         sim.retrieve(say)
         sim.screen(FT, say)
         n_ft = sim.resolve(FT, say)
+    with _timed(timings, "extraction"):
+        from cluster.demo.extraction import extract
+
+        extraction, n_settled = extract(store, options.seed, sim._identity, say)
     with _timed(timings, "report"):
         flow, pairs, written = _report(store, directory, say)
     files.update(written)
     return DemoResult(
         directory=directory, store_path=directory / STORE_NAME, files=files, flow=flow,
-        agreement=tuple(pairs), conflicts={TA: n_ta, FT: n_ft}, duplicates_merged=merged,
+        agreement=tuple(pairs), conflicts={TA: n_ta, FT: n_ft, "extraction": n_settled},
+        duplicates_merged=merged,
         pairs_decided=decided, failed_searches=failed, recall=truth.recall(store),
         n_works=len(world.works), n_index=len(world.index_keys), seed=options.seed,
-        requests=requests, seconds=0.0, stage_seconds={})
+        requests=requests, seconds=0.0, stage_seconds={}, extraction=extraction)
 
 
 @contextlib.contextmanager
@@ -582,6 +595,8 @@ def _report(store: Store, directory: Path, say: Progress
                         "install the complete cluster package.") from None
     from db.formats import export_records
     from screeners.agreement import agreement, agreement_by_stage
+    from screeners.extraction.export import export_table
+    from screeners.extraction.report import extraction_section
 
     flow = compute_flow(store, LAYOUT)
     diagram = place(flow)
@@ -589,11 +604,13 @@ def _report(store: Store, directory: Path, say: Progress
              "methods report": directory / REPORT_FILE, "flow numbers": directory / FLOW_FILE,
              "agreement": directory / AGREEMENT_FILE,
              "included records": directory / INCLUDED_FILE,
-             "all records with decisions": directory / RECORDS_FILE}
+             "all records with decisions": directory / RECORDS_FILE,
+             "evidence table": directory / EVIDENCE_FILE}
     write_svg(diagram, files["diagram (SVG)"])
     write_png(diagram, files["diagram (PNG)"])
     files["methods report"].write_text(
-        methods_report(store, agreement_by_stage(store), LAYOUT, diagram_file=SVG_FILE, flow=flow),
+        methods_report(store, agreement_by_stage(store), LAYOUT, diagram_file=SVG_FILE, flow=flow,
+                       extraction=extraction_section(store)),
         encoding="utf-8")
     files["flow numbers"].write_text(json.dumps(flow.to_dict(), indent=2) + "\n", encoding="utf-8")
     pairs = [p for stage in (TA, FT) for p in agreement(store, stage)]
@@ -603,5 +620,7 @@ def _report(store: Store, directory: Path, say: Progress
         export_records(store, "ris", stage=FT, decision="include").text, encoding="utf-8")
     files["all records with decisions"].write_text(
         export_records(store, "csv", stage=TA).text, encoding="utf-8")
+    files["evidence table"].write_text(export_table(store, "csv").text, encoding="utf-8",
+                                       newline="")
     say("report", f"flow diagram, methods report, agreement and exports written to {directory}")
     return flow, pairs, files

@@ -179,7 +179,7 @@ class ExtractionSession:
         out = [f"{step.prompt} ({kind})"]
         if f.help:
             out.append(f"  {f.help}")
-        out += [f"  {i} {c}" for i, c in enumerate(f.choices, 1)]
+        out += [f"  [{i}] {c}" for i, c in enumerate(f.choices, 1)]
         out += [f"  {k} = {v}" for k, v in sorted(f.anchors.items())]
         return out
 
