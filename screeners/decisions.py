@@ -31,9 +31,10 @@ from db.store import Store
 
 RESOLUTION_VALUES = ("include", "exclude")
 SCORES = ("relevance", "rigour")
-#: the event kinds a decisions file carries between copies of one review
+#: the event kinds a decisions file carries between copies of one review (extraction
+#: answers and consensus too: extractors work on their own copies as screeners do)
 EXPORT_KINDS = ("decision", "undo", "resolution", "fulltext", "appraisal", "note", "assign",
-                "automation", "tag")
+                "automation", "tag", "answer", "consensus")
 _EVENT_COLUMNS = ("id", "ts", "kind", "record_id", "reviewer", "stage", "value", "reason",
                   "note", "undoes", "data", "review_id")
 

@@ -342,3 +342,46 @@ def test_kill_during_extraction_loses_at_most_the_field_being_typed(tiny):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_who_extracts_what_follows_the_protocol_and_the_check_sample(tiny):
+    from screeners.decisions import sample
+    from screeners.extraction.form import set_extractors
+    from screeners.extraction.session import ExtractionSession
+
+    _hand_fixture(tiny)  # alice and bob finished records 1 and 2
+    # two extractors per record: carol has nothing left
+    assert ExtractionSession(tiny, "carol").next_step() is None
+    # three per index article: record 1 is one, so carol extracts it
+    sid = tiny.start_search(kind="file", service="index")
+    with tiny.transaction():
+        tiny.add_source(1, sid, role="index", service="index")
+    set_extractors(tiny, per_index=3)
+    step = ExtractionSession(tiny, "carol").next_step()
+    assert step is not None and (step.record_id, step.key) == (1, "level")
+    # a check sample of the included records goes to dan, whoever extracted them before
+    result = sample(tiny, 0.5, "dan", 1, "extraction")
+    assert result.population == 2 and len(result.chosen) == 1
+    session = ExtractionSession(tiny, "dan")
+    assert session.queue() == list(result.chosen)
+    assert session.progress() == (0, 1)
+
+
+def test_answers_travel_between_copies_of_a_review(tiny, tmp_path):
+    import shutil
+
+    from screeners.decisions import export_decisions, import_decisions
+
+    tiny.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(tiny.path, tmp_path / "copy.db")
+    _hand_fixture(tiny)
+    n = export_decisions(tiny, tmp_path / "answers.jsonl")
+    assert n == len(tiny.events("kind IN ('answer', 'consensus', 'undo')")) + len(
+        tiny.events("kind IN ('decision')"))
+    copy = open_store(tmp_path / "copy.db")
+    try:
+        result = import_decisions(copy, tmp_path / "answers.jsonl")
+        assert result.added == len(tiny.events("kind = 'answer'"))
+        assert (congruence(copy).agreements, congruence(copy).disagreements) == (7, 5)
+    finally:
+        copy.close()

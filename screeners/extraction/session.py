@@ -2,8 +2,9 @@
 
 The queue holds the included records the reviewer has not finished (only their
 check sample when one is assigned at extraction), records they began first,
-then by id; a record that already has as many finished extractions as the
-protocol asks for is left to those who began it. Nothing here shows another
+then by id; outside a check sample, a record that already has as many finished
+extractions as the protocol asks for (`extraction_reviewers`, or
+`extraction_reviewers_index` for an index article) is left to those who began it. Nothing here shows another
 reviewer's answers. Each answer is logged as it is given, so quitting (or a
 kill) loses at most the field being typed, and the next sitting resumes at the
 first field not answered; `:u` takes back the last answer.
@@ -76,12 +77,16 @@ class ExtractionSession:
 
     def population(self) -> list[int]:
         ids = included_records(self.store)
-        assigned = assigned_records(self.store, self.reviewer, EXTRACTION)
+        assigned = self._assigned()
         return [r for r in ids if r in assigned] if assigned else ids
+
+    def _assigned(self) -> set[int]:
+        return assigned_records(self.store, self.reviewer, EXTRACTION)
 
     def queue(self) -> list[int]:
         mine = self._mine()
         pop = self.population()
+        checking = bool(self._assigned())  # a check sample is extracted whoever did it before
         needed = extractors_needed(self.store, pop)
         complete_by: dict[int, int] = {}
         for (rid, rev), answers in standing_answers(self.store).items():
@@ -91,7 +96,7 @@ class ExtractionSession:
         for rid in pop:
             if rid in self.skipped or is_complete(self.form, mine.get(rid, {})):
                 continue
-            if rid not in mine and complete_by.get(rid, 0) >= needed[rid]:
+            if not checking and rid not in mine and complete_by.get(rid, 0) >= needed[rid]:
                 continue  # enough reviewers have extracted it
             out.append(rid)
         return sorted(out, key=lambda r: (r not in mine, r))
