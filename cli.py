@@ -1609,12 +1609,15 @@ def extract_cmd(reviewer: str, import_file: str | None, db_path: str) -> None:
             return
         from screeners.extraction.session import ExtractionSession, run_walk
 
-        session = ExtractionSession(store, reviewer)
+        width = min(120, shutil.get_terminal_size((80, 24)).columns)
+        session = ExtractionSession(store, reviewer, width)
 
         def read(prompt: str) -> str:
             return input(prompt)
 
         summary, interrupted = run_walk(session, read, echo)
+    if interrupted:
+        echo()  # past the ^C the terminal shows
     echo(summary)
     if interrupted:
         sys.exit(Interrupted.exit_code)

@@ -207,6 +207,8 @@ def _check_field(d: Any, name: str, lines: _Lines, counter: list[int], in_group:
         raise fail(f"the field key {key!r} must start with a letter and hold only letters, "
                    "digits, _ and -", "key")
     ftype = d.get("type")
+    if ftype is None:
+        raise fail(f"field {key!r} has no type: give one of {', '.join(TYPES)}")
     if ftype not in TYPES:
         raise fail(f"field {key!r} has the unknown type {ftype!r}: use one of "
                    f"{', '.join(TYPES)}", "type")

@@ -15,6 +15,7 @@ SSH, and from a pipe.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Callable
 
@@ -59,9 +60,10 @@ class Step:
 
 
 class ExtractionSession:
-    def __init__(self, store: Store, reviewer: str):
+    def __init__(self, store: Store, reviewer: str, width: int = 80):
         self.store = store
         self.reviewer = reviewer
+        self.width = max(width, 30)
         store.require_reviewer(reviewer)
         form = current_form(store)
         assert form is not None
@@ -162,17 +164,21 @@ class ExtractionSession:
 
     # -- what the reviewer reads
     def card(self, rid: int) -> list[str]:
+        """The record at hand: title, authors, where its full text is, the abstract; wrapped
+        to `self.width` columns."""
         rec = self.store.get_record(rid)
         authors = ", ".join(rec.authors[:3]) + (" et al." if len(rec.authors) > 3 else "")
         where = [f"doi:{rec.doi}" if rec.doi else "", f"PMID {rec.pmid}" if rec.pmid else "",
                  f"PMCID {rec.pmcid}" if rec.pmcid else "", rec.url or ""]
         ft = fulltext_states(self.store).get(rid)
+        found = ", ".join(w for w in where if w) or "no DOI, PMID, PMCID or link recorded"
         lines = [f"Record {rid}: {rec.title or '(no title)'}",
-                 f"  {authors or '(no authors)'} · {rec.journal or ''} · {rec.year or 'n.d.'}",
-                 "  Full text: " + (", ".join(w for w in where if w) or "no identifier")
-                 + (f" (full text {ft.replace('-', ' ')})" if ft else ""),
-                 "", "  " + (rec.abstract or "(no abstract)"), ""]
-        return lines
+                 f"{authors or '(no authors)'} · {rec.journal or ''} · {rec.year or 'n.d.'}",
+                 f"Full text: {found}" + (f" ({ft.replace('-', ' ')})" if ft else "")]
+        out = [w for line in lines for w in textwrap.wrap(line, self.width,
+                                                          subsequent_indent="  ")]
+        return out + [""] + textwrap.wrap(rec.abstract or "(no abstract)", self.width,
+                                          initial_indent="  ", subsequent_indent="  ") + [""]
 
     def field_lines(self, step: Step) -> list[str]:
         f = step.field
@@ -183,7 +189,7 @@ class ExtractionSession:
                 "separated by commas"}.get(f.type, f.type)
         out = [f"{step.prompt} ({kind})"]
         if f.help:
-            out.append(f"  {f.help}")
+            out += textwrap.wrap(f.help, self.width, initial_indent="  ", subsequent_indent="  ")
         out += [f"  [{i}] {c}" for i, c in enumerate(f.choices, 1)]
         out += [f"  {k} = {v}" for k, v in sorted(f.anchors.items())]
         return out
@@ -217,6 +223,7 @@ def run_walk(session: ExtractionSession, read: Callable[[str], str],
             try:
                 text = read("> ")
             except EOFError:
+                write("")  # end the prompt's line
                 break
             command = text.strip().lower()
             if command == ":q":
