@@ -1525,8 +1525,9 @@ def form_group() -> None:
 @click.argument("file")
 @click.option("--reviewer", help="Who sets the form (recorded with the protocol change).")
 @db_option
+@json_option
 @handle_errors
-def form_set(file: str, reviewer: str | None, db_path: str) -> None:
+def form_set(file: str, reviewer: str | None, db_path: str, as_json: bool) -> None:
     """Set the extraction form from a TOML FILE, or a built-in form: realist or general.
 
     The form's format is described in `screeners/extraction/form.py`. Setting a
@@ -1539,6 +1540,9 @@ def form_set(file: str, reviewer: str | None, db_path: str) -> None:
     form = read_form(file)
     with store_for(db_path, create=True) as store:
         new = set_form(store, form, reviewer)
+    if as_json:
+        echo_json(new.to_dict())
+        return
     echo(f"Extraction form {new.title!r} set (version {new.version}, {len(new.fields)} fields).")
 
 
@@ -1567,8 +1571,10 @@ def form_show(db_path: str, as_json: bool) -> None:
 @click.option("--index", "per_index", type=int,
               help="Independent extractors per index article (default: as --per-record).")
 @db_option
+@json_option
 @handle_errors
-def form_extractors(per_record: int | None, per_index: int | None, db_path: str) -> None:
+def form_extractors(per_record: int | None, per_index: int | None, db_path: str,
+                    as_json: bool) -> None:
     """Set how many reviewers extract each included record (a protocol setting).
 
     Example: cluster form extractors --per-record 2 --index 3
@@ -1579,6 +1585,10 @@ def form_extractors(per_record: int | None, per_index: int | None, db_path: str)
         raise UserError("Give --per-record N, --index N or both.")
     with store_for(db_path, create=True) as store:
         p = set_extractors(store, per_record, per_index)
+    if as_json:
+        echo_json({"per_record": p.extraction_reviewers,
+                   "per_index_article": p.extraction_reviewers_index or p.extraction_reviewers})
+        return
     echo(f"Extractors per record: {p.extraction_reviewers}; per index article: "
          f"{p.extraction_reviewers_index or p.extraction_reviewers}.")
 
@@ -1588,8 +1598,9 @@ def form_extractors(per_record: int | None, per_index: int | None, db_path: str)
 @click.option("--import", "import_file", type=click.Path(dir_okay=False),
               help="Take the answers from a CSV or JSON lines file instead (checked against the form).")
 @db_option
+@json_option
 @handle_errors
-def extract_cmd(reviewer: str, import_file: str | None, db_path: str) -> None:
+def extract_cmd(reviewer: str, import_file: str | None, db_path: str, as_json: bool) -> None:
     """Extract data from the included records, field by field, blind to other reviewers.
 
     Each answer is saved as it is given (a kill loses at most the field being
@@ -1604,10 +1615,18 @@ def extract_cmd(reviewer: str, import_file: str | None, db_path: str) -> None:
             from screeners.extraction.importing import import_answers
 
             result = import_answers(store, import_file, reviewer)
+            if as_json:
+                echo_json({"file": import_file, "reviewer": reviewer, "records": result.records,
+                           "answers": result.answers})
+                return
             echo(f"Imported {result.answers} answer(s) on {result.records} record(s) for "
                  f"{reviewer} from {import_file}.")
             return
         from screeners.extraction.session import ExtractionSession, run_walk
+
+        if as_json:
+            raise UserError("--json goes with --import: the extraction walk is a terminal "
+                            "session.")
 
         width = min(120, shutil.get_terminal_size((80, 24)).columns)
         session = ExtractionSession(store, reviewer, width)
@@ -1712,8 +1731,9 @@ def extraction_settle(record: int, key: str, resolver: str, value: str | None, t
 @extraction_group.command("undo")
 @click.option("--reviewer", required=True, help="Whose last extraction answer to take back.")
 @db_option
+@json_option
 @handle_errors
-def extraction_undo(reviewer: str, db_path: str) -> None:
+def extraction_undo(reviewer: str, db_path: str, as_json: bool) -> None:
     """Take back your last extraction answer (logged as an undo).
 
     Example: cluster extraction undo --reviewer alice
@@ -1722,6 +1742,10 @@ def extraction_undo(reviewer: str, db_path: str) -> None:
 
     with store_for(db_path) as store:
         a = undo_last_answer(store, reviewer)
+    if as_json:
+        echo_json({"undone": a.event_id, "record_id": a.record_id, "field": a.key,
+                   "answer": a.value, "reviewer": reviewer})
+        return
     echo(f"Undid {reviewer}'s answer to {a.key} on record {a.record_id}.")
 
 

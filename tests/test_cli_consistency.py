@@ -13,7 +13,8 @@ from cli import cli
 from clikit import invoke, one_sentence
 
 # commands whose output is a document or a terminal session, not a report
-NO_JSON = {"export", "report", "screen", "demo", "protocol set", "protocol show"}
+NO_JSON = {"export", "report", "screen", "demo", "protocol set", "protocol show",
+           "extraction export"}
 
 
 def _commands() -> list[tuple[str, click.Command]]:
