@@ -19,6 +19,15 @@ from db.state import undone_ids
 from db.store import Store
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    """An extraction answer in a log line: lists joined, long texts cut."""
+    if isinstance(value, list):
+        value = "; ".join(str(x) for x in value) if not value or not isinstance(
+            value[0], dict) else f"{len(value)} item(s)"
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class LogError(ClusterError):
     """A log request that cannot be met; one sentence."""
 
@@ -84,6 +93,13 @@ class LogEntry:
             text = "protocol set"
         elif self.kind == "contact":
             text = f"contact with {d.get('author')}: {d.get('status')}"
+        elif self.kind == "answer":
+            answer = d.get("answer")
+            text = f"extraction: {v} = " + ("(blank)" if answer is None else _short(answer))
+        elif self.kind == "consensus":
+            who = ", ".join(d.get("decided_by") or ())
+            text = (f"extraction settled: {v} = {_short(d.get('answer'))} "
+                    f"({d.get('method') or 'unspecified'}{'; ' + who if who else ''})")
         else:
             text = v or ""
         if self.note:

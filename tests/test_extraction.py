@@ -385,3 +385,16 @@ def test_answers_travel_between_copies_of_a_review(tiny, tmp_path):
         assert (congruence(copy).agreements, congruence(copy).disagreements) == (7, 5)
     finally:
         copy.close()
+
+
+def test_the_log_names_extraction_answers_and_settlements(tiny):
+    from db.eventlog import read_log
+
+    _hand_fixture(tiny)
+    settle(tiny, 1, "cmo", "carol", "arbiter", take="alice")
+    entries = read_log(tiny)
+    assert entries[0].summary == "extraction settled: cmo = 2 item(s) (arbiter; carol)"
+    assert [e.summary for e in entries[1:4]] == [
+        "extraction: cmo = 0", "extraction: design = cohort", "extraction: rigour = 5"]
+    blank = [e.summary for e in entries if e.kind == "answer" and e.value == "design"]
+    assert "extraction: design = (blank)" in blank
