@@ -8,6 +8,7 @@ name by which it can be taken back.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -162,16 +163,25 @@ def read_log(store: Store, *, reviewer: str | None = None, kind: str | None = No
             family = record_family(store, store.canonical_id(int(record)))
             where.append(f"record_id IN ({','.join('?' * len(family))})")
             params += family
-        rows = store.events(" AND ".join(where) or None, params)
+        sql = ("SELECT * FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY ts DESC, seq DESC")
+        if limit is not None and start is None:
+            # the newest few of a long log without reading the rest
+            sql += " LIMIT ?"
+            params.append(limit)
+        cur = store.db.execute(sql, params)
+        cols = [c[0] for c in cur.description]
+        rows = [dict(zip(cols, r)) for r in cur]
         undone = undone_ids(store)
         undone_by = _undoers(store, undone)
     if start is not None:
+        # times compared as times: a log merged from another copy may write them otherwise
         rows = [e for e in rows if (w := _when(e["ts"])) is not None and w >= start]
-    rows.sort(key=lambda e: (e["ts"] or "", e["seq"]), reverse=True)
     if limit is not None:
         rows = rows[:limit]
     return [LogEntry(e["seq"], e["id"], e["ts"], e["kind"], e["record_id"], e["reviewer"],
-                     e["stage"], e["value"], e["reason"], e["note"], e["undoes"], e["data"],
+                     e["stage"], e["value"], e["reason"], e["note"], e["undoes"],
+                     json.loads(e["data"] or "{}"),
                      undone_by.get(e["id"]) if e["id"] in undone else None) for e in rows]
 
 
