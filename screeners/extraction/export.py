@@ -34,7 +34,8 @@ class Table:
     rows: int
 
 
-def _describe(store: Store, rid: int) -> dict[str, Any]:
+def study_label(store: Store, rid: int) -> dict[str, Any]:
+    """How a table names a record: its id, "First-author year", title and DOI."""
     rec = store.get_record(rid)
     first = rec.authors[0].split(",")[0] if rec.authors else ""
     return {"record_id": rid, "study": f"{first} {rec.year or 'n.d.'}".strip(),
@@ -61,11 +62,11 @@ def rows(store: Store, form: Form, all_reviewers: bool = False, by: str = "recor
     if all_reviewers:
         for rid, per in sorted(completed_extractions(store, form).items()):
             for reviewer in sorted(per):
-                base_rows.append(({**_describe(store, rid), "reviewer": reviewer}, per[reviewer]))
+                base_rows.append(({**study_label(store, rid), "reviewer": reviewer}, per[reviewer]))
     else:
         for rid, final in sorted(final_answers(store, form).items()):
             conflicts = [k for k, s in final.status.items() if s == CONFLICT]
-            base_rows.append(({**_describe(store, rid), "conflicts": "; ".join(conflicts)},
+            base_rows.append(({**study_label(store, rid), "conflicts": "; ".join(conflicts)},
                               final.answers))
     out: list[dict[str, Any]] = []
     for desc, answers in base_rows:

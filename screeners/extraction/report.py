@@ -18,7 +18,7 @@ from db.store import Store
 from screeners.extraction.answers import completed_extractions, included_records
 from screeners.extraction.congruence import congruence
 from screeners.extraction.consensus import final_answers
-from screeners.extraction.export import _describe
+from screeners.extraction.export import study_label
 from screeners.extraction.form import current_form
 
 
@@ -81,7 +81,7 @@ def extraction_section(store: Store) -> list[str]:
         out += ["| study | " + " | ".join(f.title for f in shown) + " |",
                 "|---|" + "---|" * len(shown)]
         for rid in included:
-            d = _describe(store, rid)
+            d = study_label(store, rid)
             answers = finals[rid].answers
             out.append(f"| {_cell(d['study'])} (#{rid}) | "
                        + " | ".join(_cell(answers.get(f.key)) for f in shown) + " |")
