@@ -398,3 +398,37 @@ def test_the_log_names_extraction_answers_and_settlements(tiny):
         "extraction: cmo = 0", "extraction: design = cohort", "extraction: rigour = 5"]
     blank = [e.summary for e in entries if e.kind == "answer" and e.value == "design"]
     assert "extraction: design = (blank)" in blank
+
+
+@pytest.mark.parametrize("ftype, a, b, agreed", [
+    ("text", "RCT, n = 40", "rct n 40", True),
+    ("text", "RCT", "cohort", False),
+    ("long_text", "Staff feel safe to show vulnerability", "staff feel safe to show it", True),
+    ("long_text", "Staff feel safe", "Managers protect training time", False),
+    ("number", 40, 40.0, True),
+    ("number", 40, 41, False),
+    ("multi_choice", ["a", "b"], ["b", "a"], True),
+    ("multi_choice", ["a"], ["a", "b"], False),
+    ("scale", 4, 4, True),
+    ("scale", 4, 5, False),
+    ("choice", "a", None, False),
+    ("choice", None, None, True),
+])
+def test_each_field_type_is_compared_by_its_stated_rule(ftype, a, b, agreed):
+    from screeners.extraction.congruence import same
+    from screeners.extraction.form import Field
+
+    assert same(Field("f", ftype, choices=("a", "b")), a, b) is agreed
+
+
+@pytest.mark.parametrize("ftype, raw, stored", [
+    ("number", "1,200", 1200), ("number", "2.5", 2.5), ("multi_choice", "b; A", ["a", "b"]),
+    ("choice", "2", "b"), ("text", "  two   words ", "two words"), ("scale", "3", 3),
+    ("long_text", "  kept\nas typed ", "kept\nas typed"), ("text", "   ", None),
+])
+def test_answers_are_stored_in_one_form(ftype, raw, stored):
+    from screeners.extraction.form import Field, check_answer
+
+    f = Field("f", ftype, choices=("a", "b"), min=1 if ftype == "scale" else None,
+              max=5 if ftype == "scale" else None)
+    assert check_answer(f, raw) == stored
