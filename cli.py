@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import math
 import os
 import shutil
 import sqlite3
@@ -441,6 +442,23 @@ def connector_settings(db_path: str):
     return Settings.from_env(os.environ, cache_path=http_cache_path(db_path))
 
 
+class Countdown:
+    """A wait before a retry, counted down on stderr; where stderr is not a terminal, one
+    line when the wait starts."""
+
+    def __init__(self) -> None:
+        self.waiting = False
+
+    def __call__(self, what: str, left: float) -> None:
+        seconds = math.ceil(left)
+        if sys.stderr.isatty():
+            line = f"{what} in {seconds} s" if seconds > 0 else ""
+            click.echo(f"\r\x1b[K{visible(line)}", err=True, nl=False)
+        elif seconds > 0 and not self.waiting:
+            echo(f"{what} in {seconds} s.", err=True)
+        self.waiting = seconds > 0
+
+
 @cli.command("fetch")
 @click.option("--pmid", "pmids", multiple=True, help="A PubMed id (repeatable).")
 @click.option("--doi", "dois", multiple=True, help="A DOI (repeatable).")
@@ -464,7 +482,8 @@ def fetch_cmd(pmids: tuple[str, ...], dois: tuple[str, ...], fill: bool, db_path
 
     if not (pmids or dois or fill):
         raise UserError("Nothing to fetch: give --pmid, --doi or --fill.")
-    with connect(connector_settings(db_path)) as services, Bar(quiet, "Fetching") as progress:
+    with connect(connector_settings(db_path), on_wait=Countdown()) as services, \
+            Bar(quiet, "Fetching") as progress:
         if fill:
             with store_for(db_path) as store:
                 done = fill_needs_metadata(store, services, progress=progress)
@@ -502,7 +521,7 @@ def _echo_problems(missing, failed, notes) -> None:
 def _connect(db_path: str):
     from connectors.services import connect
 
-    return connect(connector_settings(db_path))
+    return connect(connector_settings(db_path), on_wait=Countdown())
 
 
 @cli.command("add")
@@ -576,6 +595,10 @@ def expand_cmd(strategies: str, top: int, any_type: bool, any_language: bool, de
     with store_for(db_path, create=True) as store, _connect(db_path) as services, \
             Bar(quiet, "Expanding") as progress:
         report = expand(store, services, options, progress=progress)
+    if report.offline and not as_json:
+        # every failure is the same missing network: one sentence, not one per search
+        echo(f"Error: {report.offline}", err=True)
+        sys.exit(3)
     if as_json:
         echo_json(report.to_dict())
     else:

@@ -36,6 +36,11 @@ class ServiceDown(ServiceError):
     """5xx, connection errors or unusable bodies after every retry."""
 
 
+class Unreachable(ServiceDown):
+    """No connection to the service could be made at all (no network, an unknown host name,
+    a refused connection): asking again at once would not help, so it is not retried."""
+
+
 class InvalidInput(ServiceError):
     """An identifier or query that cannot be sent (malformed DOI, non-numeric PMID)."""
 

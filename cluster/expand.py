@@ -175,6 +175,24 @@ class ExpandReport:
     results: tuple[UnitResult, ...]
     n_seeds: int
     depth: int
+    #: one sentence per service that could not be reached at all in this run
+    unreachable: tuple[str, ...] = ()
+
+    @property
+    def offline(self) -> str | None:
+        """One sentence when nothing was searched and every failure comes from services that
+        could not be reached at all (no network), else None: the failures say nothing more."""
+        failures = self.failures
+        if not failures or not self.unreachable or any(r.status == "done" for r in self.results):
+            return None
+        if not all(any(m in (f.error or "") for m in self.unreachable) for f in failures):
+            return None
+        if len(self.unreachable) == 1:
+            return self.unreachable[0]
+        names = sorted({SERVICE_LABELS[f.service] for f in failures})
+        listed = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+        return (f"No network: cannot reach {listed}: check the connection and run "
+                f"`cluster expand` again.")
 
     @property
     def failures(self) -> tuple[UnitResult, ...]:
@@ -271,12 +289,40 @@ def expand(store: Store, services: Services, options: ExpandOptions = ExpandOpti
         if depth == 1 and not seed_ids:
             raise ExpandError("There are no index articles in this store: add them with "
                               "`cluster add --pmid ...` or `cluster import FILE --as index`.")
+        if depth == 1:
+            _complete_seeds(store, services, seed_ids)
         if not seed_ids:
             break
         seeds_done.update(seed_ids)
         n_seeds += len(seed_ids)
         results += _expand_level(store, services, options, depth, seed_ids, progress, parallel)
-    return ExpandReport(tuple(results), n_seeds, options.depth)
+    layer = getattr(services, "http", None)
+    unreachable = tuple(str(e) for e in layer.unreachable.values()) if layer is not None else ()
+    return ExpandReport(tuple(results), n_seeds, options.depth, unreachable)
+
+
+def _complete_seeds(store: Store, services: Services, seed_ids: list[int]) -> None:
+    """Complete index articles imported as bare PMIDs/DOIs, as `cluster fetch --fill` does.
+
+    A seed known only by one identifier would be searched on the other
+    services with identifiers it does not have; one that cannot be completed
+    stops the run with a sentence instead.
+    """
+    from connectors.metadata import fill_needs_metadata
+
+    bare = [rid for rid in seed_ids if store.get_record(rid).needs_metadata]
+    if not bare:
+        return
+    filled = fill_needs_metadata(store, services, record_ids=bare)
+    left = [rid for rid in bare if store.get_record(rid).needs_metadata]
+    if left:
+        why = next(iter(filled.failed.values()), None)
+        listed = ", ".join(f"#{rid}" for rid in left)
+        reason = (f" ({why.rstrip('.')})" if why else
+                  " (PubMed and Crossref do not know them)")
+        raise ExpandError(f"Index article(s) {listed} were imported as bare identifiers and "
+                          f"could not be completed{reason}: run `cluster fetch --fill` and then "
+                          f"`cluster expand` again.")
 
 
 def _expand_level(store: Store, services: Services, options: ExpandOptions, depth: int,
@@ -430,7 +476,10 @@ class _Runner:
             if getattr(s, id_attr):
                 with_id.append(s)
             elif id_attr in self.resolve_errors:
-                out[s.record_id] = Outcome(error=self.resolve_errors[id_attr], query=query(s))
+                # say which service failed: the one this unit would have asked was never asked
+                error = (f"this index article has no {_ID_NAMES[id_attr]} and looking it up "
+                         f"failed: {self.resolve_errors[id_attr]}")
+                out[s.record_id] = Outcome(error=error, query=query(s))
             else:
                 out[s.record_id] = Outcome(skipped=missing_id, query=query(s))
         if not with_id:
@@ -549,28 +598,28 @@ class _Runner:
     def _cited_by_pubmed(self, seeds: list[Seed]) -> dict[int, Outcome]:
         return self._links_group(
             seeds, "pmid", lambda ids: self.services.pubmed.links(ids, "pubmed_pubmed_citedin"),
-            "pubmed", lambda s: f"elink pubmed_pubmed_citedin id={s.pmid}", missing_id="no PMID")
+            "pubmed", lambda s: f"elink pubmed_pubmed_citedin id={_none(s.pmid)}", missing_id="no PMID")
 
     def _cited_by_opencitations(self, seeds: list[Seed]) -> dict[int, Outcome]:
         return self._links_group(
             seeds, "doi", lambda dois: _one_by_one(self.services.opencitations.citations, dois),
-            "crossref", lambda s: f"citations/doi:{s.doi}", missing_id="no DOI")
+            "crossref", lambda s: f"citations/doi:{_none(s.doi)}", missing_id="no DOI")
 
     def _cited_by_openalex(self, seeds: list[Seed]) -> dict[int, Outcome]:
         return self._links_group(
             seeds, "openalex", lambda ids: self.services.openalex.cited_by(ids), "openalex",
-            lambda s: f"works?filter=cites:{s.openalex}", missing_id="no OpenAlex work")
+            lambda s: f"works?filter=cites:{_none(s.openalex)}", missing_id="no OpenAlex work")
 
     # references
     def _references_pubmed(self, seeds: list[Seed]) -> dict[int, Outcome]:
         return self._links_group(
             seeds, "pmid", lambda ids: self.services.pubmed.links(ids, "pubmed_pubmed_refs"),
-            "pubmed", lambda s: f"elink pubmed_pubmed_refs id={s.pmid}", missing_id="no PMID")
+            "pubmed", lambda s: f"elink pubmed_pubmed_refs id={_none(s.pmid)}", missing_id="no PMID")
 
     def _references_openalex(self, seeds: list[Seed]) -> dict[int, Outcome]:
         return self._links_group(
             seeds, "openalex", self.services.openalex.referenced_works, "openalex",
-            lambda s: f"works/{s.openalex} referenced_works", missing_id="no OpenAlex work")
+            lambda s: f"works/{_none(s.openalex)} referenced_works", missing_id="no OpenAlex work")
 
     def _references_crossref(self, seeds: list[Seed]) -> dict[int, Outcome]:
         out: dict[int, Outcome] = {}
@@ -651,13 +700,13 @@ class _Runner:
     def _related_pubmed(self, seeds: list[Seed]) -> dict[int, Outcome]:
         return self._links_group(
             seeds, "pmid", lambda ids: self.services.pubmed.links(ids, "pubmed_pubmed"), "pubmed",
-            lambda s: f"elink pubmed_pubmed cmd=neighbor_score id={s.pmid}",
+            lambda s: f"elink pubmed_pubmed cmd=neighbor_score id={_none(s.pmid)}",
             service_ranked=True, missing_id="no PMID")
 
     def _related_openalex(self, seeds: list[Seed]) -> dict[int, Outcome]:
         return self._links_group(
             seeds, "openalex", self.services.openalex.related_works, "openalex",
-            lambda s: f"works/{s.openalex} related_works", missing_id="no OpenAlex work")
+            lambda s: f"works/{_none(s.openalex)} related_works", missing_id="no OpenAlex work")
 
     # lead author
     def _lead_author_pubmed(self, seeds: list[Seed]) -> dict[int, Outcome]:
@@ -1055,6 +1104,14 @@ def _route(default: str, ident: str) -> str:
     if default == "crossref" and ident.isdigit():
         return "pubmed"
     return default
+
+
+_ID_NAMES = {"pmid": "PMID", "doi": "DOI", "openalex": "OpenAlex work id"}
+
+
+def _none(value: str | None) -> str:
+    """An identifier in a logged query; a missing one reads as such, never as `None`."""
+    return value if value else "(none)"
 
 
 def _lookup(mapping: Mapping[str, Any], key: str) -> Any:

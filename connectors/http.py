@@ -13,9 +13,14 @@ What lives here:
 
 It imports no service: the services import it.
 
-The layer retries 429/500/502/503/504, connection errors, timeouts and bad
-bodies (truncated, HTML where XML/JSON was expected) with exponential backoff
-and jitter, honouring `Retry-After`. A rate limiter per service, shared by all
+The layer retries only what can succeed on a second try: 429/500/502/503/504,
+timeouts, connections reset or cut short, and bad bodies (truncated, HTML where
+XML/JSON was expected), with exponential backoff and jitter, honouring
+`Retry-After`; a wait longer than a few seconds is announced to the caller's
+`on_wait` once a second, so a person sees a countdown. A host name that cannot
+be looked up or a refused connection is not retried: it ends the call at once
+with `Unreachable` ("No network: cannot reach PubMed ..."), and every later
+call to that service in the same run fails the same way without trying. A rate limiter per service, shared by all
 threads, sits in the transport adapter, so answers served from the cache never
 wait. The cache (requests-cache, SQLite, beside the store) keys requests
 without `api_key`, `email`, `mailto` and `tool`, and those values (and the
@@ -43,13 +48,14 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar, overload
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from base.errors import (ClusterError, NotFound, RateLimited, RequestRejected, ServiceDown,
-                         ServiceError, UnreadableAnswer)
+                         ServiceError, Unreachable, UnreadableAnswer)
 from base.record import Record, valid_text
 from base.services import SERVICE_NAMES
 from base.version import version as tool_version
@@ -74,6 +80,12 @@ _ENV_URLS = {"pubmed": "CLUSTER_PUBMED_URL", "crossref": "CLUSTER_CROSSREF_URL",
              "openalex": "CLUSTER_OPENALEX_URL", "opencitations": "CLUSTER_OPENCITATIONS_URL"}
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+#: waits longer than this many seconds are announced (a countdown), shorter ones are not
+WAIT_NOTICE = 3.0
+
+#: what the layer tells its caller while it waits to retry: (sentence, seconds left)
+OnWait = Callable[[str, float], None]
 
 
 # --- errors ------------------------------------------------------------------
@@ -101,6 +113,35 @@ def service_down(service: str, what: str, attempts: int) -> ServiceDown:
     return ServiceDown(name, f"{name} is not answering properly ({what} after {attempts} "
                              f"attempt{'s' if attempts != 1 else ''}): check your connection "
                              f"or try again later.")
+
+
+def unreachable(service: str, url: str, exc: Exception) -> Unreachable | None:
+    """The one-sentence error for a connection that could not be made at all, else None.
+
+    A name lookup that fails or a refused connection will fail the same way a
+    second later: the machine is offline or the address is wrong. Timeouts and
+    resets are not this: they are worth a retry.
+    """
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    if not isinstance(reason, urllib3.exceptions.NewConnectionError):
+        return None
+    name = SERVICE_NAMES[service]
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+        why = f"the name {host} could not be looked up"
+    else:
+        where = f"{host}:{parts.port}" if parts.port else host
+        why = f"no connection to {where}: {_socket_reason(reason)}"
+    return Unreachable(name, f"No network: cannot reach {name} ({why}): check the connection, "
+                             f"or the service's base URL, and run the command again.")
+
+
+def _socket_reason(exc: Exception) -> str:
+    text = str(exc)
+    m = re.search(r"\[Errno -?\d+\] ([^)\]\"']+)", text)
+    return m.group(1).strip().rstrip(".").lower() if m else "refused"
 
 
 # --- results -----------------------------------------------------------------
@@ -482,9 +523,13 @@ def _install_redaction(secrets: Sequence[str]) -> None:
 class HttpLayer:
     """One session, one cache, one limiter per service; shared by all connectors."""
 
-    def __init__(self, settings: Settings, *, version: str | None = None):
+    def __init__(self, settings: Settings, *, version: str | None = None,
+                 on_wait: OnWait | None = None):
         version = version if version is not None else tool_version()
         self.settings = settings
+        self.on_wait = on_wait
+        #: services found unreachable in this run: later calls fail at once with the same error
+        self.unreachable: dict[str, Unreachable] = {}
         contact = f"; mailto:{settings.email}" if settings.email else ""
         self.user_agent = f"cluster/{version} (literature review assistant{contact})"
         self.session = self._make_session()
@@ -583,6 +628,8 @@ class HttpLayer:
                  not_found: Callable[[], NotFound] | None, expect: str, cache: bool,
                  log_params: Mapping[str, str] | None) -> tuple[T, CallLog]:
         url = self.settings.base_url(service) + path
+        if service in self.unreachable:
+            raise Unreachable(SERVICE_NAMES[service], str(self.unreachable[service]))
         items = list(params.items()) if isinstance(params, Mapping) else list(params or ())
         items = [(k, v) for k, v in items if v is not None]
         items += list(self.credentials(service).items())
@@ -610,6 +657,10 @@ class HttpLayer:
             except (requests.ConnectionError, requests.Timeout,
                     requests.exceptions.ChunkedEncodingError,
                     requests.exceptions.ContentDecodingError) as exc:
+                offline = unreachable(service, url, exc)
+                if offline is not None:
+                    self.unreachable[service] = offline
+                    raise offline from None
                 last = _describe_exception(exc)
                 log.info("%s %s: %s (attempt %d)", name, endpoint, last, attempt + 1)
             except requests.RequestException as exc:
@@ -667,10 +718,25 @@ class HttpLayer:
                                        count(value), bool(getattr(resp, "from_cache", False)))
                         return value, call
             if attempt + 1 < attempts:
-                time.sleep(delay if delay is not None else self._backoff(attempt))
+                self._wait(name, last, delay if delay is not None else self._backoff(attempt))
         if rate_limited_last:
             raise rate_limited(service)
         raise service_down(service, last, attempts)
+
+    def _wait(self, name: str, why: str, seconds: float) -> None:
+        """Sleep before a retry; a long wait is counted down through `on_wait` each second."""
+        if self.on_wait is None or seconds <= WAIT_NOTICE:
+            time.sleep(seconds)
+            return
+        message = f"{name}: {why}; trying again"
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            self.on_wait(message, left)
+            time.sleep(min(1.0, left))
+        self.on_wait(message, 0.0)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.settings.backoff_max, self.settings.backoff_base * (2 ** attempt))
@@ -711,7 +777,7 @@ def _describe_exception(exc: Exception) -> str:
         return "timed out"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return "answer cut short"
-    return "connection failed"
+    return "connection reset"
 
 
 def _rejected(service: str, status: int, body: bytes) -> RequestRejected:

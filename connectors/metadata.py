@@ -81,14 +81,19 @@ def complete(stored: Record, fetched: Record) -> Record:
     return stored.replace(**changes, extra=extra, needs_metadata=False)
 
 
-def fill_needs_metadata(store, services: Services, *, progress: Progress | None = None) -> Filled:
+def fill_needs_metadata(store, services: Services, *, progress: Progress | None = None,
+                        record_ids: Sequence[int] | None = None) -> Filled:
     """Complete the store's records marked `needs_metadata` from PubMed (PMID) or Crossref (DOI).
 
     Records with a PMID go to PubMed, the others with a DOI to Crossref. One
     transaction writes the completed records and the calls made; a service that
-    fails leaves its records marked, to be tried again.
+    fails leaves its records marked, to be tried again. `record_ids` limits the
+    work to those records.
     """
     rows = list(store.records(where="needs_metadata = 1"))
+    if record_ids is not None:
+        wanted = set(record_ids)
+        rows = [(rid, rec) for rid, rec in rows if rid in wanted]
     by_pmid: dict[str, int] = {}
     by_doi: dict[str, int] = {}
     notes: list[str] = []

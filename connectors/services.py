@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from connectors.crossref import Crossref
-from connectors.http import HttpLayer, Settings
+from connectors.http import HttpLayer, OnWait, Settings
 from connectors.openalex import OpenAlex
 from connectors.opencitations import OpenCitations
 from connectors.pubmed import PubMed
@@ -30,7 +30,11 @@ class Services:
         self.close()
 
 
-def connect(settings: Settings) -> Services:
-    """The four connectors over one shared HTTP layer (session, cache, limiters)."""
-    layer = HttpLayer(settings)
+def connect(settings: Settings, *, on_wait: OnWait | None = None) -> Services:
+    """The four connectors over one shared HTTP layer (session, cache, limiters).
+
+    `on_wait` hears of every wait before a retry that lasts more than a few
+    seconds, once a second (the CLI shows it as a countdown).
+    """
+    layer = HttpLayer(settings, on_wait=on_wait)
     return Services(PubMed(layer), Crossref(layer), OpenAlex(layer), OpenCitations(layer), layer)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from base.errors import RateLimited, ServiceDown, UnreadableAnswer
+from base.errors import RateLimited, ServiceDown, Unreachable, UnreadableAnswer
 from conftest import shared_path
 from connectors.http import Settings, parse_retry_after
 from cluster.demo.loopback import Fault, Response
@@ -121,12 +121,63 @@ def test_service_down_is_one_sentence(replay):
                                "check your connection or try again later.")
 
 
-def test_connection_refused_is_service_down(replay):
+def test_connection_refused_fails_at_once_naming_the_service(replay):
+    start = time.monotonic()
     with _connect(replay, base_urls={"opencitations": "http://127.0.0.1:9/index/v2"},
-                  max_retries=1) as s, pytest.raises(ServiceDown) as info:
+                  max_retries=5, backoff_base=1.0) as s, pytest.raises(Unreachable) as info:
         s.opencitations.citations(["10.1108/jd-12-2013-0166"])
-    assert str(info.value) == ("OpenCitations is not answering properly (connection failed "
-                               "after 2 attempts): check your connection or try again later.")
+    assert time.monotonic() - start < 1.0
+    assert str(info.value) == ("No network: cannot reach OpenCitations (no connection to "
+                               "127.0.0.1:9: connection refused): check the connection, or the "
+                               "service's base URL, and run the command again.")
+    assert info.value.service == "OpenCitations"
+
+
+def test_name_lookup_failure_fails_at_once_and_later_calls_do_not_try(replay, monkeypatch):
+    import socket
+
+    looked_up = []
+
+    def no_dns(host, *args, **kwargs):
+        looked_up.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    start = time.monotonic()
+    with _connect(replay, base_urls={"pubmed": "http://eutils.example.org/eutils"},
+                  backoff_base=1.0) as s:
+        with pytest.raises(Unreachable) as first:
+            s.pubmed.fetch([PMID])
+        with pytest.raises(Unreachable) as second:
+            s.pubmed.links([PMID], "pubmed_pubmed")
+    assert time.monotonic() - start < 1.0
+    assert str(first.value) == ("No network: cannot reach PubMed (the name eutils.example.org "
+                                "could not be looked up): check the connection, or the service's "
+                                "base URL, and run the command again.")
+    assert str(second.value) == str(first.value)
+    assert looked_up == ["eutils.example.org"]
+
+
+def test_reset_connections_are_retried_then_named(replay):
+    replay.server.fail_always("/ncbi", Fault("reset"))
+    with _connect(replay, max_retries=2) as s, pytest.raises(ServiceDown) as info:
+        s.pubmed.fetch([PMID])
+    assert not isinstance(info.value, Unreachable)
+    assert str(info.value) == ("PubMed is not answering properly (connection reset after 3 "
+                               "attempts): check your connection or try again later.")
+    assert len(wait_for_log(replay.server, "/ncbi", 3)) == 3
+
+
+def test_long_waits_are_counted_down_short_ones_are_not(replay):
+    heard = []
+    replay.server.inject("/ncbi", Fault("503", retry_after="4"), Fault("503", retry_after="1"))
+    with connect(Settings(base_urls=replay.base_urls(), max_retries=3, retry_after_max=10,
+                          rate_limits={"pubmed": 1000}),
+                 on_wait=lambda what, left: heard.append((what, round(left)))) as s:
+        got = s.pubmed.fetch([PMID])
+    assert [r.pmid for r in got.records] == [PMID]
+    assert [h[0] for h in heard] == ["PubMed: HTTP 503; trying again"] * len(heard)
+    assert [h[1] for h in heard] == [4, 3, 2, 1, 0]
 
 
 def test_timeouts_exhausted(replay):
