@@ -16,7 +16,7 @@ import shutil
 import sqlite3
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import click
 
@@ -657,6 +657,99 @@ def searches_cmd(db_path: str, as_json: bool, as_markdown: bool) -> None:
                 for r in rows_all]
         echo(_table(rows, ["id", "date", "service", "strategy", "seed", "query", "found", "kept",
                                  "new", "status"]))
+
+
+@cli.group("search")
+def search_group() -> None:
+    """Database searches run from the store and logged the PRISMA-S way (PubMed).
+
+    Example: cluster search pubmed '"compassion"[tiab] AND training[tiab]' --from 2000
+    """
+
+
+def _echo_search_warnings(warnings: Sequence[str]) -> None:
+    for w in warnings:
+        echo(f"Warning: {w}", err=True)
+
+
+@search_group.command("pubmed")
+@click.argument("query")
+@click.option("--from", "date_from", metavar="DATE",
+              help="Earliest publication date: YYYY, YYYY/MM or YYYY/MM/DD.")
+@click.option("--to", "date_to", metavar="DATE", help="Latest publication date, likewise.")
+@click.option("--filter", "filters", multiple=True, metavar="CLAUSE",
+              help="A PubMed clause ANDed to the query and logged as a limit, e.g. "
+                   "'english[lang]' (repeatable).")
+@click.option("--count-only", is_flag=True, help="Only say how many records PubMed finds; "
+                                                  "fetch and log nothing.")
+@db_option
+@json_option
+@quiet_option
+@handle_errors
+def search_pubmed_cmd(query: str, date_from: str | None, date_to: str | None,
+                      filters: tuple[str, ...], count_only: bool, db_path: str, as_json: bool,
+                      quiet: bool) -> None:
+    """Search PubMed and add the records found, logged as a database search.
+
+    The log keeps the query as typed, PubMed's translation of it, the count,
+    the limits and the date and time of the search; PubMed's warnings (a
+    phrase not found, an unknown field tag, no records) are shown. Rerun it
+    later with `cluster search rerun ID`.
+
+    Example: cluster search pubmed 'compassion[tiab] AND nurs*[tiab]' --from 2010 --filter 'english[lang]'
+    """
+    from cluster.dbsearch import count_pubmed, search_pubmed
+
+    if count_only:
+        with _connect(db_path) as services:
+            counted = count_pubmed(services, query, date_from=date_from, date_to=date_to,
+                                   filters=filters)
+        _echo_search_warnings(counted.warnings)
+        if as_json:
+            echo_json({"query": counted.query, "translation": counted.translation,
+                       "count": counted.count})
+            return
+        echo(f"PubMed: {counted.count:,} records (searched as: {counted.translation or query}); "
+             f"nothing fetched or logged.")
+        return
+    with store_for(db_path, create=True) as store, _connect(db_path) as services, \
+            Bar(quiet or as_json, "Fetching") as progress:
+        run = search_pubmed(store, services, query, date_from=date_from, date_to=date_to,
+                            filters=filters, progress=progress)
+    _echo_search_run(run, as_json)
+
+
+def _echo_search_run(run: Any, as_json: bool) -> None:
+    _echo_search_warnings(run.warnings)
+    if as_json:
+        echo_json(run.to_dict())
+        return
+    again = f"rerun of search {run.rerun_of}: " if run.rerun_of else ""
+    echo(f"Search {run.search_id} ({again}PubMed): {run.count:,} records found, "
+         f"{run.new_to_search:,} new to this search, {run.fetched:,} fetched, {run.added:,} "
+         f"new to the store.")
+    echo(f"Searched as: {run.translation or run.query}")
+
+
+@search_group.command("rerun")
+@click.argument("search_id", type=int)
+@db_option
+@json_option
+@quiet_option
+@handle_errors
+def search_rerun_cmd(search_id: int, db_path: str, as_json: bool, quiet: bool) -> None:
+    """Run a logged PubMed search again and add only the records it did not find before.
+
+    The rerun is logged as its own search (for the update of a review).
+
+    Example: cluster search rerun 12
+    """
+    from cluster.dbsearch import rerun_search
+
+    with store_for(db_path) as store, _connect(db_path) as services, \
+            Bar(quiet or as_json, "Fetching") as progress:
+        run = rerun_search(store, services, search_id, progress=progress)
+    _echo_search_run(run, as_json)
 
 
 @cli.command("contacts")

@@ -475,6 +475,96 @@ def parse_esearch(body: bytes) -> tuple[tuple[str, ...], int, tuple[str, ...]]:
     return ids, int(count_text), tuple(warnings)
 
 
+@dataclass(frozen=True)
+class ESearch:
+    """An eSearchResult as a database search reports it."""
+
+    ids: tuple[str, ...]
+    count: int
+    translation: str | None
+    webenv: str | None
+    query_key: str | None
+    #: PubMed's ErrorList and WarningList (phrase not found, unknown field tag, no items),
+    #: each one sentence; the search still ran on what PubMed understood
+    warnings: tuple[str, ...]
+
+
+def parse_esearch_result(body: bytes) -> ESearch:
+    """Ids, count, query translation, history-server keys and PubMed's notes."""
+    ids, count, warnings = parse_esearch(body)
+    root = _parse_etree(body)
+    translation = (root.findtext("QueryTranslation") or "").strip() or None
+    return ESearch(ids, count, translation, (root.findtext("WebEnv") or "").strip() or None,
+                   (root.findtext("QueryKey") or "").strip() or None, warnings)
+
+
+#: the longest query sent: PubMed's own search box cuts queries far shorter, and a
+#: strategy this long is several searches pasted together
+MAX_QUERY_CHARS = 8_000
+_DATE = re.compile(r"(\d{4})(?:[/-](\d{1,2})(?:[/-](\d{1,2}))?)?")
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A PubMed database search as typed, checked before anything is sent."""
+
+    text: str
+    date_from: str | None = None     # YYYY, YYYY/MM or YYYY/MM/DD (publication date)
+    date_to: str | None = None
+    filters: tuple[str, ...] = ()     # clauses ANDed to the query, e.g. english[lang]
+
+    @property
+    def term(self) -> str:
+        """The term sent to esearch: the query, then each filter, ANDed."""
+        if not self.filters:
+            return self.text
+        return " AND ".join([f"({self.text})", *(f"({f})" for f in self.filters)])
+
+    def limits(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.date_from or self.date_to:
+            out["publication_date"] = f"{self.date_from or 'any'} to {self.date_to or 'present'}"
+        if self.filters:
+            out["filters"] = " AND ".join(self.filters)
+        return out
+
+
+def _pubmed_date(value: str | None, which: str) -> tuple[str | None, tuple[int, int, int]]:
+    if value is None or not value.strip():
+        return None, (0, 0, 0)
+    m = _DATE.fullmatch(value.strip())
+    parts = [int(g) if g else 0 for g in m.groups()] if m else []
+    if not m or not (1 <= parts[1] <= 12 or parts[1] == 0) or not (0 <= parts[2] <= 31) \
+            or (parts[1] == 0 and parts[2]):
+        raise InvalidInput(NAME, f"The {which} date {value!r} is not a date PubMed reads: give "
+                                 f"YYYY, YYYY/MM or YYYY/MM/DD, e.g. 2015/01/31.")
+    text = "/".join(f"{p:02d}" if i else str(p) for i, p in enumerate(parts) if p)
+    return text, (parts[0], parts[1], parts[2])
+
+
+def pubmed_query(text: str, *, date_from: str | None = None, date_to: str | None = None,
+                 filters: Sequence[str] = ()) -> SearchQuery:
+    """A checked query: not empty, not over MAX_QUERY_CHARS, dates readable and in order."""
+    if not text or not text.strip():
+        raise InvalidInput(NAME, "The PubMed query is empty: give the search strategy in quotes, "
+                                 "e.g. cluster search pubmed '\"compassion\"[tiab]'.")
+    clean = [f.strip() for f in filters if f and f.strip()]
+    length = len(text) + sum(len(f) + 9 for f in clean)
+    if length > MAX_QUERY_CHARS:
+        raise InvalidInput(NAME, f"The PubMed query is {length:,} characters long, over the "
+                                 f"{MAX_QUERY_CHARS:,} cluster sends: split the strategy into "
+                                 f"several searches.")
+    start, start_key = _pubmed_date(date_from, "--from")
+    end, end_key = _pubmed_date(date_to, "--to")
+    if start and end:
+        # a partial date covers its whole year or month: compare the first day with the last
+        last = (end_key[0], end_key[1] or 12, end_key[2] or 31)
+        if start_key > last:
+            raise InvalidInput(NAME, f"The dates are the wrong way round: --from {start} is "
+                                     f"after --to {end}.")
+    return SearchQuery(text.strip(), start, end, tuple(clean))
+
+
 def _humanise(tag: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", " ", tag).lower()
 
@@ -525,9 +615,10 @@ class PubMed:
         self.http = http
 
     def _call(self, endpoint: str, params: Sequence[tuple[str, Any]], parse: Callable,
-              count: Callable = len, *, post: bool = False):
+              count: Callable = len, *, post: bool = False, cache: bool = True):
         return self.http.request(SERVICE, endpoint, f"/{endpoint}.fcgi", params, parse=parse,
-                                 count=count, method="POST" if post else "GET", expect="xml")
+                                 count=count, method="POST" if post else "GET", expect="xml",
+                                 cache=cache)
 
     def fetch(self, pmids: Sequence[str], *, batch_size: int = FETCH_BATCH) -> Fetched:
         """Records for PMIDs; unknown ones in `missing`, malformed ones in `failed`."""
@@ -595,6 +686,45 @@ class PubMed:
             if note not in warnings:
                 warnings.append(note)
         return Found(tuple(ids[:wanted]), count, tuple(calls), tuple(warnings))
+
+    def esearch(self, query: SearchQuery, *, count_only: bool = False) -> tuple[ESearch, CallLog]:
+        """Run a database search: its count and translation, and (unless `count_only`) the
+        ids PubMed lists, kept on the history server for `fetch_found`."""
+        params: list[tuple[str, Any]] = [("db", "pubmed"), ("term", query.term)]
+        if query.date_from or query.date_to:
+            params += [("datetype", "pdat"), ("mindate", query.date_from or "1800"),
+                       ("maxdate", query.date_to or "3000")]
+        if count_only:
+            params.append(("retmax", 0))
+        else:
+            params += [("usehistory", "y"), ("retmax", ESEARCH_REACH)]
+        # never from the cache: a database search is dated, and a rerun looks for what is new
+        return self._call("esearch", params, parse_esearch_result, count=lambda r: r.count,
+                          post=len(query.term) > 1_000, cache=False)
+
+    def fetch_found(self, found: ESearch, *, batch_size: int = 500,
+                    progress: Callable[[int, int], None] | None = None) -> Fetched:
+        """The records of a search kept on the history server, `batch_size` per efetch."""
+        if not (found.webenv and found.query_key):
+            return self.fetch(found.ids)
+        records: dict[str, Record] = {}
+        calls: list[CallLog] = []
+        total = min(found.count, ESEARCH_REACH)
+        for start in range(0, total, batch_size):
+            params = [("db", "pubmed"), ("query_key", found.query_key),
+                      ("WebEnv", found.webenv), ("retstart", start),
+                      ("retmax", min(batch_size, total - start)), ("retmode", "xml")]
+            got, call = self._call("efetch", params, parse_efetch, cache=False)
+            calls.append(call)
+            for rec in got:
+                if rec.pmid:
+                    records[rec.pmid] = rec
+            if progress:
+                progress(min(start + batch_size, total), total)
+        ordered = [records.pop(p) for p in found.ids if p in records]
+        ordered += records.values()
+        missing = tuple(p for p in found.ids if p not in {r.pmid for r in ordered})
+        return Fetched(tuple(ordered), missing, tuple(calls))
 
     def links(self, pmids: Sequence[str], linkname: str, *, batch_size: int = LINK_BATCH) -> Links:
         """Linked PMIDs per seed (related articles ranked by score, citing, references)."""

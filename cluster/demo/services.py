@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from typing import Any, Iterable
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
@@ -34,6 +35,9 @@ class WorldServices:
 
     def __init__(self, world: World):
         self.world = world
+        #: the history server: each esearch with usehistory=y keeps its whole id list
+        self._history: dict[str, list[str]] = {}
+        self._history_lock = threading.Lock()
 
     def register(self, server: LoopbackServer) -> dict[str, str]:
         """Add this world's routes to `server`; returns the path prefix per service."""
@@ -57,6 +61,14 @@ class WorldServices:
             return self._esearch(req)
         if endpoint.startswith("efetch"):
             ids = _split_ids(req.get_all("id"))
+            if not ids and req.get("WebEnv"):
+                with self._history_lock:
+                    kept = self._history.get(req.get("WebEnv") or "")
+                if kept is None or req.get("query_key") != "1":
+                    return _xml(b'<?xml version="1.0" encoding="UTF-8" ?>\n<eFetchResult><ERROR>'
+                                b"Unable to obtain query #1</ERROR></eFetchResult>")
+                start = int(req.get("retstart") or 0)
+                ids = kept[start:start + int(req.get("retmax") or 20)]
             if self._is_broken("pubmed", ids):
                 return _server_error()
             return _xml(self.pubmed_xml(ids))
@@ -147,9 +159,15 @@ class WorldServices:
         # "relevance" here: newest first, then PMID, a stable stand-in for Best Match
         hits.sort(key=lambda w: (-w.year, w.pmid))
         ids = [w.pmid for w in hits[retstart:retstart + retmax]]
+        history = ""
+        if req.get("usehistory") == "y":
+            with self._history_lock:
+                webenv = f"MCID_world{len(self._history) + 1:06d}"
+                self._history[webenv] = [w.pmid for w in hits]
+            history = f"<QueryKey>1</QueryKey><WebEnv>{webenv}</WebEnv>"
         body = [f'<?xml version="1.0" encoding="UTF-8" ?>', ESEARCH_DOCTYPE,
                 f"<eSearchResult><Count>{len(hits)}</Count><RetMax>{len(ids)}</RetMax>"
-                f"<RetStart>{retstart}</RetStart><IdList>"]
+                f"<RetStart>{retstart}</RetStart>{history}<IdList>"]
         body += [f"<Id>{i}</Id>" for i in ids]
         body.append(f"</IdList><TranslationSet/><QueryTranslation>{escape(term)}</QueryTranslation>"
                     "</eSearchResult>")
