@@ -195,7 +195,10 @@ class Replay:
     def _compose(self, service: str, path: str, req: Request) -> Response | None:
         """A batched request answered from the single-id recordings, as the service would.
 
-        efetch with several ids: one PubmedArticleSet; elink with repeated `id=`:
+        efetch with several ids: one PubmedArticleSet; efetch of a search kept on the
+        history server (`WebEnv`, `query_key`, `retstart`, `retmax`): the slice of the
+        recorded esearch answer that gave that WebEnv, as one PubmedArticleSet (empty
+        where no efetch of those ids was recorded); elink with repeated `id=`:
         one LinkSet per id; Crossref `filter=doi:a,doi:b`: a work-list; OpenAlex
         `filter=openalex:W1|W2` or `doi:...|...`: a result list. Ids without a
         recording are left out, as the services leave out unknown ids.
@@ -249,9 +252,34 @@ class Replay:
                     return work
         return None
 
+    def _compose_history(self, path: str, req: Request) -> Response | None:
+        import re
+
+        webenv = (req.get("WebEnv") or "").encode()
+        search = next((e for e in self.entries if e.service == "ncbi" and e.status == 200
+                       and b"<WebEnv>" + webenv + b"</WebEnv>" in e.body), None)
+        empty = next((e for e in self.entries if e.name.endswith("_empty-articleset.xml")), None)
+        if search is None or empty is None:
+            return None
+        listed = [m.decode() for m in re.findall(rb"<Id>(\d+)</Id>", search.body)]
+        start = int(req.get("retstart") or 0)
+        wanted = listed[start:start + int(req.get("retmax") or 20)]
+        head = empty.body[:empty.body.find(b"<PubmedArticleSet")]
+        parts = []
+        for uid in wanted:
+            e = self._single("ncbi", path, "id", uid)
+            if e is not None:
+                body = e.body
+                start_tag = body.find(b"<PubmedArticleSet")
+                parts.append(body[body.find(b">", start_tag) + 1:body.rfind(b"</PubmedArticleSet")])
+        body = head + b"<PubmedArticleSet>" + b"".join(parts) + b"</PubmedArticleSet>\n"
+        return self._composed("ncbi:history", body, "text/xml; charset=UTF-8")
+
     def _compose_ncbi(self, path: str, req: Request) -> Response | None:
         efetch = path.endswith("/efetch.fcgi")
         ids = [i for v in req.get_all("id") for i in v.split(",") if i]
+        if efetch and not ids and req.get("WebEnv"):
+            return self._compose_history(path, req)
         if len(ids) < 2 or (not efetch and len(req.get_all("id")) < 2):
             return None
         outer, open_tag, close_tag = ((b"PubmedArticleSet", b"<PubmedArticle", b"</PubmedArticle>")

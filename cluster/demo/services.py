@@ -163,7 +163,7 @@ class WorldServices:
         if req.get("usehistory") == "y":
             with self._history_lock:
                 webenv = f"MCID_world{len(self._history) + 1:06d}"
-                self._history[webenv] = [w.pmid for w in hits]
+                self._history[webenv] = [w.pmid for w in hits if w.pmid]
             history = f"<QueryKey>1</QueryKey><WebEnv>{webenv}</WebEnv>"
         body = [f'<?xml version="1.0" encoding="UTF-8" ?>', ESEARCH_DOCTYPE,
                 f"<eSearchResult><Count>{len(hits)}</Count><RetMax>{len(ids)}</RetMax>"
