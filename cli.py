@@ -351,6 +351,29 @@ def protocol_show(db_path: str) -> None:
 from db.events import KINDS as EVENT_KINDS, ROLES, STAGE_LABELS, STAGES, TITLE_ABSTRACT  # noqa: E402  (kept with the commands that use them)
 
 
+def search_details_options(fn: Callable) -> Callable:
+    """The PRISMA-S details of a search, shared by `import` and `searches edit`."""
+    for option in reversed((
+            click.option("--platform", metavar="NAME",
+                         help="Platform or interface the database was searched on, e.g. Ovid."),
+            click.option("--searched", metavar="DATE",
+                         help="Date the search was run (YYYY-MM-DD), not the import date."),
+            click.option("--query-file", type=click.Path(dir_okay=False), metavar="FILE",
+                         help="Text file holding the full search strategy as run."),
+            click.option("--limits", metavar="TEXT",
+                         help='Limits applied in the database, e.g. "English; 2000-current".'))):
+        fn = option(fn)
+    return fn
+
+
+def _search_details(platform: str | None, searched: str | None, query_file: str | None,
+                    limits: str | None) -> Any:
+    from db.searches import check_details, read_query_file
+
+    query = read_query_file(query_file) if query_file else None
+    return check_details(platform=platform, searched=searched, query=query, limits=limits)
+
+
 @cli.command("import")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--as", "role", type=click.Choice(ROLES),
@@ -360,26 +383,33 @@ from db.events import KINDS as EVENT_KINDS, ROLES, STAGE_LABELS, STAGES, TITLE_A
               help="Name of the service or tool the file came from (default: the file name).")
 @click.option("--labels-reviewer", default=None, metavar="NAME",
               help="Keep screening labels found in the file as decisions by this reviewer.")
+@search_details_options
 @db_option
 @json_option
 @quiet_option
 @handle_errors
 def import_(files: tuple[str, ...], role: str, source: str | None, labels_reviewer: str | None,
-            db_path: str, as_json: bool, quiet: bool) -> None:
+            platform: str | None, searched: str | None, query_file: str | None,
+            limits: str | None, db_path: str, as_json: bool, quiet: bool) -> None:
     """Import reference files: RIS, BibTeX, MEDLINE/.nbib, EndNote XML, Web of Science, CSV/TSV, PMID/DOI lists.
 
     The format is read from each file's content. Each file becomes one logged
-    search; a file already imported into this store is skipped.
+    search; a file already imported into this store is skipped. A database
+    export can carry its PRISMA-S details: the platform, the date the search
+    was run, the full strategy and the limits (add or correct them later with
+    `cluster searches edit`).
 
-    Example: cluster import embase.ris pubmed.nbib --as database --source Embase
+    Example: cluster import embase.ris --as database --source Embase --platform Ovid --searched 2025-05-01 --query-file embase.txt --limits "English; 2000-current"
     """
     from db.formats import import_files
 
+    details = _search_details(platform, searched, query_file, limits)
     with store_for(db_path, create=True) as store:
         with click.progressbar(length=len(files), label="Importing", file=sys.stderr,
                                hidden=quiet or as_json or not sys.stderr.isatty()) as bar:
             results = import_files(store, list(files), role=role, source=source,
-                                   labels_reviewer=labels_reviewer, progress=bar.update)
+                                   labels_reviewer=labels_reviewer, progress=bar.update,
+                                   details=details)
         if as_json:
             echo_json([r.to_dict() for r in results])
             return
@@ -630,33 +660,112 @@ def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     return "\n".join(lines)
 
 
-@cli.command("searches")
+@cli.group("searches", invoke_without_command=True)
 @db_option
 @json_option
 @click.option("--markdown", "as_markdown", is_flag=True, help="A methods appendix in Markdown.")
+@click.pass_context
 @handle_errors
-def searches_cmd(db_path: str, as_json: bool, as_markdown: bool) -> None:
+def searches_cmd(ctx: click.Context, db_path: str, as_json: bool, as_markdown: bool) -> None:
     """Show the search log (PRISMA-S): every query and import, with results and limits.
+
+    Without a subcommand, the log; `relabel`, `remove` and `edit` change one
+    search, each change a logged event.
 
     Example: cluster searches --markdown > search-methods.md
     """
-    from cluster.searchlog import markdown, search_rows
+    from cluster.searchlog import markdown
+    from db.searches import search_view
 
+    if ctx.invoked_subcommand is not None:
+        return
     with store_for(db_path) as store:
-        rows_all = search_rows(store)
+        rows_all = search_view(store)
         text = markdown(store) if as_markdown else ""
     if as_json:
+        for r in rows_all:
+            r.pop("uuid", None)
         echo_json(rows_all)
     elif as_markdown:
         echo_document(text, nl=True)
     else:
-        rows = [{"id": r["id"], "date": (r["finished_at"] or r["started_at"] or "")[:16],
-                 "service": r["service"] or r["kind"], "strategy": r["strategy"] or "",
-                 "seed": r["seed_record_id"] or "", "query": (r["query"] or r["file_name"] or "")[:50],
-                 "found": r["n_found"], "kept": r["n_kept"], "new": r["n_added"], "status": r["status"]}
+        rows = [{"id": r["id"], "searched": (r["searched"] or "not recorded")[:16],
+                 "role": r["role"] or "", "source": r["source"] or r["kind"],
+                 "platform": r["platform"] or "", "strategy": r["strategy"] or "",
+                 "seed": r["seed_record_id"] or "",
+                 "query": (r["query"] or r["file_name"] or "")[:50],
+                 "found": r["n_found"], "kept": r["n_kept"], "new": r["n_added"],
+                 "status": r["status"]}
                 for r in rows_all]
-        echo(_table(rows, ["id", "date", "service", "strategy", "seed", "query", "found", "kept",
-                                 "new", "status"]))
+        echo(_table(rows, ["id", "searched", "role", "source", "platform", "strategy", "seed",
+                           "query", "found", "kept", "new", "status"]))
+
+
+def _changed(what: str, event_id: str) -> None:
+    echo(f"{what} (event {event_id}).")
+
+
+@searches_cmd.command("relabel")
+@click.argument("search_id", type=int)
+@click.option("--as", "role", type=click.Choice(ROLES), default=None,
+              help="The PRISMA row the search's records belong to.")
+@click.option("--source", default=None, help="The name the source is reported under.")
+@click.option("--reviewer", default=None, help="Who made the change (kept in the log).")
+@db_option
+@handle_errors
+def searches_relabel_cmd(search_id: int, role: str | None, source: str | None,
+                         reviewer: str | None, db_path: str) -> None:
+    """Move a search to the right PRISMA row or source name (logged; can be undone).
+
+    Example: cluster searches relabel 4 --as website --source "WHO website"
+    """
+    from db.searches import relabel_search, search_view
+
+    with store_for(db_path) as store:
+        eid = relabel_search(store, search_id, role=role, source=source, reviewer=reviewer)
+        row = next(r for r in search_view(store) if r["id"] == search_id)
+    _changed(f"Search {search_id} is now {row['role']}: {row['source']}", eid)
+
+
+@searches_cmd.command("remove")
+@click.argument("search_id", type=int)
+@click.option("--reviewer", default=None, help="Who made the change (kept in the log).")
+@db_option
+@handle_errors
+def searches_remove_cmd(search_id: int, reviewer: str | None, db_path: str) -> None:
+    """Take a search out of the review (logged; can be undone).
+
+    Records that only this search found leave the PRISMA flow; decisions about
+    them stay in the log.
+
+    Example: cluster searches remove 4
+    """
+    from db.searches import remove_search
+
+    with store_for(db_path) as store:
+        eid = remove_search(store, search_id, reviewer=reviewer)
+    _changed(f"Search {search_id} is removed from the flow", eid)
+
+
+@searches_cmd.command("edit")
+@click.argument("search_id", type=int)
+@search_details_options
+@click.option("--reviewer", default=None, help="Who made the change (kept in the log).")
+@db_option
+@handle_errors
+def searches_edit_cmd(search_id: int, platform: str | None, searched: str | None,
+                      query_file: str | None, limits: str | None, reviewer: str | None,
+                      db_path: str) -> None:
+    """Add or correct a search's platform, date searched, strategy or limits (logged).
+
+    Example: cluster searches edit 3 --platform Ovid --searched 2025-05-01 --query-file embase.txt
+    """
+    from db.searches import edit_search
+
+    details = _search_details(platform, searched, query_file, limits)
+    with store_for(db_path) as store:
+        eid = edit_search(store, search_id, details, reviewer=reviewer)
+    _changed(f"Search {search_id}: {', '.join(details.given())} recorded", eid)
 
 
 @cli.group("search")

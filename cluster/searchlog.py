@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from base.services import SERVICE_NAMES
+from db.searches import prisma_s_items, search_view
 from db.store import Store
 
 SERVICE_LABELS = SERVICE_NAMES
@@ -70,13 +71,17 @@ def summary(store: Store) -> dict[str, Any]:
     return {"table": sorted(per.values(), key=lambda d: (d["strategy"], d["service"])),
             "last_search": last, "missing": missing, "limits": limits, "index_articles": n_index,
             "distinct_records": len(set().union(*records.values())) if records else 0,
-            "imports": [r for r in search_rows(store) if r["kind"] != "api"]}
+            "imports": [r for r in search_view(store) if r["kind"] not in ("api", "search")]}
 
 
 def markdown(store: Store) -> str:
     """A PRISMA-S methods appendix: method, limits and why, dates, records per source."""
     s = summary(store)
-    out = ["## Supplementary searching (CLUSTER citation searching)", ""]
+    out = []
+    items = prisma_s_items(store)
+    if items:
+        out += ["## Searches of databases and other sources (PRISMA-S)", "", *items]
+    out += ["## Supplementary searching (CLUSTER citation searching)", ""]
     strategies = list(s["last_search"])
     if not strategies:
         out += ["No citation searches have been run in this review store.", ""]
@@ -107,10 +112,14 @@ def markdown(store: Store) -> str:
                 f"record {r['seed_record_id']}: {r['error']}" for r in s["missing"]]
         out.append("")
     if s["imports"]:
-        out += ["### Records imported from files or contacts", "", "| Date | Source | File | Records |",
-                "| --- | --- | --- | ---: |"]
-        out += [f"| {(r['finished_at'] or r['started_at'] or '')[:10]} | {r['service'] or r['kind']} | "
-                f"{r['file_name'] or ''} | {r['n_added'] if r['n_added'] is not None else r['n_found'] or 0} |"
+        out += ["### Records imported from files or contacts", "",
+                "| Imported (UTC) | Date searched | Role | Source | File | Records |",
+                "| --- | --- | --- | --- | --- | ---: |"]
+        out += [f"| {(r['finished_at'] or r['started_at'] or '')[:10]} | "
+                f"{(r['searched'] or '')[:10] or 'not recorded'} | {r['role'] or ''} | "
+                f"{r['source'] or r['kind']} | {r['file_name'] or ''} | "
+                f"{r['n_added'] if r['n_added'] is not None else r['n_found'] or 0}"
+                f"{' (removed)' if r['removed'] else ''} |"
                 for r in s["imports"]]
         out.append("")
     return "\n".join(out)

@@ -38,6 +38,12 @@ Kinds and the columns they use (`data` is a JSON object):
 - `consensus`: record_id, reviewer = who records it, stage "extraction", value = the
   field's key, data {"answer", "method": "consensus" | "arbiter", "decided_by": [names],
   "form"}: the answer that stands for a field the extractors disagreed on.
+- `search`: value in SEARCH_CHANGES, data {"search": the search's uuid, "search_id"}
+  and what changes: `relabel` {"role", "source"} moves the search's records to
+  another PRISMA row; `remove` takes the search out of the flow (records it alone
+  found leave it; decisions about them stay in the log); `edit` {"platform",
+  "searched", "query", "limits"} corrects its PRISMA-S details. Undone like any
+  event (`db.state.search_changes`).
 """
 
 TITLE_ABSTRACT, FULL_TEXT = "title-abstract", "full-text"
@@ -51,8 +57,12 @@ FULLTEXT_STATES = ("sought", "retrieved", "not-retrieved")
 KINDS = (
     "decision", "undo", "resolution", "fulltext", "appraisal", "note", "assign",
     "automation", "merge", "unmerge", "pair_decision", "tag", "protocol", "contact",
-    "answer", "consensus",
+    "answer", "consensus", "search",
 )
+#: what a `search` event changes about a logged search
+SEARCH_CHANGES = ("relabel", "remove", "edit")
+#: the PRISMA-S details a search carries beside its source: `edit` may set each
+SEARCH_DETAILS = ("platform", "searched", "query", "limits")
 
 #: source roles, as PRISMA's identification boxes see them: index articles, databases,
 #: registers, and the other-methods rows of the PRISMA 2020 template (websites,
@@ -79,6 +89,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "contact": (),
     "answer": ("record_id", "reviewer", "stage", "value"),
     "consensus": ("record_id", "reviewer", "stage", "value"),
+    "search": ("value",),
 }
 # the stages each kind may name (default: the screening stages)
 _STAGES_OF: dict[str, tuple[str, ...]] = {
@@ -88,7 +99,7 @@ _STAGES_OF: dict[str, tuple[str, ...]] = {
 }
 _VALUES: dict[str, tuple[str, ...]] = {
     "decision": DECISIONS, "resolution": ("include", "exclude"), "fulltext": FULLTEXT_STATES,
-    "automation": ("exclude",), "pair_decision": PAIR_VERDICTS,
+    "automation": ("exclude",), "pair_decision": PAIR_VERDICTS, "search": SEARCH_CHANGES,
 }
 
 

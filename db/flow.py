@@ -78,8 +78,8 @@ from typing import Any, Iterable, Mapping
 from base.errors import ClusterError
 from db.events import FULL_TEXT, TITLE_ABSTRACT
 from db.protocol import get_protocol
-from db.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, RecordState, stage_states,
-                      standing_events)
+from db.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, RecordState,
+                      removed_search_records, stage_states, standing_events, standing_sources)
 from db.store import Store, id_list
 
 LAYOUTS = ("standard", "screen-other")
@@ -290,9 +290,8 @@ def link_study(store: Store, record_ids: Iterable[int], study: str,
 
 def default_layout(store: Store) -> str:
     """``screen-other`` when no record came from a database or register, else ``standard``."""
-    row = store.db.execute(
-        "SELECT 1 FROM sources WHERE role IN ('database', 'register') LIMIT 1").fetchone()
-    return "standard" if row else "screen-other"
+    found = any(role in ("database", "register") for _, _, role, _, _ in standing_sources(store))
+    return "standard" if found else "screen-other"
 
 
 def compute_flow(store: Store, layout: str | None = None) -> Flow:
@@ -316,8 +315,7 @@ def _compute_flow(store: Store, layout: str) -> Flow:
 
     # identification: group each work's retrievals, keep one, count the rest as duplicates
     retrievals: dict[int, list[tuple[int, str, str, str, str]]] = {}
-    for sid, rid, role, service, strategy in store.db.execute(
-            "SELECT id, record_id, role, service, strategy FROM sources ORDER BY id"):
+    for sid, rid, role, service, strategy in standing_sources(store):
         if role not in COLUMN_OF_ROLE:
             raise FlowError(
                 f"Source row {sid} of record {rid} has role {role!r}, not one of "
@@ -327,6 +325,9 @@ def _compute_flow(store: Store, layout: str) -> Flow:
                             [rid])
         key, label, row = _source_key(role, service, strategy, update)
         retrievals.setdefault(canon[rid], []).append((sid, role, key, label, row))
+    # records found only by searches since removed leave the flow; their decisions stay logged
+    removed = {canon.get(r, r) for r in removed_search_records(store)}
+    canonical_ids = [r for r in canonical_ids if r in retrievals or r not in removed]
     orphans = [r for r in canonical_ids if r not in retrievals]
     if orphans:
         raise FlowError(
@@ -362,6 +363,9 @@ def _compute_flow(store: Store, layout: str) -> Flow:
     # screening states (the one derivation), plus the automation category
     ta = stage_states(store, TITLE_ABSTRACT)
     ft = stage_states(store, FULL_TEXT)
+    if removed:
+        ta = {r: st for r, st in ta.items() if r not in removed or r in retrievals}
+        ft = {r: st for r, st in ft.items() if r not in removed or r in retrievals}
     _check_state_keys(canonical_ids, ta, ft)
     auto_other: set[int] = set()
     for e in standing_events(store, "kind = 'automation' AND stage = ?", [TITLE_ABSTRACT]):

@@ -25,6 +25,7 @@ from db.flow import Flow, FlowError, compute_flow, prisma_fields
 from db.events import STAGE_LABELS, TITLE_ABSTRACT
 from db.files import store_files
 from db.protocol import get_protocol
+from db.searches import prisma_s_items, search_view
 from db.state import effective_decisions, resolution_method, standing_events
 from db.store import Store
 
@@ -60,6 +61,14 @@ Agreement = Mapping[str, Sequence[PairFigures]]
 
 def _date(ts: str | None) -> str:
     return (ts or "")[:10] or "not recorded"
+
+
+def _searched(row: Mapping[str, Any]) -> str:
+    """The date a search was run; for an import, the date its team gave, never the date of the
+    import ("" when none was given)."""
+    if row["kind"] == "import":
+        return _date(row["searched"]) if row.get("searched") else ""
+    return _date(row["finished_at"] or row["started_at"])
 
 
 def _cell(text: Any) -> str:
@@ -170,9 +179,12 @@ def _seed_text(store: Store, seed: int | None, cache: dict[int, str]) -> str:
 
 
 def searches_section(store: Store, flow: Flow, detail: bool = False) -> list[str]:
-    cur = store.db.execute("SELECT * FROM searches ORDER BY started_at, id")
-    cols = [c[0] for c in cur.description]
-    rows = [dict(zip(cols, r)) for r in cur]
+    view = sorted(search_view(store), key=lambda r: (r["started_at"] or "", r["id"]))
+    removed = [r for r in view if r["removed"]]
+    # the rest of the section reads the log as its changes leave it: relabelled sources
+    # under their new names, removed searches left out
+    rows = [{**r, "service": r["source"], "params": json.dumps(r["params"]),
+             "limits": json.dumps(r["limits"])} for r in view if not r["removed"]]
     out = ["## Search methods (PRISMA-S)", ""]
     if not rows:
         return out + ["No searches or imports are logged in this store.", ""]
@@ -184,6 +196,13 @@ def searches_section(store: Store, flow: Flow, detail: bool = False) -> list[str
     if failed:
         out += [f"- search {r['id']} ({r['strategy'] or r['kind']}, {r['service']}): {r['status']}"
                 + (f": {r['error']}" if r["error"] else "") for r in failed] + [""]
+    if removed:
+        out += ["Removed from the review (their records count nowhere unless another search "
+                "found them too):", ""]
+        out += [f"- search {r['id']} ({r['role']}: {r['source']})" for r in removed] + [""]
+    items = prisma_s_items(store, view)
+    if items:
+        out += items
 
     out += ["### By strategy and service", ""]
     groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
@@ -195,17 +214,17 @@ def searches_section(store: Store, flow: Flow, detail: bool = False) -> list[str
          "last search"),
         ((role, strat, svc, len(rs), sum(r["n_found"] or 0 for r in rs),
           sum(r["n_kept"] or 0 for r in rs), sum(r["n_added"] or 0 for r in rs),
-          max(_date(r["finished_at"] or r["started_at"]) for r in rs))
+          max(_searched(r) for r in rs) or "not recorded")
          for (role, strat, svc), rs in sorted(groups.items())))
     out.append("")
 
     out += ["### Date of the last search per strategy", ""]
     per_strategy: dict[str, str] = {}
     for r in rows:
-        key = r["strategy"] or r["kind"] or "search"
-        when = _date(r["finished_at"] or r["started_at"])
-        per_strategy[key] = max(per_strategy.get(key, ""), when)
-    out += [f"- {k}: {v}" for k, v in sorted(per_strategy.items())] + [""]
+        key = (f"{r['role'] or 'import'}: {r['service']}" if r["kind"] == "import"
+               else r["strategy"] or r["kind"] or "search")
+        per_strategy[key] = max(per_strategy.get(key, ""), _searched(r))
+    out += [f"- {k}: {v or 'not recorded'}" for k, v in sorted(per_strategy.items())] + [""]
 
     out += ["### Limits and why", "", *limits_lines(rows), ""]
 

@@ -210,17 +210,79 @@ def fulltext_states(store: Store) -> dict[int, str]:
 def records_from(store: Store, role: str | None = None, source: str | None = None) -> set[int]:
     """The canonical records found with source `role` (index, database, ...) and/or by
     a search whose source is `source` (a service or a file's named source, any case)."""
-    where, params = [], []
-    if role is not None:
-        where.append("role = ?")
-        params.append(role)
-    if source is not None:
-        where.append("lower(service) = lower(?)")
-        params.append(source)
     canon = store.canonical_map()
-    rows = store.db.execute("SELECT DISTINCT record_id FROM sources"
-                            + (" WHERE " + " AND ".join(where) if where else ""), params)
-    return {canon.get(r, r) for (r,) in rows}
+    return {canon.get(rid, rid) for _, rid, r, service, _ in standing_sources(store)
+            if (role is None or r == role)
+            and (source is None or (service or "").lower() == source.lower())}
+
+
+@dataclass(frozen=True)
+class SearchChanges:
+    """What the standing `search` events say of one logged search."""
+
+    removed: bool = False
+    role: str | None = None        # relabelled to this role
+    source: str | None = None      # relabelled to this source name
+    details: Mapping[str, str | None] = field(default_factory=dict)   # edited PRISMA-S details
+    event_ids: tuple[str, ...] = ()
+
+
+def search_changes(store: Store) -> dict[str, SearchChanges]:
+    """Search uuid -> its relabels, removal and edits, as the standing events leave them
+    (latest counts; an undone event counts for nothing)."""
+    out: dict[str, SearchChanges] = {}
+    for e in standing_events(store, "kind = 'search'"):
+        key = e["data"].get("search")
+        if not key:
+            continue
+        now = out.get(key, SearchChanges())
+        d = e["data"]
+        if e["value"] == "remove":
+            now = SearchChanges(True, now.role, now.source, now.details, now.event_ids)
+        elif e["value"] == "relabel":
+            now = SearchChanges(now.removed, d.get("role") or now.role,
+                                d.get("source") or now.source, now.details, now.event_ids)
+        elif e["value"] == "edit":
+            details = {**now.details, **{k: v for k, v in (d.get("details") or {}).items()}}
+            now = SearchChanges(now.removed, now.role, now.source, details, now.event_ids)
+        out[key] = SearchChanges(now.removed, now.role, now.source, now.details,
+                                 now.event_ids + (e["id"],))
+    return out
+
+
+def standing_sources(store: Store) -> list[tuple[int, int, str, str | None, str | None]]:
+    """Every source row as the flow counts it, (id, record id, role, service, strategy),
+    oldest first: rows of removed searches left out, relabelled ones with their new role
+    and source. `sources` itself is never changed: the log says what changed."""
+    changes = search_changes(store)
+    rows = store.db.execute(
+        "SELECT so.id, so.record_id, so.role, so.service, so.strategy, s.uuid FROM sources so "
+        "LEFT JOIN searches s ON s.id = so.search_id ORDER BY so.id").fetchall()
+    if not changes:
+        return [tuple(r[:5]) for r in rows]
+    out = []
+    for sid, rid, role, service, strategy, key in rows:
+        c = changes.get(key) if key else None
+        if c is not None:
+            if c.removed:
+                continue
+            role, service = c.role or role, c.source or service
+        out.append((sid, rid, role, service, strategy))
+    return out
+
+
+def removed_search_records(store: Store) -> set[int]:
+    """Records with source rows, every one of them from a removed search."""
+    changes = search_changes(store)
+    gone = {k for k, c in changes.items() if c.removed}
+    if not gone:
+        return set()
+    found: dict[int, bool] = {}
+    for rid, key in store.db.execute(
+            "SELECT so.record_id, s.uuid FROM sources so LEFT JOIN searches s "
+            "ON s.id = so.search_id"):
+        found[rid] = found.get(rid, False) or key not in gone
+    return {rid for rid, standing in found.items() if not standing}
 
 
 def partial_label(st: RecordState, k: int) -> str:

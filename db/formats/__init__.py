@@ -23,6 +23,7 @@ from db.formats.export import DECISION_FILTERS, EXPORT_FORMATS, ExportResult, ex
 from db.formats.medline import read_medline
 from db.formats.ris import read_ris, read_wos
 from db.formats.tabular import is_id_list, looks_tabular, read_csv, read_id_list
+from db.searches import SearchDetails
 
 if TYPE_CHECKING:  # reading a file needs no SQLite layer
     from db.store import Store
@@ -214,12 +215,15 @@ def _already_imported(store: Store, sha256: str) -> bool:
 
 def import_files(store: Store, paths: Sequence[str | Path], *, role: str,
                  source: str | None = None, labels_reviewer: str | None = None,
-                 progress: Callable[[int], None] | None = None) -> tuple[ImportResult, ...]:
+                 progress: Callable[[int], None] | None = None,
+                 details: SearchDetails | None = None) -> tuple[ImportResult, ...]:
     """Import files into the store, one `searches` row and one transaction per file.
 
     Every file is parsed before anything is written, so a bad file among
     several leaves the store untouched. Records are never merged here.
-    `progress(1)` is called as each file is done.
+    `progress(1)` is called as each file is done. `details` (platform, date
+    searched, strategy, limits: `db.searches.check_details`) are the PRISMA-S
+    items of the search that produced the files.
     """
     if role not in ROLES:
         raise FileFormatError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.")
@@ -231,14 +235,14 @@ def import_files(store: Store, paths: Sequence[str | Path], *, role: str,
     results = []
     for pf in parsed:
         results.append(_import_one(store, pf, role=role, service=source or pf.path.stem,
-                                   labels_reviewer=labels_reviewer))
+                                   labels_reviewer=labels_reviewer, details=details))
         if progress is not None:
             progress(1)
     return tuple(results)
 
 
 def _import_one(store: Store, pf: ParsedFile, *, role: str, service: str,
-                labels_reviewer: str | None) -> ImportResult:
+                labels_reviewer: str | None, details: SearchDetails | None) -> ImportResult:
     from db.store import now, record_to_row
 
     res = pf.result
@@ -252,9 +256,13 @@ def _import_one(store: Store, pf: ParsedFile, *, role: str, service: str,
         if _already_imported(store, pf.sha256):
             return ImportResult(pf.file_name, res.format, pf.sha256, len(res.records),
                                 res.held, 0, 0, None, True, ())
+        params: dict[str, Any] = {"labels_reviewer": labels_reviewer} if labels_reviewer else {}
+        given = details.given() if details is not None else {}
+        params.update({k: given[k] for k in ("platform", "searched") if k in given})
         sid = store.start_search(kind="import", service=service, role=role,
                                  file_name=pf.file_name, sha256=pf.sha256, format=res.format,
-                                 params={"labels_reviewer": labels_reviewer} if labels_reviewer else None)
+                                 params=params or None, query=given.get("query"),
+                                 limits={"limits": given["limits"]} if "limits" in given else None)
         kept = 0
         for i, record in enumerate(res.records):
             rid = _insert(store, "records", {**record_to_row(record), "created_at": now()})
