@@ -2175,14 +2175,23 @@ def demo_cmd(seed: int, directory: str, works: int, fault_rate: float, fresh: bo
 
 def _demo_summary(result: Any) -> str:
     """The demo's numbers, read from the PRISMA flow of the store it leaves."""
+    from db.flow import COLUMN_OF_ROLE
+
     flow = result.flow
     s = flow.screening
-    width = max([len(x.label) for x in flow.sources] + [20])
+    width = max([len(x.label) + 2 for x in flow.sources] + [20])
     lines = [f"Demo review: {result.n_works} works, {result.n_index} index articles, seed "
              f"{result.seed}; finished in {result.seconds:.0f} s.", "",
              "Records identified (duplicates among them):"]
-    for x in flow.sources:
-        lines.append(f"  {x.label:<{width}} {x.identified:>6}   ({x.duplicates})")
+    for column, heading in (("databases", "Databases"), ("other", "Other methods"),
+                            ("previous", "Previous studies")):
+        index_column = "previous" if flow.review_type == "update" else "other"
+        mine = [x for x in flow.sources
+                if (index_column if x.role == "index" else COLUMN_OF_ROLE.get(x.role)) == column]
+        if mine:
+            lines.append(f"  {heading}:")
+        for x in mine:
+            lines.append(f"    {x.label:<{width - 2}} {x.identified:>6}   ({x.duplicates})")
     total = sum(x.identified for x in flow.sources)
     dups = sum(x.duplicates for x in flow.sources)
     lines.append(f"  {'Total':<{width}} {total:>6}   ({dups})")

@@ -23,7 +23,7 @@ from db.store import Store
 
 #: how a PubMed search is named as a source in the flow and the search log
 PUBMED = "PubMed"
-PLATFORM = "PubMed (NCBI E-utilities)"
+PLATFORM = "NCBI E-utilities"
 
 Progress = Callable[[int, int], None]
 

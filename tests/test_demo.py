@@ -92,25 +92,37 @@ def test_summary_equals_cluster_flow_on_the_store_it_leaves(demo):
                               "--json").stdout)
     assert json.loads((demo["dir"] / "flow.json").read_text()) == flow
     s = flow["screening"]
-    routes = re.findall(r"^  (\S.*?)\s+(\d+)   \((\d+)\)$", out, re.M)
-    expected = [(r["label"], r["identified"], r["duplicates"]) for r in flow["identification"]]
+    routes = re.findall(r"^ +(\S.*?)\s+(\d+)   \((\d+)\)$", out, re.M)
+    # grouped as the diagram's columns: databases, then other methods
+    ident = sorted(flow["identification"], key=lambda r: r["role"] != "database")
+    expected = [(r["label"], r["identified"], r["duplicates"]) for r in ident]
     expected.append(("Total", sum(r["identified"] for r in flow["identification"]),
                      sum(r["duplicates"] for r in flow["identification"])))
     assert [(label, int(a), int(b)) for label, a, b in routes] == expected
-    assert [e[0] for e in expected[:2]] == [
-        "Index articles (included studies identified another way)",
+    assert [e[0] for e in expected[:3]] == [
+        "PubMed", "Index articles (included studies identified another way)",
         "Citation searching, forward (cited by)"]
+    # the database search is counted with the databases, the CLUSTER routes as other methods
+    assert re.search(r"^  Databases:\n    PubMed +\d+   \(\d+\)\n  Other methods:\n    Index", out,
+                     re.M)
+    assert [(r["role"], r["template_row"]) for r in ident][:2] == [
+        ("database", "database_results"), ("index", "citations_results")]
     assert f"Records screened (title/abstract): {s['screened']}; excluded {s['screen_excluded']}\n" in out
     assert (f"Reports sought {s['sought']}, not retrieved {s['not_retrieved']}, assessed "
             f"{s['assessed']}, excluded {s['excluded']}\n") in out
     assert f"Included: {flow['total_studies']} studies ({flow['total_reports']} reports)\n" in out
     assert s["screened"] > 50 and 0 < flow["total_studies"] < s["screened"] and s["excluded"] > 0
     assert flow["complete"] is True
-    # drawn screen-other without --layout (index articles and other methods only): the
-    # PRISMA2020 CSV adds up, duplicates removed and screening drawn
-    csv_out = cluster("flow", "--db", str(demo["db"]), "--csv").stdout
+    # a review with a database search is drawn in the standard layout by default; both
+    # PRISMA2020 CSVs add up, and screen-other draws duplicates removed and screening for all
+    standard = cluster("flow", "--db", str(demo["db"]), "--csv").stdout
+    std = {r["data"]: r["n"] for r in csv.DictReader(io.StringIO(standard))}
+    assert_csv_adds_up(std)
+    assert std["database_results"] == str(ident[0]["identified"])
+    # (the PRISMA2020 template has no row for other-methods records screened together with
+    # database records, so the app cannot add this layout up once a database is searched)
+    csv_out = cluster("flow", "--db", str(demo["db"]), "--layout", "screen-other", "--csv").stdout
     n = {r["data"]: r["n"] for r in csv.DictReader(io.StringIO(csv_out))}
-    assert_csv_adds_up(n)
     assert (n["duplicates"], n["records_screened"], n["previous_studies"]) == \
         (str(s["duplicates"]), str(s["screened"]), "0")
     assert int(n["duplicates"]) > 0
@@ -189,9 +201,9 @@ def test_extraction_congruence_in_the_summary_comes_from_the_store(demo):
 def test_progress_goes_to_stderr_stage_by_stage_and_files_are_written(demo):
     err = demo["result"].stderr
     stages = [line.split()[0] for line in err.splitlines() if line.strip()]
-    assert list(dict.fromkeys(stages)) == ["world", "import", "expand", "dedup", "protocol",
-                                           "title-abstract", "full-text", "extraction",
-                                           "report"]
+    assert list(dict.fromkeys(stages)) == ["world", "import", "expand", "search", "dedup",
+                                           "protocol", "title-abstract", "full-text",
+                                           "extraction", "report"]
     assert "Error" not in err and "Traceback" not in err
     d = demo["dir"]
     # (an open connection of an earlier test may keep the store's -wal and -shm files)
@@ -217,8 +229,9 @@ def test_progress_goes_to_stderr_stage_by_stage_and_files_are_written(demo):
 
 
 def test_methods_report_fits_a_paper_and_the_detail_is_an_appendix(demo):
-    # one limits line per strategy and service (13 on the demo, 52 near-identical bullets
-    # and 163 KB before); the per-search table only with --detail
+    # one limits line per strategy and service (14 on the demo, 52 near-identical bullets
+    # and 163 KB before); the per-search table only with --detail; the database search's
+    # PRISMA-S items take some twenty lines
     full = (demo["dir"] / "methods.md").read_text()
     # the data extraction section holds the included studies' table, a row per study
     md, extraction, flow_part = re.split(r"(?=^## Data extraction$|^## PRISMA 2020 flow$)", full,
@@ -226,11 +239,14 @@ def test_methods_report_fits_a_paper_and_the_detail_is_an_appendix(demo):
     md += flow_part
     n_included = json.loads((demo["dir"] / "flow.json").read_text())["total_reports"]
     assert len(extraction.splitlines()) < n_included + 25
-    assert len(md.encode()) < 20_000 and len(md.splitlines()) < 160
+    assert len(md.encode()) < 20_000 and len(md.splitlines()) < 185
     section = md.split("### Limits and why\n\n")[1].split("\n\n")[0].splitlines()
     pairs = [ln[2:].split(" (")[0] for ln in section]
     table = md.split("### By strategy and service\n\n")[1].split("\n\n")[0].splitlines()[2:]
-    assert len(pairs) == len(set(pairs)) == len(table) == 13
+    # 13 for the CLUSTER strategies, the index import and the metadata look-up, one for
+    # the PubMed database search
+    assert len(pairs) == len(set(pairs)) == len(table) == 14
+    assert "- database, PubMed (1 search): filters: eng[la]." in section
     related = next(ln for ln in section if ln.startswith("- related, pubmed ("))
     assert re.match(r"- related, pubmed \(\d+ searches\): top 20 per index article and "
                     r"strategy, by service rank \(PubMed neighbour score\);", related)

@@ -7,7 +7,9 @@ it, and the review runs through the same library calls a user's review makes:
 1. a plain-text PMID list of the index articles is written and imported
    (`db.formats.import_files`, role index), then their records are fetched
    (`connectors.metadata.fill_needs_metadata`, as `cluster fetch --fill`);
-2. the CLUSTER expansion, all strategies, top 20 (`cluster.expand.expand`);
+2. the CLUSTER expansion, all strategies, top 20 (`cluster.expand.expand`),
+   and a PubMed database search on the protocol's terms
+   (`cluster.dbsearch.search_pubmed`), counted with the databases;
 3. deduplication (`cluster.dedup.apply.run_dedup`), the grey-zone pairs
    decided by a person who knows which records are one work;
 4. the protocol and the team (alice and bob screen, carol resolves);
@@ -275,6 +277,8 @@ def _pipeline(store: Store, world: Any, settings: Settings, options: DemoOptions
             files["index articles"] = _import_index(store, services, world, directory, say)
         with _timed(timings, "expand"):
             failed = _expand(store, services, options, say)
+        with _timed(timings, "database search"):
+            _database_search(store, services, world, say)
     finally:
         requests = dict(services.http.network_requests) if services.http else {}
         services.close()
@@ -357,6 +361,22 @@ def _expand(store: Store, services: Any, options: DemoOptions, say: Progress) ->
                   f"{n_records} records in the store"
         + (f"; {failed} searches failed (see `cluster searches`)" if failed else ""))
     return failed
+
+
+def database_query(world: Any) -> tuple[str, tuple[str, ...]]:
+    """The demo's PubMed strategy: the two words likeliest to mark a relevant work, in
+    titles and abstracts, English only."""
+    terms = relevant_terms(world)
+    return f"{terms[0]}[tiab] OR {terms[1]}[tiab]", ("eng[la]",)
+
+
+def _database_search(store: Store, services: Any, world: Any, say: Progress) -> None:
+    from cluster.dbsearch import search_pubmed
+
+    query, filters = database_query(world)
+    run = search_pubmed(store, services, query, filters=filters)
+    say("search", f"PubMed database search {query!r} ({' AND '.join(filters)}): {run.count} "
+                  f"records found, {run.added} new to the store")
 
 
 # --- 3. deduplication --------------------------------------------------------------------
