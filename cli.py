@@ -701,8 +701,15 @@ def searches_cmd(ctx: click.Context, db_path: str, as_json: bool, as_markdown: b
                            "query", "found", "kept", "new", "status"]))
 
 
-def _changed(what: str, event_id: str) -> None:
-    echo(f"{what} (event {event_id}).")
+def _changed(store: Any, search_id: int, event_id: str, what: str, as_json: bool) -> None:
+    from db.searches import search_view
+
+    if as_json:
+        row = next(r for r in search_view(store) if r["id"] == search_id)
+        row.pop("uuid", None)
+        echo_json({"event_id": event_id, "search": row})
+    else:
+        echo(f"{what} (event {event_id}).")
 
 
 @searches_cmd.command("relabel")
@@ -712,9 +719,10 @@ def _changed(what: str, event_id: str) -> None:
 @click.option("--source", default=None, help="The name the source is reported under.")
 @click.option("--reviewer", default=None, help="Who made the change (kept in the log).")
 @db_option
+@json_option
 @handle_errors
 def searches_relabel_cmd(search_id: int, role: str | None, source: str | None,
-                         reviewer: str | None, db_path: str) -> None:
+                         reviewer: str | None, db_path: str, as_json: bool) -> None:
     """Move a search to the right PRISMA row or source name (logged; can be undone).
 
     Example: cluster searches relabel 4 --as website --source "WHO website"
@@ -724,15 +732,18 @@ def searches_relabel_cmd(search_id: int, role: str | None, source: str | None,
     with store_for(db_path) as store:
         eid = relabel_search(store, search_id, role=role, source=source, reviewer=reviewer)
         row = next(r for r in search_view(store) if r["id"] == search_id)
-    _changed(f"Search {search_id} is now {row['role']}: {row['source']}", eid)
+        _changed(store, search_id, eid, f"Search {search_id} is now {row['role']}: "
+                                        f"{row['source']}", as_json)
 
 
 @searches_cmd.command("remove")
 @click.argument("search_id", type=int)
 @click.option("--reviewer", default=None, help="Who made the change (kept in the log).")
 @db_option
+@json_option
 @handle_errors
-def searches_remove_cmd(search_id: int, reviewer: str | None, db_path: str) -> None:
+def searches_remove_cmd(search_id: int, reviewer: str | None, db_path: str,
+                        as_json: bool) -> None:
     """Take a search out of the review (logged; can be undone).
 
     Records that only this search found leave the PRISMA flow; decisions about
@@ -744,7 +755,7 @@ def searches_remove_cmd(search_id: int, reviewer: str | None, db_path: str) -> N
 
     with store_for(db_path) as store:
         eid = remove_search(store, search_id, reviewer=reviewer)
-    _changed(f"Search {search_id} is removed from the flow", eid)
+        _changed(store, search_id, eid, f"Search {search_id} is removed from the flow", as_json)
 
 
 @searches_cmd.command("edit")
@@ -752,10 +763,11 @@ def searches_remove_cmd(search_id: int, reviewer: str | None, db_path: str) -> N
 @search_details_options
 @click.option("--reviewer", default=None, help="Who made the change (kept in the log).")
 @db_option
+@json_option
 @handle_errors
 def searches_edit_cmd(search_id: int, platform: str | None, searched: str | None,
                       query_file: str | None, limits: str | None, reviewer: str | None,
-                      db_path: str) -> None:
+                      db_path: str, as_json: bool) -> None:
     """Add or correct a search's platform, date searched, strategy or limits (logged).
 
     Example: cluster searches edit 3 --platform Ovid --searched 2025-05-01 --query-file embase.txt
@@ -765,7 +777,8 @@ def searches_edit_cmd(search_id: int, platform: str | None, searched: str | None
     details = _search_details(platform, searched, query_file, limits)
     with store_for(db_path) as store:
         eid = edit_search(store, search_id, details, reviewer=reviewer)
-    _changed(f"Search {search_id}: {', '.join(details.given())} recorded", eid)
+        _changed(store, search_id, eid, f"Search {search_id}: {', '.join(details.given())} "
+                                        f"recorded", as_json)
 
 
 @cli.group("search")

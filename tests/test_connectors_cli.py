@@ -88,3 +88,10 @@ def test_fill_needs_metadata(run, services_env, db_path):
     assert {(s["service"], s["kind"]) for s in searches} == {("pubmed", "lookup"),
                                                             ("crossref", "lookup")}
     store.close()
+
+
+def test_a_long_wait_before_a_retry_is_announced_on_stderr(run, services_env):
+    services_env.server.inject("/ncbi", Fault("503", retry_after="4"))
+    result = run("fetch", "--pmid", "36987902", "-q")
+    assert result.stderr == "PubMed: HTTP 503; trying again in 4 s.\n"
+    assert result.stdout.startswith("PMID 36987902  ")

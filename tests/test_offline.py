@@ -172,3 +172,12 @@ def test_a_failed_lookup_is_named_after_the_service_that_failed(run, db_path, tm
         ("citations/doi:(none)",)]
     assert db.execute("SELECT status FROM searches WHERE service = 'pubmed' "
                       "AND strategy = 'cited-by'").fetchall() == [("done",)]
+
+
+def test_a_database_search_without_network_is_one_sentence_and_not_logged(run, db_path,
+                                                                         monkeypatch):
+    offline_env(monkeypatch)
+    result, took = _timed(run, "search", "pubmed", "compassion[tiab]", "-q", expect=1)
+    assert took < 5
+    assert one_sentence(result) == NO_PUBMED
+    assert sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM searches").fetchone() == (0,)

@@ -220,3 +220,10 @@ def test_changes_that_cannot_be_made_are_one_sentence_and_not_logged(run, files,
     assert one_sentence(run(*args, expect=1)) == "Error: " + message
     assert sqlite3.connect(db_path).execute(
         "SELECT COUNT(*) FROM events WHERE kind = 'search'").fetchone() == (0,)
+
+
+def test_changes_report_as_json(run, files):
+    _imported(run, files)
+    js = json.loads(run("searches", "relabel", "1", "--source", "Embase.com", "--json").stdout)
+    assert (js["search"]["id"], js["search"]["source"], js["search"]["original_source"],
+            js["search"]["changes"]) == (1, "Embase.com", "Embase", [js["event_id"]])

@@ -23,9 +23,9 @@ from db.formats.export import DECISION_FILTERS, EXPORT_FORMATS, ExportResult, ex
 from db.formats.medline import read_medline
 from db.formats.ris import read_ris, read_wos
 from db.formats.tabular import is_id_list, looks_tabular, read_csv, read_id_list
-from db.searches import SearchDetails
 
 if TYPE_CHECKING:  # reading a file needs no SQLite layer
+    from db.searches import SearchDetails
     from db.store import Store
 
 __all__ = [
