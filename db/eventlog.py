@@ -101,6 +101,17 @@ class LogEntry:
             who = ", ".join(d.get("decided_by") or ())
             text = (f"extraction settled: {v} = {_short(d.get('answer'))} "
                     f"({d.get('method') or 'unspecified'}{'; ' + who if who else ''})")
+        elif self.kind == "search":
+            sid = d.get("search_id")
+            if v == "relabel":
+                was = d.get("was") or {}
+                text = (f"search {sid} relabelled: {was.get('role')}: {was.get('source')} -> "
+                        f"{d.get('role') or was.get('role')}: {d.get('source') or was.get('source')}")
+            elif v == "remove":
+                text = f"search {sid} removed from the flow"
+            else:
+                text = f"search {sid} details: " + ", ".join(
+                    f"{k} = {_short(val)}" for k, val in (d.get("details") or {}).items())
         else:
             text = v or ""
         if self.note:

@@ -227,3 +227,16 @@ def test_changes_report_as_json(run, files):
     js = json.loads(run("searches", "relabel", "1", "--source", "Embase.com", "--json").stdout)
     assert (js["search"]["id"], js["search"]["source"], js["search"]["original_source"],
             js["search"]["changes"]) == (1, "Embase.com", "Embase", [js["event_id"]])
+
+
+def test_the_event_log_names_search_changes(run, files):
+    _imported(run, files)
+    run("searches", "relabel", "1", "--as", "register", "--source", "CENTRAL")
+    run("searches", "edit", "1", "--platform", "Cochrane Library")
+    run("searches", "remove", "1")
+    summaries = [e["summary"] for e in json.loads(run("log", "--json").stdout)
+                 if e["kind"] == "search"]
+    assert sorted(summaries) == sorted([
+        "search 1 relabelled: database: Embase -> register: CENTRAL",
+        "search 1 details: platform = Cochrane Library",
+        "search 1 removed from the flow"])
