@@ -105,8 +105,9 @@ class LogEntry:
             sid = d.get("search_id")
             if v == "relabel":
                 was = d.get("was") or {}
+                role, source = d.get("role") or was.get("role"), d.get("source") or was.get("source")
                 text = (f"search {sid} relabelled: {was.get('role')}: {was.get('source')} -> "
-                        f"{d.get('role') or was.get('role')}: {d.get('source') or was.get('source')}")
+                        f"{role}: {source}")
             elif v == "remove":
                 text = f"search {sid} removed from the flow"
             else:

@@ -251,7 +251,8 @@ def prisma_s_items(store: Store, rows: list[dict[str, Any]] | None = None) -> li
             out += [f"#### {r['source']}{platform}{rerun}", "",
                     f"- Search: {r['id']}" + (f", file {r['file_name']}" if r["file_name"] else ""),
                     f"- Date searched: {_when(r)}",
-                    f"- Records found: {r['n_found'] if r['n_found'] is not None else 'not recorded'}"
+                    f"- Records found: "
+                    f"{r['n_found'] if r['n_found'] is not None else 'not recorded'}"
                     + (f" ({r['n_kept']} fetched or read)" if r["n_kept"] != r["n_found"] else ""),
                     f"- Limits: {r['limits_text'] or 'none recorded'}"]
             translation = r["params"].get("translation")
