@@ -41,8 +41,18 @@ class PairScore:
     rule: str
 
 
+def shared_ids(a: Prepared, b: Prepared) -> set[str]:
+    """The identifiers (DOI, PMID, PII; "d:", "m:", "p:" tokens) both records hold."""
+    if not (a.ids and b.ids):
+        return set()
+    return set(a.ids.split()) & set(b.ids.split())
+
+
 def _doi_conflict(a: Prepared, b: Prepared) -> bool:
     if not (a.doi_trusted and b.doi_trusted) or a.doi_key == b.doi_key:
+        return False
+    # a field holding several DOIs (a book's and its chapter's, an old and a new) shares one
+    if any(t.startswith("d:") for t in shared_ids(a, b)):
         return False
     # one DOI cut short by an export is not a different DOI
     return not (a.doi_key.startswith(b.doi_key) or b.doi_key.startswith(a.doi_key))
@@ -90,11 +100,33 @@ def _abbreviates(sw: list[str], lw: list[str]) -> bool:
 
 
 def _numeric_range(p: Prepared) -> tuple[int, int] | None:
-    """Pages as numbers when both ends are plain numbers (not e-locators or "S12")."""
-    if p.pages_mangled or not p.page_first.isdigit() or not p.page_last.isdigit():
+    """Pages as numbers when the field is a range of plain numbers (not e-locators or "S12")."""
+    if p.page_kind != "range" or p.pages_mangled or not p.page_first.isdigit() \
+            or not p.page_last.isdigit():
         return None
     first, last = int(p.page_first), int(p.page_last)
     return (first, last) if last >= first else None  # "2297-2108" is a typo, not a range
+
+
+def _years_close(a: Prepared, b: Prepared) -> bool:
+    return a.year is None or b.year is None or abs(a.year - b.year) <= 1
+
+
+def _online_first(a: Prepared, b: Prepared) -> bool:
+    """One record paginated as published online first (1-17), the other as in its issue (566-582).
+
+    An article published ahead of print is numbered from page 1 in its own
+    file, and may be dated the year before its issue: the two ranges are of
+    different kinds, so they say nothing about whether the works differ.
+    """
+    ra, rb = _numeric_range(a), _numeric_range(b)
+    return bool(ra and rb and (ra[0] == 1) != (rb[0] == 1) and _years_close(a, b))
+
+
+def pages_comparable(a: Prepared, b: Prepared) -> bool:
+    """Both pages fields hold a plausible value of one kind: only then can they disagree."""
+    return bool(a.page_kind and a.page_kind == b.page_kind and a.page_kind in ("range", "start", "article")
+                and not (a.pages_mangled or b.pages_mangled) and not _online_first(a, b))
 
 
 def _same_citation(a: Prepared, b: Prepared) -> bool:
@@ -140,7 +172,7 @@ def veto(a: Prepared, b: Prepared) -> str | None:
     """Why two records cannot be the same work, or None."""
     if _doi_conflict(a, b) and not _same_citation(a, b):
         return "different DOIs"
-    if a.pmid and b.pmid and a.pmid != b.pmid:
+    if a.pmid and b.pmid and a.pmid != b.pmid and not any(t.startswith("m:") for t in shared_ids(a, b)):
         return "different PMIDs"
     if a.kind != b.kind:
         return "erratum or comment vs article"
@@ -151,6 +183,7 @@ def veto(a: Prepared, b: Prepared) -> str | None:
     # a Cochrane review keeps its number, a Clinical Evidence chapter its title, across updated
     # versions years apart
     one_doi = (a.doi_trusted and a.doi_key == b.doi_key) or bool(a.cochrane and a.cochrane == b.cochrane) \
+        or any(t[:2] in ("d:", "p:") for t in shared_ids(a, b)) \
         or bool(a.chapter and a.chapter == b.chapter)
     if a.year and b.year and abs(a.year - b.year) > 1 and not one_doi:
         return "years differ"
@@ -176,7 +209,7 @@ def veto(a: Prepared, b: Prepared) -> str | None:
             or (pa and pb and pa != pb)):
         return "conference abstract vs paper"
     ra, rb = _numeric_range(a), _numeric_range(b)
-    if ra and rb and (ra[1] < rb[0] or rb[1] < ra[0]):
+    if ra and rb and (ra[1] < rb[0] or rb[1] < ra[0]) and not _online_first(a, b):
         if ((a.journal and b.journal and journals_agree(a.journal, b.journal))
                             or (a.volume and a.volume == b.volume)):
             return "different pages in the same journal"
@@ -205,7 +238,7 @@ def _truncated_title(a: Prepared, b: Prepared, shortest: int = 30) -> bool:
 
 def _pages_disagree(a: Prepared, b: Prepared) -> bool:
     """First pages differ in number, written alike: "S25" and "25", "e143" and "739" do not count."""
-    if not (a.page_first and b.page_first):
+    if not (a.page_first and b.page_first) or not pages_comparable(a, b):
         return False
     da, db = _page_digits(a.page_first), _page_digits(b.page_first)
     same_style = a.page_first[0].isdigit() == b.page_first[0].isdigit()
@@ -230,7 +263,7 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     ts = title_similarity(a, b)
     au = fuzz.token_set_ratio(a.authors, b.authors) if a.authors and b.authors else None
     strong_id = bool((a.doi_key and a.doi_key == b.doi_key and (not a.cochrane or a.doi == b.doi))
-                     or (a.pmid and a.pmid == b.pmid))
+                     or (a.pmid and a.pmid == b.pmid) or (shared_ids(a, b) and not a.cochrane))
     # a Cochrane number spans versions whose titles were revised: only one with the same title
     cochrane_versions = bool(a.cochrane and a.cochrane == b.cochrane and not strong_id)
     same_id = strong_id or (cochrane_versions and a.title_key == b.title_key) \
@@ -253,10 +286,18 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
             # a DOI shared by a whole supplement or issue: other title, other people, other work
             # (a title in another script, with names transliterated, still goes to a person)
             return PairScore(i, j, DIFFERENT, score, "identifier, title and authors differ")
+        if ts < 70 and (a.is_abstract or b.is_abstract or pages_conflict):
+            # a DOI over a whole supplement: abstracts with other titles are other works
+            return PairScore(i, j, DIFFERENT, score, "identifier of a supplement, titles differ")
+        if pages_conflict and ts < 90:
+            return PairScore(i, j, DIFFERENT, score, "identifier, titles and pages differ")
         if pages_conflict and not (ts >= 95 and au is not None and au >= 90):
             # one DOI over a supplement: abstracts on different pages are different works,
             # unless title and authors agree too (then a page number was mistyped)
             return PairScore(i, j, MAYBE, score, "identifier, pages differ")
+        if journal_ok is False and ts < 95 and not (a.pmid and a.pmid == b.pmid):
+            # a DOI copied onto a conference abstract from its paper: other journal, reworded title
+            return PairScore(i, j, MAYBE, score, "identifier, journals differ")
         if ts >= 90 or (ts >= 75 and (au or 0) >= 80) or (_truncated_title(a, b) and authors_ok) \
                 or (_truncated_title(a, b, 15) and authors_ok and pages_equal) \
                 or (ts >= 50 and (au or 0) >= 90 and pages_equal and _long_range(a)):
@@ -291,6 +332,8 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
         # the journal named two ways no abbreviation rule links ("Praxis" and "Schweizerische
         # Rundschau fur Medizin Praxis"): every author, the volume and the page range still agree
         return PairScore(i, j, SAME, score, "title+authors+citation")
-    if ts >= 85 or ((au or 0) >= 90 and pages_equal):
+    # the same authors on the same first page: a translated title, unless the page is one
+    # abstract of many on it
+    if ts >= 85 or ((au or 0) >= 90 and pages_equal and (_long_range(a) or _long_range(b))):
         return PairScore(i, j, MAYBE, score, "grey zone")
     return PairScore(i, j, DIFFERENT, score, "low similarity")

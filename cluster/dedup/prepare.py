@@ -6,6 +6,12 @@ case, diacritics or `[Chinese]`-style translation markers; author surnames from
 any of the ways exports write names; journals reduced to words whose prefixes
 an abbreviation shares; page ranges in one shape; DOIs that are trustworthy
 enough to veto a merge.
+
+Messy exports are repaired first: a whole citation in the journal field gives
+back its journal, volume, issue, pages and year; an identifier field holding
+several things gives every DOI, PMID and PII it holds; pages are classified
+(range, start page, article number, year-like, count), so that matching
+compares only values of one kind.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, replace
+from urllib.parse import unquote
 from typing import Any, Mapping
 
 from base.record import (Record, fold, normalize_doi, normalize_pages, normalize_pmid,
@@ -58,7 +65,7 @@ _PARTICLES = frozenset({"de", "van", "von", "der", "den", "la", "le", "di", "da"
 #: input (a regex, a stop word, a new rule) must bump it, or old stores would keep stale
 #: keys. tests/test_dedup_keys.py pins a digest of the keys of a fixed corpus per version:
 #: when it fails after a change here, bump this number and pin the new digest.
-NORMALISER_VERSION = 3
+NORMALISER_VERSION = 4
 
 #: Every record field `prepare_one` reads: a stored key is reused only while these are
 #: unchanged. A field read but not listed here would let an edited record keep stale keys
@@ -93,6 +100,8 @@ class Prepared:
     is_abstract: bool   # looks like a conference abstract
     volume_clean: bool  # a plain number ("26", "160-161"), not "1)" or a supplement number
     pages_mangled: bool  # a date made of a range, or an article number: not trusted for vetoes
+    page_kind: str      # "range", "start", "article", "year", "count" or "" (none or unreadable)
+    ids: str            # every identifier the record holds, space-separated: "d:<doi key> m:<pmid> p:<pii>"
     supplement: str     # supplement number: "Suppl 51" in the issue, or the volume of a "... Suppl" journal
     completeness: int
 
@@ -266,6 +275,133 @@ def _chapter(journal: str, title_key: str) -> str:
     return title_key if title_key and _CLINICAL_EVIDENCE.match(journal) else ""
 
 
+# --- field repair: what messy exports write into the wrong field, or several things into one
+
+
+@dataclass(frozen=True)
+class Citation:
+    """The parts of a citation string found in a journal field; "" where it says nothing."""
+
+    journal: str
+    volume: str = ""
+    issue: str = ""
+    pages: str = ""
+    year: int | None = None
+    published: str = ""   # "07 Jul 2010": Embase's date of publication
+
+
+# Embase via Ovid: "Journal of Examples.30 (27) ()(pp 9103-9116) 2010.Date of Publication: 07 Jul 2010"
+_EMBASE_SOURCE = re.compile(
+    r"^(?P<journal>.*?[^\s.])\s*\.\s*(?P<volume>[\w-]{0,12})\s*\((?P<issue>[^()]*)\)\s*"
+    r"(?:\([^()]*\)\s*)?\(pp\.?\s*(?P<pages>[^()]*)\)\s*(?P<year>\d{4})?")
+# Medline style: "Journal of Examples. 30(27):9103-16, 2010 Jul"
+_MEDLINE_SOURCE = re.compile(
+    r"^(?P<journal>.*?[^\s.])\s*\.\s*(?P<volume>\d{1,5})\s*(?:\((?P<issue>[^()]*)\))?\s*:\s*"
+    r"(?P<pages>[A-Za-z]?\d+(?:\s*-\s*[A-Za-z]?\d+)?)\s*(?:[,;.]\s*(?P<year>\d{4}))?")
+# only a year after the journal: "BMJ Case Reports., 2011."
+_YEAR_SOURCE = re.compile(r"^(?P<journal>.*?[^\s.,])\s*(?:\.\s*,?|,)\s*(?P<year>(?:1[89]|20)\d\d)\s*\.?\s*$")
+_PUBLISHED = re.compile(r"\.?\s*Date of Publication:\s*(?P<date>[^.]*?)\s*\.?\s*$", re.IGNORECASE)
+
+
+def parse_citation(value: Any) -> Citation | None:
+    """The citation a journal field holds after the journal's name, or None when it holds a name only."""
+    text = html.unescape(_text(value)).strip()
+    published = ""
+    m = _PUBLISHED.search(text)
+    if m:
+        published, text = m.group("date"), text[:m.start()]
+    for pattern in (_EMBASE_SOURCE, _MEDLINE_SOURCE, _YEAR_SOURCE):
+        m = pattern.match(text)
+        if m:
+            parts = m.groupdict()
+            return Citation(parts["journal"].strip(), (parts.get("volume") or "").strip(),
+                            (parts.get("issue") or "").strip(), (parts.get("pages") or "").strip(),
+                            normalize_year(parts.get("year")) or normalize_year(published), published)
+    if published:
+        return Citation(text.strip(), year=normalize_year(published), published=published)
+    return None
+
+
+# A DOI ends at a space, a tag or a ";" that starts another identifier: SICI DOIs
+# ("...3.0.co;2-m") hold a ";" of their own
+_DOI_IN_TEXT = re.compile(
+    r"10\.\d{4,9}/(?:[^\s\[\];]|;(?!\s*(?:10\.\d|[sS]\d{4}|\d{5,9}\b|https?:|doi|pmid|\[|$)))+")
+_PII = re.compile(r"\b[sS]\d{4}-?\d{3}[\dxX]\s*(?:\(\d{2}\)|\d{2})\s*\d{5}-?[\dxX]\b")
+# a number beside a DOI is its PMID when tagged as one, or when it is shaped like one
+_PMID_IN_TEXT = re.compile(r"\bpmid:?\s*0*([1-9]\d{0,7})\b|\b0*([1-9]\d{0,7})\s*\[(?:pmid|pubmed)\]|\b([1-9]\d{5,7})\b",
+                           re.IGNORECASE)
+_ELSEVIER_PII_DOI = re.compile(r"^10\.1016/(s\d{4}-?\d{3}[\dx]\(?\d{2}\)?\d{5}-?[\dx])$")
+
+
+def _pii_key(pii: str) -> str:
+    return re.sub(r"[\W_]+", "", pii).lower()
+
+
+@dataclass(frozen=True)
+class Identifiers:
+    """Every DOI, PMID and PII one record's identifier fields hold, in the order found."""
+
+    dois: tuple[str, ...]
+    pmids: tuple[str, ...]
+    piis: tuple[str, ...]
+
+
+def split_identifiers(doi_field: Any, pmid_field: Any = None) -> Identifiers:
+    """`S0278-5846(04)00083-0 [pii];10.1016/j.x.2004.05.012 [doi]`, resolver URLs, a DOI and a PMID:
+    each identifier in a field, whatever else it holds."""
+    text = _text(doi_field)
+    if "%" in text:
+        text = unquote(text)
+    dois: list[str] = []
+    for m in _DOI_IN_TEXT.finditer(text):
+        doi = normalize_doi(m.group(0))
+        if doi and doi not in dois:
+            dois.append(doi)
+    rest = _DOI_IN_TEXT.sub(" ", text)
+    piis = [_pii_key(m.group(0)) for m in _PII.finditer(rest)]
+    # an Elsevier DOI is its article's PII behind the publisher prefix
+    piis += [_pii_key(m.group(1)) for d in dois for m in [_ELSEVIER_PII_DOI.match(d)] if m]
+    rest = _PII.sub(" ", rest)
+    pmids = [p for p in [normalize_pmid(pmid_field)] if p]
+    pmids += [next(g for g in m.groups() if g) for m in _PMID_IN_TEXT.finditer(rest)]
+    return Identifiers(tuple(dois), tuple(dict.fromkeys(pmids)), tuple(dict.fromkeys(piis)))
+
+
+def _id_tokens(ids: Identifiers, first_doi_key: str) -> str:
+    tokens = [f"d:{first_doi_key}"] if first_doi_key else []
+    tokens += [f"d:{doi_key(d)}" for d in ids.dois[1:]]
+    tokens += [f"m:{p}" for p in ids.pmids] + [f"p:{p}" for p in ids.piis]
+    return " ".join(dict.fromkeys(tokens))
+
+
+_PAGE_COUNT = re.compile(r"^\d+\s*(?:p|pp|pages?)\.?$")
+_PREFIXED_NUMBER = re.compile(r"^(?:[a-z]{1,4}\.?\s*)\d+$")
+_RANGE = re.compile(r"^[a-z]{0,3}\d+-[a-z]{0,3}\d+$")
+
+
+def page_kind(pages_raw: str, first: str, last: str, year: int | None, doi: str | None) -> str:
+    """What a pages field holds: "range" (566-582), "start" (14), "article" (e1234, "pp 29", the
+    number the DOI ends with), "year" (2010 in a 2010 record), "count" (12 pp) or "" (none, or
+    nothing readable: an Excel date made of a range, a last page before the first)."""
+    text = pages_raw.strip().lower()
+    if not text or not first or _EXCEL_DATE.match(pages_raw):
+        return ""
+    if _PAGE_COUNT.match(text):
+        return "count"
+    norm = (normalize_pages(text) or "").replace(" ", "")
+    # "1598-1598" is a one-page range: written as a range, it is one
+    if _RANGE.match(norm) and first != last or _RANGE.match(re.sub(r"\s+", "", text)):
+        if first.isdigit() and last.isdigit() and int(last) < int(first):
+            return ""
+        return "range"
+    if re.fullmatch(r"\d{4}", text) and year and abs(int(text) - year) <= 1:
+        return "year"
+    if _PREFIXED_NUMBER.match(text) and not text.startswith("s") or _article_number(pages_raw, doi) \
+            or re.fullmatch(r"0*\d{5,}", text):
+        return "article"
+    return "start" if _PAGE_START.match(pages_raw) else ""
+
+
 def _get(item: Any, name: str) -> Any:
     if isinstance(item, dict) or (not isinstance(item, Record) and isinstance(item, Mapping)):
         return item.get(name)
@@ -276,14 +412,24 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
     """Normalise one record (a `Record` or a mapping with the same field names)."""
     title = normalize_title(_REPRINT_NOTE.sub("", _text(_get(item, "title"))))
     surnames = author_surnames(_get(item, "authors"))
-    journal = journal_words(_get(item, "journal"))
+    journal_raw = _text(_get(item, "journal"))
     pages_raw = _text(_get(item, "pages"))
-    first, last = _pages(pages_raw)
-    doi = normalize_doi(_text(_get(item, "doi")) or None)
-    pmid = normalize_pmid(_get(item, "pmid"))
     year = normalize_year(_get(item, "year"))
     volume_raw = _text(_get(item, "volume"))
     issue_raw = _text(_get(item, "issue"))
+    cited = parse_citation(journal_raw)
+    if cited is not None:
+        # the record's own fields win: the citation only fills what they leave empty
+        journal_raw = cited.journal
+        volume_raw = volume_raw or cited.volume
+        issue_raw = issue_raw or cited.issue
+        pages_raw = pages_raw or cited.pages
+        year = year or cited.year
+    journal = journal_words(journal_raw)
+    first, last = _pages(pages_raw)
+    found = split_identifiers(_get(item, "doi"), _get(item, "pmid"))
+    doi = found.dois[0] if found.dois else None
+    pmid = found.pmids[0] if found.pmids else None
     kind = ""
     m = _ERRATUM.match(title) or _ERRATUM_CITATION.search(title)
     if m:
@@ -305,18 +451,21 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
     )
     fields = (title, surnames, journal, first, doi, pmid, year, volume_raw, issue_raw,
               _text(_get(item, "abstract")).strip())
+    key_of_doi = doi_key(doi)
     return Prepared(
         key=key, title=title, title_key=title.replace(" ", ""), authors=" ".join(surnames),
         first_author=next((w for w in surnames if w not in _PARTICLES), ""), year=year, journal=journal,
         volume=_digits(volume_raw), issue=_digits(issue_raw), page_first=first, page_last=last,
-        doi=doi, doi_key=doi_key(doi), cochrane=_cochrane(doi, first),
+        doi=doi, doi_key=key_of_doi, cochrane=_cochrane(doi, first),
         chapter=_chapter(journal, title.replace(" ", "")),
         doi_trusted=_trusted_doi(doi), pmid=pmid, kind=kind, part=part,
         is_abstract=is_abstract,
         volume_clean=bool(_CLEAN_VOLUME.match(volume_raw)) and not is_abstract,
         pages_mangled=bool(_EXCEL_DATE.match(pages_raw))
         or not _PAGE_START.match(pages_raw) or _article_number(pages_raw, doi),
-        supplement=_supplement(_text(_get(item, "journal")), volume_raw, issue_raw),
+        page_kind=page_kind(pages_raw, first, last, year, doi),
+        ids=_id_tokens(found, key_of_doi),
+        supplement=_supplement(journal_raw, volume_raw, issue_raw),
         completeness=sum(1 for f in fields if f),
     )
 
