@@ -19,7 +19,7 @@ a revised title often marks a changed question.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rapidfuzz import fuzz
 
@@ -32,13 +32,15 @@ DIFFERENT = "different"
 
 @dataclass(frozen=True, slots=True)
 class PairScore:
-    """The verdict on one pair: `label` in same/maybe/different, `score` in 0..1, `rule` why."""
+    """The verdict on one pair: `label` in same/maybe/different, `score` in 0..1, `rule` why;
+    a "maybe" pair's `reason` says which fields left it uncertain, for the person deciding it."""
 
     a: int
     b: int
     label: str
     score: float
     rule: str
+    reason: str = ""
 
 
 def shared_ids(a: Prepared, b: Prepared) -> set[str]:
@@ -255,8 +257,54 @@ def _long_range(p: Prepared) -> bool:
     return bool(r and r[1] - r[0] >= 2)
 
 
+def _pages_text(p: Prepared) -> str:
+    return p.page_first if p.page_last == p.page_first else f"{p.page_first}-{p.page_last}"
+
+
+def disagreements(a: Prepared, b: Prepared) -> list[tuple[str, str]]:
+    """The fields both records hold in a plausible form that disagree, as (field, what differs)."""
+    out: list[tuple[str, str]] = []
+    ts = title_similarity(a, b)
+    if a.title and b.title and ts < 95:
+        out.append(("title", f"titles {ts:.0f} % alike"))
+    if a.first_author and b.first_author and fuzz.ratio(a.first_author, b.first_author) < 80:
+        out.append(("authors", f"first authors {a.first_author} and {b.first_author}"))
+    elif a.authors and b.authors and fuzz.token_set_ratio(a.authors, b.authors) < 70:
+        out.append(("authors", "author lists differ"))
+    if a.year and b.year and a.year != b.year:
+        out.append(("year", f"years {a.year} and {b.year}"))
+    if a.journal and b.journal and not journals_agree(a.journal, b.journal):
+        out.append(("journal", f"journals {a.journal!r} and {b.journal!r}"))
+    if a.volume and b.volume and a.volume != b.volume and a.volume_clean and b.volume_clean:
+        out.append(("volume", f"volumes {a.volume} and {b.volume}"))
+    if pages_comparable(a, b) and _page_digits(a.page_first) != _page_digits(b.page_first):
+        out.append(("pages", f"pages {_pages_text(a)} and {_pages_text(b)}"))
+    if _doi_conflict(a, b):
+        out.append(("doi", "DOIs differ"))
+    return out
+
+
+def uncertainty(a: Prepared, b: Prepared) -> str:
+    """Why a pair is left to a person: the fields that disagree, or what is missing to decide."""
+    found = disagreements(a, b)
+    if found:
+        return "; ".join(text for _, text in found)
+    missing = [name for name, x, y in (("authors", a.authors, b.authors), ("year", a.year, b.year),
+                                       ("journal", a.journal, b.journal), ("pages", a.page_first, b.page_first))
+               if not (x and y)]
+    return "nothing disagrees, but " + (f"no {', '.join(missing)} on one side" if missing
+                                        else "too little agrees")
+
+
 def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     """Compare two prepared records; `i`, `j` are carried into the result."""
+    verdict = _score(a, b, i, j)
+    if verdict.label == MAYBE:
+        return replace(verdict, reason=uncertainty(a, b))
+    return verdict
+
+
+def _score(a: Prepared, b: Prepared, i: int, j: int) -> PairScore:
     why = veto(a, b)
     if why:
         return PairScore(i, j, DIFFERENT, 0.0, why)
@@ -335,5 +383,9 @@ def score_pair(a: Prepared, b: Prepared, i: int = 0, j: int = 0) -> PairScore:
     # the same authors on the same first page: a translated title, unless the page is one
     # abstract of many on it
     if ts >= 85 or ((au or 0) >= 90 and pages_equal and (_long_range(a) or _long_range(b))):
+        # a person decides what the fields leave open, not what a field already tells apart
+        against = [f for f, _ in disagreements(a, b) if f != "title"]
+        if against and (ts < 95 or len(against) >= 2):
+            return PairScore(i, j, DIFFERENT, score, f"similar, but {' and '.join(against)} differ")
         return PairScore(i, j, MAYBE, score, "grey zone")
     return PairScore(i, j, DIFFERENT, score, "low similarity")
