@@ -208,7 +208,7 @@ def veto(a: Prepared, b: Prepared) -> str | None:
     same_spot = same_volume and bool(pa and pa == pb)
     if a.is_abstract != b.is_abstract and not same_spot and (
             (a.journal and b.journal and not journals_agree(a.journal, b.journal))
-            or (pa and pb and pa != pb)):
+            or (pa and pb and pa != pb and not _online_first(a, b))):
         return "conference abstract vs paper"
     ra, rb = _numeric_range(a), _numeric_range(b)
     if ra and rb and (ra[1] < rb[0] or rb[1] < ra[0]) and not _online_first(a, b):
@@ -364,9 +364,11 @@ def _score(a: Prepared, b: Prepared, i: int, j: int) -> PairScore:
     if ts >= 95 and pages_equal and a.volume and a.volume == b.volume:
         # names written family-first in one export and given-first in another
         return PairScore(i, j, SAME, score, "title+volume+pages")
-    if ts >= 88 and (au or 0) >= 85 and pages_equal and a.volume and a.volume == b.volume \
-            and year_same:
-        # the journal named in another language or edition ("Masui", "Japanese J Anesthesiology")
+    whole_range = pages_equal and a.page_last == b.page_last and _long_range(a)
+    if ts >= 88 and (au or 0) >= 85 and year_same and pages_equal and (
+            (a.volume and a.volume == b.volume) or (whole_range and not (a.volume and b.volume))):
+        # the journal named in another language or edition ("Masui", "Japanese J Anesthesiology");
+        # a volume missing on one side leaves the whole page range to agree
         return PairScore(i, j, SAME, score, "title+authors+volume+pages")
     if _truncated_title(a, b) and (au or 0) >= 85 and year_same and journal_ok is not False:
         return PairScore(i, j, SAME, score, "truncated title+authors")
@@ -384,7 +386,8 @@ def _score(a: Prepared, b: Prepared, i: int, j: int) -> PairScore:
     # abstract of many on it
     if ts >= 85 or ((au or 0) >= 90 and pages_equal and (_long_range(a) or _long_range(b))):
         # a person decides what the fields leave open, not what a field already tells apart
-        against = [f for f, _ in disagreements(a, b) if f != "title"]
+        # (a year apart is within what ahead-of-print records differ by)
+        against = [f for f, _ in disagreements(a, b) if f not in ("title", "year")]
         if against and (ts < 95 or len(against) >= 2):
             return PairScore(i, j, DIFFERENT, score, f"similar, but {' and '.join(against)} differ")
         return PairScore(i, j, MAYBE, score, "grey zone")

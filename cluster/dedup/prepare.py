@@ -292,7 +292,7 @@ class Citation:
 
 # Embase via Ovid: "Journal of Examples.30 (27) ()(pp 9103-9116) 2010.Date of Publication: 07 Jul 2010"
 _EMBASE_SOURCE = re.compile(
-    r"^(?P<journal>.*?[^\s.])\s*\.\s*(?P<volume>[\w-]{0,12})\s*\((?P<issue>[^()]*)\)\s*"
+    r"^(?P<journal>.*?[^\s.])\s*\.+\s*(?P<volume>[\w-]{0,12})\s*\((?P<issue>[^()]*)\)\s*"
     r"(?:\([^()]*\)\s*)?\(pp\.?\s*(?P<pages>[^()]*)\)\s*(?P<year>\d{4})?")
 # Medline style: "Journal of Examples. 30(27):9103-16, 2010 Jul"
 _MEDLINE_SOURCE = re.compile(
