@@ -170,6 +170,11 @@ def _supplement_volume(a: Prepared, b: Prepared) -> bool:
         for x, y in ((a, b), (b, a)))
 
 
+def _journal_numbers(journal: str) -> list[str]:
+    """Numbers in a venue's name: "52nd hawaii international conference", "proceedings 2019"."""
+    return re.findall(r"\d+", journal)
+
+
 def veto(a: Prepared, b: Prepared) -> str | None:
     """Why two records cannot be the same work, or None."""
     if _doi_conflict(a, b) and not _same_citation(a, b):
@@ -191,6 +196,14 @@ def veto(a: Prepared, b: Prepared) -> str | None:
         return "years differ"
     if _numbers_differ(a, b):
         return "different numbers in the titles"
+    if a.year and b.year and a.year != b.year and not one_doi and (
+            (a.is_abstract and b.is_abstract) or a.boilerplate or b.boilerplate):
+        # a year apart is ahead of print for one article, but the next meeting for a conference
+        # and the next year's editorial for an annual title
+        return "another year of a series"
+    if _journal_numbers(a.journal) and _journal_numbers(b.journal) \
+            and _journal_numbers(a.journal) != _journal_numbers(b.journal):
+        return "another meeting or edition"
     same_volume = bool(a.volume and a.volume == b.volume)
     if one_doi and (title_similarity(a, b) >= 95 or _truncated_title(a, b)) and (same_volume or not (
             a.journal and b.journal and not journals_agree(a.journal, b.journal))):
@@ -356,6 +369,12 @@ def _score(a: Prepared, b: Prepared, i: int, j: int) -> PairScore:
             # the identifier and the whole citation down to the last page still agree
             return PairScore(i, j, SAME, score, "identifier+citation")
         return PairScore(i, j, MAYBE, score, "identifier, titles differ")
+    if a.boilerplate or b.boilerplate:
+        # "Book review", "Editorial": the title names no work, only the citation can
+        if year_same and a.volume and a.volume == b.volume and ts >= 95 and (
+                pages_equal or ((au or 0) >= 90 and not disagreements(a, b))):
+            return PairScore(i, j, SAME, score, "boilerplate title+citation")
+        return PairScore(i, j, DIFFERENT, score, "boilerplate title")
     if ts >= 95 and authors_ok and journal_ok is not False:
         return PairScore(i, j, SAME, score, "title+authors")
     if ts >= 90 and (au or 0) >= 85 and (pages_equal or (a.volume and a.volume == b.volume)) \

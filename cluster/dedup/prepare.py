@@ -101,6 +101,7 @@ class Prepared:
     volume_clean: bool  # a plain number ("26", "160-161"), not "1)" or a supplement number
     pages_mangled: bool  # a date made of a range, or an article number: not trusted for vetoes
     page_kind: str      # "range", "start", "article", "year", "count" or "" (none or unreadable)
+    boilerplate: bool   # a title that names no work ("Book review", "Editorial", the journal's name)
     ids: str            # every identifier the record holds, space-separated: "d:<doi key> m:<pmid> p:<pii>"
     supplement: str     # supplement number: "Suppl 51" in the issue, or the volume of a "... Suppl" journal
     completeness: int
@@ -402,6 +403,22 @@ def page_kind(pages_raw: str, first: str, last: str, year: int | None, doi: str 
     return "start" if _PAGE_START.match(pages_raw) else ""
 
 
+# words of titles that any issue of any journal may carry: such a title names no one work
+_BOILERPLATE = frozenset(
+    "book books review reviews editorial editorials editor editors letter letters introduction preface "
+    "foreword news reply response comment comments commentary correspondence abstracts abstract index "
+    "contents issue this note notes announcement announcements obituary acknowledgment acknowledgement "
+    "acknowledgments acknowledgements reviewers guest highlights summary report annual message president "
+    "presidents year from to the of in a an and for on".split())
+
+
+def boilerplate_title(title: str, journal: str) -> bool:
+    """The title is only words any issue carries ("Book review", "Editorial"), or the journal's name."""
+    words = title.split()
+    return bool(words) and (all(w in _BOILERPLATE for w in words)
+                            or " ".join(w for w in words if w not in _JOURNAL_STOP) == journal)
+
+
 def _get(item: Any, name: str) -> Any:
     if isinstance(item, dict) or (not isinstance(item, Record) and isinstance(item, Mapping)):
         return item.get(name)
@@ -464,6 +481,7 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         pages_mangled=bool(_EXCEL_DATE.match(pages_raw))
         or not _PAGE_START.match(pages_raw) or _article_number(pages_raw, doi),
         page_kind=page_kind(pages_raw, first, last, year, doi),
+        boilerplate=boilerplate_title(title, journal),
         ids=_id_tokens(found, key_of_doi),
         supplement=_supplement(journal_raw, volume_raw, issue_raw),
         completeness=sum(1 for f in fields if f),
