@@ -177,8 +177,10 @@ def test_article_number_in_the_pages_is_not_a_page_range():
     # a page range that starts with the DOI's last digits is still a page range
     assert not p(doi="10.3238/arztebl.2019.0435", pages="435-444").pages_mangled
     assert not p(doi="10.3238/arztebl.2019.0435", pages="435-+").pages_mangled
-    # without the DOI, the same two pages disagree
-    assert veto(p(pages="381", volume="33"), p(pages="856-864", volume="33")) == \
+    # without the DOI, a lone number and a range are still of two kinds: no evidence either way
+    assert veto(p(pages="381", volume="33"), p(pages="856-864", volume="33")) is None
+    # two ranges are of one kind: they disagree
+    assert veto(p(pages="381-390", volume="33"), p(pages="856-864", volume="33")) == \
         "different pages in the same journal"
 
 
@@ -202,9 +204,16 @@ def test_one_doi_with_other_titles_and_authors_is_different_not_review():
             authors="Sarkozy M.Kocsis F. G.", **supplement)
     verdict = score_pair(one, two)
     assert (verdict.label, verdict.rule) == ("different", "identifier, title and authors differ")
-    # without authors to compare, a person still decides
-    assert score_pair(p(title=one.title, authors="", **supplement),
-                      p(title=two.title, authors="", **supplement)).label == MAYBE
+    # without authors to compare, a supplement's DOI over two other titles is two abstracts
+    verdict = score_pair(p(title=one.title, authors="", **supplement),
+                         p(title=two.title, authors="", **supplement))
+    assert (verdict.label, verdict.rule) == ("different", "identifier of a supplement, titles differ")
+    # a journal article's DOI over another title and no authors: a person decides, told why
+    article = {"doi": "10.1093/eurjhf/hss017", "journal": "Eur J Heart Fail"}
+    verdict = score_pair(p(title=one.title, authors="", pages="279-285", **article),
+                         p(title=two.title, authors="", pages="", **article))
+    assert (verdict.label, verdict.rule) == (MAYBE, "identifier, titles differ")
+    assert verdict.reason.startswith("titles ") and verdict.reason.endswith("% alike")
 
 
 def test_cache_prepares_only_new_or_changed_records():

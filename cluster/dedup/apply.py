@@ -65,6 +65,7 @@ class PendingPair:
     b: int
     score: float
     rule: str
+    reason: str = ""   # which fields disagree, or what is missing to decide
 
 
 # --- reading the log ---------------------------------------------------------------
@@ -99,11 +100,13 @@ def _decided(store: Store) -> set[frozenset[int]]:
 
 def _stored_pending(store: Store) -> list[PendingPair]:
     raw = json.loads(store.get_meta(META_PENDING, "[]") or "[]")
-    return [PendingPair(int(a), int(b), float(s), str(r)) for a, b, s, r in raw]
+    # pairs stored before reasons were kept have four values
+    return [PendingPair(int(a), int(b), float(s), str(r), str(rest[0]) if rest else "")
+            for a, b, s, r, *rest in raw]
 
 
 def _save_pending(store: Store, pairs: Iterable[PendingPair]) -> None:
-    store.set_meta(META_PENDING, json.dumps([[p.a, p.b, p.score, p.rule] for p in pairs]))
+    store.set_meta(META_PENDING, json.dumps([[p.a, p.b, p.score, p.rule, p.reason] for p in pairs]))
 
 
 def pending_pairs(store: Store) -> list[PendingPair]:
@@ -119,7 +122,7 @@ def pending_pairs(store: Store) -> list[PendingPair]:
         if a == b or key in decided or frozenset((p.a, p.b)) in decided or key in seen:
             continue
         seen.add(key)
-        out.append(PendingPair(min(a, b), max(a, b), p.score, p.rule))
+        out.append(PendingPair(min(a, b), max(a, b), p.score, p.rule, p.reason))
     return out
 
 
@@ -208,7 +211,7 @@ def _dedup_once(store: Store, cache: PreparedCache | None, persist_keys: bool,
             return None
         for c in result.clusters:
             merge_ids.append(_write_merge(store, ids, items, c))
-        fresh = [PendingPair(ids[s.a], ids[s.b], s.score, s.rule) for s in result.review]
+        fresh = [PendingPair(ids[s.a], ids[s.b], s.score, s.rule, s.reason) for s in result.review]
         _save_pending(store, [*_stored_pending(store), *fresh])
         store.set_meta(META_LAST, str(max(ids)))
         if keys is not None:

@@ -52,6 +52,8 @@ def review_session(store: Store, getchar: Callable[[], str], echo: Callable[[str
         return counts
     for n, p in enumerate(pairs, 1):
         echo(f"\nPair {n} of {len(pairs)} (score {p.score:.2f}, {p.rule})")
+        if p.reason:
+            echo(f"Uncertain: {p.reason}")
         echo(side_by_side(record_fields(store, p.a), record_fields(store, p.b), width=width,
                           header=(f"record {p.a}", f"record {p.b}")))
         answer = None
@@ -70,7 +72,7 @@ def review_session(store: Store, getchar: Callable[[], str], echo: Callable[[str
     return counts
 
 
-EXPORT_COLUMNS = ["a", "b", "score", "rule", "decision"] + [
+EXPORT_COLUMNS = ["a", "b", "score", "rule", "why", "decision"] + [
     f"{side}_{f}" for f in FIELDS for side in ("a", "b")]
 
 
@@ -80,7 +82,8 @@ def export_pairs(store: Store, path: str | Path) -> int:
     rows = []
     for p in pairs:
         ra, rb = record_fields(store, p.a), record_fields(store, p.b)
-        row = {"a": p.a, "b": p.b, "score": f"{p.score:.3f}", "rule": p.rule, "decision": ""}
+        row = {"a": p.a, "b": p.b, "score": f"{p.score:.3f}", "rule": p.rule, "why": p.reason,
+               "decision": ""}
         for f in FIELDS:
             row[f"a_{f}"], row[f"b_{f}"] = ra[f], rb[f]
         rows.append(row)
