@@ -1,8 +1,13 @@
-"""Golden pairs: hard cases from the labelled sets, one test each (tests/data/golden_pairs.csv).
+"""Golden pairs: hard cases, one test each (tests/data/golden_pairs.csv).
 
-Every row holds two records as exported (field values quoted from the labelled
-data in ../shared/data/dedup), the expected verdict and why the pair is hard.
-"Different" means never merged automatically: a grey-zone pair goes to a person.
+Every row holds two records as exported, the expected verdict and why the pair
+is hard. Rows of a labelled set quote field values from the labelled data in
+../shared/data/dedup; rows of set "invented" are made up, one per pattern of
+messy exports (a citation in the journal field, pages that are no range,
+authors run together, several identifiers in one field) and per hard negative
+(a conference paper and its journal version a year later, annual editorials,
+boilerplate titles). "Different" means never merged automatically: a
+grey-zone pair goes to a person.
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ def _side(row: dict, side: str) -> dict:
 
 def test_golden_file_covers_both_verdicts():
     rows = [p.values[0] for p in _pairs()]
-    assert len(rows) == 50
-    assert sum(r["expected"] == "same" for r in rows) == 37
+    assert len(rows) == 67
+    assert sum(r["expected"] == "same" for r in rows) == 49
+    assert sum(r["set"] == "invented" for r in rows) == 17
     assert all(r["why"].strip() for r in rows)
 
 

@@ -170,6 +170,12 @@ def _supplement_volume(a: Prepared, b: Prepared) -> bool:
         for x, y in ((a, b), (b, a)))
 
 
+# titles that come back every year or meeting: "Editorial: the year in cardiology",
+# "Introduction to the minitrack on ..."
+_SERIES = re.compile(r"^(?:guest )?editorial\b|^(?:introduction to|preface to|foreword to|message from|"
+                     r"report of|highlights (?:of|from))\b|\b(?:minitrack|year in review|the year in)\b")
+
+
 def _journal_numbers(journal: str) -> list[str]:
     """Numbers in a venue's name: "52nd hawaii international conference", "proceedings 2019"."""
     return re.findall(r"\d+", journal)
@@ -197,7 +203,8 @@ def veto(a: Prepared, b: Prepared) -> str | None:
     if _numbers_differ(a, b):
         return "different numbers in the titles"
     if a.year and b.year and a.year != b.year and not one_doi and (
-            (a.is_abstract and b.is_abstract) or a.boilerplate or b.boilerplate):
+            (a.is_abstract and b.is_abstract) or a.boilerplate or b.boilerplate
+            or _SERIES.search(a.title) or _SERIES.search(b.title)):
         # a year apart is ahead of print for one article, but the next meeting for a conference
         # and the next year's editorial for an annual title
         return "another year of a series"
