@@ -207,3 +207,22 @@ def test_empty_store_and_records_without_title(store):
         store.add_record(Record(title=None, authors=("X" * 200,)))
     summary = run_dedup(store)
     assert (summary.records_in, summary.records_without_title, summary.clusters) == (2, 2, 0)
+
+
+def test_review_and_exported_pairs_say_why_the_pair_is_uncertain(store, filled, tmp_path):
+    run_dedup(store)
+    [pair] = pending_pairs(store)
+    assert pair.reason == "titles 86 % alike"
+    shown: list[str] = []
+    review_session(store, lambda: "k", shown.append, width=80)
+    assert "Uncertain: titles 86 % alike" in shown
+    path = tmp_path / "pairs.csv"
+    export_pairs(store, path)
+    [row] = list(csv.DictReader(open(path, encoding="utf-8")))
+    assert (row["rule"], row["why"]) == ("grey zone", "titles 86 % alike")
+
+
+def test_pairs_stored_without_a_reason_still_load(store, filled):
+    store.set_meta("dedup_pending_pairs", f"[[{filled['grey_a']}, {filled['grey_b']}, 0.7, \"grey zone\"]]")
+    [pair] = pending_pairs(store)
+    assert (pair.a, pair.b, pair.rule, pair.reason) == (filled["grey_a"], filled["grey_b"], "grey zone", "")
