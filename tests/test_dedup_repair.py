@@ -38,12 +38,25 @@ def test_embase_citation_in_the_journal_field_gives_every_part():
         Citation("J Examples", "", "", "1-9", 2001, "Mar 2001")
 
 
+def test_embase_citations_without_pages_or_issue_and_with_an_article_number():
+    assert parse_citation("Journal of Examples.30 (27) (no pagination), 2010. Article Number: e1234. "
+                          "Date of Publication: 01 Jan 2010") == \
+        Citation("Journal of Examples", "30", "27", "e1234", 2010, "01 Jan 2010")
+    assert parse_citation("Journal of Examples. 30 (27) , 2010.") == Citation("Journal of Examples", "30", "27",
+                                                                               year=2010)
+    # a conference abstract keeps the conference in its journal: it stays an abstract
+    cited = parse_citation("Transplant Int.Conference: 20th Annual Congress. Berlin.24 (pp 35) 2011.")
+    assert cited == Citation("Transplant Int.Conference: 20th Annual Congress. Berlin", "24", "", "35", 2011)
+    assert p(journal="Transplant Int.Conference: 20th Annual Congress. Berlin.24 (pp 35) 2011.").is_abstract
+
+
 def test_medline_and_year_only_citations_in_the_journal_field():
     assert parse_citation("Journal of Examples. 30(27):9103-16, 2010 Jul") == \
         Citation("Journal of Examples", "30", "27", "9103-16", 2010)
     assert parse_citation("BMJ Case Reports., 2011.") == Citation("BMJ Case Reports", year=2011)
     # a journal's name alone, even with full stops, a number or a subtitle, is no citation
-    for name in ("J. Examples", "Proceedings of the 52nd Hawaii International Conference",
+    for name in ("J. Examples", "Acta Chir. Scand.", "Acta Chir. (Stockh)", "Proc. Natl. Acad. Sci. U.S.A.",
+                 "Proceedings of the 52nd Hawaii International Conference",
                  "Zhonghua wei chang wai ke za zhi = Chinese journal of surgery", "Acta Chir. Scand.", ""):
         assert parse_citation(name) is None, name
 

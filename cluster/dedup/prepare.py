@@ -291,10 +291,12 @@ class Citation:
     published: str = ""   # "07 Jul 2010": Embase's date of publication
 
 
-# Embase via Ovid: "Journal of Examples.30 (27) ()(pp 9103-9116) 2010.Date of Publication: 07 Jul 2010"
+# Embase via Ovid: "Journal of Examples.30 (27) ()(pp 9103-9116) 2010.Date of Publication: 07 Jul 2010",
+# also without the issue, the pages ("(no pagination)") or the volume
 _EMBASE_SOURCE = re.compile(
-    r"^(?P<journal>.*?[^\s.])\s*\.+\s*(?P<volume>[\w-]{0,12})\s*\((?P<issue>[^()]*)\)\s*"
-    r"(?:\([^()]*\)\s*)?\(pp\.?\s*(?P<pages>[^()]*)\)\s*(?P<year>\d{4})?")
+    r"^(?P<journal>.*?[^\s.])\s*\.+\s*(?P<volume>\d[\w-]{0,11})?\s*(?:\((?P<issue>(?!pp\b|no pagination)[^()]*)\)\s*)?"
+    r"(?:\(\)\s*)?(?P<paged>\((?:pp\.?\s*(?P<pages>[^()]*)|no pagination)\))?\s*[,.]?\s*"
+    r"(?P<year>\d{4})?\s*\.?\s*$")
 # Medline style: "Journal of Examples. 30(27):9103-16, 2010 Jul"
 _MEDLINE_SOURCE = re.compile(
     r"^(?P<journal>.*?[^\s.])\s*\.\s*(?P<volume>\d{1,5})\s*(?:\((?P<issue>[^()]*)\))?\s*:\s*"
@@ -302,24 +304,33 @@ _MEDLINE_SOURCE = re.compile(
 # only a year after the journal: "BMJ Case Reports., 2011."
 _YEAR_SOURCE = re.compile(r"^(?P<journal>.*?[^\s.,])\s*(?:\.\s*,?|,)\s*(?P<year>(?:1[89]|20)\d\d)\s*\.?\s*$")
 _PUBLISHED = re.compile(r"\.?\s*Date of Publication:\s*(?P<date>[^.]*?)\s*\.?\s*$", re.IGNORECASE)
+_ARTICLE_NUMBER = re.compile(r"\.?\s*Article Number:\s*(?P<number>[^\s.]+)\s*\.?", re.IGNORECASE)
 
 
 def parse_citation(value: Any) -> Citation | None:
     """The citation a journal field holds after the journal's name, or None when it holds a name only."""
     text = html.unescape(_text(value)).strip()
-    published = ""
+    published = number = ""
     m = _PUBLISHED.search(text)
     if m:
         published, text = m.group("date"), text[:m.start()]
+    m = _ARTICLE_NUMBER.search(text)
+    if m:
+        number, text = m.group("number"), text[:m.start()] + text[m.end():]
     for pattern in (_EMBASE_SOURCE, _MEDLINE_SOURCE, _YEAR_SOURCE):
         m = pattern.match(text)
-        if m:
-            parts = m.groupdict()
-            return Citation(parts["journal"].strip(), (parts.get("volume") or "").strip(),
-                            (parts.get("issue") or "").strip(), (parts.get("pages") or "").strip(),
-                            normalize_year(parts.get("year")) or normalize_year(published), published)
-    if published:
-        return Citation(text.strip(), year=normalize_year(published), published=published)
+        if m is None:
+            continue
+        parts = m.groupdict()
+        # a name with full stops ("Acta Chir. Scand.", "J. Examples. (Stockh)") is no citation:
+        # a volume with an issue or pages, or the pages themselves, must follow it
+        if pattern is _EMBASE_SOURCE and not (parts["paged"] or (parts["volume"] and parts["issue"] is not None)):
+            continue
+        return Citation(parts["journal"].strip(), (parts.get("volume") or "").strip(),
+                        (parts.get("issue") or "").strip(), (parts.get("pages") or number).strip(),
+                        normalize_year(parts.get("year")) or normalize_year(published), published)
+    if published or number:
+        return Citation(text.strip(), pages=number, year=normalize_year(published), published=published)
     return None
 
 
