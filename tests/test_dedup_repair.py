@@ -42,8 +42,8 @@ def test_embase_citations_without_pages_or_issue_and_with_an_article_number():
     assert parse_citation("Journal of Examples.30 (27) (no pagination), 2010. Article Number: e1234. "
                           "Date of Publication: 01 Jan 2010") == \
         Citation("Journal of Examples", "30", "27", "e1234", 2010, "01 Jan 2010")
-    assert parse_citation("Journal of Examples. 30 (27) , 2010.") == Citation("Journal of Examples", "30", "27",
-                                                                               year=2010)
+    assert parse_citation("Journal of Examples. 30 (27) , 2010.") == \
+        Citation("Journal of Examples", "30", "27", year=2010)
     # a conference abstract keeps the conference in its journal: it stays an abstract
     cited = parse_citation("Transplant Int.Conference: 20th Annual Congress. Berlin.24 (pp 35) 2011.")
     assert cited == Citation("Transplant Int.Conference: 20th Annual Congress. Berlin", "24", "", "35", 2011)
@@ -160,8 +160,9 @@ def test_online_first_pagination_within_a_year_is_not_disagreement():
 
 def test_a_year_apart_is_another_meeting_or_editorial():
     def pair(title, journal_a, journal_b, **fields):
-        return veto(prepare_one(dict(title=title, authors="Doe, A.", year="2019", journal=journal_a, **fields), 0),
-                    prepare_one(dict(title=title, authors="Doe, A.", year="2020", journal=journal_b, **fields), 1))
+        common = dict(title=title, authors="Doe, A.", **fields)
+        return veto(prepare_one(dict(common, year="2019", journal=journal_a), 0),
+                    prepare_one(dict(common, year="2020", journal=journal_b), 1))
     assert pair("Editorial: the year in cardiology", "Eur Heart J", "European Heart Journal") == \
         "another year of a series"
     assert pair("Introduction to the minitrack on social media", "Proc Hawaii Int Conf Syst Sci",
@@ -180,8 +181,9 @@ def test_numbered_meetings_are_different_venues():
 
 def test_boilerplate_titles_need_their_citation():
     def pair(title, **fields):
-        return score_pair(prepare_one(dict(title=title, year="2016", journal="J Examples", **fields), 0),
-                          prepare_one(dict(title=title, year="2016", journal="Journal of Examples", **fields), 1))
+        common = dict(title=title, year="2016", **fields)
+        return score_pair(prepare_one(dict(common, journal="J Examples"), 0),
+                          prepare_one(dict(common, journal="Journal of Examples"), 1))
     for title in ("Book review", "Editorial", "Letter to the editor", "Journal of Examples"):
         assert (pair(title).label, pair(title).rule) == (DIFFERENT, "boilerplate title"), title
     assert pair("Book review", volume="12", pages="301-302").rule == "boilerplate title+citation"
@@ -198,7 +200,8 @@ def test_review_pairs_say_which_fields_disagree():
                                "trial", authors="Doe, A.", year="2012", journal="J Examples"), 1)
     verdict = score_pair(a, b)
     assert (verdict.label, verdict.reason) == (MAYBE, "titles 86 % alike")
-    assert disagreements(p(year="2010", volume="30", pages="2-9"), p(year="2011", volume="31", pages="20-29")) == [
+    older, newer = p(year="2010", volume="30", pages="2-9"), p(year="2011", volume="31", pages="20-29")
+    assert disagreements(older, newer) == [
         ("year", "years 2010 and 2011"), ("volume", "volumes 30 and 31"), ("pages", "pages 2-9 and 20-29")]
     # nothing disagrees, but little is known on one side
     bare = prepare_one(dict(title=a.title), 0)

@@ -208,7 +208,7 @@ def veto(a: Prepared, b: Prepared) -> str | None:
         # a year apart is ahead of print for one article, but the next meeting for a conference
         # and the next year's editorial for an annual title
         return "another year of a series"
-    if _journal_numbers(a.journal) and _journal_numbers(b.journal) \
+    if a.is_abstract and b.is_abstract and _journal_numbers(a.journal) and _journal_numbers(b.journal) \
             and _journal_numbers(a.journal) != _journal_numbers(b.journal):
         return "another meeting or edition"
     same_volume = bool(a.volume and a.volume == b.volume)
@@ -309,9 +309,9 @@ def uncertainty(a: Prepared, b: Prepared) -> str:
     found = disagreements(a, b)
     if found:
         return "; ".join(text for _, text in found)
-    missing = [name for name, x, y in (("authors", a.authors, b.authors), ("year", a.year, b.year),
-                                       ("journal", a.journal, b.journal), ("pages", a.page_first, b.page_first))
-               if not (x and y)]
+    fields = (("authors", a.authors, b.authors), ("year", a.year, b.year),
+              ("journal", a.journal, b.journal), ("pages", a.page_first, b.page_first))
+    missing = [name for name, x, y in fields if not (x and y)]
     return "nothing disagrees, but " + (f"no {', '.join(missing)} on one side" if missing
                                         else "too little agrees")
 
@@ -415,6 +415,7 @@ def _score(a: Prepared, b: Prepared, i: int, j: int) -> PairScore:
         # (a year apart is within what ahead-of-print records differ by)
         against = [f for f, _ in disagreements(a, b) if f not in ("title", "year")]
         if against and (ts < 95 or len(against) >= 2):
-            return PairScore(i, j, DIFFERENT, score, f"similar, but {' and '.join(against)} differ")
+            verb = "differ" if len(against) > 1 else "differs"
+            return PairScore(i, j, DIFFERENT, score, f"similar, but {' and '.join(against)} {verb}")
         return PairScore(i, j, MAYBE, score, "grey zone")
     return PairScore(i, j, DIFFERENT, score, "low similarity")

@@ -294,7 +294,8 @@ class Citation:
 # Embase via Ovid: "Journal of Examples.30 (27) ()(pp 9103-9116) 2010.Date of Publication: 07 Jul 2010",
 # also without the issue, the pages ("(no pagination)") or the volume
 _EMBASE_SOURCE = re.compile(
-    r"^(?P<journal>.*?[^\s.])\s*\.+\s*(?P<volume>\d[\w-]{0,11})?\s*(?:\((?P<issue>(?!pp\b|no pagination)[^()]*)\)\s*)?"
+    r"^(?P<journal>.*?[^\s.])\s*\.+\s*(?P<volume>\d[\w-]{0,11})?\s*"
+    r"(?:\((?P<issue>(?!pp\b|no pagination)[^()]*)\)\s*)?"
     r"(?:\(\)\s*)?(?P<paged>\((?:pp\.?\s*(?P<pages>[^()]*)|no pagination)\))?\s*[,.]?\s*"
     r"(?P<year>\d{4})?\s*\.?\s*$")
 # Medline style: "Journal of Examples. 30(27):9103-16, 2010 Jul"
@@ -324,7 +325,8 @@ def parse_citation(value: Any) -> Citation | None:
         parts = m.groupdict()
         # a name with full stops ("Acta Chir. Scand.", "J. Examples. (Stockh)") is no citation:
         # a volume with an issue or pages, or the pages themselves, must follow it
-        if pattern is _EMBASE_SOURCE and not (parts["paged"] or (parts["volume"] and parts["issue"] is not None)):
+        if pattern is _EMBASE_SOURCE and not (
+                parts["paged"] or (parts["volume"] and parts["issue"] is not None)):
             continue
         return Citation(parts["journal"].strip(), (parts.get("volume") or "").strip(),
                         (parts.get("issue") or "").strip(), (parts.get("pages") or number).strip(),
@@ -340,8 +342,8 @@ _DOI_IN_TEXT = re.compile(
     r"10\.\d{4,9}/(?:[^\s\[\];]|;(?!\s*(?:10\.\d|[sS]\d{4}|\d{5,9}\b|https?:|doi|pmid|\[|$)))+")
 _PII = re.compile(r"\b[sS]\d{4}-?\d{3}[\dxX]\s*(?:\(\d{2}\)|\d{2})\s*\d{5}-?[\dxX]\b")
 # a number beside a DOI is its PMID when tagged as one, or when it is shaped like one
-_PMID_IN_TEXT = re.compile(r"\bpmid:?\s*0*([1-9]\d{0,7})\b|\b0*([1-9]\d{0,7})\s*\[(?:pmid|pubmed)\]|\b([1-9]\d{5,7})\b",
-                           re.IGNORECASE)
+_PMID_IN_TEXT = re.compile(
+    r"\bpmid:?\s*0*([1-9]\d{0,7})\b|\b0*([1-9]\d{0,7})\s*\[(?:pmid|pubmed)\]|\b([1-9]\d{5,7})\b", re.IGNORECASE)
 _ELSEVIER_PII_DOI = re.compile(r"^10\.1016/(s\d{4}-?\d{3}[\dx]\(?\d{2}\)?\d{5}-?[\dx])$")
 
 
