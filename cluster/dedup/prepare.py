@@ -342,8 +342,8 @@ _DOI_IN_TEXT = re.compile(
     r"10\.\d{4,9}/(?:[^\s\[\];]|;(?!\s*(?:10\.\d|[sS]\d{4}|\d{5,9}\b|https?:|doi|pmid|\[|$)))+")
 _PII = re.compile(r"\b[sS]\d{4}-?\d{3}[\dxX]\s*(?:\(\d{2}\)|\d{2})\s*\d{5}-?[\dxX]\b")
 # a number beside a DOI is its PMID when tagged as one, or when it is shaped like one
-_PMID_IN_TEXT = re.compile(
-    r"\bpmid:?\s*0*([1-9]\d{0,7})\b|\b0*([1-9]\d{0,7})\s*\[(?:pmid|pubmed)\]|\b([1-9]\d{5,7})\b", re.IGNORECASE)
+_PMID_IN_TEXT = re.compile(r"\bpmid:?\s*0*([1-9]\d{0,7})\b|\b0*([1-9]\d{0,7})\s*\[(?:pmid|pubmed)\]"
+                           r"|\b([1-9]\d{5,7})\b", re.IGNORECASE)
 _ELSEVIER_PII_DOI = re.compile(r"^10\.1016/(s\d{4}-?\d{3}[\dx]\(?\d{2}\)?\d{5}-?[\dx])$")
 
 
