@@ -304,6 +304,7 @@ _MEDLINE_SOURCE = re.compile(
     r"(?P<pages>[A-Za-z]?\d+(?:\s*-\s*[A-Za-z]?\d+)?)\s*(?:[,;.]\s*(?P<year>\d{4}))?")
 # only a year after the journal: "BMJ Case Reports., 2011."
 _YEAR_SOURCE = re.compile(r"^(?P<journal>.*?[^\s.,])\s*(?:\.\s*,?|,)\s*(?P<year>(?:1[89]|20)\d\d)\s*\.?\s*$")
+_DIGIT = re.compile(r"\d")
 _PUBLISHED = re.compile(r"\.?\s*Date of Publication:\s*(?P<date>[^.]*?)\s*\.?\s*$", re.IGNORECASE)
 _ARTICLE_NUMBER = re.compile(r"\.?\s*Article Number:\s*(?P<number>[^\s.]+)\s*\.?", re.IGNORECASE)
 
@@ -311,6 +312,8 @@ _ARTICLE_NUMBER = re.compile(r"\.?\s*Article Number:\s*(?P<number>[^\s.]+)\s*\.?
 def parse_citation(value: Any) -> Citation | None:
     """The citation a journal field holds after the journal's name, or None when it holds a name only."""
     text = html.unescape(_text(value)).strip()
+    if not _DIGIT.search(text):
+        return None  # most journal fields: a name and no number
     published = number = ""
     m = _PUBLISHED.search(text)
     if m:
@@ -344,6 +347,8 @@ _PII = re.compile(r"\b[sS]\d{4}-?\d{3}[\dxX]\s*(?:\(\d{2}\)|\d{2})\s*\d{5}-?[\dx
 # a number beside a DOI is its PMID when tagged as one, or when it is shaped like one
 _PMID_IN_TEXT = re.compile(r"\bpmid:?\s*0*([1-9]\d{0,7})\b|\b0*([1-9]\d{0,7})\s*\[(?:pmid|pubmed)\]"
                            r"|\b([1-9]\d{5,7})\b", re.IGNORECASE)
+# what a field holding more than one DOI shows: a space, a separator, a tag, percent-encoding
+_SEVERAL = re.compile(r"[\s;,\[%]")
 _ELSEVIER_PII_DOI = re.compile(r"^10\.1016/(s\d{4}-?\d{3}[\dx]\(?\d{2}\)?\d{5}-?[\dx])$")
 
 
@@ -364,6 +369,13 @@ def split_identifiers(doi_field: Any, pmid_field: Any = None) -> Identifiers:
     """`S0278-5846(04)00083-0 [pii];10.1016/j.x.2004.05.012 [doi]`, resolver URLs, a DOI and a PMID:
     each identifier in a field, whatever else it holds."""
     text = _text(doi_field)
+    pmids = [p for p in [normalize_pmid(pmid_field)] if p]
+    if not _SEVERAL.search(text):
+        # most fields: one DOI, bare or behind a resolver
+        doi = normalize_doi(text)
+        if doi or not text:
+            m = _ELSEVIER_PII_DOI.match(doi or "")
+            return Identifiers((doi,) if doi else (), tuple(pmids), (_pii_key(m.group(1)),) if m else ())
     if "%" in text:
         text = unquote(text)
     dois: list[str] = []
@@ -376,7 +388,6 @@ def split_identifiers(doi_field: Any, pmid_field: Any = None) -> Identifiers:
     # an Elsevier DOI is its article's PII behind the publisher prefix
     piis += [_pii_key(m.group(1)) for d in dois for m in [_ELSEVIER_PII_DOI.match(d)] if m]
     rest = _PII.sub(" ", rest)
-    pmids = [p for p in [normalize_pmid(pmid_field)] if p]
     pmids += [next(g for g in m.groups() if g) for m in _PMID_IN_TEXT.finditer(rest)]
     return Identifiers(tuple(dois), tuple(dict.fromkeys(pmids)), tuple(dict.fromkeys(piis)))
 
@@ -390,7 +401,7 @@ def _id_tokens(ids: Identifiers, first_doi_key: str) -> str:
 
 _PAGE_COUNT = re.compile(r"^\d+\s*(?:p|pp|pages?)\.?$")
 _PREFIXED_NUMBER = re.compile(r"^(?:[a-z]{1,4}\.?\s*)\d+$")
-_RANGE = re.compile(r"^[a-z]{0,3}\d+-[a-z]{0,3}\d+$")
+_RANGE = re.compile(r"^[a-z]{0,3}\d+\s*(?:-+|\u2013|\u2014)\s*[a-z]{0,3}\d+$")
 
 
 def page_kind(pages_raw: str, first: str, last: str, year: int | None, doi: str | None) -> str:
@@ -402,9 +413,8 @@ def page_kind(pages_raw: str, first: str, last: str, year: int | None, doi: str 
         return ""
     if _PAGE_COUNT.match(text):
         return "count"
-    norm = (normalize_pages(text) or "").replace(" ", "")
     # "1598-1598" is a one-page range: written as a range, it is one
-    if _RANGE.match(norm) and first != last or _RANGE.match(re.sub(r"\s+", "", text)):
+    if _RANGE.match(text):
         if first.isdigit() and last.isdigit() and int(last) < int(first):
             return ""
         return "range"
