@@ -228,7 +228,9 @@ def veto(a: Prepared, b: Prepared) -> str | None:
     same_spot = same_volume and bool(pa and pa == pb)
     if a.is_abstract != b.is_abstract and not same_spot and (
             (a.journal and b.journal and not journals_agree(a.journal, b.journal))
-            or (pa and pb and pa != pb and not _online_first(a, b))):
+            or (pa and pb and pa != pb and not _online_first(a, b))
+            # the paper follows its meeting's abstract, often the next year
+            or (a.year and b.year and a.year != b.year and not one_doi)):
         return "conference abstract vs paper"
     ra, rb = _numeric_range(a), _numeric_range(b)
     if ra and rb and (ra[1] < rb[0] or rb[1] < ra[0]) and not _online_first(a, b):

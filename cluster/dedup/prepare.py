@@ -487,7 +487,7 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
     is_abstract = bool(
         _ABSTRACT_VENUE.search(journal) or _SUPPL.search(volume_raw) or _SUPPL.search(issue_raw)
         or (first[:1] == "s" and first[1:2].isdigit()) or "abstract" in venue.split()
-        or pages_raw.lower().startswith("suppl")
+        or pages_raw.lower().startswith("suppl") or "meetingabstract" in venue.replace(" ", "")
     )
     fields = (title, surnames, journal, first, doi, pmid, year, volume_raw, issue_raw,
               _text(_get(item, "abstract")).strip())
