@@ -28,10 +28,10 @@ DATA = Path(__file__).resolve().parent / "data"
 #: cluster/dedup/prepare.py and pin the new digests under the new number.
 PINNED_GOLDEN = {2: "a402572ed0184a96e3344e9cfa541ee5440cc79eb90bcc1d672c34a0ea68b24a",
                  3: "a402572ed0184a96e3344e9cfa541ee5440cc79eb90bcc1d672c34a0ea68b24a",
-                 4: "cbb2ed27b839f7ad96cd1578b4cee74a1e61a3afa9d7af94cc214fd3ba6453b0"}
+                 4: "edb4e09cca8e91f82a02e79c22da031ffe6c1879ff1a8d4470070ef68ce019fb"}
 PINNED_NEUROIMAGING = {2: "ba28361956a1fc49f7ed8c990e61d3aa8e869ed66b298d261bc53a2ad7c24e02",
                        3: "679e17289c3d78058b16dcda041fcbcda9fda72dc10dbca7387303d045497970",
-                       4: "ce312d5ef03c5f983aa242b82768ee511e1518a1d69edb9a40c0a95f5a1b7328"}
+                       4: "5bb4c2de97e7aeece74be8ca4dc6c34463308450c8eb632e6e24e3d5b7f8b443"}
 
 TITLE_1 = "Ischemic preconditioning in chronically hypoxic neonatal rat heart"
 TITLE_2 = "Cardioprotection at a distance: mesenteric artery occlusion protects the myocardium"

@@ -203,12 +203,12 @@ def veto(a: Prepared, b: Prepared) -> str | None:
     if _numbers_differ(a, b):
         return "different numbers in the titles"
     if a.year and b.year and a.year != b.year and not one_doi and (
-            (a.is_abstract and b.is_abstract) or a.boilerplate or b.boilerplate
+            (a.meeting and b.meeting) or a.boilerplate or b.boilerplate
             or _SERIES.search(a.title) or _SERIES.search(b.title)):
         # a year apart is ahead of print for one article, but the next meeting for a conference
         # and the next year's editorial for an annual title
         return "another year of a series"
-    if a.is_abstract and b.is_abstract and _journal_numbers(a.journal) and _journal_numbers(b.journal) \
+    if a.meeting and b.meeting and _journal_numbers(a.journal) and _journal_numbers(b.journal) \
             and _journal_numbers(a.journal) != _journal_numbers(b.journal):
         return "another meeting or edition"
     same_volume = bool(a.volume and a.volume == b.volume)
@@ -230,7 +230,7 @@ def veto(a: Prepared, b: Prepared) -> str | None:
             (a.journal and b.journal and not journals_agree(a.journal, b.journal))
             or (pa and pb and pa != pb and not _online_first(a, b))
             # the paper follows its meeting's abstract, often the next year
-            or (a.year and b.year and a.year != b.year and not one_doi)):
+            or ((a.meeting or b.meeting) and a.year and b.year and a.year != b.year and not one_doi)):
         return "conference abstract vs paper"
     ra, rb = _numeric_range(a), _numeric_range(b)
     if ra and rb and (ra[1] < rb[0] or rb[1] < ra[0]) and not _online_first(a, b):
@@ -386,13 +386,16 @@ def _score(a: Prepared, b: Prepared, i: int, j: int) -> PairScore:
         return PairScore(i, j, DIFFERENT, score, "boilerplate title")
     if ts >= 95 and authors_ok and journal_ok is not False:
         return PairScore(i, j, SAME, score, "title+authors")
+    # three pages or more, first to last, say as much as a volume and a first page: a volume
+    # missing on one side leaves them to agree
+    whole_range = pages_equal and a.page_last == b.page_last and _long_range(a)
+    volume_ok = bool((a.volume and a.volume == b.volume) or (whole_range and not (a.volume and b.volume)))
     if ts >= 90 and (au or 0) >= 85 and (pages_equal or (a.volume and a.volume == b.volume)) \
             and journal_ok is not False:
         return PairScore(i, j, SAME, score, "title+authors+venue")
     if ts >= 95 and pages_equal and a.volume and a.volume == b.volume:
         # names written family-first in one export and given-first in another
         return PairScore(i, j, SAME, score, "title+volume+pages")
-    whole_range = pages_equal and a.page_last == b.page_last and _long_range(a)
     if ts >= 88 and (au or 0) >= 85 and year_same and pages_equal and (
             (a.volume and a.volume == b.volume) or (whole_range and not (a.volume and b.volume))):
         # the journal named in another language or edition ("Masui", "Japanese J Anesthesiology");
@@ -400,13 +403,11 @@ def _score(a: Prepared, b: Prepared, i: int, j: int) -> PairScore:
         return PairScore(i, j, SAME, score, "title+authors+volume+pages")
     if _truncated_title(a, b) and (au or 0) >= 85 and year_same and journal_ok is not False:
         return PairScore(i, j, SAME, score, "truncated title+authors")
-    if (au or 0) >= 75 and pages_equal and a.page_last == b.page_last and _long_range(a) \
-            and a.volume and a.volume == b.volume and year_same and journal_ok is not False \
+    if (au or 0) >= 75 and whole_range and volume_ok and year_same and journal_ok is not False \
             and ts >= 30:
         # a translated title: the rest of the citation is as good as an identifier
         return PairScore(i, j, SAME, score, "authors+volume+pages")
-    if ts >= 75 and (au or 0) >= 95 and pages_equal and a.page_last == b.page_last \
-            and _long_range(a) and a.volume and a.volume == b.volume and year_same:
+    if ts >= 75 and (au or 0) >= 95 and whole_range and volume_ok and year_same:
         # the journal named two ways no abbreviation rule links ("Praxis" and "Schweizerische
         # Rundschau fur Medizin Praxis"): every author, the volume and the page range still agree
         return PairScore(i, j, SAME, score, "title+authors+citation")

@@ -102,6 +102,7 @@ class Prepared:
     pages_mangled: bool  # a date made of a range, or an article number: not trusted for vetoes
     page_kind: str      # "range", "start", "article", "year", "count" or "" (none or unreadable)
     boilerplate: bool   # a title that names no work ("Book review", "Editorial", the journal's name)
+    meeting: bool       # the venue is a meeting (congress, conference, "Meeting Abstracts"), not a supplement
     ids: str            # every identifier the record holds, space-separated: "d:<doi key> m:<pmid> p:<pii>"
     supplement: str     # supplement number: "Suppl 51" in the issue, or the volume of a "... Suppl" journal
     completeness: int
@@ -484,10 +485,11 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
     m = _PART.search(title)
     part = _ROMAN.get(m.group(1), m.group(1)) if m else ""
     venue = f"{journal} {_fold(volume_raw)} {_fold(issue_raw)}"
+    meeting = bool(_ABSTRACT_VENUE.search(venue)) or "meetingabstract" in venue.replace(" ", "")
     is_abstract = bool(
         _ABSTRACT_VENUE.search(journal) or _SUPPL.search(volume_raw) or _SUPPL.search(issue_raw)
         or (first[:1] == "s" and first[1:2].isdigit()) or "abstract" in venue.split()
-        or pages_raw.lower().startswith("suppl") or "meetingabstract" in venue.replace(" ", "")
+        or pages_raw.lower().startswith("suppl") or meeting
     )
     fields = (title, surnames, journal, first, doi, pmid, year, volume_raw, issue_raw,
               _text(_get(item, "abstract")).strip())
@@ -504,7 +506,7 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         pages_mangled=bool(_EXCEL_DATE.match(pages_raw))
         or not _PAGE_START.match(pages_raw) or _article_number(pages_raw, doi),
         page_kind=page_kind(pages_raw, first, last, year, doi),
-        boilerplate=boilerplate_title(title, journal),
+        boilerplate=boilerplate_title(title, journal), meeting=meeting,
         ids=_id_tokens(found, key_of_doi),
         supplement=_supplement(journal_raw, volume_raw, issue_raw),
         completeness=sum(1 for f in fields if f),
