@@ -206,3 +206,34 @@ def test_review_pairs_say_which_fields_disagree():
     # nothing disagrees, but little is known on one side
     bare = prepare_one(dict(title=a.title), 0)
     assert uncertainty(bare, a) == "nothing disagrees, but no authors, year, journal, pages on one side"
+
+
+def test_a_meeting_abstract_and_the_paper_a_year_later_are_two_works():
+    abstract = prepare_one(dict(title=TITLE, authors="Smith, J. A.; Jones, B. C.", year="2010",
+                                journal="Am J Respir Crit Care Med", issue="1 MeetingAbstracts"), 0)
+    paper = prepare_one(dict(title=TITLE, authors="Smith, J. A.; Lee, K.", year="2011",
+                             journal="American Journal of Respiratory and Critical Care Medicine",
+                             volume="183", issue="3", pages="330-340"), 1)
+    assert abstract.meeting and abstract.is_abstract and not paper.meeting
+    assert veto(abstract, paper) == "conference abstract vs paper"
+    # a supplement is no meeting: its article ahead of print a year earlier is the same work
+    supplement = prepare_one(dict(title=TITLE, authors="Smith, J. A.", year="2010", journal="Nefrologia",
+                                  volume="30", issue="Suppl 2", pages="30-38"), 0)
+    online = prepare_one(dict(title=TITLE, authors="Smith, J. A.", year="2009", journal="Nefrologia"), 1)
+    assert supplement.is_abstract and not supplement.meeting
+    assert veto(supplement, online) is None and score_pair(supplement, online).label == SAME
+
+
+def test_a_whole_page_range_stands_in_for_a_volume_missing_on_one_side():
+    german = prepare_one(dict(title="[Neoadjuvante Chemotherapie beim lokal fortgeschrittenen Karzinom]",
+                              authors="Eberhardt, W.; Wilke, H.", year="1997", journal="Praxis",
+                              pages="1647-1653"), 0)
+    english = prepare_one(dict(title="Neoadjuvant chemotherapy in locally advanced carcinoma",
+                               authors="Eberhardt, W.; Wilke, H.", year="1997", volume="86",
+                               journal="Praxis", pages="1647-53"), 1)
+    # a translated title: authors, year and every page from first to last agree
+    assert score_pair(german, english).rule == "authors+volume+pages"
+    # a first page alone is not enough
+    short = prepare_one(dict(title=english.title, authors="Eberhardt, W.; Wilke, H.", year="1997",
+                             volume="86", journal="Praxis", pages="1647"), 1)
+    assert score_pair(german, short).label != SAME
