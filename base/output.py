@@ -55,6 +55,8 @@ def check_output_path(path: str | Path, protect: Protected = ()) -> Path:
     for f, what in protect:
         if _same(p, Path(f)):
             raise OutputError(f"{p} {how} {what}: choose another file for the output.")
+        if Path(f).is_dir() and Path(os.path.realpath(p)).is_relative_to(os.path.realpath(f)):
+            raise OutputError(f"{p} is in {what}: choose a file outside it for the output.")
     if p.is_dir():
         raise OutputError(f"Cannot write {p}: it is a folder; give a file name.")
     if not Path(os.path.realpath(p)).parent.exists():

@@ -19,6 +19,7 @@ from base.record import (Author, Record, normalize_doi, normalize_language, norm
                          normalize_year, split_dois, strip_markup)
 from connectors.http import (BadBody, CallLog, Fetched, HttpLayer, Reference, ReferenceLists,
                              parse_json)
+from connectors.locations import Located, Location, normalize_version, unique
 
 SERVICE = "crossref"
 NAME = "Crossref"
@@ -124,6 +125,32 @@ def work_to_record(message: Mapping) -> Record:
     )
 
 
+def _licence(message: Mapping, version: str | None) -> str | None:
+    """The licence URL deposited for a content version (or for any version)."""
+    licences = [x for x in (message.get("license") or []) if isinstance(x, Mapping) and x.get("URL")]
+    for lic in licences:
+        if normalize_version(lic.get("content-version")) == version:
+            return str(lic["URL"])
+    return str(licences[0]["URL"]) if licences else None
+
+
+def work_links(message: Mapping) -> tuple[Location, ...]:
+    """The full-text links a publisher deposited (`link`), similarity-checking copies left
+    out (they are for Crossref's plagiarism service, not for readers)."""
+    out: list[Location] = []
+    for link in message.get("link") or []:
+        if not isinstance(link, Mapping) or not link.get("URL"):
+            continue
+        if link.get("intended-application") == "similarity-checking":
+            continue
+        ctype = str(link.get("content-type") or "").lower()
+        kind = "pdf" if "pdf" in ctype else "xml" if "xml" in ctype else "landing"
+        version = normalize_version(link.get("content-version"))
+        out.append(Location(SERVICE, str(link["URL"]), kind, version, _licence(message, version),
+                            "publisher"))
+    return unique(out)
+
+
 def to_reference(ref: Mapping) -> Reference:
     year = normalize_year(ref.get("year")) if ref.get("year") else None
     return Reference(
@@ -209,6 +236,12 @@ class Crossref:
         valid = [d for d in found]
         records = tuple(work_to_record(found[d]) for d in valid)
         return Fetched(records, tuple(missing), tuple(calls), failed)
+
+    def links(self, dois: Sequence[str], *, batch_size: int = DOI_BATCH) -> Located:
+        """The full-text links each work's publisher deposited; unknown DOIs in `missing`."""
+        found, missing, calls, failed = self._messages(dois, batch_size)
+        return Located({d: work_links(m) for d, m in found.items()}, tuple(missing),
+                       tuple(calls), failed)
 
     def references(self, dois: Sequence[str], *, batch_size: int = DOI_BATCH) -> ReferenceLists:
         """Each work's deposited reference list (entries without a DOI kept as text)."""

@@ -74,10 +74,13 @@ DEFAULT_BASE_URLS = {
     "crossref": "https://api.crossref.org",
     "openalex": "https://api.openalex.org",
     "opencitations": "https://api.opencitations.net/index/v2",
+    "unpaywall": "https://api.unpaywall.org/v2",
+    "pmc": "https://www.ncbi.nlm.nih.gov/pmc/utils",
 }
 
 _ENV_URLS = {"pubmed": "CLUSTER_PUBMED_URL", "crossref": "CLUSTER_CROSSREF_URL",
-             "openalex": "CLUSTER_OPENALEX_URL", "opencitations": "CLUSTER_OPENCITATIONS_URL"}
+             "openalex": "CLUSTER_OPENALEX_URL", "opencitations": "CLUSTER_OPENCITATIONS_URL",
+             "unpaywall": "CLUSTER_UNPAYWALL_URL", "pmc": "CLUSTER_PMC_URL"}
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -100,6 +103,8 @@ _RATE_HINTS = {
     "crossref": "set CLUSTER_EMAIL to use Crossref's polite pool or try later",
     "openalex": "set OPENALEX_API_KEY or try later (the daily allowance may be used up)",
     "opencitations": "wait a minute and try again",
+    "unpaywall": "try later (the daily allowance may be used up)",
+    "pmc": "set NCBI_API_KEY or try later",
 }
 
 
@@ -345,6 +350,10 @@ def default_rate(service: str, settings: Settings) -> tuple[int, float]:
         return (10 if settings.email else 5), 1.0
     if service == "openalex":
         return 10, 1.0
+    if service == "unpaywall":
+        return 10, 1.0  # 100,000 a day, asked to stay near 10 a second
+    if service == "pmc":
+        return (10 if settings.ncbi_api_key else 3), 1.0  # NCBI's limits
     return 3, 1.0  # OpenCitations: 180 per minute, spread evenly
 
 
@@ -581,7 +590,7 @@ class HttpLayer:
     def credentials(self, service: str) -> dict[str, str]:
         s = self.settings
         creds: dict[str, str] = {}
-        if service == "pubmed":
+        if service in ("pubmed", "pmc"):
             creds["tool"] = "cluster"
             if s.email:
                 creds["email"] = s.email
@@ -592,6 +601,8 @@ class HttpLayer:
                 creds["mailto"] = s.email
             if service == "openalex" and s.openalex_api_key:
                 creds["api_key"] = s.openalex_api_key
+        elif service == "unpaywall" and s.email:
+            creds["email"] = s.email  # Unpaywall refuses a call without it (HTTP 422)
         return creds
 
     def request(self, service: str, endpoint: str, path: str,

@@ -16,6 +16,7 @@ from base.errors import InvalidInput, NotFound, ServiceError
 from base.record import (Author, Record, normalize_doi, normalize_language, normalize_pages,
                          normalize_pmid, normalize_year, strip_markup)
 from connectors.http import BadBody, CallLog, Fetched, HttpLayer, Link, Links, parse_json
+from connectors.locations import Located, Location, normalize_version, unique
 
 SERVICE = "openalex"
 NAME = "OpenAlex"
@@ -112,6 +113,28 @@ def work_to_record(work: Mapping) -> Record:
         author_details=details,
         extra=extra,
     )
+
+
+def work_locations(work: Mapping) -> tuple[Location, ...]:
+    """A work's open locations (`best_oa_location` first, then `locations` that are OA)."""
+    best = work.get("best_oa_location") or None
+    listed = [x for x in (work.get("locations") or []) if isinstance(x, Mapping)]
+    out: list[Location] = []
+    for loc, is_best in ([(best, True)] if isinstance(best, Mapping) else []) + [
+            (x, False) for x in listed]:
+        if not loc.get("is_oa"):
+            continue
+        pdf, landing = loc.get("pdf_url"), loc.get("landing_page_url")
+        url, kind = (pdf, "pdf") if pdf else (landing, "landing")
+        if not url:
+            continue
+        source = loc.get("source") or {}
+        host = {"repository": "repository", "journal": "publisher"}.get(
+            str(source.get("type") or ""))
+        out.append(Location(SERVICE, str(url), kind, normalize_version(loc.get("version")),
+                            str(loc["license"]) if loc.get("license") else None, host,
+                            best=is_best))
+    return unique(out)
 
 
 def parse_work(body: bytes) -> Mapping:
@@ -248,6 +271,13 @@ class OpenAlex:
         found, missing, calls, failed, order = self._works_by_key(ids)
         records = tuple(work_to_record(found[k]) for k in order if k in found)
         return Fetched(records, tuple(missing), tuple(calls), failed)
+
+    def oa_locations(self, ids: Sequence[str]) -> Located:
+        """Open locations per DOI, W-id or "pmid:…" id (keyed as normalised: a DOI, W-id or
+        PMID); unknown ones in `missing`."""
+        found, missing, calls, failed, _ = self._works_by_key(ids)
+        by_id = {k: work_locations(w) for k, w in found.items()}
+        return Located(by_id, tuple(missing), tuple(calls), failed)
 
     def _seeds(self, work_ids: Sequence[str]) -> tuple[list[str], dict[str, str]]:
         seeds: list[str] = []

@@ -13,7 +13,15 @@ Kinds and the columns they use (`data` is a JSON object):
 - `resolution`: record_id, stage, value (include/exclude), reviewer = resolver,
   reason, data {"method": "arbiter" | "consensus", "decided_by": [names]}
   (older logs say "third-reviewer" for an arbiter; `db.state.resolution_method`).
-- `fulltext`: record_id, value in FULLTEXT_STATES, reason (why not retrieved).
+- `fulltext`: record_id, value in FULLTEXT_STATES, reason (why not retrieved),
+  reviewer (who, when a person logged it); for a copy in hand, data {"source": a
+  service name or "hand", "file": its name in the store's full-text folder,
+  "sha256", "bytes", "kind": "pdf" | "xml", "url" (where it came from, for a
+  service)}.
+- `locations`: record_id, data {"locations": [{service, url, kind, version,
+  licence, host_type, best}], "services": the services asked, "failed": {service:
+  why}}: the candidate full-text locations found for a record (provenance: the
+  latest standing one is what `fulltext fetch` tries).
 - `appraisal`: record_id, reviewer, stage, data {"relevance": 1-5, "rigour": 1-5}.
 - `note`: record_id, reviewer, note.
 - `assign`: record_id, reviewer, stage (a check subsample for a further reviewer),
@@ -54,10 +62,21 @@ EXTRACTION = "extraction"
 STAGE_LABELS = {TITLE_ABSTRACT: "Title and abstract", FULL_TEXT: "Full text"}
 DECISIONS = ("include", "exclude", "maybe")
 FULLTEXT_STATES = ("sought", "retrieved", "not-retrieved")
+#: why a report could not be obtained, offered as a list where a person picks one
+NOT_RETRIEVED_REASONS = (
+    "no open copy and no library access",
+    "author contacted, no reply",
+    "interlibrary loan refused or too slow",
+    "only an abstract or a conference poster exists",
+    "in a language the team cannot read",
+    "other",
+)
+#: the `source` of a full text a person attached rather than a service found
+BY_HAND = "hand"
 KINDS = (
     "decision", "undo", "resolution", "fulltext", "appraisal", "note", "assign",
     "automation", "merge", "unmerge", "pair_decision", "tag", "protocol", "contact",
-    "answer", "consensus", "search",
+    "answer", "consensus", "search", "locations",
 )
 #: what a `search` event changes about a logged search
 SEARCH_CHANGES = ("relabel", "remove", "edit")
@@ -90,6 +109,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "answer": ("record_id", "reviewer", "stage", "value"),
     "consensus": ("record_id", "reviewer", "stage", "value"),
     "search": ("value",),
+    "locations": ("record_id",),
 }
 # the stages each kind may name (default: the screening stages)
 _STAGES_OF: dict[str, tuple[str, ...]] = {

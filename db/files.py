@@ -1,5 +1,5 @@
 """The files a review store is made of: the SQLite file, SQLite's own companions
-beside it, and the caches cluster keeps next to it.
+beside it, the caches cluster keeps next to it, and the folder of full texts.
 
 Named here once, so that what writes them (the store, the feature cache, the
 HTTP cache) and what must never overwrite them (every output a user names) agree.
@@ -14,6 +14,7 @@ SQLITE_COMPANIONS = (("-wal", "write-ahead log"), ("-shm", "shared-memory file")
                      ("-journal", "rollback journal"))
 FEATURES_SUFFIX = ".features.npz"
 HTTP_CACHE_SUFFIX = ".http-cache.sqlite"
+FULLTEXT_SUFFIX = ".fulltext"
 
 
 def features_path(store_path: str | Path) -> Path:
@@ -28,6 +29,12 @@ def http_cache_path(store_path: str | Path) -> Path:
     return p.with_name(p.stem + HTTP_CACHE_SUFFIX)
 
 
+def fulltext_dir(store_path: str | Path) -> Path:
+    """The folder of full texts beside the store (`review.db.fulltext/`)."""
+    p = Path(store_path)
+    return p.with_name(p.name + FULLTEXT_SUFFIX)
+
+
 def store_files(store_path: str | Path) -> tuple[tuple[Path, str], ...]:
     """Every file that belongs to the store at `store_path`, each with what it is
     (a noun phrase naming the store), whether or not it exists yet."""
@@ -39,4 +46,5 @@ def store_files(store_path: str | Path) -> tuple[tuple[Path, str], ...]:
             out.append((db, f"the HTTP cache of the review store {store}"))
         out += [(Path(str(db) + suffix), f"the {name} {what}") for suffix, name in SQLITE_COMPANIONS]
     out.append((features_path(store), f"the feature cache of the review store {store}"))
+    out.append((fulltext_dir(store), f"the full-text folder of the review store {store}"))
     return tuple(out)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from db.events import FULL_TEXT, STAGES, TITLE_ABSTRACT
@@ -205,6 +205,58 @@ def fulltext_states(store: Store) -> dict[int, str]:
     for e in standing_events(store, "kind = 'fulltext' AND record_id IS NOT NULL"):
         out[canon.get(e["record_id"], e["record_id"])] = e["value"]
     return out
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Where a record's full text stands: its latest standing `fulltext` event (state,
+    reason, and for a copy in hand its source and file) and its latest candidate
+    locations (`located` is False until someone looked for them)."""
+
+    record_id: int
+    state: str | None = None
+    reason: str | None = None
+    source: str | None = None
+    file: str | None = None
+    url: str | None = None
+    kind: str | None = None
+    locations: tuple[Mapping[str, Any], ...] = ()
+    located: bool = False
+    #: services that failed when the locations were last looked up, with why
+    unanswered: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record": self.record_id, "state": self.state, "reason": self.reason,
+                "source": self.source, "file": self.file, "url": self.url, "kind": self.kind,
+                "locations": [dict(x) for x in self.locations], "located": self.located,
+                "unanswered": dict(self.unanswered)}
+
+
+def retrievals(store: Store) -> dict[int, Retrieval]:
+    """record id (canonical) -> its `Retrieval`, for the records with any such event."""
+    canon = store.canonical_map()
+    out: dict[int, Retrieval] = {}
+    for e in standing_events(store, "kind IN ('fulltext', 'locations') AND record_id IS NOT NULL"):
+        rid = canon.get(e["record_id"], e["record_id"])
+        now = out.get(rid, Retrieval(rid))
+        data = e["data"] or {}
+        if e["kind"] == "locations":
+            locs = tuple(x for x in data.get("locations") or () if isinstance(x, Mapping))
+            failed = data.get("failed")
+            out[rid] = replace(now, locations=locs, located=True,
+                               unanswered=dict(failed) if isinstance(failed, Mapping) else {})
+        else:
+            out[rid] = replace(now, state=e["value"], reason=e["reason"],
+                               source=data.get("source"), file=data.get("file"),
+                               url=data.get("url"), kind=data.get("kind"))
+    return out
+
+
+def fulltext_sources(store: Store) -> Counter[str]:
+    """How many retrieved reports came from each source: a service's name, `hand` for a
+    file a person attached, `unrecorded` for a report marked retrieved without a file."""
+    return Counter((r.source or "unrecorded") for r in retrievals(store).values()
+                   if r.state == "retrieved")
 
 
 def records_from(store: Store, role: str | None = None, source: str | None = None) -> set[int]:
