@@ -1410,7 +1410,34 @@ def conflicts_cmd(record: int | None, stage: str, resolver: str | None,
         echo(f"{len(found)} open conflict(s) at {stage}.")
 
 
-@cli.command("fulltext")
+class _FulltextGroup(click.Group):
+    """`cluster fulltext RECORD --retrieved ...` (the older spelling) runs `fulltext mark`."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0].isdigit():
+            return "mark", self.commands["mark"], args
+        return super().resolve_command(ctx, args)
+
+
+@cli.group("fulltext", cls=_FulltextGroup)
+def fulltext_group() -> None:
+    """Full texts: find open copies, fetch them, attach the rest, mark what could not be got.
+
+    Files are kept in a folder beside the store (review.db.fulltext/), named by
+    record id and SHA-256. Set CLUSTER_EMAIL to ask Unpaywall too.
+
+    Example: cluster fulltext find && cluster fulltext fetch
+    """
+
+
+def _fulltext_folder(db_path: str) -> Path:
+    from db.files import fulltext_dir
+
+    return fulltext_dir(db_path)
+
+
+@fulltext_group.command("mark")
 @click.argument("record", type=int)
 @click.option("--sought", "state", flag_value="sought", help="The report has been requested.")
 @click.option("--retrieved", "state", flag_value="retrieved", help="The report is in hand.")
@@ -1419,12 +1446,15 @@ def conflicts_cmd(record: int | None, stage: str, resolver: str | None,
 @click.option("--reason", help="Why the report could not be retrieved.")
 @click.option("--reviewer", help="Who is recording this (optional).")
 @db_option
+@json_option
 @handle_errors
 def fulltext_cmd(record: int, state: str | None, reason: str | None, reviewer: str | None,
-             db_path: str) -> None:
+                 db_path: str, as_json: bool) -> None:
     """Mark a full-text report as sought, retrieved or not retrieved (for PRISMA).
 
-    Example: cluster fulltext 12 --not-retrieved --reason "no library access, author did not reply"
+    `cluster fulltext 12 --retrieved` works too.
+
+    Example: cluster fulltext mark 12 --not-retrieved --reason "no library access, author did not reply"
     """
     from screeners.decisions import mark_fulltext
 
@@ -1433,8 +1463,184 @@ def fulltext_cmd(record: int, state: str | None, reason: str | None, reviewer: s
     with store_for(db_path) as store:
         mark_fulltext(store, record, state, reason, reviewer)
         rid = store.canonical_id(record)
-        said = state.replace("-", " ")
-        echo(f"Record {rid}: full text {said}" + (f" ({reason})." if reason else "."))
+    if as_json:
+        echo_json({"record": rid, "state": state, "reason": reason})
+        return
+    said = state.replace("-", " ")
+    echo(f"Record {rid}: full text {said}" + (f" ({reason})." if reason else "."))
+
+
+@fulltext_group.command("find")
+@click.option("--stage", type=click.Choice(["full-text"]), default="full-text", show_default=True,
+              help="The records that need a full text: those at the full-text stage.")
+@click.option("--refresh", is_flag=True, help="Look up again records looked up before.")
+@click.option("--record", "records", type=int, multiple=True, help="Only this record (repeatable).")
+@db_option
+@json_option
+@quiet_option
+@handle_errors
+def fulltext_find_cmd(stage: str, refresh: bool, records: tuple[int, ...], db_path: str,
+                      as_json: bool, quiet: bool) -> None:
+    """Look up open-access copies (Unpaywall, PubMed Central, OpenAlex, Crossref) of the
+    records at full text, and log every candidate location.
+
+    Records looked up before are skipped unless a service failed for them (or
+    with --refresh); answers are cached beside the store.
+
+    Example: CLUSTER_EMAIL=you@example.org cluster fulltext find
+    """
+    from cluster.fulltext import find
+    from connectors.services import connect
+
+    settings = connector_settings(db_path)
+    with store_for(db_path) as store, connect(settings) as services, \
+            Bar(quiet, "Finding") as progress:
+        result = find(store, services, refresh=refresh, only=list(records) or None,
+                      efetch_url=settings.base_url("pubmed") + "/efetch.fcgi", progress=progress)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    echo(f"Looked up {result.looked_up} record(s) ({result.already} done before): "
+         f"{len(result.with_copy)} with an open PDF or XML, {len(result.landing_only)} with a "
+         f"landing page only, {len(result.without)} with no open copy.")
+    from base.services import SERVICE_NAMES
+
+    found = ", ".join(f"{SERVICE_NAMES[k]} {v}" for k, v in result.by_service.items() if v)
+    if found:
+        echo(f"Locations per service: {found}.")
+    for service, why in {**result.skipped, **result.failed}.items():
+        echo(f"  {SERVICE_NAMES.get(service, service)}: {why}")
+    if result.failed:
+        echo("Run the command again to ask the failing services again.")
+
+
+@fulltext_group.command("fetch")
+@click.option("--max-mb", type=click.FloatRange(min=0, min_open=True), default=50.0,
+              show_default=True, help="Largest file to download, in MB.")
+@click.option("--timeout", "max_seconds", type=click.FloatRange(min=0, min_open=True),
+              default=120.0, show_default=True, help="Longest a download may take, in seconds.")
+@click.option("--workers", type=click.IntRange(1, 16), default=4, show_default=True,
+              help="Downloads at a time (each host is still asked at its own polite rate).")
+@click.option("--retry", is_flag=True, help="Try again records marked not retrieved.")
+@click.option("--record", "records", type=int, multiple=True, help="Only this record (repeatable).")
+@db_option
+@json_option
+@quiet_option
+@handle_errors
+def fulltext_fetch_cmd(max_mb: float, max_seconds: float, workers: int, retry: bool,
+                       records: tuple[int, ...], db_path: str, as_json: bool, quiet: bool) -> None:
+    """Download the best open copy of each record found by `fulltext find`, check it is
+    really a PDF (or PMC XML), and mark the record retrieved (or not retrieved, with why).
+
+    Records with a copy in hand are skipped, so a rerun fetches nothing twice.
+
+    Example: cluster fulltext fetch --max-mb 30
+    """
+    from cluster.fulltext import fetch
+    from connectors.download import Downloader
+
+    settings = connector_settings(db_path)
+    downloader = Downloader(settings, max_bytes=int(max_mb * 1024 * 1024),
+                            max_seconds=max_seconds)
+    try:
+        with store_for(db_path) as store, Bar(quiet, "Fetching") as progress:
+            result = fetch(store, _fulltext_folder(db_path), downloader, retry=retry,
+                           only=list(records) or None, workers=workers, progress=progress)
+    finally:
+        downloader.close()
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    for o in result.outcomes:
+        if o.status == "retrieved":
+            echo(f"Record {o.record_id}: retrieved ({o.message})"
+                 + (f"; {o.warning}" if o.warning else "") + ".")
+        elif o.status == "not-retrieved":
+            echo(f"Record {o.record_id}: not retrieved: {o.message}.")
+        else:
+            echo(f"Record {o.record_id}: not fetched this time: {o.message} (run again).")
+    from base.services import SERVICE_NAMES
+
+    by = ", ".join(f"{SERVICE_NAMES.get(k, k)} {v}" for k, v in sorted(result.by_source().items()))
+    echo(f"Retrieved {result.count('retrieved')}" + (f" ({by})" if by else "")
+         + f", not retrieved {result.count('not-retrieved')}, to try again "
+         f"{result.count('failed')}; {result.already} done before.")
+    if result.not_looked_up:
+        echo(f"{len(result.not_looked_up)} record(s) have not been looked up yet: run "
+             f"`cluster fulltext find` first.")
+
+
+@fulltext_group.command("attach")
+@click.argument("record", type=int, required=False)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Attach every PDF in this folder that matches a record by DOI, PMID or title.")
+@click.option("--reviewer", help="Who obtained the copies (optional).")
+@db_option
+@json_option
+@handle_errors
+def fulltext_attach_cmd(record: int | None, file: Path | None, folder: Path | None,
+                        reviewer: str | None, db_path: str, as_json: bool) -> None:
+    """Attach full texts obtained by hand (a library, the author): one file to one record,
+    or a folder of files matched to records by the DOI, PMID or title in their names, or
+    in the PDF's metadata or first page.
+
+    Example: cluster fulltext attach 12 smith2019.pdf; cluster fulltext attach --folder library/
+    """
+    from cluster.fulltext import attach_file, attach_folder
+
+    if folder is not None and (record is not None or file is not None):
+        raise UserError("Give either RECORD FILE or --folder DIR, not both.")
+    if folder is None and (record is None or file is None):
+        raise UserError("Give a record and a file (attach 12 report.pdf) or --folder DIR.")
+    with store_for(db_path) as store:
+        if folder is not None:
+            result = attach_folder(store, _fulltext_folder(db_path), folder, reviewer=reviewer)
+        else:
+            assert record is not None and file is not None
+            one = attach_file(store, _fulltext_folder(db_path), record, file, reviewer)
+    if folder is None:
+        if as_json:
+            echo_json(one.to_dict())
+        else:
+            echo(f"Record {one.record_id}: full text attached as {one.file}"
+                 + (f"; {one.warning}" if one.warning else "") + ".")
+        return
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    for a in result.attached:
+        echo(f"Record {a.record_id}: {Path(a.source_file).name} attached ({a.matched_by})"
+             + (f"; {a.warning}" if a.warning else "") + ".")
+    for name, why in result.unmatched.items():
+        echo(f"Not attached: {name}: {why}.")
+    echo(f"Attached {len(result.attached)} file(s); {len(result.unmatched)} left alone.")
+
+
+@fulltext_group.command("list")
+@db_option
+@json_option
+@handle_errors
+def fulltext_list_cmd(db_path: str, as_json: bool) -> None:
+    """Where each record at full text stands: its retrieval state, source and file.
+
+    Example: cluster fulltext list --json
+    """
+    from db.events import FULL_TEXT
+    from db.state import Retrieval, retrievals, stage_records
+
+    with store_for(db_path) as store:
+        got = retrievals(store)
+        rows = [got.get(rid, Retrieval(rid)) for rid in stage_records(store, FULL_TEXT)]
+    if as_json:
+        echo_json([r.to_dict() for r in rows])
+        return
+    for r in rows:
+        where = r.file or (r.locations[0]["url"] if r.locations else "")
+        echo(f"Record {r.record_id}: {r.state or 'not sought'}"
+             + (f" ({r.source})" if r.source else "") + (f": {r.reason}" if r.reason else "")
+             + (f" {where}" if where else ""))
+    echo(f"{len(rows)} record(s) at full text.")
 
 
 @cli.command("agreement")

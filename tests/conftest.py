@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -61,6 +62,11 @@ def _takes_db(args: tuple[str, ...]) -> bool:
         if a.startswith("-"):
             break
         sub = getattr(cmd, "commands", {}).get(a)
+        if sub is None and isinstance(cmd, click.Group):
+            try:  # a group may take an argument in place of a subcommand's name
+                _, sub, _ = cmd.resolve_command(click.Context(cmd), [a])
+            except click.UsageError:
+                sub = None
         if sub is None:
             break
         cmd = sub

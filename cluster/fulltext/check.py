@@ -101,5 +101,6 @@ def _check_xml(path: Path, head: bytes) -> Checked:
         raise NotFullText("PMC XML without the article's body (the publisher does not allow "
                           "the full text in XML)")
     m = re.search(rb"<article-title[^>]*>(.*?)</article-title>", data, flags=re.S)
-    title = re.sub(r"<[^>]+>|\s+", " ", m.group(1).decode("utf-8", "replace")).strip() if m else ""
+    raw = re.sub(r"<[^>]+>", "", m.group(1).decode("utf-8", "replace")) if m else ""
+    title = re.sub(r"\s+", " ", raw).strip()
     return Checked("xml", None, title, title or None, None)
