@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from base.output import check_output_path, write_file
+from base.services import SERVICE_NAMES
 from base.version import version
 from db.flow import Flow, FlowError, compute_flow, prisma_fields
-from db.events import STAGE_LABELS, TITLE_ABSTRACT
+from db.events import BY_HAND, STAGE_LABELS, TITLE_ABSTRACT
 from db.files import store_files
 from db.protocol import get_protocol
 from db.searches import prisma_s_items, search_view
-from db.state import effective_decisions, resolution_method, standing_events
+from db.state import (effective_decisions, fulltext_sources, resolution_method, retrievals,
+                      standing_events)
 from db.store import Store
 
 
@@ -354,6 +356,27 @@ def stopping_section(store: Store) -> list[str]:
     return out + [""]
 
 
+def fulltext_section(store: Store, flow: Flow) -> list[str]:
+    """Where the reports read in full came from: each service, by hand, or not recorded."""
+    got = fulltext_sources(store)
+    if not got and not flow.screening.sought:
+        return []
+    names = {**SERVICE_NAMES, BY_HAND: "obtained by hand (library, author)",
+             "unrecorded": "marked retrieved without a source"}
+    total = sum(got.values())
+    parts = [f"{n:,} {'from ' if k in SERVICE_NAMES else ''}{names.get(k, k)}"
+             for k, n in sorted(got.items(), key=lambda kv: (kv[0] not in SERVICE_NAMES,
+                                                              kv[0]))]
+    located = sum(1 for r in retrievals(store).values() if r.located)
+    text = (f"Reports sought: {flow.screening.sought:,}; full texts retrieved: {total:,}"
+            + (f" ({'; '.join(parts)})" if parts else "") + "; not retrieved: "
+            f"{flow.screening.not_retrieved:,}.")
+    if located:
+        text += (f" Open-access copies were looked up for {located:,} records in Unpaywall, "
+                 f"PubMed Central, OpenAlex and Crossref.")
+    return ["## Full texts", "", text, ""]
+
+
 def flow_section(flow: Flow, diagram_file: str | None) -> list[str]:
     out = ["## PRISMA 2020 flow", ""]
     if diagram_file:
@@ -383,6 +406,7 @@ def methods_report(store: Store, agreement: Agreement, layout: str | None = None
     parts += searches_section(store, flow, detail)
     parts += dedup_section(store, flow)
     parts += screening_section(store, agreement)
+    parts += fulltext_section(store, flow)
     parts += list(extraction)
     parts += flow_section(flow, diagram_file)
     return "\n".join(parts).rstrip() + "\n"

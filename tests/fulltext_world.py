@@ -130,10 +130,15 @@ def full_text_store(store: Store, cases: dict[str, tuple[str, str | None]]) -> d
     with store.transaction():
         for name in ("ann", "bob"):
             store.add_reviewer(name)
+        sid = store.start_search(kind="import", service="Embase", role="database",
+                                 file_name="embase.ris", format="ris")
         for doi, (title, _) in cases.items():
             ids[doi] = store.add_record(Record(title=title, doi=doi, year=2020))
         ids["excluded"] = store.add_record(Record(title="Unrelated record about soil", year=2020,
                                                   doi="10.1000/excluded"))
+        for rid in ids.values():
+            store.add_source(rid, sid, role="database", service="Embase")
+        store.finish_search(sid, n_found=len(ids), n_kept=len(ids), n_added=len(ids))
     for doi, rid in ids.items():
         for who in ("ann", "bob"):
             decide(store, rid, who, "title-abstract",

@@ -261,6 +261,21 @@ def test_a_server_error_leaves_the_record_for_the_next_run(store, world, ids, db
         "retrieved"]
 
 
+def test_report_counts_full_texts_per_service_and_by_hand(store, world, ids, db_path, tmp_path):
+    from db.report import methods_report
+
+    _find(store, world)
+    _fetch(store, db_path)
+    pdf = tmp_path / "from-the-library.pdf"
+    pdf.write_bytes(pdf_for("A report"))
+    attach_file(store, fulltext_dir(db_path), ids["10.1000/gone"], pdf)
+    text = methods_report(store, {})
+    assert ("## Full texts\n\nReports sought: 9; full texts retrieved: 3 (2 from Unpaywall; 1 "
+            "obtained by hand (library, author)); not retrieved: 6. Open-access copies were "
+            "looked up for 9 records in Unpaywall, PubMed Central, OpenAlex and Crossref.\n"
+            ) in text
+
+
 def test_attach_one_file_by_hand_and_refuse_what_is_not_a_report(store, ids, db_path, tmp_path):
     pdf = tmp_path / "smith2019.pdf"
     pdf.write_bytes(pdf_for("A report"))
