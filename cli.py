@@ -1270,7 +1270,8 @@ def screen_cmd(reviewer: str, order: str, stage: str, db_path: str) -> None:
     """Screen records interactively, one card at a time, blind to other reviewers.
 
     Keys: i include, e exclude, m maybe, s skip, u undo, n note, c criteria,
-    r/g relevance/rigour scores (full text), ? help, q quit. Every key press is
+    r/g relevance/rigour scores, o open the full text in the system viewer, x not
+    retrieved (full text), ? help, q quit. Every key press is
     saved at once, so quitting and restarting resumes where you stopped.
 
     Example: cluster screen --reviewer alice --stage title-abstract

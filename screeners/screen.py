@@ -29,8 +29,10 @@ from prompt_toolkit.widgets import TextArea
 
 from base.errors import ClusterError
 from base.terminal import visible
+from db.events import NOT_RETRIEVED_REASONS
 from screeners.decisions import FULL_TEXT
 from screeners.session import Card, ScreeningSession
+from screeners.viewer import open_in_viewer
 
 STYLE = Style.from_dict({
     "header": "reverse bold",
@@ -54,6 +56,8 @@ HELP = (
     ("u", "undo your last decision at this stage"),
     ("n", "add a note to the record (Enter saves, Esc cancels)"),
     ("r / g", "full text: score relevance / rigour 1-5"),
+    ("o", "full text: open the file (or its link) in the system viewer"),
+    ("x", "full text: the report could not be retrieved (pick why from a list)"),
     ("c", "show or hide the protocol's criteria"),
     ("space, arrows", "scroll a long record"),
     ("?", "show or hide this help"),
@@ -211,7 +215,9 @@ class ScreenApp:
 
     def __init__(self, session: ScreeningSession, *, input=None, output=None):
         self.session = session
-        self.mode = "card"  # card | reasons | score | note | help
+        #: starts the system viewer without waiting for it (a test puts a recorder here)
+        self.open_viewer: Callable[[str], object] = open_in_viewer
+        self.mode = "card"  # card | reasons | unretrieved | score | note | help
         self.show_criteria = False
         self.message: tuple[str, str] = ("", "")
         self.scroll = 0
@@ -259,7 +265,7 @@ class ScreenApp:
         return [("class:progress", " " + self.session.progress().text)]
 
     def _hints(self) -> StyleAndTextTuples:
-        if self.mode == "reasons":
+        if self.mode in ("reasons", "unretrieved"):
             text = " 1-9 or ↑↓ Enter: pick the reason · Esc: cancel"
         elif self.mode == "score":
             text = f" 1-5: {self.score_kind} score · Esc: cancel"
@@ -270,7 +276,7 @@ class ScreenApp:
         else:
             text = " i incl e excl m maybe s skip u undo n note c criteria ? help q quit"
             if self.session.stage == FULL_TEXT:
-                text = " i incl e excl m maybe s skip u undo n note r/g score c crit ? q quit"
+                text = " i incl e excl m maybe s skip u undo n note r/g score o open x unretr ? q"
         return [("", text)]
 
     def _body(self) -> StyleAndTextTuples:
@@ -299,7 +305,7 @@ class ScreenApp:
             for key, what in HELP:
                 lines.extend(wrap([("class:label", f"{key:>14}  "), ("", what)], width, indent=16))
             return lines
-        if self.show_criteria and self.mode != "reasons":
+        if self.show_criteria and self.mode not in ("reasons", "unretrieved"):
             p = s.protocol
             lines.append([("class:label", "Protocol criteria")])
             if p.question:
@@ -311,9 +317,11 @@ class ScreenApp:
             lines.extend(wrap([("class:label", "Exclusion reasons: "),
                                ("", "; ".join(p.exclusion_reasons))], width, 2))
             lines.append([("class:dim", "─" * min(width, 80))])
-        if self.mode == "reasons":
-            lines.append([("class:label", f"Why exclude record {s.current}?")])
-            for n, reason in enumerate(s.protocol.exclusion_reasons):
+        if self.mode in ("reasons", "unretrieved"):
+            question = (f"Why exclude record {s.current}?" if self.mode == "reasons" else
+                        f"Why could the report of record {s.current} not be retrieved?")
+            lines.append([("class:label", question)])
+            for n, reason in enumerate(self._reasons()):
                 key = str(n + 1) if n < 9 else " "
                 style = "class:selected" if n == self.reason_index else ""
                 lines.append([(style, f" {key}  {reason}")])
@@ -331,6 +339,13 @@ class ScreenApp:
         lines.extend(card_lines(c, width, inc, exc, s.stage))
         return lines
 
+    def _reasons(self) -> Sequence[str]:
+        """The list the reasons mode picks from: the protocol's exclusion reasons, or why a
+        report was not retrieved."""
+        if self.mode == "unretrieved":
+            return NOT_RETRIEVED_REASONS
+        return self.session.protocol.exclusion_reasons
+
     # -- actions
     def _say(self, text: str, style: str = "class:message") -> None:
         self.message = (style, " " + text)
@@ -343,6 +358,13 @@ class ScreenApp:
             return
         if text:
             self._say(text)
+
+    def _not_retrieved(self, reason: str) -> None:
+        def go() -> str:
+            rid = self.session.current
+            self.session.not_retrieved(reason)
+            return f"Record {rid}: full text not retrieved ({reason}), saved."
+        self._act(go)
 
     def _decide(self, value: str, reason: str | None = None) -> None:
         def go() -> str:
@@ -442,25 +464,47 @@ class ScreenApp:
 
                 self._act(go)
 
-        reasons = self.session.protocol.exclusion_reasons
-        for n in range(min(len(reasons), 9)):
-            @kb.add(str(n + 1), filter=in_mode("reasons"))
+        picking = in_mode("reasons") | in_mode("unretrieved")
+
+        def pick(n: int) -> None:
+            options = self._reasons()
+            if not 0 <= n < len(options):
+                return
+            mode, self.mode = self.mode, "card"
+            if mode == "reasons":
+                self._decide("exclude", options[n])
+            else:
+                self._not_retrieved(options[n])
+
+        for n in range(9):
+            @kb.add(str(n + 1), filter=picking)
             def _reason_digit(event) -> None:
-                self.mode = "card"
-                self._decide("exclude", reasons[int(event.data) - 1])
+                pick(int(event.data) - 1)
 
-        @kb.add("up", filter=in_mode("reasons"))
+        @kb.add("up", filter=picking)
         def _reason_up(event) -> None:
-            self.reason_index = (self.reason_index - 1) % len(reasons)
+            self.reason_index = (self.reason_index - 1) % len(self._reasons())
 
-        @kb.add("down", filter=in_mode("reasons"))
+        @kb.add("down", filter=picking)
         def _reason_down(event) -> None:
-            self.reason_index = (self.reason_index + 1) % len(reasons)
+            self.reason_index = (self.reason_index + 1) % len(self._reasons())
 
-        @kb.add("enter", filter=in_mode("reasons"))
+        @kb.add("enter", filter=picking)
         def _reason_enter(event) -> None:
-            self.mode = "card"
-            self._decide("exclude", reasons[self.reason_index])
+            pick(self.reason_index)
+
+        @kb.add("o", filter=card & has_record & full_text)
+        def _open(event) -> None:
+            def go() -> str:
+                target = self.session.full_text_target()
+                self.open_viewer(target)
+                return f"Opening {target} in the system viewer."
+            self._act(go)
+
+        @kb.add("x", filter=card & has_record & full_text)
+        def _unretrieved(event) -> None:
+            self.mode, self.reason_index, self.scroll = "unretrieved", 0, 0
+            self._say("Pick why the report could not be retrieved.")
 
         @kb.add("escape", filter=~card)
         def _cancel(event) -> None:

@@ -24,15 +24,16 @@ from typing import Callable, Mapping, Sequence
 
 from base.errors import ClusterError
 from base.links import record_links
+from db.files import fulltext_dir
 from db.protocol import Protocol, get_protocol
 from db.provenance import source_names, sources_of
-from db.state import automated_records, effective_decisions, stage_records
+from db.state import automated_records, effective_decisions, retrievals, stage_records
 from db.store import Store, open_store
 from db.tags import tags_of
 from screeners.decisions import (FULL_TEXT, Appraisal, DecisionError, DecisionResult, UndoResult,
                                  add_note, appraise, assigned_records, check_stage,
                                  current_appraisal, decide, full_text_records, fulltext_states,
-                                 notes_for, undo_last)
+                                 mark_fulltext, notes_for, undo_last)
 
 RankFn = Callable[[Store, str, str, Sequence[int]], Sequence[int]]
 EstimateFn = Callable[[Store, str], "float | None"]
@@ -374,6 +375,38 @@ class ScreeningSession:
         if self.current is None:
             raise DecisionError("There is no record to score.")
         return appraise(self.store, self.current, self.reviewer, relevance, rigour, self.stage)
+
+    # -- full texts
+    def full_text_target(self) -> str:
+        """What `o` opens for the current record: its file in the store's full-text
+        folder, else its best known link (a PDF, a landing page, the DOI)."""
+        if self.current is None:
+            raise DecisionError("There is no record to open.")
+        got = retrievals(self.store).get(self.current)
+        if got is not None and got.file and self.store.path is not None:
+            path = fulltext_dir(self.store.path) / got.file
+            if path.is_file():
+                return str(path)
+        links = sorted((x for x in (got.locations if got else ()) if x.get("url")),
+                       key=lambda x: x.get("kind") == "landing")
+        if got is not None and got.url:
+            return got.url
+        if links:
+            return str(links[0]["url"])
+        doi = self.store.get_record(self.current).doi
+        if doi:
+            return f"https://doi.org/{doi}"
+        raise DecisionError(f"Record {self.current} has no full text in hand and no link: "
+                            f"attach one with `cluster fulltext attach {self.current} FILE`.")
+
+    def not_retrieved(self, reason: str) -> str:
+        """Mark the current report as not retrieved (it leaves the queue); returns the event id."""
+        if self.current is None:
+            raise DecisionError("There is no record to mark.")
+        eid = mark_fulltext(self.store, self.current, "not-retrieved", reason, self.reviewer)
+        self._ranker.refresh()
+        self._advance()
+        return eid
 
     def close(self) -> None:
         self._ranker.stop()
