@@ -2426,6 +2426,15 @@ def _demo_summary(result: Any) -> str:
         kappa = "n/a" if p.kappa is None else f"{p.kappa:.3f}"
         lines.append(f"Agreement {p.reviewer_a}/{p.reviewer_b} at {p.stage}: {p.percent:.1f} % "
                      f"of {p.n} records, Cohen's kappa {kappa}")
+    ft = result.fulltexts
+    if ft is not None:
+        from base.services import SERVICE_NAMES
+
+        per = ", ".join(f"{SERVICE_NAMES.get(k, k)} {v}" for k, v in sorted(ft.by_service.items()))
+        bad = ", ".join(f"{v} {k}" for k, v in sorted(ft.failed_links.items()))
+        lines.append(f"Full texts found open: {ft.found_open} of {ft.sought} sought ({per}); "
+                     f"obtained by hand {ft.by_hand}; not retrieved {ft.not_retrieved}"
+                     + (f"; not fetched: {bad}" if bad else ""))
     x = result.extraction
     if x is not None and x.congruence is not None:
         lines.append(f"Congruence in data extraction ({x.form_title} form, "

@@ -15,6 +15,7 @@ import sqlite3
 import struct
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKS, SEED = 300, 4
 SECRETS = {"NCBI_API_KEY": "ncbi-Zq81xvK3-fake", "CLUSTER_EMAIL": "pq93-reviewer@fake-secret.example",
            "OPENALEX_API_KEY": "oa-Mw27ytR5-fake"}
-FAST = {"CLUSTER_RATE_LIMITS": "pubmed=1000,crossref=1000,openalex=1000,opencitations=1000",
+FAST = {"CLUSTER_RATE_LIMITS": "pubmed=1000,crossref=1000,openalex=1000,opencitations=1000,"
+                              "unpaywall=1000,pmc=1000",
         "CLUSTER_HTTP_BACKOFF": "0.01"}
 
 
@@ -209,9 +211,8 @@ def test_progress_goes_to_stderr_stage_by_stage_and_files_are_written(demo):
     # (an open connection of an earlier test may keep the store's -wal and -shm files)
     assert sorted(p.name for p in d.iterdir() if not p.name.endswith(("-wal", "-shm"))) == sorted([
         "agreement.json", "evidence.csv", "flow.json", "included.ris", "index-articles.txt",
-        "methods.md",
-        "prisma.png", "prisma.svg", "records.csv", "review.db", "review.db.features.npz",
-        "review.http-cache.sqlite"])
+        "library", "methods.md", "prisma.png", "prisma.svg", "records.csv", "review.db",
+        "review.db.features.npz", "review.db.fulltext", "review.http-cache.sqlite"])
     flow = json.loads((d / "flow.json").read_text())
     svg = (d / "prisma.svg").read_text()
     assert f"Records screened (n = {flow['screening']['screened']})" in svg
@@ -223,6 +224,42 @@ def test_progress_goes_to_stderr_stage_by_stage_and_files_are_written(demo):
     assert (d / "included.ris").read_text().count("\nER  -") == flow["total_reports"]
     pmids = [ln for ln in (d / "index-articles.txt").read_text().splitlines() if not ln.startswith("#")]
     assert len(pmids) == DemoOptions(works=WORKS).index_count
+
+
+def test_full_texts_every_open_copy_the_world_holds_is_fetched_and_a_rerun_fetches_nothing(demo):
+    from cluster.demo.fulltext import fate, has_repository_copy
+    from db.state import retrievals
+    from db.store import open_store
+
+    world = World.generate(SEED, WORKS, DemoOptions(works=WORKS).index_count)
+    store = open_store(demo["db"], create=False)
+    try:
+        got = retrievals(store)
+        open_in_world, fetched, by_source = set(), set(), Counter()
+        for rid, r in got.items():
+            rec = store.get_record(rid)
+            work = world.work(rec.doi or "") or world.work(rec.pmid or "")
+            assert work is not None
+            f = fate(world, work)
+            if f in ("pdf", "pmc") or (f in ("html", "broken") and has_repository_copy(work)):
+                open_in_world.add(rid)
+            if r.state == "retrieved" and r.source != "hand":
+                fetched.add(rid)
+            by_source[r.source or r.state] += 1
+        assert fetched == open_in_world and len(fetched) > 5
+        files = sorted(p.name for p in (demo["dir"] / "review.db.fulltext").iterdir())
+        assert len(files) == sum(1 for r in got.values() if r.state == "retrieved")
+        assert {f.split("-")[0] for f in files} == {str(rid) for rid, r in got.items()
+                                                     if r.state == "retrieved"}
+    finally:
+        store.close()
+    hand, left = by_source["hand"], sum(1 for r in got.values() if r.state == "not-retrieved")
+    assert hand > 0
+    assert f"Full texts found open: {len(fetched)} of {len(got)} sought (" in demo["result"].stdout
+    assert f"; obtained by hand {hand}; not retrieved {left}; not fetched: " in demo["result"].stdout
+    again = cluster("fulltext", "fetch", "--db", str(demo["db"]), "-q")
+    assert again.stdout == f"Retrieved 0, not retrieved 0, to try again 0; {len(got)} done before.\n"
+    assert sorted(p.name for p in (demo["dir"] / "review.db.fulltext").iterdir()) == files
 
 
 # --- the store works with the other commands ------------------------------------------------

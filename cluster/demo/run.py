@@ -17,7 +17,9 @@ it, and the review runs through the same library calls a user's review makes:
    prioritiser gives (`screeners.prioritise.rank`), re-ranked after every
    batch of decisions, each decision logged by `screeners.decisions.decide`;
 6. carol resolves the conflicts as the third reviewer;
-7. full texts sought, a few not retrieved, full-text decisions with reasons
+7. full texts: open copies looked up in Unpaywall, PubMed Central, OpenAlex
+   and Crossref and fetched (`cluster.fulltext`), the rest obtained by hand and
+   attached as a folder, a few not retrieved; full-text decisions with reasons
    from the protocol's list, conflicts resolved;
 8. data extraction with the realist form: alice and bob extract every
    included record, carol settles the fields they disagree on
@@ -43,6 +45,7 @@ import hashlib
 import json
 import random
 import re
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -50,9 +53,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from base.errors import ClusterError
+from base.services import SERVICE_NAMES
 from connectors.http import Settings
 from db.events import FULL_TEXT, TITLE_ABSTRACT
-from db.files import http_cache_path
+from db.files import fulltext_dir, http_cache_path
 from db.store import Store, StoreError, open_store
 
 Progress = Callable[[str, str], None]
@@ -67,16 +71,22 @@ RECORDS_FILE = "records.csv"
 AGREEMENT_FILE = "agreement.json"
 FLOW_FILE = "flow.json"
 EVIDENCE_FILE = "evidence.csv"
+#: the team's copies obtained by hand, attached with `fulltext attach --folder`
+LIBRARY_DIR = "library"
 #: what `--fresh` may delete: the files a demo writes, and nothing else
 CACHE_NAME = http_cache_path(STORE_NAME).name  # beside the store, where the CLI keeps it
 DEMO_FILES = (STORE_NAME, STORE_NAME + "-wal", STORE_NAME + "-shm",
               CACHE_NAME, CACHE_NAME + "-wal", CACHE_NAME + "-shm", INDEX_FILE, REPORT_FILE, SVG_FILE,
               PNG_FILE, INCLUDED_FILE, RECORDS_FILE, AGREEMENT_FILE, FLOW_FILE, EVIDENCE_FILE)
+#: and the folders it fills: the store's full texts, the copies obtained by hand
+DEMO_FOLDERS = (fulltext_dir(STORE_NAME).name, LIBRARY_DIR)
 DEMO_META = "demo"
 #: the PRISMA layout in which the index articles and the citation-search
 #: records are screened together, as a CLUSTER review screens them
 LAYOUT = "screen-other"
 REVIEWERS = ("alice", "bob")
+#: downloads a second from the world's one host
+DOWNLOADS_PER_SECOND = 50
 RESOLVER = "carol"
 TA, FT = TITLE_ABSTRACT, FULL_TEXT
 
@@ -163,6 +173,7 @@ class DemoResult:
     stage_seconds: Mapping[str, float]
     #: screeners.extraction.congruence.Congruence of the extractors, before settling
     extraction: Any = None
+    fulltexts: "FullTexts | None" = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -181,6 +192,7 @@ class DemoResult:
             "requests": dict(self.requests), "seconds": round(self.seconds, 1),
             "stage_seconds": {k: round(v, 2) for k, v in self.stage_seconds.items()},
             "extraction": None if self.extraction is None else self.extraction.to_dict(),
+            "fulltexts": self.fulltexts.to_dict() if self.fulltexts else None,
         }
 
 
@@ -204,6 +216,9 @@ def prepare_directory(directory: Path, *, fresh: bool) -> Path:
     if fresh:
         for name in DEMO_FILES:
             (directory / name).unlink(missing_ok=True)
+        for name in DEMO_FOLDERS:
+            if (directory / name).is_dir() and not (directory / name).is_symlink():
+                shutil.rmtree(directory / name)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -250,8 +265,11 @@ def run_demo(directory: str | Path, settings: Settings, options: DemoOptions = D
                  f"OpenCitations answering on {server.url}"
         + (f", failing {options.fault_rate:.0%} of requests" if options.fault_rate else ""))
     timings["world"] = time.perf_counter() - t
+    # the world's files all sit on one loopback host: polite to it as to many publishers
     settings = dataclasses.replace(settings, base_urls=server.base_urls,
-                                   cache_path=directory / CACHE_NAME)
+                                   cache_path=directory / CACHE_NAME,
+                                   rate_limits={**(settings.rate_limits or {}),
+                                                "download": DOWNLOADS_PER_SECOND})
     store = open_store(store_path)
     try:
         store.set_meta(DEMO_META, json.dumps({"seed": options.seed, "works": options.works,
@@ -292,7 +310,9 @@ def _pipeline(store: Store, world: Any, settings: Settings, options: DemoOptions
     with _timed(timings, "conflicts"):
         n_ta = sim.resolve(TA, say)
     with _timed(timings, "full-text"):
-        sim.retrieve(say)
+        fulltexts = _retrieve(store, sim, settings, directory, say)
+        for service, n in fulltexts.requests.items():
+            requests[service] = requests.get(service, 0) + n
         sim.screen(FT, say)
         n_ft = sim.resolve(FT, say)
     with _timed(timings, "extraction"):
@@ -308,7 +328,8 @@ def _pipeline(store: Store, world: Any, settings: Settings, options: DemoOptions
         duplicates_merged=merged,
         pairs_decided=decided, failed_searches=failed, recall=truth.recall(store),
         n_works=len(world.works), n_index=len(world.index_keys), seed=options.seed,
-        requests=requests, seconds=0.0, stage_seconds={}, extraction=extraction)
+        requests=requests, seconds=0.0, stage_seconds={}, extraction=extraction,
+        fulltexts=fulltexts)
 
 
 @contextlib.contextmanager
@@ -580,25 +601,108 @@ class _Reviewers:
         say(stage, f"{len(found)} conflicts resolved by {RESOLVER} as the third reviewer")
         return len(found)
 
-    def retrieve(self, say: Progress) -> None:
-        from screeners.decisions import full_text_records, mark_fulltext
+    def obtain(self, record_id: int, held: set[int]) -> bool:
+        """Whether the team gets a report the open web did not give (library, author):
+        always for the index articles they hold, else most of the time."""
+        rng = _rng(self.options.seed, "retrieval", self._identity(record_id))
+        return record_id in held or rng.random() >= self.options.not_retrieved_rate
 
-        from cluster.expand import index_record_ids
 
-        ids = full_text_records(self.store)
-        # the team holds the index articles already
-        held = set(index_record_ids(self.store))
-        missing = 0
-        for rid in ids:
-            mark_fulltext(self.store, rid, "sought", reviewer=RESOLVER)
-            rng = _rng(self.options.seed, "retrieval", self._identity(rid))
-            if rid not in held and rng.random() < self.options.not_retrieved_rate:
-                mark_fulltext(self.store, rid, "not-retrieved",
-                              "no library access and the author did not reply", RESOLVER)
-                missing += 1
-            else:
-                mark_fulltext(self.store, rid, "retrieved", reviewer=RESOLVER)
-        say(FT, f"{len(ids)} reports sought, {missing} not retrieved")
+# --- 7a. full texts -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FullTexts:
+    """What retrieval did: records sought, copies found open and fetched (per service),
+    open links that failed (per reason), copies attached by hand, reports not retrieved."""
+
+    sought: int
+    found_open: int
+    by_service: Mapping[str, int]
+    failed_links: Mapping[str, int]
+    by_hand: int
+    not_retrieved: int
+    requests: Mapping[str, int]
+    seconds: Mapping[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sought": self.sought, "found_open": self.found_open,
+                "by_service": dict(self.by_service), "failed_links": dict(self.failed_links),
+                "by_hand": self.by_hand, "not_retrieved": self.not_retrieved,
+                "seconds": {k: round(v, 2) for k, v in self.seconds.items()}}
+
+
+def _link_problem(message: str) -> str:
+    for key, label in (("HTML page", "HTML instead of a PDF"), ("broken", "broken link"),
+                       ("landing page", "landing page only"), ("no open copy", "closed"),
+                       ("redirects", "redirect loop"), ("cap", "over the size cap")):
+        if key in message:
+            return label
+    return "other"
+
+
+def _retrieve(store: Store, sim: _Reviewers, settings: Settings, directory: Path,
+              say: Progress) -> FullTexts:
+    """`cluster fulltext find` and `fetch` over the world's services, then the team's
+    library copies attached as a folder (`fulltext attach --folder`), and the reports
+    nobody could get marked not retrieved with a reason from the list."""
+    from cluster.demo.fulltext import pdf_of
+    from cluster.expand import index_record_ids
+    from cluster.fulltext import attach_folder, fetch, find
+    from connectors.download import Downloader
+    from connectors.services import connect
+    from db.events import NOT_RETRIEVED_REASONS
+    from db.files import fulltext_dir
+    from db.state import retrievals
+    from screeners.decisions import mark_fulltext
+
+    seconds: dict[str, float] = {}
+    folder = fulltext_dir(directory / STORE_NAME)
+    t = time.perf_counter()
+    services = connect(settings)
+    try:
+        found = find(store, services, efetch_url=settings.base_url("pubmed") + "/efetch.fcgi")
+    finally:
+        requests = dict(services.http.network_requests) if services.http else {}
+        services.close()
+    seconds["find"] = time.perf_counter() - t
+    say(FT, f"{found.looked_up} reports sought: {len(found.with_copy)} with an open PDF or XML "
+            f"somewhere, {len(found.landing_only)} with a landing page only, "
+            f"{len(found.without)} with none")
+    t = time.perf_counter()
+    downloader = Downloader(settings, max_bytes=20 * 1024 * 1024, max_seconds=60)
+    try:
+        got = fetch(store, folder, downloader)
+    finally:
+        downloader.close()
+    seconds["fetch"] = time.perf_counter() - t
+    problems = Counter(_link_problem(o.message) for o in got.outcomes if o.status != "retrieved")
+    by_service = got.by_source()
+    say(FT, f"{got.count('retrieved')} full texts found open and fetched ("
+            + ", ".join(f"{SERVICE_NAMES.get(k, k)} {v}" for k, v in sorted(by_service.items()))
+            + "); not fetched: " + ", ".join(f"{v} {k}" for k, v in sorted(problems.items())))
+    # the team's library: copies of the rest, named by DOI as a reference manager saves them
+    t = time.perf_counter()
+    held = set(index_record_ids(store))
+    library = directory / LIBRARY_DIR
+    library.mkdir(exist_ok=True)
+    missing = [rid for rid, r in retrievals(store).items() if r.state != "retrieved"]
+    for rid in missing:
+        work = sim._work(rid)
+        if work is not None and sim.obtain(rid, held):
+            name = (work.doi or work.title).replace("/", "_")[:150]
+            (library / f"{name}.pdf").write_bytes(pdf_of(work))
+    attached = attach_folder(store, folder, library, reviewer=RESOLVER)
+    left = [rid for rid, r in retrievals(store).items() if r.state != "retrieved"]
+    for rid in left:
+        rng = _rng(sim.options.seed, "why not retrieved", sim._identity(rid))
+        mark_fulltext(store, rid, "not-retrieved", rng.choice(NOT_RETRIEVED_REASONS[:3]),
+                      RESOLVER)
+    seconds["attach"] = time.perf_counter() - t
+    say(FT, f"{len(attached.attached)} obtained by hand and attached from {LIBRARY_DIR}/, "
+            f"{len(left)} not retrieved")
+    return FullTexts(found.looked_up, got.count("retrieved"), by_service, dict(problems),
+                     len(attached.attached), len(left), requests, seconds)
 
 
 # --- 8. reporting ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
+from cluster.demo.fulltext import FullTextServices
 from cluster.demo.loopback import LoopbackServer, Request, Response
 from cluster.demo.query import PUBMED_LANGUAGES, matches
 from cluster.demo.world import JOURNALS, PLACES, Work, World, WorldAuthor, bare_doi
@@ -38,15 +39,19 @@ class WorldServices:
         #: the history server: each esearch with usehistory=y keeps its whole id list
         self._history: dict[str, list[str]] = {}
         self._history_lock = threading.Lock()
+        self.fulltext = FullTextServices(world)
 
     def register(self, server: LoopbackServer) -> dict[str, str]:
         """Add this world's routes to `server`; returns the path prefix per service."""
         prefixes = {"pubmed": "/pubmed", "crossref": "/crossref", "openalex": "/openalex",
-                    "opencitations": "/opencitations"}
+                    "opencitations": "/opencitations", "unpaywall": "/unpaywall", "pmc": "/pmc"}
         server.route("/pubmed/", self._pubmed)
         server.route("/crossref/", self._crossref)
         server.route("/openalex/", self._openalex)
         server.route("/opencitations/", self._opencitations)
+        server.route("/unpaywall/", self.fulltext.unpaywall)
+        server.route("/pmc/", self.fulltext.pmc)
+        server.route("/files/", self.fulltext.files)
         return prefixes
 
     def _is_broken(self, service: str, idents: Iterable[str]) -> bool:
@@ -71,6 +76,8 @@ class WorldServices:
                 ids = kept[start:start + int(req.get("retmax") or 20)]
             if self._is_broken("pubmed", ids):
                 return _server_error()
+            if req.get("db") == "pmc":
+                return _xml(self.fulltext.pmc_xml(ids))
             return _xml(self.pubmed_xml(ids))
         if endpoint.startswith("elink"):
             ids = req.get_all("id")
@@ -325,7 +332,7 @@ class WorldServices:
             w = self._openalex_lookup(ident)
             if w is None:
                 return _openalex_404()
-            return _json(self.openalex_work(w))
+            return _json(self.openalex_work(w, _host(req)))
         if rest.rstrip("/") == "works":
             filters = _parse_filters(req.get("filter") or "", sep=",", multi=False)
             per_page = min(200, int(req.get("per-page") or req.get("per_page") or 25))
@@ -371,7 +378,8 @@ class WorldServices:
             chunk = works[start:start + per_page]
             return _json({"meta": {"count": len(works), "db_response_time_ms": 12, "page": page,
                                    "per_page": per_page, "groups_count": None},
-                          "results": [self.openalex_work(w) for w in chunk], "group_by": []})
+                          "results": [self.openalex_work(w, _host(req)) for w in chunk],
+                          "group_by": []})
         if rest.startswith("authors/"):
             ident = rest[len("authors/"):]
             key = int(re.sub(r"\D", "", ident) or 0) - 5000000000
@@ -399,7 +407,7 @@ class WorldServices:
             return self.world.by_doi.get(bare_doi(ident))
         return self.world.by_openalex.get(normalize_w(ident))
 
-    def openalex_work(self, w: Work) -> dict[str, Any]:
+    def openalex_work(self, w: Work, host: str = "http://127.0.0.1") -> dict[str, Any]:
         title = w.title.title() if w.openalex_title_case else w.title
         year = w.year - 1 if w.ahead_of_print else w.year
         authorships: list[dict[str, Any]] = []
@@ -441,7 +449,8 @@ class WorldServices:
             "cited_by_count": len(self.world.cited_by(w.key)),
             "biblio": {"volume": w.volume, "issue": w.issue, "first_page": w.pages.split("-")[0],
                        "last_page": w.pages.split("-")[-1]},
-            "is_retracted": False, "is_paratext": False, "locations_count": 1, "locations": [location],
+            "is_retracted": False, "is_paratext": False,
+            **self._oa_fields(w, location, host),
             "referenced_works_count": len(w.references),
             "referenced_works": [f"https://openalex.org/{self.world.works[r].openalex}" for r in w.references],
             "related_works": [f"https://openalex.org/{self.world.works[r].openalex}" for r in self.world.related_works(w.key)],
@@ -449,6 +458,13 @@ class WorldServices:
             "cited_by_api_url": f"https://api.openalex.org/works?filter=cites:{w.openalex}",
             "counts_by_year": [], "updated_date": "2026-06-01T00:00:00.000000", "created_date": "2020-01-01",
         }
+
+    def _oa_fields(self, w: Work, location: dict[str, Any], host: str) -> dict[str, Any]:
+        """`locations` (the publisher's record page, then the open copies) and
+        `best_oa_location` (the first open one, or null)."""
+        open_ = self.fulltext.openalex_locations(w, host)
+        return {"locations_count": 1 + len(open_), "locations": [location, *open_],
+                "best_oa_location": open_[0] if open_ else None}
 
     def openalex_author(self, a: WorldAuthor) -> dict[str, Any]:
         return {
@@ -570,6 +586,10 @@ def _parse_filters(text: str, *, sep: str, multi: bool) -> dict[str, list[str]]:
         values = [value] if multi else value.split("|")
         out.setdefault(name.strip(), []).extend(v.strip() for v in values)
     return out
+
+
+def _host(req: Request) -> str:
+    return "http://" + str(req.headers.get("Host") or "127.0.0.1")
 
 
 def _xml(body: bytes) -> Response:

@@ -15,12 +15,12 @@ yet, or whose last look-up had a service failing (`refresh` asks for all).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from base.errors import ServiceError
 from base.record import Record
-from base.services import SERVICE_NAMES
 from connectors.locations import Located, Location, unique
 from db.events import FULL_TEXT
 from db.state import retrievals, stage_records
@@ -142,29 +142,37 @@ def _lookup(records: Mapping[int, Record], services: Any, skipped: Mapping[str, 
     dois = {rid: r.doi.lower() for rid, r in records.items() if r.doi}
     pmids = {rid: r.pmid for rid, r in records.items() if r.pmid}
     pmcids = {rid: r.pmcid for rid, r in records.items() if r.pmcid}
-    answers: dict[str, _Answer] = {}
     doi_list = sorted(set(dois.values()))
-    if "unpaywall" not in skipped:
-        answers["unpaywall"] = _ask(lambda: services.unpaywall.locations(doi_list), doi_list)
     # PMC: the PMCIDs the records lack, from their PMIDs (else DOIs) through the ID converter
     lacking = {rid: pmids.get(rid) or dois.get(rid) for rid in records if rid not in pmcids}
-    asked = sorted({x for x in lacking.values() if x})
-    converter_down = None
-    if asked:
-        try:
-            converted, _ = services.pmc.pmcids(asked)
-        except ServiceError as exc:
-            converted, converter_down = {}, str(exc)
-        for rid, key in lacking.items():
-            if key and key in converted:
-                pmcids[rid] = converted[key]
-    pmc_list = sorted(set(pmcids.values()))
-    answers["pmc"] = _ask(lambda: services.pmc.locations(pmc_list, efetch_url=efetch_url),
-                          pmc_list)
+    converter_down: str | None = None
+
+    def ask_pmc() -> _Answer:
+        nonlocal converter_down
+        asked = sorted({x for x in lacking.values() if x})
+        if asked:
+            try:
+                converted, _ = services.pmc.pmcids(asked)
+            except ServiceError as exc:
+                converted, converter_down = {}, str(exc)
+            for rid, key in lacking.items():
+                if key and key in converted:
+                    pmcids[rid] = converted[key]
+        pmc_list = sorted(set(pmcids.values()))
+        return _ask(lambda: services.pmc.locations(pmc_list, efetch_url=efetch_url), pmc_list)
+
     oa_list = sorted({dois.get(rid) or f"pmid:{pmids[rid]}" for rid in records
                       if rid in dois or rid in pmids})
-    answers["openalex"] = _ask(lambda: services.openalex.oa_locations(oa_list), oa_list)
-    answers["crossref"] = _ask(lambda: services.crossref.links(doi_list), doi_list)
+    jobs: dict[str, Callable[[], _Answer]] = {
+        "unpaywall": lambda: _ask(lambda: services.unpaywall.locations(doi_list), doi_list),
+        "pmc": ask_pmc,
+        "openalex": lambda: _ask(lambda: services.openalex.oa_locations(oa_list), oa_list),
+        "crossref": lambda: _ask(lambda: services.crossref.links(doi_list), doi_list),
+    }
+    # the services have a rate limit each: asked side by side, the slowest sets the pace
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items() if name not in skipped}
+        answers = {name: futures[name].result() for name in SERVICES if name in futures}
     out: dict[int, tuple[Location, ...]] = {}
     why: dict[int, dict[str, str]] = {}
     for rid in records:
@@ -186,5 +194,3 @@ def _lookup(records: Mapping[int, Record], services: Any, skipped: Mapping[str, 
     return out, why
 
 
-def service_label(service: str) -> str:
-    return SERVICE_NAMES.get(service, service)
