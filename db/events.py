@@ -20,8 +20,9 @@ Kinds and the columns they use (`data` is a JSON object):
   service)}.
 - `locations`: record_id, data {"locations": [{service, url, kind, version,
   licence, host_type, best}], "services": the services asked, "failed": {service:
-  why}}: the candidate full-text locations found for a record (provenance: the
-  latest standing one is what `fulltext fetch` tries).
+  why}, "unknown": the services that do not know the record's DOI or PMID}: the
+  candidate full-text locations found for a record (provenance: the latest
+  standing one is what `fulltext fetch` tries).
 - `appraisal`: record_id, reviewer, stage, data {"relevance": 1-5, "rigour": 1-5}.
 - `note`: record_id, reviewer, note.
 - `assign`: record_id, reviewer, stage (a check subsample for a further reviewer),

@@ -224,6 +224,9 @@ class Retrieval:
     located: bool = False
     #: services that failed when the locations were last looked up, with why
     unanswered: Mapping[str, str] = field(default_factory=dict)
+    #: services asked, and those that did not know the record's DOI or PMID
+    asked: tuple[str, ...] = ()
+    unknown_to: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"record": self.record_id, "state": self.state, "reason": self.reason,
@@ -244,7 +247,9 @@ def retrievals(store: Store) -> dict[int, Retrieval]:
             locs = tuple(x for x in data.get("locations") or () if isinstance(x, Mapping))
             failed = data.get("failed")
             out[rid] = replace(now, locations=locs, located=True,
-                               unanswered=dict(failed) if isinstance(failed, Mapping) else {})
+                               unanswered=dict(failed) if isinstance(failed, Mapping) else {},
+                               asked=tuple(map(str, data.get("services") or ())),
+                               unknown_to=tuple(map(str, data.get("unknown") or ())))
         else:
             out[rid] = replace(now, state=e["value"], reason=e["reason"],
                                source=data.get("source"), file=data.get("file"),

@@ -241,7 +241,10 @@ def test_full_texts_every_open_copy_the_world_holds_is_fetched_and_a_rerun_fetch
             work = world.work(rec.doi or "") or world.work(rec.pmid or "")
             assert work is not None
             f = fate(world, work)
-            if f in ("pdf", "pmc") or (f in ("html", "broken") and has_repository_copy(work)):
+            # the open web finds a copy by the record's DOI, or OpenAlex by its PMID
+            findable = bool(rec.doi) or not work.openalex_no_pmid
+            if f == "pmc" or (findable and (f == "pdf" or (
+                    f in ("html", "broken") and has_repository_copy(work)))):
                 open_in_world.add(rid)
             if r.state == "retrieved" and r.source != "hand":
                 fetched.add(rid)

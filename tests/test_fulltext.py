@@ -223,7 +223,9 @@ def test_fetch_names_each_failure_keeps_only_whole_checked_files_and_a_rerun_fet
                                           "12 KB, over the 4 KB cap"),
         "10.1000/gif": ("not-retrieved", "the open copies failed: Unpaywall PDF: not a PDF (it "
                                          "does not start with the PDF signature)"),
-        "10.1000/nothing": ("not-retrieved", "no open copy found"),
+        "10.1000/nothing": ("not-retrieved", "no open copy found: none of the services asked "
+                                             "knows its identifier (Unpaywall, OpenAlex, "
+                                             "Crossref); check the DOI or PMID"),
         "10.1000/landing": ("not-retrieved", "no open PDF found, only a landing page to read "
                                              "it on"),
     }

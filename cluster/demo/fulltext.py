@@ -27,6 +27,7 @@ from cluster.demo.world import Work, World
 
 #: each fate and its share of the world's works (the rest are closed)
 FATES = (("pdf", 0.36), ("pmc", 0.12), ("landing", 0.08), ("broken", 0.07), ("html", 0.07))
+PMCID_BASE = 9000000
 
 
 def fate(world: World, w: Work) -> str:
@@ -35,7 +36,10 @@ def fate(world: World, w: Work) -> str:
     x = int.from_bytes(digest[:8], "big") / 2 ** 64
     for name, share in FATES:
         if x < share:
-            return "pmc" if name == "pmc" and w.pmid else ("pdf" if name == "pmc" else name)
+            if name == "pmc":
+                return "pmc" if w.pmid else "closed"
+            # the open web finds copies by DOI: a work without one is found through PMC only
+            return name if w.doi else "closed"
         x -= share
     return "closed"
 
@@ -46,7 +50,8 @@ def has_repository_copy(w: Work) -> bool:
 
 
 def pmcid(w: Work) -> str:
-    return f"PMC{7000000 + w.key}"
+    """The PMCID PubMed's records give the work (`ArticleId IdType="pmc"`)."""
+    return f"PMC{PMCID_BASE + w.key}"
 
 
 def pdf_of(w: Work) -> bytes:
@@ -126,8 +131,8 @@ class FullTextServices:
         head = f"<OA><responseDate>2026-06-01 00:00:00</responseDate><request id=\"{ident}\"/>"
         w = self.by_pmcid.get(ident)
         if w is None:
-            known = re.fullmatch(r"PMC(\d+)", ident) and 7000000 <= int(ident[3:]) < 7000000 + len(
-                self.world.works)
+            known = re.fullmatch(r"PMC(\d+)", ident) and (
+                PMCID_BASE <= int(ident[3:]) < PMCID_BASE + len(self.world.works))
             code, text = (("idIsNotOpenAccess", "is not Open Access") if known
                           else ("idDoesNotExist", "does not exist"))
             body = f"{head}<error code=\"{code}\">identifier '{ident}' {text}</error></OA>"

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
-from cluster.demo.fulltext import FullTextServices
+from cluster.demo.fulltext import FullTextServices, pmcid
 from cluster.demo.loopback import LoopbackServer, Request, Response
 from cluster.demo.query import PUBMED_LANGUAGES, matches
 from cluster.demo.world import JOURNALS, PLACES, Work, World, WorldAuthor, bare_doi
@@ -130,7 +130,7 @@ class WorldServices:
         if doi:
             ids.append(f'<ArticleId IdType="doi">{e(doi)}</ArticleId>')
         if w.in_pmc:
-            ids.append(f'<ArticleId IdType="pmc">PMC{9000000 + w.key}</ArticleId>')
+            ids.append(f'<ArticleId IdType="pmc">{pmcid(w)}</ArticleId>')
         start, _, end = w.pages.partition("-")
         lang = PUBMED_LANGUAGES.get(w.language or "", "und")
         return (

@@ -136,6 +136,13 @@ def _try(r: Retrieval, folder: Path, downloader: Downloader) -> FetchOutcome:
     tried = candidates(r)
     if not tried:
         why = LANDING_ONLY if r.locations else NO_LOCATION
+        # PMC holds a small share of all works: only the services meant to know every DOI
+        # or PMID tell an identifier that does not resolve
+        registries = [s for s in r.asked if s != "pmc" and s not in r.unanswered]
+        if not r.locations and registries and all(s in r.unknown_to for s in registries):
+            names = ", ".join(SERVICE_NAMES.get(s, s) for s in registries)
+            why += (f": none of the services asked knows its identifier ({names}); check the "
+                    f"DOI or PMID")
         return FetchOutcome(r.record_id, "not-retrieved", why)
     problems: list[str] = []
     transient = False

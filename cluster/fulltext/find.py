@@ -72,6 +72,7 @@ class _Answer:
     by_key: Mapping[str, tuple[Location, ...]] = field(default_factory=dict)
     failed: Mapping[str, str] = field(default_factory=dict)   # key -> why
     down: str | None = None                                   # the whole service failed
+    missing: frozenset[str] = frozenset()                     # keys the service does not know
 
 
 def _ask(fn: Callable[[], Located], keys: Sequence[str]) -> _Answer:
@@ -81,7 +82,7 @@ def _ask(fn: Callable[[], Located], keys: Sequence[str]) -> _Answer:
         got = fn()
     except ServiceError as exc:
         return _Answer(down=str(exc))
-    return _Answer(got.by_id, got.failed)
+    return _Answer(got.by_id, got.failed, missing=frozenset(got.missing))
 
 
 def find(store: Store, services: Any, *, refresh: bool = False, only: Sequence[int] | None = None,
@@ -106,7 +107,7 @@ def find(store: Store, services: Any, *, refresh: bool = False, only: Sequence[i
     for start in range(0, len(todo), BATCH):
         batch = todo[start:start + BATCH]
         records = {rid: store.get_record(rid) for rid in batch}
-        found, failed = _lookup(records, services, skipped, efetch_url)
+        found, failed, unknown = _lookup(records, services, skipped, efetch_url)
         with store.transaction():
             have = retrievals(store)
             for rid in batch:
@@ -115,7 +116,7 @@ def find(store: Store, services: Any, *, refresh: bool = False, only: Sequence[i
                 store.log_event("locations", record_id=rid, stage=FULL_TEXT, data={
                     "locations": [loc.to_dict() for loc in locs],
                     "services": [s for s in SERVICES if s not in skipped],
-                    "failed": why})
+                    "failed": why, "unknown": unknown.get(rid, [])})
                 if have.get(rid) is None or have[rid].state is None:
                     store.log_event("fulltext", record_id=rid, stage=FULL_TEXT, value="sought")
                 for loc in locs:
@@ -137,8 +138,10 @@ def find(store: Store, services: Any, *, refresh: bool = False, only: Sequence[i
 
 def _lookup(records: Mapping[int, Record], services: Any, skipped: Mapping[str, str],
             efetch_url: str | None
-            ) -> tuple[dict[int, tuple[Location, ...]], dict[int, dict[str, str]]]:
-    """{record id: its locations, in service order} and {record id: {service: why it failed}}."""
+            ) -> tuple[dict[int, tuple[Location, ...]], dict[int, dict[str, str]],
+                       dict[int, list[str]]]:
+    """{record id: its locations, in service order}, {record id: {service: why it failed}}
+    and {record id: the services that do not know its DOI or PMID}."""
     dois = {rid: r.doi.lower() for rid, r in records.items() if r.doi}
     pmids = {rid: r.pmid for rid, r in records.items() if r.pmid}
     pmcids = {rid: r.pmcid for rid, r in records.items() if r.pmcid}
@@ -175,6 +178,7 @@ def _lookup(records: Mapping[int, Record], services: Any, skipped: Mapping[str, 
         answers = {name: futures[name].result() for name in SERVICES if name in futures}
     out: dict[int, tuple[Location, ...]] = {}
     why: dict[int, dict[str, str]] = {}
+    unknown: dict[int, list[str]] = {}
     for rid in records:
         # OpenAlex keys its answer by the id as normalised: a DOI, or a bare PMID
         keys = {"unpaywall": dois.get(rid), "pmc": pmcids.get(rid),
@@ -190,7 +194,9 @@ def _lookup(records: Mapping[int, Record], services: Any, skipped: Mapping[str, 
                 why.setdefault(rid, {})[service] = answer.down or answer.failed[key]
             else:
                 locs += answer.by_key.get(key, ())
+            if key in answer.missing:
+                unknown.setdefault(rid, []).append(service)
         out[rid] = unique(locs)
-    return out, why
+    return out, why, unknown
 
 
