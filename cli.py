@@ -1488,7 +1488,7 @@ def fulltext_find_cmd(stage: str, refresh: bool, records: tuple[int, ...], db_pa
     Records looked up before are skipped unless a service failed for them (or
     with --refresh); answers are cached beside the store.
 
-    Example: CLUSTER_EMAIL=you@example.org cluster fulltext find
+    Example: cluster fulltext find --json
     """
     from cluster.fulltext import find
     from connectors.services import connect
