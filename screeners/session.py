@@ -387,15 +387,17 @@ class ScreeningSession:
             path = fulltext_dir(self.store.path) / got.file
             if path.is_file():
                 return str(path)
-        links = sorted((x for x in (got.locations if got else ()) if x.get("url")),
-                       key=lambda x: x.get("kind") == "landing")
+        located = sorted((x for x in (got.locations if got else ()) if x.get("url")),
+                         key=lambda x: x.get("kind") == "landing")
         if got is not None and got.url:
             return got.url
-        if links:
-            return str(links[0]["url"])
-        doi = self.store.get_record(self.current).doi
-        if doi:
-            return f"https://doi.org/{doi}"
+        if located:
+            return str(located[0]["url"])
+        # no copy located: the record's own pages, those likeliest to lead to a full text first
+        links = record_links(self.store.get_record(self.current))
+        for label in ("PMC", "doi.org", "URL", "PubMed", "OpenAlex"):
+            if label in links:
+                return links[label]
         raise DecisionError(f"Record {self.current} has no full text in hand and no link: "
                             f"attach one with `cluster fulltext attach {self.current} FILE`.")
 

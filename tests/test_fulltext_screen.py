@@ -16,6 +16,7 @@ from db.events import NOT_RETRIEVED_REASONS
 from db.files import fulltext_dir
 from db.state import retrievals
 from db.store import open_store
+from screeners.decisions import mark_fulltext
 from screeners.viewer import ViewerError, viewer_command
 
 
@@ -46,6 +47,11 @@ def at_full_text(tmp_path, monkeypatch):
     pdf = tmp_path / "report.pdf"
     pdf.write_bytes(make_pdf(["Study 1"]))
     kept = attach_file(store, fulltext_dir(path), 1, pdf)
+    other = tmp_path / "other.pdf"
+    other.write_bytes(make_pdf(["Study 2"]))
+    attach_file(store, fulltext_dir(path), 2, other)
+    # record 3: marked retrieved by hand, with no file kept and no link known
+    mark_fulltext(store, 3, "retrieved")
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     # a viewer that takes its time: the screen must not wait for it
     bin_dir = tmp_path / "bin"
