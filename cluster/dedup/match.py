@@ -7,7 +7,9 @@ different trustworthy DOIs. Identifiers come next but never alone: a DOI shared
 by a whole conference supplement or truncated by an export must agree with the
 title too. Then fuzzy agreement of title, authors, year (+/- 1 for ahead of
 print), journal (abbreviated or not) and pages. Pairs that are neither clearly
-the same nor clearly different are "maybe": left for a person to decide.
+the same nor clearly different are "maybe": left for a person to decide, each
+with the fields that disagree (its `reason`). A field vetoes only on evidence:
+both records hold it in a plausible form of one kind, and the two disagree.
 
 Updated versions of one living review count as one record, as a review of
 reviews counts reviews rather than their versions: a Cochrane review keeps its
