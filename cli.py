@@ -1509,8 +1509,12 @@ def fulltext_find_cmd(stage: str, refresh: bool, records: tuple[int, ...], db_pa
     found = ", ".join(f"{SERVICE_NAMES[k]} {v}" for k, v in result.by_service.items() if v)
     if found:
         echo(f"Locations per service: {found}.")
-    for service, why in {**result.skipped, **result.failed}.items():
-        echo(f"  {SERVICE_NAMES.get(service, service)}: {why}")
+    if not result.looked_up:
+        return
+    for why in result.skipped.values():
+        echo(f"  {why}.")
+    for service, why in result.failed.items():
+        echo(f"  {SERVICE_NAMES.get(service, service)} failed: {why}")
     if result.failed:
         echo("Run the command again to ask the failing services again.")
 

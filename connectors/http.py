@@ -244,7 +244,8 @@ class Settings:
         """Settings from environment variables (for the CLI; the library never reads env).
 
         NCBI_API_KEY, CLUSTER_EMAIL, OPENALEX_API_KEY; CLUSTER_PUBMED_URL,
-        CLUSTER_CROSSREF_URL, CLUSTER_OPENALEX_URL, CLUSTER_OPENCITATIONS_URL;
+        CLUSTER_CROSSREF_URL, CLUSTER_OPENALEX_URL, CLUSTER_OPENCITATIONS_URL,
+        CLUSTER_UNPAYWALL_URL, CLUSTER_PMC_URL;
         CLUSTER_HTTP_RETRIES (attempts after the first), CLUSTER_HTTP_BACKOFF
         (first backoff delay in seconds; the longest is four times it) and
         CLUSTER_RATE_LIMITS ("pubmed=3,crossref=10" requests per second), for

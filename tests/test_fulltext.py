@@ -375,6 +375,14 @@ def test_cli_find_fetch_list_and_the_old_spelling(run, store, world, ids, monkey
     store.close()
     out = json.loads(run("fulltext", "find", "--json", "-q").output)
     assert (out["looked_up"], out["without"]) == (9, [ids["10.1000/nothing"]])
+    monkeypatch.delenv("CLUSTER_EMAIL")
+    assert run("fulltext", "find", "-q", "--refresh", "--record",
+               str(ids["10.1000/good"])).output == (
+        "Looked up 1 record(s) (0 done before): 0 with an open PDF or XML, 0 with a landing "
+        "page only, 1 with no open copy.\n"
+        "  Unpaywall was not asked: it needs a contact e-mail (set CLUSTER_EMAIL).\n")
+    monkeypatch.setenv("CLUSTER_EMAIL", EMAIL)
+    run("fulltext", "find", "-q", "--refresh", "--record", str(ids["10.1000/good"]))
     out = run("fulltext", "fetch", "-q", "--max-mb", str(CAP_BYTES / 1024 / 1024)).output
     assert f"Record {ids['10.1000/good']}: retrieved (Unpaywall PDF from " in out
     assert (f"Record {ids['10.1000/loop']}: not retrieved: the open copies failed: Unpaywall "
