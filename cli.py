@@ -994,14 +994,19 @@ def _echo_tags(db_path: str, as_json: bool) -> None:
               help="Write the pairs waiting for review to this CSV (fill its decision column).")
 @click.option("--import-pairs", "import_csv", type=click.Path(dir_okay=False),
               help="Apply the decisions (same/different/skip) of a CSV written by --export-pairs.")
-@click.option("--undo", "undo_id", metavar="MERGE_ID", help="Split a merge again (logged as an unmerge).")
-@click.option("--reviewer", help="Who is deciding (recorded on the decision events).")
+@click.option("--undo", "undo_id", metavar="MERGE_ID",
+              help="Split a merge again (logged as an undo of the merge, as `cluster undo` does).")
+@click.option("--list", "list_merges", is_flag=True,
+              help="List the merges that stand: merge id, canonical record, members, score, "
+                   "rule, who and when.")
+@click.option("--reviewer", help="Who is deciding (a reviewer of the team; recorded on the events).")
 @db_option
 @json_option
 @quiet_option
 @handle_errors
 def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id: str | None,
-          reviewer: str | None, db_path: str, as_json: bool, quiet: bool) -> None:
+          list_merges: bool, reviewer: str | None, db_path: str, as_json: bool,
+          quiet: bool) -> None:
     """Find and merge duplicate records; uncertain pairs wait for a person.
 
     Nothing is deleted: a duplicate points at the record that stands for the
@@ -1014,10 +1019,17 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
     from cluster.dedup.review import export_pairs, import_pairs, review_session
 
     # an empty value ("--undo ''") still names a mode: it must not fall through to a full run
-    modes = [m for m in (review or None, export_csv, import_csv, undo_id) if m is not None]
+    modes = [m for m in (review or None, export_csv, import_csv, undo_id, list_merges or None)
+             if m is not None]
     if len(modes) > 1:
-        raise UserError("Use one of --review, --export-pairs, --import-pairs and --undo at a time.")
+        raise UserError("Use one of --review, --export-pairs, --import-pairs, --undo and --list "
+                        "at a time.")
     with store_for(db_path, create=True) as store:
+        if reviewer is not None:
+            store.require_reviewer(reviewer)
+        if list_merges:
+            _print_merges(store, as_json)
+            return
         if undo_id is not None:
             out = undo_merge(store, undo_id, reviewer=reviewer)
             if as_json:
@@ -1071,6 +1083,24 @@ def dedup(review: bool, export_csv: str | None, import_csv: str | None, undo_id:
         if summary.records_without_title:
             echo(f"Records without a title: {summary.records_without_title} "
                        f"(matched on identifiers and citation details only)")
+
+
+def _print_merges(store: Store, as_json: bool) -> None:
+    from cluster.dedup.apply import list_merges
+
+    merges = list_merges(store)
+    if as_json:
+        echo_json([m.to_dict() for m in merges])
+        return
+    for m in merges:
+        others = [r for r in m.members if r != m.canonical]
+        score = "" if m.score is None else f" score {m.score:.3f},"
+        echo(f"{m.merge_id}  record {m.canonical} <- {', '.join(map(str, others))}  "
+             f"({m.rule or 'unspecified'},{score} {m.reviewer or 'dedup run'} "
+             f"{m.ts[:16].replace('T', ' ')})")
+    echo(f"{len(merges)} merge{'s' if len(merges) != 1 else ''} stand"
+         f"{'s' if len(merges) == 1 else ''}" + (": split one with cluster dedup --undo MERGE_ID."
+                                                  if merges else "."))
 
 
 # === prioritisation, status, stop, simulate ===============================
@@ -1149,6 +1179,8 @@ def stop_cmd(rule: str, stage: str, force: bool, reviewer: str | None, db_path: 
             return
         echo(f"Marked {out.marked} unscreened records as excluded by the {out.rule} rule"
                    f"{' (forced)' if out.forced else ''}: {out.result.explanation}.")
+        if out.batch:
+            echo(f"To take them all back: cluster undo {out.batch}")
 
 
 @cli.command("simulate")
@@ -1325,19 +1357,45 @@ def decide_cmd(record: int, reviewer: str, include: bool, exclude: bool, maybe: 
 
 
 @cli.command("undo")
-@click.option("--reviewer", required=True, help="Whose last decision to take back.")
-@screen_stage_option
+@click.argument("event_id", required=False)
+@click.option("--reviewer", help="Whose last event to take back; with EVENT_ID, who takes it back.")
+@click.option("--kind", "kinds", multiple=True,
+              help="Only the reviewer's last event of this kind (repeatable): decision, "
+                   "resolution, automation, tag, note, appraisal, fulltext, merge, ...")
+@click.option("--stage", type=_SCREEN_STAGES, default=None,
+              help="Only the reviewer's last event at this stage.")
 @db_option
+@json_option
 @handle_errors
-def undo_cmd(reviewer: str, stage: str, db_path: str) -> None:
-    """Take back your last screening decision at a stage (logged as an undo).
+def undo_cmd(event_id: str | None, reviewer: str | None, kinds: tuple[str, ...],
+             stage: str | None, db_path: str, as_json: bool) -> None:
+    """Take back the reviewer's last event that still stands, of any kind (a decision,
+    a resolution, a stopping rule's exclusions, a study link, tags, a merge, a pair
+    verdict, a note, scores, a full-text state), or the event EVENT_ID.
 
-    Example: cluster undo --reviewer alice
+    Events one command wrote together (a stopping rule's exclusions, a study
+    link, one search's tags) go back together. Each undo is a new event; undoing
+    an undo (its id) redoes what it took back, except the split of a merge.
+
+    Example: cluster undo --reviewer carol; cluster undo 3f2c9a41
     """
-    from screeners.decisions import undo_last
+    from db.undo import undo_event, undo_last
 
     with store_for(db_path) as store:
-        echo(undo_last(store, reviewer, stage).message)
+        if event_id is not None:
+            if kinds or stage:
+                raise UserError("--kind and --stage choose the reviewer's last event: give "
+                                "them without an EVENT_ID.")
+            out = undo_event(store, event_id, reviewer)
+        elif reviewer is None:
+            raise UserError("Give --reviewer NAME to take back their last event, or the "
+                            "EVENT_ID of the event to undo.")
+        else:
+            out = undo_last(store, reviewer, kinds or None, stage)
+    if as_json:
+        echo_json(out.to_dict())
+    else:
+        echo(out.message)
 
 
 @cli.command("conflicts")
@@ -2301,7 +2359,7 @@ def study() -> None:
 @db_option
 @handle_errors
 def study_link(record_ids: tuple[int, ...], key: str, reviewer: str | None, db_path: str) -> None:
-    """Mark records as reports of one study (logged; undo like any event).
+    """Mark records as reports of one study (one event batch: `cluster undo` takes it back).
 
     Example: cluster study link 12 57 --key smith2019 --reviewer ann
     """
@@ -2310,8 +2368,66 @@ def study_link(record_ids: tuple[int, ...], key: str, reviewer: str | None, db_p
     with store_for(db_path) as store:
         if reviewer:
             store.require_reviewer(reviewer)
-        link_study(store, record_ids, key, reviewer)
-        echo(f"Records {', '.join(map(str, record_ids))} are now reports of study {key}.")
+        ids = link_study(store, record_ids, key, reviewer)
+        echo(f"Records {', '.join(map(str, record_ids))} are now reports of study {key} "
+             f"(undo: cluster undo {ids[0]}).")
+
+
+@study.command("list")
+@db_option
+@json_option
+@handle_errors
+def study_list_cmd(db_path: str, as_json: bool) -> None:
+    """The studies with more than a record's own name: each study's reports, who linked
+    them and when (or "from import" when the imported file named the study).
+
+    Example: cluster study list --json
+    """
+    from db.flow import study_list
+
+    with store_for(db_path) as store:
+        studies = study_list(store)
+    if as_json:
+        echo_json([{"key": k, "records": [r.to_dict() for r in reports]}
+                   for k, reports in studies.items()])
+        return
+    if not studies:
+        echo("No records are linked as reports of a study (cluster study link 12 57 --key KEY).")
+        return
+    for key, reports in studies.items():
+        echo(f"{key}: {len(reports)} report{'s' if len(reports) != 1 else ''}")
+        for r in reports:
+            how = (f"linked by {r.linked_by or 'unnamed'} {r.linked_at[:16].replace('T', ' ')}, "
+                   f"event {r.event_id[:8]}" if r.event_id and r.linked_at else "from import")
+            echo(f"  #{r.record_id}  {r.title or '(no title)'}  ({how})")
+    echo(f"{len(studies)} stud{'ies' if len(studies) != 1 else 'y'}.")
+
+
+@study.command("unlink")
+@click.argument("record_ids", nargs=-1, type=int)
+@click.option("--key", help="Unlink every report of this study.")
+@click.option("--reviewer", help="Who unlinks them (a reviewer name).")
+@db_option
+@json_option
+@handle_errors
+def study_unlink(record_ids: tuple[int, ...], key: str | None, reviewer: str | None,
+                 db_path: str, as_json: bool) -> None:
+    """Make records studies of their own again (one event batch; `cluster undo` links
+    them again).
+
+    Example: cluster study unlink 57; cluster study unlink --key smith2019
+    """
+    from db.flow import unlink_study
+
+    with store_for(db_path) as store:
+        if reviewer:
+            store.require_reviewer(reviewer)
+        left = unlink_study(store, record_ids, key, reviewer)
+    if as_json:
+        echo_json([{"record_id": r, "study": k} for r, k in left.items()])
+        return
+    for r, k in left.items():
+        echo(f"Record {r} is no longer a report of study {k}.")
 
 
 @cli.command("report")

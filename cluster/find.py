@@ -232,9 +232,8 @@ def tag(store: Store, hits: list[Hit], tag_value: str, *, reviewer: str | None =
         store.require_reviewer(reviewer)
     with store.transaction():
         tagged = {rid for rid, tags in record_tags(store).items() if tag_value in tags}
-        n = 0
-        for h in hits:
-            if h.record_id not in tagged:
-                store.log_event("tag", record_id=h.record_id, value=tag_value, reviewer=reviewer)
-                n += 1
-    return n
+        new = [h.record_id for h in hits if h.record_id not in tagged]
+        # one search's tags are one batch: one undo takes them all back
+        store.log_batch("tag", ({"record_id": rid, "value": tag_value, "reviewer": reviewer}
+                                for rid in new))
+    return len(new)

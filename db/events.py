@@ -9,7 +9,9 @@ Kinds and the columns they use (`data` is a JSON object):
 
 - `decision`: record_id, reviewer, stage, value in DECISIONS, reason (an
   exclusion reason from the protocol's list), note.
-- `undo`: reviewer, undoes = id of the event taken back.
+- `undo`: undoes = id of the event taken back; reviewer = who took it back
+  (optional, as for the merges and stopping rules it may take back). An undo of
+  an undo redoes (`db.state.undone_ids`). See `UNDOABLE` for what can be undone.
 - `resolution`: record_id, stage, value (include/exclude), reviewer = resolver,
   reason, data {"method": "arbiter" | "consensus", "decided_by": [names]}
   (older logs say "third-reviewer" for an arbiter; `db.state.resolution_method`).
@@ -53,7 +55,13 @@ Kinds and the columns they use (`data` is a JSON object):
   found leave it; decisions about them stay in the log); `edit` {"platform",
   "searched", "query", "limits"} corrects its PRISMA-S details. Undone like any
   event (`db.state.search_changes`).
+
+Events one action writes together (a stopping rule's exclusions, a study link,
+a tag given by one search, a merge decided by a person with its verdict) carry
+data {"batch": id of the first of them}: one undo takes the whole batch back.
 """
+
+from dataclasses import dataclass
 
 TITLE_ABSTRACT, FULL_TEXT = "title-abstract", "full-text"
 STAGES = (TITLE_ABSTRACT, FULL_TEXT)
@@ -94,7 +102,7 @@ PAIR_VERDICTS = ("same", "different")
 # what each kind must carry; everything else is optional
 _NEEDS: dict[str, tuple[str, ...]] = {
     "decision": ("record_id", "reviewer", "stage", "value"),
-    "undo": ("reviewer", "undoes"),
+    "undo": ("undoes",),
     "resolution": ("record_id", "stage", "value"),
     "fulltext": ("record_id", "value"),
     "appraisal": ("record_id", "reviewer", "stage"),
@@ -148,3 +156,49 @@ def event_problem(kind: object, fields: dict[str, object]) -> str | None:
     if allowed and fields.get("value") not in allowed:
         return f"its value {fields.get('value')!r} is not one of {', '.join(allowed)}"
     return None
+
+
+@dataclass(frozen=True)
+class Undoable:
+    """An event kind a person can take back with `cluster undo`.
+
+    `amends` says what its events change, so a reader knows where an undo shows:
+    "screening" (a record's state at a stage), "record" (notes, tags, scores,
+    studies, retrieval), "duplicates" (which records stand for one work: an undo
+    also restores the records' links and fields) or "search" (the search log).
+    `label` names one event in a message.
+    """
+
+    kind: str
+    amends: str
+    label: str
+
+
+#: kind -> how it is undone; every reader of the log goes through
+#: `db.state.standing_events`, so a registered kind's undo shows in every count
+UNDOABLE: dict[str, Undoable] = {}
+AMENDS = ("screening", "record", "duplicates", "search")
+
+
+def register_undoable(kind: str, amends: str, label: str) -> Undoable:
+    """Make `kind` (one of KINDS) undoable; returns its entry."""
+    if kind not in KINDS or kind == "undo":
+        raise ValueError(f"{kind!r} is not an event kind that can be undone")
+    if amends not in AMENDS:
+        raise ValueError(f"amends must be one of {', '.join(AMENDS)}, not {amends!r}")
+    UNDOABLE[kind] = Undoable(kind, amends, label)
+    return UNDOABLE[kind]
+
+
+for _kind, _amends, _label in (
+        ("decision", "screening", "decision"),
+        ("resolution", "screening", "resolution"),
+        ("automation", "screening", "automated exclusion"),
+        ("assign", "screening", "check-sample assignment"),
+        ("fulltext", "record", "full-text state"),
+        ("appraisal", "record", "appraisal"),
+        ("note", "record", "note"),
+        ("tag", "record", "tag"),
+        ("merge", "duplicates", "merge"),
+        ("pair_decision", "duplicates", "pair verdict")):
+    register_undoable(_kind, _amends, _label)

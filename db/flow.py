@@ -38,8 +38,9 @@ How the log maps onto the diagram (the rules a methods section can cite):
   standing reason of each (``Reason not recorded`` where none was given).
 - **Studies**: several reports of one study count once. A record's study is
   the value of its latest (not undone) `tag` event of the form
-  ``study:KEY`` (see `link_study`), else ``extra["study"]`` from its import,
-  else the record itself.
+  ``study:KEY`` (see `link_study`; an empty KEY, from `unlink_study`, makes it
+  a study of its own), else ``extra["study"]`` from its import, else the
+  record itself.
 - **Layouts.** ``standard``: PRISMA 2020: the databases column is screened,
   and the other-methods column goes from identification to reports sought
   (its title-abstract decisions decide which reports are sought; its
@@ -251,38 +252,111 @@ def _source_key(role: str, service: str | None, strategy: str | None,
     return name, name, "citations_results"
 
 
-def study_keys(store: Store, canon: Mapping[int, int] | None = None) -> dict[int, str]:
-    """canonical record id -> its study key (see the module docstring)."""
-    canon = canon if canon is not None else _canonical_of(store)
-    out: dict[int, str] = {}
+def _study_links(store: Store, canon: Mapping[int, int]) -> dict[int, tuple[str, dict | None]]:
+    """canonical record id -> (its study key, the standing `tag` event that set it, or None
+    when its import named the study). A link with an empty key (`unlink_study`) leaves the
+    record a study of its own."""
+    out: dict[int, tuple[str, dict | None]] = {}
     for rid, extra in store.db.execute("SELECT id, extra FROM records WHERE duplicate_of IS NULL"):
         key = json.loads(extra or "{}").get("study")
         if key not in (None, ""):
-            out[rid] = str(key)
+            out[rid] = (str(key), None)
     for e in standing_events(store, "kind = 'tag' AND value LIKE 'study:%'"):
         if e["record_id"] is None:
             continue
         key = e["value"][len("study:"):].strip()
         rid = canon.get(e["record_id"], e["record_id"])
         if key:
-            out[rid] = key
+            out[rid] = (key, e)
+        else:
+            out.pop(rid, None)
     return out
+
+
+def study_keys(store: Store, canon: Mapping[int, int] | None = None) -> dict[int, str]:
+    """canonical record id -> its study key (see the module docstring)."""
+    canon = canon if canon is not None else _canonical_of(store)
+    return {rid: key for rid, (key, _) in _study_links(store, canon).items()}
 
 
 def link_study(store: Store, record_ids: Iterable[int], study: str,
                reviewer: str | None = None) -> list[str]:
-    """Mark records as reports of one study (logged as `tag` events `study:KEY`)."""
+    """Mark records as reports of one study (logged as `tag` events `study:KEY`, one batch:
+    one undo takes the link back)."""
     ids = list(record_ids)
     key = study.strip()
     if not key:
         raise FlowError("A study needs a name: give a key such as the first report's id.")
+    _require_records(store, ids)
+    with store.transaction():
+        return store.log_batch("tag", ({"record_id": i, "value": f"study:{key}",
+                                        "reviewer": reviewer} for i in ids))
+
+
+def _require_records(store: Store, ids: Iterable[int]) -> None:
     known = {r[0] for r in store.db.execute("SELECT id FROM records")}
     missing = [i for i in ids if i not in known]
     if missing:
         raise FlowError(f"Records {id_list(missing)} are not in this store.", missing)
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """One report (a canonical record) of a study, and how it came to be in it."""
+
+    record_id: int
+    title: str | None
+    linked_by: str | None   # who linked it (None: unnamed, or named by its import)
+    linked_at: str | None
+    event_id: str | None    # the `tag` event to undo; None when its import named the study
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record_id": self.record_id, "title": self.title, "linked_by": self.linked_by,
+                "linked_at": self.linked_at, "event_id": self.event_id,
+                "from": "link" if self.event_id else "import"}
+
+
+def study_list(store: Store) -> dict[str, list[StudyReport]]:
+    """study key -> its reports by record id, keys sorted; only studies named by a link
+    or an import (a record alone is a study of its own and is not listed)."""
+    canon = _canonical_of(store)
+    links = _study_links(store, canon)
+    titles = dict(store.db.execute("SELECT id, title FROM records WHERE duplicate_of IS NULL"))
+    out: dict[str, list[StudyReport]] = {}
+    for rid in sorted(links):
+        key, e = links[rid]
+        out.setdefault(key, []).append(StudyReport(
+            rid, titles.get(rid), e["reviewer"] if e else None, e["ts"] if e else None,
+            e["id"] if e else None))
+    return dict(sorted(out.items()))
+
+
+def unlink_study(store: Store, record_ids: Iterable[int] = (), study: str | None = None,
+                 reviewer: str | None = None) -> dict[int, str]:
+    """Make records (or every report of `study`) studies of their own again, as one batch
+    of `tag` events with an empty key; returns record id -> the study it left."""
+    ids = list(record_ids)
+    _require_records(store, ids)
     with store.transaction():
-        return [store.log_event("tag", record_id=i, value=f"study:{key}", reviewer=reviewer)
-                for i in ids]
+        canon = _canonical_of(store)
+        links = _study_links(store, canon)
+        if study is not None:
+            key = study.strip()
+            members = [rid for rid, (k, _) in links.items() if k == key]
+            if not members:
+                raise FlowError(f"No study {key!r} in this store: `cluster study list` names them.")
+            ids += members
+        if not ids:
+            raise FlowError("Name the records to unlink, or a study with --key.")
+        rids = list(dict.fromkeys(canon.get(i, i) for i in ids))
+        alone = [r for r in rids if r not in links]
+        if alone:
+            raise FlowError(f"{'Record' if len(alone) == 1 else 'Records'} {id_list(alone)} "
+                            f"{'is' if len(alone) == 1 else 'are'} not linked to a study: "
+                            "nothing was unlinked.", alone)
+        store.log_batch("tag", ({"record_id": r, "value": "study:", "reviewer": reviewer}
+                                for r in rids))
+    return {r: links[r][0] for r in rids}
 
 
 # --- the computation ----------------------------------------------------------------

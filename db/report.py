@@ -28,7 +28,7 @@ from db.files import store_files
 from db.protocol import get_protocol
 from db.searches import prisma_s_items, search_view
 from db.state import (effective_decisions, fulltext_sources, resolution_method, retrievals,
-                      standing_events)
+                      standing_events, standing_merges)
 from db.store import Store
 
 
@@ -253,14 +253,8 @@ def searches_section(store: Store, flow: Flow, detail: bool = False) -> list[str
     return out + [""]
 
 
-def _active_merges(store: Store) -> list[dict]:
-    unmerged = {e["data"].get("merge_id") for e in store.events("kind = 'unmerge'")}
-    return [e for e in standing_events(store, "kind = 'merge'")
-            if e["data"].get("merge_id", e["id"]) not in unmerged]
-
-
 def dedup_section(store: Store, flow: Flow) -> list[str]:
-    merges = _active_merges(store)
+    merges = standing_merges(store)
     try:
         rapidfuzz = metadata.version("rapidfuzz")
     except metadata.PackageNotFoundError:

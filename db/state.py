@@ -1,9 +1,10 @@
 """What the event log means: which events still stand, and where each record
 stands at each screening stage.
 
-This is the single place that reads `undo` events and turns `decision`,
-`resolution` and `automation` events into states; screening sessions, the
-prioritiser's labels, agreement statistics, exports, reports and the PRISMA
+This is the single place that reads `undo` events (`standing_events`: any
+kind, a batch as a whole, merges as well) and turns `decision`, `resolution`
+and `automation` events into states; screening sessions, the prioritiser's
+labels, agreement statistics, exports, reports, deduplication and the PRISMA
 flow all read it, so they can never disagree.
 
 Rules: a reviewer's latest decision that has not been undone counts; with the
@@ -17,6 +18,7 @@ record merged as a duplicate count for its canonical record.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -61,14 +63,17 @@ def undone_ids(store: Store) -> set[str]:
     """Ids of events taken back by a standing undo.
 
     Walking newest first, an undo that was itself undone (a redo) takes
-    nothing back.
+    nothing back. Older logs split a merge with an `unmerge` event, which
+    counts as an undo of its merge (named by `undoes` or by its merge id).
     """
     rows = store.db.execute(
-        "SELECT id, undoes FROM events WHERE kind = 'undo' AND undoes IS NOT NULL "
+        "SELECT id, coalesce(undoes, (SELECT m.id FROM events m WHERE m.kind = 'merge' AND "
+        "json_extract(m.data, '$.merge_id') = json_extract(u.data, '$.merge_id'))) "
+        "FROM events u WHERE (kind = 'undo' AND undoes IS NOT NULL) OR kind = 'unmerge' "
         "ORDER BY seq DESC").fetchall()
     undone: set[str] = set()
     for eid, target in rows:
-        if eid not in undone:
+        if eid not in undone and target is not None:
             undone.add(target)
     return undone
 
@@ -80,6 +85,74 @@ def standing_events(store: Store, where: str, params: Iterable[Any] = ()) -> lis
     undone = undone_ids(store)
     return sorted((e for e in store.events(where, params) if e["id"] not in undone),
                   key=lambda e: (e["ts"], e["id"]))
+
+
+def standing_merges(store: Store) -> list[dict]:
+    """The `merge` events that still stand (not undone), oldest first."""
+    return standing_events(store, "kind = 'merge'")
+
+
+def undone_merges(store: Store) -> list[dict]:
+    """The `merge` events that were undone: their records stand apart, and a later
+    deduplication run must not join them again."""
+    standing = {e["id"] for e in standing_merges(store)}
+    return [e for e in store.events("kind = 'merge'") if e["id"] not in standing]
+
+
+def batch_members(store: Store, event: Mapping[str, Any]) -> list[dict]:
+    """The events logged with `event` by one action, `event` among them, by seq.
+
+    Events of a batch carry data {"batch": the first one's id}. Stores written
+    before batches were logged kept a stopping rule's exclusions (and a study
+    link's or a search's tags) as a run of events of one kind, with one stage,
+    reviewer, value and data, written in one transaction; that run is the batch.
+    """
+    key = event["data"].get("batch")
+    if key is not None:
+        lead = store.db.execute("SELECT seq FROM events WHERE id = ?", [key]).fetchone()
+        return store.events("seq >= ? AND json_extract(data, '$.batch') = ?",
+                            [lead[0] if lead else 0, key])
+    if event["kind"] in ("merge", "pair_decision"):
+        # a person's "same" verdict was a manual merge and the verdict, one after the other
+        if event["kind"] == "merge" and event["data"].get("rule") == "manual":
+            pair = store.events("seq = ? AND kind = 'pair_decision' AND value = 'same'",
+                                [event["seq"] + 1])
+            return [dict(event), *pair]
+        if event["kind"] == "pair_decision" and event["value"] == "same":
+            merge = store.events("seq = ? AND kind = 'merge'", [event["seq"] - 1])
+            return [*(m for m in merge if m["data"].get("rule") == "manual"), dict(event)]
+        return [dict(event)]
+    if event["kind"] not in ("automation", "tag"):
+        return [dict(event)]
+    same = store.events(
+        "kind = ? AND stage IS ? AND reviewer IS ? AND value IS ? AND data = ?",
+        [event["kind"], event["stage"], event["reviewer"], event["value"],
+         json.dumps(event["data"], sort_keys=True)])
+    seqs = {e["seq"]: e for e in same}
+    first = last = event["seq"]
+    while first - 1 in seqs:
+        first -= 1
+    while last + 1 in seqs:
+        last += 1
+    return [seqs[s] for s in range(first, last + 1)]
+
+
+def last_standing(store: Store, reviewer: str, kinds: Iterable[str],
+                  stage: str | None = None) -> dict | None:
+    """`reviewer`'s latest event of one of `kinds` (at `stage` when given) that
+    still stands, or None."""
+    kinds = tuple(kinds)
+    if not kinds:
+        return None
+    where = f"reviewer = ? AND kind IN ({','.join('?' * len(kinds))})"
+    params: list[Any] = [reviewer, *kinds]
+    if stage is not None:
+        where, params = where + " AND stage = ?", params + [stage]
+    undone = undone_ids(store)
+    rows = store.db.execute(
+        f"SELECT seq, id FROM events WHERE {where} ORDER BY ts DESC, seq DESC", params).fetchall()
+    seq = next((seq for seq, eid in rows if eid not in undone), None)
+    return None if seq is None else store.events("seq = ?", [seq])[0]
 
 
 def _to_decision(e: dict, canon: Mapping[int, int]) -> Decision:

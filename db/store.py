@@ -455,6 +455,18 @@ class Store:
         }))
         return eid
 
+    def log_batch(self, kind: str, events: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Log the events one action writes (each a dict of `log_event`'s keywords) as one
+        batch: each carries data {"batch": the first one's id}, so one undo takes them
+        all back. Call it inside a transaction."""
+        ids: list[str] = []
+        for fields in events:
+            fields = dict(fields)
+            lead = ids[0] if ids else new_id()
+            fields["data"] = {**dict(fields.get("data") or {}), "batch": lead}
+            ids.append(self.log_event(kind, event_id=None if ids else lead, **fields))
+        return ids
+
     def events(self, where: str | None = None, params: Iterable[Any] = ()) -> list[dict]:
         sql = "SELECT * FROM events"
         if where:

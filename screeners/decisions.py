@@ -25,9 +25,10 @@ from db.events import (DECISIONS, EXTRACTION, FULL_TEXT, FULLTEXT_STATES, STAGES
 from db.files import store_files
 from db.protocol import get_protocol
 from db.state import (CONFLICT, RESOLUTION_METHODS, included_records, records_from,
-                      resolution_method, stage_records, stage_states, undone_ids)
+                      resolution_method, stage_records, stage_states, standing_events)
 from db.state import fulltext_states as fulltext_states  # read where retrieval is logged
 from db.store import Store
+from db.undo import undo_last as undo_decision
 
 RESOLUTION_VALUES = ("include", "exclude")
 SCORES = ("relevance", "rigour")
@@ -242,20 +243,13 @@ def decide(store: Store, record_id: int, reviewer: str, stage: str, value: str,
 
 
 def undo_last(store: Store, reviewer: str, stage: str) -> UndoResult:
-    """Take back `reviewer`'s latest standing decision at `stage` (an `undo` event)."""
+    """Take back `reviewer`'s latest standing decision at `stage` (an `undo` event);
+    `cluster undo` without a stage takes back their latest event of any kind."""
     check_stage(stage)
-    with store.transaction():
-        store.require_reviewer(reviewer)
-        undone = undone_ids(store)
-        rows = store.db.execute(
-            "SELECT id, record_id, value FROM events WHERE kind = 'decision' AND reviewer = ? "
-            "AND stage = ? ORDER BY seq DESC", [reviewer, stage]).fetchall()
-        target = next((r for r in rows if r[0] not in undone), None)
-        if target is None:
-            raise DecisionError(f"{reviewer} has no decision to undo at {stage}.")
-        eid = store.log_event("undo", record_id=target[1], reviewer=reviewer, stage=stage,
-                              undoes=target[0])
-    return UndoResult(eid, target[0], target[1], reviewer, stage, target[2])
+    out = undo_decision(store, reviewer, ("decision",), stage)
+    target = store.events("id = ?", [out.undone[0]])[0]
+    return UndoResult(out.undo_ids[0], target["id"], target["record_id"], reviewer, stage,
+                      target["value"])
 
 
 def add_note(store: Store, record_id: int, reviewer: str, note: str,
@@ -283,14 +277,14 @@ def notes_for(store: Store, record_id: int, reviewer: str | None = None) -> list
     if reviewer is not None:
         where += " AND reviewer = ?"
         params.append(reviewer)
-    return store.events(where, params)
+    return standing_events(store, where, params)
 
 
 def current_appraisal(store: Store, record_id: int, reviewer: str,
                       stage: str = FULL_TEXT) -> dict[str, int]:
     """`reviewer`'s standing relevance/rigour scores for a record (latest event wins)."""
-    rows = store.events("kind = 'appraisal' AND record_id = ? AND reviewer = ? AND stage = ?",
-                        [record_id, reviewer, stage])
+    rows = standing_events(store, "kind = 'appraisal' AND record_id = ? AND reviewer = ? "
+                           "AND stage = ?", [record_id, reviewer, stage])
     return {k: v for k, v in (rows[-1]["data"] if rows else {}).items() if k in SCORES}
 
 
@@ -406,12 +400,8 @@ def mark_fulltext(store: Store, record_id: int, state: str, reason: str | None =
 
 def assigned_records(store: Store, reviewer: str, stage: str) -> set[int]:
     """The records assigned to `reviewer` at `stage` as a check subsample (canonical ids)."""
-    out = set()
-    for (rid,) in store.db.execute(
-            "SELECT record_id FROM events WHERE kind = 'assign' AND reviewer = ? AND stage = ?",
-            [reviewer, stage]):
-        out.add(store.canonical_id(rid))
-    return out
+    return {store.canonical_id(e["record_id"]) for e in standing_events(
+        store, "kind = 'assign' AND reviewer = ? AND stage = ?", [reviewer, stage])}
 
 
 def sample(store: Store, fraction: float, reviewer: str, seed: int,
@@ -447,10 +437,10 @@ def sample(store: Store, fraction: float, reviewer: str, seed: int,
         chosen = sorted(random.Random(seed).sample(population, k))
         already = assigned_records(store, reviewer, stage)
         new = tuple(r for r in chosen if r not in already)
-        for rid in new:
-            data: dict[str, Any] = {"fraction": fraction, "seed": seed}
-            data.update({k: v for k, v in (("role", role), ("source", source)) if v})
-            store.log_event("assign", record_id=rid, reviewer=reviewer, stage=stage, data=data)
+        data: dict[str, Any] = {"fraction": fraction, "seed": seed}
+        data.update({k: v for k, v in (("role", role), ("source", source)) if v})
+        store.log_batch("assign", ({"record_id": rid, "reviewer": reviewer, "stage": stage,
+                                    "data": data} for rid in new))
     return SampleResult(reviewer, stage, len(population), tuple(chosen), new, seed)
 
 
@@ -460,7 +450,10 @@ def sample(store: Store, fraction: float, reviewer: str, seed: int,
 def decisions_jsonl(store: Store) -> tuple[str, int]:
     """The screening events as JSON lines (one event a line), and how many there are."""
     marks = ",".join("?" * len(EXPORT_KINDS))
-    rows = store.events(f"kind IN ({marks})", EXPORT_KINDS)
+    # an undo of a merge or a pair verdict stays here: those events do not travel
+    rows = store.events(f"kind IN ({marks}) AND (kind != 'undo' OR undoes IN "
+                        f"(SELECT id FROM events WHERE kind IN ({marks})))",
+                        [*EXPORT_KINDS, *EXPORT_KINDS])
     text = "".join(json.dumps({k: r[k] for k in _EVENT_COLUMNS}, ensure_ascii=False,
                               sort_keys=True) + "\n" for r in rows)
     return text, len(rows)

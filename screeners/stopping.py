@@ -238,10 +238,11 @@ class StopOutcome:
     marked: int
     forced: bool
     result: RuleResult
+    batch: str | None = None  # the first exclusion's event id: `cluster undo` it to take all back
 
     def to_dict(self) -> dict[str, Any]:
         return {"rule": self.rule, "marked": self.marked, "forced": self.forced,
-                "met": self.result.met, **self.result.figures}
+                "met": self.result.met, **self.result.figures, "batch": self.batch}
 
 
 def apply_stop(store: Store, stage: str, rule: str, force: bool = False,
@@ -257,7 +258,7 @@ def apply_stop(store: Store, stage: str, rule: str, force: bool = False,
     rest = _unscreened(store, stage)
     figures = {"rule": rule, **result.figures, "met": result.met, "forced": force and not result.met}
     with store.transaction():
-        for rid in rest:
-            store.log_event("automation", record_id=rid, stage=stage, value="exclude",
-                            reviewer=reviewer, data=figures)
-    return StopOutcome(rule, len(rest), force and not result.met, result)
+        ids = store.log_batch("automation", ({"record_id": rid, "stage": stage, "value": "exclude",
+                                              "reviewer": reviewer, "data": figures}
+                                             for rid in rest))
+    return StopOutcome(rule, len(rest), force and not result.met, result, ids[0] if ids else None)

@@ -106,7 +106,7 @@ def test_cli_decide_says_so_for_a_duplicate(run, store):
      "Error: Reason 'meh' is not in the protocol's list: wrong population; wrong intervention; "
      "wrong comparator; wrong outcome; wrong study design; wrong publication type; "
      "not in English; duplicate report; full text not available."),
-    (["undo", "--reviewer", "alice"], "Error: alice has no decision to undo at title-abstract."),
+    (["undo", "--reviewer", "alice"], "Error: alice has no event to undo."),
     (["conflicts", "--resolver", "carol", "--record", "1", "--include"],
      "Error: Record 1 is not in conflict at title-abstract (it is pending): there is nothing "
      "to resolve."),

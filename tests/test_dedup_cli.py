@@ -62,7 +62,8 @@ def test_review_needs_a_terminal(run, db_path):
     assert result.output.strip() == ("Error: --review needs an interactive terminal: use "
                                      "--export-pairs CSV, decide in the file, then --import-pairs CSV.")
     both = run("dedup", "--review", "--undo", "x", expect=1)
-    assert "Use one of --review, --export-pairs, --import-pairs and --undo at a time." in both.output
+    assert both.output.strip() == ("Error: Use one of --review, --export-pairs, --import-pairs, "
+                                   "--undo and --list at a time.")
 
 
 def test_export_import_round_trip(run, db_path, tmp_path):
@@ -76,6 +77,7 @@ def test_export_import_round_trip(run, db_path, tmp_path):
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    run("reviewers", "add", "alice")
     out = run("dedup", "--import-pairs", str(path), "--reviewer", "alice").output
     assert out.strip() == "0 pairs merged, 1 kept apart, 0 skipped; 0 pairs left for review."
     missing = run("dedup", "--import-pairs", str(tmp_path / "nope.csv"), expect=1)

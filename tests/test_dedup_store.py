@@ -29,6 +29,8 @@ def filled(store):
     """Work 1 from three sources, work 2 from two, one singleton, one grey pair."""
     ids = {}
     with store.transaction():
+        for name in ("alice", "bob"):
+            store.add_reviewer(name)
         ids["w1_pubmed"] = _add(store, Record(
             title=TITLE_1, authors=("Ostadalova, I", "Ostadal, B"), year=2002,
             journal="Pediatr Res", volume="52", issue="4", pages="561-7",
@@ -108,7 +110,7 @@ def test_incremental_run_compares_only_new_records(store, filled):
     assert last["canonical"] == filled["w1_pubmed"] and last["members"] == [filled["w1_pubmed"], late]
 
 
-def test_undo_restores_the_records_and_logs_unmerge(store, filled):
+def test_undo_restores_the_records_and_logs_an_undo_of_the_merge(store, filled):
     run_dedup(store)
     w1 = filled["w1_pubmed"]
     merge = next(e for e in store.events("kind = 'merge'") if e["record_id"] == w1)
@@ -117,9 +119,9 @@ def test_undo_restores_the_records_and_logs_unmerge(store, filled):
     dup = _dup_of(store)
     assert dup[filled["w1_embase"]] is None and dup[filled["w1_crossref"]] is None
     assert store.get_record(w1).abstract is None
-    unmerge = store.events("kind = 'unmerge'")
-    assert len(unmerge) == 1 and unmerge[0]["data"]["merge_id"] == merge["data"]["merge_id"]
-    assert unmerge[0]["undoes"] == merge["id"]
+    [undo] = store.events("kind = 'undo'")
+    assert (undo["undoes"], undo["reviewer"], undo["data"]["merge_id"]) == (
+        merge["id"], "alice", merge["data"]["merge_id"])
     with pytest.raises(DedupError, match="already undone"):
         undo_merge(store, merge["data"]["merge_id"])
     with pytest.raises(DedupError, match="No merge with id 'nope' in this store"):

@@ -285,7 +285,11 @@ def test_study_link_command(run, store, db_path):
         _decide(store, rid, FT, "include")
     store.close()
     out = run("study", "link", *map(str, ids), "--key", "smith2019").output
-    assert out.strip() == f"Records {ids[0]}, {ids[1]} are now reports of study smith2019."
+    reopened = open_store(db_path)
+    lead = reopened.events("kind = 'tag'")[0]["id"]
+    reopened.close()
+    assert out.strip() == (f"Records {ids[0]}, {ids[1]} are now reports of study smith2019 "
+                           f"(undo: cluster undo {lead}).")
     data = json.loads(run("flow", "--json").output)
     assert (data["new_studies"], data["new_reports"]) == (1, 2)
 

@@ -442,8 +442,8 @@ def test_two_dedup_runs_at_once_merge_each_cluster_once(made: Path) -> None:
 def test_dedup_undo_with_an_empty_id_undoes_nothing_and_runs_nothing(made: Path) -> None:
     result = invoke("dedup", "--undo", "", "--db", str(made))
     assert result.exit_code == 1
-    assert one_sentence(result) == ("Error: No merge with id '' in this store: the merge ids are "
-                                    "in the output of `cluster dedup --json`.")
+    assert one_sentence(result) == ("Error: No merge with id '' in this store: `cluster dedup --list` "
+                                    "lists the merges that stand.")
     store = open_store(made)
     assert store.get_meta("dedup_last_record_id") is None  # no deduplication ran
     store.close()

@@ -6,8 +6,11 @@ last run are blocked against the rest), and writes, in one transaction, each
 cluster as `records.duplicate_of` on its non-canonical members plus ONE
 `merge` event. Nothing is deleted and `sources` rows stay on their records, so
 PRISMA can still count records per source and duplicates removed. A merge is
-undone by an `unmerge` event; grey-zone pairs wait in the `meta` table until a
-person decides them (`pair_decision` events, or a `merge` with rule "manual").
+undone like any event (`db.undo`: an `undo` event, and the members stand apart
+again; older logs have `unmerge` events), and the merges that still stand are
+`db.state.standing_merges`. Grey-zone pairs wait in the `meta` table until a
+person decides them (`pair_decision` events, or a `merge` with rule "manual"
+logged with its verdict as one batch).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from base.errors import ClusterError
 from cluster.dedup import Cluster, PreparedCache, deduplicate
 from cluster.dedup.keys import StoredKeys
 from cluster.dedup.merge import FILLABLE, choose_canonical, fill_missing
-from db.store import Store, record_to_row, row_to_record
+from db.state import standing_events, standing_merges, undone_ids, undone_merges
+from db.store import Store, new_id, record_to_row, row_to_record
+from db.undo import undo_event
 
 Progress = Callable[[str, int, int], None]
 
@@ -71,22 +76,14 @@ class PendingPair:
 # --- reading the log ---------------------------------------------------------------
 
 
-def _merge_events(store: Store) -> list[dict]:
-    return store.events("kind = 'merge'")
-
-
-def _undone(store: Store) -> set[str]:
-    return {e["data"].get("merge_id") for e in store.events("kind = 'unmerge'")}
-
-
 def _cannot_link(store: Store) -> set[frozenset[int]]:
     """Record pairs a person called different, and the members of undone merges."""
     out: set[frozenset[int]] = set()
-    for e in store.events("kind = 'pair_decision'"):
+    for e in standing_events(store, "kind = 'pair_decision'"):
         d = e["data"]
         if e["value"] == "different":
             out.add(frozenset((d["a"], d["b"])))
-    for e in store.events("kind = 'unmerge'"):
+    for e in undone_merges(store):
         d = e["data"]
         for m in d.get("members", []):
             if m != d.get("canonical"):
@@ -95,7 +92,8 @@ def _cannot_link(store: Store) -> set[frozenset[int]]:
 
 
 def _decided(store: Store) -> set[frozenset[int]]:
-    return {frozenset((e["data"]["a"], e["data"]["b"])) for e in store.events("kind = 'pair_decision'")}
+    return {frozenset((e["data"]["a"], e["data"]["b"]))
+            for e in standing_events(store, "kind = 'pair_decision'")}
 
 
 def _stored_pending(store: Store) -> list[PendingPair]:
@@ -130,7 +128,8 @@ def pending_pairs(store: Store) -> list[PendingPair]:
 
 
 def _write_merge(store: Store, ids: Sequence[int], items: Sequence[Any], cluster: Cluster,
-                 rule: str | None = None, reviewer: str | None = None) -> str:
+                 rule: str | None = None, reviewer: str | None = None,
+                 batch: str | None = None) -> str:
     canonical = ids[cluster.canonical]
     members = [ids[i] for i in cluster.members]
     record = items[cluster.canonical]
@@ -142,10 +141,10 @@ def _write_merge(store: Store, ids: Sequence[int], items: Sequence[Any], cluster
         if m != canonical:
             store.db.execute("UPDATE records SET duplicate_of = ? WHERE id = ?", [canonical, m])
     merge_id = str(uuid.uuid4())
-    store.log_event("merge", record_id=canonical, reviewer=reviewer, data={
+    store.log_event("merge", record_id=canonical, reviewer=reviewer, event_id=batch, data={
         "merge_id": merge_id, "canonical": canonical, "members": members,
         "score": cluster.score, "rule": rule or cluster.rule,
-        "filled": sorted(cluster.filled), "before": before,
+        "filled": sorted(cluster.filled), "before": before, **({"batch": batch} if batch else {}),
     })
     return merge_id
 
@@ -178,7 +177,7 @@ def run_dedup(store: Store, *, cache: PreparedCache | None = None, persist_keys:
 def _dedup_state(store: Store) -> tuple[str | None, int | None]:
     """What a run's comparisons rest on: the last run's mark and the last merge-type event."""
     row = store.db.execute("SELECT MAX(seq) FROM events WHERE kind IN "
-                           "('merge', 'unmerge', 'pair_decision')").fetchone()
+                           "('merge', 'unmerge', 'pair_decision', 'undo')").fetchone()
     return store.get_meta(META_LAST), row[0]
 
 
@@ -228,49 +227,81 @@ def _dedup_once(store: Store, cache: PreparedCache | None, persist_keys: bool,
 
 
 def undo_merge(store: Store, merge_id: str, *, reviewer: str | None = None) -> dict[str, Any]:
-    """Split a merge again: clear `duplicate_of`, restore the canonical's own fields, log `unmerge`."""
-    event = next((e for e in _merge_events(store) if e["data"].get("merge_id") == merge_id), None)
+    """Split a merge again: its members stand apart, the canonical's own fields come back
+    (an `undo` event of the merge, as `cluster undo` writes)."""
+    event = next((e for e in store.events("kind = 'merge'")
+                  if e["data"].get("merge_id") == merge_id), None)
     if event is None:
         raise DedupError(f"No merge with id {merge_id!r} in this store: "
-                         f"the merge ids are in the output of `cluster dedup --json`.")
-    if merge_id in _undone(store):
+                         f"`cluster dedup --list` lists the merges that stand.")
+    if event["id"] in undone_ids(store):
         raise DedupError(f"Merge {merge_id} was already undone.")
+    undo_event(store, event["id"], reviewer)
     data = event["data"]
     canonical = data["canonical"]
-    others = [m for m in data["members"] if m != canonical]
-    with store.transaction():
-        for m in others:
-            store.db.execute("UPDATE records SET duplicate_of = NULL WHERE id = ? AND duplicate_of = ?",
-                             [m, canonical])
-        if data.get("before"):
-            store.db.table("records").update(canonical, data["before"])
-        store.log_event("unmerge", record_id=canonical, reviewer=reviewer,
-                        undoes=event["id"], data={"merge_id": merge_id, "canonical": canonical,
-                                                  "members": data["members"]})
-    return {"merge_id": merge_id, "canonical": canonical, "restored": others}
+    return {"merge_id": merge_id, "canonical": canonical,
+            "restored": [m for m in data["members"] if m != canonical]}
+
+
+@dataclass(frozen=True)
+class MergeInfo:
+    """A merge that stands: which records it joined, by which rule, who and when."""
+
+    merge_id: str
+    event_id: str
+    canonical: int
+    members: tuple[int, ...]
+    score: float | None
+    rule: str | None
+    reviewer: str | None
+    ts: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"merge_id": self.merge_id, "event_id": self.event_id, "canonical": self.canonical,
+                "members": list(self.members), "score": self.score, "rule": self.rule,
+                "reviewer": self.reviewer, "ts": self.ts}
+
+
+def list_merges(store: Store) -> list[MergeInfo]:
+    """The merges that still stand, oldest first."""
+    out = []
+    for e in standing_merges(store):
+        d = e["data"]
+        score = d.get("score")
+        out.append(MergeInfo(str(d.get("merge_id") or e["id"]), e["id"], int(d["canonical"]),
+                             tuple(int(m) for m in d.get("members", [])),
+                             float(score) if isinstance(score, (int, float)) else None,
+                             d.get("rule"), e["reviewer"], e["ts"]))
+    return out
 
 
 def decide_pairs(store: Store, decisions: Iterable[tuple[int, int, str]], *,
                  reviewer: str | None = None) -> dict[str, int]:
     """Record a person's decisions on pairs, all in one transaction.
 
-    "same" merges the two records' works (a `merge` event with rule "manual");
+    "same" merges the two records' works (a `merge` event with rule "manual"
+    and the verdict, one batch: one undo splits them and the pair waits again);
     "different" is a `pair_decision` event that keeps later runs from joining them.
     """
     counts = {"same": 0, "different": 0}
     with store.transaction():
+        if reviewer is not None:
+            store.require_reviewer(reviewer)
         for a, b, value in decisions:
             if value not in DECISIONS:
                 raise DedupError(f"Unknown decision {value!r} for pair {a}-{b}: use same or different.")
             ca, cb = store.canonical_id(a), store.canonical_id(b)
+            batch = None
             if value == "same" and ca != cb:
                 items = [store.get_record(ca), store.get_record(cb)]
                 canon = choose_canonical(items, [0, 1], preferred=[
                     i for i, r in enumerate((ca, cb)) if r in _merged_canonicals(store)])
                 cluster = Cluster(canon, (0, 1), 1.0, "manual", fill_missing(items, canon, [0, 1]))
-                _write_merge(store, [ca, cb], items, cluster, rule="manual", reviewer=reviewer)
+                batch = new_id()
+                _write_merge(store, [ca, cb], items, cluster, rule="manual", reviewer=reviewer,
+                             batch=batch)
             store.log_event("pair_decision", record_id=a, reviewer=reviewer, value=value,
-                            data={"a": a, "b": b})
+                            data={"a": a, "b": b, **({"batch": batch} if batch else {})})
             counts[value] += 1
     return counts
 
@@ -288,5 +319,6 @@ def record_fields(store: Store, record_id: int) -> dict[str, str]:
     return out
 
 
-__all__ = ["DedupError", "DedupSummary", "PendingPair", "run_dedup", "undo_merge", "decide_pairs",
+__all__ = ["DedupError", "DedupSummary", "MergeInfo", "PendingPair", "run_dedup", "undo_merge",
+           "decide_pairs", "list_merges",
            "pending_pairs", "record_fields", "FIELDS", "FILLABLE"]

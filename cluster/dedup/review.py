@@ -23,13 +23,49 @@ KEYS = {"s": "same", "d": "different", "k": "skip", "q": "quit"}
 PROMPT = "[s]ame  [d]ifferent  s[k]ip  [q]uit > "
 
 
+#: what a person sees of each record of a pair: the fields the CSV carries, the abstract
+#: (trimmed) and the searches that found it
+REVIEW_FIELDS = (*FIELDS, "abstract", "found by")
+ABSTRACT_CHARS = 300
+
+
+def review_fields(store: Store, record_id: int) -> dict[str, str]:
+    """A record as the pair review shows it: `record_fields`, the abstract cut to
+    ABSTRACT_CHARS at a word, and each source that found it or its duplicates."""
+    out = record_fields(store, record_id)
+    abstract = " ".join((store.get_record(record_id).abstract or "").split())
+    out["abstract"] = textwrap.shorten(abstract, ABSTRACT_CHARS, placeholder=" ...")
+    out["found by"] = "; ".join(found_by(store, record_id))
+    return out
+
+
+def found_by(store: Store, record_id: int) -> list[str]:
+    """The sources of a record and of the records merged into it, each once:
+    "database: Embase", "other: OpenAlex cited-by of #12"."""
+    rows = store.db.execute(
+        "SELECT role, service, strategy, seed_record_id FROM sources WHERE record_id = ? OR "
+        "record_id IN (SELECT id FROM records WHERE duplicate_of = ?) ORDER BY id",
+        [record_id, record_id]).fetchall()
+    out = []
+    for role, service, strategy, seed in rows:
+        text = f"{role}: {service}" + (f" {strategy}" if strategy and strategy != service else "")
+        text += f" of #{seed}" if seed is not None else ""
+        if text not in out:
+            out.append(text)
+    return out
+
+
 def side_by_side(left: dict[str, str], right: dict[str, str], *, width: int = 100,
-                 header: tuple[str, str] = ("A", "B")) -> str:
-    """Two records in two columns, field by field, wrapped to `width`; differing fields marked."""
-    label_w = 9
-    col = max(20, (width - label_w - 5) // 2)
+                 header: tuple[str, str] = ("A", "B"),
+                 fields: tuple[str, ...] = REVIEW_FIELDS) -> str:
+    """Two records in two columns, field by field, wrapped so that no line is longer
+    than `width` - 1 (a line that fills the terminal wraps on some); differing
+    fields marked."""
+    label_w = max(len(f) for f in fields)
+    # label, space, mark, space, left column, " | ", right column
+    col = max(12, (width - 1 - label_w - 6) // 2)
     lines = [f"{'':{label_w}}   {header[0]:<{col}} | {header[1]}"]
-    for f in FIELDS:
+    for f in fields:
         a, b = left.get(f, ""), right.get(f, "")
         # shown before wrapping, so an escape sequence takes the columns it is shown in
         wa = textwrap.wrap(visible(a, keep=""), col) or [""]
@@ -38,13 +74,16 @@ def side_by_side(left: dict[str, str], right: dict[str, str], *, width: int = 10
         for k in range(max(len(wa), len(wb))):
             name = f if k == 0 else ""
             lines.append(f"{name:<{label_w}} {mark if k == 0 else ' '} "
-                         f"{(wa[k] if k < len(wa) else ''):<{col}} | {wb[k] if k < len(wb) else ''}")
+                         f"{(wa[k] if k < len(wa) else ''):<{col}} | "
+                         f"{wb[k] if k < len(wb) else ''}".rstrip())
     return "\n".join(lines)
 
 
 def review_session(store: Store, getchar: Callable[[], str], echo: Callable[[str], None], *,
                    reviewer: str | None = None, width: int = 100) -> dict[str, int]:
     """Show each pending pair and record the key pressed; returns counts per answer."""
+    if reviewer is not None:
+        store.require_reviewer(reviewer)
     pairs = pending_pairs(store)
     counts = {"same": 0, "different": 0, "skip": 0, "left": len(pairs)}
     if not pairs:
@@ -54,7 +93,7 @@ def review_session(store: Store, getchar: Callable[[], str], echo: Callable[[str
         echo(f"\nPair {n} of {len(pairs)} (score {p.score:.2f}, {p.rule})")
         if p.reason:
             echo(f"Uncertain: {p.reason}")
-        echo(side_by_side(record_fields(store, p.a), record_fields(store, p.b), width=width,
+        echo(side_by_side(review_fields(store, p.a), review_fields(store, p.b), width=width,
                           header=(f"record {p.a}", f"record {p.b}")))
         answer = None
         while answer is None:

@@ -61,7 +61,7 @@ def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bo
                 reasons[ev["record_id"]].append(_one_line(ev["reason"]))
         if ev["note"]:
             notes.setdefault(ev["record_id"], []).append(f"{who}: {_one_line(ev['note'])}")
-    for ev in store.events("kind = 'note' AND record_id IS NOT NULL"):
+    for ev in standing_events(store, "kind = 'note' AND record_id IS NOT NULL"):
         if ev["note"]:
             notes.setdefault(ev["record_id"], []).append(
                 f"{ev['reviewer'] or 'note'}: {_one_line(ev['note'])}")
