@@ -120,7 +120,7 @@ def _undo(store: Store, event: dict, reviewer: str | None) -> UndoOutcome:
                         "undo: decide the pair same (`cluster dedup --import-pairs`).")
     # the undos of a batch are a batch: undoing any one of them redoes them all
     batch = new_id() if len(members) > 1 else None
-    ids = []
+    ids: list[str] = []
     for e in members:
         data: dict[str, Any] = {"batch": batch} if batch else {}
         if e["kind"] == "merge":

@@ -116,3 +116,15 @@ def test_ctrl_c_in_review_exits_130(db_path):
     child.close()
     assert "Error: Interrupted: the steps already finished are saved" in child.before
     assert child.exitstatus == 130
+
+
+def test_dedup_reviewer_must_be_in_the_team(run, db_path, tmp_path):
+    _fill(db_path)
+    run("dedup", "--quiet")
+    message = "Error: Unknown reviewer 'zed': add them with `cluster reviewers add zed`."
+    # refused before the terminal is even asked for, as screen and decide refuse it
+    assert run("dedup", "--review", "--reviewer", "zed", expect=1).output.strip() == message
+    path = tmp_path / "pairs.csv"
+    run("dedup", "--export-pairs", str(path))
+    assert run("dedup", "--import-pairs", str(path), "--reviewer", "zed",
+               expect=1).output.strip() == message

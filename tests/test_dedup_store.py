@@ -6,6 +6,7 @@ import csv
 
 import pytest
 
+from base.errors import ClusterError
 from base.record import Record
 from cluster.dedup.apply import DedupError, decide_pairs, pending_pairs, run_dedup, undo_merge
 from cluster.dedup.review import export_pairs, import_pairs, review_session, side_by_side
@@ -228,3 +229,47 @@ def test_pairs_stored_without_a_reason_still_load(store, filled):
     store.set_meta("dedup_pending_pairs", f"[[{filled['grey_a']}, {filled['grey_b']}, 0.7, \"grey zone\"]]")
     [pair] = pending_pairs(store)
     assert (pair.a, pair.b, pair.rule, pair.reason) == (filled["grey_a"], filled["grey_b"], "grey zone", "")
+
+
+def test_pair_review_fits_80_columns_with_abstract_and_sources(store, filled):
+    long_abstract = ("Neonatal rat hearts adapted to chronic hypoxia were subjected to ischemic "
+                     "preconditioning protocols and infarct size was measured. ") * 6
+    with store.transaction():
+        for rid in (filled["grey_a"], filled["grey_b"]):
+            store.update_record(rid, store.get_record(rid).replace(abstract=long_abstract))
+    run_dedup(store)
+    shown = []
+    review_session(store, lambda: "q", shown.append, width=80)
+    card = next(text for text in shown if "found by" in text).splitlines()
+    # a line of 80 characters wraps on many terminals: the right column spilled one letter
+    assert max(len(line) for line in card) <= 79
+    start = next(i for i, line in enumerate(card) if line.startswith("abstract"))
+    end = next(i for i, line in enumerate(card) if line.startswith("found by"))
+    left = card[0].index("record")  # where the left column starts
+    for side in (0, 1):
+        shown_abstract = " ".join(line[left:].split(" | ")[side].strip()
+                                  for line in card[start:end]).strip()
+        # trimmed at a word, to at most 300 characters
+        assert shown_abstract.startswith("Neonatal rat hearts adapted to chronic hypoxia")
+        assert shown_abstract.endswith(" ...") and len(shown_abstract) <= 300
+    found = card[end]
+    assert found.split("|")[0].split()[-2:] == ["database:", "pubmed"]
+    assert found.split("|")[1].strip() == "database: embase"
+
+
+def test_two_full_columns_at_80_leave_the_last_column_free():
+    # two full columns at 80: label 9 + mark 3 + 32 + " | " + 32 = 79
+    line = side_by_side({"title": "x" * 200}, {"title": "y" * 200}, width=80,
+                        fields=("title",)).splitlines()[1]
+    assert len(line) == 79
+
+
+def test_pair_decisions_refuse_a_name_not_in_the_team(store, filled):
+    run_dedup(store)
+    [pair] = pending_pairs(store)
+    with pytest.raises(ClusterError, match=r"^Unknown reviewer 'zed': add them with "
+                                           r"`cluster reviewers add zed`\.$"):
+        decide_pairs(store, [(pair.a, pair.b, "same")], reviewer="zed")
+    with pytest.raises(ClusterError, match="Unknown reviewer 'zed'"):
+        review_session(store, lambda: "s", lambda _: None, reviewer="zed")
+    assert pending_pairs(store) == [pair]
