@@ -989,7 +989,9 @@ def _echo_tags(db_path: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--review", is_flag=True, help="Decide grey-zone pairs side by side, one keypress each.")
+@click.option("--review", is_flag=True,
+              help="Decide grey-zone pairs side by side (fields, abstract, the sources that "
+                   "found each), one keypress each.")
 @click.option("--export-pairs", "export_csv", type=OUTPUT_FILE,
               help="Write the pairs waiting for review to this CSV (fill its decision column).")
 @click.option("--import-pairs", "import_csv", type=click.Path(dir_okay=False),

@@ -36,7 +36,8 @@ Kinds and the columns they use (`data` is a JSON object):
   `unmerge`: data {"merge_id"}; record_id = canonical.
 - `pair_decision`: record_id = a, reviewer, value "same" | "different",
   data {"a", "b"}: a person's verdict on a grey-zone duplicate pair.
-- `tag`: record_id, value = the tag (theories, frameworks), reviewer.
+- `tag`: record_id, value = the tag (theories, frameworks), reviewer; a value
+  `study:KEY` links reports of one study (`study:` alone unlinks the record).
 - `protocol`: data = the protocol (question, include/exclude terms, reasons,
   reviewers per record, stopping rule); the latest one is in force.
 - `contact`: data {"author", "email", "status", ...} (author contact log).

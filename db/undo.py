@@ -49,6 +49,7 @@ class UndoOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return {"undo_ids": list(self.undo_ids), "undone": list(self.undone), "kind": self.kind,
+                "amends": UNDOABLE[self.kind].amends if self.kind in UNDOABLE else None,
                 "redo": self.redo, "records": list(self.records), "reviewer": self.reviewer,
                 "batch": self.batch, "message": self.message}
 

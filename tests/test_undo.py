@@ -86,7 +86,7 @@ def test_undo_json_names_the_new_event_and_the_one_taken_back(run, review, db_pa
     out = json.loads(run("undo", "--reviewer", "alice", "--json").output)
     [undo] = _events(db_path, "kind = 'undo'")
     assert out == {"undo_ids": [undo["id"]], "undone": [last["id"]], "kind": "decision",
-                   "redo": False, "records": [review[2]], "reviewer": "alice", "batch": None,
+                   "amends": "screening", "redo": False, "records": [review[2]], "reviewer": "alice", "batch": None,
                    "message": f"Undid alice's include on record {review[2]} at title-abstract."}
     assert (undo["undoes"], undo["record_id"], undo["stage"]) == (last["id"], review[2], TA)
 

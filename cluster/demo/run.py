@@ -412,6 +412,9 @@ def _dedup(store: Store, truth: "_Truth", say: Progress) -> tuple[int, int]:
 
     summary = run_dedup(store)
     pairs = pending_pairs(store)
+    with store.transaction():
+        # the one deciding the pairs is on the team (the protocol step names the rest)
+        store.add_reviewer(RESOLVER)
     verdicts = [(p.a, p.b, "same" if truth.same_work(store, p.a, p.b) else "different") for p in pairs]
     counts = decide_pairs(store, verdicts, reviewer=RESOLVER) if verdicts else {"same": 0}
     merged = store.db.execute(
