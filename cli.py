@@ -1095,11 +1095,12 @@ def _print_merges(store: Store, as_json: bool) -> None:
         echo_json([m.to_dict() for m in merges])
         return
     for m in merges:
+        # two lines: a merge id alone nearly fills 80 columns
         others = [r for r in m.members if r != m.canonical]
-        score = "" if m.score is None else f" score {m.score:.3f},"
-        echo(f"{m.merge_id}  record {m.canonical} <- {', '.join(map(str, others))}  "
-             f"({m.rule or 'unspecified'},{score} {m.reviewer or 'dedup run'} "
-             f"{m.ts[:16].replace('T', ' ')})")
+        score = "" if m.score is None else f", score {m.score:.3f}"
+        echo(f"merge {m.merge_id}")
+        echo(f"  record {m.canonical} <- {', '.join(map(str, others))}  ({m.rule or 'unspecified'}"
+             f"{score}; {m.reviewer or 'dedup run'} {m.ts[:16].replace('T', ' ')})")
     echo(f"{len(merges)} merge{'s' if len(merges) != 1 else ''} stand"
          f"{'s' if len(merges) == 1 else ''}" + (": split one with cluster dedup --undo MERGE_ID."
                                                   if merges else "."))

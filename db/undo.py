@@ -112,7 +112,8 @@ def _undo(store: Store, event: dict, reviewer: str | None) -> UndoOutcome:
         raise UndoError(f"Event {event['id']} ({kind}) was already undone.")
     redo = kind == "undo"
     if not redo and kind not in UNDOABLE:
-        raise UndoError(f"Event {event['id']} is a {kind} event, which cannot be undone: "
+        raise UndoError(f"Event {event['id']} is {'an' if kind[0] in 'aeiou' else 'a'} {kind} "
+                        "event, which cannot be undone: "
                         f"undoable kinds are {', '.join(UNDOABLE)}.")
     members = [e for e in batch_members(store, event) if e["id"] not in undone]
     originals = _originals(store, members) if redo else members

@@ -187,8 +187,10 @@ def test_check_sample_limited_to_a_source_role_or_source(store, run):
     assert js["population"] == 4 and len(js["records"]) == 2
     assert set(js["records"]) <= set(ids[:4])
     assert {e["record_id"] for e in store.events("kind = 'assign'")} == set(js["records"])
-    assert {json.dumps(e["data"], sort_keys=True) for e in store.events("kind = 'assign'")} == {
-        '{"fraction": 0.5, "role": "index", "seed": 3}'}
+    assigned = store.events("kind = 'assign'")
+    # one sample is one batch: one undo takes it back
+    assert {json.dumps(e["data"], sort_keys=True) for e in assigned} == {
+        '{"batch": "%s", "fraction": 0.5, "role": "index", "seed": 3}' % assigned[0]["id"]}
     js = json.loads(run("sample", "--fraction", "1", "--reviewer", "dan", "--seed", "3",
                         "--source", "pubmed list", "--json").output)
     assert (js["population"], js["records"]) == (4, ids[:4])

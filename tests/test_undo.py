@@ -243,8 +243,9 @@ def test_a_merge_is_listed_and_undone_by_its_event_id(run, db_path):
     assert (merge["canonical"], merge["members"], merge["score"], merge["rule"],
             merge["reviewer"]) == (1, [1, 2], 0.95, "identifier+title", None)
     listing = run("dedup", "--list").output.splitlines()
-    assert listing[0] == (f"{merge['merge_id']}  record 1 <- 2  (identifier+title, score 0.950, "
-                          f"dedup run {merge['ts'][:16].replace('T', ' ')})")
+    assert listing[:2] == [f"merge {merge['merge_id']}",
+                           f"  record 1 <- 2  (identifier+title, score 0.950; "
+                           f"dedup run {merge['ts'][:16].replace('T', ' ')})"]
     assert listing[-1] == "1 merge stands: split one with cluster dedup --undo MERGE_ID."
     json_flow = json.loads(run("flow", "--json").output)
     assert json_flow["columns"]["databases"]["duplicates"] == 1
