@@ -132,8 +132,10 @@ def _undo(store: Store, event: dict, reviewer: str | None) -> UndoOutcome:
             undoes=e["id"], data=data, event_id=None if ids or not batch else batch))
     records = tuple(dict.fromkeys(e["record_id"] for e in originals
                                   if e["record_id"] is not None))
-    return UndoOutcome(tuple(ids), tuple(e["id"] for e in members), kind, redo, records,
-                       reviewer, describe(originals), batch)
+    # undoing a redo takes the events back again: say what they are now
+    stands = bool(originals) and originals[0]["id"] not in undone_ids(store)
+    return UndoOutcome(tuple(ids), tuple(e["id"] for e in members), kind, redo and stands,
+                       records, reviewer, describe(originals), batch)
 
 
 def _originals(store: Store, undos: Sequence[Mapping[str, Any]]) -> list[dict]:

@@ -100,6 +100,11 @@ def test_undoing_an_undo_redoes(run, review, db_path):
     # an undo that was redone stands no more: it cannot be redone twice
     err = run("undo", undo["id"], expect=1)
     assert err.stderr.strip() == f"Error: Event {undo['id']} (undo) was already undone."
+    # undoing the redo takes the decision back again
+    redo = _events(db_path, "kind = 'undo' AND undoes = ?", [undo["id"]])[0]
+    assert run("undo", redo["id"]).output.strip() == (
+        f"Undid bob's exclude on record {review[2]} at title-abstract.")
+    assert run("conflicts").output.strip() == "No open conflicts at title-abstract."
 
 
 def test_undo_stage_and_kind_choose_among_the_reviewers_events(run, review, db_path):
