@@ -166,7 +166,8 @@ class Undoable:
     `amends` says what its events change, so a reader knows where an undo shows:
     "screening" (a record's state at a stage), "record" (notes, tags, scores,
     studies, retrieval), "duplicates" (which records stand for one work: an undo
-    also restores the records' links and fields) or "search" (the search log).
+    also restores the records' links and fields), "extraction" (a field's answer)
+    or "search" (the search log).
     `label` names one event in a message.
     """
 
@@ -178,7 +179,7 @@ class Undoable:
 #: kind -> how it is undone; every reader of the log goes through
 #: `db.state.standing_events`, so a registered kind's undo shows in every count
 UNDOABLE: dict[str, Undoable] = {}
-AMENDS = ("screening", "record", "duplicates", "search")
+AMENDS = ("screening", "record", "duplicates", "extraction", "search")
 
 
 def register_undoable(kind: str, amends: str, label: str) -> Undoable:
@@ -201,5 +202,7 @@ for _kind, _amends, _label in (
         ("note", "record", "note"),
         ("tag", "record", "tag"),
         ("merge", "duplicates", "merge"),
-        ("pair_decision", "duplicates", "pair verdict")):
+        ("pair_decision", "duplicates", "pair verdict"),
+        ("answer", "extraction", "extraction answer"),
+        ("consensus", "extraction", "extraction consensus")):
     register_undoable(_kind, _amends, _label)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from base.errors import ClusterError
-from db.events import STAGES, UNDOABLE
+from db.events import EXTRACTION, STAGES, UNDOABLE
 from db.state import batch_members, last_standing, undone_ids
 from db.store import Store, id_list, new_id
 
@@ -86,8 +86,8 @@ def undo_last(store: Store, reviewer: str, kinds: Iterable[str] | None = None,
               stage: str | None = None) -> UndoOutcome:
     """Take back `reviewer`'s latest event that still stands, of any undoable kind (or
     of `kinds`), at `stage` when given, with the rest of its batch."""
-    if stage is not None and stage not in STAGES:
-        raise UndoError(f"Unknown stage {stage!r}: use {' or '.join(STAGES)}.")
+    if stage is not None and stage not in (*STAGES, EXTRACTION):
+        raise UndoError(f"Unknown stage {stage!r}: use {', '.join((*STAGES, EXTRACTION))}.")
     wanted = tuple(UNDOABLE) if kinds is None else tuple(kinds)
     for k in wanted:
         if k not in UNDOABLE:
@@ -213,6 +213,9 @@ def describe(events: Sequence[Mapping[str, Any]]) -> str:
         return f"{_whose(e)}scores for record {e['record_id']}{at}"
     if kind == "fulltext":
         return f"full text {(e['value'] or '').replace('-', ' ')} for record {e['record_id']}"
+    if kind in ("answer", "consensus"):
+        what = "answer" if kind == "answer" else "consensus answer"
+        return f"{_whose(e)}{what} to {e['value']} on record {e['record_id']}"
     if kind == "assign":
         return f"the check sample of {n} record{'s' if n > 1 else ''} for {e['reviewer']}{at}"
     label = UNDOABLE[kind].label if kind in UNDOABLE else kind

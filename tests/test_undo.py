@@ -381,6 +381,10 @@ def _one_event(store, kind: str, rid: int) -> str:
                                                 "members": [rid]}},
         "pair_decision": {"reviewer": "alice", "value": "different",
                           "data": {"a": rid, "b": rid + 1}},
+        "answer": {"reviewer": "alice", "stage": "extraction", "value": "level",
+                   "data": {"answer": "ward"}},
+        "consensus": {"reviewer": "carol", "stage": "extraction", "value": "level",
+                      "data": {"answer": "ward", "method": "consensus"}},
     }.get(kind, {"reviewer": "alice"})
     return store.log_event(kind, record_id=rid, **fields)
 
@@ -446,3 +450,15 @@ def test_a_decisions_file_carries_no_undo_of_a_merge(store, tmp_path):
     assert export_decisions(store, path) == 2
     kinds = [json.loads(line)["kind"] for line in path.read_text().splitlines()]
     assert kinds.count("undo") == 1
+
+
+def test_undoing_an_extraction_answer_brings_back_the_one_before(store):
+    from screeners.extraction.answers import standing_answers
+
+    ids = make_review(store, 1)
+    for answer in ("ward", "hospital"):
+        store.log_event("answer", record_id=ids[0], reviewer="alice", stage="extraction",
+                        value="level", data={"answer": answer})
+    out = undo_last(store, "alice", stage="extraction")
+    assert out.message == f"Undid alice's answer to level on record {ids[0]}."
+    assert standing_answers(store)[(ids[0], "alice")]["level"].value == "ward"
