@@ -204,5 +204,6 @@ for _kind, _amends, _label in (
         ("merge", "duplicates", "merge"),
         ("pair_decision", "duplicates", "pair verdict"),
         ("answer", "extraction", "extraction answer"),
-        ("consensus", "extraction", "extraction consensus")):
+        ("consensus", "extraction", "extraction consensus"),
+        ("search", "search", "search change")):
     register_undoable(_kind, _amends, _label)

@@ -216,6 +216,11 @@ def describe(events: Sequence[Mapping[str, Any]]) -> str:
     if kind in ("answer", "consensus"):
         what = "answer" if kind == "answer" else "consensus answer"
         return f"{_whose(e)}{what} to {e['value']} on record {e['record_id']}"
+    if kind == "search":
+        d = e["data"]
+        what = {"relabel": f"relabelling as {d.get('role')}: {d.get('source')}",
+                "remove": "removal", "edit": "edit of the details"}.get(e["value"], e["value"])
+        return f"{_whose(e)}{what} of search {d.get('search_id')}"
     if kind == "assign":
         return f"the check sample of {n} record{'s' if n > 1 else ''} for {e['reviewer']}{at}"
     label = UNDOABLE[kind].label if kind in UNDOABLE else kind

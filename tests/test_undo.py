@@ -381,6 +381,8 @@ def _one_event(store, kind: str, rid: int) -> str:
                                                 "members": [rid]}},
         "pair_decision": {"reviewer": "alice", "value": "different",
                           "data": {"a": rid, "b": rid + 1}},
+        "search": {"reviewer": "alice", "value": "remove", "data": {"search": "s1",
+                                                                   "search_id": 1}},
         "answer": {"reviewer": "alice", "stage": "extraction", "value": "level",
                    "data": {"answer": "ward"}},
         "consensus": {"reviewer": "carol", "stage": "extraction", "value": "level",
@@ -462,3 +464,17 @@ def test_undoing_an_extraction_answer_brings_back_the_one_before(store):
     out = undo_last(store, "alice", stage="extraction")
     assert out.message == f"Undid alice's answer to level on record {ids[0]}."
     assert standing_answers(store)[(ids[0], "alice")]["level"].value == "ward"
+
+
+def test_undoing_a_search_removal_puts_its_records_back_in_the_flow(store):
+    from db.flow import compute_flow
+    from db.searches import remove_search
+
+    make_review(store, 4)
+    before = compute_flow(store).screening.identified
+    sid = store.db.execute("SELECT id FROM searches").fetchone()[0]
+    remove_search(store, sid, reviewer="alice")
+    assert compute_flow(store).screening.identified == before - 4
+    out = undo_last(store, "alice")
+    assert out.message == f"Undid alice's removal of search {sid}."
+    assert compute_flow(store).screening.identified == before == 4
