@@ -1,7 +1,7 @@
 """The decision log as a person reads it: newest first, filtered, each event saying
 whether it still stands.
 
-Which events an undo has taken back is `db.state`'s to say (`undone_ids`);
+Which events an undo has taken back is `db.state`'s to say (`undoers`);
 this module only selects and orders. Every entry carries the event's id, the
 name by which it can be taken back.
 """
@@ -16,7 +16,7 @@ from typing import Any
 from base.errors import ClusterError
 from db.events import KINDS
 from db.provenance import record_family
-from db.state import undone_ids
+from db.state import undoers
 from db.store import Store
 
 
@@ -184,8 +184,7 @@ def read_log(store: Store, *, reviewer: str | None = None, kind: str | None = No
         cur = store.db.execute(sql, params)
         cols = [c[0] for c in cur.description]
         rows = [dict(zip(cols, r)) for r in cur]
-        undone = undone_ids(store)
-        undone_by = _undoers(store, undone)
+        undone_by = undoers(store)
     if start is not None:
         # times compared as times: a log merged from another copy may write them otherwise
         rows = [e for e in rows if (w := _when(e["ts"])) is not None and w >= start]
@@ -194,16 +193,4 @@ def read_log(store: Store, *, reviewer: str | None = None, kind: str | None = No
     return [LogEntry(e["seq"], e["id"], e["ts"], e["kind"], e["record_id"], e["reviewer"],
                      e["stage"], e["value"], e["reason"], e["note"], e["undoes"],
                      json.loads(e["data"] or "{}"),
-                     undone_by.get(e["id"]) if e["id"] in undone else None) for e in rows]
-
-
-def _undoers(store: Store, undone: set[str]) -> dict[str, str]:
-    """undone event id -> the undo that stands over it (an undo itself undone takes
-    nothing back)."""
-    out: dict[str, str] = {}
-    for eid, target in store.db.execute(
-            "SELECT id, undoes FROM events WHERE kind = 'undo' AND undoes IS NOT NULL "
-            "ORDER BY seq"):
-        if target in undone and eid not in undone:
-            out[target] = eid
-    return out
+                     undone_by.get(e["id"])) for e in rows]

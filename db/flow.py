@@ -297,7 +297,9 @@ def _require_records(store: Store, ids: Iterable[int]) -> None:
     known = {r[0] for r in store.db.execute("SELECT id FROM records")}
     missing = [i for i in ids if i not in known]
     if missing:
-        raise FlowError(f"Records {id_list(missing)} are not in this store.", missing)
+        one = len(set(missing)) == 1
+        what = f"Record {missing[0]} is" if one else f"Records {id_list(missing)} are"
+        raise FlowError(f"{what} not in this store.", missing)
 
 
 @dataclass(frozen=True)
@@ -400,8 +402,8 @@ def _compute_flow(store: Store, layout: str) -> Flow:
         key, label, row = _source_key(role, service, strategy, update)
         retrievals.setdefault(canon[rid], []).append((sid, role, key, label, row))
     # records found only by searches since removed leave the flow; their decisions stay logged
-    removed = {canon.get(r, r) for r in removed_search_records(store)}
-    canonical_ids = [r for r in canonical_ids if r in retrievals or r not in removed]
+    removed = removed_search_records(store)
+    canonical_ids = [r for r in canonical_ids if r not in removed]
     orphans = [r for r in canonical_ids if r not in retrievals]
     if orphans:
         raise FlowError(

@@ -60,7 +60,12 @@ class RecordState:
 
 
 def undone_ids(store: Store) -> set[str]:
-    """Ids of events taken back by a standing undo.
+    """Ids of events taken back by a standing undo."""
+    return set(undoers(store))
+
+
+def undoers(store: Store) -> dict[str, str]:
+    """Undone event id -> the standing undo (or older `unmerge`) that took it back.
 
     Walking newest first, an undo that was itself undone (a redo) takes
     nothing back. Older logs split a merge with an `unmerge` event, which
@@ -71,11 +76,11 @@ def undone_ids(store: Store) -> set[str]:
         "json_extract(m.data, '$.merge_id') = json_extract(u.data, '$.merge_id'))) "
         "FROM events u WHERE (kind = 'undo' AND undoes IS NOT NULL) OR kind = 'unmerge' "
         "ORDER BY seq DESC").fetchall()
-    undone: set[str] = set()
+    out: dict[str, str] = {}
     for eid, target in rows:
-        if eid not in undone and target is not None:
-            undone.add(target)
-    return undone
+        if eid not in out and target is not None and target not in out:
+            out[target] = eid
+    return out
 
 
 def standing_events(store: Store, where: str, params: Iterable[Any] = ()) -> list[dict]:
@@ -177,10 +182,14 @@ def effective_decisions(store: Store, stage: str, reviewer: str | None = None
 
 def stage_records(store: Store, stage: str, states_before: Mapping[int, RecordState] | None = None
                   ) -> list[int]:
-    """The records that take part in `stage`: all canonical records at title-abstract,
-    those that passed title-abstract at full text."""
+    """The records that take part in `stage`: all canonical records at title-abstract
+    (but those only removed searches found), those that passed title-abstract at full
+    text."""
     ids = [r[0] for r in store.db.execute(
         "SELECT id FROM records WHERE duplicate_of IS NULL ORDER BY id")]
+    withdrawn = removed_search_records(store)
+    if withdrawn:
+        ids = [i for i in ids if i not in withdrawn]
     if stage == TITLE_ABSTRACT:
         return ids
     before = states_before if states_before is not None else stage_states(store, TITLE_ABSTRACT)
@@ -402,16 +411,20 @@ def standing_sources(store: Store) -> list[tuple[int, int, str, str | None, str 
 
 
 def removed_search_records(store: Store) -> set[int]:
-    """Records with source rows, every one of them from a removed search."""
+    """Canonical records that only removed searches found: every source row of the
+    record and of its duplicates comes from a removed search. They leave the flow and
+    the screening queues; the decisions about them stay in the log."""
     changes = search_changes(store)
     gone = {k for k, c in changes.items() if c.removed}
     if not gone:
         return set()
+    canon = store.canonical_map()
     found: dict[int, bool] = {}
     for rid, key in store.db.execute(
             "SELECT so.record_id, s.uuid FROM sources so LEFT JOIN searches s "
             "ON s.id = so.search_id"):
-        found[rid] = found.get(rid, False) or key not in gone
+        c = canon.get(rid, rid)
+        found[c] = found.get(c, False) or key not in gone
     return {rid for rid, standing in found.items() if not standing}
 
 

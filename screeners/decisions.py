@@ -25,7 +25,8 @@ from db.events import (DECISIONS, EXTRACTION, FULL_TEXT, FULLTEXT_STATES, STAGES
 from db.files import store_files
 from db.protocol import get_protocol
 from db.state import (CONFLICT, RESOLUTION_METHODS, included_records, records_from,
-                      resolution_method, stage_records, stage_states, standing_events)
+                      removed_search_records, resolution_method, stage_records, stage_states,
+                      standing_events)
 from db.state import fulltext_states as fulltext_states  # read where retrieval is logged
 from db.store import Store
 from db.undo import undo_last as undo_decision
@@ -193,6 +194,10 @@ def full_text_records(store: Store) -> tuple[int, ...]:
 
 
 def _require_in_stage(store: Store, record_id: int, stage: str) -> None:
+    if record_id in removed_search_records(store):
+        raise DecisionError(
+            f"Record {record_id} was found only by searches since removed, so it takes no "
+            "part in screening: undo the removal (`cluster undo EVENT_ID`) to screen it.")
     if stage == FULL_TEXT and record_id not in full_text_records(store):
         raise DecisionError(
             f"Record {record_id} has not passed title-abstract screening, so it has no "

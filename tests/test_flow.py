@@ -212,7 +212,7 @@ def test_several_reports_of_one_study_count_once(store):
     fl = compute_flow(store)
     assert (fl.new_reports, fl.new_studies, fl.total_studies) == (4, 3, 3)
     assert prisma_fields(fl)["register_specific_results"] == "ClinicalTrials.gov, 1"
-    with pytest.raises(FlowError, match="Records 999 are not in this store"):
+    with pytest.raises(FlowError, match="Record 999 is not in this store"):
         link_study(store, [999], "S2")
 
 

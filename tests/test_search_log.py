@@ -240,3 +240,21 @@ def test_the_event_log_names_search_changes(run, files):
         "search 1 relabelled: database: Embase -> register: CENTRAL",
         "search 1 details: platform = Cochrane Library",
         "search 1 removed from the flow"])
+
+
+def test_records_only_a_removed_search_found_leave_the_screening_queue(run, files, db_path):
+    from screeners.session import pending
+
+    _imported(run, files)
+    run("import", str(files / "who.ris"), "--as", "website", "--source", "WHO website")
+    run("reviewers", "add", "alice")
+    with _store(db_path) as store:
+        assert pending(store, "alice", "title-abstract") == [1, 2, 3]
+    assert json.loads(run("status", "--json").stdout)["total"] == 3
+    run("searches", "remove", "2")
+    with _store(db_path) as store:
+        assert pending(store, "alice", "title-abstract") == [1, 2]
+    assert json.loads(run("status", "--json").stdout)["total"] == 2
+    assert one_sentence(run("decide", "3", "--reviewer", "alice", "--include", expect=1)) == (
+        "Error: Record 3 was found only by searches since removed, so it takes no part in "
+        "screening: undo the removal (`cluster undo EVENT_ID`) to screen it.")

@@ -420,3 +420,17 @@ def test_one_records_state_is_the_stores_state(store, seed: int) -> None:
         canonical = store.canonical_id(rid)
         assert record_decisions(store, rid) == {
             stage: whole[stage].get(canonical, "undecided") for stage in (TA, FT)}, rid
+
+
+def test_log_names_an_older_stores_unmerge_as_what_took_its_merge_back(tmp_path: Path) -> None:
+    # stores written before undo was one event kind split a merge with an `unmerge`
+    db = tmp_path / "old.db"
+    store = open_store(str(db))
+    try:
+        merge = store.log_event("merge", record_id=1, data={"merge_id": "m1", "members": [2]})
+        split = store.log_event("unmerge", record_id=1, data={"merge_id": "m1"})
+    finally:
+        store.close()
+    rows = {e["event_id"]: e for e in json.loads(_cli(db, "log", "--json").stdout)}
+    assert (rows[merge]["undone"], rows[merge]["undone_by"]) == (True, split)
+    assert (rows[split]["undone"], rows[split]["undone_by"]) == (False, None)

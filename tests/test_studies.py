@@ -87,7 +87,7 @@ def test_study_unlink_refusals(run, db_path):
         (("study", "unlink", "--key", "nope"),
          "Error: No study 'nope' in this store: `cluster study list` names them."),
         (("study", "unlink",), "Error: Name the records to unlink, or a study with --key."),
-        (("study", "unlink", "99"), "Error: Records 99 are not in this store."),
+        (("study", "unlink", "99"), "Error: Record 99 is not in this store."),
     ]
     for args, message in cases:
         assert run(*args, expect=1).stderr.strip() == message
