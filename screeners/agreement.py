@@ -45,7 +45,7 @@ class PairAgreement:
 
     @property
     def percent(self) -> float | None:
-        return None if self.n == 0 else 100.0 * self.agreements / self.n
+        return percent_agreement(self.agreements, self.disagreements)
 
     @property
     def kappa(self) -> float | None:
@@ -60,6 +60,13 @@ class PairAgreement:
             "kappa": None if self.kappa is None else round(self.kappa, 6),
             "labels": list(self.labels), "table": [list(r) for r in self.table],
         }
+
+
+def percent_agreement(agreements: int, disagreements: int) -> float | None:
+    """Percent agreement, or congruence: 100 * agreements / (agreements + disagreements),
+    as reviews report it (e.g. 91 of 100 -> 91.0 %); None when nothing was compared."""
+    n = agreements + disagreements
+    return None if n == 0 else 100.0 * agreements / n
 
 
 def cohen_kappa(table: Sequence[Sequence[int]]) -> float | None:

@@ -37,7 +37,7 @@ from itertools import combinations
 from typing import Any, Mapping, Sequence
 
 from db.store import Store
-from screeners.agreement import cohen_kappa, weighted_kappa
+from screeners.agreement import cohen_kappa, percent_agreement, weighted_kappa
 from screeners.extraction.answers import completed_extractions
 from screeners.extraction.form import Field, Form, current_form
 
@@ -126,8 +126,7 @@ class FieldFigures:
 
     @property
     def congruence(self) -> float | None:
-        n = self.agreements + self.disagreements
-        return None if n == 0 else 100.0 * self.agreements / n
+        return percent_agreement(self.agreements, self.disagreements)
 
     def to_dict(self) -> dict[str, Any]:
         return {"field": self.key, "label": self.label, "type": self.type,
@@ -154,8 +153,7 @@ class PairCongruence:
 
     @property
     def congruence(self) -> float | None:
-        n = self.agreements + self.disagreements
-        return None if n == 0 else 100.0 * self.agreements / n
+        return percent_agreement(self.agreements, self.disagreements)
 
     def to_dict(self) -> dict[str, Any]:
         return {"reviewer_a": self.reviewer_a, "reviewer_b": self.reviewer_b,
@@ -182,8 +180,7 @@ class Congruence:
 
     @property
     def congruence(self) -> float | None:
-        n = self.agreements + self.disagreements
-        return None if n == 0 else 100.0 * self.agreements / n
+        return percent_agreement(self.agreements, self.disagreements)
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": "extraction", "form": self.form_title, "form_version": self.form_version,
