@@ -184,8 +184,7 @@ def card_fields(card: Card, stage: str) -> list[CardField]:
     for line in card.provenance or ("no provenance recorded",):
         out.append(("Found", line, False))
     if stage == FULL_TEXT:
-        out.append(("Full text", (card.fulltext or "not marked (cluster fulltext)")
-                    .replace("-", " "), False))
+        out.append(("Full text", card.fulltext or "not marked (cluster fulltext)", False))
         scores = " · ".join(f"{k} {card.my_scores.get(k, '-')}" for k in ("relevance", "rigour"))
         out.append(("My scores", scores, False))
     for note in card.my_notes:

@@ -27,7 +27,8 @@ from base.links import record_links
 from db.files import fulltext_dir
 from db.protocol import Protocol, get_protocol
 from db.provenance import source_names, sources_of
-from db.state import automated_records, effective_decisions, retrievals, stage_records
+from db.state import (Retrieval, automated_records, effective_decisions, retrievals,
+                      stage_records)
 from db.store import Store, open_store
 from db.tags import tags_of
 from screeners.decisions import (FULL_TEXT, Appraisal, DecisionError, DecisionResult, UndoResult,
@@ -189,9 +190,23 @@ class Progress:
                 f"estimated relevant left {left}{waiting}")
 
 
+def _retrieval_line(got: Retrieval | None) -> str | None:
+    """The card's full-text line: the state, where the copy came from and its file
+    (what `o` opens), or why it could not be had."""
+    if got is None or got.state is None:
+        return None
+    parts = [got.state.replace("-", " ")]
+    if got.source:
+        parts.append(f"from {got.source}")
+    if got.reason:
+        parts.append(f"({got.reason})")
+    line = " ".join(parts)
+    return line + (f" · file {got.file}" if got.file else "")
+
+
 def card(store: Store, record_id: int, reviewer: str, stage: str) -> Card:
     rec = store.get_record(record_id)
-    ft = fulltext_states(store).get(record_id) if stage == FULL_TEXT else None
+    ft = _retrieval_line(retrievals(store).get(record_id)) if stage == FULL_TEXT else None
     notes = tuple(n["note"] for n in notes_for(store, record_id, reviewer))
     scores = current_appraisal(store, record_id, reviewer, stage) if stage == FULL_TEXT else {}
     ids = {k: v for k, v in (("DOI", rec.doi), ("PMID", rec.pmid), ("PMCID", rec.pmcid)) if v}

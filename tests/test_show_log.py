@@ -364,11 +364,13 @@ def test_card_shows_identifiers_link_sources_tags_and_retrieval(store) -> None:
     ]
     # record 2's report is not in hand: it waits, and the progress line says so
     assert s.progress().awaiting_retrieval == 1
-    mark_fulltext(store, 2, "retrieved")
+    store.log_event("fulltext", record_id=2, value="retrieved",
+                    data={"source": "Unpaywall", "file": "2-5e1f.pdf"})
     s.decide("include")
     card = s.card()
     lines = ["".join(t for _, t in line) for line in card_lines(card, 80, [], [], FT)]
     assert "Link: https://doi.org/10.1000/abc" in lines and "Tags: theory" not in lines
+    assert "Full text: retrieved from Unpaywall · file 2-5e1f.pdf" in lines
     s.close()
 
 
