@@ -2261,8 +2261,7 @@ def extraction_undo(reviewer: str, db_path: str, as_json: bool) -> None:
 
 @extraction_group.command("export")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "markdown", "xlsx"]),
-              required=True, help="Output format (xlsx needs a spreadsheet library cluster "
-                                  "does not install: use csv).")
+              required=True, help="Output format (xlsx: one worksheet; needs -o FILE).")
 @click.option("--all", "all_reviewers", is_flag=True,
               help="Every reviewer's answers, one row per record and reviewer.")
 @click.option("--by", type=click.Choice(["record", "item"]), default="record", show_default=True,
@@ -2281,9 +2280,12 @@ def extraction_export(fmt: str, all_reviewers: bool, by: str, output: str | None
     from db.files import store_files
     from screeners.extraction.export import export_table
 
+    if fmt == "xlsx" and output in (None, "-"):
+        raise UserError("An xlsx workbook is a binary file: give -o FILE.xlsx to write it.")
     with store_for(db_path) as store:
         table = export_table(store, fmt, all_reviewers, by)
-    if output in (None, "-"):
+    if output is None or output == "-":
+        assert isinstance(table.text, str)  # only xlsx is bytes, refused above
         echo_document(table.text)
         return
     write_file(output, table.text, store_files(db_path))

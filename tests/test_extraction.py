@@ -240,7 +240,18 @@ def test_cli_agreement_conflicts_settle_export_report(tiny, tmp_path):
         (1, "alice", 1, "ward nurses"), (1, "alice", 2, "students"), (1, "bob", 1, "Students"),
         (2, "alice", None, None), (2, "bob", None, None)]
     r = invoke("extraction", "export", "--format", "xlsx", "--db", db)
-    assert one_sentence(r).startswith("Error: XLSX is not available")
+    assert one_sentence(r) == ("Error: An xlsx workbook is a binary file: give -o FILE.xlsx to "
+                               "write it.")
+    book = tiny.path.parent / "evidence.xlsx"
+    r = invoke("extraction", "export", "--format", "xlsx", "-o", str(book), "--db", db)
+    assert r.stderr == f"Exported 2 row(s) to {book} (xlsx).\n"
+    from openpyxl import load_workbook
+    sheet = load_workbook(book).active
+    cells = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert cells[0] == lines[0].split(",")
+    assert cells[1][:7] == [1, "Author1 2000", "Study 1: compassion training for nurses", None,
+                            "2 Learning", 4, "RCT, n=40"]
+    assert [c.data_type for c in next(sheet.iter_rows(min_row=2))][:3] == ["n", "s", "s"]
     report = invoke("report", "--db", db).output
     assert ("Congruence in data extraction was 58.3 % (agreements / (agreements + "
             "disagreements) = 7 / 12, over 2 records extracted by two or more reviewers).") in report

@@ -747,7 +747,8 @@ def _report(store: Store, directory: Path, say: Progress
         export_records(store, "ris", stage=FT, decision="include").text, encoding="utf-8")
     files["all records with decisions"].write_text(
         export_records(store, "csv", stage=TA).text, encoding="utf-8")
-    files["evidence table"].write_text(export_table(store, "csv").text, encoding="utf-8",
-                                       newline="")
+    evidence = export_table(store, "csv").text
+    assert isinstance(evidence, str)  # csv is text
+    files["evidence table"].write_text(evidence, encoding="utf-8", newline="")
     say("report", f"flow diagram, methods report, agreement and exports written to {directory}")
     return flow, pairs, files

@@ -1,4 +1,5 @@
-"""The evidence table: the extracted data of the included records as CSV, JSON lines or Markdown.
+"""The evidence table: the extracted data of the included records as CSV, JSON lines,
+Markdown or an XLSX workbook.
 
 By default one row per included record with the answers that stand
 (`consensus.final_answers`), and a `conflicts` column naming the fields still
@@ -8,12 +9,13 @@ finished it. `by="item"` gives one row per item of the form's repeatable group
 with no item has one row with the group's columns blank. In a row per record,
 a group's items are written as a JSON list in CSV and Markdown.
 
-XLSX is not written: no spreadsheet library is among the dependencies, and
-every spreadsheet opens the CSV (its cells are neutralised against formulas).
+XLSX is written with openpyxl (one worksheet, cells as the CSV's, text cells
+stored as text so no answer runs as a formula).
 """
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -24,13 +26,13 @@ from screeners.extraction.answers import ExtractionError, completed_extractions
 from screeners.extraction.consensus import CONFLICT, final_answers
 from screeners.extraction.form import Form, current_form
 
-FORMATS = ("csv", "jsonl", "markdown")
+FORMATS = ("csv", "jsonl", "markdown", "xlsx")
 LAYOUTS = ("record", "item")
 
 
 @dataclass(frozen=True)
 class Table:
-    text: str
+    text: str | bytes  # bytes for xlsx, text for the rest
     rows: int
 
 
@@ -90,7 +92,7 @@ def _flat(value: Any) -> Any:
     return value
 
 
-def render(columns: list[str], table: Iterable[Mapping[str, Any]], fmt: str) -> str:
+def render(columns: list[str], table: Iterable[Mapping[str, Any]], fmt: str) -> str | bytes:
     table = list(table)
     if fmt == "jsonl":
         return "".join(json.dumps({c: r.get(c) for c in columns}, ensure_ascii=False) + "\n"
@@ -105,9 +107,27 @@ def render(columns: list[str], table: Iterable[Mapping[str, Any]], fmt: str) -> 
         lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in table]
         return "\n".join(lines) + "\n"
     if fmt == "xlsx":
-        raise ExtractionError("XLSX is not available: no spreadsheet library is installed with "
-                              "cluster; export --format csv, which every spreadsheet opens.")
+        return _xlsx(columns, table)
     raise ExtractionError(f"Unknown format {fmt!r}: use one of {', '.join(FORMATS)}.")
+
+
+def _xlsx(columns: list[str], table: list[Mapping[str, Any]]) -> bytes:
+    """One worksheet, a header row and one row per table row. Every text cell is
+    stored as text, so an answer starting with "=" is shown, never run as a formula."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=False)
+    book.remove(book.worksheets[0])
+    sheet = book.create_sheet("evidence")
+    for r, row in enumerate([dict(zip(columns, columns)), *table], start=1):
+        for c, key in enumerate(columns, start=1):
+            value = _flat(row.get(key))
+            cell = sheet.cell(row=r, column=c, value=value)
+            if isinstance(value, str):
+                cell.data_type = "s"
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
 
 
 def export_table(store: Store, fmt: str, all_reviewers: bool = False, by: str = "record"
