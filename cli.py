@@ -1114,18 +1114,20 @@ def _print_merges(store: Store, as_json: bool) -> None:
               show_default=True,
               help="The stage to report: progress and stopping rules at title-abstract, "
                    "retrieval and assessment at full text.")
+@click.option("--estimate", is_flag=True,
+              help="Also estimate the relevant records left (title-abstract): loads the "
+                   "prioritiser, seconds on a large store.")
 @db_option
 @json_option
 @handle_errors
-def status_cmd(stage: str, db_path: str, as_json: bool) -> None:
+def status_cmd(stage: str, estimate: bool, db_path: str, as_json: bool) -> None:
     """Screening progress. At title-abstract: screened / total, includes found,
-    estimated relevant records left, and whether each stopping rule is met. At
-    full text: reports retrieved and assessed (stopping rules apply at
-    title-abstract only).
+    whether each stopping rule is met and, with --estimate, the relevant
+    records left. At full text: reports retrieved and assessed (stopping rules
+    apply at title-abstract only).
 
-    Example: cluster status --stage title-abstract --json
+    Example: cluster status --stage title-abstract --estimate --json
     """
-    from screeners.prioritise import estimate_relevant_left
     from screeners.stopping import fulltext_progress, status
 
     with store_for(db_path) as store:
@@ -1140,7 +1142,12 @@ def status_cmd(stage: str, db_path: str, as_json: bool) -> None:
                  f"{ft.conflicts} in conflict, {ft.partly_assessed} decided by some "
                  f"reviewers, {ft.awaiting_assessment} awaiting assessment")
             return
-        st = status(store, stage, estimate_relevant_left)
+        estimator: Callable[[Store, str], float | None] | None = None
+        if estimate:
+            # the model is imported (and fitted) only when an estimate is asked for
+            from screeners.prioritise import estimate_relevant_left
+            estimator = estimate_relevant_left
+        st = status(store, stage, estimator)
         if as_json:
             echo_json(st.to_dict())
             return
@@ -1149,7 +1156,8 @@ def status_cmd(stage: str, db_path: str, as_json: bool) -> None:
         echo(f"Includes found: {st.includes_found}")
         left = st.estimated_relevant_left
         echo("Estimated relevant records left: "
-             + ("unknown (no include yet)" if left is None else f"{left:.1f}"))
+             + ("not estimated (add --estimate)" if not st.estimated
+                else "unknown (no include yet)" if left is None else f"{left:.1f}"))
         for name, r in st.rules.items():
             mark = "in force" if name == st.rule_in_force else "also"
             echo(f"Stopping rule {name} ({mark}): {'MET' if r.met else 'not met'}: {r.explanation}")

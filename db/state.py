@@ -529,23 +529,31 @@ def record_decisions(store: Store, record_id: int) -> dict[str, str]:
     }
 
 
-def training_labels(store: Store, stage: str = TITLE_ABSTRACT, reviewer: str | None = None
+def training_labels(store: Store, stage: str = TITLE_ABSTRACT, reviewer: str | None = None,
+                    states: Mapping[int, RecordState] | None = None,
+                    decisions: Mapping[tuple[int, str], Decision] | None = None
                     ) -> dict[int, int]:
     """record id -> 1 (relevant) / 0 for the prioritiser.
 
     Final states give the team's label; where a record is not final yet, any
     reviewer's own decision is used (the given reviewer's first), so the model
     learns from every keypress without waiting for the second reviewer.
+    `states` and `decisions`, when given, are this stage's `stage_states` and
+    `effective_decisions`, already derived in the same read.
     """
     labels: dict[int, int] = {}
     partial: dict[int, int] = {}
-    for (rid, rev), d in effective_decisions(store, stage).items():
+    if decisions is None:
+        decisions = effective_decisions(store, stage)
+    if states is None:
+        states = stage_states(store, stage)
+    for (rid, rev), d in decisions.items():
         y = 1 if d.value in POSITIVE else 0
         if reviewer is not None and rev == reviewer:
             partial[rid] = y
         else:
             partial.setdefault(rid, y)
-    for rid, st in stage_states(store, stage).items():
+    for rid, st in states.items():
         if st.final and not st.automated:
             labels[rid] = 1 if st.status == INCLUDED else 0
         elif rid in partial:
@@ -553,13 +561,18 @@ def training_labels(store: Store, stage: str = TITLE_ABSTRACT, reviewer: str | N
     return labels
 
 
-def screening_sequence(store: Store, stage: str, reviewer: str | None = None
+def screening_sequence(store: Store, stage: str, reviewer: str | None = None,
+                       states: Mapping[int, RecordState] | None = None,
+                       decisions: Mapping[tuple[int, str], Decision] | None = None
                        ) -> list[tuple[int, int]]:
-    """(record id, label) for every labelled record, in the order of its first decision."""
-    labels = training_labels(store, stage, reviewer)
+    """(record id, label) for every labelled record, in the order of its first decision
+    (`states`, `decisions`: as for `training_labels`)."""
+    if decisions is None:
+        decisions = effective_decisions(store, stage)
+    labels = training_labels(store, stage, reviewer, states, decisions)
     first: dict[int, int] = {}
     seq_of = {e["id"]: e["seq"] for e in store.events("kind IN ('decision', 'resolution') AND stage = ?", [stage])}
-    for d in effective_decisions(store, stage).values():
+    for d in decisions.values():
         s = seq_of.get(d.event_id, 0)
         if d.record_id not in first or s < first[d.record_id]:
             first[d.record_id] = s

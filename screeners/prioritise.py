@@ -35,10 +35,11 @@ from db.state import screening_sequence, stage_states, training_labels
 from db.store import Store
 from screeners import feature_cache
 from screeners.prioritiser.cache import Memo
-from screeners.prioritiser.components import (Model, NoWordsError, Views, excludes_in_a_row,
-                                              textless_due, textless_rows)
+from screeners.prioritiser.components import (Model, NoWordsError, Views, textless_due,
+                                              textless_rows)
 from screeners.prioritiser.presets import resolve_model
 from screeners.prioritiser.simulation import Schedule
+from screeners.stopping import excludes_in_a_row
 
 FIT_BUDGET = 0.2  # seconds; a slower fit switches to batched refits
 DEFAULT_MODEL = "default"

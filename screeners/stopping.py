@@ -27,18 +27,18 @@ records first, so a random sample would contain fewer of them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from base.errors import ClusterError
 from db.events import FULL_TEXT, TITLE_ABSTRACT
 from db.protocol import get_protocol
-from db.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, effective_decisions, fulltext_states,
-                      screening_sequence, stage_states)
+from db.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, RecordState, effective_decisions,
+                      fulltext_states, screening_sequence, stage_states)
 from db.store import Store
-from screeners.prioritiser.components import excludes_in_a_row
 
 
 class StopError(ClusterError):
@@ -56,14 +56,62 @@ class RuleResult:
     explanation: str = ""
 
 
+def hypergeometric_cdf(k: np.ndarray, n_urn: np.ndarray, k_urn: np.ndarray, n: np.ndarray
+                       ) -> np.ndarray:
+    """P(X <= k) for X ~ Hypergeometric(population n_urn, k_urn successes, n draws),
+    element by element, as `scipy.stats.hypergeom.cdf(k, n_urn, k_urn, n)` gives it
+    (to about 1e-8 of its value; tests compare the two).
+
+    Written here because importing scipy.stats takes longer than a whole `cluster
+    status` may (about a second). The smaller tail is summed, in log space, from
+    its term next to the mode outwards, each term from its neighbour, until the
+    terms no longer count (e^-40 of the sum): a few standard deviations of terms.
+    """
+    k, N, K, n = (np.asarray(v, dtype=np.int64) for v in (k, n_urn, k_urn, n))
+    top = np.minimum(n, K)
+    lo = np.maximum(0, n - (N - K))
+    out = np.where(k >= top, 1.0, 0.0)
+    todo = np.flatnonzero((k >= lo) & (k < top))
+    if len(todo) == 0:
+        return out
+    k, N, K, n, lo, top = (v[todo] for v in (k, N, K, n, lo, top))
+    lgamma = np.frompyfunc(math.lgamma, 1, 1)
+
+    def log_pmf(j: np.ndarray) -> np.ndarray:
+        def log_choose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return np.asarray(lgamma(a + 1.0) - lgamma(b + 1.0) - lgamma(a - b + 1.0), dtype=float)
+        return log_choose(K, j) + log_choose(N - K, n - j) - log_choose(N, n)
+
+    mode = (n + 1) * (K + 1) // (N + 2)
+    lower = k <= mode  # sum X <= k downwards from k; else 1 - the sum of X > k upwards
+    j = np.where(lower, k, k + 1).astype(float)
+    term = log_pmf(j.astype(np.int64))
+    total = term.copy()
+    end = np.where(lower, lo, top).astype(float)
+    act = np.flatnonzero(j != end)
+    j = j[act]
+    while len(act):
+        Ka, Na, na, down = K[act], N[act], n[act], lower[act]
+        step = np.where(
+            down,
+            np.log(j * (Na - Ka - na + j)) - np.log((Ka - j + 1) * (na - j + 1)),
+            np.log((Ka - j) * (na - j)) - np.log((j + 1) * (Na - Ka - na + j + 1)))
+        term[act] += step
+        total[act] = np.logaddexp(total[act], term[act])
+        j = np.where(down, j - 1, j + 1)
+        more = (j != end[act]) & (term[act] > total[act] - 40.0)
+        act, j = act[more], j[more]
+    tail = np.exp(total)
+    out[todo] = np.clip(np.where(lower, tail, 1.0 - tail), 0.0, 1.0)
+    return out
+
+
 def hypergeometric_p(labels: Sequence[int], n_total: int, target_recall: float = 0.95
                      ) -> tuple[float, int, int, int]:
     """(p-value, sample size n, relevant in sample k, K_tar) of the rule above.
 
     `labels` are the 0/1 labels of the screened records in screening order.
     """
-    from scipy.stats import hypergeom
-
     a = np.asarray(labels, dtype=np.int64)
     if len(a) == 0:
         return 1.0, 0, 0, 0
@@ -78,7 +126,7 @@ def hypergeometric_p(labels: Sequence[int], n_total: int, target_recall: float =
     k_tar = np.floor(r / target_recall - r_al + 1).astype(np.int64)
     n_urn = n + unseen
     p = np.where(k_tar > n_urn, 0.0,
-                 hypergeom.cdf(k, n_urn, np.minimum(k_tar, n_urn), n))
+                 hypergeometric_cdf(k, n_urn, np.minimum(k_tar, n_urn), n))
     i = int(np.argmin(p))
     return float(p[i]), int(n[i]), int(k[i]), int(k_tar[i])
 
@@ -95,6 +143,16 @@ def hypergeometric_rule(labels: Sequence[int], n_total: int, target_recall: floa
     text = (f"p = {p:.3g} that recall is below {target_recall:.0%} "
             f"(last {n} screened, {k} relevant); the rule needs p < {alpha:g}")
     return RuleResult("hypergeometric", met, figures, text)
+
+
+def excludes_in_a_row(labels: Sequence[int]) -> int:
+    """How many of the last labels, counted back from the end, are excludes."""
+    run = 0
+    for v in reversed(list(labels)):
+        if v:
+            break
+        run += 1
+    return run
 
 
 def consecutive_rule(labels: Sequence[int], n_required: int) -> RuleResult:
@@ -118,24 +176,28 @@ class Status:
     estimated_relevant_left: float | None
     rule_in_force: str
     rules: dict[str, RuleResult]
+    estimated: bool = True  # False: no estimate was asked for (the prioritiser was not loaded)
 
     def to_dict(self) -> dict[str, Any]:
+        left = {"estimated_relevant_left": (None if self.estimated_relevant_left is None
+                                            else round(self.estimated_relevant_left, 2))}
         return {
             "stage": self.stage, "total": self.total, "screened": self.screened,
             "final": self.final, "unscreened": self.pending,
             "includes_found": self.includes_found,
-            "estimated_relevant_left": (None if self.estimated_relevant_left is None
-                                        else round(self.estimated_relevant_left, 2)),
+            **(left if self.estimated else {}),
             "stopping_rule": self.rule_in_force,
             "rules": {k: {"met": v.met, **v.figures, "explanation": v.explanation}
                       for k, v in self.rules.items()},
         }
 
 
-def _unscreened(store: Store, stage: str) -> list[int]:
+def _unscreened(store: Store, stage: str, states: Mapping[int, RecordState] | None = None,
+                decisions: Mapping[tuple[int, str], Any] | None = None) -> list[int]:
     """Records with no standing decision at `stage` and no final state."""
-    decided = {rid for rid, _ in effective_decisions(store, stage)}
-    return [rid for rid, st in stage_states(store, stage).items()
+    decided = {rid for rid, _ in (decisions if decisions is not None
+                                  else effective_decisions(store, stage))}
+    return [rid for rid, st in (states if states is not None else stage_states(store, stage)).items()
             if st.status == PENDING and rid not in decided]
 
 
@@ -148,11 +210,15 @@ def _title_abstract_only(stage: str) -> None:
                         "recorded as not retrieved.")
 
 
-def evaluate_rules(store: Store, stage: str) -> dict[str, RuleResult]:
+def evaluate_rules(store: Store, stage: str, sequence: Sequence[tuple[int, int]] | None = None,
+                   total: int | None = None) -> dict[str, RuleResult]:
+    """Each stopping rule on the screening so far (`sequence`, `total`: the stage's
+    `screening_sequence` and record count, when already derived)."""
     _title_abstract_only(stage)
     proto = get_protocol(store)
-    seq = [y for _, y in screening_sequence(store, stage)]
-    total = len(stage_states(store, stage))
+    seq = [y for _, y in (sequence if sequence is not None else screening_sequence(store, stage))]
+    if total is None:
+        total = len(stage_states(store, stage))
     return {
         "hypergeometric": hypergeometric_rule(seq, total, proto.target_recall),
         "consecutive": consecutive_rule(seq, proto.consecutive_excludes),
@@ -163,7 +229,8 @@ def status(store: Store, stage: str = TITLE_ABSTRACT,
            estimate: Callable[[Store, str], float | None] | None = None) -> Status:
     """Title-abstract screening: screened / total, includes, the stopping rules and,
     given a way to `estimate` them (the prioritiser's `estimate_relevant_left`), the
-    relevant records left (None while that is unknown)."""
+    relevant records left (None while that is unknown). Without `estimate` every
+    figure comes from the log alone, so no model is loaded or fitted."""
     _title_abstract_only(stage)
     with store.read_snapshot():
         return _status(store, stage, estimate)
@@ -171,16 +238,18 @@ def status(store: Store, stage: str = TITLE_ABSTRACT,
 
 def _status(store: Store, stage: str,
             estimate: Callable[[Store, str], float | None] | None) -> Status:
+    # the log is read once and each figure derived from that one reading
     states = stage_states(store, stage)
-    seq = screening_sequence(store, stage)
+    decisions = effective_decisions(store, stage)
+    seq = screening_sequence(store, stage, states=states, decisions=decisions)
     includes = sum(y for _, y in seq)
     left = None if estimate is None else estimate(store, stage) if states else 0.0
     return Status(
         stage=stage, total=len(states), screened=len(seq),
         final=sum(1 for s in states.values() if s.final),
-        pending=len(_unscreened(store, stage)), includes_found=includes,
+        pending=len(_unscreened(store, stage, states, decisions)), includes_found=includes,
         estimated_relevant_left=left, rule_in_force=get_protocol(store).stopping_rule,
-        rules=evaluate_rules(store, stage),
+        rules=evaluate_rules(store, stage, seq, len(states)), estimated=estimate is not None,
     )
 
 

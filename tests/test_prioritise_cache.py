@@ -91,7 +91,8 @@ def test_status_in_a_second_process_reuses_the_file(db_path):
     env.pop("CLUSTER_DB", None)
 
     def status():
-        r = subprocess.run([sys.executable, "-m", "cli", "status", "--db", str(db_path), "--json"],
+        r = subprocess.run([sys.executable, "-m", "cli", "status", "--estimate", "--db", str(db_path),
+                            "--json"],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)

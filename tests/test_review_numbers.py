@@ -134,11 +134,13 @@ def test_relevant_records_left_is_unknown_before_the_first_include(store, run):
     ids = make_review(store, 8)
     for rid in ids[:3]:
         both_decide(store, rid, "exclude", "exclude")
-    js = json.loads(run("status", "--json").output)
+    js = json.loads(run("status", "--estimate", "--json").output)
     assert (js["screened"], js["includes_found"], js["estimated_relevant_left"]) == (3, 0, None)
-    assert "Estimated relevant records left: unknown (no include yet)\n" in run("status").output
+    assert ("Estimated relevant records left: unknown (no include yet)\n"
+            in run("status", "--estimate").output)
+    assert "Estimated relevant records left: not estimated (add --estimate)\n" in run("status").output
     both_decide(store, ids[3], "include", "include")
-    left = json.loads(run("status", "--json").output)["estimated_relevant_left"]
+    left = json.loads(run("status", "--estimate", "--json").output)["estimated_relevant_left"]
     assert isinstance(left, float) and 0 < left < 4
 
 

@@ -374,16 +374,6 @@ def textless_rows(X: Views) -> np.ndarray:
     return np.flatnonzero(np.diff(X.first.indptr) == 0)
 
 
-def excludes_in_a_row(labels: Sequence[int]) -> int:
-    """How many of the last labels, counted back from the end, are excludes."""
-    run = 0
-    for v in reversed(list(labels)):
-        if v:
-            break
-        run += 1
-    return run
-
-
 def textless_due(run_of_excludes: int) -> bool:
     """Whether the records without text come next rather than last."""
     return run_of_excludes >= TEXTLESS_AFTER_EXCLUDES

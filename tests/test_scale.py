@@ -1,0 +1,88 @@
+"""Large stores: commands that need no model load none, the stopping rule's
+arithmetic without scipy.stats, the feature cache's size, and imports that stay
+all-or-nothing when written in batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from db.protocol import set_protocol
+
+ROOT = Path(__file__).resolve().parents[1]
+TA = "title-abstract"
+
+#: modules of the model, or that take about a second to import
+HEAVY = ("screeners.prioritise", "screeners.prioritiser", "sklearn", "scipy.stats")
+
+_PROBE = """
+import contextlib, io, json, sys
+from cli import cli
+heavy = {heavy!r}
+seen = {{}}
+for args in {commands!r}:
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            cli.main([*args, "--db", {db!r}], standalone_mode=False)
+        except SystemExit:
+            pass
+    seen[" ".join(args)] = [m for m in heavy if m in sys.modules]
+print(json.dumps(seen))
+"""
+
+
+def _loaded(db_path: Path, commands: list[list[str]]) -> dict[str, list[str]]:
+    """For each command run in turn in one fresh process, the heavy modules loaded by then."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("CLUSTER_DB", None)
+    code = _PROBE.format(heavy=HEAVY, commands=commands, db=str(db_path))
+    r = subprocess.run([sys.executable, "-c", code], cwd=db_path.parent, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_status_flow_report_export_load_no_model(run, store, db_path, tmp_path):
+    csv_file = tmp_path / "search.csv"
+    csv_file.write_text("title,abstract,year\n" + "".join(
+        f"Compassion training for nurses trial {i},A randomised trial of compassion training.,"
+        f"{2010 + i % 5}\n" for i in range(30)))
+    run("import", str(csv_file), "--as", "database", "--source", "Embase")
+    set_protocol(store, reviewers_per_record=1)
+    store.add_reviewer("ann")
+    for rid in range(1, 7):
+        store.log_event("decision", record_id=rid, reviewer="ann", stage=TA,
+                        value="include" if rid % 3 == 0 else "exclude")
+    store.close()
+    light = [["status"], ["status", "--json"], ["flow", "--json"], ["report"],
+             ["export", "--format", "csv"], ["export", "--format", "ris"]]
+    seen = _loaded(db_path, [*light, ["status", "--estimate", "--json"]])
+    assert {" ".join(c): seen[" ".join(c)] for c in light} == {" ".join(c): [] for c in light}
+    # asked for, the estimate loads the model (so the probe can see a load)
+    assert "screeners.prioritise" in seen["status --estimate --json"]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_hypergeometric_cdf_is_scipys(seed):
+    from scipy.stats import hypergeom
+
+    from screeners.stopping import hypergeometric_cdf
+
+    rng = np.random.default_rng(seed)
+    N = rng.integers(1, 5000, 3000)
+    K = rng.integers(0, N + 1)
+    n = rng.integers(0, N + 1)
+    k = rng.integers(-1, np.minimum(n, K) + 2)
+    ours = hypergeometric_cdf(k, N, K, n)
+    assert np.abs(ours - hypergeom.cdf(k, N, K, n)).max() < 1e-9
+    # the stopping rule's own shapes: a small sample from a large urn, deep in the tail
+    k2, N2, K2, n2 = (np.array(v) for v in ([0, 0, 3, 40], [400_000, 5_000, 300_000, 400_000],
+                                             [60, 2, 250_000, 1000], [2000, 4999, 5, 30_000]))
+    assert np.allclose(hypergeometric_cdf(k2, N2, K2, n2), hypergeom.cdf(k2, N2, K2, n2),
+                       rtol=2e-8, atol=1e-300)
