@@ -131,45 +131,54 @@ def features(store: Store, model: Model | None = None, signature: tuple | None =
     path = feature_cache.cache_path(store)
     f = _load_features(path, key[1], m) if path is not None else None
     if f is None:
-        f = _fit_features(store, m)
-        if path is not None:
-            feature_cache.save(path, key[1], f.ids, f.X,
+        f, counts = _fit_features(store, m)
+        if path is not None and counts is not None:
+            feature_cache.save(path, key[1], f.ids, f.X, counts,
                                np.isin(f.ids, list(f.empty)), f.vectorizer)
     return _FEATURES.put(key[0], key[1], f)
 
 
-def _fit_features(store: Store, m: Model) -> Features:
+def _fit_features(store: Store, m: Model) -> tuple[Features, tuple[np.ndarray, ...] | None]:
+    """The features fitted, with each view's term counts (None where the feature
+    extractor keeps none: nothing is written to the cache then)."""
     ids, texts, titles = [], [], []
     for row in store.record_rows(include_duplicates=True):
         ids.append(row["id"])
         texts.append(_text(row))
         titles.append((row.get("title") or "").strip())
     vec, X = None, Views(sparse.csr_matrix((len(ids), 1), dtype=np.float32))
+    counts: tuple[np.ndarray, ...] | None = (np.zeros(0, dtype=np.uint8),)
     if any(t for t in texts):
         try:
-            vec, X = m.feature.fit(texts, titles)
+            if hasattr(m.feature, "fit_counted"):
+                vec, X, counts = m.feature.fit_counted(texts, titles)
+            else:
+                (vec, X), counts = m.feature.fit(texts, titles), None
         except NoWordsError:
             pass  # not one countable word yet: every record ranks alike, as with no text
     empty = frozenset(i for i, t in zip(ids, texts) if not t)
-    return Features(np.asarray(ids, dtype=np.int64), X, vec, empty, frozenset(ids))
+    return Features(np.asarray(ids, dtype=np.int64), X, vec, empty, frozenset(ids)), counts
 
 
 def _load_features(path: Any, fp: str, m: Model) -> Features | None:
     c = feature_cache.load(path, fp)
     if c is None:
         return None
-    if c.terms is not None and c.idf is not None:
-        if not hasattr(m.feature, "vectorizer"):
+    if c.terms is not None:
+        if not hasattr(m.feature, "weigh"):
             return None
-        vec = feature_cache.vectorizer_from(m.feature, c.terms, c.idf)
+        # the weights from the counts, as the fit computed them
+        X, idf = m.feature.weigh(c.counts, [V.data for V in c.counts.all])
+        vec = feature_cache.vectorizer_from(m.feature, c.terms, idf)
         try:
             vec.transform([""])  # a vocabulary the vectoriser refuses: refit instead
         except Exception:
             return None
     else:
+        X = Views(*(V.astype(np.float32) for V in c.counts.all))
         vec = None
     ids = c.ids.tolist()
-    return Features(c.ids, c.X, vec, frozenset(c.ids[c.empty].tolist()), frozenset(ids), "disk")
+    return Features(c.ids, X, vec, frozenset(c.ids[c.empty].tolist()), frozenset(ids), "disk")
 
 
 def index_record_ids(store: Store) -> list[int]:

@@ -86,3 +86,28 @@ def test_hypergeometric_cdf_is_scipys(seed):
                                              [60, 2, 250_000, 1000], [2000, 4999, 5, 30_000]))
     assert np.allclose(hypergeometric_cdf(k2, N2, K2, n2), hypergeom.cdf(k2, N2, K2, n2),
                        rtol=2e-8, atol=1e-300)
+
+
+def test_feature_cache_is_smaller_than_the_store_and_loads_the_same_matrices(store, db_path):
+    from conftest import shared_path
+    from db.formats import import_files
+    from screeners import prioritise
+    from screeners.prioritiser.cache import clear_all
+
+    data = shared_path("data", "screening", "Appenzeller-Herzog_2019.csv")
+    import_files(store, [data], role="database", source="Embase")
+    fitted = prioritise.features(store)
+    side = db_path.with_name(db_path.name + ".features.npz")
+    store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert fitted.origin == "fitted" and len(fitted.ids) == 2333
+    assert side.stat().st_size <= db_path.stat().st_size
+    clear_all()
+    loaded = prioritise.features(store)
+    assert loaded.origin == "disk"
+    for a, b in zip(fitted.X.all, loaded.X.all, strict=True):
+        assert a.dtype == b.dtype == np.float32
+        assert (np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+                and np.array_equal(a.data, b.data))
+    assert np.array_equal(fitted.vectorizer.idf_, loaded.vectorizer.idf_)
+    assert fitted.vectorizer.get_feature_names_out().tolist() == \
+        loaded.vectorizer.get_feature_names_out().tolist()
