@@ -15,6 +15,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -153,11 +154,13 @@ class Bar:
     draws nothing. Use it as a context manager so the last bar is closed.
     """
 
-    def __init__(self, quiet: bool, label: str = ""):
+    def __init__(self, quiet: bool, label: str = "", unit: str | None = None):
         self.quiet = quiet
         self.label = label
+        self.unit = unit  # given: the bar also shows the rate, e.g. "1,200 records/s"
         self.bar: Any = None
         self.pos = 0
+        self.started = 0.0
         self.current_stage: str | None = None
 
     def __enter__(self) -> "Bar":
@@ -175,11 +178,18 @@ class Bar:
         if self.quiet:
             return
         if self.bar is None:
+            self.started = time.monotonic()
             self.bar = click.progressbar(length=max(total, 1), label=self.label, file=sys.stderr,
-                                         show_pos=True).__enter__()
+                                         show_pos=True,
+                                         item_show_func=self._rate if self.unit else None
+                                         ).__enter__()
             self.pos = 0
         self.bar.update(max(0, done - self.pos))
         self.pos = done
+
+    def _rate(self, _item: Any) -> str | None:
+        spent = time.monotonic() - self.started
+        return f"{self.pos / spent:,.0f} {self.unit}/s" if spent > 0 and self.pos else None
 
     def stage(self, stage: str, done: int, total: int) -> None:
         if stage != self.current_stage:
@@ -405,10 +415,9 @@ def import_(files: tuple[str, ...], role: str, source: str | None, labels_review
 
     details = _search_details(platform, searched, query_file, limits)
     with store_for(db_path, create=True) as store:
-        with click.progressbar(length=len(files), label="Importing", file=sys.stderr,
-                               hidden=quiet or as_json or not sys.stderr.isatty()) as bar:
+        with Bar(quiet or as_json or not sys.stderr.isatty(), "Importing", unit="records") as bar:
             results = import_files(store, list(files), role=role, source=source,
-                                   labels_reviewer=labels_reviewer, progress=bar.update,
+                                   labels_reviewer=labels_reviewer, progress=bar,
                                    details=details)
         if as_json:
             echo_json([r.to_dict() for r in results])

@@ -111,3 +111,50 @@ def test_feature_cache_is_smaller_than_the_store_and_loads_the_same_matrices(sto
     assert np.array_equal(fitted.vectorizer.idf_, loaded.vectorizer.idf_)
     assert fitted.vectorizer.get_feature_names_out().tolist() == \
         loaded.vectorizer.get_feature_names_out().tolist()
+
+
+def _csv(path: Path, n: int) -> Path:
+    path.write_text("title,abstract,year\n" + "".join(
+        f"Record {i} on compassion,Words about care number {i}.,2010\n" for i in range(1, n + 1)))
+    return path
+
+
+def test_import_reports_progress_in_records_as_each_batch_is_written(store, tmp_path, monkeypatch):
+    import db.formats as formats
+
+    monkeypatch.setattr(formats, "IMPORT_BATCH", 10)
+    seen: list[tuple[int, int]] = []
+    formats.import_files(store, [_csv(tmp_path / "a.csv", 25), _csv(tmp_path / "b.csv", 12)],
+                         role="database", progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(10, 37), (20, 37), (25, 37), (35, 37), (37, 37)]
+    assert store.db["records"].count == 37
+
+
+def test_import_larger_than_a_batch_writes_nothing_when_a_late_record_fails(
+        run, db_path, tmp_path, monkeypatch):
+    import sqlite3
+
+    import db.formats as formats
+    import db.store as store_module
+
+    run("init")
+    monkeypatch.setattr(formats, "IMPORT_BATCH", 10)
+    real = store_module.record_to_row
+    written: list[str] = []
+
+    def failing(record):
+        if record.title == "Record 45 on compassion":  # four batches in
+            raise sqlite3.OperationalError("database or disk is full")
+        written.append(record.title)
+        return real(record)
+
+    monkeypatch.setattr(store_module, "record_to_row", failing)
+    result = run("import", str(_csv(tmp_path / "big.csv", 50)), expect=1)
+    assert len(written) == 44
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: The disk holding {db_path} is full; nothing of the step under way was written: "
+        "free some space and run the command again.")
+    con = sqlite3.connect(db_path)
+    assert [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("records", "searches", "sources")] == [0, 0, 0]
+    con.close()

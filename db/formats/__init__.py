@@ -109,7 +109,9 @@ def read_file(path: str | Path) -> ParsedFile:
         data = p.read_bytes()
     except OSError as exc:
         raise FileFormatError(f"{p} cannot be read ({exc.strerror}).") from None
+    sha256 = hashlib.sha256(data).hexdigest()
     text = decode(data, name)
+    del data  # a large file is held once as text, not also as bytes, while it is parsed
     fmt = detect_format(text, name)
     try:
         result = _READERS[fmt](text, name)
@@ -117,6 +119,7 @@ def read_file(path: str | Path) -> ParsedFile:
         raise
     except Exception as exc:  # a third-party parser's own error becomes one sentence
         raise FileFormatError(f"{name} could not be read as {fmt} ({exc}).") from None
+    del text
     shortfall = result.shortfall(name)
     result = replace(result, n_in_file=result.held,
                      warnings=result.warnings + ((shortfall,) if shortfall else ()))
@@ -135,7 +138,7 @@ def read_file(path: str | Path) -> ParsedFile:
     if not result.records:
         raise FileFormatError(f"{name} was recognised as {fmt} but holds no records: "
                               "check that the export finished.")
-    return ParsedFile(p, hashlib.sha256(data).hexdigest(), result)
+    return ParsedFile(p, sha256, result)
 
 
 #: the largest file one import reads (it is held in memory, decoded, at several bytes a byte)
@@ -213,17 +216,23 @@ def _already_imported(store: Store, sha256: str) -> bool:
     return row is not None
 
 
+#: records written between two progress reports of an import (all inside the file's
+#: one transaction: a failure at any record leaves nothing of the file written)
+IMPORT_BATCH = 5000
+
+
 def import_files(store: Store, paths: Sequence[str | Path], *, role: str,
                  source: str | None = None, labels_reviewer: str | None = None,
-                 progress: Callable[[int], None] | None = None,
+                 progress: Callable[[int, int], None] | None = None,
                  details: SearchDetails | None = None) -> tuple[ImportResult, ...]:
     """Import files into the store, one `searches` row and one transaction per file.
 
     Every file is parsed before anything is written, so a bad file among
     several leaves the store untouched. Records are never merged here.
-    `progress(1)` is called as each file is done. `details` (platform, date
-    searched, strategy, limits: `db.searches.check_details`) are the PRISMA-S
-    items of the search that produced the files.
+    `progress(done, total)` is called with the records of all the files written
+    so far, after every `IMPORT_BATCH` records and at the end of each file.
+    `details` (platform, date searched, strategy, limits: `db.searches.check_details`)
+    are the PRISMA-S items of the search that produced the files.
     """
     if role not in ROLES:
         raise FileFormatError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.")
@@ -232,17 +241,26 @@ def import_files(store: Store, paths: Sequence[str | Path], *, role: str,
     parsed = [read_file(p) for p in paths]
     if labels_reviewer is not None and any(pf.result.labels for pf in parsed):
         store.require_reviewer(labels_reviewer)
+    total = sum(len(pf.result.records) for pf in parsed)
     results = []
+    done = 0
     for pf in parsed:
+
+        def step(n: int, before: int = done) -> None:
+            if progress is not None:
+                progress(before + n, total)
+
         results.append(_import_one(store, pf, role=role, service=source or pf.path.stem,
-                                   labels_reviewer=labels_reviewer, details=details))
-        if progress is not None:
-            progress(1)
+                                   labels_reviewer=labels_reviewer, details=details,
+                                   progress=step))
+        done += len(pf.result.records)
+        step(0, done)
     return tuple(results)
 
 
 def _import_one(store: Store, pf: ParsedFile, *, role: str, service: str,
-                labels_reviewer: str | None, details: SearchDetails | None) -> ImportResult:
+                labels_reviewer: str | None, details: SearchDetails | None,
+                progress: Callable[[int], None]) -> ImportResult:
     from db.store import now, record_to_row
 
     res = pf.result
@@ -275,6 +293,8 @@ def _import_one(store: Store, pf: ParsedFile, *, role: str, service: str,
                                 stage=LABEL_STAGE, value=label,
                                 data={"imported_from": pf.file_name, "search_id": sid})
                 kept += 1
+            if (i + 1) % IMPORT_BATCH == 0:
+                progress(i + 1)
         # found: what the file holds by its own markers; kept: what could be read from it
         store.finish_search(sid, n_found=res.held, n_kept=len(res.records),
                             n_added=len(res.records), notes="\n".join(warnings) or None)

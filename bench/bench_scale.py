@@ -1,0 +1,167 @@
+"""Wall time and peak memory of each command on large stores (50k, 200k, 1M records).
+
+For each size, writes a CSV of that many records (bench/scale_data.py: the nine
+labelled sets of ../shared tiled into distinct works, plus 5 % true duplicates),
+then runs, each in a fresh process as a reviewer would: `cluster import`,
+`cluster dedup`, `cluster status`, `cluster status --estimate` (fits the
+features and writes their cache), the start of a screening sitting (the
+ranking and the first card, as `cluster screen` builds them) and a burst of
+decisions (the reviewer's wait per key press, and how long the re-rank behind
+it takes), `cluster flow --json`, `cluster report` and `cluster export`.
+Prints per command the wall time, CPU time, peak resident memory (of that
+process alone) and the wall time per 1,000 records, then the sizes of the
+store and of the feature cache, as Markdown. Figures, never pass/fail; on a
+shared machine the CPU time is the steadier figure.
+
+    python bench/bench_scale.py [--sizes 50000,200000] [--decisions 20] [--skip status-estimate]
+
+Sizes are parameters: 1000000 is possible (allow an hour and some GB of disk).
+Run a copy of this folder inside another tree of the project to measure that
+tree's code (the commands run with its root first on the path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scale_data import SCREENING, write_csv  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+ENV.pop("CLUSTER_DB", None)
+
+#: the screening sitting, in a process of its own: start-up to the first card, then
+#: key presses (decide, next card, progress line) and the re-rank each one asks for
+_SITTING = """
+import json, statistics, sys, time
+t0 = time.perf_counter()
+from db.store import open_store
+from screeners.session import ScreeningSession
+store = open_store(sys.argv[1])
+session = ScreeningSession(store, "alice", "title-abstract")
+card = session.card()
+first = time.perf_counter() - t0
+steps, reranks = [], []
+for i in range(int(sys.argv[2])):
+    gen = session._ranker.generation
+    t = time.perf_counter()
+    session.decide("include" if i % 5 == 1 else "exclude")
+    session.card()
+    session.progress()
+    steps.append(time.perf_counter() - t)
+    while session._ranker.generation == gen and session._ranker._thread is not None:
+        time.sleep(0.002)
+    reranks.append(time.perf_counter() - t)
+session.close()
+print(json.dumps({"first_card": first, "step_median": statistics.median(steps),
+                  "rerank_median": statistics.median(reranks), "rerank_max": max(reranks)}))
+"""
+
+
+def measure(argv: list[str]) -> tuple[float, float, float, str]:
+    """(wall s, CPU s, peak MB, stdout) of one process (its own peak, from wait4)."""
+    t = time.perf_counter()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    assert p.stdout is not None and p.stderr is not None
+    out = p.stdout.read().decode()
+    err = p.stderr.read().decode()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t
+    if p.returncode:
+        raise SystemExit(f"{' '.join(argv[2:4])} failed: {err.strip()[-500:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
+
+
+def cluster(*args: str, db: Path) -> tuple[float, float, float, str]:
+    return measure([sys.executable, "-m", "cli", *args, "--db", str(db)])
+
+
+def run_size(n: int, tmp: Path, decisions: int, skip: set[str]) -> list[tuple[str, float, float,
+                                                                             float, str]]:
+    db = tmp / f"review{n}.db"
+    src = tmp / f"records{n}.csv"
+    t = time.perf_counter()
+    summary = write_csv(src, n)
+    print(f"{n} rows written in {time.perf_counter() - t:.0f} s ({summary.duplicates} duplicates, "
+          f"{src.stat().st_size / 2**20:.0f} MB)", file=sys.stderr)
+    rows = []
+
+    def step(name: str, *args: str, note: str = "") -> str:
+        if name in skip:
+            return ""
+        w, c, m, out = cluster(*args, db=db)
+        rows.append((name, w, c, m, note))
+        print(f"  {n} {name}: {w:.1f} s, {m:.0f} MB", file=sys.stderr)
+        return out
+
+    step("import", "import", str(src), "--as", "database", "--source", "Bench", "--quiet")
+    out = step("dedup", "dedup", "--quiet", "--json")
+    cluster("reviewers", "add", "alice", "bob", db=db)
+    cluster("protocol", "set", "--question", "post-traumatic stress trajectories after trauma",
+            "--reviewers-per-record", "1", db=db)
+    step("status", "status", "--json")
+    help_text = cluster("status", "--help", db=db)[3]
+    if "--estimate" in help_text:
+        step("status-estimate", "status", "--estimate", "--json", note="fits, writes the cache")
+    if "screen" not in skip:
+        w, c, m, out = measure([sys.executable, "-c", _SITTING, str(db), str(decisions)])
+        r = json.loads(out)
+        rows.append(("screen start-up", r["first_card"], c, m, "to the first card"))
+        rows.append(("screen key press", r["step_median"], float("nan"), m,
+                     f"median of {decisions}"))
+        rows.append(("screen re-rank", r["rerank_median"], float("nan"), m,
+                     f"median of {decisions}, slowest {r['rerank_max']:.2f} s"))
+    step("status, decided", "status", "--json")
+    step("flow", "flow", "--json")
+    step("report", "report")
+    step("export", "export", "--format", "csv", "-o", str(tmp / f"out{n}.csv"))
+    cache = db.with_name(db.name + ".features.npz")
+    rows.append(("store size (MB)", db.stat().st_size / 2**20, float("nan"), float("nan"), ""))
+    rows.append(("feature cache (MB)", cache.stat().st_size / 2**20 if cache.exists() else 0.0,
+                 float("nan"), float("nan"), ""))
+    for p in (src, db, cache, tmp / f"out{n}.csv"):
+        if p.exists():
+            p.unlink()
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="50000,200000",
+                    help="comma-separated record counts (1000000 works too, slowly)")
+    ap.add_argument("--decisions", type=int, default=20)
+    ap.add_argument("--skip", default="", help="comma-separated steps to leave out")
+    ap.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
+    args = ap.parse_args()
+    if not SCREENING.exists():
+        print("../shared/data/screening is absent: benchmark skipped")
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    skip = {s for s in args.skip.split(",") if s}
+    results: dict[int, list] = {}
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        for n in sizes:
+            results[n] = run_size(n, Path(tmp), args.decisions, skip)
+    print("| records | command | wall s | CPU s | peak MB | wall ms / 1,000 records | note |")
+    print("|---:|---|---:|---:|---:|---:|---|")
+    for n, rows in results.items():
+        for name, w, c, m, note in rows:
+            size_row = name.endswith("(MB)")
+            per = "" if size_row else f"{w / n * 1e6:.1f}"
+            print(f"| {n:,} | {name} | {w:.2f} | {'' if c != c else f'{c:.1f}'} | "
+                  f"{'' if m != m else f'{m:.0f}'} | {per} | {note} |")
+
+
+if __name__ == "__main__":
+    main()
