@@ -6,7 +6,7 @@ datasets, logs decisions one at a time in the order the prioritiser proposes
 records: the time a reviewer would wait between two records. Prints the
 median and 90th percentile beside the feature fit (paid once per store
 content) and the time to derive labels from the log (the baseline every
-update pays). Then times `cluster status` on that store as a new process would
+update pays). Then times `cluster status --estimate` on that store as a new process would
 run it, cold (no feature cache file: the features are fitted, as every process
 did before the cache) against warm (the file beside the store is loaded),
 alternating, with medians and their ratio. Prints figures, never pass/fail.
@@ -133,7 +133,7 @@ def _status_runs(db: Path, n: int) -> tuple[list[float], list[float]]:
     s.close()
     keep = side.read_bytes()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "cli", "status", "--db", str(db), "--json"]
+    cmd = [sys.executable, "-m", "cli", "status", "--estimate", "--db", str(db), "--json"]
     cold, warm = [], []
     outputs = set()
     for i in range(2 * n):

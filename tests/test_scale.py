@@ -158,3 +158,25 @@ def test_import_larger_than_a_batch_writes_nothing_when_a_late_record_fails(
     assert [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
             for t in ("records", "searches", "sources")] == [0, 0, 0]
     con.close()
+
+
+def test_reading_a_large_csv_holds_it_a_few_times_not_ten(tmp_path):
+    import tracemalloc
+
+    from db.formats import read_file
+
+    # non-ASCII text: Python keeps it at two bytes a character, an io.StringIO at four
+    f = tmp_path / "big.csv"
+    abstract = "Nurses’ care, and words about a ward. " * 40  # as long as a real abstract
+    f.write_text("title,abstract,authors,year\n" + "".join(
+        f"Compassion training – trial {i},\"{abstract}{i}\",Liu R.,2010\n"
+        for i in range(2_000)), encoding="utf-8")
+    size = f.stat().st_size
+    tracemalloc.start()
+    try:
+        parsed = read_file(f)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(parsed.result.records) == 2_000
+    assert peak < 8 * size, peak / size

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import ast
 import csv
-import io
+import itertools
 import re
-from typing import Any
+from typing import Any, Iterator
 
 from base.output import unneutralise
 from base.record import normalize_doi, normalize_pmid
@@ -134,7 +134,7 @@ def _find_header(text: str) -> tuple[str, int, list[str]] | None:
     """(delimiter, index of the header row, header) for the first row naming a title column."""
     best = None
     for delim in (",", ";", "\t"):
-        reader = csv.reader(io.StringIO(text), delimiter=delim)
+        reader = csv.reader(_lines(text), delimiter=delim)
         try:
             for idx, row in enumerate(reader):
                 if idx > 20:
@@ -149,12 +149,22 @@ def _find_header(text: str) -> tuple[str, int, list[str]] | None:
     return best
 
 
+def _lines(text: str) -> Iterator[str]:
+    """The lines of `text` (newlines as LF), each with its newline, one at a time: the
+    csv module reads them as from a file, and a large file is not copied whole (an
+    io.StringIO holds four bytes a character)."""
+    return (m.group(0) for m in _LINE.finditer(text))
+
+
+_LINE = re.compile(r"[^\n]*\n|[^\n]+")
+
+
 def looks_tabular(text: str) -> bool:
     """Two consecutive rows (within the first twenty) with the same number (>1) of cells,
     or a lone header row."""
     for delim in (",", ";", "\t"):
         try:
-            rows = [r for _, r in zip(range(20), csv.reader(io.StringIO(text), delimiter=delim))
+            rows = [r for _, r in zip(range(20), csv.reader(_lines(text), delimiter=delim))
                     if any(c.strip() for c in r)]
         except csv.Error:
             continue
@@ -174,7 +184,7 @@ def read_csv(text: str, name: str) -> ReadResult:
             "export it with a Title column or rename the column holding titles to 'title'.")
     delim, header_idx, header = found
     cols = _columns(header)
-    reader = csv.reader(io.StringIO(text), delimiter=delim)
+    reader = csv.reader(_lines(text), delimiter=delim)
     records, labels, warnings = [], [], []
     # abstrackr: each reviewer's label column follows a "labeled_at" column
     reviewer_cols = {i: h for i, h in enumerate(header) if i and header[i - 1] == "labeled_at"
@@ -257,9 +267,9 @@ def _ends_in_open_quote(text: str, start: int | None, delim: str) -> bool:
     """Whether the row starting at line `start` opens a quote the file never closes."""
     if start is None:
         return False
-    tail = "\n".join(text.split("\n")[start - 1:])
     try:
-        for _ in csv.reader(io.StringIO(tail), delimiter=delim, strict=True):
+        for _ in csv.reader(itertools.islice(_lines(text), start - 1, None), delimiter=delim,
+                            strict=True):
             pass
     except csv.Error as exc:
         return "unexpected end of data" in str(exc)
@@ -309,8 +319,19 @@ _ID_LINE = re.compile(r"^(?:pmid:?\s*)?\d{1,9}$|^(?:doi:?\s*|https?://(?:dx\.)?d
 
 
 def is_id_list(text: str) -> bool:
-    lines = [ln.strip().rstrip(",;") for ln in text.split("\n") if ln.strip() and not ln.startswith("#")]
-    return bool(lines) and all(_ID_LINE.match(ln) for ln in lines)
+    lines = (ln.strip().rstrip(",;") for ln in _lines(text) if ln.strip() and not ln.startswith("#"))
+    # stops at the first line that is no identifier: a large file of another format is not split
+    return all(_ID_LINE.match(ln) for ln in _nonempty(lines))
+
+
+def _nonempty(lines: Iterator[str]) -> Iterator[str]:
+    """`lines`, or one line that matches nothing when there is none."""
+    empty = True
+    for ln in lines:
+        empty = False
+        yield ln
+    if empty:
+        yield ""
 
 
 def read_id_list(text: str, name: str) -> ReadResult:
