@@ -10,8 +10,9 @@ and recording them is written once, above the connectors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
+from base.errors import RateLimited, ServiceDown, ServiceError
 from connectors.http import CallLog
 
 #: what a location leads to: a PDF, a JATS/PMC XML document, or a web page to read it on
@@ -70,6 +71,36 @@ class Located:
     missing: tuple[str, ...]
     calls: tuple[CallLog, ...]
     failed: Mapping[str, str] = field(default_factory=dict)
+
+
+def locate_each(ids: Sequence[str],
+                ask: Callable[[str], tuple[tuple[Location, ...] | None, CallLog | None]],
+                failed: Mapping[str, str] | None = None) -> Located:
+    """Ask a one-identifier-a-call service about each id in turn. `ask` gives an id's
+    locations (None: the service does not know it) and its call. A failure for one id
+    fails that id alone; a service rate-limited or down fails it and every id after it,
+    since asking for the rest would only wait longer. `failed` holds ids refused before
+    asking (malformed ones)."""
+    by_id: dict[str, tuple[Location, ...]] = {}
+    missing: list[str] = []
+    calls: list[CallLog] = []
+    fails: dict[str, str] = dict(failed or {})
+    for n, key in enumerate(ids):
+        try:
+            got, call = ask(key)
+        except (RateLimited, ServiceDown) as exc:
+            fails.update((rest, str(exc)) for rest in ids[n:])
+            break
+        except ServiceError as exc:
+            fails[key] = str(exc)
+            continue
+        if call is not None:
+            calls.append(call)
+        if got is None:
+            missing.append(key)
+        else:
+            by_id[key] = got
+    return Located(by_id, tuple(missing), tuple(calls), fails)
 
 
 def unique(locations: list[Location]) -> tuple[Location, ...]:

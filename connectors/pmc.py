@@ -17,10 +17,10 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any, Mapping, Sequence
 
-from base.errors import InvalidInput, RateLimited, RequestRejected, ServiceDown, ServiceError
+from base.errors import InvalidInput, RequestRejected
 from base.record import normalize_doi, normalize_pmid
 from connectors.http import BadBody, CallLog, HttpLayer, parse_json
-from connectors.locations import Located, Location, https_ftp
+from connectors.locations import Located, Location, https_ftp, locate_each
 
 SERVICE = "pmc"
 NAME = "PubMed Central"
@@ -121,9 +121,6 @@ class PubMedCentral:
 
         `efetch_url` (E-utilities' efetch.fcgi) adds each OA article's PMC XML.
         """
-        by_id: dict[str, tuple[Location, ...]] = {}
-        missing: list[str] = []
-        calls: list[CallLog] = []
         failed: dict[str, str] = {}
         wanted: list[str] = []
         for raw in pmcids:
@@ -134,22 +131,11 @@ class PubMedCentral:
                 wanted.append(pmcid)
         if not wanted and failed:
             raise InvalidInput(NAME, next(iter(failed.values())))
-        for n, pmcid in enumerate(wanted):
-            try:
-                root, call = self.http.request(SERVICE, "oa", "/oa/oa.fcgi", [("id", pmcid)],
-                                               parse=parse_oa, expect="xml",
-                                               count=lambda r: len(list(r.iter("record"))))
-                got = oa_locations(root, pmcid, efetch_url)
-            except (RateLimited, ServiceDown) as exc:
-                for rest in wanted[n:]:
-                    failed[rest] = str(exc)
-                break
-            except ServiceError as exc:
-                failed[pmcid] = str(exc)
-                continue
-            calls.append(call)
-            if got is None:
-                missing.append(pmcid)
-            else:
-                by_id[pmcid] = got
-        return Located(by_id, tuple(missing), tuple(calls), failed)
+
+        def ask(pmcid: str) -> tuple[tuple[Location, ...] | None, CallLog]:
+            root, call = self.http.request(SERVICE, "oa", "/oa/oa.fcgi", [("id", pmcid)],
+                                           parse=parse_oa, expect="xml",
+                                           count=lambda r: len(list(r.iter("record"))))
+            return oa_locations(root, pmcid, efetch_url), call
+
+        return locate_each(wanted, ask, failed)

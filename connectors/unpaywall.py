@@ -14,10 +14,10 @@ from functools import partial
 from typing import Mapping, Sequence
 from urllib.parse import quote
 
-from base.errors import InvalidInput, NotFound, RateLimited, ServiceDown, ServiceError
+from base.errors import InvalidInput, NotFound
 from base.record import split_dois
 from connectors.http import BadBody, CallLog, HttpLayer, parse_json
-from connectors.locations import Located, Location, normalize_version, unique
+from connectors.locations import Located, Location, locate_each, normalize_version, unique
 
 SERVICE = "unpaywall"
 NAME = "Unpaywall"
@@ -79,31 +79,17 @@ class Unpaywall:
             raise InvalidInput(NAME, "Unpaywall needs a contact e-mail: set CLUSTER_EMAIL "
                                      "(or --email) and run the command again.")
         valid, failed = split_dois(dois)
-        by_id: dict[str, tuple[Location, ...]] = {}
-        missing: list[str] = []
-        calls: list[CallLog] = []
-        fails: dict[str, str] = dict(failed)
-        for doi in valid:
+
+        def ask(doi: str) -> tuple[tuple[Location, ...] | None, CallLog | None]:
             try:
                 data, call = self.http.request(
                     SERVICE, "doi", "/" + quote(doi, safe="/:;()"), None,
                     parse=parse_doi_object, count=lambda d: len(locations(d)),
                     log_params={"doi": doi}, not_found=partial(_not_found, doi))
             except NotFound as exc:
-                if exc.call is not None:
-                    calls.append(exc.call)
-                missing.append(doi)
-                continue
-            except (RateLimited, ServiceDown) as exc:
-                # the service as a whole is failing: asking for the rest would only wait longer
-                for rest in valid[valid.index(doi):]:
-                    fails[rest] = str(exc)
-                break
-            except ServiceError as exc:
-                fails[doi] = str(exc)
-                continue
-            calls.append(call)
-            by_id[doi] = locations(data)
-        return Located(by_id, tuple(missing), tuple(calls), fails)
+                return None, exc.call
+            return locations(data), call
+
+        return locate_each(valid, ask, failed)
 
 
