@@ -237,6 +237,19 @@ def _undo(conn: sqlite3.Connection, *statements: str) -> None:
                 pass  # the connection is unusable; closing it discards the transaction
 
 
+@contextmanager
+def _begun(conn: sqlite3.Connection, begin: str) -> Iterator[None]:
+    """A transaction opened with `begin`: committed when the block ends, rolled back
+    (see `_undo`) when it fails, however it fails."""
+    conn.execute(begin)
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        _undo(conn, "ROLLBACK")
+        raise
+
+
 class Store:
     """An open review store. Use `open_store()` to get one."""
 
@@ -275,13 +288,8 @@ class Store:
         if conn.in_transaction:
             yield  # already inside a transaction: that is one snapshot
             return
-        conn.execute("BEGIN DEFERRED")
-        try:
+        with _begun(conn, "BEGIN DEFERRED"):
             yield
-            conn.execute("COMMIT")
-        except BaseException:
-            _undo(conn, "ROLLBACK")
-            raise
 
     # -- transactions
     @contextmanager
@@ -300,13 +308,8 @@ class Store:
             conn.execute(f"RELEASE {name}")
             return
         self.check_integrity()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _begun(conn, "BEGIN IMMEDIATE"):
             yield
-            conn.execute("COMMIT")
-        except BaseException:
-            _undo(conn, "ROLLBACK")
-            raise
 
     def close(self) -> None:
         self.db.close()
