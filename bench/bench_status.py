@@ -21,11 +21,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_scale import measure  # noqa: E402
 from scale_data import SCREENING, write_csv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,21 +35,9 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def timed(args: list[str], db: Path) -> tuple[float, float, float, str]:
-    """(wall seconds, CPU seconds, peak resident MB, stdout) of one `cluster` process
-    (its own peak, from wait4, not the running maximum over children). On a shared
-    machine the CPU time is the steadier figure."""
-    t = time.perf_counter()
-    p = subprocess.Popen([*CLUSTER, *args, "--db", str(db)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=ENV)
-    assert p.stdout is not None and p.stderr is not None
-    out = p.stdout.read().decode()
-    err = p.stderr.read().decode()
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t
-    if p.returncode:
-        raise SystemExit(f"cluster {' '.join(args)} failed: {err.strip()}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
+    """(wall seconds, CPU seconds, peak resident MB, stdout) of one `cluster` process.
+    On a shared machine the CPU time is the steadier figure."""
+    return measure([*CLUSTER, *args, "--db", str(db)])
 
 
 def build(db: Path, n: int) -> None:
