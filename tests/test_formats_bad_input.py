@@ -87,18 +87,18 @@ def test_unknown_role(tmp_path: Path, store) -> None:
 def test_failure_half_way_writes_nothing(tmp_path: Path, store, monkeypatch) -> None:
     good = tmp_path / "good.ris"
     good.write_text(GOOD_RIS * 3)
-    import db.formats as formats
+    import db.store as store_module
 
     calls = {"n": 0}
-    real = formats._insert
+    real = store_module.record_to_row
 
-    def failing(store_, table, row):
+    def failing(record):
         calls["n"] += 1
-        if calls["n"] == 4:  # the second record's row
+        if calls["n"] == 2:  # the second record's row
             raise RuntimeError("disk full")
-        return real(store_, table, row)
+        return real(record)
 
-    monkeypatch.setattr(formats, "_insert", failing)
+    monkeypatch.setattr(store_module, "record_to_row", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         import_files(store, [good], role="database")
     assert _counts(store) == (0, 0, 0, 0)

@@ -126,7 +126,9 @@ def test_import_reports_progress_in_records_as_each_batch_is_written(store, tmp_
     seen: list[tuple[int, int]] = []
     formats.import_files(store, [_csv(tmp_path / "a.csv", 25), _csv(tmp_path / "b.csv", 12)],
                          role="database", progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(10, 37), (20, 37), (25, 37), (35, 37), (37, 37)]
+    # the total is estimated from the bytes read until the last record is written
+    assert [done for done, _ in seen] == [10, 20, 25, 35, 37]
+    assert all(total > done for done, total in seen[:-1]) and seen[-1] == (37, 37)
     assert store.db["records"].count == 37
 
 

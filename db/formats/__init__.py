@@ -1,23 +1,27 @@
 """Reference import and export for the review store.
 
-`read_file` turns one exported file into records (pure: no store); the format
-is detected from the content, never from the file name. `import_files` writes
-each file as one `searches` row plus its records and provenance, in one
-transaction per file; `export_records` writes the store back out.
+`import_files` reads each file as a stream: one pass over its bytes for the
+checksum and the text encoding, then its records parsed and written a batch at
+a time, so a file of any size is never held whole; all the files of one import
+land in one transaction (a failure at any record of any file writes nothing).
+The format is detected from the content, never from the file name.
+`read_file` reads one file into memory (pure: no store); `export_records`
+writes the store back out.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import stat
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from base.record import Record
 from db.events import ROLES, TITLE_ABSTRACT
 from db.formats.bibtex import read_bibtex
-from db.formats.common import FileFormatError, ReadResult, decode
+from db.formats.common import (FileFormatError, Labelled, ReadResult, Reader, Reading, Scan, Text,
+                               require_text, scan, shortfall)
 from db.formats.endnote_xml import read_endnote_xml
 from db.formats.export import DECISION_FILTERS, EXPORT_FORMATS, ExportResult, export_records
 from db.formats.medline import read_medline
@@ -36,7 +40,7 @@ __all__ = [
 
 LABEL_STAGE = TITLE_ABSTRACT
 
-_READERS: dict[str, Callable[[str, str], ReadResult]] = {
+_READERS: dict[str, Reader] = {
     "endnote-xml": read_endnote_xml, "medline": read_medline, "ris": read_ris,
     "wos": read_wos, "bibtex": read_bibtex, "id-list": read_id_list, "csv": read_csv,
 }
@@ -46,7 +50,8 @@ _FORMAT_HELP = ("RIS, BibTeX, PubMed MEDLINE/.nbib, EndNote XML, Web of Science 
 
 
 def detect_format(text: str, name: str) -> str:
-    """The format of a decoded file, from its content alone."""
+    """The format of a decoded file, from its content alone (its first megabyte or so:
+    `Text.head`)."""
     body = text.strip()
     if not body:
         raise FileFormatError(f"{name} is empty: there is nothing to import.")
@@ -85,8 +90,26 @@ class ParsedFile:
         return self.path.name
 
 
-def read_file(path: str | Path) -> ParsedFile:
-    """Read, decode, detect and parse one file; raises `FileFormatError` naming it."""
+@dataclass(frozen=True)
+class _Opened:
+    """A file checked, scanned and its format told from its start; nothing parsed yet."""
+
+    path: Path
+    found: Scan
+    format: str
+    size: int
+
+    @property
+    def file_name(self) -> str:
+        return self.path.name
+
+    def text(self) -> Text:
+        return Text(self.path, self.path.name, self.found)
+
+
+def _open(path: str | Path) -> _Opened:
+    """Check one file, read its bytes once (checksum, encoding) and tell its format;
+    raises `FileFormatError` naming it."""
     p = Path(path)
     name = p.name
     if not p.exists():
@@ -105,40 +128,83 @@ def read_file(path: str | Path) -> ParsedFile:
         raise FileFormatError(f"{p} is {info.st_size / 2**30:.1f} GB, more than the "
                               f"{MAX_FILE_BYTES // 2**30} GB one import can take: split the "
                               "export into smaller files.")
+    found = scan(p, name)
+    head = Text(p, name, found).head()
+    require_text(head, name)
+    return _Opened(p, found, detect_format(head, name), info.st_size)
+
+
+@dataclass
+class _Tally:
+    """What reading one file found besides its records; complete once they are exhausted."""
+
+    reading: Reading
+    n_read: int = 0  # records the reader made
+    n_kept: int = 0  # of those, records with something to screen or match by
+    cuts: list[str] = field(default_factory=list)
+    n_cuts: int = 0
+    empty: list[int] = field(default_factory=list)
+    n_empty: int = 0
+
+
+def _records(opened: _Opened, text: Text, tally: _Tally) -> Iterator[Labelled]:
+    """The file's records one at a time, over-long fields cut and empty records left out."""
+    name, fmt = opened.file_name, opened.format
     try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise FileFormatError(f"{p} cannot be read ({exc.strerror}).") from None
-    sha256 = hashlib.sha256(data).hexdigest()
-    text = decode(data, name)
-    del data  # a large file is held once as text, not also as bytes, while it is parsed
-    fmt = detect_format(text, name)
-    try:
-        result = _READERS[fmt](text, name)
+        for record, label in _READERS[fmt](text, name, tally.reading):
+            tally.n_read += 1
+            record = _capped(record, tally)
+            if not (record.title or record.authors or record.abstract or record.ids()):
+                # a record with no title, author, abstract or identifier cannot be screened
+                # or matched
+                tally.n_empty += 1
+                if len(tally.empty) <= 20:
+                    tally.empty.append(tally.n_read)
+                continue
+            tally.n_kept += 1
+            yield record, label
     except FileFormatError:
         raise
     except Exception as exc:  # a third-party parser's own error becomes one sentence
         raise FileFormatError(f"{name} could not be read as {fmt} ({exc}).") from None
-    del text
-    shortfall = result.shortfall(name)
-    result = replace(result, n_in_file=result.held,
-                     warnings=result.warnings + ((shortfall,) if shortfall else ()))
-    result = _capped(result, name)
-    empty = [i for i, r in enumerate(result.records, 1)
-             if not (r.title or r.authors or r.abstract or r.ids())]
-    if empty:
-        # a record with no title, author, abstract or identifier cannot be screened or matched
-        keep = [i - 1 for i in range(1, len(result.records) + 1) if i not in set(empty)]
-        shown = ", ".join(map(str, empty[:20])) + (" ..." if len(empty) > 20 else "")
-        result = replace(
-            result, records=tuple(result.records[i] for i in keep),
-            labels=tuple(result.labels[i] for i in keep) if result.labels else (),
-            warnings=result.warnings + (f"{name}: record(s) {shown} have no title, author, abstract "
-                                        "or identifier and were not imported.",))
-    if not result.records:
-        raise FileFormatError(f"{name} was recognised as {fmt} but holds no records: "
+
+
+def _finished(opened: _Opened, tally: _Tally) -> tuple[int, tuple[str, ...]]:
+    """(the records the file holds, the warnings of reading it) once its records are read;
+    raises `FileFormatError` when none could be kept."""
+    name, reading = opened.file_name, tally.reading
+    held = max(reading.n_in_file or 0, tally.n_read)
+    warnings = list(reading.warnings)
+    short = shortfall(name, held, tally.n_read, reading.marker, reading.lost)
+    if short:
+        warnings.append(short)
+    if tally.cuts:
+        more = tally.n_cuts - 5
+        warnings.append(f"{name}: fields too long for a reference were cut: "
+                        + "; ".join(tally.cuts[:5]) + (f"; and {more} more" if more > 0 else "")
+                        + ".")
+    if tally.empty:
+        shown = ", ".join(map(str, tally.empty[:20])) + (" ..." if tally.n_empty > 20 else "")
+        warnings.append(f"{name}: record(s) {shown} have no title, author, abstract or "
+                        "identifier and were not imported.")
+    if not tally.n_kept:
+        raise FileFormatError(f"{name} was recognised as {opened.format} but holds no records: "
                               "check that the export finished.")
-    return ParsedFile(p, sha256, result)
+    return held, tuple(warnings)
+
+
+def read_file(path: str | Path) -> ParsedFile:
+    """Read, decode, detect and parse one file into memory; raises `FileFormatError` naming
+    it. (`import_files` reads files as streams instead.)"""
+    opened = _open(path)
+    tally = _Tally(Reading(opened.format))
+    read = list(_records(opened, opened.text(), tally))
+    held, warnings = _finished(opened, tally)
+    reading = tally.reading
+    return ParsedFile(opened.path, opened.found.sha256, ReadResult(
+        reading.format, tuple(r for r, _ in read),
+        tuple(label for _, label in read) if reading.has_labels else (), warnings,
+        n_in_file=held, marker=reading.marker, lost=tuple(reading.lost)))
 
 
 #: the largest file one import reads (it is held in memory, decoded, at several bytes a byte)
@@ -150,31 +216,31 @@ OTHER_FIELD_CAP = 10_000
 MAX_LIST_ITEMS = 10_000  # authors, keywords, languages or types of one record
 
 
-def _capped(result: ReadResult, name: str) -> ReadResult:
-    """Fields longer than their cap cut to it, each cut named in a warning."""
-    records = list(result.records)
-    cuts: list[str] = []
-    for i, rec in enumerate(records):
-        changes: dict[str, Any] = {}
-        for f in fields(rec):
-            val = getattr(rec, f.name)
-            cap = FIELD_CAPS.get(f.name, OTHER_FIELD_CAP)
-            if isinstance(val, str) and len(val) > cap:
-                changes[f.name] = val[:cap]
-                cuts.append(f"record {i + 1}'s {f.name} ({len(val):,} characters, {cap:,} kept)")
-            elif isinstance(val, tuple) and val and all(isinstance(v, str) for v in val):
-                items = tuple(v[:cap] for v in val[:MAX_LIST_ITEMS])
-                if items != val:
-                    changes[f.name] = items
-                    cuts.append(f"record {i + 1}'s {f.name} (cut to {MAX_LIST_ITEMS:,} items of "
-                                f"at most {cap:,} characters)")
-        if changes:
-            records[i] = replace(rec, **changes)
-    if not cuts:
-        return result
-    shown = "; ".join(cuts[:5]) + (f"; and {len(cuts) - 5} more" if len(cuts) > 5 else "")
-    return replace(result, records=tuple(records), warnings=result.warnings + (
-        f"{name}: fields too long for a reference were cut: {shown}.",))
+#: each field of a record with the longest value it keeps
+_CAPS = tuple((f.name, FIELD_CAPS.get(f.name, OTHER_FIELD_CAP)) for f in fields(Record))
+
+
+def _capped(record: Record, tally: _Tally) -> Record:
+    """`record` with fields longer than their cap cut to it, each cut named in `tally`."""
+    changes: dict[str, Any] = {}
+    for name, cap in _CAPS:
+        val = getattr(record, name)
+        if isinstance(val, str):
+            if len(val) > cap:
+                changes[name] = val[:cap]
+                tally.n_cuts += 1
+                if len(tally.cuts) < 5:
+                    tally.cuts.append(f"record {tally.n_read}'s {name} ({len(val):,} characters, "
+                                      f"{cap:,} kept)")
+        elif (isinstance(val, tuple) and val and (len(val) > MAX_LIST_ITEMS or any(
+                len(v) > cap for v in val if isinstance(v, str)))
+              and all(isinstance(v, str) for v in val)):
+            changes[name] = tuple(v[:cap] for v in val[:MAX_LIST_ITEMS])
+            tally.n_cuts += 1
+            if len(tally.cuts) < 5:
+                tally.cuts.append(f"record {tally.n_read}'s {name} (cut to {MAX_LIST_ITEMS:,} items "
+                                  f"of at most {cap:,} characters)")
+    return record.replace(**changes) if changes else record
 
 
 @dataclass(frozen=True)
@@ -196,41 +262,61 @@ class ImportResult:
         return {**asdict(self), "warnings": list(self.warnings)}
 
 
-def _insert(store: Store, table: str, row: dict) -> int:
-    """One plain INSERT: the same row `Store.add_record`/`add_source` write, without
-    sqlite-utils' per-call table introspection (a third of the cost of a large import)."""
-    cols = list(row)
-    cur = store.db.conn.execute(
-        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-        [row[c] for c in cols])
-    if cur.lastrowid is None:
-        from db.store import StoreError  # only reached when writing; reading needs no SQLite layer
-        raise StoreError(f"The store did not return the id of the new row in {table}.")
-    return cur.lastrowid
-
-
-def _already_imported(store: Store, sha256: str) -> bool:
+def _already_imported(store: Store, sha256: str) -> tuple[str, int, int] | None:
+    """(format, records in the file, records read) of the earlier import of these bytes."""
     row = store.db.execute(
-        "SELECT 1 FROM searches WHERE kind = 'import' AND sha256 = ? AND status = 'done' LIMIT 1",
-        [sha256]).fetchone()
-    return row is not None
+        "SELECT format, n_found, n_kept FROM searches WHERE kind = 'import' AND sha256 = ? "
+        "AND status = 'done' ORDER BY id LIMIT 1", [sha256]).fetchone()
+    if row is None:
+        return None
+    n_read = row[2] or 0
+    return row[0], max(row[1] or 0, n_read), n_read
 
 
-#: records written between two progress reports of an import (all inside the file's
-#: one transaction: a failure at any record leaves nothing of the file written)
+#: records written at a time, with a progress report after each batch (all inside the
+#: import's one transaction: a failure at any record leaves nothing of the import written)
 IMPORT_BATCH = 5000
+
+
+class _Progress:
+    """Reports records written so far against an estimate of the import's records, from
+    the share of its bytes read (exact once the last file is written)."""
+
+    def __init__(self, report: Callable[[int, int], None] | None, total_bytes: int):
+        self.report = report
+        self.total_bytes = max(total_bytes, 1)
+        self.done = 0  # records of the finished files
+        self.bytes_done = 0  # bytes of the finished files
+
+    def __call__(self, n: int, bytes_read: int, *, last: bool = False) -> None:
+        """Report `n` records written of the file under way, `bytes_read` of it read."""
+        if self.report is None:
+            return
+        done = self.done + n
+        if last:
+            self.report(done, done)
+            return
+        read = min(self.bytes_done + bytes_read, self.total_bytes)
+        estimate = round(done * self.total_bytes / read) if read else done
+        self.report(done, max(estimate, done + 1))
+
+    def file_done(self, n: int, size: int) -> None:
+        self.done += n
+        self.bytes_done += size
 
 
 def import_files(store: Store, paths: Sequence[str | Path], *, role: str,
                  source: str | None = None, labels_reviewer: str | None = None,
                  progress: Callable[[int, int], None] | None = None,
                  details: SearchDetails | None = None) -> tuple[ImportResult, ...]:
-    """Import files into the store, one `searches` row and one transaction per file.
+    """Import files into the store, one `searches` row per file, all in one transaction.
 
-    Every file is parsed before anything is written, so a bad file among
-    several leaves the store untouched. Records are never merged here.
-    `progress(done, total)` is called with the records of all the files written
-    so far, after every `IMPORT_BATCH` records and at the end of each file.
+    Every file is checked and its format told before anything is written, then
+    read as a stream and written `IMPORT_BATCH` records at a time; a bad file
+    among several, or a failure at any record, leaves the store untouched.
+    Records are never merged here. `progress(done, total)` is called with the
+    records written so far after every batch and at the end of each file;
+    `total` is estimated from the bytes read until the last file is written.
     `details` (platform, date searched, strategy, limits: `db.searches.check_details`)
     are the PRISMA-S items of the search that produced the files.
     """
@@ -238,65 +324,106 @@ def import_files(store: Store, paths: Sequence[str | Path], *, role: str,
         raise FileFormatError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.")
     if not paths:
         raise FileFormatError("No files given: name at least one file to import.")
-    parsed = [read_file(p) for p in paths]
-    if labels_reviewer is not None and any(pf.result.labels for pf in parsed):
-        store.require_reviewer(labels_reviewer)
-    total = sum(len(pf.result.records) for pf in parsed)
+    opened = [_open(p) for p in paths]
+    steps = _Progress(progress, sum(o.size for o in opened))
     results = []
-    done = 0
-    for pf in parsed:
-
-        def step(n: int, before: int = done) -> None:
-            if progress is not None:
-                progress(before + n, total)
-
-        results.append(_import_one(store, pf, role=role, service=source or pf.path.stem,
-                                   labels_reviewer=labels_reviewer, details=details,
-                                   progress=step))
-        done += len(pf.result.records)
-        step(0, done)
+    with store.transaction():
+        for i, o in enumerate(opened):
+            results.append(_import_one(store, o, role=role, service=source or o.path.stem,
+                                       labels_reviewer=labels_reviewer, details=details,
+                                       progress=steps, last=i == len(opened) - 1))
     return tuple(results)
 
 
-def _import_one(store: Store, pf: ParsedFile, *, role: str, service: str,
+def _import_one(store: Store, opened: _Opened, *, role: str, service: str,
                 labels_reviewer: str | None, details: SearchDetails | None,
-                progress: Callable[[int], None]) -> ImportResult:
+                progress: _Progress, last: bool) -> ImportResult:
     from db.store import now, record_to_row
 
-    res = pf.result
-    warnings = list(res.warnings)
-    n_labels = sum(1 for lab in res.labels if lab)
-    if n_labels and labels_reviewer is None:
-        warnings.append(f"{pf.file_name}: {n_labels} screening labels were not kept; "
-                        "import again with --labels-reviewer NAME to keep them as decisions.")
-    with store.transaction():
-        # checked under the write lock, so two imports of one file cannot both land
-        if _already_imported(store, pf.sha256):
-            return ImportResult(pf.file_name, res.format, pf.sha256, len(res.records),
-                                res.held, 0, 0, None, True, ())
-        params: dict[str, Any] = {"labels_reviewer": labels_reviewer} if labels_reviewer else {}
-        given = details.given() if details is not None else {}
-        params.update({k: given[k] for k in ("platform", "searched") if k in given})
-        sid = store.start_search(kind="import", service=service, role=role,
-                                 file_name=pf.file_name, sha256=pf.sha256, format=res.format,
-                                 params=params or None, query=given.get("query"),
-                                 limits={"limits": given["limits"]} if "limits" in given else None)
-        kept = 0
-        for i, record in enumerate(res.records):
-            rid = _insert(store, "records", {**record_to_row(record), "created_at": now()})
-            _insert(store, "sources", {
-                "record_id": rid, "search_id": sid, "role": role, "service": service,
-                "rank": i + 1, "source_record_id": record.source_id, "created_at": now()})
-            label = res.labels[i] if res.labels else None
-            if label and labels_reviewer is not None:
-                store.log_event("decision", record_id=rid, reviewer=labels_reviewer,
-                                stage=LABEL_STAGE, value=label,
-                                data={"imported_from": pf.file_name, "search_id": sid})
+    name, sha256 = opened.file_name, opened.found.sha256
+    # checked under the write lock, so two imports of one file cannot both land
+    earlier = _already_imported(store, sha256)
+    if earlier is not None:
+        fmt, held, n_read = earlier
+        progress.file_done(0, opened.size)
+        progress(0, 0, last=last)
+        return ImportResult(name, fmt, sha256, n_read, held, 0, 0, None, True, ())
+    text = opened.text()
+    tally = _Tally(Reading(opened.format))
+    records = _records(opened, text, tally)
+    first = next(records, None)  # the reader has told the format by now (CSV or TSV)
+    if first is None:
+        _finished(opened, tally)  # raises: no records
+    params: dict[str, Any] = {"labels_reviewer": labels_reviewer} if labels_reviewer else {}
+    given = details.given() if details is not None else {}
+    params.update({k: given[k] for k in ("platform", "searched") if k in given})
+    sid = store.start_search(kind="import", service=service, role=role, file_name=name,
+                             sha256=sha256, format=tally.reading.format, params=params or None,
+                             query=given.get("query"),
+                             limits={"limits": given["limits"]} if "limits" in given else None)
+    conn = store.db.conn
+    stamp = now()
+    next_id = (conn.execute("SELECT max(id) FROM records").fetchone()[0] or 0) + 1
+    n_labels = 0
+    kept = 0
+    checked = False  # the labels' reviewer is known
+    rows: list[tuple[Any, ...]] = []
+    sources: list[tuple[Any, ...]] = []
+    labels: list[tuple[int, str]] = []
+    columns: list[str] = []
+
+    def write() -> None:
+        if not rows:
+            return
+        # ids given, not left to SQLite: a source row names its record before either is written
+        conn.executemany(f"INSERT INTO records ({', '.join(columns)}) "
+                         f"VALUES ({', '.join('?' * len(columns))})", rows)
+        conn.executemany("INSERT INTO sources (record_id, search_id, role, service, rank, "
+                         "source_record_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)", sources)
+        for rid, label in labels:
+            store.log_event("decision", record_id=rid, reviewer=labels_reviewer,
+                            stage=LABEL_STAGE, value=label,
+                            data={"imported_from": name, "search_id": sid})
+        rows.clear()
+        sources.clear()
+        labels.clear()
+
+    for i, (record, label) in enumerate(_chain(first, records)):
+        rid = next_id + i
+        row = record_to_row(record)
+        if not columns:
+            columns = ["id", *row, "created_at"]
+        rows.append((rid, *row.values(), stamp))
+        sources.append((rid, sid, role, service, i + 1, record.source_id, stamp))
+        if label:
+            n_labels += 1
+            if labels_reviewer is not None:
+                if not checked:
+                    store.require_reviewer(labels_reviewer)
+                    checked = True
+                labels.append((rid, label))
                 kept += 1
-            if (i + 1) % IMPORT_BATCH == 0:
-                progress(i + 1)
-        # found: what the file holds by its own markers; kept: what could be read from it
-        store.finish_search(sid, n_found=res.held, n_kept=len(res.records),
-                            n_added=len(res.records), notes="\n".join(warnings) or None)
-    return ImportResult(pf.file_name, res.format, pf.sha256, len(res.records), res.held,
-                        len(res.records), kept, sid, False, tuple(warnings))
+        if len(rows) == IMPORT_BATCH:
+            write()
+            progress(i + 1, text.bytes_read)
+    write()
+    held, read_warnings = _finished(opened, tally)
+    if tally.reading.has_labels and labels_reviewer is not None and not checked:
+        store.require_reviewer(labels_reviewer)
+    warnings = list(read_warnings)
+    if n_labels and labels_reviewer is None:
+        warnings.append(f"{name}: {n_labels} screening labels were not kept; "
+                        "import again with --labels-reviewer NAME to keep them as decisions.")
+    n = tally.n_kept
+    # found: what the file holds by its own markers; kept: what could be read from it
+    store.finish_search(sid, n_found=held, n_kept=n, n_added=n, notes="\n".join(warnings) or None)
+    progress.file_done(n, opened.size)
+    progress(0, 0, last=last)
+    return ImportResult(name, tally.reading.format, sha256, n, held, n, kept, sid, False,
+                        tuple(warnings))
+
+
+def _chain(first: Labelled | None, rest: Iterator[Labelled]) -> Iterator[Labelled]:
+    if first is not None:
+        yield first
+    yield from rest

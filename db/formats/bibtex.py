@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import bibtexparser
 from bibtexparser.model import (
@@ -22,7 +22,7 @@ logging.getLogger("bibtexparser").addHandler(logging.NullHandler())
 
 from base.record import Record
 from db.formats.common import (
-    PersonName, ReadResult, first, make_record, person_names, split_names,
+    Labelled, PersonName, Reading, Text, first, make_record, person_names, split_names,
 )
 
 _ACCENTS = {
@@ -164,27 +164,31 @@ _ENTRY_LINE = re.compile(r"^\s*@\s*([A-Za-z]+)\s*[{(]", re.M)
 _FIELD_LINE = re.compile(r"^\s*(?:title|author|year|journal|doi)\s*=\s*[{\"\d]", re.I | re.M)
 
 
-def read_bibtex(text: str, name: str) -> ReadResult:
-    lib = bibtexparser.parse_string(text)
-    warnings: list[str] = []
-    records: list[Record] = []
-    lost: list[str] = []
-    headless = 0
-    blocks = list(lib.blocks)
+def read_bibtex(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
+    # bibtexparser parses a whole string (its splitter finds the blocks, then @string
+    # macros are resolved across the file), so a BibTeX file is held whole while it is
+    # read; its records are still written as they are made
+    whole = "".join(text.pieces())
+    reading.marker = "@type{ lines"
+    reading.n_in_file = sum(1 for m in _ENTRY_LINE.finditer(whole)
+                            if m.group(1).lower() not in ("comment", "string", "preamble"))
+    blocks = list(bibtexparser.parse_string(whole).blocks)
+    del whole
+    warnings, lost = reading.warnings, reading.lost
     failed_tail = False  # comments right after a failed entry are that entry's tail
     for i, block in enumerate(blocks):
         line = (getattr(block, "start_line", None) or 0) + 1
         failed_tail = isinstance(block, ImplicitComment) and (
             failed_tail or (i > 0 and isinstance(blocks[i - 1], ParsingFailedBlock)))
         if isinstance(block, Entry):
-            records.append(_entry_record(block.entry_type, block.key, _fields(block)))
+            yield _entry_record(block.entry_type, block.key, _fields(block)), None
         elif isinstance(block, DuplicateBlockKeyBlock):
             # a second entry with the same key is still a record of its own
             entry = block.ignore_error_block
             if isinstance(entry, Entry):
-                records.append(_entry_record(entry.entry_type, entry.key, _fields(entry)))
                 warnings.append(f"{name}: the entry at line {line} reuses the key {entry.key!r}; "
                                 "it was imported as a separate record.")
+                yield _entry_record(entry.entry_type, entry.key, _fields(entry)), None
             else:
                 # a repeated @string: the parser keeps the first definition
                 warnings.append(f"{name}: the @string at line {line} defines {block.key!r} "
@@ -202,21 +206,17 @@ def read_bibtex(text: str, name: str) -> ReadResult:
                 lost.append(f"the entry at line {line} ({head!r}), which could not be parsed")
                 continue
             etype, key, fields = salvaged
-            records.append(_entry_record(etype, key, fields))
             warnings.append(f"{name}: the entry at line {line} ({head!r}) has unbalanced braces; "
                             "it was read line by line and may miss parts of broken fields.")
+            yield _entry_record(etype, key, fields), None
         elif (isinstance(block, ImplicitComment) and not failed_tail
               and _FIELD_LINE.search(block.raw or "")):
             # fields with no "@type{key," line above them: an entry whose first line is damaged
-            headless += 1
+            reading.n_in_file = (reading.n_in_file or 0) + 1
             raw_text = block.raw or ""
             field = _FIELD_LINE.search(raw_text)
             at = line + raw_text[:field.start() if field else 0].count("\n")
             lost.append(f"the fields at line {at}, which have no @type{{ line")
-    n_marked = sum(1 for m in _ENTRY_LINE.finditer(text)
-                   if m.group(1).lower() not in ("comment", "string", "preamble"))
-    return ReadResult("bibtex", tuple(records), (), tuple(warnings),
-                      n_in_file=n_marked + headless, marker="@type{ lines", lost=tuple(lost))
 
 
 def _note_pmid(d: Mapping[str, Any]) -> str | None:

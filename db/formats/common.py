@@ -1,15 +1,19 @@
 """Shared pieces of the file readers: decoding, the read result, errors, names.
 
-Every reader is a pure function from text to a `ReadResult`; nothing here
-touches the store. Decoding lives here because exports arrive as UTF-8 with or
+Every reader is a pure function from the lines of a file to its records, one at
+a time, with what it learns on the way (warnings, counts) in a `Reading`;
+nothing here touches the store. Decoding lives here because exports arrive as UTF-8 with or
 without a BOM, as Latin-1/cp1252, and with any mixture of line endings.
 """
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import re
-from dataclasses import dataclass
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from base.errors import ClusterError
 from base.record import (Record, as_tuple, clean_text, normalize_doi, normalize_language,
@@ -51,16 +55,198 @@ class ReadResult:
 
     def shortfall(self, name: str) -> str | None:
         """One sentence when fewer records were read than the file holds, naming the lost ones."""
-        n_read = len(self.records)
-        if self.held <= n_read:
-            return None
-        text = (f"{name} holds {self.held} records ({self.marker}) but {n_read} "
-                f"{'was' if n_read == 1 else 'were'} read")
-        if self.lost:
-            shown = ", ".join(self.lost[:10]) + (f" and {len(self.lost) - 10} more"
-                                                 if len(self.lost) > 10 else "")
-            text += f"; not recovered: {shown}"
-        return text + "."
+        return shortfall(name, self.held, len(self.records), self.marker, self.lost)
+
+
+def shortfall(name: str, held: int, n_read: int, marker: str, lost: Sequence[str]) -> str | None:
+    """One sentence when fewer records were read (`n_read`) than the file holds (`held`, by
+    its `marker`s), naming the `lost` ones."""
+    if held <= n_read:
+        return None
+    text = (f"{name} holds {held} records ({marker}) but {n_read} "
+            f"{'was' if n_read == 1 else 'were'} read")
+    if lost:
+        shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+        text += f"; not recovered: {shown}"
+    return text + "."
+
+
+@dataclass
+class Reading:
+    """What a reader learns about a file while its records stream past.
+
+    Filled in as the reader goes and complete once its records are exhausted:
+    the fields mean what `ReadResult`'s do; `has_labels` says the file carries
+    screening labels (a label column, even an empty one).
+    """
+
+    format: str
+    warnings: list[str] = field(default_factory=list)
+    n_in_file: int | None = None
+    marker: str = ""
+    lost: list[str] = field(default_factory=list)
+    has_labels: bool = False
+
+
+#: a record and its screening label ("include", "exclude", None...)
+Labelled = tuple[Record, "str | None"]
+
+#: bytes read from disk at a time, and roughly how much of a file's start `Text.head` holds
+CHUNK = 2**20
+#: cp1252 leaves these bytes undefined: a file holding one is read as Latin-1
+_CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
+_BINARY = ("{name} is a binary file, not a reference export: "
+           "export RIS, BibTeX, MEDLINE, EndNote XML or CSV and import that.")
+
+
+def _chunks(path: Path, name: str) -> Iterator[bytes]:
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+    except OSError as exc:
+        raise FileFormatError(f"{path} cannot be read ({exc.strerror}).") from None
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What one pass over a file's bytes tells before any record is read: its
+    checksum and the codec its text is read with (see `decode`)."""
+
+    sha256: str
+    codec: str
+    bom: int  # bytes of a UTF-8 byte-order mark to skip
+
+
+def scan(path: Path, name: str) -> Scan:
+    """The checksum and codec of a file, reading it a chunk at a time: UTF-16 with a BOM,
+    else UTF-8 when every byte decodes, else cp1252, else Latin-1 (as `decode` chooses)."""
+    digest = hashlib.sha256()
+    codec, bom = "utf-8", 0
+    check: codecs.IncrementalDecoder | None = None
+    utf8 = True
+    undefined = False
+    for chunk in _chunks(path, name):
+        digest.update(chunk)
+        if check is None:
+            if chunk.startswith((b"\xff\xfe", b"\xfe\xff")):
+                codec = "utf-16"
+            elif b"\x00" in chunk[:65536]:
+                raise FileFormatError(_BINARY.format(name=name))
+            elif chunk.startswith(b"\xef\xbb\xbf"):
+                bom = 3
+            check = codecs.getincrementaldecoder(codec)("surrogatepass")
+            chunk = chunk[bom:]
+        if codec == "utf-16":
+            try:
+                check.decode(chunk)
+            except UnicodeDecodeError:
+                raise FileFormatError(f"{name} starts like UTF-16 text but cannot be decoded: "
+                                      "save it as UTF-8 and import it again.") from None
+            continue
+        if utf8:
+            try:
+                check.decode(chunk)
+            except UnicodeDecodeError:
+                utf8 = False
+        undefined = undefined or any(b in chunk for b in _CP1252_UNDEFINED)
+    if check is not None:
+        try:
+            check.decode(b"", final=True)
+        except UnicodeDecodeError:
+            if codec == "utf-16":
+                raise FileFormatError(f"{name} starts like UTF-16 text but cannot be decoded: "
+                                      "save it as UTF-8 and import it again.") from None
+            utf8 = False
+    if codec != "utf-16" and not utf8:
+        codec = "latin-1" if undefined else "cp1252"
+    return Scan(digest.hexdigest(), codec, bom)
+
+
+_HIGH_SURROGATE = re.compile("[\ud800-\udbff]$")
+
+
+class Text:
+    """A file's text as `decode` gives it (valid Unicode, LF newlines, no BOM), read from
+    disk a chunk at a time each time it is iterated, so it is never held whole.
+
+    `bytes_read` counts the bytes read by the iteration under way.
+    """
+
+    def __init__(self, path: Path, name: str, found: Scan):
+        self.path, self.name, self.found = path, name, found
+        self.bytes_read = 0
+
+    def pieces(self) -> Iterator[str]:
+        """The text in pieces of about a chunk each, cut anywhere but inside a newline."""
+        decoder = codecs.getincrementaldecoder(self.found.codec)(
+            "surrogatepass" if self.found.codec in ("utf-8", "utf-16") else "replace")
+        self.bytes_read = 0
+        carry, start = "", True
+        for chunk in _chunks(self.path, self.name):
+            self.bytes_read += len(chunk)
+            if start:
+                chunk = chunk[self.found.bom:]
+            text = carry + decoder.decode(chunk)
+            if start:
+                text = text.lstrip("\ufeff")
+                start = not text
+            # a CR may be half of a CRLF, a high surrogate half of a pair (CESU-8)
+            cut = len(text) - 1 if text.endswith("\r") or _HIGH_SURROGATE.search(text) else len(text)
+            text, carry = text[:cut], text[cut:]
+            if text:
+                yield valid_text(text).replace("\r\n", "\n").replace("\r", "\n")
+        text = carry + decoder.decode(b"", final=True)
+        if start:
+            text = text.lstrip("\ufeff")
+        if text:
+            yield valid_text(text).replace("\r\n", "\n").replace("\r", "\n")
+
+    def split(self) -> Iterator[str]:
+        """The lines without their newlines, as `text.split("\\n")` gives them (a text
+        ending in a newline ends in an empty line)."""
+        parts: list[str] = []
+        for piece in self.pieces():
+            segments = piece.split("\n")
+            if len(segments) == 1:
+                parts.append(piece)  # a line longer than a chunk: joined once it ends
+                continue
+            if parts:
+                parts.append(segments[0])
+                segments[0] = "".join(parts)
+            parts = [segments.pop()]
+            yield from segments
+        yield "".join(parts)
+
+    def lines(self) -> Iterator[str]:
+        """The lines with their newlines, as a file opened in text mode gives them."""
+        lines = self.split()
+        line = next(lines)
+        for following in lines:
+            yield line + "\n"
+            line = following
+        if line:
+            yield line
+
+    def head(self, size: int = CHUNK) -> str:
+        """The first lines of the text, some `size` characters (all of a shorter text)."""
+        parts: list[str] = []
+        n = 0
+        pieces = self.pieces()
+        for piece in pieces:
+            parts.append(piece)
+            n += len(piece)
+            if n >= size:
+                text = "".join(parts)
+                cut = text.rfind("\n", 0, max(size, text.find("\n") + 1))
+                pieces.close()
+                return text[:cut + 1] if cut >= 0 else text
+        return "".join(parts)
+
+
+#: a reader: (the file's text, its name, the `Reading` it fills in) -> its records with their
+#: labels, one at a time
+Reader = Callable[[Text, str, Reading], Iterator[Labelled]]
 
 
 def decode(data: bytes, name: str) -> str:
@@ -77,8 +263,7 @@ def decode(data: bytes, name: str) -> str:
                                   "save it as UTF-8 and import it again.") from None
     else:
         if b"\x00" in data[:65536]:
-            raise FileFormatError(f"{name} is a binary file, not a reference export: "
-                                  "export RIS, BibTeX, MEDLINE, EndNote XML or CSV and import that.")
+            raise FileFormatError(_BINARY.format(name=name))
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
         try:
@@ -93,10 +278,14 @@ def decode(data: bytes, name: str) -> str:
                 text = data.decode("latin-1")
     text = text.lstrip("\ufeff")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if _looks_binary(text):
-        raise FileFormatError(f"{name} is a binary file, not a reference export: "
-                              "export RIS, BibTeX, MEDLINE, EndNote XML or CSV and import that.")
+    require_text(text, name)
     return text
+
+
+def require_text(text: str, name: str) -> None:
+    """Refuse a file whose start is mostly control characters (a binary file)."""
+    if _looks_binary(text):
+        raise FileFormatError(_BINARY.format(name=name))
 
 
 def _looks_binary(text: str) -> bool:

@@ -6,26 +6,13 @@ identifier falls back to the service's own id (`OID`).
 
 from __future__ import annotations
 
-import io
 import re
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
 
 from Bio import Medline
 
-from db.formats.common import ReadResult, first, first_doi, make_record
-
-
-def _starts(text: str) -> list[int]:
-    """Line numbers where records start (the first tag after a blank line)."""
-    starts, blank = [], True
-    for lineno, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            blank = True
-        elif blank and re.match(r"^[A-Z][A-Z0-9]{1,3}\s*- ", line):
-            starts.append(lineno)
-            blank = False
-        else:
-            blank = False
-    return starts
+from db.formats.common import Labelled, Reading, Text, first, first_doi, make_record
 
 
 def _doi(rec: dict) -> str | None:
@@ -35,31 +22,68 @@ def _doi(rec: dict) -> str | None:
 
 
 _PMID_LINE = re.compile(r"^PMID- ?(\d+)")
+_FIRST_TAG = re.compile(r"^[A-Z][A-Z0-9]{1,3}\s*- ")
 
 
-def read_medline(text: str, name: str) -> ReadResult:
-    # a line of spaces between records must count as the empty line that ends one, and a
-    # PMID line always starts a record: without the blank line before it (a damaged or
-    # hand-edited file) Biopython would run two records into one
-    lines: list[str] = []
-    pmid_lines: dict[str, int] = {}
-    n_pmid_lines = 0
-    for lineno, line in enumerate(text.split("\n"), 1):
+@dataclass
+class _Marks:
+    """What the line pass counts while Biopython reads the records."""
+
+    pmid_lines: dict[str, int] = field(default_factory=dict)  # each PMID's first line
+    n_pmid_lines: int = 0
+    n_starts: int = 0  # records by their first tag after a blank line (files without PMIDs)
+
+
+def _clean(lines: Iterable[str], marks: _Marks) -> Iterator[str]:
+    """The lines Biopython reads, each with its newline but the last.
+
+    A line of spaces between records must count as the empty line that ends one, and a
+    PMID line always starts a record: without the blank line before it (a damaged or
+    hand-edited file) Biopython would run two records into one.
+    """
+    previous: str | None = None
+    blank = True  # the last line seen was empty: a tag after it starts a record
+
+    def seen(line: str) -> None:
+        nonlocal blank
+        if not line.strip():
+            blank = True
+        elif blank and _FIRST_TAG.match(line):
+            marks.n_starts += 1
+            blank = False
+        else:
+            blank = False
+
+    for lineno, line in enumerate(lines, 1):
         line = line.rstrip()
         m = _PMID_LINE.match(line)
         if m:
-            pmid_lines.setdefault(m.group(1), lineno)
-            n_pmid_lines += 1
-            if lines and lines[-1]:
-                lines.append("")
-        lines.append(line)
-    clean = "\n".join(lines)
-    recs = list(Medline.parse(io.StringIO(clean)))
-    recs = [r for r in recs if r]
-    records = []
-    for r in recs:
+            marks.pmid_lines.setdefault(m.group(1), lineno)
+            marks.n_pmid_lines += 1
+            if previous:
+                yield previous + "\n"
+                seen(previous)
+                previous = ""
+        if previous is not None:
+            yield previous + "\n"
+            seen(previous)
+        previous = line
+    if previous:
+        yield previous
+    if previous is not None:
+        seen(previous)
+
+
+def read_medline(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
+    marks = _Marks()
+    read: set[str] = set()
+    reading.marker = "record starts"
+    for r in Medline.parse(_clean(text.split(), marks)):
+        if not r:
+            continue
+        read.add(str(r.get("PMID") or "").strip())
         authors = r.get("FAU") or r.get("AU") or []
-        records.append(make_record(
+        yield make_record(
             title=r.get("TI") or r.get("BTI"), abstract=r.get("AB"), authors=authors,
             year=r.get("DP") or r.get("DEP"), journal=r.get("JT") or r.get("TA"),
             volume=r.get("VI"), issue=r.get("IP"), pages=r.get("PG"), doi=_doi(r),
@@ -67,13 +91,13 @@ def read_medline(text: str, name: str) -> ReadResult:
             pub_types=r.get("PT") or [], keywords=r.get("OT") or [],
             issn=first(r.get("IS"), r.get("ISSN")), source_id=first(r.get("PMID"), r.get("OID")),
             extra={"mesh": r["MH"]} if r.get("MH") else None,
-        ))
-    read = {str(r.get("PMID") or "").strip() for r in recs}
-    lost = tuple(f"PMID {pmid} (line {lineno})" for pmid, lineno in pmid_lines.items()
-                 if pmid not in read)
-    if pmid_lines:
-        return ReadResult("medline", tuple(records), (), n_in_file=n_pmid_lines,
-                          marker="PMID lines", lost=lost)
-    # services that write no PMIDs (ERIC): a record starts with the first tag after a blank line
-    return ReadResult("medline", tuple(records), (), n_in_file=len(_starts(clean)),
-                      marker="record starts")
+        ), None
+        reading.n_in_file = marks.n_pmid_lines or marks.n_starts
+    if marks.pmid_lines:
+        reading.n_in_file, reading.marker = marks.n_pmid_lines, "PMID lines"
+        reading.lost.extend(f"PMID {pmid} (line {lineno})"
+                            for pmid, lineno in marks.pmid_lines.items() if pmid not in read)
+    else:
+        # services that write no PMIDs (ERIC): a record starts with the first tag after a
+        # blank line
+        reading.n_in_file = marks.n_starts

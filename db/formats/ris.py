@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import rispy
 
 from base.record import Record
 from db.formats.common import (
-    PersonName, ReadResult, first, first_doi, first_issn, join_pages, make_record, person_names,
-    split_names, value,
+    Labelled, PersonName, Reading, Text, first, first_doi, first_issn, join_pages, make_record,
+    person_names, split_names, value,
 )
 
 _TAG = re.compile(r"^([A-Z][A-Z0-9]{1,3}) {1,2}-(?: {1,2}(.*?))?\s*$")
@@ -71,64 +70,80 @@ def _parser_kwargs() -> dict[str, Any]:
     return {"mapping": _Identity(), "list_tags": _Everything(), "delimiter_tags_mapping": {}}
 
 
-@dataclass(frozen=True)
-class _Repaired:
-    lines: list[str]  # RIS lines rispy can read
-    starts: list[int]  # the line where each record read starts
-    damaged: list[int]  # the first line of each record closed by ER but opened by no TY line
-    warnings: list[str]
-
-    def lost(self) -> tuple[str, ...]:
-        """The damaged records, numbered by their place among all the file's records."""
-        order = sorted(self.starts + self.damaged)
-        return tuple(f"record {order.index(line) + 1} (line {line}: no TY line before it)"
-                     for line in self.damaged)
+#: records handed to rispy's parser at a time
+_PARSE_BATCH = 500
 
 
-def _repair(text: str, name: str) -> _Repaired:
-    lines: list[str] = []
-    starts: list[int] = []
-    damaged: list[int] = []
-    warnings: list[str] = []
+def _repaired(lines: Iterable[str], name: str, reading: Reading) -> Iterator[list[str]]:
+    """Each record of a RIS file as lines rispy can read, from its TY line to an ER line.
+
+    Counts the records the file holds (TY lines, and ER lines that close a record no TY
+    line opened) into `reading`, names the damaged ones and warns of missing ER lines.
+    """
+    record: list[str] = []
+    reading.n_in_file = 0
+    start = 0  # the line the open record starts on
+    n_records = 0  # records seen so far, damaged ones included
     open_record = False
     orphan: int | None = None  # tagged lines seen outside any record, from this line on
-    for lineno, raw in enumerate(text.split("\n"), 1):
+    for lineno, raw in enumerate(lines, 1):
         for line in _GLUED.split(raw):
             m = _TAG.match(line)
             tag = m.group(1) if m else None
             if m is not None and tag == "TY":
                 if open_record:
-                    warnings.append(f"{name}: the record starting at line {starts[-1]} has no ER "
-                                    f"end tag; it was closed at line {lineno}.")
-                    lines.append("ER  - ")
-                starts.append(lineno)
+                    reading.warnings.append(f"{name}: the record starting at line {start} has no "
+                                            f"ER end tag; it was closed at line {lineno}.")
+                    record.append("ER  - ")
+                    yield record
+                start = lineno
+                n_records += 1
+                reading.n_in_file = n_records
                 open_record, orphan = True, None
-                lines.append("TY  - " + (m.group(2) or "").strip())
+                record = ["TY  - " + (m.group(2) or "").strip()]
             elif tag == "ER":
                 if open_record:
-                    lines.append("ER  - ")
+                    record.append("ER  - ")
+                    yield record
+                    record = []
                 elif orphan is not None:
                     # a record's tags closed by ER with no TY: its TY line is damaged or gone
-                    damaged.append(orphan)
+                    n_records += 1
+                    reading.n_in_file = n_records
+                    reading.lost.append(f"record {n_records} (line {orphan}: no TY line before it)")
                 open_record, orphan = False, None
             elif open_record:
-                lines.append(f"{tag}  - {(m.group(2) or '').strip()}" if m else line)
+                record.append(f"{tag}  - {(m.group(2) or '').strip()}" if m else line)
             elif tag is not None and orphan is None:
                 orphan = lineno
     if open_record:
-        warnings.append(f"{name}: the record starting at line {starts[-1]} has no ER end tag; "
-                        "it was read up to the end of the file.")
-        lines.append("ER  - ")
-    return _Repaired(lines, starts, damaged, warnings)
+        reading.warnings.append(f"{name}: the record starting at line {start} has no ER end tag; "
+                                "it was read up to the end of the file.")
+        record.append("ER  - ")
+        yield record
 
 
-def raw_records(text: str, name: str) -> tuple[list[dict[str, list[str]]], _Repaired]:
-    repaired = _repair(text, name)
-    entries = rispy.RisParser.parse_lines(_RisRaw(**_parser_kwargs()), iter(repaired.lines))
-    out: list[dict[str, list[str]]] = []
-    for e in entries:
-        out.append({k: (v if isinstance(v, list) else [v]) for k, v in e.items()})
-    return out, repaired
+def _batches(records: Iterator[list[str]], size: int = _PARSE_BATCH) -> Iterator[list[str]]:
+    """The lines of `size` records at a time."""
+    batch: list[str] = []
+    n = 0
+    for lines in records:
+        batch.extend(lines)
+        n += 1
+        if n == size:
+            yield batch
+            batch, n = [], 0
+    if batch:
+        yield batch
+
+
+def raw_records(lines: Iterable[str], name: str,
+                reading: Reading) -> Iterator[dict[str, list[str]]]:
+    """Each record of a RIS file as its tags, each with its list of raw values."""
+    parser = _RisRaw(**_parser_kwargs())
+    for batch in _batches(_repaired(lines, name, reading)):
+        for e in rispy.RisParser.parse_lines(parser, iter(batch)):
+            yield {k: (v if isinstance(v, list) else [v]) for k, v in e.items()}
 
 
 def _lines(values: Iterable[str]) -> list[str]:
@@ -205,40 +220,60 @@ def _asreview_label(e: Mapping[str, list[str]]) -> str | None:
     return None
 
 
-def read_ris(text: str, name: str) -> ReadResult:
-    entries, repaired = raw_records(text, name)
-    records = tuple(ris_to_record(e) for e in entries)
-    labels = tuple(_asreview_label(e) for e in entries)
-    return ReadResult("ris", records, labels if any(labels) else (), tuple(repaired.warnings),
-                      n_in_file=len(repaired.starts) + len(repaired.damaged),
-                      marker="TY and ER lines", lost=repaired.lost())
+def read_ris(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
+    reading.marker = "TY and ER lines"
+    for e in raw_records(text.split(), name, reading):
+        label = _asreview_label(e)
+        if label:
+            reading.has_labels = True
+        yield ris_to_record(e), label
 
 
 # --- Web of Science plain text ------------------------------------------------------
 
 
-def read_wos(text: str, name: str) -> ReadResult:
-    entries = rispy.WokParser.parse_lines(_WokRaw(**_parser_kwargs()), iter(text.split("\n")))
-    pt_lines = [i for i, line in enumerate(text.split("\n"), 1) if line.startswith("PT ")]
-    records = []
-    for raw in entries:
-        e = {k: (v if isinstance(v, list) else [v]) for k, v in raw.items()}
-        g = e.get
-        records.append(make_record(
-            title=_one(g("TI")), abstract=_one(g("AB")),
-            authors=_lines(g("AF") or g("AU") or []), year=_one(g("PY")),
-            journal=_one(g("SO")), volume=_one(g("VL")), issue=_one(g("IS")),
-            pages=join_pages(_one(g("BP")), _one(g("EP"))) or _one(g("AR")),
-            doi=_one(g("DI")), pmid=_one(g("PM")), language=_lines(g("LA") or []),
-            pub_types=_lines(g("DT") or []),
-            keywords=[k.strip() for v in _lines(g("DE") or []) for k in v.split(";")],
-            issn=first_issn(g("SN") or [], g("EI") or []), source_id=_one(g("UT")),
-        ))
-    lost: tuple[str, ...] = ()
-    if len(pt_lines) > len(entries):
-        lost = (f"{len(pt_lines) - len(entries)} record(s) with no ER end tag",)
-    return ReadResult("wos", tuple(records), (), n_in_file=len(pt_lines), marker="PT lines",
-                      lost=lost)
+def _wos_records(lines: Iterable[str], reading: Reading) -> Iterator[list[str]]:
+    """The lines of a Web of Science file cut after each ER line (records never span a cut),
+    counting its PT lines into `reading`."""
+    batch: list[str] = []
+    n_records = 0
+    n_pt = 0
+    for line in lines:
+        batch.append(line)
+        if line.startswith("PT "):
+            n_pt += 1
+            reading.n_in_file = n_pt
+        elif line[0:2] == "ER":  # rispy's WokParser reads the tag as a line's first two letters
+            n_records += 1
+            if n_records % _PARSE_BATCH == 0:
+                yield batch
+                batch = []
+    yield batch
+
+
+def read_wos(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
+    reading.marker = "PT lines"
+    reading.n_in_file = 0
+    parser = _WokRaw(**_parser_kwargs())
+    n_read = 0
+    for batch in _wos_records(text.split(), reading):
+        for raw in rispy.WokParser.parse_lines(parser, iter(batch)):
+            e = {k: (v if isinstance(v, list) else [v]) for k, v in raw.items()}
+            g = e.get
+            n_read += 1
+            yield make_record(
+                title=_one(g("TI")), abstract=_one(g("AB")),
+                authors=_lines(g("AF") or g("AU") or []), year=_one(g("PY")),
+                journal=_one(g("SO")), volume=_one(g("VL")), issue=_one(g("IS")),
+                pages=join_pages(_one(g("BP")), _one(g("EP"))) or _one(g("AR")),
+                doi=_one(g("DI")), pmid=_one(g("PM")), language=_lines(g("LA") or []),
+                pub_types=_lines(g("DT") or []),
+                keywords=[k.strip() for v in _lines(g("DE") or []) for k in v.split(";")],
+                issn=first_issn(g("SN") or [], g("EI") or []), source_id=_one(g("UT")),
+            ), None
+    n_pt = reading.n_in_file or 0
+    if n_pt > n_read:
+        reading.lost.append(f"{n_pt - n_read} record(s) with no ER end tag")
 
 
 # --- writing ------------------------------------------------------------------------

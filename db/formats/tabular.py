@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import ast
 import csv
-import itertools
 import re
 from typing import Any, Iterator
 
 from base.output import unneutralise
 from base.record import normalize_doi, normalize_pmid
-from db.formats.common import (FileFormatError, ReadResult, first, join_pages, make_record,
-                               split_names)
+from db.formats.common import (FileFormatError, Labelled, Reading, Text, first, join_pages,
+                               make_record, split_names)
 
 # Scopus and Lens put every cited reference of a record into one cell, far past
 # the csv module's 128 KB default
@@ -175,37 +174,74 @@ def looks_tabular(text: str) -> bool:
     return False
 
 
-def read_csv(text: str, name: str) -> ReadResult:
-    found = _find_header(text)
+class _RowLines:
+    """The lines of a file as the csv module reads them, keeping those of the row being read
+    (to tell a row cut off at the end of the file from a caption line)."""
+
+    def __init__(self, lines: Iterator[str]):
+        self._lines = lines
+        self.row: list[str] = []
+        self.done = False  # every line has been read
+        self.last = "\n"  # the last line read
+
+    def __iter__(self) -> "_RowLines":
+        return self
+
+    def __next__(self) -> str:
+        try:
+            line = next(self._lines)
+        except StopIteration:
+            self.done = True
+            raise
+        self.row.append(line)
+        self.last = line
+        return line
+
+    def take(self) -> list[str]:
+        row, self.row = self.row, []
+        return row
+
+
+def read_csv(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
+    head = text.head()
+    found = _find_header(head)
     if found is None:
-        first_line = next((ln for ln in text.split("\n") if ln.strip()), "")[:120]
+        first_line = next((ln for ln in head.split("\n") if ln.strip()), "")[:120]
         raise FileFormatError(
             f"{name} line 1: this CSV/TSV file has no title column (header {first_line!r}); "
             "export it with a Title column or rename the column holding titles to 'title'.")
+    del head
     delim, header_idx, header = found
+    reading.format = "tsv" if delim == "\t" else "csv"
+    reading.marker = "rows"
     cols = _columns(header)
-    reader = csv.reader(_lines(text), delimiter=delim)
-    records, labels, warnings = [], [], []
+    lines = _RowLines(text.lines())
+    reader = csv.reader(lines, delimiter=delim)
+    warnings = reading.warnings
     # abstrackr: each reviewer's label column follows a "labeled_at" column
     reviewer_cols = {i: h for i, h in enumerate(header) if i and header[i - 1] == "labeled_at"
                      and h != "labeled_at" and "notes" not in h.lower()}
+    has_labels = "label" in cols
     row_start = 1  # the line the row being read starts on
     last_row_start = None
+    last_row: list[str] = []
     cut_row = None
-    lost: list[str] = []
     swallowed = 0
     inside = 0
-    n_lines = text.count("\n") + 1
+    n_read = 0
     for idx, row in enumerate(reader):
         start, row_start = row_start, reader.line_num + 1
+        row_lines = lines.take()
         if idx <= header_idx:
             continue
-        last_row_start = start
+        last_row_start, last_row = start, row_lines
         cells = [_unquote(c) for c in row]
         if not any(cells):
             continue
         if len(cells) == 1 and len(header) > 1:
-            if reader.line_num >= n_lines and _ends_in_open_quote(text, start, delim):
+            # the row runs to the end of a file that ends in no newline, inside a quote
+            if lines.done and not lines.last.endswith("\n") and _ends_in_open_quote(row_lines,
+                                                                                     delim):
                 cut_row = start  # the file ends inside this row's first cell: it is cut off
                 continue
             # abstrackr puts a caption line between its labelled and unlabelled rows
@@ -215,8 +251,8 @@ def read_csv(text: str, name: str) -> ReadResult:
         inside = _rows_inside(row, delim, len(header))
         if inside:
             swallowed += inside
-            lost.append(f"{inside} row(s) after line {start}, read into one cell of that row "
-                        "(a quote there is not closed where it should be)")
+            reading.lost.append(f"{inside} row(s) after line {start}, read into one cell of that "
+                                "row (a quote there is not closed where it should be)")
         if len(cells) > len(header) and any(cells[len(header):]):
             warnings.append(f"{name} line {reader.line_num}: the row has {len(cells)} cells but the "
                             f"header has {len(header)}; the extra cells were ignored.")
@@ -233,43 +269,45 @@ def read_csv(text: str, name: str) -> ReadResult:
             journal, year = packed.group(1), packed.group(2)
             volume, issue = volume or packed.group(3), issue or packed.group(4)
             pages = pages or packed.group(5)
-        rayyan = _RAYYAN.search(get("notes") or "")
-        issn = get("issn")
+        notes = get("notes")
+        rayyan = _RAYYAN.search(notes) if notes else None
         extra: dict[str, Any] = {}
-        if get("notes"):
-            extra["notes"] = get("notes")
+        if notes:
+            extra["notes"] = notes
         if rayyan:
             extra["rayyan_inclusion"] = dict(re.findall(r'"([^"]+)"=>"([^"]+)"', rayyan.group(1)))
         label = _row_label(get("label"), extra, cells, reviewer_cols)
-        records.append(make_record(
-            title=get("title"), abstract=get("abstract"), authors=parse_authors(get("authors")),
+        if label is not None and not has_labels:
+            has_labels = reading.has_labels = True
+        n_read += 1
+        reading.n_in_file = n_read + swallowed
+        authors = get("authors")
+        keywords = get("keywords")
+        pub_type = get("pub_type")
+        yield make_record(
+            title=get("title"), abstract=get("abstract"),
+            authors=parse_authors(authors) if authors else (),
             year=year, journal=journal, volume=volume, issue=issue,
             pages=pages, doi=get("doi"), pmid=get("pmid"), pmcid=get("pmcid"),
-            language=get("language"), pub_types=[get("pub_type")] if get("pub_type") else [],
-            keywords=_keywords(get("keywords")), issn=issn, url=first(get("url")),
-            source_id=get("id"), extra=extra or None,
-        ))
-        labels.append(label)
-    fmt = "tsv" if delim == "\t" else "csv"
-    has_labels = "label" in cols or any(lab is not None for lab in labels)
+            language=get("language"), pub_types=[pub_type] if pub_type else [],
+            keywords=_keywords(keywords) if keywords else (), issn=get("issn"),
+            url=first(get("url")), source_id=get("id"), extra=extra or None,
+        ), label
+    reading.has_labels = has_labels
     # a last row that ran into no other row but never closes its quote: the file is cut off
-    if cut_row is None and not inside and _ends_in_open_quote(text, last_row_start, delim):
+    if cut_row is None and not inside and last_row_start is not None and _ends_in_open_quote(
+            last_row, delim):
         warnings.append(f"{name} line {last_row_start}: the file ends inside a quoted cell of "
                         "its last row (cut off?); that record may be incomplete.")
     if cut_row is not None:
-        lost.append(f"the row at line {cut_row}, cut off inside its first cell")
-    return ReadResult(fmt, tuple(records), tuple(labels) if has_labels else (), tuple(warnings),
-                      n_in_file=len(records) + swallowed + (cut_row is not None), marker="rows",
-                      lost=tuple(lost))
+        reading.lost.append(f"the row at line {cut_row}, cut off inside its first cell")
+    reading.n_in_file = n_read + swallowed + (cut_row is not None)
 
 
-def _ends_in_open_quote(text: str, start: int | None, delim: str) -> bool:
-    """Whether the row starting at line `start` opens a quote the file never closes."""
-    if start is None:
-        return False
+def _ends_in_open_quote(lines: list[str], delim: str) -> bool:
+    """Whether the last row of a file, given as its lines, opens a quote it never closes."""
     try:
-        for _ in csv.reader(itertools.islice(_lines(text), start - 1, None), delimiter=delim,
-                            strict=True):
+        for _ in csv.reader(lines, delimiter=delim, strict=True):
             pass
     except csv.Error as exc:
         return "unexpected end of data" in str(exc)
@@ -334,13 +372,15 @@ def _nonempty(lines: Iterator[str]) -> Iterator[str]:
         yield ""
 
 
-def read_id_list(text: str, name: str) -> ReadResult:
-    records = []
-    for line in text.split("\n"):
+def read_id_list(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
+    for lineno, line in enumerate(text.split(), 1):
         token = line.strip().rstrip(",;")
         if not token or token.startswith("#"):
             continue
+        if not line.startswith("#") and not _ID_LINE.match(token):
+            # the start of the file, where its format was told, held identifiers only
+            raise FileFormatError(f"{name} line {lineno} ({token[:60]!r}) is not a PMID or DOI, "
+                                  "though the lines above it are: give one identifier a line.")
         doi = normalize_doi(token)
         pmid = None if doi else normalize_pmid(token)
-        records.append(make_record(doi=doi, pmid=pmid, source_id=token, needs_metadata=True))
-    return ReadResult("id-list", tuple(records))
+        yield make_record(doi=doi, pmid=pmid, source_id=token, needs_metadata=True), None
