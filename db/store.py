@@ -580,19 +580,25 @@ def open_store(path: str | Path | None, *, create: bool = True) -> Store:
 _JSON_TUPLES = ("authors", "language", "pub_types", "keywords")
 
 
+#: `json.dumps` with these settings, without building an encoder per call (an import
+#: writes every record through here)
+_TO_JSON = json.JSONEncoder(ensure_ascii=False).encode
+_EXTRA_TO_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str).encode
+
+
 def record_to_row(record: Record) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for f in ("title", "abstract", "year", "journal", "volume", "issue", "pages", "doi", "pmid",
               "pmcid", "openalex", "issn", "url"):
         row[f] = getattr(record, f)
     for f in _JSON_TUPLES:
-        row[f] = json.dumps(list(getattr(record, f)), ensure_ascii=False)
-    row["author_details"] = json.dumps([asdict(a) for a in record.author_details], ensure_ascii=False)
+        row[f] = _TO_JSON(list(getattr(record, f)))
+    row["author_details"] = _TO_JSON([asdict(a) for a in record.author_details])
     row["needs_metadata"] = int(record.needs_metadata)
     extra = dict(record.extra)
     if record.source_id is not None:
         extra.setdefault("source_id", record.source_id)
-    row["extra"] = json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str)
+    row["extra"] = _EXTRA_TO_JSON(extra)
     # every record enters the store here, from whatever source: SQLite refuses lone surrogates
     return valid_text(row)
 

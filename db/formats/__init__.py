@@ -216,30 +216,35 @@ OTHER_FIELD_CAP = 10_000
 MAX_LIST_ITEMS = 10_000  # authors, keywords, languages or types of one record
 
 
-#: each field of a record with the longest value it keeps
-_CAPS = tuple((f.name, FIELD_CAPS.get(f.name, OTHER_FIELD_CAP)) for f in fields(Record))
+#: the longest value each field of a record keeps
+_CAPS = {f.name: FIELD_CAPS.get(f.name, OTHER_FIELD_CAP) for f in fields(Record)}
+_SHORTEST_CAP = min(_CAPS.values())
 
 
 def _capped(record: Record, tally: _Tally) -> Record:
     """`record` with fields longer than their cap cut to it, each cut named in `tally`."""
     changes: dict[str, Any] = {}
-    for name, cap in _CAPS:
-        val = getattr(record, name)
-        if isinstance(val, str):
-            if len(val) > cap:
+    for name, val in vars(record).items():
+        if type(val) is str:
+            if len(val) > _SHORTEST_CAP and len(val) > _CAPS[name]:
+                cap = _CAPS[name]
                 changes[name] = val[:cap]
                 tally.n_cuts += 1
                 if len(tally.cuts) < 5:
                     tally.cuts.append(f"record {tally.n_read}'s {name} ({len(val):,} characters, "
                                       f"{cap:,} kept)")
-        elif (isinstance(val, tuple) and val and (len(val) > MAX_LIST_ITEMS or any(
-                len(v) > cap for v in val if isinstance(v, str)))
-              and all(isinstance(v, str) for v in val)):
-            changes[name] = tuple(v[:cap] for v in val[:MAX_LIST_ITEMS])
-            tally.n_cuts += 1
-            if len(tally.cuts) < 5:
-                tally.cuts.append(f"record {tally.n_read}'s {name} (cut to {MAX_LIST_ITEMS:,} items "
-                                  f"of at most {cap:,} characters)")
+        elif type(val) is tuple and val and type(val[0]) is str:
+            cap = _CAPS[name]
+            try:
+                over = len(val) > MAX_LIST_ITEMS or max(map(len, val)) > cap
+            except TypeError:  # not all text: a list of another kind is never cut
+                over = False
+            if over and all(isinstance(v, str) for v in val):
+                changes[name] = tuple(v[:cap] for v in val[:MAX_LIST_ITEMS])
+                tally.n_cuts += 1
+                if len(tally.cuts) < 5:
+                    tally.cuts.append(f"record {tally.n_read}'s {name} (cut to "
+                                      f"{MAX_LIST_ITEMS:,} items of at most {cap:,} characters)")
     return record.replace(**changes) if changes else record
 
 

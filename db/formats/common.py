@@ -431,7 +431,7 @@ def fix_mojibake(text: str) -> str:
     Applied only when the whole string converts back cleanly, so text that
     merely contains "Ã" or "â" is left alone.
     """
-    if not _MOJIBAKE.search(text):
+    if text.isascii() or not _MOJIBAKE.search(text):
         return text
     raw = bytearray()
     for ch in text:
@@ -514,10 +514,11 @@ def make_record(*, title: Any = None, abstract: Any = None, authors: Iterable[An
                 needs_metadata: bool = False, extra: dict | None = None) -> Record:
     """A `Record` with every field run through the shared normalisers."""
     pid = normalize_pmid(pmid) if pmid is not None else None
+    page_text = value(pages)
     return Record(
         title=value(title), abstract=value(abstract), authors=authors_tuple(authors),
         year=normalize_year(value(year)), journal=value(journal), volume=value(volume),
-        issue=value(issue), pages=normalize_pages(value(pages)) if value(pages) else None,
+        issue=value(issue), pages=normalize_pages(page_text) if page_text else None,
         doi=first_doi(doi), pmid=pid, pmcid=normalize_pmcid(value(pmcid)),
         language=normalize_language(value(language) if isinstance(language, str) else
                                     [x for x in (language or ()) if value(x)]),

@@ -73,7 +73,8 @@ def _columns(header: list[str]) -> dict[str, int]:
 
 def _unquote(cell: str) -> str:
     # our own export neutralises formula-like cells; take the mark back off
-    return unneutralise(cell.strip())
+    cell = cell.strip()
+    return unneutralise(cell) if cell[:1] == "'" else cell
 
 
 _INITIALS_TAIL = re.compile(r"^\S.*\s(?:[A-Z]\.?-?){1,4}\.?$")
