@@ -91,8 +91,11 @@ class Reading:
 #: a record and its screening label ("include", "exclude", None...)
 Labelled = tuple[Record, "str | None"]
 
-#: bytes read from disk at a time, and roughly how much of a file's start `Text.head` holds
-CHUNK = 2**20
+#: bytes read from disk at a time: below the size malloc serves from mmap, as buffers of
+#: a megabyte, allocated and freed by turns, grew the heap by the size of the file
+CHUNK = 2**16
+#: characters of a file's start `Text.head` holds, at least (its format is told from them)
+HEAD = 2**20
 #: cp1252 leaves these bytes undefined: a file holding one is read as Latin-1
 _CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
 _BINARY = ("{name} is a binary file, not a reference export: "
@@ -182,11 +185,12 @@ class Text:
         decoder = codecs.getincrementaldecoder(self.found.codec)(
             "surrogatepass" if self.found.codec in ("utf-8", "utf-16") else "replace")
         self.bytes_read = 0
-        carry, start = "", True
+        carry, start = "", True  # start: no text yet (a BOM or FEFFs are dropped)
         for chunk in _chunks(self.path, self.name):
+            skip = max(self.found.bom - self.bytes_read, 0)
             self.bytes_read += len(chunk)
-            if start:
-                chunk = chunk[self.found.bom:]
+            if skip:
+                chunk = chunk[skip:]
             text = carry + decoder.decode(chunk)
             if start:
                 text = text.lstrip("\ufeff")
@@ -228,19 +232,20 @@ class Text:
         if line:
             yield line
 
-    def head(self, size: int = CHUNK) -> str:
-        """The first lines of the text, some `size` characters (all of a shorter text)."""
+    def head(self, size: int | None = None) -> str:
+        """The first whole lines of the text, some `size` characters (by default `HEAD`),
+        or all of a shorter text."""
+        size = HEAD if size is None else size
         parts: list[str] = []
         n = 0
         pieces = self.pieces()
         for piece in pieces:
             parts.append(piece)
             n += len(piece)
-            if n >= size:
-                text = "".join(parts)
-                cut = text.rfind("\n", 0, max(size, text.find("\n") + 1))
+            if n >= size and "\n" in piece:
                 pieces.close()
-                return text[:cut + 1] if cut >= 0 else text
+                text = "".join(parts)
+                return text[:text.rfind("\n", 0, max(size, text.find("\n") + 1)) + 1]
         return "".join(parts)
 
 
