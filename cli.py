@@ -184,6 +184,8 @@ class Bar:
                                          item_show_func=self._rate if self.unit else None
                                          ).__enter__()
             self.pos = 0
+        elif total != self.bar.length:
+            self.bar.length = max(total, 1)  # an estimate that moves (an import's, from bytes)
         self.bar.update(max(0, done - self.pos))
         self.pos = done
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import unquote
 
 
-_SCALARS = (str, int, float, bool, type(None))
+_SCALARS = {str, int, float, bool, type(None)}
 
 
 def valid_text(value: Any) -> Any:
@@ -35,13 +35,13 @@ def valid_text(value: Any) -> Any:
             return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
         return value
     if isinstance(value, dict):
-        if all(type(v) in _SCALARS for v in value.values()):
+        if set(map(type, value.values())) <= _SCALARS:
             # a flat row (every record written to the store): its text checked in one call
             try:
-                "".join(k for k in value if type(k) is str).encode("utf-8")
-                "".join(v for v in value.values() if type(v) is str).encode("utf-8")
-            except UnicodeEncodeError:
-                pass
+                "".join(value).encode("utf-8")
+                "".join([v for v in value.values() if type(v) is str]).encode("utf-8")
+            except (TypeError, UnicodeEncodeError):
+                pass  # a key that is no text, or text to repair
             else:
                 return dict(value)
         return {valid_text(k): valid_text(v) for k, v in value.items()}

@@ -592,8 +592,10 @@ def record_to_row(record: Record) -> dict[str, Any]:
               "pmcid", "openalex", "issn", "url"):
         row[f] = getattr(record, f)
     for f in _JSON_TUPLES:
-        row[f] = _TO_JSON(list(getattr(record, f)))
-    row["author_details"] = _TO_JSON([asdict(a) for a in record.author_details])
+        items = getattr(record, f)
+        row[f] = _TO_JSON(list(items)) if items else "[]"
+    row["author_details"] = (_TO_JSON([asdict(a) for a in record.author_details])
+                             if record.author_details else "[]")
     row["needs_metadata"] = int(record.needs_metadata)
     extra = dict(record.extra)
     if record.source_id is not None:

@@ -186,3 +186,14 @@ def test_an_import_killed_mid_file_leaves_nothing(tmp_path):
     con = sqlite3.connect(db_path)
     assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     con.close()
+
+
+def test_the_import_bar_follows_the_estimated_total():
+    from cli import Bar
+
+    with Bar(False, "Importing", unit="records") as bar:
+        bar(10, 15)
+        bar(20, 40)
+        assert (bar.bar.length, bar.pos) == (40, 20)
+        bar(37, 37)
+        assert (bar.bar.length, bar.pos) == (37, 37)

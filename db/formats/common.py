@@ -13,7 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Generator, Iterable, Iterator, Sequence
 
 from base.errors import ClusterError
 from base.record import (Record, as_tuple, clean_text, normalize_doi, normalize_language,
@@ -180,7 +180,7 @@ class Text:
         self.path, self.name, self.found = path, name, found
         self.bytes_read = 0
 
-    def pieces(self) -> Iterator[str]:
+    def pieces(self) -> Generator[str, None, None]:
         """The text in pieces of about a chunk each, cut anywhere but inside a newline."""
         decoder = codecs.getincrementaldecoder(self.found.codec)(
             "surrogatepass" if self.found.codec in ("utf-8", "utf-16") else "replace")
@@ -423,6 +423,7 @@ def authors_tuple(values: Iterable[Any]) -> tuple[str, ...]:
 # --- building records --------------------------------------------------------------
 
 _NA = {"na", "nan", "none", "null", "n/a"}
+_NA_LONGEST = max(map(len, _NA))
 
 
 _MOJIBAKE = re.compile("[ÃÂâ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
@@ -463,7 +464,7 @@ def clean_markup(v: Any) -> str | None:
 def value(v: Any) -> str | None:
     """A cleaned scalar, with the "NA"/"nan" placeholders of R and pandas as None."""
     text = clean_markup(v)
-    if text is None or text.lower() in _NA:
+    if text is None or len(text) <= _NA_LONGEST and text.lower() in _NA:
         return None
     return text
 

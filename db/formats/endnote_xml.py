@@ -60,7 +60,7 @@ def _record(rec: ET.Element) -> Record:
 
 def read_endnote_xml(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
     # read as a stream: each <record> is handed on and dropped from the tree once it ends
-    parser = ET.XMLPullParser(events=("start", "end"))
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
     reading.marker = "<record> elements"
     n_tags = 0
     tail = ""  # the end of the last piece, for a <record> tag cut between two pieces
@@ -79,7 +79,10 @@ def read_endnote_xml(text: Text, name: str, reading: Reading) -> Iterator[Labell
                 tail = piece[-7:]
                 reading.n_in_file = n_tags
                 parser.feed(piece)
-            for event, el in parser.read_events():
+            for item in parser.read_events():
+                event, el = item[0], item[-1]
+                if not isinstance(el, ET.Element):
+                    continue  # only start and end events were asked for: never reached
                 if event == "start":
                     if root is None:
                         root = el

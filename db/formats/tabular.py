@@ -216,6 +216,7 @@ def read_csv(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
     reading.format = "tsv" if delim == "\t" else "csv"
     reading.marker = "rows"
     cols = _columns(header)
+    col_items = tuple(cols.items())
     lines = _RowLines(text.lines())
     reader = csv.reader(lines, delimiter=delim)
     warnings = reading.warnings
@@ -258,9 +259,8 @@ def read_csv(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
             warnings.append(f"{name} line {reader.line_num}: the row has {len(cells)} cells but the "
                             f"header has {len(header)}; the extra cells were ignored.")
 
-        def get(field: str) -> str | None:
-            i = cols.get(field)
-            return cells[i] if i is not None and i < len(cells) and cells[i] else None
+        n_cells = len(cells)
+        get = {f: cells[i] for f, i in col_items if i < n_cells and cells[i]}.get
 
         pages = get("pages") or join_pages(get("start_page"), get("end_page"))
         journal, year, volume, issue = get("journal"), get("year"), get("volume"), get("issue")
