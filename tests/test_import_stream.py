@@ -197,3 +197,20 @@ def test_the_import_bar_follows_the_estimated_total():
         assert (bar.bar.length, bar.pos) == (40, 20)
         bar(37, 37)
         assert (bar.bar.length, bar.pos) == (37, 37)
+
+
+def test_labels_of_a_file_larger_than_a_batch_become_decisions_in_order(store, tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setattr(formats, "IMPORT_BATCH", 4)
+    f = tmp_path / "labelled.csv"
+    f.write_text("title,included\n" + "".join(
+        f"Trial {i},{'' if i % 3 == 0 else i % 2}\n" for i in range(1, 11)))
+    store.add_reviewer("asreview")
+    (res,) = import_files(store, [f], role="database", labels_reviewer="asreview")
+    assert (res.n_added, res.n_labels, res.warnings) == (10, 7, ())
+    events = store.events("kind = 'decision'")
+    assert [(e["record_id"], e["value"]) for e in events] == [
+        (1, "include"), (2, "exclude"), (4, "exclude"), (5, "include"), (7, "include"),
+        (8, "exclude"), (10, "exclude")]
+    assert {e["reviewer"] for e in events} == {"asreview"}
+    assert len({e["id"] for e in events}) == 7

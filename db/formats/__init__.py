@@ -385,10 +385,9 @@ def _import_one(store: Store, opened: _Opened, *, role: str, service: str,
                          f"VALUES ({', '.join('?' * len(columns))})", rows)
         conn.executemany("INSERT INTO sources (record_id, search_id, role, service, rank, "
                          "source_record_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)", sources)
-        for rid, label in labels:
-            store.log_event("decision", record_id=rid, reviewer=labels_reviewer,
-                            stage=LABEL_STAGE, value=label,
-                            data={"imported_from": name, "search_id": sid})
+        store.log_events("decision", ({
+            "record_id": rid, "reviewer": labels_reviewer, "stage": LABEL_STAGE, "value": label,
+            "data": {"imported_from": name, "search_id": sid}} for rid, label in labels))
         rows.clear()
         sources.clear()
         labels.clear()
