@@ -311,12 +311,14 @@ def test_each_malformed_file_gives_one_sentence_and_leaves_the_store_unchanged(w
         assert out.stdout == ""
         assert out.stderr.strip() == message, name
         assert table_checksum(db) == before, name
-    # all at once, behind a good file: still nothing written
+    # all at once, behind a good file: still nothing written; every file is read and its
+    # format told before any is parsed, so the binary file is refused before the truncated
+    # one, listed first, is parsed
     good = corpus / "good.txt"
     good.write_text(world.works[0].pmid or "12345678")
     out = cluster("import", str(good), *[str(corpus / n) for n in BAD_CORPUS], "--db", str(db),
                   env=env, expect=1)
-    assert out.stderr.strip() == BAD_CORPUS["truncated.xml"][1]
+    assert out.stderr.strip() == BAD_CORPUS["scan.ris"][1]
     assert table_checksum(db) == before
 
     # a SQLite file that is not a review store, given as --db: refused, and left as it was
