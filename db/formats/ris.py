@@ -22,7 +22,9 @@ from db.formats.common import (
     person_names, split_names, value,
 )
 
-_TAG = re.compile(r"^([A-Z][A-Z0-9]{1,3}) {1,2}-(?: {1,2}(.*?))?\s*$")
+# a tag, then its value (to be stripped) or only blanks; greedy, as a lazy value before
+# `\s*$` was tried at every character of a long abstract
+_TAG = re.compile(r"^([A-Z][A-Z0-9]{1,3}) {1,2}-(?: {1,2}(.*)|\s*)$")
 _GLUED = re.compile(r"\s{3,}(?=[A-Z][A-Z0-9] {2}- )")
 
 
