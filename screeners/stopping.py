@@ -31,8 +31,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
-
 from base.errors import ClusterError
 from db.events import FULL_TEXT, TITLE_ABSTRACT
 from db.protocol import get_protocol
@@ -56,54 +54,65 @@ class RuleResult:
     explanation: str = ""
 
 
-def hypergeometric_cdf(k: np.ndarray, n_urn: np.ndarray, k_urn: np.ndarray, n: np.ndarray
-                       ) -> np.ndarray:
-    """P(X <= k) for X ~ Hypergeometric(population n_urn, k_urn successes, n draws),
-    element by element, as `scipy.stats.hypergeom.cdf(k, n_urn, k_urn, n)` gives it
-    (to about 1e-8 of its value; tests compare the two).
+def hypergeometric_cdf(k: int, n_urn: int, k_urn: int, n: int, above: float = math.inf
+                       ) -> float:
+    """P(X <= k) for X ~ Hypergeometric(population n_urn, k_urn successes, n draws), as
+    `scipy.stats.hypergeom.cdf(k, n_urn, k_urn, n)` gives it (tests compare the two).
+    Once P is known to exceed `above` (by more than rounding) it stops there and returns
+    a figure between `above` and P: a search for the smallest p needs no more.
 
-    Written here because importing scipy.stats takes longer than a whole `cluster
-    status` may (about a second). The smaller tail is summed, in log space, from
-    its term next to the mode outwards, each term from its neighbour, until the
-    terms no longer count (e^-40 of the sum): a few standard deviations of terms.
+    Written here, in plain Python, because importing scipy.stats (about a second) or
+    even numpy takes longer than a whole `cluster status` may. The smaller tail is
+    summed from its term next to the mode outwards, each term from its neighbour by
+    the ratio of whole numbers, until the terms no longer count (e^-40 of the sum): a
+    few standard deviations of terms.
     """
-    k, N, K, n = (np.asarray(v, dtype=np.int64) for v in (k, n_urn, k_urn, n))
-    top = np.minimum(n, K)
-    lo = np.maximum(0, n - (N - K))
-    out = np.where(k >= top, 1.0, 0.0)
-    todo = np.flatnonzero((k >= lo) & (k < top))
-    if len(todo) == 0:
-        return out
-    k, N, K, n, lo, top = (v[todo] for v in (k, N, K, n, lo, top))
-    lgamma = np.frompyfunc(math.lgamma, 1, 1)
+    N, K = n_urn, k_urn
+    top = min(n, K)
+    lo = max(0, n - (N - K))
+    if k >= top:
+        return 1.0
+    if k < lo:
+        return 0.0
+    lower = k <= (n + 1) * (K + 1) // (N + 2)  # at or below the mode: sum X <= k downwards
+    j, end = (k, lo) if lower else (k + 1, top)
+    log_first = _log_pmf(j, N, K, n)
+    term = total = 1.0  # relative to the first term
+    # the lower tail only grows as terms are added; the upper tail's rest is at most
+    # term * ratio / (1 - ratio), the ratios falling away from the mode (log-concave)
+    if above < 1:
+        first, margin = math.exp(log_first), above * (1 + 1e-9)
+    while j != end and term > total * _NEGLIGIBLE:
+        if lower:
+            ratio = j * (N - K - n + j) / ((K - j + 1) * (n - j + 1))
+            j -= 1
+        else:
+            ratio = (K - j) * (n - j) / ((j + 1) * (N - K - n + j + 1))
+            j += 1
+        if above < 1:
+            if lower and first * total > margin:
+                return first * total
+            if not lower and ratio < 1:
+                least = 1.0 - first * (total + term * ratio / (1 - ratio))
+                if least > margin:
+                    return least
+        term *= ratio
+        total += term
+    tail = math.exp(log_first + math.log(total))
+    return min(max(tail if lower else 1.0 - tail, 0.0), 1.0)
 
-    def log_pmf(j: np.ndarray) -> np.ndarray:
-        def log_choose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            return np.asarray(lgamma(a + 1.0) - lgamma(b + 1.0) - lgamma(a - b + 1.0), dtype=float)
-        return log_choose(K, j) + log_choose(N - K, n - j) - log_choose(N, n)
 
-    mode = (n + 1) * (K + 1) // (N + 2)
-    lower = k <= mode  # sum X <= k downwards from k; else 1 - the sum of X > k upwards
-    j = np.where(lower, k, k + 1).astype(float)
-    term = log_pmf(j.astype(np.int64))
-    total = term.copy()
-    end = np.where(lower, lo, top).astype(float)
-    act = np.flatnonzero(j != end)
-    j = j[act]
-    while len(act):
-        Ka, Na, na, down = K[act], N[act], n[act], lower[act]
-        step = np.where(
-            down,
-            np.log(j * (Na - Ka - na + j)) - np.log((Ka - j + 1) * (na - j + 1)),
-            np.log((Ka - j) * (na - j)) - np.log((j + 1) * (Na - Ka - na + j + 1)))
-        term[act] += step
-        total[act] = np.logaddexp(total[act], term[act])
-        j = np.where(down, j - 1, j + 1)
-        more = (j != end[act]) & (term[act] > total[act] - 40.0)
-        act, j = act[more], j[more]
-    tail = np.exp(total)
-    out[todo] = np.clip(np.where(lower, tail, 1.0 - tail), 0.0, 1.0)
-    return out
+#: a term this small a part of the sum so far ends the sum
+_NEGLIGIBLE = math.exp(-40.0)
+
+
+def _log_pmf(j: int, N: int, K: int, n: int) -> float:
+    """log P(X = j) for X ~ Hypergeometric(N, K, n): log C(K, j) + log C(N-K, n-j) - log C(N, n)."""
+    lg = math.lgamma
+    # grouped by binomial coefficient: each group's rounding is the same whatever N is
+    return ((lg(K + 1) - lg(j + 1) - lg(K - j + 1))
+            + (lg(N - K + 1) - lg(n - j + 1) - lg(N - K - n + j + 1))
+            - (lg(N + 1) - lg(n + 1) - lg(N - n + 1)))
 
 
 def hypergeometric_p(labels: Sequence[int], n_total: int, target_recall: float = 0.95
@@ -112,23 +121,23 @@ def hypergeometric_p(labels: Sequence[int], n_total: int, target_recall: float =
 
     `labels` are the 0/1 labels of the screened records in screening order.
     """
-    a = np.asarray(labels, dtype=np.int64)
-    if len(a) == 0:
+    if len(labels) == 0:
         return 1.0, 0, 0, 0
     if not 0 < target_recall <= 1:
         raise StopError("Target recall must be between 0 and 1, such as 0.95.")
-    r = int(a.sum())
-    unseen = n_total - len(a)
-    recent = a[::-1]
-    n = np.arange(1, len(a) + 1)
-    k = np.cumsum(recent)
-    r_al = r - k
-    k_tar = np.floor(r / target_recall - r_al + 1).astype(np.int64)
-    n_urn = n + unseen
-    p = np.where(k_tar > n_urn, 0.0,
-                 hypergeometric_cdf(k, n_urn, np.minimum(k_tar, n_urn), n))
-    i = int(np.argmin(p))
-    return float(p[i]), int(n[i]), int(k[i]), int(k_tar[i])
+    r = sum(labels)
+    unseen = n_total - len(labels)
+    best = (math.inf, 0, 0, 0)
+    k = 0
+    for n, y in enumerate(reversed(labels), start=1):  # the last n screened as the sample
+        k += y
+        k_tar = math.floor(r / target_recall - (r - k) + 1)
+        n_urn = n + unseen
+        p = 0.0 if k_tar > n_urn else hypergeometric_cdf(k, n_urn, min(k_tar, n_urn), n,
+                                                          above=best[0])
+        if p < best[0]:  # the first n of the smallest p
+            best = (p, n, k, k_tar)
+    return best
 
 
 def hypergeometric_rule(labels: Sequence[int], n_total: int, target_recall: float = 0.95,

@@ -68,24 +68,62 @@ def test_status_flow_report_export_load_no_model(run, store, db_path, tmp_path):
     assert "screeners.prioritise" in seen["status --estimate --json"]
 
 
+def _cdf(k, N, K, n) -> np.ndarray:
+    from screeners.stopping import hypergeometric_cdf
+
+    return np.array([hypergeometric_cdf(int(a), int(b), int(c), int(d))
+                     for a, b, c, d in zip(k, N, K, n, strict=True)])
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_hypergeometric_cdf_is_scipys(seed):
     from scipy.stats import hypergeom
-
-    from screeners.stopping import hypergeometric_cdf
 
     rng = np.random.default_rng(seed)
     N = rng.integers(1, 5000, 3000)
     K = rng.integers(0, N + 1)
     n = rng.integers(0, N + 1)
     k = rng.integers(-1, np.minimum(n, K) + 2)
-    ours = hypergeometric_cdf(k, N, K, n)
+    ours = _cdf(k, N, K, n)
     assert np.abs(ours - hypergeom.cdf(k, N, K, n)).max() < 1e-9
     # the stopping rule's own shapes: a small sample from a large urn, deep in the tail
     k2, N2, K2, n2 = (np.array(v) for v in ([0, 0, 3, 40], [400_000, 5_000, 300_000, 400_000],
                                              [60, 2, 250_000, 1000], [2000, 4999, 5, 30_000]))
-    assert np.allclose(hypergeometric_cdf(k2, N2, K2, n2), hypergeom.cdf(k2, N2, K2, n2),
+    assert np.allclose(_cdf(k2, N2, K2, n2), hypergeom.cdf(k2, N2, K2, n2),
                        rtol=2e-8, atol=1e-300)
+
+
+def test_hypergeometric_cdf_is_scipys_on_a_grid_to_1e_11():
+    from scipy.stats import hypergeom
+
+    grid = [(k, N, K, n) for N in (1, 2, 7, 50, 333, 1000) for K in sorted({0, 1, N // 3, N})
+            for n in sorted({0, 1, N // 2, N}) for k in range(-1, min(n, K) + 2)]
+    k, N, K, n = (np.array(v) for v in zip(*grid))
+    assert len(grid) == 3265
+    assert np.abs(_cdf(k, N, K, n) - hypergeom.cdf(k, N, K, n)).max() < 1e-11
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_hypergeometric_p_is_the_smallest_of_scipys_p_over_every_sample(seed):
+    """The sum stops early for samples that cannot beat the smallest p so far: the p-value,
+    sample and K_tar are still those of the smallest p over every sample, the first one
+    where several are as small."""
+    from scipy.stats import hypergeom
+
+    from screeners.stopping import hypergeometric_p
+
+    rng = np.random.default_rng(seed)
+    for size, total, falling in ((400, 5000, 1), (2000, 2300, 3), (3000, 40_000, 2)):
+        labels = (rng.random(size) < 0.2 * np.linspace(1, 0, size) ** falling).astype(int)
+        r, n = labels.sum(), np.arange(1, size + 1)
+        k = np.cumsum(labels[::-1])
+        k_tar = np.floor(r / 0.95 - (r - k) + 1).astype(int)
+        n_urn = n + total - size
+        p = np.where(k_tar > n_urn, 0.0, hypergeom.cdf(k, n_urn, np.minimum(k_tar, n_urn), n))
+        i = int(np.argmin(p))
+        got = hypergeometric_p(labels.tolist(), total, 0.95)
+        assert got[1:] == (n[i], k[i], k_tar[i])
+        assert got[0] == pytest.approx(p[i], rel=1e-9, abs=1e-300)
 
 
 def test_feature_cache_is_smaller_than_the_store_and_loads_the_same_matrices(store, db_path):
