@@ -87,9 +87,7 @@ def standing_events(store: Store, where: str, params: Iterable[Any] = ()) -> lis
     """The events matching `where` that no standing undo takes back, by time, then id:
     logs merged from several copies arrive in any order, and "the latest counts"
     must not depend on that order."""
-    undone = undone_ids(store)
-    return sorted((e for e in store.events(where, params) if e["id"] not in undone),
-                  key=lambda e: (e["ts"], e["id"]))
+    return _standing(store, where, params, undone_ids(store))
 
 
 def standing_merges(store: Store) -> list[dict]:
@@ -169,22 +167,33 @@ def effective_decisions(store: Store, stage: str, reviewer: str | None = None
                         ) -> dict[tuple[int, str], Decision]:
     """(record, reviewer) -> that reviewer's standing decision at `stage`
     (only `reviewer`'s when given: a screening queue needs no one else's)."""
-    canon = store.canonical_map()
+    return _effective_decisions(store, stage, reviewer, store.canonical_map(), undone_ids(store))
+
+
+def _effective_decisions(store: Store, stage: str, reviewer: str | None, canon: Mapping[int, int],
+                         undone: set[str]) -> dict[tuple[int, str], Decision]:
     out: dict[tuple[int, str], Decision] = {}
     where, params = "kind = 'decision' AND stage = ?", [stage]
     if reviewer is not None:
         where, params = where + " AND reviewer = ?", params + [reviewer]
-    for e in standing_events(store, where, params):
+    for e in _standing(store, where, params, undone):
         d = _to_decision(e, canon)
         out[(d.record_id, d.reviewer or "")] = d  # later events replace earlier ones
     return out
+
+
+def _standing(store: Store, where: str, params: Iterable[Any], undone: set[str]) -> list[dict]:
+    """`standing_events` with the undone ids already read."""
+    return sorted((e for e in store.events(where, params) if e["id"] not in undone),
+                  key=lambda e: (e["ts"], e["id"]))
 
 
 def stage_records(store: Store, stage: str, states_before: Mapping[int, RecordState] | None = None
                   ) -> list[int]:
     """The records that take part in `stage`: all canonical records at title-abstract
     (but those only removed searches found), those that passed title-abstract at full
-    text."""
+    text (`states_before`: title-abstract's states, or only its touched ones, as
+    `StageView.touched` holds them)."""
     ids = [r[0] for r in store.db.execute(
         "SELECT id FROM records WHERE duplicate_of IS NULL ORDER BY id")]
     withdrawn = removed_search_records(store)
@@ -192,26 +201,59 @@ def stage_records(store: Store, stage: str, states_before: Mapping[int, RecordSt
         ids = [i for i in ids if i not in withdrawn]
     if stage == TITLE_ABSTRACT:
         return ids
-    before = states_before if states_before is not None else stage_states(store, TITLE_ABSTRACT)
+    before = (states_before if states_before is not None
+              else stage_view(store, TITLE_ABSTRACT).touched)
     return [i for i in ids if before.get(i) is not None and before[i].status == INCLUDED]
 
 
 def stage_states(store: Store, stage: str) -> dict[int, RecordState]:
     """record id -> RecordState for every record taking part in `stage`."""
+    return stage_view(store, stage).states()
+
+
+@dataclass(frozen=True)
+class StageView:
+    """One stage as the log leaves it, read once: the records taking part (`ids`, in id
+    order), the states of those of them that a standing decision, resolution or
+    stopping rule touched (`touched`), and the standing decisions (as
+    `effective_decisions` gives them). Every other record of the stage is pending, with
+    no decision; a large store's status need not build a state for each of those."""
+
+    stage: str
+    ids: list[int]
+    touched: dict[int, RecordState]
+    decisions: dict[tuple[int, str], Decision]
+
+    def states(self) -> dict[int, RecordState]:
+        """record id -> RecordState for every record taking part in the stage."""
+        touched, stage = self.touched, self.stage
+        return {rid: touched.get(rid) or RecordState(rid, stage, PENDING) for rid in self.ids}
+
+
+def stage_view(store: Store, stage: str) -> StageView:
+    """`stage`'s `StageView` (its states are `stage_states`, one for one)."""
     k = get_protocol(store).reviewers_per_record
     canon = store.canonical_map()
+    undone = undone_ids(store)
+    decisions = _effective_decisions(store, stage, None, canon, undone)
     by_record: dict[int, dict[str, Decision]] = {}
-    for (rid, reviewer), d in effective_decisions(store, stage).items():
+    for (rid, reviewer), d in decisions.items():
         by_record.setdefault(rid, {})[reviewer] = d
     resolutions: dict[int, Decision] = {}
-    for e in standing_events(store, "kind = 'resolution' AND stage = ?", [stage]):
+    for e in _standing(store, "kind = 'resolution' AND stage = ?", [stage], undone):
         d = _to_decision(e, canon)
         resolutions[d.record_id] = d
-    automated = automated_records(store, stage)
-
-    return {rid: _record_state(rid, stage, by_record.get(rid, {}), resolutions.get(rid),
-                               automated, k)
-            for rid in stage_records(store, stage)}
+    automated = _automated(store, stage, canon, undone)
+    if stage == TITLE_ABSTRACT:
+        ids = stage_records(store, stage)
+    else:
+        ids = stage_records(store, stage, stage_view(store, TITLE_ABSTRACT).touched)
+    members = set(ids)
+    touched = {rid: _record_state(rid, stage, by_record.get(rid, {}), resolutions.get(rid),
+                                  automated, k)
+               for rid in sorted(by_record.keys() | resolutions.keys() | automated.keys())
+               if rid in members}
+    return StageView(stage, ids, touched, decisions)
 
 
 def _record_state(rid: int, stage: str, decs: Mapping[str, Decision], res: Decision | None,
@@ -253,9 +295,13 @@ def automated_records(store: Store, stage: str) -> dict[int, str | None]:
     """record id -> rule, for records a stopping rule marked ineligible at `stage`
     (as `stage_states` reads them; they count as excluded only where reviewers
     have not settled them)."""
-    canon = store.canonical_map()
+    return _automated(store, stage, store.canonical_map(), undone_ids(store))
+
+
+def _automated(store: Store, stage: str, canon: Mapping[int, int], undone: set[str]
+               ) -> dict[int, str | None]:
     out: dict[int, str | None] = {}
-    for e in standing_events(store, "kind = 'automation' AND stage = ?", [stage]):
+    for e in _standing(store, "kind = 'automation' AND stage = ?", [stage], undone):
         out[canon.get(e["record_id"], e["record_id"])] = e["data"].get("rule")
     return out
 
@@ -571,7 +617,9 @@ def screening_sequence(store: Store, stage: str, reviewer: str | None = None,
         decisions = effective_decisions(store, stage)
     labels = training_labels(store, stage, reviewer, states, decisions)
     first: dict[int, int] = {}
-    seq_of = {e["id"]: e["seq"] for e in store.events("kind IN ('decision', 'resolution') AND stage = ?", [stage])}
+    seq_of = dict(store.db.execute(
+        "SELECT id, seq FROM events WHERE kind IN ('decision', 'resolution') AND stage = ?",
+        [stage]).fetchall())
     for d in decisions.values():
         s = seq_of.get(d.event_id, 0)
         if d.record_id not in first or s < first[d.record_id]:

@@ -35,7 +35,7 @@ from base.errors import ClusterError
 from db.events import FULL_TEXT, TITLE_ABSTRACT
 from db.protocol import get_protocol
 from db.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, RecordState, effective_decisions,
-                      fulltext_states, screening_sequence, stage_states)
+                      fulltext_states, screening_sequence, stage_states, stage_view)
 from db.store import Store
 
 
@@ -247,18 +247,22 @@ def status(store: Store, stage: str = TITLE_ABSTRACT,
 
 def _status(store: Store, stage: str,
             estimate: Callable[[Store, str], float | None] | None) -> Status:
-    # the log is read once and each figure derived from that one reading
-    states = stage_states(store, stage)
-    decisions = effective_decisions(store, stage)
-    seq = screening_sequence(store, stage, states=states, decisions=decisions)
+    # the log is read once and each figure derived from that one reading; the records
+    # no decision, resolution or stopping rule touched are counted, not visited
+    view = stage_view(store, stage)
+    decisions = view.decisions
+    seq = screening_sequence(store, stage, states=view.touched, decisions=decisions)
     includes = sum(y for _, y in seq)
-    left = None if estimate is None else estimate(store, stage) if states else 0.0
+    total = len(view.ids)
+    left = None if estimate is None else estimate(store, stage) if total else 0.0
+    decided = {rid for rid, _ in decisions}
+    settled = sum(1 for rid, st in view.touched.items() if st.status != PENDING or rid in decided)
     return Status(
-        stage=stage, total=len(states), screened=len(seq),
-        final=sum(1 for s in states.values() if s.final),
-        pending=len(_unscreened(store, stage, states, decisions)), includes_found=includes,
+        stage=stage, total=total, screened=len(seq),
+        final=sum(1 for s in view.touched.values() if s.final),
+        pending=total - settled, includes_found=includes,
         estimated_relevant_left=left, rule_in_force=get_protocol(store).stopping_rule,
-        rules=evaluate_rules(store, stage, seq, len(states)), estimated=estimate is not None,
+        rules=evaluate_rules(store, stage, seq, total), estimated=estimate is not None,
     )
 
 

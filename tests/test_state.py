@@ -127,3 +127,72 @@ def test_an_include_and_a_maybe_export_as_include_not_as_a_conflict(store):
     assert stage_states(store, TA)[a].status == INCLUDED
     assert current_decisions(store, TA) == {a: "include", b: "include"}
 
+
+
+def _mixed_log(store):
+    """A small review with every kind of event the states read: two searches (one of them
+    removed), a merge, undone and redone decisions, a resolution, a stopping rule's
+    exclusions, and full-text decisions and retrievals."""
+    from db.searches import remove_search
+
+    set_protocol(store, reviewers_per_record=2)
+    kept = store.start_search(kind="import", service="Embase", role="database")
+    gone = store.start_search(kind="import", service="Scopus", role="database")
+    ids = []
+    for i in range(40):
+        rid = store.add_record(Record(title=f"Record {i}"))
+        store.add_source(rid, gone if i >= 34 else kept, role="database",
+                         service="Scopus" if i >= 34 else "Embase")
+        ids.append(rid)
+    store.db["records"].update(ids[5], {"duplicate_of": ids[4]})
+    store.db["records"].update(ids[6], {"duplicate_of": ids[5]})
+    remove_search(store, gone)
+    for n, rid in enumerate(ids[:24]):
+        for who in ("ann", "bob"):
+            value = "exclude" if (n + (who == "bob")) % 5 else "include"
+            store.log_event("decision", record_id=rid, reviewer=who, stage=TA, value=value)
+    for n, rid in enumerate(ids[:24]):
+        store.log_event("decision", record_id=rid, reviewer="ann", stage=TA, value="include")
+        if n % 3 == 0:
+            last = standing_events(store, "kind = 'decision' AND reviewer = 'ann'")[-1]["id"]
+            undo = store.log_event("undo", reviewer="ann", undoes=last)
+            if n % 6 == 0:
+                store.log_event("undo", reviewer="ann", undoes=undo)  # redone
+    store.log_event("decision", record_id=ids[35], reviewer="ann", stage=TA, value="include")
+    store.log_event("resolution", record_id=ids[1], reviewer="cat", stage=TA, value="include")
+    for rid in ids[24:30]:
+        store.log_event("automation", record_id=rid, stage=TA, value="exclude",
+                        data={"rule": "consecutive"})
+    store.log_event("decision", record_id=ids[27], reviewer="bob", stage=TA, value="include")
+    for rid in list(stage_states(store, FT))[:4]:
+        store.log_event("fulltext", record_id=rid, value="retrieved")
+        store.log_event("decision", record_id=rid, reviewer="ann", stage=FT, value="exclude",
+                        reason="wrong population")
+    return ids
+
+
+def test_states_of_touched_records_and_counts_agree_with_each_record_read_alone(store):
+    """`stage_view` builds states only for records some event touched and counts the rest:
+    every record's state, and the status figures, are those each record's own events give
+    (`record_decisions`) and those of the whole stage's states."""
+    from db.state import effective_decisions, record_decisions, stage_view
+    from screeners.stopping import status
+
+    ids = _mixed_log(store)
+    for stage in (TA, FT):
+        states = stage_states(store, stage)
+        view = stage_view(store, stage)
+        assert view.states() == states
+        assert all(st.status == PENDING and not st.decisions for rid, st in states.items()
+                   if rid not in view.touched)
+        labels = current_decisions(store, stage)
+        alone = {rid: record_decisions(store, rid)[stage] for rid in states}
+        assert {rid: labels.get(rid, "undecided") for rid in states} == alone
+    ta = stage_states(store, TA)
+    assert ids[35] not in ta and ids[5] not in ta and len(ta) == 32  # removed, merged
+    decided = {rid for rid, _ in effective_decisions(store, TA)}
+    st = status(store)
+    assert (st.total, st.final, st.pending) == (
+        len(ta), sum(s.final for s in ta.values()),
+        sum(1 for rid, s in ta.items() if s.status == PENDING and rid not in decided))
+    assert (st.total, st.screened, st.final, st.pending, st.includes_found) == (32, 23, 11, 4, 20)
