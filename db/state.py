@@ -71,7 +71,7 @@ def undoers(store: Store) -> dict[str, str]:
     nothing back. Older logs split a merge with an `unmerge` event, which
     counts as an undo of its merge (named by `undoes` or by its merge id).
     """
-    rows = store.db.execute(
+    rows = store.conn.execute(
         "SELECT id, coalesce(undoes, (SELECT m.id FROM events m WHERE m.kind = 'merge' AND "
         "json_extract(m.data, '$.merge_id') = json_extract(u.data, '$.merge_id'))) "
         "FROM events u WHERE (kind = 'undo' AND undoes IS NOT NULL) OR kind = 'unmerge' "
@@ -112,7 +112,7 @@ def batch_members(store: Store, event: Mapping[str, Any]) -> list[dict]:
     """
     key = event["data"].get("batch")
     if key is not None:
-        lead = store.db.execute("SELECT seq FROM events WHERE id = ?", [key]).fetchone()
+        lead = store.conn.execute("SELECT seq FROM events WHERE id = ?", [key]).fetchone()
         return store.events("seq >= ? AND json_extract(data, '$.batch') = ?",
                             [lead[0] if lead else 0, key])
     if event["kind"] in ("merge", "pair_decision"):
@@ -152,7 +152,7 @@ def last_standing(store: Store, reviewer: str, kinds: Iterable[str],
     if stage is not None:
         where, params = where + " AND stage = ?", params + [stage]
     undone = undone_ids(store)
-    rows = store.db.execute(
+    rows = store.conn.execute(
         f"SELECT seq, id FROM events WHERE {where} ORDER BY ts DESC, seq DESC", params).fetchall()
     seq = next((seq for seq, eid in rows if eid not in undone), None)
     return None if seq is None else store.events("seq = ?", [seq])[0]
@@ -194,7 +194,7 @@ def stage_records(store: Store, stage: str, states_before: Mapping[int, RecordSt
     (but those only removed searches found), those that passed title-abstract at full
     text (`states_before`: title-abstract's states, or only its touched ones, as
     `StageView.touched` holds them)."""
-    ids = [r[0] for r in store.db.execute(
+    ids = [r[0] for r in store.conn.execute(
         "SELECT id FROM records WHERE duplicate_of IS NULL ORDER BY id")]
     withdrawn = removed_search_records(store)
     if withdrawn:
@@ -440,7 +440,7 @@ def standing_sources(store: Store) -> list[tuple[int, int, str, str | None, str 
     oldest first: rows of removed searches left out, relabelled ones with their new role
     and source. `sources` itself is never changed: the log says what changed."""
     changes = search_changes(store)
-    rows = store.db.execute(
+    rows = store.conn.execute(
         "SELECT so.id, so.record_id, so.role, so.service, so.strategy, s.uuid FROM sources so "
         "LEFT JOIN searches s ON s.id = so.search_id ORDER BY so.id").fetchall()
     if not changes:
@@ -466,7 +466,7 @@ def removed_search_records(store: Store) -> set[int]:
         return set()
     canon = store.canonical_map()
     found: dict[int, bool] = {}
-    for rid, key in store.db.execute(
+    for rid, key in store.conn.execute(
             "SELECT so.record_id, s.uuid FROM sources so LEFT JOIN searches s "
             "ON s.id = so.search_id"):
         c = canon.get(rid, rid)
@@ -617,7 +617,7 @@ def screening_sequence(store: Store, stage: str, reviewer: str | None = None,
         decisions = effective_decisions(store, stage)
     labels = training_labels(store, stage, reviewer, states, decisions)
     first: dict[int, int] = {}
-    seq_of = dict(store.db.execute(
+    seq_of = dict(store.conn.execute(
         "SELECT id, seq FROM events WHERE kind IN ('decision', 'resolution') AND stage = ?",
         [stage]).fetchall())
     for d in decisions.values():

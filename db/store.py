@@ -16,17 +16,45 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
-
-import sqlite_utils
-from sqlite_utils import Migrations
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from base.errors import ClusterError
 from base.record import Author, Record, valid_text
 from db.events import event_problem
 
+if TYPE_CHECKING:  # loaded where a store is written or migrated (see `Store.db`)
+    import sqlite_utils
+
 APP_ID = 0x434C5354  # "CLST": marks a file as a cluster store
-migrations = Migrations("cluster")
+
+
+class MigrationSteps:
+    """The schema's numbered steps, each registered with `@migrations(name=...)` as on
+    sqlite-utils' `Migrations`, which runs them. sqlite-utils (with its plugins) takes
+    longer to import than a whole `cluster status` may: a store that needs no step,
+    the usual case, is opened and read without it."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.steps: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = []
+
+    def __call__(self, *, name: str) -> Callable[[Callable], Callable]:
+        def register(fn: Callable) -> Callable:
+            self.steps.append((name, fn))
+            return fn
+        return register
+
+    def runner(self) -> sqlite_utils.Migrations:
+        """sqlite-utils' `Migrations` holding these steps."""
+        from sqlite_utils import Migrations
+
+        runner = Migrations(self.name)
+        for name, fn in self.steps:
+            runner(name=name)(fn)
+        return runner
+
+
+migrations = MigrationSteps("cluster")
 
 
 class StoreError(ClusterError):
@@ -175,7 +203,7 @@ def m003_dedup_keys(db: sqlite_utils.Database) -> None:
     )
 
 
-KNOWN_MIGRATIONS = {m.name for m in migrations._migrations}
+KNOWN_MIGRATIONS = {name for name, _ in migrations.steps}
 #: the tables every migrated store has
 TABLES = ("meta", "records", "searches", "sources", "events", "reviewers", "dedup_keys")
 
@@ -253,10 +281,22 @@ def _begun(conn: sqlite3.Connection, begin: str) -> Iterator[None]:
 class Store:
     """An open review store. Use `open_store()` to get one."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path | None):
-        self.db = db
+    def __init__(self, conn: sqlite3.Connection, path: Path | None,
+                 db: sqlite_utils.Database | None = None):
+        self.conn = conn  # reads go straight to it
+        self._db = db
         self.path = path
         self._checked = path is None  # an in-memory store cannot be damaged on disk
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils' view of the store, for writes: loaded on first use, so a command
+        that only reads never imports it."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
 
     def check_integrity(self) -> None:
         """Refuse to write into a damaged file: once per open store, before its first write.
@@ -268,7 +308,7 @@ class Store:
         if self._checked:
             return
         try:
-            rows = self.db.execute("PRAGMA quick_check(1)").fetchall()
+            rows = self.conn.execute("PRAGMA quick_check(1)").fetchall()
             problem = None if rows == [("ok",)] else str(rows[0][0] if rows else "no answer")
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
@@ -284,7 +324,7 @@ class Store:
     def read_snapshot(self) -> Iterator[None]:
         """A read of several tables that sees one state of the store, whatever others write
         meanwhile (a WAL reader keeps the snapshot its transaction started with)."""
-        conn = self.db.conn
+        conn = self.conn
         if conn.in_transaction:
             yield  # already inside a transaction: that is one snapshot
             return
@@ -295,7 +335,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One atomic unit: everything inside is written, or nothing is."""
-        conn = self.db.conn
+        conn = self.conn
         if conn.in_transaction:
             # nested: a savepoint keeps inner failures from leaking half-writes
             name = f"sp_{uuid.uuid4().hex}"
@@ -312,7 +352,7 @@ class Store:
             yield
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
 
     @property
     def review_id(self) -> str:
@@ -320,7 +360,7 @@ class Store:
 
     # -- meta
     def get_meta(self, key: str, default: str | None = None) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
         return row[0] if row else default
 
     def set_meta(self, key: str, value: str) -> None:
@@ -336,10 +376,9 @@ class Store:
         self.db.table("records").update(record_id, record_to_row(record))
 
     def get_record(self, record_id: int) -> Record:
-        try:
-            row = self.db.table("records").get(record_id)
-        except sqlite_utils.db.NotFoundError:
-            raise StoreError(f"Record {record_id} is not in this store.") from None
+        row = next(self.record_rows("id = ?", [record_id], include_duplicates=True), None)
+        if row is None:
+            raise StoreError(f"Record {record_id} is not in this store.")
         return row_to_record(row)
 
     def record_rows(self, where: str | None = None, params: Iterable[Any] = (),
@@ -351,7 +390,7 @@ class Store:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY id"
-        cur = self.db.execute(sql, list(params))
+        cur = self.conn.execute(sql, list(params))
         cols = [c[0] for c in cur.description]
         for r in cur:
             yield dict(zip(cols, r))
@@ -365,7 +404,7 @@ class Store:
         record marked as a duplicate."""
         parent: dict[int, int] = {}
         missing: set[int] = set()
-        for rid, dup, target in self.db.execute(
+        for rid, dup, target in self.conn.execute(
                 "SELECT r.id, r.duplicate_of, p.id FROM records r "
                 "LEFT JOIN records p ON p.id = r.duplicate_of WHERE r.duplicate_of IS NOT NULL"):
             parent[rid] = dup
@@ -382,7 +421,7 @@ class Store:
     def canonical_id(self, record_id: int) -> int:
         """The record that stands for `record_id`'s work (itself unless it is a duplicate)."""
         def parent_of(rid: int) -> int | None:
-            row = self.db.execute("SELECT duplicate_of FROM records WHERE id = ?",
+            row = self.conn.execute("SELECT duplicate_of FROM records WHERE id = ?",
                                   [rid]).fetchone()
             if row is None:
                 raise KeyError(rid)
@@ -393,7 +432,7 @@ class Store:
     def find_by_ids(self, record: Record) -> int | None:
         """An existing record with the same DOI, PMID, PMCID or OpenAlex id."""
         for col, val in record.ids().items():
-            row = self.db.execute(
+            row = self.conn.execute(
                 f"SELECT id FROM records WHERE {col} = ? ORDER BY id LIMIT 1", [val]
             ).fetchone()
             if row:
@@ -502,7 +541,7 @@ class Store:
         if where:
             sql += f" WHERE {where}"
         sql += " ORDER BY seq"
-        cur = self.db.execute(sql, list(params))
+        cur = self.conn.execute(sql, list(params))
         cols = [c[0] for c in cur.description]
         out = []
         for r in cur:
@@ -519,10 +558,10 @@ class Store:
 
     def reviewer_roles(self) -> dict[str, str]:
         """Each reviewer's name and role label, by name."""
-        return dict(self.db.execute("SELECT name, role FROM reviewers ORDER BY name").fetchall())
+        return dict(self.conn.execute("SELECT name, role FROM reviewers ORDER BY name").fetchall())
 
     def reviewer_names(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT name FROM reviewers ORDER BY name")]
+        return [r[0] for r in self.conn.execute("SELECT name FROM reviewers ORDER BY name")]
 
     def require_reviewer(self, name: str) -> None:
         if name not in self.reviewer_names():
@@ -537,7 +576,7 @@ def open_store(path: str | Path | None, *, create: bool = True) -> Store:
     `path=None` gives an in-memory store, for tests and simulations.
     """
     if path is None:
-        db = sqlite_utils.Database(memory=True)
+        conn = sqlite3.connect(":memory:", isolation_level=None)
         p = None
     else:
         p = Path(path)
@@ -559,29 +598,31 @@ def open_store(path: str | Path | None, *, create: bool = True) -> Store:
                              f"write to it and to its folder.") from None
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{p} is not a cluster review store ({exc}).") from None
-        db = sqlite_utils.Database(conn)
-    db.conn.isolation_level = None  # we manage transactions explicitly
-    db.execute("PRAGMA busy_timeout = 30000")
-    db.execute("PRAGMA foreign_keys = ON")
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.isolation_level = None  # we manage transactions explicitly
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if tables and "_sqlite_migrations" not in tables:
         raise StoreError(f"{p} is a damaged review store (its table _sqlite_migrations is "
                          "missing): restore it from a backup or a copy.")
-    applied = {m.name for m in migrations.applied(db)}
+    applied = _applied_steps(conn) if tables else set()
     unknown = applied - KNOWN_MIGRATIONS
     if unknown:
         raise StoreError(
             f"{p} was written by a newer version of cluster (schema {max(unknown)}): upgrade cluster to open it."
         )
-    if migrations.pending(db):
+    store = Store(conn, p)
+    if KNOWN_MIGRATIONS - applied:
+        db = store.db
+        runner = migrations.runner()
         db.execute("BEGIN IMMEDIATE")
         try:
             # re-check under the write lock: another process may have migrated
-            if migrations.pending(db):
-                migrations.ensure_migrations_table(db)
-                for m in migrations.pending(db):
+            if runner.pending(db):
+                runner.ensure_migrations_table(db)
+                for m in runner.pending(db):
                     m.fn(db)
-                    migrations._record_applied(db, m.name)
+                    runner._record_applied(db, m.name)
                 db.execute(f"PRAGMA application_id = {APP_ID}")
                 if not db.execute("SELECT 1 FROM meta WHERE key='review_id'").fetchone():
                     db.table("meta").insert({"key": "review_id", "value": new_id()})
@@ -594,12 +635,18 @@ def open_store(path: str | Path | None, *, create: bool = True) -> Store:
         # store) reaches the main file only at a checkpoint; without one, a second
         # connection opened while this one lives would refuse the new store
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     missing = sorted(set(TABLES) - tables)
     if missing:
         raise StoreError(f"{p} is a damaged review store (its table {missing[0]} is missing): "
                          "restore it from a backup or a copy.")
-    return Store(db, p)
+    return store
+
+
+def _applied_steps(conn: sqlite3.Connection) -> set[str]:
+    """The names of the schema steps applied to the store (as sqlite-utils records them)."""
+    return {r[0] for r in conn.execute(
+        "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [migrations.name])}
 
 
 # --- row <-> record ------------------------------------------------------------
