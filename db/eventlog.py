@@ -181,7 +181,7 @@ def read_log(store: Store, *, reviewer: str | None = None, kind: str | None = No
             # the newest few of a long log without reading the rest
             sql += " LIMIT ?"
             params.append(limit)
-        cur = store.db.execute(sql, params)
+        cur = store.conn.execute(sql, params)
         cols = [c[0] for c in cur.description]
         rows = [dict(zip(cols, r)) for r in cur]
         undone_by = undoers(store)

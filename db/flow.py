@@ -220,7 +220,7 @@ class Flow:
 def _canonical_of(store: Store) -> dict[int, int]:
     """record id -> canonical id for every record (itself where it is not a duplicate)."""
     dups = store.canonical_map()
-    return {rid: dups.get(rid, rid) for (rid,) in store.db.execute("SELECT id FROM records")}
+    return {rid: dups.get(rid, rid) for (rid,) in store.conn.execute("SELECT id FROM records")}
 
 
 def _source_key(role: str, service: str | None, strategy: str | None,
@@ -257,7 +257,7 @@ def _study_links(store: Store, canon: Mapping[int, int]) -> dict[int, tuple[str,
     when its import named the study). A link with an empty key (`unlink_study`) leaves the
     record a study of its own."""
     out: dict[int, tuple[str, dict | None]] = {}
-    for rid, extra in store.db.execute("SELECT id, extra FROM records WHERE duplicate_of IS NULL"):
+    for rid, extra in store.conn.execute("SELECT id, extra FROM records WHERE duplicate_of IS NULL"):
         key = json.loads(extra or "{}").get("study")
         if key not in (None, ""):
             out[rid] = (str(key), None)
@@ -294,7 +294,7 @@ def link_study(store: Store, record_ids: Iterable[int], study: str,
 
 
 def _require_records(store: Store, ids: Iterable[int]) -> None:
-    known = {r[0] for r in store.db.execute("SELECT id FROM records")}
+    known = {r[0] for r in store.conn.execute("SELECT id FROM records")}
     missing = [i for i in ids if i not in known]
     if missing:
         one = len(set(missing)) == 1
@@ -323,7 +323,7 @@ def study_list(store: Store) -> dict[str, list[StudyReport]]:
     or an import (a record alone is a study of its own and is not listed)."""
     canon = _canonical_of(store)
     links = _study_links(store, canon)
-    titles = dict(store.db.execute("SELECT id, title FROM records WHERE duplicate_of IS NULL"))
+    titles = dict(store.conn.execute("SELECT id, title FROM records WHERE duplicate_of IS NULL"))
     out: dict[str, list[StudyReport]] = {}
     for rid in sorted(links):
         key, e = links[rid]

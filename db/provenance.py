@@ -81,7 +81,7 @@ def record_family(store: Store, record_id: int) -> list[int]:
     todo = [record_id]
     while todo:
         marks = ",".join("?" * len(todo))
-        todo = [r[0] for r in store.db.execute(
+        todo = [r[0] for r in store.conn.execute(
             f"SELECT id FROM records WHERE duplicate_of IN ({marks}) ORDER BY id", todo)
             if r[0] not in family]
         family += todo
@@ -92,7 +92,7 @@ def sources_of(store: Store, record_id: int) -> list[Source]:
     """How a record and the duplicates merged into it were found, in the order found."""
     ids = record_family(store, record_id)
     marks = ",".join("?" * len(ids))
-    rows = store.db.execute(
+    rows = store.conn.execute(
         f"SELECT s.record_id, s.role, s.service, s.strategy, s.seed_record_id, s.rank, s.score, "
         f"s.source_record_id, s.search_id, q.kind, q.query, q.file_name, "
         f"coalesce(q.finished_at, q.started_at, s.created_at) "

@@ -92,7 +92,7 @@ def record_view(store: Store, record_id: int) -> RecordView:
 
 def _view(store: Store, record_id: int) -> RecordView:
     canonical = store.canonical_id(record_id)  # "Record N is not in this store." when unknown
-    row = store.db.execute("SELECT * FROM records WHERE id = ?", [record_id])
+    row = store.conn.execute("SELECT * FROM records WHERE id = ?", [record_id])
     cols = [c[0] for c in row.description]
     data = dict(zip(cols, row.fetchone()))
     record = row_to_record(data)
@@ -128,7 +128,7 @@ def _duplicates(store: Store, record_id: int, merges: dict[int, str]
     """The records merged into `record_id`, each with its title and merge."""
     out = []
     for rid in record_family(store, record_id)[1:]:
-        title = store.db.execute("SELECT title FROM records WHERE id = ?", [rid]).fetchone()[0]
+        title = store.conn.execute("SELECT title FROM records WHERE id = ?", [rid]).fetchone()[0]
         out.append({"record_id": rid, "title": title, "merge_id": merges.get(rid)})
     return tuple(out)
 

@@ -260,7 +260,7 @@ def dedup_section(store: Store, flow: Flow) -> list[str]:
     except metadata.PackageNotFoundError:
         rapidfuzz = "not installed"
     total_dups = sum(s.duplicates for s in flow.sources)
-    marked = store.db.execute("SELECT count(*) FROM records WHERE duplicate_of IS NOT NULL"
+    marked = store.conn.execute("SELECT count(*) FROM records WHERE duplicate_of IS NOT NULL"
                               ).fetchone()[0]
     out = ["## Deduplication", "",
            f"Software: cluster {version()} (fuzzy matching with rapidfuzz {rapidfuzz}). "

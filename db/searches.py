@@ -122,7 +122,7 @@ def search_view(store: Store) -> list[dict[str, Any]]:
     `original_source` where a relabel changed them, and `changes` (event ids).
     """
     changes = search_changes(store)
-    cur = store.db.execute("SELECT * FROM searches ORDER BY id")
+    cur = store.conn.execute("SELECT * FROM searches ORDER BY id")
     cols = [c[0] for c in cur.description]
     out = []
     for values in cur:

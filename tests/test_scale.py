@@ -37,11 +37,12 @@ print(json.dumps(seen))
 """
 
 
-def _loaded(db_path: Path, commands: list[list[str]]) -> dict[str, list[str]]:
+def _loaded(db_path: Path, commands: list[list[str]], heavy: tuple[str, ...] = HEAVY
+            ) -> dict[str, list[str]]:
     """For each command run in turn in one fresh process, the heavy modules loaded by then."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("CLUSTER_DB", None)
-    code = _PROBE.format(heavy=HEAVY, commands=commands, db=str(db_path))
+    code = _PROBE.format(heavy=heavy, commands=commands, db=str(db_path))
     r = subprocess.run([sys.executable, "-c", code], cwd=db_path.parent, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -66,6 +67,22 @@ def test_status_flow_report_export_load_no_model(run, store, db_path, tmp_path):
     assert {" ".join(c): seen[" ".join(c)] for c in light} == {" ".join(c): [] for c in light}
     # asked for, the estimate loads the model (so the probe can see a load)
     assert "screeners.prioritise" in seen["status --estimate --json"]
+
+
+def test_reading_commands_load_neither_numpy_nor_sqlite_utils(run, store, db_path):
+    """Each takes longer to import than a whole `cluster status` may; the first write
+    (here `decide`) loads sqlite-utils."""
+    run("import", str(ROOT / "tests" / "data" / "screening_small.csv"), "--as", "database")
+    set_protocol(store, reviewers_per_record=1)
+    store.add_reviewer("ann")
+    store.log_event("decision", record_id=1, reviewer="ann", stage=TA, value="include")
+    store.close()
+    reading = [["status"], ["status", "--json"], ["status", "--stage", "full-text"],
+               ["flow", "--json"], ["export", "--format", "csv"], ["show", "1"], ["log"]]
+    seen = _loaded(db_path, [*reading, ["decide", "2", "--reviewer", "ann", "--exclude"]],
+                   heavy=("numpy", "sqlite_utils"))
+    assert {" ".join(c): seen[" ".join(c)] for c in reading} == {" ".join(c): [] for c in reading}
+    assert "sqlite_utils" in seen["decide 2 --reviewer ann --exclude"]
 
 
 def _cdf(k, N, K, n) -> np.ndarray:

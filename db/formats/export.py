@@ -66,7 +66,7 @@ def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bo
             notes.setdefault(ev["record_id"], []).append(
                 f"{ev['reviewer'] or 'note'}: {_one_line(ev['note'])}")
     source_ids: dict[int, list[str]] = {}
-    for rid, sid, service in store.db.execute(
+    for rid, sid, service in store.conn.execute(
             "SELECT record_id, source_record_id, service FROM sources ORDER BY id"):
         if sid:
             source_ids.setdefault(rid, []).append(f"{service}:{sid}")
