@@ -80,7 +80,7 @@ from base.errors import ClusterError
 from db.events import FULL_TEXT, TITLE_ABSTRACT
 from db.protocol import get_protocol
 from db.state import (CONFLICT, EXCLUDED, INCLUDED, PENDING, RecordState,
-                      removed_search_records, stage_states, standing_events, standing_sources)
+                      removed_search_records, stage_view, standing_events, standing_sources)
 from db.store import Store, id_list
 
 LAYOUTS = ("standard", "screen-other")
@@ -257,7 +257,10 @@ def _study_links(store: Store, canon: Mapping[int, int]) -> dict[int, tuple[str,
     when its import named the study). A link with an empty key (`unlink_study`) leaves the
     record a study of its own."""
     out: dict[int, tuple[str, dict | None]] = {}
-    for rid, extra in store.conn.execute("SELECT id, extra FROM records WHERE duplicate_of IS NULL"):
+    # only the records whose `extra` mentions a study are parsed (json.dumps writes the key
+    # as it is): a large store has hundreds of thousands of records and a few such keys
+    for rid, extra in store.conn.execute(
+            "SELECT id, extra FROM records WHERE duplicate_of IS NULL AND instr(extra, 'study')"):
         key = json.loads(extra or "{}").get("study")
         if key not in (None, ""):
             out[rid] = (str(key), None)
@@ -364,9 +367,12 @@ def unlink_study(store: Store, record_ids: Iterable[int] = (), study: str | None
 # --- the computation ----------------------------------------------------------------
 
 
-def default_layout(store: Store) -> str:
-    """``screen-other`` when no record came from a database or register, else ``standard``."""
-    found = any(role in ("database", "register") for _, _, role, _, _ in standing_sources(store))
+def default_layout(store: Store, sources: Iterable[tuple[int, int, str, str | None, str | None]]
+                   | None = None) -> str:
+    """``screen-other`` when no record came from a database or register, else ``standard``
+    (`sources`: `standing_sources`, when already read)."""
+    rows = sources if sources is not None else standing_sources(store)
+    found = any(role in ("database", "register") for _, _, role, _, _ in rows)
     return "standard" if found else "screen-other"
 
 
@@ -377,10 +383,13 @@ def compute_flow(store: Store, layout: str | None = None) -> Flow:
     Read in one snapshot: a decision or import landing half-way through would
     otherwise be counted in some boxes and not others."""
     with store.read_snapshot():
-        return _compute_flow(store, layout if layout is not None else default_layout(store))
+        sources = standing_sources(store)
+        return _compute_flow(store, layout if layout is not None
+                             else default_layout(store, sources), sources)
 
 
-def _compute_flow(store: Store, layout: str) -> Flow:
+def _compute_flow(store: Store, layout: str,
+                  sources: list[tuple[int, int, str, str | None, str | None]]) -> Flow:
     if layout not in LAYOUTS:
         raise FlowError(f"Unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}.")
     review_type = get_protocol(store).review_type
@@ -391,7 +400,8 @@ def _compute_flow(store: Store, layout: str) -> Flow:
 
     # identification: group each work's retrievals, keep one, count the rest as duplicates
     retrievals: dict[int, list[tuple[int, str, str, str, str]]] = {}
-    for sid, rid, role, service, strategy in standing_sources(store):
+    source_keys: dict[tuple[str, str | None, str | None], tuple[str, str, str]] = {}
+    for sid, rid, role, service, strategy in sources:
         if role not in COLUMN_OF_ROLE:
             raise FlowError(
                 f"Source row {sid} of record {rid} has role {role!r}, not one of "
@@ -399,7 +409,11 @@ def _compute_flow(store: Store, layout: str) -> Flow:
         if rid not in canon:
             raise FlowError(f"Source row {sid} points to record {rid}, which is not in this store.",
                             [rid])
-        key, label, row = _source_key(role, service, strategy, update)
+        named = source_keys.get((role, service, strategy))
+        if named is None:  # a store has few distinct sources and many rows
+            named = source_keys[(role, service, strategy)] = _source_key(role, service, strategy,
+                                                                         update)
+        key, label, row = named
         retrievals.setdefault(canon[rid], []).append((sid, role, key, label, row))
     # records found only by searches since removed leave the flow; their decisions stay logged
     removed = removed_search_records(store)
@@ -417,8 +431,9 @@ def _compute_flow(store: Store, layout: str) -> Flow:
     dups_by_column: Counter[str] = Counter()
     ident_by_column: Counter[str] = Counter()
     for rid in canonical_ids:
-        rows = sorted(retrievals[rid],
-                      key=lambda t: (COLUMN_ORDER.index(column_of_role[t[1]]), t[0]))
+        rows = retrievals[rid]
+        if len(rows) > 1:
+            rows = sorted(rows, key=lambda t: (COLUMN_ORDER.index(column_of_role[t[1]]), t[0]))
         column_of[rid] = column_of_role[rows[0][1]]
         for i, (_sid, role, key, label, row) in enumerate(rows):
             slot = ident.setdefault((role, key), [label, row, 0, 0])
@@ -436,13 +451,16 @@ def _compute_flow(store: Store, layout: str) -> Flow:
             role_order[kv[0][0]], route_order.get(kv[0][1], len(route_order)), kv[0][1]))
     )
 
-    # screening states (the one derivation), plus the automation category
-    ta = stage_states(store, TITLE_ABSTRACT)
-    ft = stage_states(store, FULL_TEXT)
+    # screening states (the one derivation), plus the automation category; at
+    # title-abstract only the touched records' states are built, the rest are pending
+    ta_view = stage_view(store, TITLE_ABSTRACT, canon)
+    ft = stage_view(store, FULL_TEXT, canon, ta_view).states()
+    ta_ids, ta = ta_view.ids, ta_view.touched
     if removed:
+        ta_ids = [r for r in ta_ids if r not in removed or r in retrievals]
         ta = {r: st for r, st in ta.items() if r not in removed or r in retrievals}
         ft = {r: st for r, st in ft.items() if r not in removed or r in retrievals}
-    _check_state_keys(canonical_ids, ta, ft)
+    _check_state_keys(canonical_ids, ta_ids, ta, ft)
     auto_other: set[int] = set()
     for e in standing_events(store, "kind = 'automation' AND stage = ?", [TITLE_ABSTRACT]):
         rid = canon.get(e["record_id"], e["record_id"])
@@ -466,15 +484,22 @@ def _compute_flow(store: Store, layout: str) -> Flow:
     box: dict[int, str] = {}  # canonical id -> the one terminal box it ends in
     reason_of: dict[int, str] = {}
     for rid in canonical_ids:
-        box[rid], why = _terminal_box(ta[rid], ft.get(rid), fulltext.get(rid), rid in auto_other)
+        st = ta.get(rid)
+        if st is None:  # untouched at title-abstract: pending
+            box[rid] = "screen_awaiting"
+            continue
+        box[rid], why = _terminal_box(st, ft.get(rid), fulltext.get(rid), rid in auto_other)
         if why is not None:
             reason_of[rid] = why
 
-    columns = {name: _column(name, [r for r in canonical_ids if column_of[r] == name], box,
-                             reason_of, studies, ident_by_column[name], dups_by_column[name])
+    ids_of: dict[str, list[int]] = {name: [] for name in COLUMN_ORDER}
+    for rid in canonical_ids:
+        ids_of[column_of[rid]].append(rid)
+    columns = {name: _column(name, ids_of[name], box, reason_of, studies,
+                             ident_by_column[name], dups_by_column[name])
                for name in COLUMN_ORDER}
     for c in columns.values():
-        _check_column(c, [r for r in canonical_ids if column_of[r] == c.name], box)
+        _check_column(c, ids_of[c.name], box)
 
     # a column per layout; previous studies are never screened again, and studies
     # count once across reports: new = included studies that are not previous ones
@@ -508,11 +533,14 @@ def _compute_flow(store: Store, layout: str) -> Flow:
     return flow
 
 
-def _check_state_keys(canonical_ids: list[int], ta: Mapping[int, RecordState],
+def _check_state_keys(canonical_ids: list[int], ta_ids: list[int], ta: Mapping[int, RecordState],
                       ft: Mapping[int, RecordState]) -> None:
+    """`ta_ids`: the records at title-abstract; `ta`: the states of those touched (others
+    are pending)."""
     known = set(canonical_ids)
-    missing = [r for r in canonical_ids if r not in ta]
-    extra = [r for r in ta if r not in known]
+    staged = set(ta_ids)
+    missing = [r for r in canonical_ids if r not in staged]
+    extra = [r for r in ta_ids if r not in known]
     if missing or extra:
         raise FlowError(f"Records {id_list(missing + extra)} have no single title-abstract state: "
                         "the store changed while counting; run the command again.", missing + extra)

@@ -230,10 +230,13 @@ class StageView:
         return {rid: touched.get(rid) or RecordState(rid, stage, PENDING) for rid in self.ids}
 
 
-def stage_view(store: Store, stage: str) -> StageView:
-    """`stage`'s `StageView` (its states are `stage_states`, one for one)."""
+def stage_view(store: Store, stage: str, canon: Mapping[int, int] | None = None,
+               before: StageView | None = None) -> StageView:
+    """`stage`'s `StageView` (its states are `stage_states`, one for one). `canon`: the
+    store's `canonical_map` (or every record's canonical id), `before`: title-abstract's
+    view for the full-text one, when already read."""
     k = get_protocol(store).reviewers_per_record
-    canon = store.canonical_map()
+    canon = canon if canon is not None else store.canonical_map()
     undone = undone_ids(store)
     decisions = _effective_decisions(store, stage, None, canon, undone)
     by_record: dict[int, dict[str, Decision]] = {}
@@ -247,7 +250,8 @@ def stage_view(store: Store, stage: str) -> StageView:
     if stage == TITLE_ABSTRACT:
         ids = stage_records(store, stage)
     else:
-        ids = stage_records(store, stage, stage_view(store, TITLE_ABSTRACT).touched)
+        ta = before if before is not None else stage_view(store, TITLE_ABSTRACT, canon)
+        ids = stage_records(store, stage, ta.touched)
     members = set(ids)
     touched = {rid: _record_state(rid, stage, by_record.get(rid, {}), resolutions.get(rid),
                                   automated, k)
