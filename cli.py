@@ -465,9 +465,15 @@ def export(fmt: str, stage: str, decision: str | None, include_duplicates: bool,
         result = export_records(store, fmt, stage=stage, decision=decision,
                                 include_duplicates=include_duplicates)
         if output in (None, "-"):
-            echo_document(result.text)
+            for piece in result.chunks():  # written as read: a large store is never held whole
+                echo_document(piece)
             return
-        write_file(output, result.text, store_files(db_path))
+
+        def write(fh: Any) -> None:
+            for piece in result.chunks():
+                fh.write(piece.encode("utf-8"))
+
+        write_file(output, write, store_files(db_path))
         echo(f"Exported {result.n_records} records to {output} ({fmt}).", err=True)
 
 

@@ -154,14 +154,17 @@ def unneutralise(cell: str) -> str:
     return cell[1:] if _MARKED.match(cell) else cell
 
 
-def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> str:
-    """CSV with a header row; mappings are read by the header's names. Every cell,
-    the header's included, is neutralised."""
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any] | Mapping[str, Any]],
+             *, header_row: bool = True) -> str:
+    """CSV with a header row (without, for the rows that follow an earlier piece's);
+    mappings are read by the header's names. Every cell, the header's included, is
+    neutralised."""
     buf = io.StringIO()
     # lines end in CRLF (RFC 4180): with "\n" alone, a cell holding a bare carriage return
     # would go unquoted and break its row in two when read back
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow([neutralise(c) for c in header])
+    if header_row:
+        w.writerow([neutralise(c) for c in header])
     for row in rows:
         cells = [row.get(c) for c in header] if isinstance(row, Mapping) else row
         w.writerow([neutralise(c) for c in cells])

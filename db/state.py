@@ -194,16 +194,17 @@ def stage_records(store: Store, stage: str, states_before: Mapping[int, RecordSt
     (but those only removed searches found), those that passed title-abstract at full
     text (`states_before`: title-abstract's states, or only its touched ones, as
     `StageView.touched` holds them)."""
+    if stage != TITLE_ABSTRACT:
+        # title-abstract's states are of its records alone: those it included pass
+        before = (states_before if states_before is not None
+                  else stage_view(store, TITLE_ABSTRACT).touched)
+        return sorted(i for i, st in before.items() if st.status == INCLUDED)
     ids = [r[0] for r in store.conn.execute(
         "SELECT id FROM records WHERE duplicate_of IS NULL ORDER BY id")]
     withdrawn = removed_search_records(store)
     if withdrawn:
         ids = [i for i in ids if i not in withdrawn]
-    if stage == TITLE_ABSTRACT:
-        return ids
-    before = (states_before if states_before is not None
-              else stage_view(store, TITLE_ABSTRACT).touched)
-    return [i for i in ids if before.get(i) is not None and before[i].status == INCLUDED]
+    return ids
 
 
 def stage_states(store: Store, stage: str) -> dict[int, RecordState]:
@@ -505,13 +506,19 @@ def current_decisions(store: Store, stage: str) -> dict[int, str]:
     as the PRISMA flow counts them.
     """
     k = get_protocol(store).reviewers_per_record
-    before = stage_states(store, TITLE_ABSTRACT) if stage == FULL_TEXT else None
+    # records no event touched at title-abstract are pending there: no state is built
+    # for them, a large store has hundreds of thousands
+    before = stage_view(store, TITLE_ABSTRACT)
     retrieval = fulltext_states(store) if stage == FULL_TEXT else {}
-    states = stage_states(store, stage)
+    states: Mapping[int, RecordState] = before.touched
     out: dict[int, str] = {}
-    if before is not None:
-        for rid, ta in before.items():
-            if ta.status != INCLUDED:
+    if stage == FULL_TEXT:
+        states = stage_view(store, FULL_TEXT, before=before).states()
+        for rid in before.ids:
+            ta = before.touched.get(rid)
+            if ta is None:
+                out[rid] = _AWAITING_TA
+            elif ta.status != INCLUDED:
                 out[rid] = _before_full_text(ta)
     for rid, st in states.items():
         label = _label(st, retrieval.get(rid), k)
@@ -522,7 +529,10 @@ def current_decisions(store: Store, stage: str) -> dict[int, str]:
 
 def _before_full_text(ta: RecordState) -> str:
     """Why a record that did not pass title-abstract has no full-text state."""
-    return "excluded at title-abstract" if ta.status == EXCLUDED else "awaiting title-abstract"
+    return "excluded at title-abstract" if ta.status == EXCLUDED else _AWAITING_TA
+
+
+_AWAITING_TA = "awaiting title-abstract"
 
 
 def _label(st: RecordState, retrieval: str | None, k: int) -> str | None:

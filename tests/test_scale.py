@@ -237,3 +237,43 @@ def test_reading_a_large_csv_holds_it_a_few_times_not_ten(tmp_path):
         tracemalloc.stop()
     assert len(parsed.result.records) == 2_000
     assert peak < 8 * size, peak / size
+
+
+@pytest.mark.parametrize("fmt", ["ris", "bibtex", "csv", "jsonl", "asreview"])
+def test_export_written_in_pieces_is_the_same_bytes_whatever_the_batch(
+        fmt, run, store, db_path, tmp_path, monkeypatch):
+    """An export is written a batch of records at a time (a large store is never held
+    whole): the file, standard output and the text are the same bytes for any batch."""
+    import db.formats.export as export
+
+    run("import", str(ROOT / "tests" / "data" / "screening_small.csv"), "--as", "database")
+    set_protocol(store, reviewers_per_record=1)
+    store.add_reviewer("ann")
+    store.db["records"].update(4, {"duplicate_of": 3})
+    for rid in range(1, 12):
+        store.log_event("decision", record_id=rid, reviewer="ann", stage=TA,
+                        value="exclude" if rid % 3 else "include",
+                        reason="wrong population" if rid % 3 else None,
+                        note=f"read twice {rid}" if rid % 4 == 0 else None)
+    store.log_event("tag", record_id=7, reviewer="ann", value="theory")
+    store.close()
+
+    def texts(batch: int) -> list[bytes]:
+        monkeypatch.setattr(export, "EXPORT_BATCH", batch)
+        out = tmp_path / f"out{batch}.{fmt}"
+        run("export", "--format", fmt, "-o", str(out))
+        shown = run("export", "--format", fmt, "--all").stdout_bytes
+        from db.store import open_store
+        s = open_store(db_path)
+        try:
+            result = export.export_records(s, fmt, decision="exclude")
+            assert result.n_records == 8
+            subset = result.text.encode()
+        finally:
+            s.close()
+        return [out.read_bytes(), shown, subset]
+
+    whole = texts(10**6)
+    assert whole[0].count(b"Soil erosion on terraced hillsides") == 1
+    assert texts(1) == whole
+    assert texts(3) == whole

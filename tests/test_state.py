@@ -196,3 +196,19 @@ def test_states_of_touched_records_and_counts_agree_with_each_record_read_alone(
         len(ta), sum(s.final for s in ta.values()),
         sum(1 for rid, s in ta.items() if s.status == PENDING and rid not in decided))
     assert (st.total, st.screened, st.final, st.pending, st.includes_found) == (32, 23, 11, 4, 20)
+
+
+def test_labels_at_each_stage_are_those_of_every_record_state(store):
+    """`current_decisions` reads only the touched records' states; the labels are those the
+    whole stage's states give, record by record."""
+    from db.state import _before_full_text, _label, fulltext_states
+
+    _mixed_log(store)
+    ta, ft = stage_states(store, TA), stage_states(store, FT)
+    retrieval = fulltext_states(store)
+    want_ta = {rid: label for rid, st in ta.items() if (label := _label(st, None, 2))}
+    want_ft = {rid: _before_full_text(st) for rid, st in ta.items() if st.status != INCLUDED}
+    want_ft.update({rid: label for rid, st in ft.items()
+                    if (label := _label(st, retrieval.get(rid), 2))})
+    assert current_decisions(store, TA) == want_ta and len(want_ta) == 28
+    assert current_decisions(store, FT) == want_ft and len(want_ft) == 32

@@ -9,11 +9,11 @@ spreadsheet would run as a formula are neutralised.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from base.errors import ClusterError
 from base.output import csv_text
+from base.record import Record
 from db.events import STAGES, TITLE_ABSTRACT
 from db.formats.bibtex import citation_keys, write_bibtex
 from db.formats.ris import write_ris
@@ -31,11 +31,40 @@ class ExportError(ClusterError):
     """An export request that cannot be met."""
 
 
-@dataclass(frozen=True)
 class ExportResult:
-    format: str
-    text: str
-    n_records: int
+    """An export: its text in pieces, a batch of records at a time (`chunks()`, read once:
+    write each piece as it comes and a large export is never held whole), or whole
+    (`text`), and the number of records in it (known once the pieces are read)."""
+
+    def __init__(self, fmt: str, pieces: Iterator[tuple[str, int]]):
+        self.format = fmt
+        self._pieces: Iterator[tuple[str, int]] | None = pieces  # (text, records in it)
+        self._text: str | None = None
+        self.counted = 0  # records in the pieces read so far
+
+    def chunks(self) -> Iterator[str]:
+        if self._pieces is None:
+            raise ExportError("This export was already read.")
+        pieces, self._pieces = self._pieces, None
+        for text, n in pieces:
+            self.counted += n
+            yield text
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = "".join(self.chunks())
+        return self._text
+
+    @property
+    def n_records(self) -> int:
+        if self._pieces is not None:
+            self.text  # noqa: B018  (reading it counts the records)
+        return self.counted
+
+
+#: records written per piece of an export
+EXPORT_BATCH = 1000
 
 
 def _one_line(text: str) -> str:
@@ -43,7 +72,10 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bool) -> list[dict]:
+def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bool
+          ) -> Iterator[list[dict]]:
+    """The export rows, in batches of `EXPORT_BATCH`: the records are read as they are
+    written, never all at once."""
     # here, not at the top: reading a reference file must not load the SQLite layer
     from db.state import current_decisions, is_partial, standing_events
     from db.tags import record_tags
@@ -65,16 +97,31 @@ def _rows(store: Store, stage: str, decision: str | None, include_duplicates: bo
         if ev["note"]:
             notes.setdefault(ev["record_id"], []).append(
                 f"{ev['reviewer'] or 'note'}: {_one_line(ev['note'])}")
-    source_ids: dict[int, list[str]] = {}
-    for rid, sid, service in store.conn.execute(
-            "SELECT record_id, source_record_id, service FROM sources ORDER BY id"):
-        if sid:
-            source_ids.setdefault(rid, []).append(f"{service}:{sid}")
-    out = []
+    batch: list[tuple[int, Record, str]] = []
     for rid, record in store.records(include_duplicates=include_duplicates):
         state = states.get(rid, "undecided")
         if decision and state != decision and not (decision == "partial" and is_partial(state)):
             continue
+        batch.append((rid, record, state))
+        if len(batch) == EXPORT_BATCH:
+            yield _batch_rows(store, stage, batch, reasons, notes, tags)
+            batch = []
+    if batch:
+        yield _batch_rows(store, stage, batch, reasons, notes, tags)
+
+
+def _batch_rows(store: Store, stage: str, batch: list[tuple[int, Record, str]],
+                reasons: Mapping[int, list[str]], notes: Mapping[int, list[str]],
+                tags: Mapping[int, Sequence[str]]) -> list[dict]:
+    source_ids: dict[int, list[str]] = {}
+    ids = [rid for rid, _, _ in batch]
+    for rid, sid, service in store.conn.execute(
+            f"SELECT record_id, source_record_id, service FROM sources WHERE record_id IN "
+            f"({','.join('?' * len(ids))}) ORDER BY id", ids):
+        if sid:
+            source_ids.setdefault(rid, []).append(f"{service}:{sid}")
+    out = []
+    for rid, record, state in batch:
         rs, ns = reasons.get(rid, []), notes.get(rid, [])
         kw = [f"cluster {stage} decision: {state}"] if state != "undecided" else []
         kw += [f"cluster exclusion reason: {r}" for r in rs]
@@ -116,8 +163,8 @@ def _csv_row(row: dict) -> dict[str, Any]:
     }
 
 
-def _write_csv(rows: list[dict], columns: tuple[str, ...]) -> str:
-    return csv_text(columns, (_csv_row(row) for row in rows))
+def _write_csv(rows: list[dict], columns: tuple[str, ...], header: bool = True) -> str:
+    return csv_text(columns, (_csv_row(row) for row in rows), header_row=header)
 
 
 def _write_jsonl(rows: list[dict]) -> str:
@@ -136,27 +183,47 @@ def _write_jsonl(rows: list[dict]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-_WRITERS: dict[str, Callable[[list[dict]], str]] = {
-    "ris": write_ris,
-    "bibtex": write_bibtex,
-    "csv": lambda rows: _write_csv(rows, CSV_COLUMNS),
-    "asreview": lambda rows: _write_csv(rows, ASREVIEW_COLUMNS),
-    "jsonl": _write_jsonl,
+#: format -> (the text of a batch of rows, given whether it is the first; what goes
+#: between two batches' texts), so that the pieces joined are the text of all the rows
+_WRITERS: dict[str, tuple[Callable[[list[dict], bool], str], str]] = {
+    "ris": (lambda rows, first: write_ris(rows), "\n"),  # a blank line between records
+    "bibtex": (lambda rows, first: write_bibtex(rows), "\n\n"),
+    "csv": (lambda rows, first: _write_csv(rows, CSV_COLUMNS, header=first), ""),
+    "asreview": (lambda rows, first: _write_csv(rows, ASREVIEW_COLUMNS, header=first), ""),
+    "jsonl": (lambda rows, first: _write_jsonl(rows), ""),
 }
 
 
 def export_records(store: Store, fmt: str, *, stage: str = TITLE_ABSTRACT,
                    decision: str | None = None, include_duplicates: bool = False) -> ExportResult:
-    """The records (canonical ones unless `include_duplicates`) as text in `fmt`."""
+    """The records (canonical ones unless `include_duplicates`) in `fmt`, as pieces that
+    read the store as they are taken (see `ExportResult`)."""
     if fmt not in _WRITERS:
         raise ExportError(f"Unknown export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}.")
     if stage not in STAGES:
         raise ExportError(f"Unknown stage {stage!r}: choose one of {', '.join(STAGES)}.")
     if decision is not None and decision not in DECISION_FILTERS:
         raise ExportError(f"Unknown decision {decision!r}: choose one of {', '.join(DECISION_FILTERS)}.")
-    rows = _rows(store, stage, decision, include_duplicates)
-    if fmt == "bibtex":
-        # keys from every record of the store, so a subset export cites as the full one
-        keys = citation_keys(store.records(include_duplicates=True))
-        rows = [{**row, "cite_key": keys[row["record_id"]]} for row in rows]
-    return ExportResult(fmt, _WRITERS[fmt](rows), len(rows))
+    return ExportResult(fmt, _pieces(store, fmt, stage, decision, include_duplicates))
+
+
+def _pieces(store: Store, fmt: str, stage: str, decision: str | None, include_duplicates: bool
+            ) -> Iterator[tuple[str, int]]:
+    write, between = _WRITERS[fmt]
+    # one snapshot: records decided or imported while the file is written wait for the next
+    with store.read_snapshot():
+        keys: dict[int, str] = {}
+        if fmt == "bibtex":
+            # keys from every record of the store, so a subset export cites as the full one;
+            # only the first author and the year make a key
+            keys = citation_keys((rid, Record(authors=r.authors[:1], year=r.year))
+                                 for rid, r in store.records(include_duplicates=True))
+        first = True
+        for rows in _rows(store, stage, decision, include_duplicates):
+            if keys:
+                rows = [{**row, "cite_key": keys[row["record_id"]]} for row in rows]
+            text = write(rows, first)
+            yield (text if first else between + text), len(rows)
+            first = False
+        if first:
+            yield write([], True), 0  # no record: a CSV's header alone
