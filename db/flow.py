@@ -436,7 +436,9 @@ def _compute_flow(store: Store, layout: str,
             rows = sorted(rows, key=lambda t: (COLUMN_ORDER.index(column_of_role[t[1]]), t[0]))
         column_of[rid] = column_of_role[rows[0][1]]
         for i, (_sid, role, key, label, row) in enumerate(rows):
-            slot = ident.setdefault((role, key), [label, row, 0, 0])
+            slot = ident.get((role, key))
+            if slot is None:
+                slot = ident[(role, key)] = [label, row, 0, 0]
             slot[2] += 1
             ident_by_column[column_of_role[role]] += 1
             if i > 0:

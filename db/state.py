@@ -445,11 +445,12 @@ def standing_sources(store: Store) -> list[tuple[int, int, str, str | None, str 
     oldest first: rows of removed searches left out, relabelled ones with their new role
     and source. `sources` itself is never changed: the log says what changed."""
     changes = search_changes(store)
+    if not changes:
+        return store.conn.execute(
+            "SELECT id, record_id, role, service, strategy FROM sources ORDER BY id").fetchall()
     rows = store.conn.execute(
         "SELECT so.id, so.record_id, so.role, so.service, so.strategy, s.uuid FROM sources so "
         "LEFT JOIN searches s ON s.id = so.search_id ORDER BY so.id").fetchall()
-    if not changes:
-        return [tuple(r[:5]) for r in rows]
     out = []
     for sid, rid, role, service, strategy, key in rows:
         c = changes.get(key) if key else None
