@@ -74,7 +74,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from base.errors import ClusterError
 from db.events import FULL_TEXT, TITLE_ABSTRACT
@@ -252,19 +252,26 @@ def _source_key(role: str, service: str | None, strategy: str | None,
     return name, name, "citations_results"
 
 
-def _study_links(store: Store, canon: Mapping[int, int]) -> dict[int, tuple[str, dict | None]]:
+def _study_links(store: Store, canon: Mapping[int, int], only: Sequence[int] | None = None
+                 ) -> dict[int, tuple[str, dict | None]]:
     """canonical record id -> (its study key, the standing `tag` event that set it, or None
     when its import named the study). A link with an empty key (`unlink_study`) leaves the
-    record a study of its own."""
+    record a study of its own. `only`: read the links of these records alone (a record and
+    its duplicates, with `canon` mapping them), not the whole store's."""
     out: dict[int, tuple[str, dict | None]] = {}
+    where, params = "", list(only or ())
+    if only is not None:
+        where = f" AND id IN ({','.join('?' * len(params))})"
     # only the records whose `extra` mentions a study are parsed (json.dumps writes the key
     # as it is): a large store has hundreds of thousands of records and a few such keys
     for rid, extra in store.conn.execute(
-            "SELECT id, extra FROM records WHERE duplicate_of IS NULL AND instr(extra, 'study')"):
+            "SELECT id, extra FROM records WHERE duplicate_of IS NULL AND instr(extra, 'study')"
+            + where, params):
         key = json.loads(extra or "{}").get("study")
         if key not in (None, ""):
             out[rid] = (str(key), None)
-    for e in standing_events(store, "kind = 'tag' AND value LIKE 'study:%'"):
+    for e in standing_events(store, "kind = 'tag' AND value LIKE 'study:%'" + where.replace(
+            " id IN", " record_id IN"), params):
         if e["record_id"] is None:
             continue
         key = e["value"][len("study:"):].strip()
@@ -276,10 +283,12 @@ def _study_links(store: Store, canon: Mapping[int, int]) -> dict[int, tuple[str,
     return out
 
 
-def study_keys(store: Store, canon: Mapping[int, int] | None = None) -> dict[int, str]:
-    """canonical record id -> its study key (see the module docstring)."""
+def study_keys(store: Store, canon: Mapping[int, int] | None = None,
+               only: Sequence[int] | None = None) -> dict[int, str]:
+    """canonical record id -> its study key (see the module docstring); `only`: the keys
+    of these records alone (a record and its duplicates, with `canon` mapping them)."""
     canon = canon if canon is not None else _canonical_of(store)
-    return {rid: key for rid, (key, _) in _study_links(store, canon).items()}
+    return {rid: key for rid, (key, _) in _study_links(store, canon, only).items()}
 
 
 def link_study(store: Store, record_ids: Iterable[int], study: str,

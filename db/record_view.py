@@ -110,7 +110,8 @@ def _view(store: Store, record_id: int) -> RecordView:
         merge_id=merges.get(record_id) if canonical != record_id else None,
         duplicates=_duplicates(store, record_id, merges),
         sources=tuple(sources_of(store, record_id)),
-        study=study_keys(store).get(canonical), tags=tags_of(store, canonical),
+        study=study_keys(store, {rid: canonical for rid in family}, family).get(canonical),
+        tags=tags_of(store, canonical),
         stages={stage: _stage(store, canonical, stage, states[stage], events, undone)
                 for stage in STAGES},
         fulltext=_fulltext(events, undone),

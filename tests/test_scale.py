@@ -277,3 +277,26 @@ def test_export_written_in_pieces_is_the_same_bytes_whatever_the_batch(
     assert whole[0].count(b"Soil erosion on terraced hillsides") == 1
     assert texts(1) == whole
     assert texts(3) == whole
+
+
+def test_a_records_study_key_read_alone_is_the_one_the_whole_store_gives(store):
+    """`cluster show` reads one record's study links (its own and its duplicates'), not the
+    store's: the key is the same."""
+    from base.record import Record
+    from db.flow import link_study, study_keys, unlink_study
+    from db.provenance import record_family
+
+    ids = [store.add_record(Record(title=f"Report {i}", extra={"study": "trial-a"} if i == 0
+                                   else {"note": "study-free"} if i == 1 else {}))
+           for i in range(6)]
+    store.db["records"].update(ids[3], {"duplicate_of": ids[2]})
+    link_study(store, [ids[3], ids[4]], "trial-b")  # through the duplicate
+    link_study(store, [ids[0]], "trial-c")
+    unlink_study(store, [ids[4]])
+    whole = study_keys(store)
+    assert whole == {ids[0]: "trial-c", ids[2]: "trial-b"}
+    for rid in ids:
+        canonical = store.canonical_id(rid)
+        family = record_family(store, canonical)
+        alone = study_keys(store, {r: canonical for r in family}, family)
+        assert alone.get(canonical) == whole.get(canonical)
