@@ -404,8 +404,12 @@ def _compute_flow(store: Store, layout: str,
     review_type = get_protocol(store).review_type
     update = review_type == "update"
     column_of_role = {**COLUMN_OF_ROLE, "index": "previous" if update else "other"}
-    canon = _canonical_of(store)
-    canonical_ids = sorted(r for r, c in canon.items() if r == c)
+    # duplicates -> their canonical record (`canon.get(r, r)`): a large store's records are
+    # mostly canonical, and a map of every record costs more than the counting
+    canon = store.canonical_map()
+    canonical_ids = [r for (r,) in store.conn.execute(
+        "SELECT id FROM records WHERE duplicate_of IS NULL ORDER BY id")]
+    known = set(canonical_ids)
 
     # identification: group each work's retrievals, keep one, count the rest as duplicates
     retrievals: dict[int, list[tuple[int, str, str, str, str]]] = {}
@@ -415,7 +419,7 @@ def _compute_flow(store: Store, layout: str,
             raise FlowError(
                 f"Source row {sid} of record {rid} has role {role!r}, not one of "
                 f"{', '.join(COLUMN_OF_ROLE)}: fix the import that wrote it.", [rid])
-        if rid not in canon:
+        if rid not in known and rid not in canon:
             raise FlowError(f"Source row {sid} points to record {rid}, which is not in this store.",
                             [rid])
         named = source_keys.get((role, service, strategy))
@@ -423,7 +427,7 @@ def _compute_flow(store: Store, layout: str,
             named = source_keys[(role, service, strategy)] = _source_key(role, service, strategy,
                                                                          update)
         key, label, row = named
-        retrievals.setdefault(canon[rid], []).append((sid, role, key, label, row))
+        retrievals.setdefault(canon.get(rid, rid), []).append((sid, role, key, label, row))
     # records found only by searches since removed leave the flow; their decisions stay logged
     removed = removed_search_records(store)
     canonical_ids = [r for r in canonical_ids if r not in removed]

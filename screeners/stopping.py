@@ -109,7 +109,7 @@ _NEGLIGIBLE = math.exp(-40.0)
 def _log_pmf(j: int, N: int, K: int, n: int) -> float:
     """log P(X = j) for X ~ Hypergeometric(N, K, n): log C(K, j) + log C(N-K, n-j) - log C(N, n)."""
     lg = math.lgamma
-    # grouped by binomial coefficient: each group's rounding is the same whatever N is
+    # summed a binomial coefficient at a time: regrouped, the nine terms round otherwise
     return ((lg(K + 1) - lg(j + 1) - lg(K - j + 1))
             + (lg(N - K + 1) - lg(n - j + 1) - lg(N - K - n + j + 1))
             - (lg(N + 1) - lg(n + 1) - lg(N - n + 1)))
