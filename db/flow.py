@@ -218,9 +218,10 @@ class Flow:
 
 
 def _canonical_of(store: Store) -> dict[int, int]:
-    """record id -> canonical id for every record (itself where it is not a duplicate)."""
-    dups = store.canonical_map()
-    return {rid: dups.get(rid, rid) for (rid,) in store.conn.execute("SELECT id FROM records")}
+    """record id -> canonical id for every duplicate; read it as `canon.get(rid, rid)`.
+    A large store's records are mostly canonical: a map of every record would cost
+    more than the counting."""
+    return store.canonical_map()
 
 
 def _source_key(role: str, service: str | None, strategy: str | None,
@@ -404,9 +405,7 @@ def _compute_flow(store: Store, layout: str,
     review_type = get_protocol(store).review_type
     update = review_type == "update"
     column_of_role = {**COLUMN_OF_ROLE, "index": "previous" if update else "other"}
-    # duplicates -> their canonical record (`canon.get(r, r)`): a large store's records are
-    # mostly canonical, and a map of every record costs more than the counting
-    canon = store.canonical_map()
+    canon = _canonical_of(store)
     canonical_ids = [r for (r,) in store.conn.execute(
         "SELECT id FROM records WHERE duplicate_of IS NULL ORDER BY id")]
     known = set(canonical_ids)
