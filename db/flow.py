@@ -399,7 +399,7 @@ def compute_flow(store: Store, layout: str | None = None) -> Flow:
 
 
 def _compute_flow(store: Store, layout: str,
-                  sources: list[tuple[int, int, str, str | None, str | None]]) -> Flow:
+                  source_rows: list[tuple[int, int, str, str | None, str | None]]) -> Flow:
     if layout not in LAYOUTS:
         raise FlowError(f"Unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}.")
     review_type = get_protocol(store).review_type
@@ -413,7 +413,7 @@ def _compute_flow(store: Store, layout: str,
     # identification: group each work's retrievals, keep one, count the rest as duplicates
     retrievals: dict[int, list[tuple[int, str, str, str, str]]] = {}
     source_keys: dict[tuple[str, str | None, str | None], tuple[str, str, str]] = {}
-    for sid, rid, role, service, strategy in sources:
+    for sid, rid, role, service, strategy in source_rows:
         if role not in COLUMN_OF_ROLE:
             raise FlowError(
                 f"Source row {sid} of record {rid} has role {role!r}, not one of "
