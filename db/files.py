@@ -12,13 +12,13 @@ from pathlib import Path
 #: SQLite's companions of a database file: write-ahead log, shared memory, rollback journal
 SQLITE_COMPANIONS = (("-wal", "write-ahead log"), ("-shm", "shared-memory file"),
                      ("-journal", "rollback journal"))
-FEATURES_SUFFIX = ".features.npz"
+FEATURES_SUFFIX = ".features.sqlite"
 HTTP_CACHE_SUFFIX = ".http-cache.sqlite"
 FULLTEXT_SUFFIX = ".fulltext"
 
 
 def features_path(store_path: str | Path) -> Path:
-    """The prioritiser's feature cache beside the store (`review.db.features.npz`)."""
+    """The prioritiser's feature cache beside the store (`review.db.features.sqlite`)."""
     p = Path(store_path)
     return p.with_name(p.name + FEATURES_SUFFIX)
 

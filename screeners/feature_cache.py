@@ -1,48 +1,42 @@
-"""The store's fitted TF-IDF features kept on disk, so a new process (`cluster
-status --estimate`, a new `cluster screen`) loads them instead of refitting.
+"""The prioritiser's term counts kept beside the store, a row per record, so a
+new process (`cluster status --estimate`, a new `cluster screen`) reads them
+instead of counting every text again, and a changed store costs only its
+changed records.
 
-The cache is one file beside the store, `<store file>.features.npz`, holding each
-matrix (and the second one of the same records, if the features have one:
-`Views.second`) as its structure and its term counts, not its weights: the
-weights are computed again on loading (`Tfidf.weigh`, the same numbers the fit
-gave), so an entry costs five bytes rather than eight, and the file is
-deflated (its column numbers and counts repeat). With the record ids and the
-vocabulary, it carries the fingerprint they were made from: the feature
-settings, the library versions that shape the numbers, and a hash of every
-record's id, title, abstract and keywords. A file whose fingerprint differs, or
-that cannot be read or does not hang together, is ignored and rewritten; the
-cache is only ever a shortcut to the same matrix a fresh fit gives. Nothing but
-numbers and terms is stored, and it is read without unpickling, so a file
-planted beside a store cannot run code.
+The cache is a SQLite file beside the store, `<store file>.features.sqlite`.
+Each canonical record has a row: its id, a hash of its title, abstract and
+keywords (`text_hash`), and its term counts in each view of the features
+(hashed columns, `Tfidf.term_counts`), deflated. A record whose text hash
+differs from its row's, or that has no row, is counted again and its row
+replaced; rows of records that are gone or became duplicates are deleted. The
+weights are not stored: the document frequencies, and so the idf, change
+whenever records are added, so they are computed from the counts on loading
+(cheap next to counting). The file also holds each reviewer's last ranking,
+so a sitting can show its first card before the ranking is computed again.
+
+A file made with other feature settings, or that cannot be read, is started
+again; a row that does not decode is counted again. The cache is only ever a
+shortcut to the counts a fresh count gives. Nothing but numbers is stored
+(no text, no terms), and nothing is unpickled.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tempfile
-import zipfile
-from dataclasses import dataclass
+import sqlite3
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Iterable, Sequence
 
 import numpy as np
 from scipy import sparse
 
-from db.files import FEATURES_SUFFIX, features_path
+from db.files import features_path
 from db.store import Store
-from screeners.prioritiser.components import Views
 
-FORMAT = 3  # bump when the file layout changes
-
-
-@dataclass(frozen=True)
-class Cached:
-    ids: np.ndarray
-    counts: Views  # each matrix's structure, its data the term counts (not yet weighed)
-    empty: np.ndarray  # bool per row: the record has no text
-    terms: tuple[str, ...] | None  # column order; None: no vectoriser (no text at all)
+FORMAT = 4  # bump when the file layout changes
+ORDER_KEPT = 500  # records of a reviewer's last ranking kept for the next sitting's start
 
 
 def cache_path(store: Store) -> Path | None:
@@ -52,130 +46,197 @@ def cache_path(store: Store) -> Path | None:
     return features_path(store.path)
 
 
-def fingerprint(store: Store, settings: dict[str, Any]) -> str:
-    """A hash of the feature settings and of every record's id and texts.
-
-    Reads the texts as bytes straight from SQLite: about twice the cost of the
-    length totals it replaces, and any edit to a text changes it.
-    """
-    import scipy
-    import sklearn
-
-    h = hashlib.blake2b(digest_size=20)
-    h.update(json.dumps({"format": FORMAT, "settings": settings, "sklearn": sklearn.__version__,
-                         "numpy": np.__version__, "scipy": scipy.__version__},
-                        sort_keys=True, default=str).encode())
-    cur = store.db.conn.execute(
-        "SELECT id, CAST(title AS BLOB), CAST(abstract AS BLOB), CAST(keywords AS BLOB) "
-        "FROM records ORDER BY id")
-    for rows in iter(lambda: cur.fetchmany(2000), []):
-        for rid, t, a, k in rows:
-            # lengths first, so no two different records hash alike by shifting text
-            h.update(b"%d\x1f%d\x1f%d\x1f%d\x1e" % (
-                rid, -1 if t is None else len(t), -1 if a is None else len(a),
-                -1 if k is None else len(k)))
-            for part in (t, a, k):
-                if part:
-                    h.update(part)
-    return h.hexdigest()
+def text_hash(title: str | None, abstract: str | None, keywords: str | None) -> bytes:
+    """A hash of a record's texts (lengths first, so no two records hash alike by
+    shifting text from one field to the next)."""
+    parts = [(p or "").encode("utf-8", "surrogatepass") for p in (title, abstract, keywords)]
+    h = hashlib.blake2b(b"%d\x1f%d\x1f%d\x1e" % tuple(len(p) for p in parts), digest_size=12)
+    for p in parts:
+        h.update(p)
+    return h.digest()
 
 
-def load(path: Path, fp: str) -> Cached | None:
-    """The cached features if `path` holds them for fingerprint `fp`, else None."""
+def encode_rows(counts: Sequence[sparse.csr_matrix]) -> list[bytes]:
+    """Each row's counts in every view, one deflated blob per row: the entries per
+    view, then per view the column gaps, then per view the counts (all uint32)."""
+    views = [sparse.csr_matrix(C) for C in counts]
+    for C in views:
+        C.sort_indices()
+    out = []
+    for r in range(views[0].shape[0]):
+        cols, vals, ns = [], [], []
+        for C in views:
+            a, b = C.indptr[r], C.indptr[r + 1]
+            c = C.indices[a:b].astype(np.uint32)
+            cols.append(np.diff(c, prepend=np.uint32(0)))
+            vals.append(C.data[a:b].astype(np.uint32))
+            ns.append(b - a)
+        arr = np.concatenate([np.asarray(ns, dtype=np.uint32), *cols, *vals]).astype("<u4")
+        out.append(zlib.compress(arr.tobytes(), 6))
+    return out
+
+
+def decode_rows(blobs: Sequence[bytes], n_views: int, width: int
+                ) -> tuple[sparse.csr_matrix, ...] | None:
+    """The count matrices `encode_rows` was given, rows in the order of `blobs`;
+    None if any blob does not decode or does not hang together."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["fingerprint"][()]) != fp:
-                return None
-            ids = z["ids"].astype(np.int64)
-            matrices = [_matrix(z, _prefix(k)) for k in range(int(z["n_views"][()]))]
-            empty = z["empty"].astype(bool)
-            has_vec = bool(z["has_vectorizer"][()])
-            terms = tuple(bytes(z["terms"]).decode("utf-8").split("\n")) if has_vec else None
-    except Exception:  # unreadable, truncated, foreign or from another layout: refit
+        raw = [zlib.decompress(b) for b in blobs]
+    except (zlib.error, TypeError):
         return None
-    views = [m for m in matrices if m is not None and m.shape[0] == len(ids)]
-    if not 1 <= len(views) <= 2 or len(views) != len(matrices):
+    if any(len(r) % 4 for r in raw):
         return None
-    n_cols = views[0].shape[1]
-    ok = len(ids) == len(empty) and bool(np.all(np.diff(ids) > 0))
-    if has_vec:
-        ok = ok and terms is not None and len(terms) == len(set(terms)) == n_cols
-    if not ok:
+    lengths = np.fromiter((len(r) // 4 for r in raw), dtype=np.int64, count=len(raw))
+    a = np.frombuffer(b"".join(raw), dtype="<u4")
+    del raw
+    starts = np.cumsum(lengths) - lengths
+    if len(lengths) and int(lengths.min()) < n_views:
         return None
-    return Cached(ids, Views(*views), empty, terms)
+    ns = np.stack([a[starts + v].astype(np.int64) for v in range(n_views)], axis=1) \
+        if len(starts) else np.zeros((0, n_views), dtype=np.int64)
+    per_row = ns.sum(axis=1)
+    if not np.array_equal(lengths, n_views + 2 * per_row):
+        return None
+    out = []
+    before = np.zeros(len(starts), dtype=np.int64)  # entries of earlier views in each row
+    for v in range(n_views):
+        n = ns[:, v]
+        indptr = np.zeros(len(n) + 1, dtype=np.int64)
+        np.cumsum(n, out=indptr[1:])
+        total = int(indptr[-1])
+        within = np.arange(total, dtype=np.int64) - np.repeat(indptr[:-1], n)
+        col_at = np.repeat(starts + n_views + before, n) + within
+        cnt_at = np.repeat(starts + n_views + per_row + before, n) + within
+        gaps = a[col_at].astype(np.int64)
+        del col_at
+        # the gaps summed within each row give the columns back
+        run = np.cumsum(gaps)
+        first = indptr[:-1][n > 0]
+        base = np.zeros(len(n), dtype=np.int64)
+        base[n > 0] = run[first] - gaps[first]
+        cols = run - np.repeat(base, n)
+        del run, gaps
+        data = a[cnt_at].astype(np.float32)
+        del cnt_at, within
+        if total and (cols.min() < 0 or cols.max() >= width or data.min() <= 0):
+            return None
+        idx = np.int32 if total < 2**31 else np.int64
+        out.append(sparse.csr_matrix((data, cols.astype(np.int32), indptr.astype(idx)),
+                                     shape=(len(n), width)))
+        before += n
+    return tuple(out)
 
 
-def _prefix(view: int) -> str:
-    # the first view's arrays keep the names they had before there were views
-    return f"view{view}_" if view else ""
+class FeatureFile:
+    """The cache file of one store, open."""
 
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
 
-def _matrix(z: Any, prefix: str) -> sparse.csr_matrix | None:
-    """The count matrix stored under `prefix`, or None if its parts do not hang together."""
-    shape = tuple(int(v) for v in z[prefix + "shape"])
-    data, indices, indptr = z[prefix + "counts"], z[prefix + "indices"], z[prefix + "indptr"]
-    n_rows, n_cols = shape if len(shape) == 2 else (-1, -1)
-    ok = (n_rows >= 0 and len(indptr) == n_rows + 1
-          and indptr[0] == 0 and indptr[-1] == len(data) == len(indices)
-          and bool(np.all(np.diff(indptr) >= 0))
-          and (len(indices) == 0 or (0 <= indices.min() and indices.max() < n_cols))
-          and np.issubdtype(data.dtype, np.unsignedinteger)
-          and (len(data) == 0 or data.min() > 0))
-    return sparse.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols)) if ok else None
-
-
-def save(path: Path, fp: str, ids: np.ndarray, X: Views, counts: tuple[np.ndarray, ...],
-         empty: np.ndarray, vectorizer: Any) -> bool:
-    """Write the features for fingerprint `fp` (`counts`: each view's term counts,
-    entry for entry with its `data`); False (and no file) if it cannot be written:
-    the cache is a shortcut, never a reason to fail."""
-    terms_blob = np.zeros(0, dtype=np.uint8)
-    has_vec = vectorizer is not None
-    if has_vec:
-        terms = vectorizer.get_feature_names_out().tolist()
-        if any("\n" in t for t in terms):
-            return False  # the term list is newline-separated
-        terms_blob = np.frombuffer("\n".join(terms).encode("utf-8"), dtype=np.uint8)
-    if len(counts) != len(X.all) or any(len(c) != V.nnz for c, V in zip(counts, X.all)):
-        return False
-    arrays: dict[str, np.ndarray] = {
-        "fingerprint": np.array(fp), "ids": ids, "n_views": np.array(len(X.all)),
-        "empty": empty, "has_vectorizer": np.array(has_vec), "terms": terms_blob}
-    for k, (V, c) in enumerate(zip(X.all, counts)):
-        p = _prefix(k)
-        arrays.update({p + "shape": np.array(V.shape), p + "counts": c,
-                       p + "indices": V.indices, p + "indptr": V.indptr})
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            store_file = path.with_name(path.name[: -len(FEATURES_SUFFIX)])
-            if store_file.exists():
-                # whoever may read the store may read its features (mkstemp makes 0600)
-                os.fchmod(fh.fileno(), store_file.stat().st_mode & 0o666)
-            # the layout np.savez_compressed writes, deflated at the fastest level:
-            # the column numbers shrink by about a half at a fraction of the time
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED,
-                                 compresslevel=1) as zf:
-                for name, arr in arrays.items():
-                    with zf.open(name + ".npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, np.asanyarray(arr),
-                                                  allow_pickle=False)
-        # readers see the old file or the new one, never half of one
-        os.replace(tmp, path)
-        return True
-    except Exception:  # a full disk, a read-only folder: go on without the file
-        if tmp is not None:
+    @classmethod
+    def open(cls, path: Path, settings: str) -> FeatureFile | None:
+        """The cache at `path` for feature settings `settings`, started again if it
+        was made with other settings or cannot be read; None if it cannot be had
+        (a read-only folder, a folder in its place): go on without it."""
+        for attempt in (0, 1):
             try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        return False
+                new = not path.exists()
+                conn = sqlite3.connect(str(path), timeout=10, isolation_level=None,
+                                       check_same_thread=False)
+                try:
+                    ok = _prepare(conn, f"{FORMAT}:{settings}")
+                    if new:
+                        _same_mode(path)
+                except sqlite3.DatabaseError:
+                    conn.close()
+                    ok = False
+                if ok:
+                    return cls(conn)
+                conn.close()
+                if attempt == 0 and path.is_file():
+                    path.unlink()  # another layout, other settings, not a database: anew
+            except (OSError, sqlite3.Error):
+                return None
+        return None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def hashes(self) -> dict[int, bytes]:
+        """record id -> the text hash its row was counted from."""
+        return dict(self.conn.execute("SELECT id, hash FROM rows"))
+
+    def write(self, ids: Sequence[int], hashes: Sequence[bytes],
+              counts: Sequence[sparse.csr_matrix]) -> bool:
+        """Store (or replace) these records' rows; False if they could not be written."""
+        blobs = encode_rows(counts)
+        return self._write("INSERT OR REPLACE INTO rows (id, hash, counts) VALUES (?, ?, ?)",
+                           zip(ids, hashes, blobs))
+
+    def remove(self, ids: Iterable[int]) -> bool:
+        return self._write("DELETE FROM rows WHERE id = ?", ((i,) for i in ids))
+
+    def _write(self, sql: str, rows: Iterable[tuple]) -> bool:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.executemany(sql, rows)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            return True
+        except sqlite3.Error:  # a full disk, another writer holding on: go on without
+            return False
+
+    def read(self, ids: np.ndarray, n_views: int, width: int
+             ) -> tuple[sparse.csr_matrix, ...] | None:
+        """The counts of records `ids` (sorted), row for row; None if any is missing
+        or does not decode."""
+        wanted = set(ids.tolist())
+        blobs: list[bytes] = []
+        got: list[int] = []
+        for rid, blob in self.conn.execute("SELECT id, counts FROM rows ORDER BY id"):
+            if rid in wanted:
+                got.append(rid)
+                blobs.append(blob)
+        if len(got) != len(ids) or not np.array_equal(np.asarray(got, dtype=np.int64), ids):
+            return None
+        return decode_rows(blobs, n_views, width)
+
+    def save_order(self, stage: str, reviewer: str, ids: Sequence[int]) -> bool:
+        blob = np.asarray(list(ids)[:ORDER_KEPT], dtype="<i8").tobytes()
+        return self._write("INSERT OR REPLACE INTO orders (stage, reviewer, ids) VALUES (?, ?, ?)",
+                           [(stage, reviewer, blob)])
+
+    def order(self, stage: str, reviewer: str) -> list[int]:
+        row = self.conn.execute("SELECT ids FROM orders WHERE stage = ? AND reviewer = ?",
+                                (stage, reviewer)).fetchone()
+        if row is None or not isinstance(row[0], bytes) or len(row[0]) % 8:
+            return []
+        return np.frombuffer(row[0], dtype="<i8").tolist()
 
 
-def vectorizer_from(feature: Any, terms: tuple[str, ...], idf: np.ndarray) -> Any:
-    """The fitted vectoriser rebuilt from its vocabulary and idf weights."""
-    vec = feature.vectorizer()
-    vec.set_params(vocabulary={t: i for i, t in enumerate(terms)})
-    vec.idf_ = idf
-    return vec
+def _prepare(conn: sqlite3.Connection, layout: str) -> bool:
+    """Make the tables of a new file; whether the file is of `layout`."""
+    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'layout'").fetchone()
+    if row is None:
+        if conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] != 1:
+            return False  # tables of something else
+        conn.executescript(
+            "BEGIN;"
+            "CREATE TABLE rows (id INTEGER PRIMARY KEY, hash BLOB NOT NULL, counts BLOB NOT NULL);"
+            "CREATE TABLE orders (stage TEXT, reviewer TEXT, ids BLOB, "
+            "PRIMARY KEY (stage, reviewer));"
+            "COMMIT;")
+        conn.execute("INSERT INTO meta (key, value) VALUES ('layout', ?)", (layout,))
+        return True
+    return bool(row[0] == layout)
+
+
+def _same_mode(path: Path) -> None:
+    # whoever may read the store may read its features
+    store_file = path.with_name(path.name[: -len(path.suffix)].rsplit(".features", 1)[0])
+    if store_file.exists():
+        os.chmod(path, store_file.stat().st_mode & 0o666)

@@ -3,16 +3,22 @@ records, retrained from the decision log, and the estimate of relevant records
 left.
 
 The model itself is `screeners.prioritiser` (the default in
-`screeners/prioritiser/presets.py`). TF-IDF features are fitted once per store
-content, keyed by a fingerprint of the feature settings and of every record's
-id and texts, kept in memory (the cache policy of
-`screeners.prioritiser.cache`) and in a file beside the store
-(`screeners.feature_cache`), so a new process loads them and they are refitted
-only when records are added or their texts change. The classifier is refitted
-on every call while a fit is fast; once a fit takes longer than `FIT_BUDGET`
-seconds the last model is reused until the labelled set has grown by the
-simulation schedule's share of it (1.5 %, whatever the store's size), so a
-reviewer never waits on it.
+`screeners/prioritiser/presets.py`). Only canonical records get features (a
+duplicate is never screened); their TF-IDF matrix is weighed from term counts
+kept per record in a file beside the store (`screeners.feature_cache`), so a
+new process counts only records added or edited since, and in memory (the
+cache policy of `screeners.prioritiser.cache`) while the records stay as they
+were: the same count of records and of duplicates, the same highest id, no
+write to them through this connection (`_records_version`, a few milliseconds
+on any store; texts edited in place by another process are seen by the next
+process). A model whose features are not hashed per record is fitted in
+memory only.
+
+The classifier is refitted on every call while a fit is fast; once a fit
+takes longer than `FIT_BUDGET` seconds, the last model is reused until the
+labelled set has grown by the simulation's schedule (`Schedule`: 1.5 % of the
+labels per 750 records), so a reviewer never waits on it and a large store
+refits in proportionally larger batches, as the simulation measured.
 
 Before the team has both an include and an exclude, records are ranked by
 cosine similarity to the protocol's question and include terms, to the index
@@ -22,8 +28,10 @@ relevant so far, minus half their similarity to the protocol's exclude terms.
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -43,20 +51,33 @@ from screeners.stopping import excludes_in_a_row
 
 FIT_BUDGET = 0.2  # seconds; a slower fit switches to batched refits
 DEFAULT_MODEL = "default"
+COUNT_BATCH = 5000  # records counted at a time: bounds the texts held at once
+_SERIALS = itertools.count()
 
 
 @dataclass(frozen=True)
 class Features:
-    ids: np.ndarray  # record id of each row
+    ids: np.ndarray  # record id of each row (the canonical records, in id order)
     X: Views
-    vectorizer: Any
+    vectorizer: Any  # places a new text in X.first's columns (`transform`)
     empty: frozenset[int]  # records with no text at all
     known: frozenset[int]  # every record id with a row
-    origin: str = "fitted"  # "fitted" in this process, or "disk" (loaded from the cache file)
+    origin: str = "fitted"  # "fitted": all counted here; "disk": none; "updated": some
+    recounted: int = 0  # records whose terms were counted in this process
+    serial: int = field(default_factory=lambda: next(_SERIALS))  # tells two apart
 
     def rows(self, record_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         pos = np.searchsorted(self.ids, np.asarray(record_ids, dtype=np.int64))
         return pos
+
+    def positions(self, record_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(the ids among `record_ids` that have a row, in the order given; their rows)."""
+        ids = np.asarray(record_ids, dtype=np.int64)
+        if not len(ids) or not len(self.ids):
+            return ids[:0], ids[:0]
+        pos = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        hit = self.ids[pos] == ids
+        return ids[hit], pos[hit]
 
 
 @dataclass(frozen=True)
@@ -66,12 +87,12 @@ class Ranking:
     warnings: tuple[str, ...] = ()
 
 
-# owner: where the store is; version: the fingerprint of its texts and the settings
+# owner: where the store is; version: the feature settings and `_records_version`
 _FEATURES: Memo[Features] = Memo(size=4)
-# owner: (where, stage, model); version: the features' signature; value: (labels, scores, fit s)
+# owner: (where, stage, model); version: the features' serial; value: (labels, scores, fit s)
 _MODELS: Memo[tuple[int, np.ndarray, float]] = Memo(size=8)
-# owner: where; version: what could have changed the records since the hash was taken
-_FINGERPRINTS: Memo[str] = Memo(size=4)
+# owner: (where, stage); version: the features' serial; value: (labels, estimate, fit s)
+_ESTIMATES: Memo[tuple[int, "float | None", float]] = Memo(size=8)
 
 
 def _record_writes(conn: Any) -> int | None:
@@ -91,94 +112,174 @@ def _record_writes(conn: Any) -> int | None:
         return None
 
 
-def _signature(store: Store, model: Model | None = None) -> tuple:
-    """(where the store is, fingerprint of its records' texts and the feature settings)."""
-    m = model or resolve_model(DEFAULT_MODEL)
-    where = str(store.path) if store.path is not None else f"memory:{id(store)}"
-    settings = m.feature.describe()
-    # Hashing every text costs about 60 ms at 10,000 records, too much for each
-    # update. The hash is remembered while nothing can have changed the records:
-    # no other connection has committed (SQLite's data_version) and this one has
-    # not written to them (a per-connection counter kept by temporary triggers).
+def _where(store: Store) -> str:
+    return str(store.path) if store.path is not None else f"memory:{id(store)}"
+
+
+def _records_version(store: Store) -> tuple | None:
+    """What changes when records are added, removed, merged or unmerged, or written
+    through this connection (None where writes cannot be counted: never reused).
+    Reading every text to hash it costs seconds on a large store: too much for
+    each decision."""
     conn = store.db.conn
-    changes = _record_writes(conn)
-    version = conn.execute("PRAGMA data_version").fetchone()[0]
-    state = (id(conn), version, changes, repr(settings))
-    fp = _FINGERPRINTS.get(where, state) if changes is not None else None
-    if fp is None:
-        fp = _FINGERPRINTS.put(where, state, feature_cache.fingerprint(store, settings))
-    return (where, fp)
+    writes = _record_writes(conn)
+    if writes is None:
+        return None
+    row = conn.execute("SELECT count(*), max(id), count(duplicate_of), total(duplicate_of) "
+                       "FROM records").fetchone()
+    return (id(conn), writes, *row)
 
 
-def _text(row: dict) -> str:
-    import json
-
-    kw = " ".join(json.loads(row.get("keywords") or "[]"))
-    return " ".join(t.strip() for t in (row.get("title") or "", row.get("abstract") or "", kw)
-                    if t and t.strip())
+def _settings(m: Model) -> str:
+    return json.dumps(m.feature.describe(), sort_keys=True, default=str)
 
 
-def features(store: Store, model: Model | None = None, signature: tuple | None = None
-             ) -> Features:
-    """The TF-IDF matrix of every record (duplicates too, so any id has a row):
-    from this process's memory, else from the file beside the store, else
-    fitted (and the file written)."""
+def _texts(title: str | None, abstract: str | None, keywords: str | None) -> tuple[str, str]:
+    """(the record's text: title, abstract and keywords; its title alone)."""
+    kw = " ".join(json.loads(keywords or "[]"))
+    text = " ".join(t.strip() for t in (title or "", abstract or "", kw) if t and t.strip())
+    return text, (title or "").strip()
+
+
+def features(store: Store, model: Model | None = None) -> Features:
+    """The TF-IDF matrix of the canonical records: from this process's memory
+    while the records are as they were, else from the term counts kept beside the
+    store, counting only the records whose text is new or changed."""
     m = model or resolve_model(DEFAULT_MODEL)
-    key = signature or _signature(store, m)
-    cached = _FEATURES.get(key[0], key[1])
+    where, settings = _where(store), _settings(m)
+    version = _records_version(store)
+    cached = _FEATURES.get(where, (settings, version)) if version is not None else None
     if cached is not None:
         return cached
-    path = feature_cache.cache_path(store)
-    f = _load_features(path, key[1], m) if path is not None else None
-    if f is None:
-        f, counts = _fit_features(store, m)
-        if path is not None and counts is not None:
-            feature_cache.save(path, key[1], f.ids, f.X, counts,
-                               np.isin(f.ids, list(f.empty)), f.vectorizer)
-    return _FEATURES.put(key[0], key[1], f)
+    if getattr(m.feature, "hash_bits", None):
+        f = _counted_features(store, m, settings)
+    else:
+        f = _fit_features(store, m)
+    return _FEATURES.put(where, (settings, version), f)
 
 
-def _fit_features(store: Store, m: Model) -> tuple[Features, tuple[np.ndarray, ...] | None]:
-    """The features fitted, with each view's term counts (None where the feature
-    extractor keeps none: nothing is written to the cache then)."""
+def _canonical_texts(store: Store) -> Any:
+    return store.db.conn.execute("SELECT id, title, abstract, keywords FROM records "
+                                 "WHERE duplicate_of IS NULL ORDER BY id")
+
+
+def _fit_features(store: Store, m: Model) -> Features:
+    """The features fitted whole, in memory (a model without per-record counts)."""
     ids, texts, titles = [], [], []
-    for row in store.record_rows(include_duplicates=True):
-        ids.append(row["id"])
-        texts.append(_text(row))
-        titles.append((row.get("title") or "").strip())
+    for rid, t, a, k in _canonical_texts(store):
+        text, title = _texts(t, a, k)
+        ids.append(rid)
+        texts.append(text)
+        titles.append(title)
     vec, X = None, Views(sparse.csr_matrix((len(ids), 1), dtype=np.float32))
-    counts: tuple[np.ndarray, ...] | None = (np.zeros(0, dtype=np.uint8),)
     if any(t for t in texts):
         try:
-            if hasattr(m.feature, "fit_counted"):
-                vec, X, counts = m.feature.fit_counted(texts, titles)
-            else:
-                (vec, X), counts = m.feature.fit(texts, titles), None
+            vec, X = m.feature.fit(texts, titles)
         except NoWordsError:
             pass  # not one countable word yet: every record ranks alike, as with no text
     empty = frozenset(i for i, t in zip(ids, texts) if not t)
-    return Features(np.asarray(ids, dtype=np.int64), X, vec, empty, frozenset(ids)), counts
+    return Features(np.asarray(ids, dtype=np.int64), X, vec, empty, frozenset(ids),
+                    recounted=len(ids))
 
 
-def _load_features(path: Any, fp: str, m: Model) -> Features | None:
-    c = feature_cache.load(path, fp)
-    if c is None:
-        return None
-    if c.terms is not None:
-        if not hasattr(m.feature, "weigh"):
-            return None
-        # the weights from the counts, as the fit computed them
-        X, idf = m.feature.weigh(c.counts, [V.data for V in c.counts.all])
-        vec = feature_cache.vectorizer_from(m.feature, c.terms, idf)
+def _counted_features(store: Store, m: Model, settings: str) -> Features:
+    """The features from per-record term counts: those kept in the file whose
+    text hash still matches, the others counted now (and written)."""
+    feat = m.feature
+    width, n_views = 1 << feat.hash_bits, feat.n_views
+    path = feature_cache.cache_path(store)
+    cache = feature_cache.FeatureFile.open(path, settings) if path is not None else None
+    try:
+        have = cache.hashes() if cache is not None else {}
+        ids, empty, parts, recounted = _count_changed(store, feat, cache, have)
+        counts = None
+        if cache is not None:
+            gone = set(have) - set(ids)
+            if gone:
+                cache.remove(sorted(gone))
+            if recounted < len(ids):
+                counts = cache.read(np.asarray(ids, dtype=np.int64), n_views, width)
+                if counts is None:  # a row that does not decode, a file changed meanwhile
+                    ids, empty, parts, recounted = _count_changed(store, feat, cache, {})
+        if counts is None:
+            counts = tuple(sparse.vstack([p[v] for p in parts], format="csr")
+                           if parts else sparse.csr_matrix((0, width), dtype=np.float32)
+                           for v in range(n_views))
+        del parts
+    finally:
+        if cache is not None:
+            cache.close()
+    vec, X = None, Views(sparse.csr_matrix((len(ids), 1), dtype=np.float32))
+    if len(ids) > len(empty):
         try:
-            vec.transform([""])  # a vocabulary the vectoriser refuses: refit instead
-        except Exception:
-            return None
-    else:
-        X = Views(*(V.astype(np.float32) for V in c.counts.all))
-        vec = None
-    ids = c.ids.tolist()
-    return Features(c.ids, X, vec, frozenset(c.ids[c.empty].tolist()), frozenset(ids), "disk")
+            X, vec = feat.weigh_counts(counts)
+        except NoWordsError:
+            pass  # not one countable word yet: every record ranks alike, as with no text
+    origin = "fitted" if recounted == len(ids) else "disk" if recounted == 0 else "updated"
+    return Features(np.asarray(ids, dtype=np.int64), X, vec, frozenset(empty), frozenset(ids),
+                    origin, recounted)
+
+
+def _count_changed(store: Store, feat: Any, cache: feature_cache.FeatureFile | None,
+                   have: dict[int, bytes]
+                   ) -> tuple[list[int], list[int], list[tuple[sparse.csr_matrix, ...]], int]:
+    """(the canonical record ids, those without text, the counts of the records
+    whose hash is not in `have` (written to `cache`), how many those are)."""
+    ids: list[int] = []
+    empty: list[int] = []
+    parts: list[tuple[sparse.csr_matrix, ...]] = []
+    batch: list[tuple[int, bytes, str, str]] = []
+    recounted = 0
+
+    def count() -> None:
+        counts = feat.term_counts([b[2] for b in batch], [b[3] for b in batch])
+        if cache is not None:
+            cache.write([b[0] for b in batch], [b[1] for b in batch], counts)
+        parts.append(counts)
+        batch.clear()
+
+    for rid, t, a, k in _canonical_texts(store):
+        h = feature_cache.text_hash(t, a, k)
+        text, title = _texts(t, a, k)
+        ids.append(rid)
+        if not text:
+            empty.append(rid)
+        if have.get(rid) != h:
+            batch.append((rid, h, text, title))
+            recounted += 1
+            if len(batch) >= COUNT_BATCH:
+                count()
+    if batch:
+        count()
+    return ids, empty, parts, recounted
+
+
+def remembered_order(store: Store, stage: str, reviewer: str) -> list[int]:
+    """The top of `reviewer`'s last ranking at `stage`, as kept beside the store
+    (nothing for an in-memory store or a store never ranked)."""
+    path = feature_cache.cache_path(store)
+    if path is None or not path.is_file():
+        return []
+    cache = feature_cache.FeatureFile.open(path, _settings(resolve_model(DEFAULT_MODEL)))
+    if cache is None:
+        return []
+    try:
+        return cache.order(stage, reviewer)
+    finally:
+        cache.close()
+
+
+def remember_order(store: Store, stage: str, reviewer: str, order: Sequence[int]) -> None:
+    """Keep the top of `reviewer`'s ranking for the next sitting's first card."""
+    path = feature_cache.cache_path(store)
+    if path is None:
+        return
+    cache = feature_cache.FeatureFile.open(path, _settings(resolve_model(DEFAULT_MODEL)))
+    if cache is not None:
+        try:
+            cache.save_order(stage, reviewer, order)
+        finally:
+            cache.close()
 
 
 def index_record_ids(store: Store) -> list[int]:
@@ -215,24 +316,25 @@ def _cold_scores(store: Store, f: Features, labels: dict[int, int]) -> tuple[np.
     return score, warnings
 
 
-def _model_scores(signature: tuple, stage: str, f: Features, labels: dict[int, int],
+def _model_scores(where: str, stage: str, f: Features, labels: dict[int, int],
                   model: Model) -> np.ndarray:
     train_ids = np.asarray(sorted(labels), dtype=np.int64)
     y = np.asarray([labels[r] for r in train_ids], dtype=np.int64)
-    owner = (signature[0], stage, model.label)
-    cached = _MODELS.get(owner, signature)
+    owner = (where, stage, model.label)
+    cached = _MODELS.get(owner, f.serial)
     if cached is not None:
         n_then, scores_then, secs = cached
-        # by labels alone, whatever the store's size: a reviewer should not work
-        # from a ranking many decisions old
-        sch = Schedule()
-        due = sch.batch(n_then, sch.per_records)
-        if secs > FIT_BUDGET and 0 <= len(train_ids) - n_then < due:
+        if secs > FIT_BUDGET and 0 <= len(train_ids) - n_then < _due(n_then, f):
             return scores_then
     t0 = time.perf_counter()
     scores = model.classifier.fit_scores(f.X, f.rows(train_ids), y, model.balance.weights(y), 0)
-    _MODELS.put(owner, signature, (len(train_ids), scores, time.perf_counter() - t0))
+    _MODELS.put(owner, f.serial, (len(train_ids), scores, time.perf_counter() - t0))
     return scores
+
+
+def _due(n_labelled: int, f: Features) -> int:
+    """New labels after which a slow fit is made again: the simulation's schedule."""
+    return Schedule().batch(n_labelled, f.X.n_rows)
 
 
 def rank_details(store: Store, stage: str, reviewer: str | None, candidates: Sequence[int],
@@ -242,27 +344,26 @@ def rank_details(store: Store, stage: str, reviewer: str | None, candidates: Seq
     if not cands:
         return Ranking([], "cold-start")
     m = resolve_model(model)
-    sig = _signature(store, m)
-    f = features(store, m, sig)
+    f = features(store, m)
     labels = training_labels(store, stage, reviewer)
     known = f.known
-    cands_known = [c for c in cands if c in known]
     labels = {r: y for r, y in labels.items() if r in known}
     ys = set(labels.values())
     warnings: list[str] = []
     if ys == {0, 1}:
-        scores = _model_scores(sig, stage, f, labels, m)
+        scores = _model_scores(_where(store), stage, f, labels, m)
         mode = "model"
     else:
         scores, warnings = _cold_scores(store, f, labels)
         mode = "cold-start"
-    ck = np.asarray(cands_known, dtype=np.int64)
-    vals = np.asarray(scores, dtype=np.float64)[f.rows(ck)]
+    ck, pos = f.positions(cands)
+    vals = np.asarray(scores, dtype=np.float64)[pos]
     order = np.lexsort((np.arange(len(ck)), -vals))  # ties keep the order given
     out = list(zip(ck[order].tolist(), vals[order].tolist()))
     out = _place_textless(store, stage, reviewer, f, out)
     # candidates unknown to the store go last, in the order given
-    out += [(c, float("-inf")) for c in cands if c not in known]
+    if len(ck) < len(cands):
+        out += [(c, float("-inf")) for c in cands if c not in known]
     return Ranking(out, mode, tuple(warnings))
 
 
@@ -271,6 +372,8 @@ def _place_textless(store: Store, stage: str, reviewer: str | None, f: Features,
     """Records without text go last until the reviewer's last labels are a run of
     excludes long enough (`components.TEXTLESS_AFTER_EXCLUDES`), then first."""
     textless = set(f.ids[textless_rows(f.X)].tolist())
+    if not textless:
+        return ranked
     held = [p for p in ranked if p[0] in textless]
     if not held:
         return ranked
@@ -298,6 +401,8 @@ def estimate_relevant_left(store: Store, stage: str) -> float | None:
     exclude yet, it is the share of includes among the labelled records times
     the records left. At full text there is none: the records not yet assessed
     there are reports waiting for retrieval or reading, not a ranked remainder.
+    Where the fit is slow (a large store), it is made again on the ranking's
+    schedule and the last estimate stands in between.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -316,9 +421,23 @@ def estimate_relevant_left(store: Store, stage: str) -> float | None:
         return None
     if 0 not in labels.values():
         return float(len(left))
+    owner = (_where(store), stage)
+    cached = _ESTIMATES.get(owner, f.serial)
+    if cached is not None:
+        n_then, value, secs = cached
+        if secs > FIT_BUDGET and 0 <= len(labels) - n_then < _due(n_then, f):
+            return value
+    t0 = time.perf_counter()
     ids = np.asarray(sorted(labels), dtype=np.int64)
     y = np.asarray([labels[r] for r in ids])
     clf = LogisticRegression(C=1.0, solver="liblinear")
     clf.fit(f.X.first[f.rows(ids)], y)
-    p = clf.predict_proba(f.X.first[f.rows(left)])[:, list(clf.classes_).index(1)]
-    return float(p.sum())
+    # the model's probability for the records left, from one product over the
+    # matrix (predict_proba on their rows would copy them to float64 first)
+    _, pos = f.positions(left)
+    coef = clf.coef_.ravel().astype(np.float32)
+    decision = np.asarray(f.X.first @ coef, dtype=np.float64)[pos] + float(clf.intercept_[0])
+    sign = 1.0 if list(clf.classes_).index(1) == 1 else -1.0
+    value = float((1.0 / (1.0 + np.exp(-sign * decision))).sum())
+    _ESTIMATES.put(owner, f.serial, (len(labels), value, time.perf_counter() - t0))
+    return value

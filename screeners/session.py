@@ -39,6 +39,8 @@ from screeners.decisions import (FULL_TEXT, Appraisal, DecisionError, DecisionRe
 RankFn = Callable[[Store, str, str, Sequence[int]], Sequence[int]]
 EstimateFn = Callable[[Store, str], "float | None"]
 
+STARTUP_WAIT = 1.0  # seconds the first card waits for the first ranking
+
 # --- order ---------------------------------------------------------------------------
 
 
@@ -65,7 +67,21 @@ def rank_records(store: Store, stage: str, reviewer: str, candidates: Sequence[i
     wanted = set(ordered)
     ranked = [rid for rid, _score in module.rank(store, stage, reviewer, ordered) if rid in wanted]
     seen = set(ranked)
-    return ranked + [rid for rid in ordered if rid not in seen]
+    ranked += [rid for rid in ordered if rid not in seen]
+    if hasattr(module, "remember_order"):
+        module.remember_order(store, stage, reviewer, ranked)
+    return ranked
+
+
+def remembered_order(store: Store, stage: str, reviewer: str) -> list[int]:
+    """The top of `reviewer`'s last ranking at `stage`, where the prioritiser keeps one."""
+    module = _prioritiser()
+    if module is None or not hasattr(module, "remembered_order"):
+        return []
+    try:
+        return list(module.remembered_order(store, stage, reviewer))
+    except Exception:  # noqa: BLE001 - a start in id order is the fallback
+        return []
 
 
 def relevant_left(store: Store, stage: str) -> float | None:
@@ -232,8 +248,11 @@ class _Ranker:
     """Holds the latest ranking; recomputes it off the reviewer's path.
 
     A store on disk gets a thread with its own connection (a SQLite connection
-    must not be shared by two threads at once); an in-memory store is ranked
-    in place, synchronously.
+    must not be shared by two threads at once), which computes the first
+    ranking too: the sitting waits for it at most `STARTUP_WAIT` seconds, then
+    starts from the reviewer's last ranking kept beside the store (or id order)
+    and takes the new one when it is ready, so a large store shows its first
+    card at once. An in-memory store is ranked in place, synchronously.
     """
 
     def __init__(self, store: Store, reviewer: str, stage: str, rank_fn: RankFn,
@@ -247,21 +266,26 @@ class _Ranker:
         self.left: float | None = None
         self.generation = 0
         self.failure: str | None = None
-        try:
-            self._compute(store)  # the sitting starts from a real ranking
-        except Exception as exc:  # noqa: BLE001 - screening goes on in id order
-            self.failure = f"The prioritiser failed ({exc}); records come in id order."
         self._thread: threading.Thread | None = None
         self._own: Store | None = None
-        if background and store.path is not None and self.failure is None:
+        self._ranked = threading.Event()  # set once a ranking was computed or failed
+        if background and store.path is not None:
             try:
                 self._own = open_store(store.path, create=False)
             except ClusterError:
                 self._own = None  # e.g. a store created moments ago: rank in place
-        if self._own is not None:
-            self._thread = threading.Thread(target=self._loop, args=(self._own,),
-                                            name="cluster-ranker", daemon=True)
-            self._thread.start()
+        if self._own is None:
+            self._recompute(store)  # the sitting starts from a real ranking
+            return
+        self._wanted.set()
+        self._thread = threading.Thread(target=self._loop, args=(self._own,),
+                                        name="cluster-ranker", daemon=True)
+        self._thread.start()
+        if not self._ranked.wait(STARTUP_WAIT):
+            with self._lock:
+                if not self.generation:
+                    self.order = remembered_order(store, stage, reviewer) \
+                        if rank_fn is rank_records else []
 
     def _compute(self, store: Store) -> None:
         todo = pending(store, self._reviewer, self._stage)
@@ -288,7 +312,11 @@ class _Ranker:
             self._compute(store)
             self.failure = None
         except Exception as exc:  # noqa: BLE001 - a failed re-rank keeps the last order
-            self.failure = f"The prioritiser failed ({exc}); the last order is kept."
+            self.failure = (f"The prioritiser failed ({exc}); the last order is kept."
+                            if self._ranked.is_set() else
+                            f"The prioritiser failed ({exc}); records come in id order.")
+        finally:
+            self._ranked.set()
 
     def refresh(self) -> None:
         if self._thread is None:

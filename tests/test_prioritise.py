@@ -327,9 +327,9 @@ def test_a_slow_fit_is_reused_until_a_batch_of_labels_has_arrived(store, monkeyp
 
     monkeypatch.setattr(components.SvmNbEnsemble, "fit_scores", counted)
     monkeypatch.setattr(prioritise, "FIT_BUDGET", -1.0)  # every fit counts as slow
-    # batch = floor(1.0 * labelled), whatever the number of records: after a fit on
-    # 2 labels the next comes 2 labels later
-    monkeypatch.setattr(prioritise, "Schedule", lambda: Schedule(growth=1.0, per_records=10**6))
+    # batch = floor(1.0 * labelled * records / 8), the records being the 8 of the
+    # store: after a fit on 2 labels the next comes 2 labels later
+    monkeypatch.setattr(prioritise, "Schedule", lambda: Schedule(growth=1.0, per_records=8))
     cands = ids["quantum"]
     _decide(store, ids["compassion"][0], "include")
     _decide(store, ids["soil"][0], "exclude")

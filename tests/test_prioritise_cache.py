@@ -1,9 +1,12 @@
-"""The fitted features kept beside the store: reused by a new process, refreshed
-when records change, rebuilt silently when damaged, never changing a ranking."""
+"""The term counts kept beside the store, a row per record: reused by a new
+process, counted again for the changed records alone, rebuilt silently when
+damaged, never changing a ranking."""
 
 import csv
+import dataclasses
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -28,9 +31,11 @@ def _fresh_memory():
     # each test starts as a new process would: nothing fitted in memory
     prioritise._FEATURES.clear()
     prioritise._MODELS.clear()
+    prioritise._ESTIMATES.clear()
     yield
     prioritise._FEATURES.clear()
     prioritise._MODELS.clear()
+    prioritise._ESTIMATES.clear()
 
 
 def _real_rows(n=150):
@@ -51,31 +56,44 @@ def _filled(db_path, n=150):
     return store, ids, {i: y for i, (_, _, y) in zip(ids, rows)}
 
 
-def _no_refit(monkeypatch):
-    def refit(*a, **k):
-        raise AssertionError("the features were refitted")
+def _no_recount(monkeypatch):
+    def recount(*a, **k):
+        raise AssertionError("terms were counted again")
 
-    monkeypatch.setattr(Tfidf, "fit", refit)
+    monkeypatch.setattr(Tfidf, "term_counts", recount)
 
 
-def test_a_new_store_object_loads_the_file_instead_of_refitting(db_path, monkeypatch):
+def _same(a, b):
+    assert len(a.X.all) == len(b.X.all) == 2
+    for x, y in zip(a.X.all, b.X.all):
+        assert x.shape == y.shape and x.dtype == y.dtype == np.float32
+        assert np.array_equal(x.indptr, y.indptr) and np.array_equal(x.indices, y.indices)
+        assert np.array_equal(x.data, y.data)
+
+
+def _rows(path):
+    with sqlite3.connect(path) as conn:
+        return {rid: (h, blob) for rid, h, blob in conn.execute("SELECT id, hash, counts FROM rows")}
+
+
+def test_a_new_store_object_loads_the_file_instead_of_counting(db_path, monkeypatch):
     store, ids, _ = _filled(db_path)
     f = features(store)
-    side = db_path.with_name("review.db.features.npz")
-    assert f.origin == "fitted" and feature_cache.cache_path(store) == side and side.is_file()
+    side = db_path.with_name("review.db.features.sqlite")
+    assert (f.origin, f.recounted) == ("fitted", 150)
+    assert feature_cache.cache_path(store) == side and side.is_file()
     assert side.stat().st_mode & 0o777 == db_path.stat().st_mode & 0o666
+    assert sorted(_rows(side)) == ids
     store.close()
     prioritise._FEATURES.clear()
-    _no_refit(monkeypatch)
+    _no_recount(monkeypatch)
     again = open_store(db_path, create=False)
     g = features(again)
-    assert g.origin == "disk"
+    assert (g.origin, g.recounted) == ("disk", 0)
     assert g.ids.tolist() == ids
-    assert (g.X.first != f.X.first).nnz == 0 and np.array_equal(g.X.first.indices, f.X.first.indices)
+    _same(f, g)
     # the default model's second view (numbers kept) comes back with the matrix
-    nums_then, nums_now = f.X.second, g.X.second
-    assert nums_now.shape == nums_then.shape and nums_now.shape[1] > f.X.first.shape[1]
-    assert (nums_now != nums_then).nnz == 0
+    assert g.X.second.shape[1] > f.X.first.shape[1]
     assert g.empty == f.empty and g.known == f.known
     again.close()
 
@@ -86,7 +104,7 @@ def test_status_in_a_second_process_reuses_the_file(db_path):
         store.log_event("decision", record_id=rid, reviewer="ann", stage=TA,
                         value="include" if label[rid] else "exclude")
     store.close()
-    side = db_path.with_name("review.db.features.npz")
+    side = db_path.with_name("review.db.features.sqlite")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("CLUSTER_DB", None)
 
@@ -100,33 +118,61 @@ def test_status_in_a_second_process_reuses_the_file(db_path):
     first = status()
     made = side.stat().st_mtime_ns
     second = status()
-    # loaded, not refitted: a refit would have rewritten the file
+    # read, not counted again: a count would have written rows
     assert side.stat().st_mtime_ns == made
     assert second == first and first["estimated_relevant_left"] > 0
 
 
-def test_adding_a_record_or_editing_a_text_refreshes_the_features(db_path, monkeypatch):
+def test_editing_one_title_counts_that_record_alone(db_path, monkeypatch):
     store, ids, _ = _filled(db_path, 40)
     features(store)
-    new = store.add_record(Record(title="Zinc therapy in Wilson disease", abstract="Zinc acetate."))
-    f = features(store)
-    assert f.origin == "fitted" and new in f.known
-    # titles of the same length, other words: the lengths alone would not see it
-    for rid in ids[:2]:
-        title = store.db["records"].get(rid)["title"]
-        store.db["records"].update(rid, {"title": ("quokka " * 40)[: len(title)]})
+    side = feature_cache.cache_path(store)
+    before = _rows(side)
+    counted = []
+    real = Tfidf.term_counts
+
+    def spy(self, texts, titles=None):
+        counted.append(list(titles))
+        return real(self, texts, titles)
+
+    monkeypatch.setattr(Tfidf, "term_counts", spy)
+    # a title of the same length, other words: the lengths alone would not see it
+    title = store.db["records"].get(ids[7])["title"]
+    store.db["records"].update(ids[7], {"title": ("quokka " * 40)[: len(title)]})
     g = features(store)
-    assert g.origin == "fitted"
-    assert "quokka" in g.vectorizer.vocabulary_ and "quokka" not in f.vectorizer.vocabulary_
+    assert (g.origin, g.recounted) == ("updated", 1)
+    assert counted == [[("quokka " * 40)[: len(title)].strip()]]
+    after = _rows(side)
+    assert sorted(after) == ids
+    assert [rid for rid in ids if after[rid] != before[rid]] == [ids[7]]
+    # a record added: that one counted, the rest read
+    new = store.add_record(Record(title="Zinc therapy in Wilson disease", abstract="Zinc acetate."))
+    h = features(store)
+    assert (h.origin, h.recounted) == ("updated", 1) and new in h.known
+    assert counted[-1] == ["Zinc therapy in Wilson disease"]
+    # the same matrices as counting every record afresh
     store.close()
+    side.unlink()
     prioritise._FEATURES.clear()
-    _no_refit(monkeypatch)
-    h = features(open_store(db_path, create=False))
-    assert h.origin == "disk" and (h.X.first != g.X.first).nnz == 0
+    fresh = features(open_store(db_path, create=False))
+    assert fresh.origin == "fitted"
+    _same(h, fresh)
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "forged", "view", "terms",
-                                    "folder"])
+def test_a_duplicate_gets_no_row_and_is_not_ranked(db_path):
+    store, ids, _ = _filled(db_path, 40)
+    features(store)
+    store.db.execute("UPDATE records SET duplicate_of = ? WHERE id = ?", [ids[0], ids[1]])
+    store.db.conn.commit()
+    f = features(store)
+    assert (f.origin, f.recounted) == ("disk", 0)
+    assert ids[1] not in f.known and len(f.ids) == 39
+    assert ids[1] not in _rows(feature_cache.cache_path(store))
+    ranked = rank_details(store, TA, "ann", ids).scores
+    assert ranked[-1] == (ids[1], float("-inf"))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "row", "settings", "folder"])
 def test_a_damaged_cache_file_is_rebuilt_without_a_word(db_path, damage):
     store, ids, label = _filled(db_path, 40)
     ref = features(store)
@@ -138,36 +184,18 @@ def test_a_damaged_cache_file_is_rebuilt_without_a_word(db_path, damage):
         side.write_bytes(side.read_bytes()[: side.stat().st_size // 2])
     elif damage == "empty":
         side.write_bytes(b"")
-    elif damage == "forged":
-        # the right fingerprint, a matrix that does not hang together
-        with np.load(side) as z:
-            parts = dict(z)
-        parts["indices"] = parts["indices"] + 10 ** 6
-        with open(side, "wb") as fh:
-            np.savez(fh, **parts)
-    elif damage == "view":
-        # the second view one row short
-        with np.load(side) as z:
-            parts = dict(z)
-        parts["view1_indptr"] = parts["view1_indptr"][:-1]
-        parts["view1_shape"] = parts["view1_shape"] - [1, 0]
-        with open(side, "wb") as fh:
-            np.savez(fh, **parts)
-    elif damage == "terms":
-        # one term twice: the rebuilt vectoriser would refuse its vocabulary
-        with np.load(side) as z:
-            parts = dict(z)
-        terms = bytes(parts["terms"]).decode().split("\n")
-        terms[1] = terms[0]
-        parts["terms"] = np.frombuffer("\n".join(terms).encode(), dtype=np.uint8)
-        with open(side, "wb") as fh:
-            np.savez(fh, **parts)
+    elif damage in ("row", "settings"):
+        with sqlite3.connect(side) as conn:
+            if damage == "row":  # one row's counts not a deflated stream
+                conn.execute("UPDATE rows SET counts = x'0102' WHERE id = ?", [ids[3]])
+            else:
+                conn.execute("UPDATE meta SET value = 'other' WHERE key = 'layout'")
     else:
         side.unlink()
         side.mkdir()  # nothing can be written there
     f = features(store)
-    assert f.origin == "fitted" and (f.X.first != ref.X.first).nnz == 0
-    assert len(f.X.all) == 2
+    assert f.origin == "fitted"
+    _same(f, ref)
     if damage == "folder":
         assert side.is_dir()
     else:
@@ -182,10 +210,13 @@ def test_a_cache_from_other_feature_settings_is_not_used(db_path):
     store, _, _ = _filled(db_path, 40)
     features(store)
     prioritise._FEATURES.clear()
-    other = resolve_model("nb")  # English stop words: other columns
+    m = resolve_model("default")
+    other = dataclasses.replace(m, feature=dataclasses.replace(m.feature, title_repeats=3))
     f = features(store, other)
-    assert f.origin == "fitted"
-    assert "the" not in f.vectorizer.vocabulary_
+    assert (f.origin, f.recounted) == ("fitted", 40)
+    # a model without hashed columns is fitted in memory and leaves the file alone
+    g = features(store, resolve_model("nb"))
+    assert "the" not in g.vectorizer.vocabulary_
 
 
 def test_rankings_and_estimate_are_identical_with_and_without_the_cache(db_path):
@@ -202,11 +233,12 @@ def test_rankings_and_estimate_are_identical_with_and_without_the_cache(db_path)
 
     prioritise._FEATURES.clear()
     prioritise._MODELS.clear()
+    prioritise._ESTIMATES.clear()
     again = open_store(db_path, create=False)
     assert features(again).origin == "disk"
     assert rank_details(again, TA, "ann", pending).scores == model_fit.scores
     assert estimate_relevant_left(again, TA) == est_fit
-    # the rebuilt vectoriser scores the protocol question as the fitted one did
+    # the protocol question is placed in the columns as before
     cold = prioritise._cold_scores(again, features(again), {})[0]
     order = np.lexsort((np.arange(len(ids)), -cold))
     assert [(ids[i], float(cold[i])) for i in order] == cold_fit.scores
@@ -223,17 +255,17 @@ def test_an_in_memory_store_keeps_its_features_in_memory_only(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_text_hash_is_not_recomputed_for_a_decision_but_is_for_a_record_write(db_path, monkeypatch):
+def test_texts_are_not_read_again_for_a_decision_but_are_for_a_record_write(db_path, monkeypatch):
     store, ids, _ = _filled(db_path, 40)
     calls = []
-    real = feature_cache.fingerprint
-    monkeypatch.setattr(feature_cache, "fingerprint", lambda *a: calls.append(1) or real(*a))
+    real = prioritise._count_changed
+    monkeypatch.setattr(prioritise, "_count_changed", lambda *a: calls.append(1) or real(*a))
     features(store)
     store.log_event("decision", record_id=ids[0], reviewer="ann", stage="title-abstract",
                     value="include")
     features(store)
     assert len(calls) == 1
     store.db["records"].update(ids[1], {"abstract": "Copper in the liver."})
-    assert "copper" in features(store).vectorizer.vocabulary_
+    assert features(store).recounted == 1
     assert len(calls) == 2
     store.close()

@@ -8,6 +8,7 @@ would build, in bulk); the fitted vectoriser is kept only to place a new text
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
@@ -31,7 +32,15 @@ class Tfidf(Component):
     `termcounts.plural_stem`) while word pairs keep their words as written. With
     `number_view` (and `numbers` False), the features (`Views`) hold a second
     matrix of the records with the same settings but numbers kept, for a
-    classifier that fits a second model on it (`svm-nb`'s `view_share`)."""
+    classifier that fits a second model on it (`svm-nb`'s `view_share`).
+
+    With `hash_bits`, a term's column is a hash of the term (`term_counts`), so
+    a record's counts do not depend on the other records: a store keeps them
+    per record and counts again only the records whose text changed
+    (`screeners.feature_cache`). The document-frequency bounds and the weights
+    are applied afterwards, over the records ranked together (`weigh_counts`);
+    only the columns of terms inside the bounds are kept, so the matrix has as
+    many columns as a vocabulary would (two terms in one column are rare)."""
 
     name: ClassVar[str] = "tfidf"
     kind: ClassVar[str] = "feature"
@@ -44,6 +53,7 @@ class Tfidf(Component):
     numbers: bool = True
     stem_words: bool = False
     number_view: bool = False
+    hash_bits: int | None = None
 
     def vectorizer(self) -> Any:
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -92,16 +102,106 @@ class Tfidf(Component):
     def fit_transform(self, texts: Sequence[str], titles: Sequence[str] | None = None
                       ) -> Views:
         # no vectoriser is built: a simulation needs the matrix alone
+        if self.hash_bits:
+            if not any(t.strip() for t in texts):
+                raise ComponentError(
+                    "No record has a title or abstract: there is no text to rank by.")
+            return self.weigh_counts(self.term_counts(texts, titles))[0]
         return self._fit_texts(texts, titles)[1]
 
-    def _fit_texts(self, texts: Sequence[str], titles: Sequence[str] | None
-                   ) -> tuple[Tfidf, Views, dict[str, int], np.ndarray, tuple[np.ndarray, ...]]:
+    def _titled(self, texts: Sequence[str], titles: Sequence[str] | None) -> Sequence[str]:
         if titles is not None and self.title_repeats > 1:
             if len(titles) != len(texts):
                 raise ComponentError("Every text needs its title: the two lists differ in length.")
             more = self.title_repeats - 1
             texts = [" ".join([t.strip()] * more + [x]) if t and t.strip() else x
                      for t, x in zip(titles, texts)]
+        return texts
+
+    @property
+    def n_views(self) -> int:
+        return 2 if self.number_view and not self.numbers else 1
+
+    def term_counts(self, texts: Sequence[str], titles: Sequence[str] | None = None
+                    ) -> tuple[sparse.csr_matrix, ...]:
+        """Each view's float32 term counts of `texts` (needs `hash_bits`): a row per
+        text, 2**hash_bits columns, a term counted in the column its hash names.
+        A row depends on its own text alone."""
+        if not self.hash_bits:
+            raise ComponentError("Term counts per record need hashed columns (hash_bits).")
+        width = 1 << self.hash_bits
+        texts = self._titled(texts, titles)
+        empty = sparse.csr_matrix((len(texts), width), dtype=np.float32)
+        if not any(t.strip() for t in texts):
+            return (empty,) * self.n_views
+        tokens = termcounts.tokenize(texts, self._stop_set())
+        out = []
+        for numbers in (self.numbers, True)[: self.n_views]:
+            try:
+                C, vocabulary = termcounts.count_terms(
+                    texts, self.ngram_max, 1, 1.0, self._stop_set(), numbers,
+                    self.stem_words, tokens)
+            except ValueError:  # not one countable word in these texts
+                out.append(empty)
+                continue
+            column = np.empty(len(vocabulary), dtype=np.int32)
+            for term, c in vocabulary.items():
+                column[c] = term_column(term, self.hash_bits)
+            H = sparse.csr_matrix((C.data, column[C.indices], C.indptr), shape=(len(texts), width))
+            H.sum_duplicates()  # two terms of one text in one column: their counts add up
+            out.append(H)
+        return tuple(out)
+
+    def weigh_counts(self, counts: Sequence[sparse.csr_matrix]
+                     ) -> tuple[Views, HashedTerms]:
+        """The TF-IDF matrices of the records whose `term_counts` are given, over
+        the columns inside the document-frequency bounds, and what places a new
+        text in the first one's columns."""
+        mats, columns, idfs = [], [], []
+        for k, C in enumerate(counts):
+            X, column, idf = self._weigh_one(C, first=k == 0)
+            mats.append(X)
+            columns.append(column)
+            idfs.append(idf)
+        analyzer = termcounts.Analyzer(self.ngram_max, self._stop_set(), self.numbers,
+                                       self.stem_words)
+        terms = HashedTerms(analyzer, self.hash_bits or 0, columns[0], idfs[0], self.sublinear_tf)
+        return Views(*mats), terms
+
+    def _weigh_one(self, C: sparse.csr_matrix, first: bool
+                   ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+        n_docs, width = C.shape
+        df = np.bincount(C.indices, minlength=width)
+        high = self.max_df if isinstance(self.max_df, int) else self.max_df * n_docs
+        low = self.min_df if isinstance(self.min_df, int) else self.min_df * n_docs
+        keep = (df >= low) & (df <= high) & (df > 0)
+        if not keep.any():
+            # a handful of records can leave no term inside the bounds: every term counts
+            keep = df > 0
+        if not keep.any() and first:
+            raise NoWordsError(
+                "No record has a word to rank by: the titles and abstracts hold only "
+                "numbers, single letters or stop words.")
+        column = np.full(width, -1, dtype=np.int32)
+        column[keep] = np.arange(int(keep.sum()), dtype=np.int32)
+        sel = keep[C.indices]
+        lens = np.diff(C.indptr)
+        per_row = np.zeros(n_docs, dtype=np.int64)
+        if len(sel):
+            # entries kept per row, without an array of row numbers as long as the matrix
+            at = np.minimum(C.indptr[:-1], len(sel) - 1)
+            per_row = np.where(lens > 0, np.add.reduceat(sel, at, dtype=np.int64), 0)
+        indptr = np.zeros(n_docs + 1, dtype=np.int64)
+        np.cumsum(per_row, out=indptr[1:])
+        X = sparse.csr_matrix((C.data[sel].astype(np.float32), column[C.indices[sel]],
+                               indptr.astype(np.int64 if len(sel) >= 2**31 else np.int32)),
+                              shape=(n_docs, max(int(keep.sum()), 1)))
+        X, idf = termcounts.tfidf_weights(X, self.sublinear_tf)
+        return X, column, idf
+
+    def _fit_texts(self, texts: Sequence[str], titles: Sequence[str] | None
+                   ) -> tuple[Tfidf, Views, dict[str, int], np.ndarray, tuple[np.ndarray, ...]]:
+        texts = self._titled(texts, titles)
         if not any(t.strip() for t in texts):
             raise ComponentError("No record has a title or abstract: there is no text to rank by.")
         tokens = termcounts.tokenize(texts, self._stop_set())
@@ -146,3 +246,43 @@ class Tfidf(Component):
                                else np.uint32)
         X, idf = termcounts.tfidf_weights(counts, self.sublinear_tf)
         return X, vocabulary, idf, n
+
+
+def term_column(term: str, bits: int) -> int:
+    """The column of `term` among 2**bits: the low bits of its CRC-32 (stable
+    across processes and machines, unlike Python's own string hash)."""
+    return zlib.crc32(term.encode("utf-8")) & ((1 << bits) - 1)
+
+
+@dataclass(frozen=True, eq=False)
+class HashedTerms:
+    """Places a new text (a protocol's question) in the columns of a hashed
+    TF-IDF matrix: its terms, their columns, weighed with the matrix's idf and
+    scaled to unit length (`transform`, as a fitted vectoriser's)."""
+
+    analyzer: termcounts.Analyzer
+    bits: int
+    column: np.ndarray  # hashed column -> matrix column, -1 where the term is not kept
+    idf: np.ndarray
+    sublinear_tf: bool
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        rows, cols, vals = [], [], []
+        for i, text in enumerate(texts):
+            hashed = np.fromiter((term_column(t, self.bits) for t in self.analyzer(text)),
+                                 dtype=np.int64)
+            where = self.column[hashed] if len(hashed) else hashed
+            where = where[where >= 0]
+            c, n = np.unique(where, return_counts=True)
+            tf = n.astype(np.float32)
+            if self.sublinear_tf:
+                tf = np.log(tf) + np.float32(1.0)
+            w = tf * self.idf[c]
+            norm = float(np.sqrt(np.sum(w.astype(np.float64) ** 2)))
+            if norm:
+                w = (w / norm).astype(np.float32)
+            rows += [i] * len(c)
+            cols += c.tolist()
+            vals += w.tolist()
+        return sparse.csr_matrix((np.asarray(vals, dtype=np.float32), (rows, cols)),
+                                 shape=(len(texts), len(self.idf)))

@@ -58,6 +58,7 @@ class Prepared:
 # per feature matrix (both views of a simulation and a store's, with room to spare)
 _PREPARED: Memo[Prepared] = Memo(size=4)
 _SIMILAR: Memo[dict[int, Any]] = Memo(size=4)
+_NON_NEGATIVE: Memo[bool] = Memo(size=4)
 # per fit ("svc", "cnb"): whether the direct fit gives scikit-learn's numbers
 _CHECKED: Memo[bool] = Memo(size=2)
 
@@ -77,6 +78,11 @@ def prepared(X: sparse.csr_matrix) -> Prepared:
     return _PREPARED.for_object(X, make)
 
 
+def non_negative(X: sparse.csr_matrix) -> bool:
+    """Whether X has no negative entry (ComplementNB refuses them), kept while X lives."""
+    return _NON_NEGATIVE.for_object(X, lambda: bool(X.nnz == 0 or X.data.min() >= 0))
+
+
 # --- the linear SVM ---------------------------------------------------------------
 
 
@@ -85,11 +91,19 @@ def _liblinear_seed(seed: int) -> int:
     return int(np.random.RandomState(seed).randint(np.iinfo("i").max))
 
 
+def _train_rows64(X: sparse.csr_matrix, train: np.ndarray) -> sparse.csr_matrix:
+    """The training rows in float64 with sorted indices, as LinearSVC converts its
+    input: only these rows, so a large matrix is never copied whole."""
+    Xt = sparse.csr_matrix(X[train], dtype=np.float64)
+    Xt.sort_indices()
+    return Xt
+
+
 def _fit_svc_direct(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
                     C: float, seed: int) -> LinearFit:
     from sklearn.svm import _liblinear
 
-    Xt = prepared(X).sorted64[train]
+    Xt = _train_rows64(X, train)
     # LinearSVC's dual="auto": the dual solver when there are fewer rows than features
     solver = _SOLVER_DUAL if Xt.shape[0] < Xt.shape[1] else _SOLVER_PRIMAL
     _liblinear.set_verbosity_wrap(0)
@@ -167,7 +181,7 @@ def complement_nb_scores(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
                          w: np.ndarray, alpha: float) -> np.ndarray:
     """The include-minus-exclude joint log likelihood of every row of X under
     `ComplementNB(alpha=alpha)` fitted on X[train], y (0/1, both present), w."""
-    if _direct_ok("cnb") and prepared(X).non_negative:
+    if _direct_ok("cnb") and non_negative(X):
         return _cnb_direct(X, train, y, w, alpha)
     return _cnb_public(X, train, y, w, alpha)
 
@@ -186,8 +200,7 @@ def svm_nb_scores(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.
     may differ from `complement_nb_scores` in the last bits, which can only swap
     records whose scores are that close.
     """
-    p = prepared(X)
-    if not (_direct_ok("svc") and _direct_ok("cnb") and p.non_negative):
+    if not (_direct_ok("svc") and _direct_ok("cnb") and non_negative(X)):
         return None
     svm = _fit_svc_direct(X, train, y, w, C, seed)
     log_prob = _cnb_log_prob(X[train], y, w, alpha)
