@@ -76,10 +76,38 @@ def encode_rows(counts: Sequence[sparse.csr_matrix]) -> list[bytes]:
     return out
 
 
+DECODE_CHUNK = 20000  # rows decoded at a time: bounds the working arrays
+
+
 def decode_rows(blobs: Sequence[bytes], n_views: int, width: int
                 ) -> tuple[sparse.csr_matrix, ...] | None:
     """The count matrices `encode_rows` was given, rows in the order of `blobs`;
-    None if any blob does not decode or does not hang together."""
+    None if any blob does not decode or does not hang together. Decoded a chunk
+    of rows at a time, so the working arrays stay small beside the result."""
+    parts: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in range(n_views)]
+    for at in range(0, len(blobs), DECODE_CHUNK):
+        chunk = _decode_chunk(blobs[at:at + DECODE_CHUNK], n_views, width)
+        if chunk is None:
+            return None
+        for v in range(n_views):
+            parts[v].append(chunk[v])
+    out = []
+    for v in range(n_views):
+        lens = np.concatenate([p[0] for p in parts[v]]) if parts[v] else np.zeros(0, np.int64)
+        cols = np.concatenate([p[1] for p in parts[v]]) if parts[v] else np.zeros(0, np.int32)
+        data = np.concatenate([p[2] for p in parts[v]]) if parts[v] else np.zeros(0, np.float32)
+        parts[v] = []
+        indptr = np.zeros(len(lens) + 1, dtype=np.int64)
+        np.cumsum(lens, out=indptr[1:])
+        if indptr[-1] < 2**31:
+            indptr = indptr.astype(np.int32)
+        out.append(sparse.csr_matrix((data, cols, indptr), shape=(len(lens), width)))
+    return tuple(out)
+
+
+def _decode_chunk(blobs: Sequence[bytes], n_views: int, width: int
+                  ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
+    """Per view (entries per row, columns, counts) of these rows, or None."""
     try:
         raw = [zlib.decompress(b) for b in blobs]
     except (zlib.error, TypeError):
@@ -101,30 +129,21 @@ def decode_rows(blobs: Sequence[bytes], n_views: int, width: int
     before = np.zeros(len(starts), dtype=np.int64)  # entries of earlier views in each row
     for v in range(n_views):
         n = ns[:, v]
-        indptr = np.zeros(len(n) + 1, dtype=np.int64)
-        np.cumsum(n, out=indptr[1:])
-        total = int(indptr[-1])
-        within = np.arange(total, dtype=np.int64) - np.repeat(indptr[:-1], n)
-        col_at = np.repeat(starts + n_views + before, n) + within
-        cnt_at = np.repeat(starts + n_views + per_row + before, n) + within
-        gaps = a[col_at].astype(np.int64)
-        del col_at
+        first = np.cumsum(n) - n
+        total = int(n.sum())
+        within = np.arange(total, dtype=np.int64) - np.repeat(first, n)
+        gaps = a[np.repeat(starts + n_views + before, n) + within].astype(np.int64)
+        data = a[np.repeat(starts + n_views + per_row + before, n) + within].astype(np.float32)
         # the gaps summed within each row give the columns back
         run = np.cumsum(gaps)
-        first = indptr[:-1][n > 0]
         base = np.zeros(len(n), dtype=np.int64)
-        base[n > 0] = run[first] - gaps[first]
+        base[n > 0] = run[first[n > 0]] - gaps[first[n > 0]]
         cols = run - np.repeat(base, n)
-        del run, gaps
-        data = a[cnt_at].astype(np.float32)
-        del cnt_at, within
         if total and (cols.min() < 0 or cols.max() >= width or data.min() <= 0):
             return None
-        idx = np.int32 if total < 2**31 else np.int64
-        out.append(sparse.csr_matrix((data, cols.astype(np.int32), indptr.astype(idx)),
-                                     shape=(len(n), width)))
+        out.append((n, cols.astype(np.int32), data))
         before += n
-    return tuple(out)
+    return out
 
 
 class FeatureFile:

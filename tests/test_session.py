@@ -198,3 +198,63 @@ def test_every_record_is_queued_even_when_the_ranking_leaves_some_out(store, mon
         s.decide("exclude")
     assert seen == [4, 2, 1, 3, 5]
     assert s.progress().text.startswith("screened 5/5 · includes 0")
+
+
+def _sequence(store, reviewer, n):
+    s = ScreeningSession(store, reviewer, TA, background=False)
+    seen = []
+    for i in range(n):
+        seen.append(s.current)
+        s.decide("include" if i % 3 == 0 else "exclude")
+    s.close()
+    return seen
+
+
+def test_the_card_order_is_the_same_on_two_identical_stores(tmp_path):
+    orders = []
+    for name in ("a", "b"):
+        store = open_store(tmp_path / f"{name}.db")
+        make_review(store, 12)
+        orders.append(_sequence(store, "alice", 8))
+        store.close()
+    assert orders[0] == orders[1] and len(set(orders[0])) == 8
+
+
+def test_the_first_card_does_not_wait_for_the_first_ranking(tmp_path, monkeypatch):
+    import screeners.prioritise as prioritise
+    import screeners.session as session_module
+
+    store = open_store(tmp_path / "review.db")
+    make_review(store, 12)
+    # a first sitting ranks in place and keeps the top of alice's order beside the store
+    s = ScreeningSession(store, "alice", TA, background=False)
+    kept = s._ranker.snapshot()[0]
+    s.close()
+    assert prioritise.remembered_order(store, TA, "alice") == kept and len(kept) == 12
+    assert prioritise.remembered_order(store, TA, "bob") == []  # each reviewer's own
+    gate, real = threading.Event(), prioritise.rank
+
+    def slow_rank(*args):
+        gate.wait(10)  # a large store: loading and fitting take their time
+        return real(*args)
+
+    monkeypatch.setattr(prioritise, "rank", slow_rank)
+    monkeypatch.setattr(session_module, "STARTUP_WAIT", 0.1)
+    started = time.monotonic()
+    s = ScreeningSession(store, "alice", TA)
+    assert time.monotonic() - started < 2.0
+    # the first card comes from the kept order while the ranking is computed
+    assert (s._ranker.generation, s.current) == (0, kept[0])
+    gate.set()
+    deadline = time.monotonic() + 10
+    while s._ranker.generation < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert s._ranker.generation == 1 and s._ranker.snapshot()[0] == kept
+    s.close()
+    # without a kept order (bob has never screened), the first card is in id order
+    gate.clear()
+    s = ScreeningSession(store, "bob", TA)
+    assert (s._ranker.generation, s.current) == (0, 1)
+    gate.set()
+    s.close()
+    store.close()

@@ -125,31 +125,34 @@ class Tfidf(Component):
     def term_counts(self, texts: Sequence[str], titles: Sequence[str] | None = None
                     ) -> tuple[sparse.csr_matrix, ...]:
         """Each view's float32 term counts of `texts` (needs `hash_bits`): a row per
-        text, 2**hash_bits columns, a term counted in the column its hash names.
-        A row depends on its own text alone."""
+        text, 2**hash_bits columns, a term counted in the column its hash names
+        (`hashed_columns`). A row depends on its own text alone."""
         if not self.hash_bits:
             raise ComponentError("Term counts per record need hashed columns (hash_bits).")
         width = 1 << self.hash_bits
         texts = self._titled(texts, titles)
-        empty = sparse.csr_matrix((len(texts), width), dtype=np.float32)
-        if not any(t.strip() for t in texts):
-            return (empty,) * self.n_views
+        n = len(texts)
         tokens = termcounts.tokenize(texts, self._stop_set())
+        word_hash = np.fromiter((zlib.crc32(w.encode("utf-8", "surrogatepass"))
+                                 for w in tokens.words), dtype=np.uint64, count=len(tokens.words))
         out = []
         for numbers in (self.numbers, True)[: self.n_views]:
-            try:
-                C, vocabulary = termcounts.count_terms(
-                    texts, self.ngram_max, 1, 1.0, self._stop_set(), numbers,
-                    self.stem_words, tokens)
-            except ValueError:  # not one countable word in these texts
-                out.append(empty)
-                continue
-            column = np.empty(len(vocabulary), dtype=np.int32)
-            for term, c in vocabulary.items():
-                column[c] = term_column(term, self.hash_bits)
-            H = sparse.csr_matrix((C.data, column[C.indices], C.indptr), shape=(len(texts), width))
-            H.sum_duplicates()  # two terms of one text in one column: their counts add up
-            out.append(H)
+            kept = termcounts.Tokens(tokens.words, tokens.word_of, tokens.lens)
+            words, ids, lens = termcounts._word_ids(kept, numbers)
+            hashes = word_hash if numbers or len(words) == len(tokens.words) else \
+                np.fromiter((zlib.crc32(w.encode("utf-8", "surrogatepass")) for w in words),
+                            dtype=np.uint64, count=len(words))
+            if self.stem_words:
+                stems, stem_of = termcounts._stem_ids(words, ids)
+                single = np.fromiter((zlib.crc32(w.encode("utf-8", "surrogatepass"))
+                                      for w in stems), dtype=np.uint64, count=len(stems))[stem_of]
+            else:
+                single = hashes[ids]
+            rows, cols = hashed_columns(single, hashes[ids], lens, self.ngram_max, self.hash_bits)
+            C = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                                  shape=(n, width))
+            C.sum_duplicates()  # repeats of a term, and two terms of one text in one column
+            out.append(C)
         return tuple(out)
 
     def weigh_counts(self, counts: Sequence[sparse.csr_matrix]
@@ -163,13 +166,13 @@ class Tfidf(Component):
             mats.append(X)
             columns.append(column)
             idfs.append(idf)
-        analyzer = termcounts.Analyzer(self.ngram_max, self._stop_set(), self.numbers,
-                                       self.stem_words)
-        terms = HashedTerms(analyzer, self.hash_bits or 0, columns[0], idfs[0], self.sublinear_tf)
-        return Views(*mats), terms
+        return Views(*mats), HashedTerms(self, columns[0], idfs[0])
 
     def _weigh_one(self, C: sparse.csr_matrix, first: bool
                    ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+        """C's TF-IDF matrix over the columns inside the bounds (C's arrays are
+        reused: the entries kept are moved forward in place, a chunk of rows at a
+        time, so no second matrix of C's size is made)."""
         n_docs, width = C.shape
         df = np.bincount(C.indices, minlength=width)
         high = self.max_df if isinstance(self.max_df, int) else self.max_df * n_docs
@@ -182,21 +185,42 @@ class Tfidf(Component):
             raise NoWordsError(
                 "No record has a word to rank by: the titles and abstracts hold only "
                 "numbers, single letters or stop words.")
+        n_cols = max(int(keep.sum()), 1)
         column = np.full(width, -1, dtype=np.int32)
         column[keep] = np.arange(int(keep.sum()), dtype=np.int32)
-        sel = keep[C.indices]
-        lens = np.diff(C.indptr)
-        per_row = np.zeros(n_docs, dtype=np.int64)
-        if len(sel):
-            # entries kept per row, without an array of row numbers as long as the matrix
-            at = np.minimum(C.indptr[:-1], len(sel) - 1)
-            per_row = np.where(lens > 0, np.add.reduceat(sel, at, dtype=np.int64), 0)
+        # smooth idf over the kept columns, as TfidfTransformer computes it
+        idf = np.full(n_cols, n_docs + 1, dtype=np.float32)
+        idf /= (df[keep].astype(np.float32) + np.float32(1.0)) if keep.any() else 1.0
+        np.log(idf, out=idf)
+        idf += np.float32(1.0)
+        data = C.data.astype(np.float32, copy=False)
+        indices = C.indices
         indptr = np.zeros(n_docs + 1, dtype=np.int64)
-        np.cumsum(per_row, out=indptr[1:])
-        X = sparse.csr_matrix((C.data[sel].astype(np.float32), column[C.indices[sel]],
-                               indptr.astype(np.int64 if len(sel) >= 2**31 else np.int32)),
-                              shape=(n_docs, max(int(keep.sum()), 1)))
-        X, idf = termcounts.tfidf_weights(X, self.sublinear_tf)
+        written = 0
+        for r0 in range(0, n_docs, WEIGH_CHUNK):
+            r1 = min(r0 + WEIGH_CHUNK, n_docs)
+            a, b = int(C.indptr[r0]), int(C.indptr[r1])
+            cols = column[indices[a:b]]
+            sel = cols >= 0
+            k = int(sel.sum())
+            lens = np.diff(C.indptr[r0:r1 + 1])
+            # rows of kept entries: the row of each entry, counted where kept
+            row_of = np.repeat(np.arange(r1 - r0), lens)[sel]
+            part = sparse.csr_matrix((data[a:b][sel], cols[sel], np.r_[0, np.cumsum(
+                np.bincount(row_of, minlength=r1 - r0))]), shape=(r1 - r0, n_cols))
+            if self.sublinear_tf:
+                np.log(part.data, part.data)
+                part.data += 1.0
+            part.data *= idf[part.indices]
+            termcounts.normalize_rows_l2(part)
+            # written <= a: the kept entries move forward over ones already read
+            data[written:written + k] = part.data
+            indices[written:written + k] = part.indices
+            indptr[r0 + 1:r1 + 1] = written + part.indptr[1:]
+            written += k
+        idx = np.int32 if written < 2**31 else np.int64
+        X = sparse.csr_matrix((data[:written], indices[:written].astype(np.int32, copy=False),
+                               indptr.astype(idx)), shape=(n_docs, n_cols))
         return X, column, idf
 
     def _fit_texts(self, texts: Sequence[str], titles: Sequence[str] | None
@@ -248,41 +272,61 @@ class Tfidf(Component):
         return X, vocabulary, idf, n
 
 
-def term_column(term: str, bits: int) -> int:
-    """The column of `term` among 2**bits: the low bits of its CRC-32 (stable
-    across processes and machines, unlike Python's own string hash)."""
-    return zlib.crc32(term.encode("utf-8")) & ((1 << bits) - 1)
+WEIGH_CHUNK = 20000  # rows weighed at a time
+
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def hashed_columns(single: np.ndarray, words: np.ndarray, lens: np.ndarray, ngram_max: int,
+                   bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of every term occurrence of a collection: its one-word terms
+    from `single` (each token's hash as a one-word term, its stem's where plurals
+    are folded), its runs of 2..ngram_max words from `words` (each token's own
+    hash), never across two texts (`lens`: tokens per text). A run's hash mixes
+    its words' hashes in order, so no term's text is ever built; the column is
+    the top `bits` bits of the mixed 64-bit value. Stable across processes and
+    machines (CRC-32 of each word, unlike Python's string hash)."""
+    n_tok = len(words)
+    doc = np.repeat(np.arange(len(lens), dtype=np.int64), lens)
+    shift = np.uint64(64 - bits)
+    with np.errstate(over="ignore"):
+        rows, cols = [doc], [((single + np.uint64(1)) * _MIX[0]) >> shift]
+        run = words.copy()
+        for n in range(2, ngram_max + 1):
+            if n_tok < n:
+                break
+            # the run of n words starting at each token, within its text
+            same = doc[: n_tok - n + 1] == doc[n - 1:]
+            run = (run[: n_tok - n + 1] * _MIX[1]) ^ (words[n - 1:] * _MIX[2])
+            run = run ^ (run >> np.uint64(31))
+            rows.append(doc[: n_tok - n + 1][same])
+            cols.append(((run[same] + np.uint64(n)) * _MIX[0]) >> shift)
+    return np.concatenate(rows), np.concatenate(cols).astype(np.int64)
 
 
 @dataclass(frozen=True, eq=False)
 class HashedTerms:
     """Places a new text (a protocol's question) in the columns of a hashed
-    TF-IDF matrix: its terms, their columns, weighed with the matrix's idf and
-    scaled to unit length (`transform`, as a fitted vectoriser's)."""
+    TF-IDF matrix: its terms counted as the records' were, weighed with the
+    matrix's idf and scaled to unit length (`transform`, as a fitted
+    vectoriser's)."""
 
-    analyzer: termcounts.Analyzer
-    bits: int
+    feature: Tfidf
     column: np.ndarray  # hashed column -> matrix column, -1 where the term is not kept
     idf: np.ndarray
-    sublinear_tf: bool
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        rows, cols, vals = [], [], []
-        for i, text in enumerate(texts):
-            hashed = np.fromiter((term_column(t, self.bits) for t in self.analyzer(text)),
-                                 dtype=np.int64)
-            where = self.column[hashed] if len(hashed) else hashed
-            where = where[where >= 0]
-            c, n = np.unique(where, return_counts=True)
-            tf = n.astype(np.float32)
-            if self.sublinear_tf:
-                tf = np.log(tf) + np.float32(1.0)
-            w = tf * self.idf[c]
-            norm = float(np.sqrt(np.sum(w.astype(np.float64) ** 2)))
-            if norm:
-                w = (w / norm).astype(np.float32)
-            rows += [i] * len(c)
-            cols += c.tolist()
-            vals += w.tolist()
-        return sparse.csr_matrix((np.asarray(vals, dtype=np.float32), (rows, cols)),
-                                 shape=(len(texts), len(self.idf)))
+        C = self.feature.term_counts(texts)[0]
+        keep = self.column[C.indices] >= 0
+        n_kept = np.add.reduceat(keep, np.minimum(C.indptr[:-1], max(len(keep) - 1, 0))) \
+            if len(keep) else np.zeros(len(texts), dtype=np.int64)
+        n_kept = np.where(np.diff(C.indptr) > 0, n_kept, 0)
+        indptr = np.r_[0, np.cumsum(n_kept)]
+        X = sparse.csr_matrix((C.data[keep], self.column[C.indices[keep]], indptr),
+                              shape=(len(texts), len(self.idf)))
+        if self.feature.sublinear_tf:
+            np.log(X.data, X.data)
+            X.data += 1.0
+        X.data *= self.idf[X.indices]
+        termcounts.normalize_rows_l2(X)
+        return X

@@ -32,7 +32,7 @@ Parts = dict[str, tuple[str, dict[str, Any]]]
 
 DEFAULT: Parts = {
     "feature": ("tfidf", {"min_df": 2, "max_df": 0.8, "title_repeats": 2, "numbers": False,
-                          "stem_words": True, "number_view": True, "hash_bits": 20}),
+                          "stem_words": True, "number_view": True, "hash_bits": 24}),
     "classifier": ("svm-nb", {"C": 0.08, "nb_share": 0.15, "knn_share": 0.15,
                               "view_share": 0.35}),
     "balance": ("balanced", {"ratio": 9.8}),
