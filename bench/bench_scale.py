@@ -57,20 +57,25 @@ while ranker.generation == 0 and ranker._thread is not None and ranker.failure i
     time.sleep(0.002)
 ranked = time.perf_counter() - t0
 steps, reranks = [], []
+asked = getattr(ranker, "handled", None)
 for i in range(int(sys.argv[2])):
-    gen = ranker.generation
+    gen, handled = ranker.generation, getattr(ranker, "handled", 0)
     t = time.perf_counter()
     session.decide("include" if i % 5 == 1 else "exclude")
     session.card()
     session.progress()
     steps.append(time.perf_counter() - t)
-    while ranker.generation == gen and ranker._thread is not None:
+    # until the ranker has answered: a new ranking, or (where the session can tell)
+    # the last one standing until the next batch of decisions
+    while ranker._thread is not None and (
+            ranker.generation == gen if asked is None else ranker.handled == handled):
         time.sleep(0.002)
     reranks.append(time.perf_counter() - t)
 session.close()
 print(json.dumps({"first_card": first, "first_ranking": ranked,
                   "step_median": statistics.median(steps),
-                  "rerank_median": statistics.median(reranks), "rerank_max": max(reranks)}))
+                  "rerank_median": statistics.median(reranks), "rerank_max": max(reranks),
+                  "rankings": ranker.generation}))
 """
 
 
@@ -83,7 +88,8 @@ def sitting(db: Path, decisions: int) -> list[tuple[str, float, float, float, st
              "computed (in the background)"),
             ("screen key press", r["step_median"], float("nan"), m, f"median of {decisions}"),
             ("screen re-rank", r["rerank_median"], float("nan"), m,
-             f"median of {decisions}, slowest {r['rerank_max']:.2f} s")]
+             f"median of {decisions}, slowest {r['rerank_max']:.2f} s"
+             + (f", {r['rankings']} rankings computed" if "rankings" in r else ""))]
 
 
 def cache_file(db: Path) -> Path:

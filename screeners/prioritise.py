@@ -95,6 +95,11 @@ _MODELS: Memo[tuple[int, np.ndarray, float]] = Memo(size=8)
 _ESTIMATES: Memo[tuple[int, "float | None", float]] = Memo(size=8)
 
 
+# owner: (where, stage, reviewer); value: (labels at the model's fit, labels at the
+# last ranking, fit s, rows): what `ranking_stands` decides from
+_STANDING: Memo[tuple[int, int, float, int]] = Memo(size=8)
+
+
 def _record_writes(conn: Any) -> int | None:
     """How many times this connection has written to `records` since it was first
     asked (None where temporary triggers cannot be made)."""
@@ -350,9 +355,14 @@ def rank_details(store: Store, stage: str, reviewer: str | None, candidates: Seq
     labels = {r: y for r, y in labels.items() if r in known}
     ys = set(labels.values())
     warnings: list[str] = []
+    standing = (_where(store), stage, reviewer)
+    _STANDING.put(standing, None, (0, 0, float("-inf"), 0))  # no model: rank again
     if ys == {0, 1}:
         scores = _model_scores(_where(store), stage, f, labels, m)
         mode = "model"
+        fitted = _MODELS.get((_where(store), stage, m.label), f.serial)
+        if fitted is not None:
+            _STANDING.put(standing, None, (fitted[0], len(labels), fitted[2], f.X.n_rows))
     else:
         scores, warnings = _cold_scores(store, f, labels)
         mode = "cold-start"
@@ -365,6 +375,18 @@ def rank_details(store: Store, stage: str, reviewer: str | None, candidates: Seq
     if len(ck) < len(cands):
         out += [(c, float("-inf")) for c in cands if c not in known]
     return Ranking(out, mode, tuple(warnings))
+
+
+def ranking_stands(store: Store, stage: str, reviewer: str | None, decided_since: int) -> bool:
+    """Whether `reviewer`'s last ranking at `stage` still stands after
+    `decided_since` more decisions: it came from a model whose fit was slow
+    (over `FIT_BUDGET`) and the schedule's batch of new labels has not arrived,
+    so ranking again would reuse that model's scores."""
+    hit = _STANDING.get((_where(store), stage, reviewer), None)
+    if hit is None:
+        return False
+    n_fit, n_ranked, secs, rows = hit
+    return secs > FIT_BUDGET and (n_ranked - n_fit) + decided_since < Schedule().batch(n_fit, rows)
 
 
 def _place_textless(store: Store, stage: str, reviewer: str | None, f: Features,

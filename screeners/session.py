@@ -264,7 +264,9 @@ class _Ranker:
         self._stopping = False
         self.order: list[int] = []
         self.left: float | None = None
-        self.generation = 0
+        self.generation = 0  # rankings computed
+        self.handled = 0  # requests for a ranking answered: computed, or the last one stands
+        self._since = 0  # decisions since the last ranking was computed
         self.failure: str | None = None
         self._thread: threading.Thread | None = None
         self._own: Store | None = None
@@ -288,6 +290,8 @@ class _Ranker:
                         if rank_fn is rank_records else []
 
     def _compute(self, store: Store) -> None:
+        with self._lock:
+            self._since = 0
         todo = pending(store, self._reviewer, self._stage)
         order = list(self._rank_fn(store, self._stage, self._reviewer, todo))
         left = self._estimate_fn(store, self._stage)
@@ -303,9 +307,25 @@ class _Ranker:
                 if self._stopping:
                     return
                 self._wanted.clear()
-                self._recompute(own)
+                if not self._stands(own):
+                    self._recompute(own)
+                with self._lock:
+                    self.handled += 1
         finally:
             own.close()
+
+    def _stands(self, store: Store) -> bool:
+        """Whether the prioritiser's last ranking still stands (a large store
+        refits in batches of decisions): then the order at hand is kept, as the
+        re-rank would give it, without deriving the queue and labels again."""
+        if self._rank_fn is not rank_records or not self.generation:
+            return False
+        module = _prioritiser()
+        if module is None or not hasattr(module, "ranking_stands"):
+            return False
+        with self._lock:
+            since = self._since
+        return bool(module.ranking_stands(store, self._stage, self._reviewer, since))
 
     def _recompute(self, store: Store) -> None:
         try:
@@ -319,6 +339,8 @@ class _Ranker:
             self._ranked.set()
 
     def refresh(self) -> None:
+        with self._lock:
+            self._since += 1
         if self._thread is None:
             self._recompute(self._store)
         else:

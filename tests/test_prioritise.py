@@ -340,3 +340,22 @@ def test_a_slow_fit_is_reused_until_a_batch_of_labels_has_arrived(store, monkeyp
     _decide(store, ids["compassion"][1], "include")
     rank(store, TA, "ann", cands)
     assert fits == [2, 4]
+
+
+def test_a_slow_ranking_stands_until_a_batch_of_decisions_has_arrived(store, monkeypatch):
+    import screeners.prioritise as prioritise
+    from screeners.prioritiser.simulation import Schedule
+
+    ids = _fill(store)  # 8 records
+    monkeypatch.setattr(prioritise, "FIT_BUDGET", -1.0)  # every fit counts as slow
+    monkeypatch.setattr(prioritise, "Schedule", lambda: Schedule(growth=1.0, per_records=8))
+    cands = ids["quantum"]
+    assert not prioritise.ranking_stands(store, TA, "ann", 0)  # nothing ranked yet
+    rank(store, TA, "ann", cands)
+    assert not prioritise.ranking_stands(store, TA, "ann", 0)  # a cold start is recomputed
+    _decide(store, ids["compassion"][0], "include")
+    _decide(store, ids["soil"][0], "exclude")
+    rank(store, TA, "ann", cands)  # fitted on 2 labels: the next fit 2 labels later
+    assert [prioritise.ranking_stands(store, TA, "ann", k) for k in range(4)] == \
+        [True, True, False, False]
+    assert not prioritise.ranking_stands(store, TA, "bob", 0)  # each reviewer's own
