@@ -198,15 +198,22 @@ def _counted_features(store: Store, m: Model, settings: str) -> Features:
         have = cache.hashes() if cache is not None else {}
         ids, empty, parts, recounted = _count_changed(store, feat, cache, have)
         counts = None
-        if cache is not None:
+        if cache is not None and parts is None:
+            # every row is in the file: read them all back, a chunk at a time, so
+            # the matrix is held once, never as batches and their join
             gone = set(have) - set(ids)
             if gone:
                 cache.remove(sorted(gone))
-            if recounted < len(ids):
-                counts = cache.read(np.asarray(ids, dtype=np.int64), n_views, width)
-                if counts is None:  # a row that does not decode, a file changed meanwhile
-                    ids, empty, parts, recounted = _count_changed(store, feat, cache, {})
+            counts = cache.read(np.asarray(ids, dtype=np.int64), n_views, width)
+            if counts is None:
+                # a row that does not decode, a write that failed: every row anew
+                ids, empty, parts, recounted = _count_changed(store, feat, cache, {})
+                if parts is None:
+                    counts = cache.read(np.asarray(ids, dtype=np.int64), n_views, width)
+        if counts is None and parts is None:
+            ids, empty, parts, recounted = _count_changed(store, feat, None, {})
         if counts is None:
+            assert parts is not None
             counts = tuple(sparse.vstack([p[v] for p in parts], format="csr")
                            if parts else sparse.csr_matrix((0, width), dtype=np.float32)
                            for v in range(n_views))
@@ -227,9 +234,10 @@ def _counted_features(store: Store, m: Model, settings: str) -> Features:
 
 def _count_changed(store: Store, feat: Any, cache: feature_cache.FeatureFile | None,
                    have: dict[int, bytes]
-                   ) -> tuple[list[int], list[int], list[tuple[sparse.csr_matrix, ...]], int]:
+                   ) -> tuple[list[int], list[int], list[tuple[sparse.csr_matrix, ...]] | None, int]:
     """(the canonical record ids, those without text, the counts of the records
-    whose hash is not in `have` (written to `cache`), how many those are)."""
+    whose hash is not in `have`, how many those are). With a `cache`, the counts
+    are written to it and none are kept (None)."""
     ids: list[int] = []
     empty: list[int] = []
     parts: list[tuple[sparse.csr_matrix, ...]] = []
@@ -239,8 +247,10 @@ def _count_changed(store: Store, feat: Any, cache: feature_cache.FeatureFile | N
     def count() -> None:
         counts = feat.term_counts([b[2] for b in batch], [b[3] for b in batch])
         if cache is not None:
+            # in the file (read back with the rest); a failed write shows when read
             cache.write([b[0] for b in batch], [b[1] for b in batch], counts)
-        parts.append(counts)
+        else:
+            parts.append(counts)
         batch.clear()
 
     for rid, t, a, k in _canonical_texts(store):
@@ -256,7 +266,7 @@ def _count_changed(store: Store, feat: Any, cache: feature_cache.FeatureFile | N
                 count()
     if batch:
         count()
-    return ids, empty, parts, recounted
+    return ids, empty, (None if cache is not None else parts), recounted
 
 
 def remembered_order(store: Store, stage: str, reviewer: str) -> list[int]:

@@ -115,7 +115,7 @@ def test_a_hard_link_to_the_store_is_refused(db: Path) -> None:
     ("-wal", "the write-ahead log of the review store"),
     ("-shm", "the shared-memory file of the review store"),
     ("-journal", "the rollback journal of the review store"),
-    (".features.npz", "the feature cache of the review store"),
+    (".features.sqlite", "the feature cache of the review store"),
 ])
 def test_the_files_beside_the_store_are_refused(db: Path, suffix: str, what: str) -> None:
     out = Path(str(db) + suffix)
