@@ -98,11 +98,23 @@ def relevant_left(store: Store, stage: str) -> float | None:
 _MEMO: "weakref.WeakKeyDictionary[Store, dict]" = weakref.WeakKeyDictionary()
 
 
-def _memoised(store: Store, key: tuple, compute: Callable[[], object]):
+#: events that never change who takes part in title-abstract screening (the
+#: stage's records, assignments, stopping-rule exclusions, removed searches)
+_DECISION_KINDS = ("decision", "resolution", "note", "appraisal")
+
+
+def _memoised(store: Store, key: tuple, compute: Callable[[], object],
+              decisions_matter: bool = True):
     """`compute()`, reused until the log or the records change: one key press draws
-    the card, the progress line and the next record from the same derivation."""
+    the card, the progress line and the next record from the same derivation.
+    With `decisions_matter` False, decisions and notes logged since do not count
+    as a change (the title-abstract population: on a large store deriving it
+    again costs a good part of a second, for each decision)."""
+    kinds = "" if decisions_matter else \
+        f" WHERE kind NOT IN ({', '.join('?' * len(_DECISION_KINDS))})"
     signature = (
-        store.db.execute("SELECT max(seq) FROM events").fetchone()[0],
+        store.db.execute(f"SELECT max(seq) FROM events{kinds}",
+                         [] if decisions_matter else list(_DECISION_KINDS)).fetchone()[0],
         store.db.execute("SELECT count(*), max(id), total(duplicate_of), count(duplicate_of) "
                          "FROM records").fetchone(),
     )
@@ -122,7 +134,8 @@ def population(store: Store, reviewer: str, stage: str) -> list[int]:
     (`awaiting_retrieval`), and those that could not be retrieved never come."""
     check_stage(stage)
     return list(_memoised(store, ("population", reviewer, stage),
-                          lambda: _population(store, reviewer, stage))[0])
+                          lambda: _population(store, reviewer, stage),
+                          decisions_matter=stage == FULL_TEXT)[0])
 
 
 def awaiting_retrieval(store: Store, reviewer: str, stage: str) -> int:
