@@ -35,7 +35,7 @@ from scipy import sparse
 from db.files import features_path
 from db.store import Store
 
-FORMAT = 4  # bump when the file layout changes
+FORMAT = 5  # bump when the file layout changes
 ORDER_KEPT = 500  # records of a reviewer's last ranking kept for the next sitting's start
 
 
@@ -189,8 +189,9 @@ class FeatureFile:
               counts: Sequence[sparse.csr_matrix]) -> bool:
         """Store (or replace) these records' rows; False if they could not be written."""
         blobs = encode_rows(counts)
-        return self._write("INSERT OR REPLACE INTO rows (id, hash, counts) VALUES (?, ?, ?)",
-                           zip(ids, hashes, blobs))
+        sizes = [np.diff(C.indptr).tolist() for C in counts] + [[0] * len(ids)]
+        return self._write("INSERT OR REPLACE INTO rows (id, hash, counts, first, second) "
+                           "VALUES (?, ?, ?, ?, ?)", zip(ids, hashes, blobs, sizes[0], sizes[1]))
 
     def remove(self, ids: Iterable[int]) -> bool:
         return self._write("DELETE FROM rows WHERE id = ?", ((i,) for i in ids))
@@ -211,17 +212,47 @@ class FeatureFile:
     def read(self, ids: np.ndarray, n_views: int, width: int
              ) -> tuple[sparse.csr_matrix, ...] | None:
         """The counts of records `ids` (sorted), row for row; None if any is missing
-        or does not decode."""
-        wanted = set(ids.tolist())
-        blobs: list[bytes] = []
-        got: list[int] = []
-        for rid, blob in self.conn.execute("SELECT id, counts FROM rows ORDER BY id"):
-            if rid in wanted:
-                got.append(rid)
-                blobs.append(blob)
-        if len(got) != len(ids) or not np.array_equal(np.asarray(got, dtype=np.int64), ids):
+        or does not decode. The matrices are made at their full size first and
+        filled a chunk of rows at a time, so nothing but they grows with the store."""
+        try:
+            got = np.fromiter((r[0] for r in self.conn.execute("SELECT id FROM rows ORDER BY id")),
+                              dtype=np.int64)
+            if not np.array_equal(got, ids):
+                return None
+            sizes = np.array(self.conn.execute("SELECT first, second FROM rows ORDER BY id")
+                             .fetchall(), dtype=np.int64).reshape(-1, 2)[:, :n_views]
+            indptrs = []
+            for v in range(n_views):
+                indptr = np.zeros(len(ids) + 1, dtype=np.int64)
+                np.cumsum(sizes[:, v], out=indptr[1:])
+                indptrs.append(indptr)
+            data = [np.empty(int(p[-1]), dtype=np.float32) for p in indptrs]
+            cols = [np.empty(int(p[-1]), dtype=np.int32) for p in indptrs]
+            cur = self.conn.execute("SELECT counts FROM rows ORDER BY id")
+            row = 0
+            while True:
+                blobs = [r[0] for r in cur.fetchmany(DECODE_CHUNK)]
+                if not blobs:
+                    break
+                chunk = _decode_chunk(blobs, n_views, width)
+                if chunk is None:
+                    return None
+                for v, (n, c, d) in enumerate(chunk):
+                    a, b = indptrs[v][row], indptrs[v][row + len(blobs)]
+                    if not np.array_equal(n, sizes[row:row + len(blobs), v]):
+                        return None
+                    cols[v][a:b] = c
+                    data[v][a:b] = d
+                row += len(blobs)
+            if row != len(ids):
+                return None
+        except (sqlite3.Error, ValueError):
             return None
-        return decode_rows(blobs, n_views, width)
+        out = []
+        for v in range(n_views):
+            indptr = indptrs[v] if indptrs[v][-1] >= 2**31 else indptrs[v].astype(np.int32)
+            out.append(sparse.csr_matrix((data[v], cols[v], indptr), shape=(len(ids), width)))
+        return tuple(out)
 
     def save_order(self, stage: str, reviewer: str, ids: Sequence[int]) -> bool:
         blob = np.asarray(list(ids)[:ORDER_KEPT], dtype="<i8").tobytes()
@@ -245,7 +276,8 @@ def _prepare(conn: sqlite3.Connection, layout: str) -> bool:
             return False  # tables of something else
         conn.executescript(
             "BEGIN;"
-            "CREATE TABLE rows (id INTEGER PRIMARY KEY, hash BLOB NOT NULL, counts BLOB NOT NULL);"
+            "CREATE TABLE rows (id INTEGER PRIMARY KEY, hash BLOB NOT NULL, counts BLOB NOT NULL, "
+            "first INTEGER NOT NULL, second INTEGER NOT NULL);"
             "CREATE TABLE orders (stage TEXT, reviewer TEXT, ids BLOB, "
             "PRIMARY KEY (stage, reviewer));"
             "COMMIT;")

@@ -4,8 +4,10 @@ at a fraction of their cost per fit.
 
 A simulation refits the classifier hundreds of times on a few hundred rows, and
 most of each fit went on input validation, label encoding and converting the
-training rows to float64 with sorted indices, not on the solver. Here the
-feature matrix is converted once (`prepared`, remembered per matrix object) and
+training rows to float64 with sorted indices, not on the solver. Here only the
+training rows are converted (a store's whole matrix in float64 would be twice
+its size again; complement naive Bayes alone, outside the default model, keeps a
+float64 copy, `prepared`) and
 each fit calls the same liblinear routine and the same numpy/scipy operations,
 in the same order and dtypes, as scikit-learn does, so scores are identical and
 a simulation's screening order does not change. The default model's pair of
