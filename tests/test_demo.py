@@ -212,7 +212,7 @@ def test_progress_goes_to_stderr_stage_by_stage_and_files_are_written(demo):
     assert sorted(p.name for p in d.iterdir() if not p.name.endswith(("-wal", "-shm"))) == sorted([
         "agreement.json", "evidence.csv", "flow.json", "included.ris", "index-articles.txt",
         "library", "methods.md", "prisma.png", "prisma.svg", "records.csv", "review.db",
-        "review.db.features.npz", "review.db.fulltext", "review.http-cache.sqlite"])
+        "review.db.features.sqlite", "review.db.fulltext", "review.http-cache.sqlite"])
     flow = json.loads((d / "flow.json").read_text())
     svg = (d / "prisma.svg").read_text()
     assert f"Records screened (n = {flow['screening']['screened']})" in svg
