@@ -110,6 +110,15 @@ def _memoised(store: Store, key: tuple, compute: Callable[[], object],
     With `decisions_matter` False, decisions and notes logged since do not count
     as a change (the title-abstract population: on a large store deriving it
     again costs a good part of a second, for each decision)."""
+    conn = store.db.conn
+    # nothing written through this connection, nothing committed by another one:
+    # the store is as it was, without asking it (two scans on a large store)
+    unchanged = (id(conn), conn.total_changes,
+                 conn.execute("PRAGMA data_version").fetchone()[0])
+    memo = _MEMO.setdefault(store, {})
+    hit = memo.get(key)
+    if hit is not None and hit[2] == unchanged:
+        return hit[1]
     kinds = "" if decisions_matter else \
         f" WHERE kind NOT IN ({', '.join('?' * len(_DECISION_KINDS))})"
     signature = (
@@ -118,12 +127,11 @@ def _memoised(store: Store, key: tuple, compute: Callable[[], object],
         store.db.execute("SELECT count(*), max(id), total(duplicate_of), count(duplicate_of) "
                          "FROM records").fetchone(),
     )
-    memo = _MEMO.setdefault(store, {})
-    hit = memo.get(key)
     if hit is not None and hit[0] == signature:
+        memo[key] = (signature, hit[1], unchanged)
         return hit[1]
     value = compute()
-    memo[key] = (signature, value)
+    memo[key] = (signature, value, unchanged)
     return value
 
 
@@ -382,6 +390,8 @@ class ScreeningSession:
         self.store, self.reviewer, self.stage = store, reviewer, stage
         self.protocol: Protocol = get_protocol(store)
         self._skipped: list[int] = []
+        # the queue first, before a ranking thread competes for the interpreter
+        pending(store, reviewer, stage)
         self._ranker = _Ranker(store, reviewer, stage, rank_fn or rank_records,
                                estimate_fn or relevant_left, background)
         self.current: int | None = None
