@@ -60,7 +60,11 @@ def test_prioritised_order_and_estimate(store, fake_prioritiser):
     assert s.progress().text == "screened 1/4 · includes 0 · estimated relevant left 2.5"
 
 
-def test_next_record_does_not_wait_for_re_ranking(tmp_path, no_prioritiser):
+def test_next_record_does_not_wait_for_re_ranking(tmp_path, no_prioritiser, monkeypatch):
+    import screeners.session as session_module
+
+    # the first ranking is quick here: however loaded the machine, the sitting waits for it
+    monkeypatch.setattr(session_module, "STARTUP_WAIT", 30.0)
     store = open_store(tmp_path / "review.db")
     make_review(store, 5)
     gate, calls = threading.Event(), []
