@@ -5,8 +5,9 @@ from __future__ import annotations
 
 
 def fail_on_event(store, monkeypatch, n: int = 2, message: str = "disk full") -> None:
-    """Make the store's `n`th `log_event` call from now raise RuntimeError(message)."""
-    real = store.log_event
+    """Make the store's `n`th event from now (logged alone by `log_event` or among others by
+    `log_events`) raise RuntimeError(message)."""
+    real, real_many = store.log_event, store.log_events
     calls = {"n": 0}
 
     def failing(kind, **kw):
@@ -15,7 +16,15 @@ def fail_on_event(store, monkeypatch, n: int = 2, message: str = "disk full") ->
             raise RuntimeError(message)
         return real(kind, **kw)
 
+    def failing_many(kind, events):
+        events = list(events)
+        before, calls["n"] = calls["n"], calls["n"] + len(events)
+        if before < n <= calls["n"]:
+            raise RuntimeError(message)
+        return real_many(kind, events)
+
     monkeypatch.setattr(store, "log_event", failing)
+    monkeypatch.setattr(store, "log_events", failing_many)
 
 
 def closed_port_url(path: str = "") -> str:

@@ -4,7 +4,7 @@ The pipeline has one module per stage, each taking and returning plain data:
 `prepare` (normalise) -> `block` (candidate pairs) -> `match` (score pairs)
 -> `cluster` (guarded connected components) -> `merge` (canonical record and
 filled fields). `deduplicate()` runs it on any sequence of `Record`s or dicts,
-with no store; `cluster.dedup.store` is the thin layer that reads a review
+with no store; `cluster.dedup.apply` is the thin layer that reads a review
 store, writes `duplicate_of` and the merge events, and undoes merges.
 """
 
@@ -21,15 +21,18 @@ from cluster.dedup.merge import choose_canonical, fill_missing
 from cluster.dedup.prepare import Prepared, PreparedCache, prepare_one
 
 Progress = Callable[[str, int, int], None]
+#: the records at some indices, by index: what clustering asks for once the clusters are known
+ItemsOf = Callable[[Sequence[int]], Mapping[int, Record | Mapping[str, Any]]]
 
 
 class KeySource(Protocol):
-    """Where `deduplicate` gets each record's keys: a `PreparedCache`, or keys kept in a store."""
+    """Where `deduplicate` gets each record's keys, such as a `PreparedCache`."""
 
     def prepare(self, item: Record | Mapping[str, Any], key: Any) -> Prepared: ...
 
 
-__all__ = ["Cluster", "DedupResult", "KeySource", "PairScore", "PreparedCache", "deduplicate", "SAME",
+__all__ = ["Cluster", "DedupResult", "ItemsOf", "KeySource", "PairScore", "PreparedCache", "deduplicate",
+           "deduplicate_prepared", "SAME",
            "MAYBE", "DIFFERENT", "BLOCKING_RULES"]
 
 
@@ -68,9 +71,8 @@ def deduplicate(items: Sequence[Record | Mapping[str, Any]], *,
     `new`: only pairs involving these indices are compared (incremental runs).
     `preferred`: indices to keep as canonical when they are in a cluster.
     `cannot_link`: index pairs a person said are different works.
-    `cache`: keys prepared by an earlier run (a `PreparedCache` in this process, or the
-    store's `cluster.dedup.keys.StoredKeys`); records it already holds are not normalised
-    again (it gains the records of this run).
+    `cache`: keys prepared by an earlier run in this process (a `PreparedCache`);
+    records it already holds are not normalised again (it gains the records of this run).
     """
     n = len(items)
     prepared: list[Prepared] = []
@@ -81,6 +83,24 @@ def deduplicate(items: Sequence[Record | Mapping[str, Any]], *,
             progress("prepare", i + 1, n)
     if progress:
         progress("prepare", n, n)
+    return deduplicate_prepared(prepared, lambda wanted: {i: items[i] for i in wanted}, new=new,
+                                preferred=preferred, cannot_link=cannot_link, rules=rules,
+                                progress=progress)
+
+
+def deduplicate_prepared(prepared: Sequence[Prepared], items_of: ItemsOf, *,
+                         new: Collection[int] | None = None,
+                         preferred: Collection[int] = (),
+                         cannot_link: Collection[tuple[int, int]] = (),
+                         rules: Sequence[BlockingRule] = BLOCKING_RULES,
+                         progress: Progress | None = None) -> DedupResult:
+    """`deduplicate` on keys already prepared, `prepared[i]` standing for record i.
+
+    Blocking, matching and clustering need the keys alone; the records
+    themselves are asked for (`items_of(indices)`, index -> record) only for the
+    members of the clusters found, to choose each canonical record and fill it:
+    a store of a million records need not be held whole.
+    """
     pairs = candidate_pairs(prepared, new=new, rules=rules, progress=progress)
     links: list[PairScore] = []
     review: list[PairScore] = []
@@ -96,12 +116,18 @@ def deduplicate(items: Sequence[Record | Mapping[str, Any]], *,
             progress("match", k + 1, total)
     if progress:
         progress("match", total, total)
+    del pairs
     groups = build_clusters(prepared, links, cannot_link=cannot_link)
+    records = items_of(sorted(i for members, _, _ in groups for i in members))
+    favoured = set(preferred)
     clusters = []
     for members, score, rule in groups:
-        canonical = choose_canonical(items, members, preferred=list(preferred))
-        clusters.append(Cluster(canonical, tuple(members), score, rule,
-                                fill_missing(items, canonical, members)))
+        # positions within the cluster keep the order of the indices, so ties fall as before
+        local = [records[i] for i in members]
+        at = range(len(members))
+        canonical = choose_canonical(local, at, preferred=[k for k in at if members[k] in favoured])
+        clusters.append(Cluster(members[canonical], tuple(members), score, rule,
+                                fill_missing(local, canonical, at)))
     clusters.sort(key=lambda c: c.members)
     where = {i: c.canonical for c in clusters for i in c.members}
     # a grey pair already joined through stronger links needs no decision
@@ -109,4 +135,4 @@ def deduplicate(items: Sequence[Record | Mapping[str, Any]], *,
     review.sort(key=lambda s: (-s.score, s.a, s.b))
     if progress:
         progress("cluster", 1, 1)
-    return DedupResult(n, total, tuple(clusters), tuple(review))
+    return DedupResult(len(prepared), total, tuple(clusters), tuple(review))

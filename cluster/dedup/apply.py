@@ -1,7 +1,8 @@
 """The store layer of deduplication: run the pipeline on a review store and record the outcome.
 
-A thin wrapper around `cluster.dedup.deduplicate`: it reads the records that
-still stand for a work, runs the pipeline (only the records added since the
+A thin wrapper around `cluster.dedup.deduplicate_prepared`: it reads the records
+that still stand for a work one at a time and keeps only their keys (the few
+records the clusters need are read again), runs the pipeline (only the records added since the
 last run are blocked against the rest), and writes, in one transaction, each
 cluster as `records.duplicate_of` on its non-canonical members plus ONE
 `merge` event. Nothing is deleted and `sources` rows stay on their records, so
@@ -17,12 +18,16 @@ from __future__ import annotations
 
 import json
 import uuid
+from array import array
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from base.errors import ClusterError
-from cluster.dedup import Cluster, PreparedCache, deduplicate
-from cluster.dedup.keys import StoredKeys
+from base.record import Record
+from cluster.dedup import Cluster, PreparedCache, deduplicate_prepared
+from cluster.dedup.keys import StoredKeys, scan
+from cluster.dedup.prepare import Prepared
 from cluster.dedup.merge import FILLABLE, choose_canonical, fill_missing
 from db.state import standing_events, standing_merges, undone_ids, undone_merges
 from db.store import Store, new_id, record_to_row, row_to_record
@@ -127,26 +132,34 @@ def pending_pairs(store: Store) -> list[PendingPair]:
 # --- writing -------------------------------------------------------------------------
 
 
-def _write_merge(store: Store, ids: Sequence[int], items: Sequence[Any], cluster: Cluster,
-                 rule: str | None = None, reviewer: str | None = None,
-                 batch: str | None = None) -> str:
-    canonical = ids[cluster.canonical]
-    members = [ids[i] for i in cluster.members]
-    record = items[cluster.canonical]
-    before_row = record_to_row(record)
-    before = {f: before_row[f] for f in cluster.filled}
-    if cluster.filled:
-        store.update_record(canonical, record.replace(**dict(cluster.filled)))
-    for m in members:
-        if m != canonical:
-            store.db.execute("UPDATE records SET duplicate_of = ? WHERE id = ?", [canonical, m])
-    merge_id = str(uuid.uuid4())
-    store.log_event("merge", record_id=canonical, reviewer=reviewer, event_id=batch, data={
-        "merge_id": merge_id, "canonical": canonical, "members": members,
-        "score": cluster.score, "rule": rule or cluster.rule,
-        "filled": sorted(cluster.filled), "before": before, **({"batch": batch} if batch else {}),
-    })
-    return merge_id
+def _write_merges(store: Store, ids: Sequence[int], items: Mapping[int, Any],
+                  clusters: Sequence[Cluster], rule: str | None = None, reviewer: str | None = None,
+                  batch: str | None = None) -> list[str]:
+    """Write the clusters (indices into `ids`; `items` holds their records by index): each
+    canonical record filled, its members marked, and one `merge` event per cluster."""
+    merge_ids: list[str] = []
+    events: list[dict[str, Any]] = []
+    duplicates: list[tuple[int, int]] = []
+    for cluster in clusters:
+        canonical = ids[cluster.canonical]
+        members = [ids[i] for i in cluster.members]
+        before: dict[str, Any] = {}
+        if cluster.filled:
+            record = items[cluster.canonical]
+            before_row = record_to_row(record)
+            before = {f: before_row[f] for f in cluster.filled}
+            store.update_record(canonical, record.replace(**dict(cluster.filled)))
+        duplicates += [(canonical, m) for m in members if m != canonical]
+        merge_id = str(uuid.uuid4())
+        merge_ids.append(merge_id)
+        events.append({"record_id": canonical, "reviewer": reviewer, "event_id": batch, "data": {
+            "merge_id": merge_id, "canonical": canonical, "members": members,
+            "score": cluster.score, "rule": rule or cluster.rule,
+            "filled": sorted(cluster.filled), "before": before, **({"batch": batch} if batch else {}),
+        }})
+    store.db.conn.executemany("UPDATE records SET duplicate_of = ? WHERE id = ?", duplicates)
+    store.log_events("merge", events)
+    return merge_ids
 
 
 def _merged_canonicals(store: Store) -> set[int]:
@@ -185,31 +198,63 @@ def _dedup_once(store: Store, cache: PreparedCache | None, persist_keys: bool,
                 progress: Progress | None) -> DedupSummary | None:
     """One run; None when another run changed the store while this one compared records."""
     state = _dedup_state(store)
-    rows = list(store.record_rows())
-    ids = [r["id"] for r in rows]
     last = int(state[0] or 0)
-    new = [i for i, rid in enumerate(ids) if rid > last]
-    no_title = sum(1 for r in rows if not (r.get("title") or "").strip())
-    if not new:
-        return DedupSummary(len(rows), 0, 0, 0, 0, len(pending_pairs(store)), no_title, ())
-    items = [row_to_record(r) for r in rows]
-    index = {rid: i for i, rid in enumerate(ids)}
-    cannot = [(index[x], index[y]) for x, y in map(tuple, _cannot_link(store))
-              if x in index and y in index]
-    preferred = [index[c] for c in _merged_canonicals(store) if c in index]
-    keys = StoredKeys(store, ids, fallback=cache) if persist_keys else None
+    if store.db.execute("SELECT 1 FROM records WHERE duplicate_of IS NULL AND id > ? LIMIT 1",
+                        [last]).fetchone() is None:
+        titles = [0, 0]
+        for (title,) in store.db.execute("SELECT title FROM records WHERE duplicate_of IS NULL"):
+            titles[0] += 1
+            titles[1] += not (title or "").strip()
+        return DedupSummary(titles[0], 0, 0, 0, 0, len(pending_pairs(store)), titles[1], ())
+    keys = StoredKeys(fallback=cache) if persist_keys else None
     hits = cache.hits if cache is not None else 0
-    result = deduplicate(items, new=None if last == 0 else new, preferred=preferred,
-                         cannot_link=cannot, cache=keys if keys is not None else cache,
-                         progress=progress)
-    merge_ids = []
+    # the records are read one at a time and only their keys are kept: the records of the
+    # clusters found are read again once known (a few per hundred)
+    ids = array("q")
+    prepared: list[Prepared] = []
+    no_title = 0
+    total = store.db.execute("SELECT COUNT(*) FROM records WHERE duplicate_of IS NULL").fetchone()[0]
+    step = max(1, total // 100)
+    for rid, title, p in scan(store, keys, cache):
+        ids.append(rid)
+        prepared.append(p)
+        no_title += not (title or "").strip()
+        if progress and len(ids) % step == 0:
+            progress("prepare", len(ids), max(total, len(ids)))
+    if progress:
+        progress("prepare", len(ids), len(ids))
+    n_new = len(ids) - bisect_right(ids, last)
+
+    def position(rid: Any) -> int | None:
+        if not isinstance(rid, int):
+            return None
+        k = bisect_left(ids, rid)
+        return k if k < len(ids) and ids[k] == rid else None
+
+    cannot = [(px, py) for x, y in map(tuple, _cannot_link(store))
+              for px, py in [(position(x), position(y))] if px is not None and py is not None]
+    preferred = [k for k in map(position, _merged_canonicals(store)) if k is not None]
+    records: dict[int, Record] = {}
+
+    def records_of(wanted: Sequence[int]) -> dict[int, Record]:
+        for start in range(0, len(wanted), 500):
+            chunk = [ids[i] for i in wanted[start:start + 500]]
+            for row in store.record_rows(f"id IN ({', '.join('?' * len(chunk))})", chunk):
+                k = position(row["id"])
+                if k is not None:
+                    records[k] = row_to_record(row)
+        return records
+
+    result = deduplicate_prepared(prepared, records_of,
+                                  new=None if last == 0 else range(len(ids) - n_new, len(ids)),
+                                  preferred=preferred, cannot_link=cannot, progress=progress)
+    del prepared
     with store.transaction():
         # the comparisons took time without the write lock: if another run (or a
         # person's pair decision) got in first, they are stale and are done again
         if _dedup_state(store) != state:
             return None
-        for c in result.clusters:
-            merge_ids.append(_write_merge(store, ids, items, c))
+        merge_ids = _write_merges(store, ids, records, result.clusters)
         fresh = [PendingPair(ids[s.a], ids[s.b], s.score, s.rule, s.reason) for s in result.review]
         _save_pending(store, [*_stored_pending(store), *fresh])
         store.set_meta(META_LAST, str(max(ids)))
@@ -217,13 +262,13 @@ def _dedup_once(store: Store, cache: PreparedCache | None, persist_keys: bool,
             keys.save(store, changed=[ids[c.canonical] for c in result.clusters if c.filled],
                       gone=[ids[m] for c in result.clusters for m in c.members if m != c.canonical])
     if keys is not None:
-        prepared, reused = keys.prepared, keys.reused
+        n_prepared, reused = keys.prepared, keys.reused
     else:
         reused = cache.hits - hits if cache is not None else 0
-        prepared = len(rows) - reused
-    return DedupSummary(len(rows), len(new), result.n_pairs, len(result.clusters),
+        n_prepared = len(ids) - reused
+    return DedupSummary(len(ids), n_new, result.n_pairs, len(result.clusters),
                         result.n_duplicates, len(pending_pairs(store)), no_title, tuple(merge_ids),
-                        prepared, reused)
+                        n_prepared, reused)
 
 
 def undo_merge(store: Store, merge_id: str, *, reviewer: str | None = None) -> dict[str, Any]:
@@ -298,8 +343,8 @@ def decide_pairs(store: Store, decisions: Iterable[tuple[int, int, str]], *,
                     i for i, r in enumerate((ca, cb)) if r in _merged_canonicals(store)])
                 cluster = Cluster(canon, (0, 1), 1.0, "manual", fill_missing(items, canon, [0, 1]))
                 batch = new_id()
-                _write_merge(store, [ca, cb], items, cluster, rule="manual", reviewer=reviewer,
-                             batch=batch)
+                _write_merges(store, [ca, cb], dict(enumerate(items)), [cluster], rule="manual",
+                              reviewer=reviewer, batch=batch)
             store.log_event("pair_decision", record_id=a, reviewer=reviewer, value=value,
                             data={"a": a, "b": b, **({"batch": batch} if batch else {})})
             counts[value] += 1

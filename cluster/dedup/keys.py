@@ -18,7 +18,7 @@ import json
 import pickle
 from dataclasses import fields
 from operator import attrgetter
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Collection, Iterator, Mapping
 
 from base.record import Record
 from cluster.dedup import prepare
@@ -85,36 +85,39 @@ def decode(key: Any, text: str) -> Prepared:
     return Prepared(key, *json.loads(text))
 
 
+_COLUMNS = ", ".join(f"r.{c}" for c in PREPARED_FROM)
+#: each record that stands for a work, with its stored keys if it has any
+_SCAN_KEYS = (f"SELECT r.id, {_COLUMNS}, k.fingerprint, k.keys FROM records r "
+              f"LEFT JOIN {TABLE} k ON k.record_id = r.id WHERE r.duplicate_of IS NULL ORDER BY r.id")
+_SCAN = f"SELECT r.id, {_COLUMNS} FROM records r WHERE r.duplicate_of IS NULL ORDER BY r.id"
+
+
 class StoredKeys:
     """The keys source of one run: reuses the store's rows, prepares (and remembers) the rest.
 
-    `deduplicate(items, cache=...)` calls `prepare(item, i)` with `i` the index of
-    the item; `ids[i]` is that record's id in the store. `prepared` and `reused`
-    count what this run did; `save()` writes the newly prepared keys and belongs
-    in the transaction that writes the run's outcome.
+    `scan(store, keys)` gives it each record with its stored row. `prepared` and
+    `reused` count what this run did; `save()` writes the newly prepared keys and
+    belongs in the transaction that writes the run's outcome.
     """
 
-    def __init__(self, store: Store, ids: Sequence[int], fallback: PreparedCache | None = None) -> None:
-        self._ids = ids
+    def __init__(self, fallback: PreparedCache | None = None) -> None:
         self._fallback = fallback
-        self._stored: dict[int, tuple[bytes, str]] = {
-            rid: (fp, text) for rid, fp, text in
-            store.db.execute(f"SELECT record_id, fingerprint, keys FROM {TABLE}")}
         self._fresh: dict[int, tuple[bytes, Prepared]] = {}
         self._seed = _new_seed()
         self.prepared = 0
         self.reused = 0
 
-    def prepare(self, item: Record | Mapping[str, Any], key: int) -> Prepared:
-        rid = self._ids[key]
+    def prepare(self, item: Record | Mapping[str, Any], key: Any, record_id: int,
+                stored: tuple[bytes, str] | None = None) -> Prepared:
+        """The keys of `item` (record `record_id`): the `stored` (fingerprint, keys) when they
+        still fit its fields, else prepared afresh (and kept for `save()`)."""
         fp = fingerprint(item, self._seed)
-        row = self._stored.get(rid)
-        if row is not None and row[0] == fp:
+        if stored is not None and stored[0] == fp:
             self.reused += 1
-            return decode(key, row[1])
+            return decode(key, stored[1])
         self.prepared += 1
         found = self._fallback.prepare(item, key) if self._fallback is not None else prepare_one(item, key)
-        self._fresh[rid] = (fp, found)
+        self._fresh[record_id] = (fp, found)
         return found
 
     def save(self, store: Store, *, changed: Collection[int] = (), gone: Collection[int] = ()) -> int:
@@ -128,19 +131,51 @@ class StoredKeys:
         prepared afresh.
         """
         dropped = set(gone)
-        fresh = {rid: v for rid, v in self._fresh.items() if rid not in dropped}
         wanted = sorted(set(changed))
+        redone: dict[int, tuple[bytes, Prepared]] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             for row in store.record_rows(f"id IN ({', '.join('?' * len(chunk))})", chunk):
                 record = row_to_record(row)
-                fresh[row["id"]] = (fingerprint(record, self._seed), prepare_one(record, row["id"]))
-        rows = [(rid, fp, encode(p)) for rid, (fp, p) in fresh.items()]
+                redone[row["id"]] = (fingerprint(record, self._seed), prepare_one(record, row["id"]))
+        written = 0
+
+        def rows() -> Iterator[tuple[int, bytes, str]]:
+            # encoded one at a time as SQLite takes them: a million rows are never held as text
+            nonlocal written
+            for rid, (fp, p) in self._fresh.items():
+                if rid not in dropped and rid not in redone:
+                    written += 1
+                    yield rid, fp, encode(p)
+            for rid, (fp, p) in redone.items():
+                written += 1
+                yield rid, fp, encode(p)
+
         store.db.conn.executemany(
-            f"INSERT OR REPLACE INTO {TABLE} (record_id, fingerprint, keys) VALUES (?, ?, ?)", rows)
+            f"INSERT OR REPLACE INTO {TABLE} (record_id, fingerprint, keys) VALUES (?, ?, ?)", rows())
         store.db.execute(f"DELETE FROM {TABLE} WHERE record_id IN "
                          f"(SELECT id FROM records WHERE duplicate_of IS NOT NULL)")
-        return len(rows)
+        return written
 
 
-__all__ = ["StoredKeys", "fingerprint", "encode", "decode", "layout", "salt", "TABLE"]
+def scan(store: Store, keys: StoredKeys | None,
+         cache: PreparedCache | None = None) -> Iterator[tuple[int, str | None, Prepared]]:
+    """(id, title, keys) of each record that stands for a work, in id order; the key of each
+    `Prepared` is its position. The records and their stored keys are read in one pass and
+    neither is held beyond the record being prepared. Without `keys`, stored keys are
+    neither read nor remembered: each record is prepared (through `cache`, if given)."""
+    width = len(PREPARED_FROM)
+    for i, row in enumerate(store.db.execute(_SCAN if keys is None else _SCAN_KEYS)):
+        # only the fields the keys are made of: the record's other columns are not decoded
+        record = row_to_record(dict(zip(PREPARED_FROM, row[1:width + 1])))
+        if keys is not None:
+            fp = row[width + 1]
+            p = keys.prepare(record, i, row[0], None if fp is None else (fp, row[width + 2]))
+        elif cache is not None:
+            p = cache.prepare(record, i)
+        else:
+            p = prepare_one(record, i)
+        yield row[0], record.title, p
+
+
+__all__ = ["StoredKeys", "scan", "fingerprint", "encode", "decode", "layout", "salt", "TABLE"]
