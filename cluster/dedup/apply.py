@@ -38,6 +38,8 @@ Progress = Callable[[str, int, int], None]
 META_LAST = "dedup_last_record_id"
 META_PENDING = "dedup_pending_pairs"
 DECISIONS = ("same", "different")
+#: records read back per query once the clusters are known (SQLite allows 999 parameters)
+READ_BATCH = 500
 
 
 class DedupError(ClusterError):
@@ -237,8 +239,8 @@ def _dedup_once(store: Store, cache: PreparedCache | None, persist_keys: bool,
     records: dict[int, Record] = {}
 
     def records_of(wanted: Sequence[int]) -> dict[int, Record]:
-        for start in range(0, len(wanted), 500):
-            chunk = [ids[i] for i in wanted[start:start + 500]]
+        for start in range(0, len(wanted), READ_BATCH):
+            chunk = [ids[i] for i in wanted[start:start + READ_BATCH]]
             for row in store.record_rows(f"id IN ({', '.join('?' * len(chunk))})", chunk):
                 k = position(row["id"])
                 if k is not None:
