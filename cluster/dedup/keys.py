@@ -158,6 +158,14 @@ class StoredKeys:
         return written
 
 
+def _record(values: tuple[Any, ...]) -> Record:
+    """The fields the keys are made of (`PREPARED_FROM`, in order), as `row_to_record` reads
+    them; the record's other columns are neither read nor decoded."""
+    fields = dict(zip(PREPARED_FROM, values))
+    fields["authors"] = tuple(json.loads(fields["authors"] or "[]"))
+    return Record(**fields)
+
+
 def scan(store: Store, keys: StoredKeys | None,
          cache: PreparedCache | None = None) -> Iterator[tuple[int, str | None, Prepared]]:
     """(id, title, keys) of each record that stands for a work, in id order; the key of each
@@ -166,8 +174,7 @@ def scan(store: Store, keys: StoredKeys | None,
     neither read nor remembered: each record is prepared (through `cache`, if given)."""
     width = len(PREPARED_FROM)
     for i, row in enumerate(store.db.execute(_SCAN if keys is None else _SCAN_KEYS)):
-        # only the fields the keys are made of: the record's other columns are not decoded
-        record = row_to_record(dict(zip(PREPARED_FROM, row[1:width + 1])))
+        record = _record(row[1:width + 1])
         if keys is not None:
             fp = row[width + 1]
             p = keys.prepare(record, i, row[0], None if fp is None else (fp, row[width + 2]))

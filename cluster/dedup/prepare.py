@@ -20,7 +20,7 @@ import html
 import re
 from dataclasses import dataclass, replace
 from urllib.parse import unquote
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from base.record import (Record, fold, normalize_doi, normalize_pages, normalize_pmid,
                          normalize_year, without_markup)
@@ -145,6 +145,10 @@ def normalize_title(value: Any) -> str:
     return _BRITISH.sub(lambda m: _AMERICAN[m.group(0)], text)
 
 
+_INITIAL_DOT = re.compile(r"\.(?=\S)")
+_RUN_TOGETHER = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
 def author_surnames(value: Any) -> list[str]:
     """Surnames from "Smith, J; Doe, A", "Smith J.Doe A.", "John Smith and Ann Doe" alike.
 
@@ -153,9 +157,9 @@ def author_surnames(value: Any) -> list[str]:
     """
     raw = html.unescape(_text(value))
     # run-together ASySD exports: "Przyklenk K.Kloner R. A." -> split after an initial's dot
-    raw = re.sub(r"\.(?=\S)", ". ", raw).replace(" and ", " ")
+    raw = _INITIAL_DOT.sub(". ", raw).replace(" and ", " ")
     # run-together full names: "Saif Muhammad WasifKim Richard"
-    raw = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", raw)
+    raw = _RUN_TOGETHER.sub(" ", raw)
     shouting = raw.isupper()
     words = []
     for w in _NON_WORD.sub(" ", raw).split():
@@ -169,10 +173,13 @@ def author_surnames(value: Any) -> list[str]:
     return words
 
 
+_BRACKETED = re.compile(r"[\[(][^\])]*[\])]")
+
+
 def journal_words(value: Any) -> str:
     # "(Munich)", "(Online)", "[Electronic Resource]" name an edition, not another journal;
     # "Scand J Gastroenterol Suppl" is the supplement series of its journal, not another one
-    text = re.sub(r"[\[(][^\])]*[\])]", " ", html.unescape(_text(value)))
+    text = _BRACKETED.sub(" ", html.unescape(_text(value)))
     words = _BRITISH.sub(lambda m: _AMERICAN[m.group(0)], _NON_WORD.sub(" ", _fold(text))).split()
     return " ".join(w for w in words if w not in _JOURNAL_STOP and w not in _SUPPL_WORDS)
 
@@ -192,8 +199,11 @@ def _supplement(journal_raw: str, volume_raw: str, issue_raw: str) -> str:
     return ""
 
 
+_NUMBER = re.compile(r"\d+")
+
+
 def _digits(value: Any) -> str:
-    m = re.search(r"\d+", _text(value))
+    m = _NUMBER.search(_text(value))
     return m.group(0).lstrip("0") if m else ""
 
 
@@ -451,13 +461,15 @@ def _get(item: Any, name: str) -> Any:
 
 def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
     """Normalise one record (a `Record` or a mapping with the same field names)."""
-    title = normalize_title(_REPRINT_NOTE.sub("", _text(_get(item, "title"))))
-    surnames = author_surnames(_get(item, "authors"))
-    journal_raw = _text(_get(item, "journal"))
-    pages_raw = _text(_get(item, "pages"))
-    year = normalize_year(_get(item, "year"))
-    volume_raw = _text(_get(item, "volume"))
-    issue_raw = _text(_get(item, "issue"))
+    # a Record has every field: read as attributes, without `_get`'s type tests per field
+    get: Callable[[Any, str], Any] = getattr if type(item) is Record else _get
+    title = normalize_title(_REPRINT_NOTE.sub("", _text(get(item, "title"))))
+    surnames = author_surnames(get(item, "authors"))
+    journal_raw = _text(get(item, "journal"))
+    pages_raw = _text(get(item, "pages"))
+    year = normalize_year(get(item, "year"))
+    volume_raw = _text(get(item, "volume"))
+    issue_raw = _text(get(item, "issue"))
     cited = parse_citation(journal_raw)
     if cited is not None:
         # the record's own fields win: the citation only fills what they leave empty
@@ -468,7 +480,7 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         year = year or cited.year
     journal = journal_words(journal_raw)
     first, last = _pages(pages_raw)
-    found = split_identifiers(_get(item, "doi"), _get(item, "pmid"))
+    found = split_identifiers(get(item, "doi"), get(item, "pmid"))
     doi = found.dois[0] if found.dois else None
     pmid = found.pmids[0] if found.pmids else None
     kind = ""
@@ -492,7 +504,7 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         or pages_raw.lower().startswith("suppl") or meeting
     )
     fields = (title, surnames, journal, first, doi, pmid, year, volume_raw, issue_raw,
-              _text(_get(item, "abstract")).strip())
+              _text(get(item, "abstract")).strip())
     key_of_doi = doi_key(doi)
     return Prepared(
         key=key, title=title, title_key=title.replace(" ", ""), authors=" ".join(surnames),
