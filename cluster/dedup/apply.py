@@ -203,11 +203,11 @@ def _dedup_once(store: Store, cache: PreparedCache | None, persist_keys: bool,
     last = int(state[0] or 0)
     if store.db.execute("SELECT 1 FROM records WHERE duplicate_of IS NULL AND id > ? LIMIT 1",
                         [last]).fetchone() is None:
-        titles = [0, 0]
+        standing = untitled = 0
         for (title,) in store.db.execute("SELECT title FROM records WHERE duplicate_of IS NULL"):
-            titles[0] += 1
-            titles[1] += not (title or "").strip()
-        return DedupSummary(titles[0], 0, 0, 0, 0, len(pending_pairs(store)), titles[1], ())
+            standing += 1
+            untitled += not (title or "").strip()
+        return DedupSummary(standing, 0, 0, 0, 0, len(pending_pairs(store)), untitled, ())
     keys = StoredKeys(fallback=cache) if persist_keys else None
     hits = cache.hits if cache is not None else 0
     # the records are read one at a time and only their keys are kept: the records of the
