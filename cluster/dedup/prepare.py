@@ -114,6 +114,8 @@ def _fold(text: str) -> str:
 
 
 def _text(value: Any) -> str:
+    if type(value) is str:
+        return value  # nearly every field: no further tests
     if value is None:
         return ""
     if isinstance(value, (list, tuple)):
