@@ -241,7 +241,10 @@ def _dedup_once(store: Store, cache: PreparedCache | None, persist_keys: bool,
     def records_of(wanted: Sequence[int]) -> dict[int, Record]:
         for start in range(0, len(wanted), READ_BATCH):
             chunk = [ids[i] for i in wanted[start:start + READ_BATCH]]
-            for row in store.record_rows(f"id IN ({', '.join('?' * len(chunk))})", chunk):
+            # another run may have merged some since they were read (records are never deleted):
+            # the state check before writing finds that run, and this one starts again
+            for row in store.record_rows(f"id IN ({', '.join('?' * len(chunk))})", chunk,
+                                         include_duplicates=True):
                 k = position(row["id"])
                 if k is not None:
                     records[k] = row_to_record(row)
