@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scale import measure  # noqa: E402
+from bench_scale import cache_file, measure  # noqa: E402
 from scale_data import SCREENING, write_csv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "review.db"
         build(db, args.records)
-        cache = db.with_name(db.name + ".features.npz")
+        cache = cache_file(db)
         rows = []
 
         def measure(label: str, argv: list[str], cold: bool) -> None:

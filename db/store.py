@@ -287,6 +287,7 @@ class Store:
         self._db = db
         self.path = path
         self._checked = path is None  # an in-memory store cannot be damaged on disk
+        self._canonical: tuple[tuple[int, int], dict[int, int]] | None = None
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -401,7 +402,18 @@ class Store:
 
     def canonical_map(self) -> dict[int, int]:
         """record id -> the canonical record that stands for its work, for every
-        record marked as a duplicate."""
+        record marked as a duplicate.
+
+        Kept until the store changes (a write through this connection or a commit
+        by another): a screening key press asks for it several times, and on a
+        large store each reading costs a good part of a second."""
+        state = (self.conn.total_changes,
+                 self.conn.execute("PRAGMA data_version").fetchone()[0])
+        if self._canonical is None or self._canonical[0] != state:
+            self._canonical = (state, self._read_canonical_map())
+        return dict(self._canonical[1])
+
+    def _read_canonical_map(self) -> dict[int, int]:
         parent: dict[int, int] = {}
         missing: set[int] = set()
         for rid, dup, target in self.conn.execute(

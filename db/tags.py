@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from db.provenance import record_family
 from db.state import standing_events
 from db.store import Store
 
@@ -30,8 +31,13 @@ def record_tags(store: Store) -> dict[int, tuple[str, ...]]:
 
 
 def tags_of(store: Store, record_id: int) -> tuple[str, ...]:
-    """The standing tags of one record (its canonical record's, for a duplicate)."""
-    return record_tags(store).get(store.canonical_id(record_id), ())
+    """The standing tags of one record (its canonical record's, for a duplicate): the
+    tags of its family only, so a screening card does not read every tag of the store."""
+    family = record_family(store, store.canonical_id(record_id))
+    events = standing_events(
+        store, f"kind = 'tag' AND record_id IN ({','.join('?' * len(family))}) "
+        "AND value NOT LIKE ?", [*family, STUDY_TAG + "%"])
+    return tuple(sorted({e["value"] for e in events}))
 
 
 def tag_counts(store: Store) -> list[tuple[str, int]]:

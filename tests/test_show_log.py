@@ -284,6 +284,19 @@ def test_a_tag_taken_back_is_no_longer_listed_and_can_be_given_again(review: Pat
     assert out.endswith("1 record(s); 1 newly tagged 'theory'.\n")
 
 
+def test_one_records_tags_are_those_the_whole_store_gives_it(review: Path) -> None:
+    from db.tags import record_tags, tags_of
+
+    store = open_store(review)
+    # a tag on the duplicate (record 3) belongs to record 1; a study link is no tag
+    store.log_event("tag", record_id=3, reviewer="bob", value="mechanism")
+    store.log_event("tag", record_id=2, reviewer="bob", value="study:roe2020")
+    whole = record_tags(store)
+    assert whole == {1: ("framework", "mechanism", "theory"), 2: ("framework",)}
+    assert [tags_of(store, rid) for rid in (1, 2, 3)] == [whole[1], whole[2], whole[1]]
+    store.close()
+
+
 def test_no_tags_yet(tmp_path: Path) -> None:
     db = tmp_path / "review.db"
     _cli(db, "init")

@@ -84,3 +84,20 @@ def test_every_command_has_help():
             walk(sub, path + [name])
 
     walk(cli, ["cluster"])
+
+
+def test_canonical_map_follows_writes_here_and_commits_elsewhere(db_path):
+    store = open_store(db_path)
+    a, b, c = (store.add_record(Record(title=t)) for t in "ABC")
+    assert store.canonical_map() == {}
+    store.conn.execute("UPDATE records SET duplicate_of = ? WHERE id = ?", [a, b])
+    assert store.canonical_map() == {b: a}
+    got = store.canonical_map()
+    got[c] = a  # a caller's copy: changing it changes nothing kept
+    assert store.canonical_map() == {b: a}
+    other = open_store(db_path)
+    with other.transaction():
+        other.conn.execute("UPDATE records SET duplicate_of = ? WHERE id = ?", [b, c])
+    other.close()
+    assert store.canonical_map() == {b: a, c: a}
+    store.close()
