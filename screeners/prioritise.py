@@ -32,7 +32,7 @@ import json
 import time
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 from scipy import sparse
@@ -335,21 +335,32 @@ def _model_scores(where: str, stage: str, f: Features, labels: dict[int, int],
                   model: Model) -> np.ndarray:
     train_ids = np.asarray(sorted(labels), dtype=np.int64)
     y = np.asarray([labels[r] for r in train_ids], dtype=np.int64)
-    owner = (where, stage, model.label)
-    cached = _MODELS.get(owner, f.serial)
-    if cached is not None:
-        n_then, scores_then, secs = cached
-        if secs > FIT_BUDGET and 0 <= len(train_ids) - n_then < _due(n_then, f):
-            return scores_then
-    t0 = time.perf_counter()
-    scores = model.classifier.fit_scores(f.X, f.rows(train_ids), y, model.balance.weights(y), 0)
-    _MODELS.put(owner, f.serial, (len(train_ids), scores, time.perf_counter() - t0))
-    return scores
+    return _on_schedule(_MODELS, (where, stage, model.label), f, len(train_ids),
+                        lambda: model.classifier.fit_scores(f.X, f.rows(train_ids), y,
+                                                            model.balance.weights(y), 0))
 
 
 def _due(n_labelled: int, f: Features) -> int:
     """New labels after which a slow fit is made again: the simulation's schedule."""
     return Schedule().batch(n_labelled, f.X.n_rows)
+
+
+T = TypeVar("T")
+
+
+def _on_schedule(memo: Memo[tuple[int, T, float]], owner: tuple, f: Features, n_labelled: int,
+                 fit: Callable[[], T]) -> T:
+    """`fit()`, or what the last fit gave while that fit was slow (over `FIT_BUDGET`)
+    and fewer new labels than the schedule's batch have arrived since."""
+    cached = memo.get(owner, f.serial)
+    if cached is not None:
+        n_then, value, secs = cached
+        if secs > FIT_BUDGET and 0 <= n_labelled - n_then < _due(n_then, f):
+            return value
+    t0 = time.perf_counter()
+    value = fit()
+    memo.put(owner, f.serial, (n_labelled, value, time.perf_counter() - t0))
+    return value
 
 
 def rank_details(store: Store, stage: str, reviewer: str | None, candidates: Sequence[int],
@@ -436,8 +447,6 @@ def estimate_relevant_left(store: Store, stage: str) -> float | None:
     Where the fit is slow (a large store), it is made again on the ranking's
     schedule and the last estimate stands in between.
     """
-    from sklearn.linear_model import LogisticRegression
-
     if stage != TITLE_ABSTRACT:
         return None
     states = stage_states(store, stage)
@@ -453,13 +462,13 @@ def estimate_relevant_left(store: Store, stage: str) -> float | None:
         return None
     if 0 not in labels.values():
         return float(len(left))
-    owner = (_where(store), stage)
-    cached = _ESTIMATES.get(owner, f.serial)
-    if cached is not None:
-        n_then, value, secs = cached
-        if secs > FIT_BUDGET and 0 <= len(labels) - n_then < _due(n_then, f):
-            return value
-    t0 = time.perf_counter()
+    return _on_schedule(_ESTIMATES, (_where(store), stage), f, len(labels),
+                        lambda: _estimate(f, labels, left))
+
+
+def _estimate(f: Features, labels: dict[int, int], left: list[int]) -> float:
+    from sklearn.linear_model import LogisticRegression
+
     ids = np.asarray(sorted(labels), dtype=np.int64)
     y = np.asarray([labels[r] for r in ids])
     clf = LogisticRegression(C=1.0, solver="liblinear")
@@ -470,6 +479,4 @@ def estimate_relevant_left(store: Store, stage: str) -> float | None:
     coef = clf.coef_.ravel().astype(np.float32)
     decision = np.asarray(f.X.first @ coef, dtype=np.float64)[pos] + float(clf.intercept_[0])
     sign = 1.0 if list(clf.classes_).index(1) == 1 else -1.0
-    value = float((1.0 / (1.0 + np.exp(-sign * decision))).sum())
-    _ESTIMATES.put(owner, f.serial, (len(labels), value, time.perf_counter() - t0))
-    return value
+    return float((1.0 / (1.0 + np.exp(-sign * decision))).sum())
