@@ -400,6 +400,19 @@ class Store:
         for row in self.record_rows(**kw):
             yield row["id"], row_to_record(row)
 
+    def version(self) -> tuple[int, int]:
+        """Changes whenever the store may have changed: a write through this connection
+        or a commit by another one. Asks SQLite only for two counters, so a cache keyed
+        on it costs nothing to check on a store of any size."""
+        return (self.conn.total_changes,
+                self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def records_signature(self) -> tuple[int, int | None, int, float]:
+        """What changes when records are added, removed, merged or unmerged (by anyone):
+        their count, the highest id, and the duplicate links' count and sum."""
+        return self.conn.execute("SELECT count(*), max(id), count(duplicate_of), "
+                                 "total(duplicate_of) FROM records").fetchone()
+
     def canonical_map(self) -> dict[int, int]:
         """record id -> the canonical record that stands for its work, for every
         record marked as a duplicate.
@@ -407,8 +420,7 @@ class Store:
         Kept until the store changes (a write through this connection or a commit
         by another): a screening key press asks for it several times, and on a
         large store each reading costs a good part of a second."""
-        state = (self.conn.total_changes,
-                 self.conn.execute("PRAGMA data_version").fetchone()[0])
+        state = self.version()
         if self._canonical is None or self._canonical[0] != state:
             self._canonical = (state, self._read_canonical_map())
         return dict(self._canonical[1])

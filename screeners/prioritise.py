@@ -126,13 +126,11 @@ def _records_version(store: Store) -> tuple | None:
     through this connection (None where writes cannot be counted: never reused).
     Reading every text to hash it costs seconds on a large store: too much for
     each decision."""
-    conn = store.db.conn
+    conn = store.conn
     writes = _record_writes(conn)
     if writes is None:
         return None
-    row = conn.execute("SELECT count(*), max(id), count(duplicate_of), total(duplicate_of) "
-                       "FROM records").fetchone()
-    return (id(conn), writes, *row)
+    return (id(conn), writes, *store.records_signature())
 
 
 def _settings(m: Model) -> str:

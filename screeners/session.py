@@ -110,11 +110,9 @@ def _memoised(store: Store, key: tuple, compute: Callable[[], object],
     With `decisions_matter` False, decisions and notes logged since do not count
     as a change (the title-abstract population: on a large store deriving it
     again costs a good part of a second, for each decision)."""
-    conn = store.db.conn
     # nothing written through this connection, nothing committed by another one:
     # the store is as it was, without asking it (two scans on a large store)
-    unchanged = (id(conn), conn.total_changes,
-                 conn.execute("PRAGMA data_version").fetchone()[0])
+    unchanged = store.version()
     memo = _MEMO.setdefault(store, {})
     hit = memo.get(key)
     if hit is not None and hit[2] == unchanged:
@@ -122,10 +120,9 @@ def _memoised(store: Store, key: tuple, compute: Callable[[], object],
     kinds = "" if decisions_matter else \
         f" WHERE kind NOT IN ({', '.join('?' * len(_DECISION_KINDS))})"
     signature = (
-        store.db.execute(f"SELECT max(seq) FROM events{kinds}",
-                         [] if decisions_matter else list(_DECISION_KINDS)).fetchone()[0],
-        store.db.execute("SELECT count(*), max(id), total(duplicate_of), count(duplicate_of) "
-                         "FROM records").fetchone(),
+        store.conn.execute(f"SELECT max(seq) FROM events{kinds}",
+                           [] if decisions_matter else list(_DECISION_KINDS)).fetchone()[0],
+        store.records_signature(),
     )
     if hit is not None and hit[0] == signature:
         memo[key] = (signature, hit[1], unchanged)
