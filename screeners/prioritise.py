@@ -108,6 +108,11 @@ def _record_writes(conn: Any) -> int | None:
     except Exception:
         pass
     try:
+        if conn.execute("PRAGMA query_only").fetchone()[0]:
+            return 0  # a connection that may only read (a ranking process's) writes nothing
+    except Exception:
+        pass
+    try:
         conn.execute("CREATE TEMP TABLE record_writes AS SELECT 0 AS n")
         for event in ("INSERT", "UPDATE", "DELETE"):
             conn.execute(f"CREATE TEMP TRIGGER record_writes_{event.lower()} AFTER {event} "

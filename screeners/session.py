@@ -35,6 +35,7 @@ from screeners.decisions import (FULL_TEXT, Appraisal, DecisionError, DecisionRe
                                  add_note, appraise, assigned_records, check_stage,
                                  current_appraisal, decide, full_text_records, fulltext_states,
                                  mark_fulltext, notes_for, undo_last)
+from screeners.ranking_process import RankingProcess, Reply
 
 RankFn = Callable[[Store, str, str, Sequence[int]], Sequence[int]]
 EstimateFn = Callable[[Store, str], "float | None"]
@@ -262,15 +263,90 @@ def progress(store: Store, reviewer: str, stage: str, left: float | None = None)
 # --- background ranking ------------------------------------------------------------------
 
 
+PROCESS_FROM = 10_000  # records from which a store's rankings are computed in a process
+
+
+def _own_functions(module, names: Sequence[str]) -> bool:
+    """Whether `module`'s functions `names` are those its source defines, so a
+    fresh interpreter importing it computes what this one would."""
+    if getattr(module, "__file__", None) is None:
+        return False
+    for name in names:
+        fn = getattr(module, name, None)
+        if fn is not None and getattr(fn, "__module__", None) != module.__name__:
+            return False
+    return hasattr(module, "rank")
+
+
+class _Ranking:
+    """Computes a reviewer's ranking on one connection: the queue, the order, the
+    estimate, and whether the last ranking still stands."""
+
+    def __init__(self, store: Store, reviewer: str, stage: str, rank_fn: RankFn,
+                 estimate_fn: EstimateFn):
+        self.store, self.reviewer, self.stage = store, reviewer, stage
+        self.rank_fn, self.estimate_fn = rank_fn, estimate_fn
+
+    def stands(self, since: int) -> bool:
+        """Whether the prioritiser's last ranking still stands after `since` more
+        decisions (a large store refits in batches of decisions): then the order
+        at hand is kept, as the re-rank would give it, without deriving the queue
+        and labels again."""
+        if self.rank_fn is not rank_records:
+            return False
+        module = _prioritiser()
+        if module is None or not hasattr(module, "ranking_stands"):
+            return False
+        return bool(module.ranking_stands(self.store, self.stage, self.reviewer, since))
+
+    def compute(self) -> tuple[list[int], float | None]:
+        todo = pending(self.store, self.reviewer, self.stage)
+        order = list(self.rank_fn(self.store, self.stage, self.reviewer, todo))
+        return order, self.estimate_fn(self.store, self.stage)
+
+
+class _Worker:
+    """The ranking process's side (`screeners.ranking_process`): the store opened
+    by the process itself, only to read, ranked on request."""
+
+    def __init__(self, path: str, reviewer: str, stage: str):
+        self._store = open_store(path, create=False)
+        self._store.conn.execute("PRAGMA query_only = ON")
+        self._ranking = _Ranking(self._store, reviewer, stage, rank_records, relevant_left)
+        self._computed = 0
+
+    def __call__(self, since: int) -> tuple[str, list[int] | None, float | None, str]:
+        """("ranked", order, estimate, "") or ("stands", ...) or ("failed", ..., why)."""
+        if self._computed and self._ranking.stands(since):
+            return "stands", None, None, ""
+        try:
+            order, left = self._ranking.compute()
+        except Exception as exc:  # noqa: BLE001 - the sitting keeps its last order
+            return "failed", None, None, str(exc)
+        self._computed += 1
+        return "ranked", order, left, ""
+
+    def close(self) -> None:
+        self._store.close()
+
+
+def ranking_worker(path: str, reviewer: str, stage: str) -> _Worker:
+    return _Worker(path, reviewer, stage)
+
+
 class _Ranker:
     """Holds the latest ranking; recomputes it off the reviewer's path.
 
-    A store on disk gets a thread with its own connection (a SQLite connection
-    must not be shared by two threads at once), which computes the first
-    ranking too: the sitting waits for it at most `STARTUP_WAIT` seconds, then
-    starts from the reviewer's last ranking kept beside the store (or id order)
-    and takes the new one when it is ready, so a large store shows its first
-    card at once. An in-memory store is ranked in place, synchronously.
+    A large store on disk (`PROCESS_FROM` records) ranked by the prioritiser is
+    ranked in a process of its own (`screeners.ranking_process`): a fit holds
+    no interpreter the key presses need. Where no process can be started, or
+    it stops, and for smaller stores or other ranking functions, a thread with
+    its own connection ranks (a SQLite connection must not be shared by two
+    threads at once). Either computes the first ranking too: the sitting waits
+    for it at most `STARTUP_WAIT` seconds, then starts from the reviewer's last
+    ranking kept beside the store (or id order) and takes the new one when it
+    is ready, so a large store shows its first card at once. An in-memory
+    store is ranked in place, synchronously.
     """
 
     def __init__(self, store: Store, reviewer: str, stage: str, rank_fn: RankFn,
@@ -287,32 +363,92 @@ class _Ranker:
         self._since = 0  # decisions since the last ranking was computed
         self.failure: str | None = None
         self._thread: threading.Thread | None = None
-        self._own: Store | None = None
+        self._process: RankingProcess | None = None
         self._ranked = threading.Event()  # set once a ranking was computed or failed
         if background and store.path is not None:
-            try:
-                self._own = open_store(store.path, create=False)
-            except ClusterError:
-                self._own = None  # e.g. a store created moments ago: rank in place
-        if self._own is None:
+            if self._in_a_process(store):
+                self._process = RankingProcess.start(store.path, reviewer, stage,
+                                                     self._received, self._lost)
+            if self._process is None:
+                self._start_thread()
+        if self._process is None and self._thread is None:
             self._recompute(store)  # the sitting starts from a real ranking
             return
-        self._wanted.set()
-        self._thread = threading.Thread(target=self._loop, args=(self._own,),
-                                        name="cluster-ranker", daemon=True)
-        self._thread.start()
         if not self._ranked.wait(STARTUP_WAIT):
             with self._lock:
                 if not self.generation:
                     self.order = remembered_order(store, stage, reviewer) \
                         if rank_fn is rank_records else []
 
+    @property
+    def background(self) -> bool:
+        """Whether rankings are computed off the reviewer's path (a process or a thread)."""
+        return self._process is not None or self._thread is not None
+
+    @property
+    def process(self) -> RankingProcess | None:
+        return self._process
+
+    def _in_a_process(self, store: Store) -> bool:
+        if self._rank_fn is not rank_records or self._estimate_fn is not relevant_left:
+            return False
+        module = _prioritiser()
+        if module is None or not _own_functions(module, (
+                "rank", "estimate_relevant_left", "remember_order", "ranking_stands")):
+            return False  # a stand-in another interpreter would not have
+        try:
+            return store.records_signature()[0] >= PROCESS_FROM
+        except Exception:  # noqa: BLE001 - a thread is the fallback
+            return False
+
+    def _start_thread(self) -> bool:
+        """Rank on a thread with its own connection; False if none can be opened
+        (e.g. a store created moments ago: rank in place)."""
+        assert self._store.path is not None
+        try:
+            own = open_store(self._store.path, create=False)
+        except ClusterError:
+            return False
+        self._wanted.set()
+        thread = threading.Thread(target=self._loop, args=(own,), name="cluster-ranker",
+                                  daemon=True)
+        with self._lock:
+            self._thread = thread
+        thread.start()
+        return True
+
+    # -- the process's answers (on its reader thread)
+    def _received(self, reply: Reply) -> None:
+        with self._lock:
+            if reply.kind == "ranked":
+                self.order, self.left = list(reply.order or ()), reply.left
+                self.generation += 1
+                self.failure = None
+            elif reply.kind == "failed":
+                self.failure = self._failed(reply.error)
+            self.handled += 1
+        self._ranked.set()
+
+    def _lost(self) -> None:
+        """The process stopped unasked: a thread ranks from now on."""
+        with self._lock:
+            self._process = None
+        if self._stopping:
+            return
+        if not self._start_thread():
+            self._ranked.set()  # decisions rank in place from now on
+
+    def _failed(self, why: str) -> str:
+        return (f"The prioritiser failed ({why}); the last order is kept."
+                if self._ranked.is_set() else
+                f"The prioritiser failed ({why}); records come in id order.")
+
+    # -- the thread, or in place
     def _compute(self, store: Store) -> None:
         with self._lock:
             self._since = 0
-        todo = pending(store, self._reviewer, self._stage)
-        order = list(self._rank_fn(store, self._stage, self._reviewer, todo))
-        left = self._estimate_fn(store, self._stage)
+        order, left = _Ranking(store, self._reviewer, self._stage, self._rank_fn,
+                               self._estimate_fn).compute()
         with self._lock:
             self.order, self.left = order, left
             self.generation += 1
@@ -333,43 +469,46 @@ class _Ranker:
             own.close()
 
     def _stands(self, store: Store) -> bool:
-        """Whether the prioritiser's last ranking still stands (a large store
-        refits in batches of decisions): then the order at hand is kept, as the
-        re-rank would give it, without deriving the queue and labels again."""
-        if self._rank_fn is not rank_records or not self.generation:
-            return False
-        module = _prioritiser()
-        if module is None or not hasattr(module, "ranking_stands"):
+        if not self.generation:
             return False
         with self._lock:
             since = self._since
-        return bool(module.ranking_stands(store, self._stage, self._reviewer, since))
+        return _Ranking(store, self._reviewer, self._stage, self._rank_fn,
+                        self._estimate_fn).stands(since)
 
     def _recompute(self, store: Store) -> None:
         try:
             self._compute(store)
             self.failure = None
         except Exception as exc:  # noqa: BLE001 - a failed re-rank keeps the last order
-            self.failure = (f"The prioritiser failed ({exc}); the last order is kept."
-                            if self._ranked.is_set() else
-                            f"The prioritiser failed ({exc}); records come in id order.")
+            self.failure = self._failed(str(exc))
         finally:
             self._ranked.set()
 
     def refresh(self) -> None:
         with self._lock:
             self._since += 1
-        if self._thread is None:
-            self._recompute(self._store)
-        else:
+            process, thread = self._process, self._thread
+        if process is not None:
+            # a process that is gone is followed by a thread, which ranks at once
+            process.want()
+        elif thread is not None:
             self._wanted.set()
+        else:
+            self._recompute(self._store)
 
     def snapshot(self) -> tuple[list[int], float | None]:
+        """The order (not to be changed: it is replaced whole, never edited) and
+        the estimate."""
         with self._lock:
-            return list(self.order), self.left
+            return self.order, self.left
 
     def stop(self) -> None:
         self._stopping = True
+        with self._lock:
+            process = self._process
+        if process is not None:
+            process.stop()
         self._wanted.set()
 
 
@@ -402,13 +541,17 @@ class ScreeningSession:
             return
         order, _ = self._ranker.snapshot()
         todo_set = set(todo)
-        ranked = [r for r in order if r in todo_set]
-        in_ranking = set(ranked)
-        ranked += [r for r in todo if r not in in_ranking]
-        fresh = [r for r in ranked if r not in self._skipped]
-        if fresh:
-            self.current = fresh[0]
-        elif ranked:
+        skipped = set(self._skipped)
+        # the first record of the ranking still to screen and not skipped, else the
+        # first such record the ranking leaves out: found without walking a large
+        # store's whole ranking at each key press
+        first = next((r for r in order if r in todo_set and r not in skipped), None)
+        if first is None:
+            in_ranking = set(order)
+            first = next((r for r in todo if r not in in_ranking and r not in skipped), None)
+        if first is not None:
+            self.current = first
+        elif todo_set:
             # only skipped records remain: go round them again, oldest skip first
             self._skipped = [r for r in self._skipped if r in todo_set]
             self.current = self._skipped.pop(0)
