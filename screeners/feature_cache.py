@@ -58,22 +58,37 @@ def text_hash(title: str | None, abstract: str | None, keywords: str | None) -> 
 
 def encode_rows(counts: Sequence[sparse.csr_matrix]) -> list[bytes]:
     """Each row's counts in every view, one deflated blob per row: the entries per
-    view, then per view the column gaps, then per view the counts (all uint32)."""
+    view, then per view the column gaps, then per view the counts (all uint32).
+    Every row's numbers are laid out in one array at once; only the deflating
+    is done a row at a time."""
     views = [sparse.csr_matrix(C) for C in counts]
     for C in views:
         C.sort_indices()
-    out = []
-    for r in range(views[0].shape[0]):
-        cols, vals, ns = [], [], []
-        for C in views:
-            a, b = C.indptr[r], C.indptr[r + 1]
-            c = C.indices[a:b].astype(np.uint32)
-            cols.append(np.diff(c, prepend=np.uint32(0)))
-            vals.append(C.data[a:b].astype(np.uint32))
-            ns.append(b - a)
-        arr = np.concatenate([np.asarray(ns, dtype=np.uint32), *cols, *vals]).astype("<u4")
-        out.append(zlib.compress(arr.tobytes(), 6))
-    return out
+    n_views, n_rows = len(views), views[0].shape[0]
+    ns = [np.diff(C.indptr).astype(np.int64) for C in views]
+    per_row = np.sum(ns, axis=0) if n_rows else np.zeros(0, dtype=np.int64)
+    lengths = n_views + 2 * per_row
+    starts = np.cumsum(lengths) - lengths
+    out = np.zeros(int(lengths.sum()), dtype="<u4")
+    before = np.zeros(n_rows, dtype=np.int64)  # entries of earlier views in each row
+    for v, C in enumerate(views):
+        n = ns[v]
+        out[starts + v] = n
+        cols = C.indices.astype(np.int64)
+        row_start = C.indptr[:-1].astype(np.int64)
+        gaps = np.diff(cols, prepend=0)
+        filled = n > 0
+        # each row's first gap is its first column itself
+        gaps[row_start[filled]] = cols[row_start[filled]]
+        row_of = np.repeat(np.arange(n_rows, dtype=np.int64), n)
+        within = np.arange(len(cols), dtype=np.int64) - row_start[row_of]
+        at = (starts + n_views + before)[row_of] + within
+        out[at] = gaps
+        out[at + per_row[row_of]] = C.data.astype(np.uint32)
+        before += n
+    raw = memoryview(out.tobytes())
+    return [zlib.compress(raw[4 * a:4 * (a + k)], 6)
+            for a, k in zip(starts.tolist(), lengths.tolist())]
 
 
 DECODE_CHUNK = 20000  # rows decoded at a time: bounds the working arrays

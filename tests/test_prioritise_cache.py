@@ -9,9 +9,11 @@ import os
 import sqlite3
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 import pytest
 
 from base.record import Record
@@ -269,3 +271,36 @@ def test_texts_are_not_read_again_for_a_decision_but_are_for_a_record_write(db_p
     assert features(store).recounted == 1
     assert len(calls) == 2
     store.close()
+
+
+def _row_by_row(counts):
+    """The layout encode_rows documents, one row at a time: the reference."""
+    out = []
+    for r in range(counts[0].shape[0]):
+        cols, vals, ns = [], [], []
+        for C in counts:
+            a, b = C.indptr[r], C.indptr[r + 1]
+            cols.append(np.diff(C.indices[a:b].astype(np.uint32), prepend=np.uint32(0)))
+            vals.append(C.data[a:b].astype(np.uint32))
+            ns.append(b - a)
+        arr = np.concatenate([np.asarray(ns, dtype=np.uint32), *cols, *vals]).astype("<u4")
+        out.append(zlib.compress(arr.tobytes(), 6))
+    return out
+
+
+def test_rows_are_encoded_at_once_as_row_by_row():
+    from screeners.feature_cache import decode_rows, encode_rows
+    from screeners.prioritiser.presets import resolve_model
+
+    feat = resolve_model("default").feature
+    texts = ["Compassion in care: a trial of 2010", "", "1999 2000", "Empathy studies of nurses",
+             "care care care nurses 12 trials"]
+    counts = feat.term_counts(texts, ["Compassion", "", "", "Empathy", "care"])
+    blobs = encode_rows(counts)
+    assert blobs == _row_by_row([sparse.csr_matrix(C) for C in counts])
+    back = decode_rows(blobs, 2, 1 << feat.hash_bits)
+    assert back is not None
+    for C, D in zip(counts, back):
+        assert (C != D).nnz == 0 and C.shape == D.shape
+    empty = sparse.csr_matrix((0, 8), dtype=np.float32)
+    assert encode_rows([empty, empty]) == []
