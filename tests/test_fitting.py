@@ -191,3 +191,19 @@ def test_nearest_include_similarity_is_the_best_cosine_and_kept_per_matrix():
     assert np.allclose(fitting.nearest_include_similarity(X, np.array([2])),
                        (X @ X[2].T).toarray().ravel(), rtol=1e-6)
     assert fitting.nearest_include_similarity(X, np.array([], dtype=int)).tolist() == [0.0] * 5
+
+
+def test_include_similarity_columns_kept_stay_within_their_budget(monkeypatch):
+    X = make("feature", "tfidf").fit_transform(
+        ["aspirin stroke trial", "aspirin stroke", "soil erosion", "erosion terraces soil",
+         "trial"]).first
+    # room for two columns of five float32 similarities
+    monkeypatch.setattr(fitting, "SIMILAR_BUDGET", 2 * 4 * 5)
+    got = fitting.nearest_include_similarity(X, np.array([0, 1, 2, 3]))
+    assert np.allclose(got, (X @ X[[0, 1, 2, 3]].T).toarray().max(axis=1), rtol=1e-6)
+    cached = fitting._SIMILAR.for_object(X, dict)
+    assert sorted(k for k in cached if k >= 0) == [0, 1]
+    # a set not grown from the last is computed again, from the columns kept and anew
+    assert np.allclose(fitting.nearest_include_similarity(X, np.array([1, 3])),
+                       (X @ X[[1, 3]].T).toarray().max(axis=1), rtol=1e-6)
+    assert sorted(k for k in cached if k >= 0) == [0, 1]

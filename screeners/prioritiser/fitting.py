@@ -60,6 +60,7 @@ class Prepared:
 # per feature matrix (both views of a simulation and a store's, with room to spare)
 _PREPARED: Memo[Prepared] = Memo(size=4)
 _SIMILAR: Memo[dict[int, Any]] = Memo(size=4)
+SIMILAR_BUDGET = 256 * 2**20  # bytes of include similarity columns kept per matrix
 _NON_NEGATIVE: Memo[bool] = Memo(size=4)
 # per fit ("svc", "cnb"): whether the direct fit gives scikit-learn's numbers
 _CHECKED: Memo[bool] = Memo(size=2)
@@ -230,11 +231,16 @@ def nearest_include_similarity(X: sparse.csr_matrix, includes: np.ndarray) -> np
         best, todo = last_best.copy(), wanted - last_set
     else:
         best, todo = np.zeros(X.shape[0], dtype=np.float32), wanted
+    # a column per include grows with includes times records (4 MB an include at a
+    # million records): past the budget, new columns are used and not kept
+    room = SIMILAR_BUDGET // max(4 * X.shape[0], 1) - sum(1 for k in columns if k >= 0)
     for i in sorted(todo):
         col = columns.get(i)
         if col is None:
             col = np.asarray(X @ X[i].T.toarray()).ravel().astype(np.float32)
-            columns[i] = col
+            if room > 0:
+                columns[i] = col
+                room -= 1
         np.maximum(best, col, out=best)
     columns[-1] = (frozenset(wanted), best.copy())
     return best
