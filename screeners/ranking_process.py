@@ -19,6 +19,7 @@ messages are a JSON header and the order as 64-bit integers.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -72,11 +73,14 @@ class RankingProcess:
         self._reader.start()
 
     @classmethod
-    def start(cls, store_path: Path, reviewer: str, stage: str,
+    def start(cls, worker: str, store_path: Path, reviewer: str, stage: str,
               on_reply: Callable[[Reply], None], on_lost: Callable[[], None]
               ) -> RankingProcess | None:
         """The child ranking `reviewer`'s queue at `stage` of the store at
-        `store_path`, its first ranking under way; None if it cannot be started."""
+        `store_path`, its first ranking under way; None if it cannot be started.
+        `worker` names what ranks there ("module:function", called with the
+        store's path, the reviewer and the stage; see `main`), so this module
+        needs none of the session's."""
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [_project_root(), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
@@ -89,7 +93,7 @@ class RankingProcess:
             return None
         assert proc.stdin is not None
         try:
-            head = json.dumps({"store": str(store_path), "reviewer": reviewer,
+            head = json.dumps({"worker": worker, "store": str(store_path), "reviewer": reviewer,
                                "stage": stage, "parent": os.getpid()}).encode()
             proc.stdin.write(head + b"\n")
             proc.stdin.flush()
@@ -236,7 +240,8 @@ def _requests(fd: int, block: bool) -> int | None:
 
 
 def main() -> None:
-    """The child: rank at once, then again whenever asked, until told to stop."""
+    """The child: rank at once, then again whenever asked, until told to stop.
+    Its first line of input names the worker and what it ranks (`start`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sitting's to handle
     # the answers go through a private copy of stdout; whatever else the libraries
     # print goes nowhere rather than into the messages
@@ -254,9 +259,11 @@ def main() -> None:
     info = json.loads(line)
     threading.Thread(target=_watch_parent, args=(int(info["parent"]),), daemon=True).start()
 
-    from screeners.session import ranking_worker
-
-    worker = ranking_worker(info["store"], info["reviewer"], info["stage"])
+    module, _, name = str(info["worker"]).partition(":")
+    make = getattr(importlib.import_module(module), name)
+    # the worker: called with the decisions since the last ranking, it answers
+    # (kind, order, estimate, why); closed at the end
+    worker = make(info["store"], info["reviewer"], info["stage"])
     try:
         since = 0
         block = False  # the first ranking is computed at once
@@ -267,7 +274,7 @@ def main() -> None:
             since += asked
             block = True
             kind, order, left, error = worker(since)
-            if kind == "ranked":
+            if kind != "stands":  # computed, or failed computing
                 since = 0
             _send(out, kind, order, left, error)
     except (BrokenPipeError, KeyboardInterrupt):

@@ -367,8 +367,9 @@ class _Ranker:
         self._ranked = threading.Event()  # set once a ranking was computed or failed
         if background and store.path is not None:
             if self._in_a_process(store):
-                self._process = RankingProcess.start(store.path, reviewer, stage,
-                                                     self._received, self._lost)
+                self._process = RankingProcess.start(f"{__name__}:ranking_worker", store.path,
+                                                     reviewer, stage, self._received,
+                                                     self._lost)
             if self._process is None:
                 self._start_thread()
         if self._process is None and self._thread is None:

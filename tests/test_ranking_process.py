@@ -159,15 +159,12 @@ from db.store import open_store
 from screeners.session import ScreeningSession
 store = open_store(sys.argv[1])
 s = ScreeningSession(store, "alice", "title-abstract")
-print(s._ranker.process.pid, flush=True)
-if sys.argv[2] == "interrupt":
-    try:
-        time.sleep(60)
-    except KeyboardInterrupt:
-        s.close()
-        print("closed", flush=True)
-else:
+try:
+    print(s._ranker.process.pid, flush=True)
     time.sleep(60)
+except KeyboardInterrupt:
+    s.close()
+    print("closed", flush=True)
 """
 
 
