@@ -8,9 +8,10 @@ provenance, the full-text status and the reviewer's own notes and scores.
 
 The order comes from the prioritiser (`screeners.prioritise.rank`) when that
 module is present and plain record-id order when it is not. After each
-decision the next ranking is computed in a background thread with its own
-connection to the store, while the next record is taken at once from the
-ranking already at hand, so the reviewer never waits for a model to retrain.
+decision the next ranking is computed in the background (a process of its own
+on a large store, else a thread), on its own connection to the store, while
+the next record is taken at once from the ranking already at hand, so the
+reviewer never waits for a model to retrain.
 """
 
 from __future__ import annotations
