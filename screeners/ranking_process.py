@@ -70,6 +70,10 @@ class RankingProcess:
         self._finalizer = weakref.finalize(self, _end, proc)
         self._reader = threading.Thread(target=self._read, name="cluster-ranker-reader",
                                         daemon=True)
+
+    def listen(self) -> None:
+        """Start taking the child's answers (`on_reply`, `on_lost`): once the owner
+        holds this object, so an answer never finds it without one."""
         self._reader.start()
 
     @classmethod
@@ -123,7 +127,7 @@ class RankingProcess:
         """End the child (at once if it is computing) and wait for it."""
         self._stopping = True
         self._finalizer()
-        if self._reader is not threading.current_thread():
+        if self._reader.is_alive() and self._reader is not threading.current_thread():
             self._reader.join(STOP_WAIT)
 
     def alive(self) -> bool:

@@ -371,6 +371,8 @@ class _Ranker:
                 self._process = RankingProcess.start(f"{__name__}:ranking_worker", store.path,
                                                      reviewer, stage, self._received,
                                                      self._lost)
+                if self._process is not None:
+                    self._process.listen()
             if self._process is None:
                 self._start_thread()
         if self._process is None and self._thread is None:

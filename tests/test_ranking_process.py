@@ -135,6 +135,23 @@ def test_a_thread_takes_over_when_the_process_dies(tmp_path, any_size):
     store.close()
 
 
+def test_a_process_that_exits_at_once_is_followed_by_a_thread(tmp_path, any_size, monkeypatch):
+    import shutil
+
+    # a child that starts and ends before answering (an interpreter that cannot run it)
+    monkeypatch.setattr(ranking_process.sys, "executable", shutil.which("false"))
+    store = open_store(tmp_path / "review.db")
+    make_review(store, 8)
+    s = ScreeningSession(store, "alice", TA)
+    ranker = s._ranker
+    assert _wait(lambda: ranker.generation >= 1)
+    assert ranker.process is None and ranker._thread is not None and ranker.failure is None
+    s.decide("include")
+    assert _wait(lambda: ranker.generation >= 2)
+    s.close()
+    store.close()
+
+
 def test_the_process_reports_a_failing_ranking(tmp_path, any_size):
     store = open_store(tmp_path / "review.db")
     make_review(store, 8)
