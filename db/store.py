@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -278,6 +279,49 @@ def _begun(conn: sqlite3.Connection, begin: str) -> Iterator[None]:
         raise
 
 
+def _quick_check(conn: sqlite3.Connection) -> str | None:
+    """What `PRAGMA quick_check` finds wrong with the file (None: nothing)."""
+    try:
+        rows = conn.execute("PRAGMA quick_check(1)").fetchall()
+        return None if rows == [("ok",)] else str(rows[0][0] if rows else "no answer")
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+            raise  # busy, locked, read-only: the CLI words those itself
+        return str(exc)
+
+
+class _EarlyCheck:
+    """`_quick_check` of the store's file on a read-only connection in a thread
+    (SQLite lets other threads run while it reads the pages)."""
+
+    def __init__(self, path: Path):
+        self._path = path
+        self._answered = False  # busy, locked, not opened: the first write checks itself
+        self._problem: str | None = None
+        self._thread = threading.Thread(target=self._run, name="cluster-store-check",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path.resolve().as_uri() + "?mode=ro", uri=True,
+                                   timeout=30, check_same_thread=False)
+        except sqlite3.Error:
+            return  # not answered: the first write checks on its own connection
+        try:
+            self._problem = _quick_check(conn)
+            self._answered = True
+        except sqlite3.Error:
+            pass  # busy or locked: not answered
+        finally:
+            conn.close()
+
+    def result(self) -> tuple[bool, str | None]:
+        """(whether the check ran, what it found wrong), once it has finished."""
+        self._thread.join()
+        return self._answered, self._problem
+
+
 class Store:
     """An open review store. Use `open_store()` to get one."""
 
@@ -287,7 +331,9 @@ class Store:
         self._db = db
         self.path = path
         self._checked = path is None  # an in-memory store cannot be damaged on disk
-        self._canonical: tuple[tuple[int, int], dict[int, int]] | None = None
+        self._early_check: _EarlyCheck | None = None
+        self._canonical: tuple[tuple[int, int], tuple[int, int | None, int, float],
+                               dict[int, int]] | None = None
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -308,18 +354,24 @@ class Store:
         """
         if self._checked:
             return
-        try:
-            rows = self.conn.execute("PRAGMA quick_check(1)").fetchall()
-            problem = None if rows == [("ok",)] else str(rows[0][0] if rows else "no answer")
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
-                raise  # busy, locked, read-only: the CLI words those itself
-            problem = str(exc)
+        early, self._early_check = self._early_check, None
+        answered, problem = early.result() if early is not None else (False, None)
+        if not answered:
+            problem = _quick_check(self.conn)
         if problem:
             problem = " ".join(problem.replace("*** in database main ***", "").split())
             raise StoreError(f"The review store {self.path} is damaged ({problem}); nothing was "
                              "written: restore it from a backup or a copy.")
         self._checked = True
+
+    def check_integrity_soon(self) -> None:
+        """Start `check_integrity`'s reading of every page now, on a connection of its
+        own in a thread, so the first write waits only for what is left of it: on a
+        large store it takes a second or more, which a screening sitting spends
+        showing its first card. The first write still refuses a damaged file."""
+        if self._checked or self._early_check is not None or self.path is None:
+            return
+        self._early_check = _EarlyCheck(self.path)
 
     @contextmanager
     def read_snapshot(self) -> Iterator[None]:
@@ -410,20 +462,33 @@ class Store:
     def records_signature(self) -> tuple[int, int | None, int, float]:
         """What changes when records are added, removed, merged or unmerged (by anyone):
         their count, the highest id, and the duplicate links' count and sum."""
-        return self.conn.execute("SELECT count(*), max(id), count(duplicate_of), "
-                                 "total(duplicate_of) FROM records").fetchone()
+        # three reads SQLite answers from an index each (count(*) alone walks the
+        # smallest index, the duplicate links are a range of theirs), not a pass over
+        # every row of a large table
+        conn = self.conn
+        with self.read_snapshot():
+            count = conn.execute("SELECT count(*) FROM records").fetchone()[0]
+            top = conn.execute("SELECT max(id) FROM records").fetchone()[0]
+            links, total = conn.execute(
+                "SELECT count(duplicate_of), total(duplicate_of) FROM records "
+                "WHERE duplicate_of IS NOT NULL").fetchone()
+        return count, top, links, total
 
     def canonical_map(self) -> dict[int, int]:
         """record id -> the canonical record that stands for its work, for every
         record marked as a duplicate.
 
-        Kept until the store changes (a write through this connection or a commit
-        by another): a screening key press asks for it several times, and on a
-        large store each reading costs a good part of a second."""
+        Kept until the records change (`records_signature`): a screening key press
+        asks for it several times, and writes only events, while on a large store
+        each reading costs a good part of a second."""
         state = self.version()
-        if self._canonical is None or self._canonical[0] != state:
-            self._canonical = (state, self._read_canonical_map())
-        return dict(self._canonical[1])
+        kept = self._canonical
+        if kept is None or kept[0] != state:
+            signature = self.records_signature()
+            if kept is None or kept[1] != signature:
+                kept = (state, signature, self._read_canonical_map())
+            self._canonical = kept = (state, signature, kept[2])
+        return dict(kept[2])
 
     def _read_canonical_map(self) -> dict[int, int]:
         parent: dict[int, int] = {}

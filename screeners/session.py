@@ -20,7 +20,7 @@ import importlib
 import threading
 import weakref
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from itertools import filterfalse
 from typing import Callable, Mapping, Sequence
 
 from base.errors import ClusterError
@@ -28,7 +28,7 @@ from base.links import record_links
 from db.files import fulltext_dir
 from db.protocol import Protocol, get_protocol
 from db.provenance import source_names, sources_of
-from db.state import (Retrieval, automated_records, effective_decisions, retrievals,
+from db.state import (Decision, Retrieval, automated_records, effective_decisions, retrievals,
                       stage_records)
 from db.store import Store, open_store
 from db.tags import tags_of
@@ -99,38 +99,93 @@ def relevant_left(store: Store, stage: str) -> float | None:
 
 _MEMO: "weakref.WeakKeyDictionary[Store, dict]" = weakref.WeakKeyDictionary()
 
+#: how many events logged since a derivation are read to bring it up to date;
+#: past that (an import of a decisions file, say) it is derived again
+_CATCH_UP = 1000
 
-#: events that never change who takes part in title-abstract screening (the
-#: stage's records, assignments, stopping-rule exclusions, removed searches)
-_DECISION_KINDS = ("decision", "resolution", "note", "appraisal")
+_Update = Callable[[object, list[dict]], object]
+
+
+@dataclass(frozen=True)
+class _Kept:
+    version: tuple[int, int]  # Store.version() when last confirmed
+    seq: int  # the log's last event then
+    records: tuple  # Store.records_signature() then
+    value: object
+
+
+def _log_state(store: Store) -> tuple[int, tuple]:
+    """(the log's last seq, the records' signature), read once per version of the store."""
+    version = store.version()
+    memo = _MEMO.setdefault(store, {})
+    hit = memo.get("state")
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    with store.read_snapshot():
+        state = (store.conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0,
+                 tuple(store.records_signature()))
+    memo["state"] = (version, state)
+    return state
 
 
 def _memoised(store: Store, key: tuple, compute: Callable[[], object],
-              decisions_matter: bool = True):
+              update: _Update | None = None):
     """`compute()`, reused until the log or the records change: one key press draws
     the card, the progress line and the next record from the same derivation.
-    With `decisions_matter` False, decisions and notes logged since do not count
-    as a change (the title-abstract population: on a large store deriving it
-    again costs a good part of a second, for each decision)."""
+
+    When only events were logged since (the log is append-only), `update(value,
+    new events)` brings the kept value up to date from those events alone (a key
+    press logs one decision; deriving the queue again from the whole store costs
+    a good part of a second on a large one); it returns None when it cannot, and
+    the value is derived afresh."""
     # nothing written through this connection, nothing committed by another one:
-    # the store is as it was, without asking it (two scans on a large store)
-    unchanged = store.version()
+    # the store is as it was, without asking it
+    version = store.version()
     memo = _MEMO.setdefault(store, {})
-    hit = memo.get(key)
-    if hit is not None and hit[2] == unchanged:
-        return hit[1]
-    kinds = "" if decisions_matter else \
-        f" WHERE kind NOT IN ({', '.join('?' * len(_DECISION_KINDS))})"
-    signature = (
-        store.conn.execute(f"SELECT max(seq) FROM events{kinds}",
-                           [] if decisions_matter else list(_DECISION_KINDS)).fetchone()[0],
-        store.records_signature(),
-    )
-    if hit is not None and hit[0] == signature:
-        memo[key] = (signature, hit[1], unchanged)
-        return hit[1]
-    value = compute()
-    memo[key] = (signature, value, unchanged)
+    hit: _Kept | None = memo.get(key)
+    if hit is not None and hit.version == version:
+        return hit.value
+    seq, records = _log_state(store)
+    value = None
+    if hit is not None and hit.records == records:
+        if hit.seq == seq:
+            value = hit.value
+        elif update is not None and seq - hit.seq <= _CATCH_UP:
+            value = update(hit.value, store.events("seq > ? AND seq <= ?", [hit.seq, seq]))
+    if value is None:
+        value = compute()
+    memo[key] = _Kept(version, seq, records, value)
+    return value
+
+
+@dataclass(frozen=True)
+class _Population:
+    ids: tuple[int, ...]  # the records to screen, in id order
+    waiting: tuple[int, ...]  # full text: those whose report is not in hand yet
+    members: frozenset[int]  # `ids` again, to ask of one record
+
+
+def _population_update(stage: str) -> _Update:
+    """Keeps a stage's population when the events logged since cannot change who takes
+    part in it: notes and scores, decisions and resolutions (at full text, those at
+    full text: the title-abstract ones decide which reports reach it)."""
+    def update(value: object, events: list[dict]) -> object:
+        for e in events:
+            if e["kind"] in ("note", "appraisal"):
+                continue
+            if e["kind"] in ("decision", "resolution") and (
+                    stage != FULL_TEXT or e["stage"] == FULL_TEXT):
+                continue
+            return None
+        return value
+    return update
+
+
+def _population_of(store: Store, reviewer: str, stage: str) -> _Population:
+    check_stage(stage)
+    value = _memoised(store, ("population", reviewer, stage),
+                      lambda: _population(store, reviewer, stage), _population_update(stage))
+    assert isinstance(value, _Population)
     return value
 
 
@@ -139,10 +194,7 @@ def population(store: Store, reviewer: str, stage: str) -> list[int]:
     have one, otherwise every record of the stage; never those a stopping rule
     excluded. At full text only reports marked retrieved: the others wait
     (`awaiting_retrieval`), and those that could not be retrieved never come."""
-    check_stage(stage)
-    return list(_memoised(store, ("population", reviewer, stage),
-                          lambda: _population(store, reviewer, stage),
-                          decisions_matter=stage == FULL_TEXT)[0])
+    return list(_population_of(store, reviewer, stage).ids)
 
 
 def awaiting_retrieval(store: Store, reviewer: str, stage: str) -> int:
@@ -151,37 +203,73 @@ def awaiting_retrieval(store: Store, reviewer: str, stage: str) -> int:
     check_stage(stage)
     if stage != FULL_TEXT:
         return 0
-    return len(_memoised(store, ("population", reviewer, stage),
-                         lambda: _population(store, reviewer, stage))[1])
+    return len(_population_of(store, reviewer, stage).waiting)
 
 
-def _population(store: Store, reviewer: str, stage: str
-                ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(the records to screen, the records waiting for retrieval), in id order."""
+def _population(store: Store, reviewer: str, stage: str) -> _Population:
+    """The records to screen and the records waiting for retrieval, in id order."""
     ids = full_text_records(store) if stage == FULL_TEXT else stage_records(store, stage)
     assigned = assigned_records(store, reviewer, stage)
     if assigned:
         ids = [rid for rid in ids if rid in assigned]
     stopped = automated_records(store, stage)
-    ids = [rid for rid in ids if rid not in stopped]
+    if stopped:
+        ids = [rid for rid in ids if rid not in stopped]
     if stage != FULL_TEXT:
-        return tuple(ids), ()
+        return _Population(tuple(ids), (), frozenset(ids))
     retrieval = fulltext_states(store)
-    return (tuple(rid for rid in ids if retrieval.get(rid) == "retrieved"),
-            tuple(rid for rid in ids if retrieval.get(rid) in (None, "sought")))
+    ready = tuple(rid for rid in ids if retrieval.get(rid) == "retrieved")
+    return _Population(ready, tuple(rid for rid in ids if retrieval.get(rid) in (None, "sought")),
+                       frozenset(ready))
+
+
+def _own_update(reviewer: str, stage: str, store: Store) -> _Update:
+    """Brings `reviewer`'s standing decisions up to date with the decisions they logged
+    since (the latest by time, then id, stands, as `effective_decisions` has it); an
+    undo, a merge or a decision an earlier undo names means deriving them again."""
+    def update(value: object, events: list[dict]) -> object:
+        if any(e["kind"] in ("undo", "unmerge", "merge") for e in events):
+            return None
+        mine = [e for e in events if e["kind"] == "decision" and e["stage"] == stage
+                and e["reviewer"] == reviewer]
+        if not mine:
+            return value
+        ids = [e["id"] for e in mine]
+        if store.conn.execute(
+                f"SELECT 1 FROM events WHERE kind = 'undo' AND undoes IN "
+                f"({','.join('?' * len(ids))}) LIMIT 1", ids).fetchone():
+            return None  # logs merged from copies: the undo can come before its decision
+        assert isinstance(value, dict)
+        canon = store.canonical_map()
+        for e in mine:
+            rid = canon.get(e["record_id"], e["record_id"])
+            d = Decision(e["id"], rid, e["reviewer"], e["value"], e["reason"], e["note"],
+                         e["ts"])
+            kept = value.get(rid)
+            if kept is None or (d.ts, d.event_id) > (kept.ts, kept.event_id):
+                value[rid] = d  # kept for this store alone: changed in place
+        return value
+    return update
+
+
+def _own(store: Store, reviewer: str, stage: str) -> dict[int, Decision]:
+    """record id -> `reviewer`'s standing decision at `stage` (the memo's own: not to change)."""
+    value = _memoised(store, ("own", reviewer, stage), lambda: {
+        rid: d for (rid, _), d in effective_decisions(store, stage, reviewer).items()},
+        _own_update(reviewer, stage, store))
+    assert isinstance(value, dict)
+    return value
 
 
 def own_decisions(store: Store, reviewer: str, stage: str) -> dict[int, str]:
     """record id -> `reviewer`'s standing decision at `stage` (theirs alone)."""
-    mine = _memoised(store, ("own", reviewer, stage), lambda: MappingProxyType(
-        {rid: d.value for (rid, _), d in effective_decisions(store, stage, reviewer).items()}))
-    return dict(mine)
+    return {rid: d.value for rid, d in _own(store, reviewer, stage).items()}
 
 
 def pending(store: Store, reviewer: str, stage: str) -> list[int]:
     """Records in `reviewer`'s population that they have not decided, in id order."""
-    mine = own_decisions(store, reviewer, stage)
-    return [rid for rid in population(store, reviewer, stage) if rid not in mine]
+    mine = _own(store, reviewer, stage)
+    return list(filterfalse(mine.__contains__, _population_of(store, reviewer, stage).ids))
 
 
 # --- card and progress ----------------------------------------------------------------
@@ -241,6 +329,18 @@ def _retrieval_line(got: Retrieval | None) -> str | None:
 
 
 def card(store: Store, record_id: int, reviewer: str, stage: str) -> Card:
+    # the screen draws the card again for each redraw: kept until anything is written
+    version = store.version()
+    memo = _MEMO.setdefault(store, {})
+    hit = memo.get("card")
+    if hit is not None and hit[0] == (version, record_id, reviewer, stage):
+        return hit[1]
+    made = _card(store, record_id, reviewer, stage)
+    memo["card"] = ((version, record_id, reviewer, stage), made)
+    return made
+
+
+def _card(store: Store, record_id: int, reviewer: str, stage: str) -> Card:
     rec = store.get_record(record_id)
     ft = _retrieval_line(retrievals(store).get(record_id)) if stage == FULL_TEXT else None
     notes = tuple(n["note"] for n in notes_for(store, record_id, reviewer))
@@ -254,11 +354,10 @@ def card(store: Store, record_id: int, reviewer: str, stage: str) -> Card:
 
 
 def progress(store: Store, reviewer: str, stage: str, left: float | None = None) -> Progress:
-    pop = population(store, reviewer, stage)
-    mine = own_decisions(store, reviewer, stage)
-    done = [rid for rid in pop if rid in mine]
-    return Progress(len(done), len(pop), sum(1 for r in done if mine[r] == "include"), left,
-                    awaiting_retrieval(store, reviewer, stage))
+    pop = _population_of(store, reviewer, stage)
+    members = pop.members
+    done = [d.value for rid, d in _own(store, reviewer, stage).items() if rid in members]
+    return Progress(len(done), len(pop.ids), done.count("include"), left, len(pop.waiting))
 
 
 # --- background ranking ------------------------------------------------------------------
@@ -530,7 +629,9 @@ class ScreeningSession:
         self.store, self.reviewer, self.stage = store, reviewer, stage
         self.protocol: Protocol = get_protocol(store)
         self._skipped: list[int] = []
-        # the queue first, before a ranking thread competes for the interpreter
+        # the queue first, before a ranking thread competes for the interpreter; the
+        # store's check before its first write meanwhile, off the first decision's path
+        store.check_integrity_soon()
         pending(store, reviewer, stage)
         self._ranker = _Ranker(store, reviewer, stage, rank_fn or rank_records,
                                estimate_fn or relevant_left, background)
@@ -539,28 +640,28 @@ class ScreeningSession:
 
     # -- queue
     def _advance(self, prefer: int | None = None) -> None:
-        todo = pending(self.store, self.reviewer, self.stage)
-        if prefer is not None and prefer in todo:
+        # the first record still to screen in the ranking's order, then in id order,
+        # looked for from the front rather than by building the whole queue
+        pop = _population_of(self.store, self.reviewer, self.stage)
+        members, mine = pop.members, _own(self.store, self.reviewer, self.stage)
+
+        def todo(rid: int) -> bool:
+            return rid in members and rid not in mine
+
+        if prefer is not None and todo(prefer):
             self.current = prefer
             return
         order, _ = self._ranker.snapshot()
-        todo_set = set(todo)
         skipped = set(self._skipped)
-        # the first record of the ranking still to screen and not skipped, else the
-        # first such record the ranking leaves out: found without walking a large
-        # store's whole ranking at each key press
-        first = next((r for r in order if r in todo_set and r not in skipped), None)
-        if first is None:
-            in_ranking = set(order)
-            first = next((r for r in todo if r not in in_ranking and r not in skipped), None)
-        if first is not None:
-            self.current = first
-        elif todo_set:
-            # only skipped records remain: go round them again, oldest skip first
-            self._skipped = [r for r in self._skipped if r in todo_set]
-            self.current = self._skipped.pop(0)
-        else:
-            self.current = None
+        fresh = next((r for r in order if r not in skipped and todo(r)), None)
+        if fresh is None:
+            fresh = next((r for r in pop.ids if r not in skipped and todo(r)), None)
+        if fresh is not None:
+            self.current = fresh
+            return
+        # only skipped records remain: go round them again, oldest skip first
+        self._skipped = [r for r in self._skipped if todo(r)]
+        self.current = self._skipped.pop(0) if self._skipped else None
 
     def card(self) -> Card | None:
         return None if self.current is None else card(self.store, self.current, self.reviewer,
