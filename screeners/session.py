@@ -128,6 +128,13 @@ def _log_state(store: Store) -> tuple[int, tuple]:
     return state
 
 
+#: the latest derivation for a store's file, whichever connection made it: the
+#: ranking thread's connection derives the same queue as the sitting's (an entry
+#: lives as long as a connection's memo holds it)
+_SHARED: "weakref.WeakValueDictionary[tuple, _Kept]" = weakref.WeakValueDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
 def _memoised(store: Store, key: tuple, compute: Callable[[], object],
               update: _Update | None = None):
     """`compute()`, reused until the log or the records change: one key press draws
@@ -137,7 +144,8 @@ def _memoised(store: Store, key: tuple, compute: Callable[[], object],
     new events)` brings the kept value up to date from those events alone (a key
     press logs one decision; deriving the queue again from the whole store costs
     a good part of a second on a large one); it returns None when it cannot, and
-    the value is derived afresh."""
+    the value is derived afresh. Values are never changed once kept: another
+    connection to the same file may be reading them."""
     # nothing written through this connection, nothing committed by another one:
     # the store is as it was, without asking it
     version = store.version()
@@ -146,15 +154,28 @@ def _memoised(store: Store, key: tuple, compute: Callable[[], object],
     if hit is not None and hit.version == version:
         return hit.value
     seq, records = _log_state(store)
+    # what a transaction under way sees may yet be rolled back: not for other connections
+    shared_key = (None if store.path is None or store.conn.in_transaction
+                  else (str(store.path.resolve()), key))
+    with _SHARED_LOCK:
+        other = None if shared_key is None else _SHARED.get(shared_key)
+    # the most recent derivation of this state of the records, not past this log
+    base = max((k for k in (hit, other) if k is not None and k.records == records
+                and k.seq <= seq), key=lambda k: k.seq, default=None)
     value = None
-    if hit is not None and hit.records == records:
-        if hit.seq == seq:
-            value = hit.value
-        elif update is not None and seq - hit.seq <= _CATCH_UP:
-            value = update(hit.value, store.events("seq > ? AND seq <= ?", [hit.seq, seq]))
+    if base is not None:
+        if base.seq == seq:
+            value = base.value
+        elif update is not None and seq - base.seq <= _CATCH_UP:
+            value = update(base.value, store.events("seq > ? AND seq <= ?", [base.seq, seq]))
     if value is None:
         value = compute()
-    memo[key] = _Kept(version, seq, records, value)
+    kept = memo[key] = _Kept(version, seq, records, value)
+    if shared_key is not None:
+        with _SHARED_LOCK:
+            other = _SHARED.get(shared_key)
+            if other is None or other.seq <= seq:
+                _SHARED[shared_key] = kept
     return value
 
 
@@ -165,18 +186,25 @@ class _Population:
     members: frozenset[int]  # `ids` again, to ask of one record
 
 
-def _population_update(stage: str) -> _Update:
+def _population_update(store: Store, stage: str) -> _Update:
     """Keeps a stage's population when the events logged since cannot change who takes
     part in it: notes and scores, decisions and resolutions (at full text, those at
-    full text: the title-abstract ones decide which reports reach it)."""
+    full text: the title-abstract ones decide which reports reach it), and undos of
+    those."""
+    def harmless(kind: str, at: str | None) -> bool:
+        return kind in ("note", "appraisal") or (
+            kind in ("decision", "resolution") and (stage != FULL_TEXT or at == FULL_TEXT))
+
     def update(value: object, events: list[dict]) -> object:
-        for e in events:
-            if e["kind"] in ("note", "appraisal"):
-                continue
-            if e["kind"] in ("decision", "resolution") and (
-                    stage != FULL_TEXT or e["stage"] == FULL_TEXT):
-                continue
+        undone = [e["undoes"] for e in events if e["kind"] == "undo"]
+        if not all(harmless(e["kind"], e["stage"]) for e in events if e["kind"] != "undo"):
             return None
+        if undone:
+            targets = store.conn.execute(
+                f"SELECT kind, stage FROM events WHERE id IN ({','.join('?' * len(undone))})",
+                undone).fetchall()
+            if len(targets) != len(set(undone)) or not all(harmless(*t) for t in targets):
+                return None
         return value
     return update
 
@@ -184,7 +212,8 @@ def _population_update(stage: str) -> _Update:
 def _population_of(store: Store, reviewer: str, stage: str) -> _Population:
     check_stage(stage)
     value = _memoised(store, ("population", reviewer, stage),
-                      lambda: _population(store, reviewer, stage), _population_update(stage))
+                      lambda: _population(store, reviewer, stage),
+                      _population_update(store, stage))
     assert isinstance(value, _Population)
     return value
 
@@ -241,13 +270,14 @@ def _own_update(reviewer: str, stage: str, store: Store) -> _Update:
             return None  # logs merged from copies: the undo can come before its decision
         assert isinstance(value, dict)
         canon = store.canonical_map()
+        value = dict(value)  # the kept one may be another connection's too
         for e in mine:
             rid = canon.get(e["record_id"], e["record_id"])
             d = Decision(e["id"], rid, e["reviewer"], e["value"], e["reason"], e["note"],
                          e["ts"])
             kept = value.get(rid)
             if kept is None or (d.ts, d.event_id) > (kept.ts, kept.event_id):
-                value[rid] = d  # kept for this store alone: changed in place
+                value[rid] = d
         return value
     return update
 
