@@ -409,7 +409,9 @@ class Store:
 
     @property
     def review_id(self) -> str:
-        return self.db.table("meta").get("review_id")["value"]
+        # from the connection itself: a screening key press need not load sqlite-utils
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'review_id'").fetchone()
+        return row[0] if row is not None else self.db.table("meta").get("review_id")["value"]
 
     # -- meta
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -574,7 +576,9 @@ class Store:
         row = self._event_row(kind, record_id=record_id, reviewer=reviewer, stage=stage,
                               value=value, reason=reason, note=note, undoes=undoes, data=data,
                               event_id=event_id, ts=ts)
-        self.db.table("events").insert(row)
+        # a plain INSERT: a screening key press need not load sqlite-utils
+        self.conn.execute(f"INSERT INTO events ({', '.join(row)}) VALUES "
+                          f"({', '.join('?' * len(row))})", list(row.values()))
         eid: str = row["id"]
         return eid
 

@@ -168,7 +168,7 @@ def _canonical(store: Store, record_id: int) -> int:
     return store.canonical_id(int(record_id))
 
 
-_FULL_TEXT_CACHE: "weakref.WeakKeyDictionary[Store, tuple[tuple, tuple[int, ...]]]" = (
+_FULL_TEXT_CACHE: "weakref.WeakKeyDictionary[Store, tuple[int, tuple, tuple[int, ...]]]" = (
     weakref.WeakKeyDictionary())
 
 
@@ -177,19 +177,24 @@ def full_text_records(store: Store) -> tuple[int, ...]:
 
     Deriving them reads the whole title-abstract log, which a reviewer at full
     text would otherwise pay for at every key press; the answer is kept until
-    the title-abstract log, the protocol or the records change.
+    an event of the title-abstract stage or of none (the protocol, a merge) is
+    logged, or the records or their sources change.
     """
-    signature = (
-        store.db.execute("SELECT count(*), max(seq) FROM events WHERE stage IS NULL OR stage = ?",
-                         [TITLE_ABSTRACT]).fetchone(),
-        store.db.execute("SELECT count(*), max(id), total(duplicate_of), "
-                         "count(duplicate_of) FROM records").fetchone(),
-    )
+    conn = store.conn
+    with store.read_snapshot():
+        seq = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+        records = (*store.records_signature(),
+                   conn.execute("SELECT max(id) FROM sources").fetchone()[0])
     hit = _FULL_TEXT_CACHE.get(store)
-    if hit is not None and hit[0] == signature:
-        return hit[1]
+    if hit is not None and hit[1] == records and hit[0] <= seq:
+        # only the events logged since are read (the log is append-only)
+        if hit[0] == seq or conn.execute(
+                "SELECT 1 FROM events WHERE seq > ? AND seq <= ? AND (stage IS NULL OR "
+                "stage = ?) LIMIT 1", [hit[0], seq, TITLE_ABSTRACT]).fetchone() is None:
+            _FULL_TEXT_CACHE[store] = (seq, records, hit[2])
+            return hit[2]
     ids = tuple(stage_records(store, FULL_TEXT))
-    _FULL_TEXT_CACHE[store] = (signature, ids)
+    _FULL_TEXT_CACHE[store] = (seq, records, ids)
     return ids
 
 
@@ -274,7 +279,7 @@ def add_note(store: Store, record_id: int, reviewer: str, note: str,
 def notes_for(store: Store, record_id: int, reviewer: str | None = None) -> list[dict]:
     """Notes on a record (its duplicates' too), oldest first; only `reviewer`'s when given."""
     rid = _canonical(store, record_id)
-    ids = [rid] + [r[0] for r in store.db.execute(
+    ids = [rid] + [r[0] for r in store.conn.execute(
         "SELECT id FROM records WHERE duplicate_of = ?", [rid])]
     marks = ",".join("?" * len(ids))
     where = f"kind = 'note' AND record_id IN ({marks})"

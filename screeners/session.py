@@ -110,20 +110,24 @@ _Update = Callable[[object, list[dict]], object]
 class _Kept:
     version: tuple[int, int]  # Store.version() when last confirmed
     seq: int  # the log's last event then
-    records: tuple  # Store.records_signature() then
+    records: tuple  # Store.records_signature() and the last source row then
     value: object
 
 
 def _log_state(store: Store) -> tuple[int, tuple]:
-    """(the log's last seq, the records' signature), read once per version of the store."""
+    """(the log's last seq, the records' signature and the last source row), read once
+    per version of the store."""
     version = store.version()
     memo = _MEMO.setdefault(store, {})
     hit = memo.get("state")
     if hit is not None and hit[0] == version:
         return hit[1]
     with store.read_snapshot():
+        # a search's sources decide whether its records stand (a removed search's alone
+        # do not): an import of records already present adds sources and no record
         state = (store.conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0,
-                 tuple(store.records_signature()))
+                 (*store.records_signature(),
+                  store.conn.execute("SELECT max(id) FROM sources").fetchone()[0]))
     memo["state"] = (version, state)
     return state
 

@@ -230,3 +230,28 @@ def test_an_undo_of_another_reviewer_keeps_alices_queue(tmp_path, no_prioritiser
     assert _same_as_fresh(store)[1] == {1: "include"}
     assert s.current == 2
     store.close()
+
+
+def test_the_full_text_records_are_derived_again_only_after_title_abstract_events(
+        tmp_path, monkeypatch):
+    import screeners.decisions as decisions_module
+    from screeners.decisions import full_text_records
+
+    store = open_store(tmp_path / "review.db")
+    make_review(store, 5)
+    for rid in (1, 2):
+        for who in ("alice", "bob"):
+            decide(store, rid, who, TA, "include")
+    derived = []
+    real = decisions_module.stage_records
+    monkeypatch.setattr(decisions_module, "stage_records",
+                        lambda *a: (derived.append(a[1]), real(*a))[1])
+    assert full_text_records(store) == (1, 2) and derived == [FT]
+    mark_fulltext(store, 1, "retrieved")
+    decide(store, 1, "alice", FT, "include")
+    add_note(store, 2, "alice", "full text only", FT)
+    assert full_text_records(store) == (1, 2) and derived == [FT]
+    decide(store, 3, "alice", TA, "include")
+    decide(store, 3, "bob", TA, "include")
+    assert full_text_records(store) == (1, 2, 3) and derived == [FT, FT]
+    store.close()
