@@ -70,8 +70,8 @@ def test_status_flow_report_export_load_no_model(run, store, db_path, tmp_path):
 
 
 def test_reading_commands_load_neither_numpy_nor_sqlite_utils(run, store, db_path):
-    """Each takes longer to import than a whole `cluster status` may; the first write
-    (here `decide`) loads sqlite-utils."""
+    """Each takes longer to import than a whole `cluster status` may; a decision (a
+    screening key press) needs neither, adding a reviewer loads sqlite-utils."""
     run("import", str(ROOT / "tests" / "data" / "screening_small.csv"), "--as", "database")
     set_protocol(store, reviewers_per_record=1)
     store.add_reviewer("ann")
@@ -79,10 +79,11 @@ def test_reading_commands_load_neither_numpy_nor_sqlite_utils(run, store, db_pat
     store.close()
     reading = [["status"], ["status", "--json"], ["status", "--stage", "full-text"],
                ["flow", "--json"], ["export", "--format", "csv"], ["show", "1"], ["log"]]
-    seen = _loaded(db_path, [*reading, ["decide", "2", "--reviewer", "ann", "--exclude"]],
+    reading.append(["decide", "2", "--reviewer", "ann", "--exclude"])
+    seen = _loaded(db_path, [*reading, ["reviewers", "add", "bea"]],
                    heavy=("numpy", "sqlite_utils"))
     assert {" ".join(c): seen[" ".join(c)] for c in reading} == {" ".join(c): [] for c in reading}
-    assert "sqlite_utils" in seen["decide 2 --reviewer ann --exclude"]
+    assert "sqlite_utils" in seen["reviewers add bea"]
 
 
 def _cdf(k, N, K, n) -> np.ndarray:
