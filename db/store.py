@@ -16,6 +16,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
@@ -753,23 +754,55 @@ _TO_JSON = json.JSONEncoder(ensure_ascii=False).encode
 _EXTRA_TO_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str).encode
 
 
-def record_to_row(record: Record) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for f in ("title", "abstract", "year", "journal", "volume", "issue", "pages", "doi", "pmid",
-              "pmcid", "openalex", "issn", "url"):
-        row[f] = getattr(record, f)
-    for f in _JSON_TUPLES:
-        items = getattr(record, f)
-        row[f] = _TO_JSON(list(items)) if items else "[]"
-    row["author_details"] = (_TO_JSON([asdict(a) for a in record.author_details])
-                             if record.author_details else "[]")
-    row["needs_metadata"] = int(record.needs_metadata)
+#: the columns of `records` a record fills, in the order `record_values` gives them
+RECORD_COLUMNS = ("title", "abstract", "year", "journal", "volume", "issue", "pages", "doi",
+                  "pmid", "pmcid", "openalex", "issn", "url", *_JSON_TUPLES, "author_details",
+                  "needs_metadata", "extra")
+
+
+def _json_list(items: tuple[Any, ...]) -> str:
+    """`_TO_JSON(list(items))`; a list of text written without building an encoder."""
+    if not items:
+        return "[]"
+    try:
+        return "[" + ", ".join(map(encode_basestring, items)) + "]"
+    except TypeError:  # not all text
+        return _TO_JSON(list(items))
+
+
+def _extra_json(record: Record) -> str:
+    """The record's `extra` as JSON, with its `source_id` unless `extra` has one."""
+    source_id = record.source_id
+    if not record.extra:
+        if source_id is None:
+            return "{}"
+        if type(source_id) is str:
+            return '{"source_id": ' + encode_basestring(source_id) + "}"
     extra = dict(record.extra)
-    if record.source_id is not None:
-        extra.setdefault("source_id", record.source_id)
-    row["extra"] = _EXTRA_TO_JSON(extra)
-    # every record enters the store here, from whatever source: SQLite refuses lone surrogates
-    return valid_text(row)
+    if source_id is not None:
+        extra.setdefault("source_id", source_id)
+    return _EXTRA_TO_JSON(extra)
+
+
+def record_values(record: Record) -> tuple[Any, ...]:
+    """The values of the `records` row of `record`, in the order of `RECORD_COLUMNS`."""
+    r = record
+    values = (r.title, r.abstract, r.year, r.journal, r.volume, r.issue, r.pages, r.doi, r.pmid,
+              r.pmcid, r.openalex, r.issn, r.url, _json_list(r.authors), _json_list(r.language),
+              _json_list(r.pub_types), _json_list(r.keywords),
+              _TO_JSON([asdict(a) for a in r.author_details]) if r.author_details else "[]",
+              int(r.needs_metadata), _extra_json(r))
+    # every record enters the store here, from whatever source: SQLite refuses lone
+    # surrogates (the text checked in one call, repaired value by value only if need be)
+    try:
+        "".join([v for v in values if type(v) is str]).encode("utf-8")
+    except UnicodeEncodeError:
+        return tuple(valid_text(v) for v in values)
+    return values
+
+
+def record_to_row(record: Record) -> dict[str, Any]:
+    return dict(zip(RECORD_COLUMNS, record_values(record)))
 
 
 def row_to_record(row: Mapping[str, Any]) -> Record:

@@ -90,15 +90,15 @@ def test_failure_half_way_writes_nothing(tmp_path: Path, store, monkeypatch) -> 
     import db.store as store_module
 
     calls = {"n": 0}
-    real = store_module.record_to_row
+    real = store_module.record_values
 
     def failing(record):
         calls["n"] += 1
-        if calls["n"] == 2:  # the second record's row
+        if calls["n"] == 2:  # the second record's values
             raise RuntimeError("disk full")
         return real(record)
 
-    monkeypatch.setattr(store_module, "record_to_row", failing)
+    monkeypatch.setattr(store_module, "record_values", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         import_files(store, [good], role="database")
     assert _counts(store) == (0, 0, 0, 0)

@@ -207,7 +207,7 @@ def test_import_larger_than_a_batch_writes_nothing_when_a_late_record_fails(
 
     run("init")
     monkeypatch.setattr(formats, "IMPORT_BATCH", 10)
-    real = store_module.record_to_row
+    real = store_module.record_values
     written: list[str] = []
 
     def failing(record):
@@ -216,7 +216,7 @@ def test_import_larger_than_a_batch_writes_nothing_when_a_late_record_fails(
         written.append(record.title)
         return real(record)
 
-    monkeypatch.setattr(store_module, "record_to_row", failing)
+    monkeypatch.setattr(store_module, "record_values", failing)
     result = run("import", str(_csv(tmp_path / "big.csv", 50)), expect=1)
     assert len(written) == 44
     assert result.output.strip().splitlines()[-1] == (

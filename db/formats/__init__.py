@@ -11,9 +11,13 @@ writes the store back out.
 
 from __future__ import annotations
 
+import queue
 import re
 import stat
+import threading
 from dataclasses import asdict, dataclass, field, fields
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -221,8 +225,37 @@ _CAPS = {f.name: FIELD_CAPS.get(f.name, OTHER_FIELD_CAP) for f in fields(Record)
 _SHORTEST_CAP = min(_CAPS.values())
 
 
+#: a record's fields of text besides the abstract (all capped at `_SHORTEST_CAP`), and its
+#: lists of text
+_TEXT_FIELDS = tuple(f.name for f in fields(Record) if f.type == "str | None"
+                     and f.name != "abstract")
+_LIST_FIELDS = tuple(f.name for f in fields(Record) if f.type == "tuple[str, ...]")
+_SHORT_TEXTS = attrgetter(*_TEXT_FIELDS)
+_TEXT_LISTS = attrgetter(*_LIST_FIELDS)
+_TEXT_TYPES = {str, type(None)}
+
+
+def _within_caps(record: Record) -> bool:
+    """Whether no field of `record` is over its cap, told at once for a record of a usual
+    size (one with a long field, or a field of an unexpected type, is left to `_capped`)."""
+    abstract = record.abstract
+    if abstract is not None and (type(abstract) is not str or len(abstract) > _CAPS["abstract"]):
+        return False
+    texts = _SHORT_TEXTS(record)
+    lists = _TEXT_LISTS(record)
+    try:
+        return (set(map(type, texts)) <= _TEXT_TYPES
+                and sum(map(len, filter(None, texts))) <= _SHORTEST_CAP
+                and sum(map(len, lists)) <= MAX_LIST_ITEMS
+                and sum(map(len, chain.from_iterable(lists))) <= OTHER_FIELD_CAP)
+    except TypeError:  # a list holding something other than text
+        return False
+
+
 def _capped(record: Record, tally: _Tally) -> Record:
     """`record` with fields longer than their cap cut to it, each cut named in `tally`."""
+    if _within_caps(record):
+        return record
     changes: dict[str, Any] = {}
     for name, val in vars(record).items():
         if type(val) is str:
@@ -310,6 +343,71 @@ class _Progress:
         self.bytes_done += size
 
 
+#: one batch of an import: its records' rows, their source rows, their labels
+_Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[int, str]]]
+
+
+class _BatchWriter:
+    """Writes an import's batches in a thread of its own while the next batch is parsed:
+    SQLite lets go of the GIL while it writes rows, so parsing and writing share two
+    cores. At most one batch waits while another is written.
+
+    `threaded=False` writes each batch as it is given (a store in memory can be used
+    from one thread only). The first failure is raised in the reading thread, by `put`
+    or `drain`; `close` ends the thread, and must be called before the transaction
+    ends either way, so a rollback never meets a write under way.
+    """
+
+    def __init__(self, write: Callable[[_Batch], None], *, threaded: bool):
+        self._write = write
+        self._error: BaseException | None = None
+        self._abandoned = False
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
+            self._thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            # after a failure, or once abandoned, batches are taken and dropped: nothing
+            # waiting to hand one over is left blocked
+            if self._error is None and not self._abandoned:
+                try:
+                    self._write(batch)
+                except BaseException as exc:  # raised again in the reading thread
+                    self._error = exc
+            self._queue.task_done()
+        self._queue.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put(self, batch: _Batch) -> None:
+        if self._thread is None:
+            self._write(batch)
+            return
+        self._raise()
+        self._queue.put(batch)
+
+    def drain(self) -> None:
+        """Wait until every batch given is written (raising the first failure), so the
+        store can be used from this thread."""
+        if self._thread is not None:
+            self._queue.join()
+            self._raise()
+
+    def close(self) -> None:
+        """End the thread; batches not yet written are dropped (the import failed)."""
+        if self._thread is None:
+            return
+        self._abandoned = True
+        self._queue.put(None)
+        self._thread.join()
+        self._thread = None
+
+
 def import_files(store: Store, paths: Sequence[str | Path], *, role: str,
                  source: str | None = None, labels_reviewer: str | None = None,
                  progress: Callable[[int, int], None] | None = None,
@@ -343,7 +441,7 @@ def import_files(store: Store, paths: Sequence[str | Path], *, role: str,
 def _import_one(store: Store, opened: _Opened, *, role: str, service: str,
                 labels_reviewer: str | None, details: SearchDetails | None,
                 progress: _Progress, last: bool) -> ImportResult:
-    from db.store import now, record_to_row
+    from db.store import RECORD_COLUMNS, now, record_values
 
     name, sha256 = opened.file_name, opened.found.sha256
     # checked under the write lock, so two imports of one file cannot both land
@@ -375,42 +473,47 @@ def _import_one(store: Store, opened: _Opened, *, role: str, service: str,
     rows: list[tuple[Any, ...]] = []
     sources: list[tuple[Any, ...]] = []
     labels: list[tuple[int, str]] = []
-    columns: list[str] = []
+    columns = ["id", *RECORD_COLUMNS, "created_at"]
+    insert_records = (f"INSERT INTO records ({', '.join(columns)}) "
+                      f"VALUES ({', '.join('?' * len(columns))})")
 
-    def write() -> None:
-        if not rows:
-            return
+    def write(batch: _Batch) -> None:
+        rows, sources, labels = batch
         # ids given, not left to SQLite: a source row names its record before either is written
-        conn.executemany(f"INSERT INTO records ({', '.join(columns)}) "
-                         f"VALUES ({', '.join('?' * len(columns))})", rows)
+        conn.executemany(insert_records, rows)
         conn.executemany("INSERT INTO sources (record_id, search_id, role, service, rank, "
                          "source_record_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)", sources)
-        store.log_events("decision", ({
-            "record_id": rid, "reviewer": labels_reviewer, "stage": LABEL_STAGE, "value": label,
-            "data": {"imported_from": name, "search_id": sid}} for rid, label in labels))
-        rows.clear()
-        sources.clear()
-        labels.clear()
+        if labels:
+            store.log_events("decision", ({
+                "record_id": rid, "reviewer": labels_reviewer, "stage": LABEL_STAGE,
+                "value": label, "data": {"imported_from": name, "search_id": sid}}
+                for rid, label in labels))
 
-    for i, (record, label) in enumerate(_chain(first, records)):
-        rid = next_id + i
-        row = record_to_row(record)
-        if not columns:
-            columns = ["id", *row, "created_at"]
-        rows.append((rid, *row.values(), stamp))
-        sources.append((rid, sid, role, service, i + 1, record.source_id, stamp))
-        if label:
-            n_labels += 1
-            if labels_reviewer is not None:
-                if not checked:
-                    store.require_reviewer(labels_reviewer)
-                    checked = True
-                labels.append((rid, label))
-                kept += 1
-        if len(rows) == IMPORT_BATCH:
-            write()
-            progress(i + 1, text.bytes_read)
-    write()
+    # a store in memory is bound to the thread that opened it; a file's connection is not
+    writer = _BatchWriter(write, threaded=store.path is not None)
+    try:
+        for i, (record, label) in enumerate(_chain(first, records)):
+            rid = next_id + i
+            rows.append((rid, *record_values(record), stamp))
+            sources.append((rid, sid, role, service, i + 1, record.source_id, stamp))
+            if label:
+                n_labels += 1
+                if labels_reviewer is not None:
+                    if not checked:
+                        writer.drain()  # the store is read from this thread
+                        store.require_reviewer(labels_reviewer)
+                        checked = True
+                    labels.append((rid, label))
+                    kept += 1
+            if len(rows) == IMPORT_BATCH:
+                writer.put((rows, sources, labels))
+                rows, sources, labels = [], [], []
+                progress(i + 1, text.bytes_read)
+        if rows:
+            writer.put((rows, sources, labels))
+        writer.drain()
+    finally:
+        writer.close()
     held, read_warnings = _finished(opened, tally)
     if tally.reading.has_labels and labels_reviewer is not None and not checked:
         store.require_reviewer(labels_reviewer)

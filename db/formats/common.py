@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Generator, Iterable, Iterator, Sequence
 
 from base.errors import ClusterError
-from base.record import (Record, as_tuple, clean_text, normalize_doi, normalize_language,
+from base.record import (Record, as_tuple, normalize_doi, normalize_language,
                          normalize_pages, normalize_pmcid, normalize_pmid, normalize_year,
                          valid_text, without_markup)
 
@@ -166,7 +166,19 @@ def scan(path: Path, name: str) -> Scan:
     return Scan(digest.hexdigest(), codec, bom)
 
 
-_HIGH_SURROGATE = re.compile("[\ud800-\udbff]$")
+def _high_surrogate_end(text: str) -> bool:
+    """Whether `text` ends in a high surrogate, or in one and a newline (where a regular
+    expression's `$` matches too): checked at the end alone, as a search would try every
+    position of a chunk."""
+    last = text[-1:]
+    if last == "\n":
+        last = text[-2:-1]
+    return "\ud800" <= last <= "\udbff"
+
+
+def _newlines(text: str) -> str:
+    """CRLF and lone CR as LF."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 class Text:
@@ -196,15 +208,15 @@ class Text:
                 text = text.lstrip("\ufeff")
                 start = not text
             # a CR may be half of a CRLF, a high surrogate half of a pair (CESU-8)
-            cut = len(text) - 1 if text.endswith("\r") or _HIGH_SURROGATE.search(text) else len(text)
+            cut = len(text) - 1 if text.endswith("\r") or _high_surrogate_end(text) else len(text)
             text, carry = text[:cut], text[cut:]
             if text:
-                yield valid_text(text).replace("\r\n", "\n").replace("\r", "\n")
+                yield _newlines(valid_text(text))
         text = carry + decoder.decode(b"", final=True)
         if start:
             text = text.lstrip("\ufeff")
         if text:
-            yield valid_text(text).replace("\r\n", "\n").replace("\r", "\n")
+            yield _newlines(valid_text(text))
 
     def split(self) -> Iterator[str]:
         """The lines without their newlines, as `text.split("\\n")` gives them (a text
@@ -224,13 +236,21 @@ class Text:
 
     def lines(self) -> Iterator[str]:
         """The lines with their newlines, as a file opened in text mode gives them."""
-        lines = self.split()
-        line = next(lines)
-        for following in lines:
-            yield line + "\n"
-            line = following
-        if line:
-            yield line
+        carry: list[str] = []  # the start of a line that runs on into the next piece
+        for piece in self.pieces():
+            if "\n" not in piece:
+                carry.append(piece)
+                continue
+            lines = piece.split("\n")
+            if carry:
+                carry.append(lines[0])
+                lines[0] = "".join(carry)
+            tail = lines.pop()
+            carry = [tail] if tail else []
+            # each piece's lines made at once, then handed out without a step of Python each
+            yield from [line + "\n" for line in lines]
+        if carry:
+            yield "".join(carry)
 
     def head(self, size: int | None = None) -> str:
         """The first whole lines of the text, some `size` characters (by default `HEAD`),
@@ -313,7 +333,7 @@ def normalize_author(value: Any) -> str | None:
     and EPPI write them) become "Liu, R." and "Casbon, J. A."; a name that
     already has a comma is only tidied, so the function is idempotent.
     """
-    text = clean_text(value)
+    text = _clean_text(value)
     if not text:
         return None
     text = text.strip(" ;,")
@@ -437,7 +457,8 @@ def fix_mojibake(text: str) -> str:
     Applied only when the whole string converts back cleanly, so text that
     merely contains "Ã" or "â" is left alone.
     """
-    if text.isascii() or not _MOJIBAKE.search(text):
+    if (text.isascii() or ("\u00c3" not in text and "\u00c2" not in text and "\u00e2" not in text)
+            or not _MOJIBAKE.search(text)):
         return text
     raw = bytearray()
     for ch in text:
@@ -453,12 +474,46 @@ def fix_mojibake(text: str) -> str:
         return text
 
 
+#: the ASCII whitespace characters other than the space
+_ASCII_BREAKS = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+
+
+def collapse_spaces(text: str) -> str:
+    """`" ".join(text.split())`, without splitting a text it would not change: one whose
+    only whitespace is single spaces inside it (every other whitespace character is
+    unprintable; in ASCII text they are looked for as bytes, much faster)."""
+    if "  " not in text and text[:1] != " " and text[-1:] != " ":
+        if text.isascii():
+            raw = text.encode("ascii")
+            if len(raw.translate(None, _ASCII_BREAKS)) == len(raw):
+                return text
+        elif text.isprintable():
+            return text
+    return " ".join(text.split())
+
+
+def _clean_text(value: Any) -> str | None:
+    """`base.record.clean_text`, with its work skipped where it would change nothing (every
+    author of an import goes through it)."""
+    if value is None:
+        return None
+    text = value if type(value) is str else str(value)
+    if "<" in text or "&" in text:
+        text = without_markup(text)
+    return collapse_spaces(text) or None
+
+
 def clean_markup(v: Any) -> str | None:
     """Whitespace collapsed, HTML/JATS tags removed and character references
     decoded ("&amp;" -> "&"), but "p < 0.05 and n > 3" kept."""
     if v is None:
         return None
-    return " ".join(without_markup(fix_mojibake(str(v))).split()) or None
+    text = v if type(v) is str else str(v)
+    if not text.isascii():
+        text = fix_mojibake(text)
+    if "<" in text or "&" in text:
+        text = without_markup(text)
+    return collapse_spaces(text) or None
 
 
 def value(v: Any) -> str | None:
@@ -503,13 +558,45 @@ def first_issn(*values: Any) -> str | None:
     return None
 
 
+_BARE_DOI = re.compile(r"10\.\d{4,9}/\S+")
+
+
+def _doi(item: Any) -> str | None:
+    """`normalize_doi`, with a DOI already bare and lower case taken as it is (no prefix,
+    percent sign, space, upper case or trailing punctuation for it to remove)."""
+    if (type(item) is str and item[:3] == "10." and "%" not in item
+            and item[-1] not in ".,;)]}" and _BARE_DOI.fullmatch(item) and item.lower() == item):
+        return item
+    return normalize_doi(item)
+
+
 def first_doi(*values: Any) -> str | None:
     for v in values:
         for item in (v if isinstance(v, (list, tuple)) else [v]):
-            d = normalize_doi(item)
+            d = _doi(item)
             if d:
                 return d
     return None
+
+
+def _pmid(value: Any) -> str | None:
+    """`normalize_pmid`, with a PMID of ASCII digits alone taken at once."""
+    if type(value) is str and value.isascii() and value.isdigit():
+        return value if int(value) > 0 else None
+    return normalize_pmid(value)
+
+
+def _year(text: str | None) -> int | None:
+    """`normalize_year` of a cleaned value, with four ASCII digits read at once."""
+    if text is not None and len(text) == 4 and text.isascii() and text.isdigit():
+        year = int(text)
+        return year if 1500 <= year <= 2099 else None
+    return normalize_year(text)
+
+
+def _texts(values: Iterable[Any]) -> tuple[str, ...]:
+    """`as_tuple` of the values that are not empty placeholders."""
+    return as_tuple(x for x in values if value(x)) if values else ()
 
 
 def make_record(*, title: Any = None, abstract: Any = None, authors: Iterable[Any] = (),
@@ -519,17 +606,21 @@ def make_record(*, title: Any = None, abstract: Any = None, authors: Iterable[An
                 issn: Any = None, url: Any = None, source_id: Any = None,
                 needs_metadata: bool = False, extra: dict | None = None) -> Record:
     """A `Record` with every field run through the shared normalisers."""
-    pid = normalize_pmid(pmid) if pmid is not None else None
+    # the shortcuts below (an empty field, a value already in its normal form) give what
+    # the normalisers would: every record of an import comes through here
+    pid = _pmid(pmid) if pmid is not None else None
     page_text = value(pages)
     return Record(
-        title=value(title), abstract=value(abstract), authors=authors_tuple(authors),
-        year=normalize_year(value(year)), journal=value(journal), volume=value(volume),
+        title=value(title), abstract=value(abstract),
+        authors=authors_tuple(authors) if authors else (),
+        year=_year(value(year)), journal=value(journal), volume=value(volume),
         issue=value(issue), pages=normalize_pages(page_text) if page_text else None,
-        doi=first_doi(doi), pmid=pid, pmcid=normalize_pmcid(value(pmcid)),
-        language=normalize_language(value(language) if isinstance(language, str) else
-                                    [x for x in (language or ()) if value(x)]),
-        pub_types=as_tuple(x for x in pub_types if value(x)),
-        keywords=as_tuple(x for x in keywords if value(x)),
-        issn=first_issn(issn), url=value(url), source_id=value(source_id),
-        needs_metadata=needs_metadata, extra=dict(extra or {}),
+        doi=first_doi(doi) if doi is not None else None, pmid=pid,
+        pmcid=normalize_pmcid(value(pmcid)) if pmcid is not None else None,
+        language=() if language is None else normalize_language(
+            value(language) if isinstance(language, str) else
+            [x for x in (language or ()) if value(x)]),
+        pub_types=_texts(pub_types), keywords=_texts(keywords),
+        issn=first_issn(issn) if issn is not None else None, url=value(url),
+        source_id=value(source_id), needs_metadata=needs_metadata, extra=dict(extra or {}),
     )

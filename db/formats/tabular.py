@@ -12,12 +12,13 @@ from __future__ import annotations
 import ast
 import csv
 import re
+from operator import methodcaller
 from typing import Any, Iterator
 
 from base.output import unneutralise
 from base.record import normalize_doi, normalize_pmid
-from db.formats.common import (FileFormatError, Labelled, Reading, Text, first, join_pages,
-                               make_record, split_names)
+from db.formats.common import (FileFormatError, Labelled, Reading, Text, collapse_spaces, first,
+                               join_pages, make_record, split_names)
 
 # Scopus and Lens put every cited reference of a record into one cell, far past
 # the csv module's 128 KB default
@@ -71,13 +72,14 @@ def _columns(header: list[str]) -> dict[str, int]:
     return {f: i for f, (i, _) in found.items()}
 
 
-def _unquote(cell: str) -> str:
-    # our own export neutralises formula-like cells; take the mark back off
-    cell = cell.strip()
-    return unneutralise(cell) if cell[:1] == "'" else cell
+#: whether a cell, stripped, carries the mark our own export puts before a formula-like
+#: cell (taken back off when read)
+_MARKED = methodcaller("startswith", "'")
 
 
 _INITIALS_TAIL = re.compile(r"^\S.*\s(?:[A-Z]\.?-?){1,4}\.?$")
+_AND = re.compile(r"\sand\s")
+_AND_SPLIT = re.compile(r"\s+and\s+")
 
 
 def parse_authors(cell: str | None) -> list[str]:
@@ -92,11 +94,11 @@ def parse_authors(cell: str | None) -> list[str]:
                 return [str(i) for i in items]
         except (ValueError, SyntaxError):
             pass
-    text = re.sub(r"\s+", " ", text)
+    text = collapse_spaces(text)  # stripped, so each run of whitespace becomes one space
     if ";" in text:
         return split_names(text, ";")
-    if re.search(r"\sand\s", text):
-        return [p.strip() for p in re.split(r"\s+and\s+", text) if p.strip()]
+    if _AND.search(text):
+        return [p.strip() for p in _AND_SPLIT.split(text) if p.strip()]
     pieces = [p.strip() for p in text.rstrip(".").split(",") if p.strip()]
     if len(pieces) > 1 and all(_INITIALS_TAIL.match(p) for p in pieces):
         return pieces  # "Liu R., Adler D.G." / "Griffin DK, Larkin DM"
@@ -237,7 +239,9 @@ def read_csv(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
         if idx <= header_idx:
             continue
         last_row_start, last_row = start, row_lines
-        cells = [_unquote(c) for c in row]
+        cells = list(map(str.strip, row))
+        if any(map(_MARKED, cells)):
+            cells = [unneutralise(c) if c[:1] == "'" else c for c in cells]
         if not any(cells):
             continue
         if len(cells) == 1 and len(header) > 1:
@@ -250,7 +254,8 @@ def read_csv(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
             warnings.append(f"{name} line {reader.line_num}: {cells[0][:60]!r} has no delimiter; "
                             "it was read as a caption, not a record.")
             continue
-        inside = _rows_inside(row, delim, len(header))
+        # a cell can hold a newline only if its row spans lines
+        inside = _rows_inside(row, delim, len(header)) if len(row_lines) > 1 else 0
         if inside:
             swallowed += inside
             reading.lost.append(f"{inside} row(s) after line {start}, read into one cell of that "
