@@ -350,7 +350,8 @@ _Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[int, str
 class _BatchWriter:
     """Writes an import's batches in a thread of its own while the next batch is parsed:
     SQLite lets go of the GIL while it writes rows, so parsing and writing share two
-    cores. At most one batch waits while another is written.
+    cores. A batch is handed over once the one before it is written: two batches are
+    held at most, the one being written and the one being parsed.
 
     `threaded=False` writes each batch as it is given (a store in memory can be used
     from one thread only). The first failure is raised in the reading thread, by `put`
@@ -388,6 +389,7 @@ class _BatchWriter:
         if self._thread is None:
             self._write(batch)
             return
+        self._queue.join()
         self._raise()
         self._queue.put(batch)
 
