@@ -19,8 +19,10 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from urllib.parse import unquote
-from typing import Any, Callable, Mapping
+from operator import attrgetter
+from typing import Any, Mapping
 
 from base.record import (Record, fold, normalize_doi, normalize_pages, normalize_pmid,
                          normalize_year, without_markup)
@@ -74,9 +76,15 @@ PREPARED_FROM = ("title", "authors", "journal", "pages", "doi", "pmid", "year", 
                  "abstract")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prepared:
-    """The comparison keys of one record; `key` is the caller's identifier for it."""
+    """The comparison keys of one record; `key` is the caller's identifier for it.
+
+    Read-only by contract (a cache hands one instance to several runs; `replace` makes
+    a changed copy), but not a frozen dataclass: a frozen one sets each of its fields
+    through `object.__setattr__`, which made building the keys of a record cost a tenth
+    of normalising it.
+    """
 
     key: Any
     title: str          # folded words, single-spaced
@@ -108,6 +116,18 @@ class Prepared:
     completeness: int
 
 
+# every ASCII character that is not a letter or a digit (what `_NON_WORD` finds) made a space
+_ASCII_SPACES = bytes(c if chr(c).isalnum() and c < 128 else 32 for c in range(256))
+
+
+def word_text(text: str) -> str:
+    """The words of `text` (letters and digits) single-spaced: `_NON_WORD.sub(" ", text).strip()`."""
+    if text.isascii():
+        # most text: a byte table does at C speed what the pattern does a character at a time
+        return " ".join(text.encode("ascii").translate(_ASCII_SPACES).decode("ascii").split())
+    return _NON_WORD.sub(" ", text).strip()
+
+
 def _fold(text: str) -> str:
     # most exported text is ASCII: skip the per-character Unicode decomposition
     return text.lower() if text.isascii() else fold(text)
@@ -128,6 +148,19 @@ _AMERICAN = {"ae": "e", "oe": "e", "isation": "ization", "ised": "ized", "ising"
              "ise": "ize", "our": "or", "tre": "ter"}
 _BRITISH = re.compile(r"(?<=[a-z])(?:ae|oe)(?=[a-z])|(?:isation|ised|ising|ise)\b|(?<=[a-z]{3})(?:our|tre)\b")
 _NOTE = re.compile(r"(?<=.)\[[^\]]*(?:\]|$)")
+#: what every British spelling `_BRITISH` finds contains
+_BRITISH_PARTS = ("ae", "oe", "isa", "ise", "isi", "our", "tre")
+
+
+def _to_american(m: re.Match[str]) -> str:
+    return _AMERICAN[m.group(0)]
+
+
+def american(words: str) -> str:
+    """Folded words with British spellings made American ("haemodynamic" -> "hemodynamic")."""
+    if any(part in words for part in _BRITISH_PARTS):
+        return _BRITISH.sub(_to_american, words)
+    return words
 
 
 def normalize_title(value: Any) -> str:
@@ -140,15 +173,21 @@ def normalize_title(value: Any) -> str:
     text = html.unescape(_text(value))
     text = without_markup(text)
     # a title quoted whole ('"[Translated title]"') keeps its brackets: they are no note
-    text = _NOTE.sub(" ", text.strip().lstrip("\"'\u201c\u2018"))
-    text = _LANGUAGE_MARKER.sub(" ", text)
-    text = _LANGUAGE_TAIL.sub("", text)
-    text = _NON_WORD.sub(" ", _fold(text)).strip()
-    return _BRITISH.sub(lambda m: _AMERICAN[m.group(0)], text)
+    text = text.strip().lstrip("\"'\u201c\u2018")
+    # each pattern needs a character most titles lack: testing for it is cheaper than a search
+    if "[" in text:
+        text = _NOTE.sub(" ", text)
+    if "[" in text or "(" in text:
+        text = _LANGUAGE_MARKER.sub(" ", text)
+    if "." in text or "?" in text:
+        text = _LANGUAGE_TAIL.sub("", text)
+    return american(word_text(_fold(text)))
 
 
 _INITIAL_DOT = re.compile(r"\.(?=\S)")
 _RUN_TOGETHER = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+#: the letters on either side of a place `_RUN_TOGETHER` finds
+_RUN_TOGETHER_LETTERS = re.compile(r"[a-z][A-Z]|[A-Z][A-Z][a-z]")
 
 
 def author_surnames(value: Any) -> list[str]:
@@ -160,11 +199,13 @@ def author_surnames(value: Any) -> list[str]:
     raw = html.unescape(_text(value))
     # run-together ASySD exports: "Przyklenk K.Kloner R. A." -> split after an initial's dot
     raw = _INITIAL_DOT.sub(". ", raw).replace(" and ", " ")
-    # run-together full names: "Saif Muhammad WasifKim Richard"
-    raw = _RUN_TOGETHER.sub(" ", raw)
+    # run-together full names: "Saif Muhammad WasifKim Richard" (looked for first: a search
+    # for the letters is cheaper than a substitution of empty matches)
+    if _RUN_TOGETHER_LETTERS.search(raw):
+        raw = _RUN_TOGETHER.sub(" ", raw)
     shouting = raw.isupper()
     words = []
-    for w in _NON_WORD.sub(" ", raw).split():
+    for w in word_text(raw).split():
         # "JW" in "Smith JW" is initials; "LI" in an all-caps export is a surname
         if len(w) == 1 or (len(w) <= 3 and w.isupper() and not shouting):
             continue
@@ -182,7 +223,7 @@ def journal_words(value: Any) -> str:
     # "(Munich)", "(Online)", "[Electronic Resource]" name an edition, not another journal;
     # "Scand J Gastroenterol Suppl" is the supplement series of its journal, not another one
     text = _BRACKETED.sub(" ", html.unescape(_text(value)))
-    words = _BRITISH.sub(lambda m: _AMERICAN[m.group(0)], _NON_WORD.sub(" ", _fold(text))).split()
+    words = american(_NON_WORD.sub(" ", _fold(text))).split()
     return " ".join(w for w in words if w not in _JOURNAL_STOP and w not in _SUPPL_WORDS)
 
 
@@ -196,9 +237,14 @@ def _supplement(journal_raw: str, volume_raw: str, issue_raw: str) -> str:
         m = _SUPPL_NUMBER.search(text)
         if m:
             return m.group(1).lstrip("0")
-    if _SUPPL_WORDS & set(_NON_WORD.sub(" ", _fold(journal_raw)).split()):
+    if _supplement_journal(journal_raw):
         return _digits(volume_raw)
     return ""
+
+
+@lru_cache(maxsize=1 << 16)
+def _supplement_journal(journal_raw: str) -> bool:
+    return bool(_SUPPL_WORDS & set(_NON_WORD.sub(" ", _fold(journal_raw)).split()))
 
 
 _NUMBER = re.compile(r"\d+")
@@ -231,6 +277,10 @@ def _pages(value: Any) -> tuple[str, str]:
     return prefix + first, (prefix2 or prefix) + last
 
 
+_BARE_NUMBER = re.compile(r"\s*0*(\d{3,})\s*")
+_NOT_DIGITS = re.compile(r"\D+")
+
+
 def _article_number(pages_raw: str, doi: str | None) -> bool:
     """The pages field holds only the number the DOI ends with ("381" and 10.20960/nh.381).
 
@@ -239,8 +289,8 @@ def _article_number(pages_raw: str, doi: str | None) -> bool:
     with the first page instead. Either way one bare number is no range to
     veto a merge with.
     """
-    m = re.fullmatch(r"\s*0*(\d{3,})\s*", pages_raw)
-    return bool(doi and m and re.sub(r"\D+", "", doi.split("/", 1)[-1]).endswith(m.group(1)))
+    m = _BARE_NUMBER.fullmatch(pages_raw)
+    return bool(doi and m and _NOT_DIGITS.sub("", doi.split("/", 1)[-1]).endswith(m.group(1)))
 
 
 def _trusted_doi(doi: str | None) -> bool:
@@ -265,7 +315,7 @@ def doi_key(doi: str | None) -> str:
     if not doi:
         return ""
     m = _COCHRANE_VERSION.match(doi)
-    return re.sub(r"[\W_]+", "", m.group(1) if m else doi)
+    return _NON_WORD.sub("", m.group(1) if m else doi)
 
 
 _COCHRANE_ID = re.compile(r"^cd0*(\d{3,6})$|^10\.1002/14651858\.cd0*(\d{4,6})")
@@ -366,7 +416,7 @@ _ELSEVIER_PII_DOI = re.compile(r"^10\.1016/(s\d{4}-?\d{3}[\dx]\(?\d{2}\)?\d{5}-?
 
 
 def _pii_key(pii: str) -> str:
-    return re.sub(r"[\W_]+", "", pii).lower()
+    return _NON_WORD.sub("", pii).lower()
 
 
 @dataclass(frozen=True)
@@ -378,11 +428,18 @@ class Identifiers:
     piis: tuple[str, ...]
 
 
+def _pmid(value: Any) -> str | None:
+    # nearly every PMID field is its digits alone, which `normalize_pmid` would return as they are
+    if type(value) is str and value.isdigit() and value.isascii():
+        return value if int(value) > 0 else None
+    return normalize_pmid(value)
+
+
 def split_identifiers(doi_field: Any, pmid_field: Any = None) -> Identifiers:
     """`S0278-5846(04)00083-0 [pii];10.1016/j.x.2004.05.012 [doi]`, resolver URLs, a DOI and a PMID:
     each identifier in a field, whatever else it holds."""
     text = _text(doi_field)
-    pmids = [p for p in [normalize_pmid(pmid_field)] if p]
+    pmids = [p for p in [_pmid(pmid_field)] if p]
     if not _SEVERAL.search(text):
         # most fields: one DOI, bare or behind a resolver
         doi = normalize_doi(text)
@@ -415,6 +472,8 @@ def _id_tokens(ids: Identifiers, first_doi_key: str) -> str:
 _PAGE_COUNT = re.compile(r"^\d+\s*(?:p|pp|pages?)\.?$")
 _PREFIXED_NUMBER = re.compile(r"^(?:[a-z]{1,4}\.?\s*)\d+$")
 _RANGE = re.compile(r"^[a-z]{0,3}\d+\s*(?:-+|\u2013|\u2014)\s*[a-z]{0,3}\d+$")
+_FOUR_DIGITS = re.compile(r"\d{4}")
+_LONG_NUMBER = re.compile(r"0*\d{5,}")
 
 
 def page_kind(pages_raw: str, first: str, last: str, year: int | None, doi: str | None) -> str:
@@ -431,10 +490,10 @@ def page_kind(pages_raw: str, first: str, last: str, year: int | None, doi: str 
         if first.isdigit() and last.isdigit() and int(last) < int(first):
             return ""
         return "range"
-    if re.fullmatch(r"\d{4}", text) and year and abs(int(text) - year) <= 1:
+    if _FOUR_DIGITS.fullmatch(text) and year and abs(int(text) - year) <= 1:
         return "year"
     if _PREFIXED_NUMBER.match(text) and not text.startswith("s") or _article_number(pages_raw, doi) \
-            or re.fullmatch(r"0*\d{5,}", text):
+            or _LONG_NUMBER.fullmatch(text):
         return "article"
     return "start" if _PAGE_START.match(pages_raw) else ""
 
@@ -451,8 +510,15 @@ _BOILERPLATE = frozenset(
 def boilerplate_title(title: str, journal: str) -> bool:
     """The title is only words any issue carries ("Book review", "Editorial"), or the journal's name."""
     words = title.split()
-    return bool(words) and (all(w in _BOILERPLATE for w in words)
-                            or " ".join(w for w in words if w not in _JOURNAL_STOP) == journal)
+    if not words:
+        return False
+    if all(w in _BOILERPLATE for w in words):
+        return True
+    # the title's words without stop words end with the journal's last word, which is then in
+    # the title: most titles lack it, and need not be joined again to be compared
+    if journal and journal[journal.rfind(" ") + 1:] not in title:
+        return False
+    return " ".join(w for w in words if w not in _JOURNAL_STOP) == journal
 
 
 def _get(item: Any, name: str) -> Any:
@@ -463,16 +529,39 @@ def _get(item: Any, name: str) -> Any:
 
 def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
     """Normalise one record (a `Record` or a mapping with the same field names)."""
-    # a Record has every field: read as attributes, without `_get`'s type tests per field
-    get: Callable[[Any, str], Any] = getattr if type(item) is Record else _get
-    title = normalize_title(_REPRINT_NOTE.sub("", _text(get(item, "title"))))
-    surnames = author_surnames(get(item, "authors"))
-    journal_raw = _text(get(item, "journal"))
-    pages_raw = _text(get(item, "pages"))
-    year = normalize_year(get(item, "year"))
-    volume_raw = _text(get(item, "volume"))
-    issue_raw = _text(get(item, "issue"))
-    cited = parse_citation(journal_raw)
+    if type(item) is Record:
+        # a Record has every field: read as attributes, without `_get`'s type tests per field
+        return prepare_fields(key, *_RECORD_FIELDS(item))
+    return prepare_fields(key, *(_get(item, name) for name in PREPARED_FROM))
+
+
+_RECORD_FIELDS = attrgetter(*PREPARED_FROM)
+# the same spellings of journals recur in every export: each is parsed once per process
+_citation_of = lru_cache(maxsize=1 << 16)(parse_citation)
+_journal_words_of = lru_cache(maxsize=1 << 16)(journal_words)
+_ERRATUM_ENDS = ("erratum", "corrigendum")
+
+
+def _year(value: Any) -> int | None:
+    # the store's years are numbers already: `normalize_year` would find the same number in its text
+    if type(value) is int and 1500 <= value <= 2099:
+        return value
+    return normalize_year(value)
+
+
+def prepare_fields(key: Any, title_raw: Any, authors_raw: Any, journal_field: Any, pages_field: Any,
+                   doi_field: Any, pmid_field: Any, year_field: Any, volume_field: Any,
+                   issue_field: Any, abstract: Any) -> Prepared:
+    """`prepare_one` on a record's fields, given in the order of `PREPARED_FROM`."""
+    text = _text(title_raw)
+    title = normalize_title(_REPRINT_NOTE.sub("", text) if "(" in text else text)
+    surnames = author_surnames(authors_raw)
+    journal_raw = _text(journal_field)
+    pages_raw = _text(pages_field)
+    year = _year(year_field)
+    volume_raw = _text(volume_field)
+    issue_raw = _text(issue_field)
+    cited = _citation_of(journal_raw)
     if cited is not None:
         # the record's own fields win: the citation only fills what they leave empty
         journal_raw = cited.journal
@@ -480,13 +569,16 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         issue_raw = issue_raw or cited.issue
         pages_raw = pages_raw or cited.pages
         year = year or cited.year
-    journal = journal_words(journal_raw)
+    journal = _journal_words_of(journal_raw)
     first, last = _pages(pages_raw)
-    found = split_identifiers(get(item, "doi"), get(item, "pmid"))
+    found = split_identifiers(doi_field, pmid_field)
     doi = found.dois[0] if found.dois else None
     pmid = found.pmids[0] if found.pmids else None
     kind = ""
-    m = _ERRATUM.match(title) or _ERRATUM_CITATION.search(title)
+    m = _ERRATUM.match(title)
+    # a Web of Science correction ends with its article's year or with the word itself
+    if m is None and ((title[-4:].isdigit() and "vol " in title) or title.endswith(_ERRATUM_ENDS)):
+        m = _ERRATUM_CITATION.search(title)
     if m:
         # both spellings of one correction compare alike; the kind keeps it from its article
         kind = "erratum"
@@ -495,8 +587,9 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         kind = "retraction"
     elif _COMMENT.match(title):
         kind = "comment"
-    title = _WITHDRAWN.sub("", title)
-    m = _PART.search(title)
+    if title.startswith("withdrawn"):
+        title = _WITHDRAWN.sub("", title)
+    m = _PART.search(title) if "part" in title else None
     part = _ROMAN.get(m.group(1), m.group(1)) if m else ""
     venue = f"{journal} {_fold(volume_raw)} {_fold(issue_raw)}"
     meeting = bool(_ABSTRACT_VENUE.search(venue)) or "meetingabstract" in venue.replace(" ", "")
@@ -505,15 +598,14 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         or (first[:1] == "s" and first[1:2].isdigit()) or "abstract" in venue.split()
         or pages_raw.lower().startswith("suppl") or meeting
     )
-    fields = (title, surnames, journal, first, doi, pmid, year, volume_raw, issue_raw,
-              _text(get(item, "abstract")).strip())
     key_of_doi = doi_key(doi)
+    title_key = title.replace(" ", "")
     return Prepared(
-        key=key, title=title, title_key=title.replace(" ", ""), authors=" ".join(surnames),
+        key=key, title=title, title_key=title_key, authors=" ".join(surnames),
         first_author=next((w for w in surnames if w not in _PARTICLES), ""), year=year, journal=journal,
         volume=_digits(volume_raw), issue=_digits(issue_raw), page_first=first, page_last=last,
         doi=doi, doi_key=key_of_doi, cochrane=_cochrane(doi, first),
-        chapter=_chapter(journal, title.replace(" ", "")),
+        chapter=_chapter(journal, title_key),
         doi_trusted=_trusted_doi(doi), pmid=pmid, kind=kind, part=part,
         is_abstract=is_abstract,
         volume_clean=bool(_CLEAN_VOLUME.match(volume_raw)) and not is_abstract,
@@ -523,7 +615,10 @@ def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
         boilerplate=boilerplate_title(title, journal), meeting=meeting,
         ids=_id_tokens(found, key_of_doi),
         supplement=_supplement(journal_raw, volume_raw, issue_raw),
-        completeness=sum(1 for f in fields if f),
+        # how many of title, authors, journal, first page, DOI, PMID, year, volume, issue and
+        # abstract are given
+        completeness=bool(title) + bool(surnames) + bool(journal) + bool(first) + bool(doi)
+        + bool(pmid) + bool(year) + bool(volume_raw) + bool(issue_raw) + bool(_text(abstract).strip()),
     )
 
 
