@@ -58,18 +58,23 @@ def _volume_page(p: Prepared) -> str | None:
 
 
 def _author_year_title(p: Prepared) -> str | None:
-    words = p.title.split()
-    if p.first_author and p.year and words:
-        # the longest word survives reordering and truncation of the rest of the title
-        return f"{p.first_author}|{p.year}|{max(words, key=len)}"
+    if p.first_author and p.year:
+        words = p.title.split()
+        if words:
+            # the longest word survives reordering and truncation of the rest of the title
+            return f"{p.first_author}|{p.year}|{max(words, key=len)}"
     return None
 
 
 def _sorted_words(p: Prepared) -> str | None:
-    words = sorted(set(w for w in p.title.split() if len(w) > 3), key=lambda w: (-len(w), w))
-    if len(words) >= 4:
-        return " ".join(sorted(words[:4]))
-    return None
+    long_words = {w for w in p.title.split() if len(w) > 3}
+    if len(long_words) < 4:
+        return None
+    return " ".join(sorted(sorted(long_words, key=_longest_first)[:4]))
+
+
+def _longest_first(word: str) -> tuple[int, str]:
+    return -len(word), word
 
 
 def _review(p: Prepared) -> str | None:
@@ -121,8 +126,7 @@ def candidate_pairs(prepared: Sequence[Prepared], *, new: Collection[int] | None
     out: list[tuple[int, int]] = []
     for step, rule in enumerate(rules):
         blocks: dict[str, list[int]] = defaultdict(list)
-        for i, p in enumerate(prepared):
-            k = rule.key(p)
+        for i, k in enumerate(map(rule.key, prepared)):
             if k:
                 blocks[k].append(i)
         for members in blocks.values():

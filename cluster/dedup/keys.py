@@ -22,7 +22,7 @@ from typing import Any, Collection, Iterator, Mapping
 
 from base.record import Record
 from cluster.dedup import prepare
-from cluster.dedup.prepare import PREPARED_FROM, Prepared, PreparedCache, _get, prepare_one
+from cluster.dedup.prepare import PREPARED_FROM, Prepared, PreparedCache, _get, prepare_fields, prepare_one
 from db.store import Store, row_to_record
 
 TABLE = "dedup_keys"
@@ -53,6 +53,11 @@ def fingerprint(item: Record | Mapping[str, Any], seed: Any = None) -> bytes:
     fingerprints many records.
     """
     values = _FROM_RECORD(item) if isinstance(item, Record) else tuple(_get(item, f) for f in PREPARED_FROM)
+    return _fingerprint_values(values, seed)
+
+
+def _fingerprint_values(values: tuple[Any, ...], seed: Any = None) -> bytes:
+    """`fingerprint` of a record whose fields are `values`, in the order of `PREPARED_FROM`."""
     try:
         # pickle writes each value typed and length-prefixed, so no value runs into the next
         # and 2019 differs from "2019"; at C speed, where repr() would escape whole abstracts.
@@ -120,6 +125,21 @@ class StoredKeys:
         self._fresh[record_id] = (fp, found)
         return found
 
+    def prepare_values(self, values: tuple[Any, ...], key: Any, record_id: int,
+                       stored: tuple[bytes, str] | None = None) -> Prepared:
+        """`prepare` on a record's fields (`PREPARED_FROM`, in order) rather than on a `Record`."""
+        fp = _fingerprint_values(values, self._seed)
+        if stored is not None and stored[0] == fp:
+            self.reused += 1
+            return decode(key, stored[1])
+        self.prepared += 1
+        if self._fallback is not None:
+            found = self._fallback.prepare(Record(**dict(zip(PREPARED_FROM, values))), key)
+        else:
+            found = prepare_fields(key, *values)
+        self._fresh[record_id] = (fp, found)
+        return found
+
     def save(self, store: Store, *, changed: Collection[int] = (), gone: Collection[int] = ()) -> int:
         """Write the keys prepared in this run; returns how many rows were written.
 
@@ -158,12 +178,13 @@ class StoredKeys:
         return written
 
 
-def _record(values: tuple[Any, ...]) -> Record:
+_AUTHORS = PREPARED_FROM.index("authors")
+
+
+def _values(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """The fields the keys are made of (`PREPARED_FROM`, in order), as `row_to_record` reads
-    them; the record's other columns are neither read nor decoded."""
-    fields = dict(zip(PREPARED_FROM, values))
-    fields["authors"] = tuple(json.loads(fields["authors"] or "[]"))
-    return Record(**fields)
+    them; the record's other columns are neither read nor decoded, and no `Record` is built."""
+    return (*row[:_AUTHORS], tuple(json.loads(row[_AUTHORS] or "[]")), *row[_AUTHORS + 1:])
 
 
 def scan(store: Store, keys: StoredKeys | None,
@@ -174,15 +195,15 @@ def scan(store: Store, keys: StoredKeys | None,
     neither read nor remembered: each record is prepared (through `cache`, if given)."""
     width = len(PREPARED_FROM)
     for i, row in enumerate(store.db.execute(_SCAN if keys is None else _SCAN_KEYS)):
-        record = _record(row[1:width + 1])
+        values = _values(row[1:width + 1])
         if keys is not None:
             fp = row[width + 1]
-            p = keys.prepare(record, i, row[0], None if fp is None else (fp, row[width + 2]))
+            p = keys.prepare_values(values, i, row[0], None if fp is None else (fp, row[width + 2]))
         elif cache is not None:
-            p = cache.prepare(record, i)
+            p = cache.prepare(Record(**dict(zip(PREPARED_FROM, values))), i)
         else:
-            p = prepare_one(record, i)
-        yield row[0], record.title, p
+            p = prepare_fields(i, *values)
+        yield row[0], values[0], p
 
 
 __all__ = ["StoredKeys", "scan", "fingerprint", "encode", "decode", "layout", "salt", "TABLE"]
