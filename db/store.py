@@ -10,13 +10,13 @@ rather than silently misread.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
-from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
@@ -760,14 +760,22 @@ RECORD_COLUMNS = ("title", "abstract", "year", "journal", "volume", "issue", "pa
                   "needs_metadata", "extra")
 
 
+#: the characters JSON (and `json.dumps`) write escaped inside a string
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+
+
+def _json_text(text: str) -> str:
+    """`_TO_JSON(text)`: most text needs no escape and is quoted as it is."""
+    return _TO_JSON(text) if _NEEDS_ESCAPE.search(text) else '"' + text + '"'
+
+
 def _json_list(items: tuple[Any, ...]) -> str:
     """`_TO_JSON(list(items))`; a list of text written without building an encoder."""
     if not items:
         return "[]"
-    try:
-        return "[" + ", ".join(map(encode_basestring, items)) + "]"
-    except TypeError:  # not all text
-        return _TO_JSON(list(items))
+    if all(type(i) is str for i in items):
+        return "[" + ", ".join(map(_json_text, items)) + "]"
+    return _TO_JSON(list(items))
 
 
 def _extra_json(record: Record) -> str:
@@ -777,7 +785,7 @@ def _extra_json(record: Record) -> str:
         if source_id is None:
             return "{}"
         if type(source_id) is str:
-            return '{"source_id": ' + encode_basestring(source_id) + "}"
+            return '{"source_id": ' + _json_text(source_id) + "}"
     extra = dict(record.extra)
     if source_id is not None:
         extra.setdefault("source_id", source_id)

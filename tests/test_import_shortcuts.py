@@ -158,6 +158,7 @@ def _json_row(record: Record) -> dict[str, object]:
     Record(title="T", source_id="7", extra={"source_id": "kept"}),
     Record(title="T", extra={"when": Path("x")}),
     Record(title="T", authors=(1, 2)),  # type: ignore[arg-type]
+    Record(title="T", keywords=("a", 2)),  # type: ignore[arg-type]
     Record(title="T", author_details=(Author("Liu, R.", orcid="0000"),)),
 ])
 def test_record_values_are_the_rows_json_dumps_gave(record: Record) -> None:
