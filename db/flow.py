@@ -71,10 +71,12 @@ records involved.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from base.errors import ClusterError
 from db.events import FULL_TEXT, TITLE_ABSTRACT
@@ -264,9 +266,11 @@ def _study_links(store: Store, canon: Mapping[int, int], only: Sequence[int] | N
     if only is not None:
         where = f" AND id IN ({','.join('?' * len(params))})"
     # only the records whose `extra` mentions a study are parsed (json.dumps writes the key
-    # as it is): a large store has hundreds of thousands of records and a few such keys
+    # as it is): a large store has hundreds of thousands of records and a few such keys,
+    # listed by the partial index idx_records_study (`+` keeps the planner from reading
+    # every canonical record through the duplicate_of index instead)
     for rid, extra in store.conn.execute(
-            "SELECT id, extra FROM records WHERE duplicate_of IS NULL AND instr(extra, 'study')"
+            "SELECT id, extra FROM records WHERE instr(extra, 'study') AND +duplicate_of IS NULL"
             + where, params):
         key = json.loads(extra or "{}").get("study")
         if key not in (None, ""):
@@ -386,13 +390,27 @@ def default_layout(store: Store, sources: Iterable[tuple[int, int, str, str | No
     return "standard" if found else "screen-other"
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused: counting makes a few million tuples and ints, no
+    cycles, and collecting them over and over as they pile up costs a quarter of the time
+    on a large store."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def compute_flow(store: Store, layout: str | None = None) -> Flow:
     """The PRISMA 2020 numbers of this store in `layout` (None: `default_layout`), with
     every invariant checked.
 
     Read in one snapshot: a decision or import landing half-way through would
     otherwise be counted in some boxes and not others."""
-    with store.read_snapshot():
+    with store.read_snapshot(), _collector_paused():
         sources = standing_sources(store)
         return _compute_flow(store, layout if layout is not None
                              else default_layout(store, sources), sources)
@@ -406,31 +424,29 @@ def _compute_flow(store: Store, layout: str,
     update = review_type == "update"
     column_of_role = {**COLUMN_OF_ROLE, "index": "previous" if update else "other"}
     canon = _canonical_of(store)
-    canonical_ids = [r for (r,) in store.conn.execute(
-        "SELECT id FROM records WHERE duplicate_of IS NULL ORDER BY id")]
-    known = set(canonical_ids)
-
-    # identification: group each work's retrievals, keep one, count the rest as duplicates
-    retrievals: dict[int, list[tuple[int, str, str, str, str]]] = {}
-    source_keys: dict[tuple[str, str | None, str | None], tuple[str, str, str]] = {}
-    for sid, rid, role, service, strategy in source_rows:
-        if role not in COLUMN_OF_ROLE:
-            raise FlowError(
-                f"Source row {sid} of record {rid} has role {role!r}, not one of "
-                f"{', '.join(COLUMN_OF_ROLE)}: fix the import that wrote it.", [rid])
-        if rid not in known and rid not in canon:
-            raise FlowError(f"Source row {sid} points to record {rid}, which is not in this store.",
-                            [rid])
-        named = source_keys.get((role, service, strategy))
-        if named is None:  # a store has few distinct sources and many rows
-            named = source_keys[(role, service, strategy)] = _source_key(role, service, strategy,
-                                                                         update)
-        key, label, row = named
-        retrievals.setdefault(canon.get(rid, rid), []).append((sid, role, key, label, row))
-    # records found only by searches since removed leave the flow; their decisions stay logged
+    # the records taking part are title-abstract's: every canonical record but those that
+    # only searches since removed found (they leave the flow; their decisions stay logged)
+    ta_view = stage_view(store, TITLE_ABSTRACT, canon)
+    canonical_ids = ta_view.ids
     removed = removed_search_records(store)
-    canonical_ids = [r for r in canonical_ids if r not in removed]
-    orphans = [r for r in canonical_ids if r not in retrievals]
+
+    # identification: group each work's retrievals, keep one, count the rest as duplicates.
+    # A large store has hundreds of thousands of rows and a handful of distinct sources:
+    # rows are handled column-wise and each distinct (role, service, strategy) named once
+    sids, rids, triples = _split_rows(source_rows)
+    distinct = set(triples)
+    elsewhere = set(rids).difference(canonical_ids, canon.keys())
+    bad_role = any(role not in COLUMN_OF_ROLE for role, _, _ in distinct)
+    if bad_role or elsewhere:  # a removed search's record, or no record at all
+        known = {r for (r,) in store.conn.execute(
+            "SELECT id FROM records WHERE duplicate_of IS NULL")}
+        if bad_role or not elsewhere <= known:
+            _check_source_rows(source_rows, known, canon)
+    named = {t: _source_key(t[0], t[1], t[2], update) for t in distinct}
+    column_of_triple = {t: column_of_role[t[0]] for t in distinct}
+    works = [canon.get(r, r) for r in rids] if canon else list(rids)
+    retrieved = Counter(works)  # work -> its number of retrievals
+    orphans = [r for r in canonical_ids if r not in retrieved]
     if orphans:
         raise FlowError(
             f"Records {id_list(orphans)} have no provenance (no source row says how they were "
@@ -438,25 +454,37 @@ def _compute_flow(store: Store, layout: str,
             "has one.",
             orphans)
 
-    column_of: dict[int, str] = {}
+    # a work retrieved once is in the column of its one retrieval; a work retrieved several
+    # times keeps its first retrieval in column order, and the others are its duplicates
+    column_of = dict(zip(works, map(column_of_triple.__getitem__, triples)))
+    several: dict[int, list[tuple[int, int, tuple[str, str | None, str | None]]]] = {}
+    if len(retrieved) != len(works):
+        multi = {w for w, n in retrieved.items() if n > 1 and w not in removed}
+        for sid, w, t in zip(sids, works, triples):
+            if w in multi:
+                several.setdefault(w, []).append(
+                    (COLUMN_ORDER.index(column_of_triple[t]), sid, t))
+        for w, rows in several.items():
+            rows.sort()
+            column_of[w] = column_of_triple[rows[0][2]]
+    counted = Counter(triples) if not removed else Counter(
+        t for w, t in zip(works, triples) if w not in removed)
     ident: dict[tuple[str, str], list[Any]] = {}  # (role, key) -> [label, row, identified, dups]
     dups_by_column: Counter[str] = Counter()
     ident_by_column: Counter[str] = Counter()
-    for rid in canonical_ids:
-        rows = retrievals[rid]
-        if len(rows) > 1:
-            rows = sorted(rows, key=lambda t: (COLUMN_ORDER.index(column_of_role[t[1]]), t[0]))
-        column_of[rid] = column_of_role[rows[0][1]]
-        for i, (_sid, role, key, label, row) in enumerate(rows):
-            slot = ident.get((role, key))
-            if slot is None:
-                slot = ident[(role, key)] = [label, row, 0, 0]
-            slot[2] += 1
-            ident_by_column[column_of_role[role]] += 1
-            if i > 0:
-                slot[3] += 1
-                # a retrieval's duplicate is removed where it was retrieved
-                dups_by_column[column_of_role[role]] += 1
+    for t, n in counted.items():
+        key, label, row = named[t]
+        slot = ident.get((t[0], key))
+        if slot is None:
+            slot = ident[(t[0], key)] = [label, row, 0, 0]
+        slot[2] += n
+        ident_by_column[column_of_triple[t]] += n
+    for rows in several.values():
+        for _col, _sid, t in rows[1:]:
+            # a retrieval's duplicate is removed where it was retrieved
+            ident[(t[0], named[t][0])][3] += 1
+            dups_by_column[column_of_triple[t]] += 1
+    _first_labels(ident, named, sids, works, triples, removed, column_of_triple)
     role_order = {r: i for i, r in enumerate(COLUMN_OF_ROLE)}
     route_order = {r: i for i, r in enumerate(dict.fromkeys(v[0] for v in ROUTES.values()))}
     sources = tuple(
@@ -467,13 +495,12 @@ def _compute_flow(store: Store, layout: str,
 
     # screening states (the one derivation), plus the automation category; at
     # title-abstract only the touched records' states are built, the rest are pending
-    ta_view = stage_view(store, TITLE_ABSTRACT, canon)
     ft = stage_view(store, FULL_TEXT, canon, ta_view).states()
     ta_ids, ta = ta_view.ids, ta_view.touched
     if removed:
-        ta_ids = [r for r in ta_ids if r not in removed or r in retrievals]
-        ta = {r: st for r, st in ta.items() if r not in removed or r in retrievals}
-        ft = {r: st for r, st in ft.items() if r not in removed or r in retrievals}
+        ta_ids = [r for r in ta_ids if r not in removed or r in retrieved]
+        ta = {r: st for r, st in ta.items() if r not in removed or r in retrieved}
+        ft = {r: st for r, st in ft.items() if r not in removed or r in retrieved}
     _check_state_keys(canonical_ids, ta_ids, ta, ft)
     auto_other: set[int] = set()
     for e in standing_events(store, "kind = 'automation' AND stage = ?", [TITLE_ABSTRACT]):
@@ -495,66 +522,140 @@ def _compute_flow(store: Store, layout: str,
             contradictions)
 
     studies = study_keys(store, canon)
-    box: dict[int, str] = {}  # canonical id -> the one terminal box it ends in
+    # the one terminal box each record ends in: a record no decision touched is awaiting
+    # title-abstract screening, so only the touched ones are looked at one by one
+    box: dict[int, str] = {}
     reason_of: dict[int, str] = {}
-    for rid in canonical_ids:
-        st = ta.get(rid)
-        if st is None:  # untouched at title-abstract: pending
-            box[rid] = "screen_awaiting"
-            continue
-        box[rid], why = _terminal_box(st, ft.get(rid), fulltext.get(rid), rid in auto_other)
+    touched_in: dict[str, list[int]] = {name: [] for name in COLUMN_ORDER}
+    for rid in sorted(ta):
+        box[rid], why = _terminal_box(ta[rid], ft.get(rid), fulltext.get(rid), rid in auto_other)
         if why is not None:
             reason_of[rid] = why
+        touched_in[column_of[rid]].append(rid)
+    n_of = Counter(map(column_of.__getitem__, canonical_ids))
 
-    ids_of: dict[str, list[int]] = {name: [] for name in COLUMN_ORDER}
-    for rid in canonical_ids:
-        ids_of[column_of[rid]].append(rid)
-    columns = {name: _column(name, ids_of[name], box, reason_of, studies,
+    def ids_of(*names: str) -> list[int]:
+        return [r for r in canonical_ids if column_of[r] in names]
+
+    columns = {name: _column(name, n_of[name], touched_in[name], box, reason_of, studies,
                              ident_by_column[name], dups_by_column[name])
                for name in COLUMN_ORDER}
     for c in columns.values():
-        _check_column(c, ids_of[c.name], box)
+        _check_column(c, n_of[c.name], lambda name=c.name: ids_of(name), box)
 
     # a column per layout; previous studies are never screened again, and studies
     # count once across reports: new = included studies that are not previous ones
-    prev_ids = [r for r in canonical_ids if column_of[r] == "previous"]
+    prev_ids = ids_of("previous") if n_of["previous"] else []
     prev_study_keys = {studies.get(r, f"record:{r}") for r in prev_ids}
-    new_reports_ids = {r for r in canonical_ids
-                       if box[r] == "included" and column_of[r] != "previous"}
+    screened_touched = touched_in["databases"] + touched_in["other"]
+    new_reports_ids = {r for r in screened_touched if box[r] == "included"}
     new_keys = {studies.get(r, f"record:{r}") for r in new_reports_ids} - prev_study_keys
     new_studies = len(new_keys)
     if layout == "standard":
         screening = columns["databases"]
     else:
-        screened_ids = [r for r in canonical_ids if column_of[r] != "previous"]
         screening = replace(
             _merge_columns("all", [columns["databases"], columns["other"]]),
-            studies_included=len({studies.get(r, f"record:{r}") for r in screened_ids
+            studies_included=len({studies.get(r, f"record:{r}") for r in screened_touched
                                   if box[r] == "included"}))
-        _check_column(screening, screened_ids, box)
+        _check_column(screening, n_of["databases"] + n_of["other"],
+                      lambda: ids_of("databases", "other"), box)
     new_reports = len(new_reports_ids)
-    complete = all(box[r] not in ("screen_awaiting", "fulltext_awaiting")
-                   for r in canonical_ids if column_of[r] != "previous")
+    complete = n_of["databases"] + n_of["other"] == len(screened_touched) and all(
+        box[r] not in ("screen_awaiting", "fulltext_awaiting") for r in screened_touched)
     flow = Flow(
         layout=layout, sources=sources, columns=columns, screening=screening,
         previous_studies=len(prev_study_keys), previous_reports=len(prev_ids),
         new_studies=new_studies, new_reports=new_reports,
         total_studies=len(prev_study_keys) + new_studies,
         total_reports=len(prev_ids) + new_reports, complete=complete, review_type=review_type,
-        study_of={r: studies.get(r, f"record:{r}") for r in canonical_ids},
+        study_of=StudyOf(canonical_ids, studies),
     )
     _check_totals(flow, canonical_ids)
     return flow
 
 
+def _split_rows(rows: Sequence[tuple[int, int, str, str | None, str | None]]
+                ) -> tuple[Sequence[int], Sequence[int], list[tuple[str, str | None, str | None]]]:
+    """Source rows as columns: their ids, their record ids, their (role, service, strategy)."""
+    if not rows:
+        return (), (), []
+    sids, rids, roles, services, strategies = zip(*rows)
+    return sids, rids, list(zip(roles, services, strategies))
+
+
+def _check_source_rows(rows: Iterable[tuple[int, int, str, str | None, str | None]],
+                       known: set[int], canon: Mapping[int, int]) -> None:
+    """Name the first source row with a role the flow does not know or no record."""
+    for sid, rid, role, _service, _strategy in rows:
+        if role not in COLUMN_OF_ROLE:
+            raise FlowError(
+                f"Source row {sid} of record {rid} has role {role!r}, not one of "
+                f"{', '.join(COLUMN_OF_ROLE)}: fix the import that wrote it.", [rid])
+        if rid not in known and rid not in canon:
+            raise FlowError(f"Source row {sid} points to record {rid}, which is not in this store.",
+                            [rid])
+
+
+def _first_labels(ident: dict[tuple[str, str], list[Any]],
+                  named: Mapping[tuple[str, str | None, str | None], tuple[str, str, str]],
+                  sids: Sequence[int], works: Sequence[int],
+                  triples: Sequence[tuple[str, str | None, str | None]], removed: set[int],
+                  column_of_triple: Mapping[tuple[str, str | None, str | None], str]) -> None:
+    """Where sources of different spellings share an identification line but not its label
+    or template row, the line takes them from its first retrieval (by record, then column
+    order, then row); elsewhere every retrieval of the line agrees."""
+    spellings: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for t, (key, label, row) in named.items():
+        spellings.setdefault((t[0], key), set()).add((label, row))
+    mixed = {k for k, v in spellings.items() if len(v) > 1 and k in ident}
+    if not mixed:
+        return
+    first: dict[tuple[str, str], tuple[tuple[int, int, int], str, str]] = {}
+    for sid, w, t in zip(sids, works, triples):
+        key, label, row = named[t]
+        if w in removed or (t[0], key) not in mixed:
+            continue
+        at = (w, COLUMN_ORDER.index(column_of_triple[t]), sid)
+        if (t[0], key) not in first or at < first[(t[0], key)][0]:
+            first[(t[0], key)] = (at, label, row)
+    for k, (_, label, row) in first.items():
+        ident[k][0], ident[k][1] = label, row
+
+
+class StudyOf(Mapping[int, str]):
+    """canonical record id -> its study key (``record:ID`` for a study of its own), made
+    on asking: most records of a large store are studies of their own."""
+
+    def __init__(self, ids: Iterable[int], keys: Mapping[int, str]):
+        self._ids = frozenset(ids)
+        self._keys = keys
+
+    def __getitem__(self, rid: int) -> str:
+        if rid not in self._ids:
+            raise KeyError(rid)
+        return self._keys.get(rid, f"record:{rid}")
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(sorted(self._ids))
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, rid: object) -> bool:
+        return rid in self._ids
+
 def _check_state_keys(canonical_ids: list[int], ta_ids: list[int], ta: Mapping[int, RecordState],
                       ft: Mapping[int, RecordState]) -> None:
     """`ta_ids`: the records at title-abstract; `ta`: the states of those touched (others
     are pending)."""
-    known = set(canonical_ids)
-    staged = set(ta_ids)
-    missing = [r for r in canonical_ids if r not in staged]
-    extra = [r for r in ta_ids if r not in known]
+    missing: list[int] = []
+    extra: list[int] = []
+    if ta_ids != canonical_ids:  # both are in id order when they agree
+        known = set(canonical_ids)
+        staged = set(ta_ids)
+        missing = [r for r in canonical_ids if r not in staged]
+        extra = [r for r in ta_ids if r not in known]
     if missing or extra:
         raise FlowError(f"Records {id_list(missing + extra)} have no single title-abstract state: "
                         "the store changed while counting; run the command again.", missing + extra)
@@ -590,17 +691,21 @@ def _terminal_box(ta: RecordState, ft: RecordState | None, fulltext: str | None,
     return "fulltext_awaiting", None
 
 
-def _column(name: str, ids: list[int], box: Mapping[int, str], reason_of: Mapping[int, str],
-            studies: Mapping[int, str], identified: int, duplicates: int) -> Column:
-    n = Counter(box[r] for r in ids)
-    reasons = Counter(reason_of[r] for r in ids if box[r] == "excluded")
-    included = [r for r in ids if box[r] == "included"]
+def _column(name: str, n_ids: int, touched: list[int], box: Mapping[int, str],
+            reason_of: Mapping[int, str], studies: Mapping[int, str], identified: int,
+            duplicates: int) -> Column:
+    """One column of `n_ids` records, of which `touched` have a box in `box`; the others
+    await title-abstract screening."""
+    n = Counter(box[r] for r in touched)
+    n["screen_awaiting"] += n_ids - len(touched)
+    reasons = Counter(reason_of[r] for r in touched if box[r] == "excluded")
+    included = [r for r in touched if box[r] == "included"]
     removed = n["excluded_automatic"] + n["excluded_other"]
     sought = n["not_retrieved"] + n["fulltext_awaiting"] + n["excluded"] + n["included"]
     return Column(
         name=name, identified=identified, duplicates=duplicates,
         excluded_automatic=n["excluded_automatic"], excluded_other=n["excluded_other"],
-        screened=len(ids) - removed, screen_excluded=n["screen_excluded"],
+        screened=n_ids - removed, screen_excluded=n["screen_excluded"],
         screen_awaiting=n["screen_awaiting"], sought=sought, not_retrieved=n["not_retrieved"],
         fulltext_awaiting=n["fulltext_awaiting"], assessed=n["excluded"] + n["included"],
         excluded=n["excluded"], excluded_reasons=_sorted_reasons(reasons),
@@ -624,10 +729,13 @@ def _merge_columns(name: str, cols: list[Column]) -> Column:
                    studies_included=sum(c.studies_included for c in cols))
 
 
-def _check_column(c: Column, ids: list[int], box: Mapping[int, str]) -> None:
-    """The PRISMA identities, each side counted separately; a mismatch names the records."""
+def _check_column(c: Column, n_ids: int, ids_of: Callable[[], list[int]],
+                  box: Mapping[int, str]) -> None:
+    """The PRISMA identities, each side counted separately; a mismatch names the records
+    (the column's `n_ids` records, listed by `ids_of` only then; a record not in `box`
+    awaits title-abstract screening)."""
     problems = []
-    if c.identified - c.duplicates != len(ids):
+    if c.identified - c.duplicates != n_ids:
         problems.append("identified - duplicates != unique records")
     if c.identified - c.duplicates - c.excluded_automatic - c.excluded_other != c.screened:
         problems.append("identified - duplicates - removed != screened")
@@ -640,7 +748,8 @@ def _check_column(c: Column, ids: list[int], box: Mapping[int, str]) -> None:
     if sum(n for _, n in c.excluded_reasons) != c.excluded:
         problems.append("exclusion reasons do not add up to reports excluded")
     if problems:
-        odd = [r for r in ids if box.get(r) not in BOXES]
+        ids = ids_of()
+        odd = [r for r in ids if box.get(r, "screen_awaiting") not in BOXES]
         raise FlowError(f"The {c.name} column does not add up ({'; '.join(problems)}) for records "
                         f"{id_list(odd or ids)}: report this with the store attached.", odd or ids)
 

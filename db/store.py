@@ -205,6 +205,13 @@ def m003_dedup_keys(db: sqlite_utils.Database) -> None:
     )
 
 
+
+@migrations(name="m004_records_study")
+def m004_records_study(db: sqlite_utils.Database) -> None:
+    # the few records whose import named their study, found without reading every record:
+    # the PRISMA flow asks for them on every call (db/flow.py, `_study_links`)
+    db.execute("CREATE INDEX idx_records_study ON records(id) WHERE instr(extra, 'study')")
+
 KNOWN_MIGRATIONS = {name for name, _ in migrations.steps}
 #: the tables every migrated store has
 TABLES = ("meta", "records", "searches", "sources", "events", "reviewers", "dedup_keys")
