@@ -28,7 +28,7 @@ from db.files import store_files
 from db.protocol import get_protocol
 from db.searches import prisma_s_items, search_view
 from db.state import (effective_decisions, fulltext_sources, resolution_method, retrievals,
-                      standing_events, standing_merges)
+                      standing_events, undone_ids)
 from db.store import Store
 
 
@@ -253,8 +253,31 @@ def searches_section(store: Store, flow: Flow, detail: bool = False) -> list[str
     return out + [""]
 
 
+def _merge_figures(store: Store) -> tuple[int, Counter[str], list[float]]:
+    """The standing merges (as `standing_merges` gives them): how many, their rules, their
+    scores. A large store has a merge per duplicate, so each merge's data is not parsed
+    whole: SQLite picks the two fields out."""
+    undone = undone_ids(store)
+    n = 0
+    rules: Counter[str] = Counter()
+    scores: list[float] = []
+    for eid, data, rule, rule_type, score in store.conn.execute(
+            "SELECT id, data, json_extract(d, '$.rule'), json_type(d, '$.rule'), "
+            "json_extract(d, '$.score') FROM (SELECT id, data, nullif(data, '') AS d "
+            "FROM events WHERE kind = 'merge')"):
+        if eid in undone:
+            continue
+        n += 1
+        if rule_type in ("true", "false", "object", "array"):  # as Python spells them
+            rule = json.loads(data).get("rule")
+        rules[str(rule or "unspecified")] += 1
+        if isinstance(score, (int, float)):
+            scores.append(float(score))
+    return n, rules, scores
+
+
 def dedup_section(store: Store, flow: Flow) -> list[str]:
-    merges = standing_merges(store)
+    n_merges, rules, scores = _merge_figures(store)
     try:
         rapidfuzz = metadata.version("rapidfuzz")
     except metadata.PackageNotFoundError:
@@ -268,11 +291,8 @@ def dedup_section(store: Store, flow: Flow) -> list[str]:
            "route or service counts as a duplicate retrieval, and records matched by the rules "
            "below are marked as duplicates of a canonical record (never deleted). "
            f"In all, {total_dups:,} retrievals were duplicates; {marked:,} records were marked "
-           f"as duplicates in {len(merges):,} logged merges.", ""]
-    if merges:
-        rules = Counter(str(m["data"].get("rule") or "unspecified") for m in merges)
-        scores = [float(m["data"]["score"]) for m in merges
-                  if isinstance(m["data"].get("score"), (int, float))]
+           f"as duplicates in {n_merges:,} logged merges.", ""]
+    if n_merges:
         out += _table(("rule", "merges"), sorted(rules.items()))
         if scores:
             out += ["", f"Match scores of merged records ranged from {min(scores):.3g} "
