@@ -2022,27 +2022,41 @@ def log_cmd(reviewer: str | None, kind: str | None, record: int | None, since: s
 
     Example: cluster log --reviewer alice --since 2026-12-01 --limit 20
     """
-    from db.eventlog import read_log
+    from itertools import chain
+
+    from base.terminal import dumps_list
+    from db.eventlog import iter_log
 
     with store_for(db_path) as store:
-        entries = read_log(store, reviewer=reviewer, kind=kind, record=record, since=since,
+        # entries are written as they are read, so a long log is never held whole; the
+        # first is read before anything is written, so an error leaves no half output
+        entries = iter_log(store, reviewer=reviewer, kind=kind, record=record, since=since,
                            limit=limit)
-    if as_json:
-        echo_json([e.to_dict() for e in entries])
-        return
-    if not entries:
-        echo("No events match.")
-        return
-    width = _text_width()
-    for e in entries:
-        who = e.reviewer or "-"
-        on = f"record {e.record_id}  " if e.record_id is not None else ""
-        mark = "[undone] " if e.undone else ""
-        echo("\n".join(_wrapped("", f"{_when(e.ts)}  {mark}{e.kind}  {who}  {on}{e.summary}",
-                                 width, 4)))
-        echo(f"    id {e.event_id}")
-        if e.undone:
-            echo(f"    undone by {e.undone_by}")
+        first = next(entries, None)
+        if first is not None:
+            entries = chain([first], entries)
+        if as_json:
+            batch: list[str] = []
+            for piece in chain(dumps_list(e.to_dict() for e in entries), ["\n"]):
+                batch.append(piece)
+                if len(batch) == 500:  # a write per few hundred entries, not per entry
+                    click.echo("".join(batch), nl=False)
+                    batch = []
+            click.echo("".join(batch), nl=False)
+            return
+        if first is None:
+            echo("No events match.")
+            return
+        width = _text_width()
+        for e in entries:
+            who = e.reviewer or "-"
+            on = f"record {e.record_id}  " if e.record_id is not None else ""
+            mark = "[undone] " if e.undone else ""
+            echo("\n".join(_wrapped("", f"{_when(e.ts)}  {mark}{e.kind}  {who}  {on}{e.summary}",
+                                     width, 4)))
+            echo(f"    id {e.event_id}")
+            if e.undone:
+                echo(f"    undone by {e.undone_by}")
 
 
 # === data extraction =====================================================

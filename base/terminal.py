@@ -21,7 +21,7 @@ import json
 import os
 import re
 import sys
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 #: bidirectional embeddings, overrides and isolates (the "Trojan Source" characters)
 _BIDI = "\u202a-\u202e\u2066-\u2069"
@@ -55,6 +55,17 @@ def visible_json(text: str) -> str:
 def dumps(obj: Any) -> str:
     """Indented JSON, readable on a terminal and safe on one."""
     return visible_json(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+def dumps_list(items: Iterable[Any]) -> Iterator[str]:
+    """`dumps` of a list, a piece per item as the items come: the pieces joined are
+    `dumps(list(items))`, without holding every item at once."""
+    first = True
+    for item in items:
+        text = dumps(item).replace("\n", "\n  ")  # strings in JSON hold no raw line breaks
+        yield ("[\n  " if first else ",\n  ") + text
+        first = False
+    yield "[]" if first else "\n]"
 
 
 # --- standard output ------------------------------------------------------------

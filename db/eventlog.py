@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from base.errors import ClusterError
 from db.events import KINDS
@@ -155,14 +155,29 @@ def read_log(store: Store, *, reviewer: str | None = None, kind: str | None = No
     `record` selects the events on that record, on the record that stands for
     its work and on every duplicate merged into it: they count for one work.
     """
+    return list(iter_log(store, reviewer=reviewer, kind=kind, record=record, since=since,
+                         limit=limit))
+
+
+def iter_log(store: Store, *, reviewer: str | None = None, kind: str | None = None,
+             record: int | None = None, since: str | None = None,
+             limit: int | None = None) -> Iterator[LogEntry]:
+    """`read_log`'s entries one at a time, read as they are asked for, all from one
+    snapshot of the store: a long log (a merge per duplicate of a large store) is never
+    held whole. The filters are checked before the first entry is asked for."""
     if kind is not None and kind not in KINDS:
         raise LogError(f"Unknown event kind {kind!r}: use one of {', '.join(KINDS)}.")
     if limit is not None and limit < 1:
         raise LogError(f"The limit must be at least 1, not {limit}.")
     start = parse_since(since) if since is not None else None
+    if reviewer is not None:
+        store.require_reviewer(reviewer)
+    return _entries(store, reviewer, kind, record, start, limit)
+
+
+def _entries(store: Store, reviewer: str | None, kind: str | None, record: int | None,
+             start: datetime | None, limit: int | None) -> Iterator[LogEntry]:
     with store.read_snapshot():
-        if reviewer is not None:
-            store.require_reviewer(reviewer)
         where: list[str] = []
         params: list[Any] = []
         if reviewer is not None:
@@ -175,22 +190,22 @@ def read_log(store: Store, *, reviewer: str | None = None, kind: str | None = No
             family = record_family(store, store.canonical_id(int(record)))
             where.append(f"record_id IN ({','.join('?' * len(family))})")
             params += family
-        sql = ("SELECT * FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = ("SELECT seq, id, ts, kind, record_id, reviewer, stage, value, reason, note, "
+               "undoes, data FROM events" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY ts DESC, seq DESC")
         if limit is not None and start is None:
             # the newest few of a long log without reading the rest
             sql += " LIMIT ?"
             params.append(limit)
-        cur = store.conn.execute(sql, params)
-        cols = [c[0] for c in cur.description]
-        rows = [dict(zip(cols, r)) for r in cur]
         undone_by = undoers(store)
-    if start is not None:
-        # times compared as times: a log merged from another copy may write them otherwise
-        rows = [e for e in rows if (w := _when(e["ts"])) is not None and w >= start]
-    if limit is not None:
-        rows = rows[:limit]
-    return [LogEntry(e["seq"], e["id"], e["ts"], e["kind"], e["record_id"], e["reviewer"],
-                     e["stage"], e["value"], e["reason"], e["note"], e["undoes"],
-                     json.loads(e["data"] or "{}"),
-                     undone_by.get(e["id"])) for e in rows]
+        shown = 0
+        for seq, eid, ts, kind_, rid, who, stage, value, reason, note, undoes, data in \
+                store.conn.execute(sql, params):
+            # times compared as times: a log merged from another copy may write them otherwise
+            if start is not None and ((w := _when(ts)) is None or w < start):
+                continue
+            yield LogEntry(seq, eid, ts, kind_, rid, who, stage, value, reason, note, undoes,
+                           json.loads(data or "{}"), undone_by.get(eid))
+            shown += 1
+            if limit is not None and shown >= limit:
+                return
