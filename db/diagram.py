@@ -420,7 +420,10 @@ def overflows(diagram: Diagram) -> list[str]:
 
 def write_png(diagram: Diagram, path: str | Path, dpi: int = 200, *,
               protect: Protected = ()) -> None:
-    """The same geometry with matplotlib (Agg): one diagram unit is one point."""
+    """The same geometry with matplotlib (Agg): one diagram unit is one point. The PNG's
+    pixels are compressed at zlib's fastest level: at the default level compressing took
+    longer than drawing (0.45 s of about 2 s), for a file a quarter smaller."""
     fig, _ = _draw(diagram)
-    write_file(path, lambda fh: fig.savefig(fh, dpi=dpi, facecolor="white", format="png"),
+    write_file(path, lambda fh: fig.savefig(fh, dpi=dpi, facecolor="white", format="png",
+                                            pil_kwargs={"compress_level": 1}),
                protect)
