@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import gc
 import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import db.diagram as diagram_module
+
 from base.record import Record
 from base.terminal import dumps, dumps_list
+from db.diagram import layout, overflows, write_png
 from db.eventlog import LogError, iter_log, read_log
 from db.flow import FlowError, compute_flow
 from db.report import dedup_section
@@ -130,3 +137,34 @@ def test_log_json_streamed_reads_back_whole(run, store, db_path):
     assert json.loads(run("log", "--json", "--kind", "note").stdout) == []
     out = run("log", "--json", "--record", "99", expect=1)
     assert out.stdout == "" and "Error: Record 99 is not in this store." in out.output
+
+
+def _png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_the_png_is_drawn_without_loading_matplotlib(store, db_path, tmp_path):
+    _add(store)
+    height = int(layout(compute_flow(store)).height * 200 / 72)
+    store.close()
+    png = tmp_path / "flow.png"
+    code = ("import sys; from db.store import open_store; from db.flow import compute_flow; "
+            "from db.diagram import layout, write_png; "
+            f"write_png(layout(compute_flow(open_store({str(db_path)!r}))), {str(png)!r}); "
+            "print(sorted(m for m in sys.modules if m.startswith('matplotlib.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]"
+    assert _png_size(png) == (3527, height)
+
+
+def test_without_the_fonts_matplotlib_draws_the_same_size(store, tmp_path, monkeypatch):
+    _add(store)
+    diagram = layout(compute_flow(store))
+    write_png(diagram, tmp_path / "a.png")
+    monkeypatch.setattr(diagram_module, "_font_files", lambda: None)
+    write_png(diagram, tmp_path / "b.png")
+    assert _png_size(tmp_path / "a.png") == _png_size(tmp_path / "b.png")
+    assert overflows(diagram) == []
