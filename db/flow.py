@@ -76,6 +76,7 @@ import json
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from base.errors import ClusterError
@@ -541,7 +542,7 @@ def _compute_flow(store: Store, layout: str,
                              ident_by_column[name], dups_by_column[name])
                for name in COLUMN_ORDER}
     for c in columns.values():
-        _check_column(c, n_of[c.name], lambda name=c.name: ids_of(name), box)
+        _check_column(c, n_of[c.name], partial(ids_of, c.name), box)
 
     # a column per layout; previous studies are never screened again, and studies
     # count once across reports: new = included studies that are not previous ones
