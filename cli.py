@@ -2036,13 +2036,9 @@ def log_cmd(reviewer: str | None, kind: str | None, record: int | None, since: s
         if first is not None:
             entries = chain([first], entries)
         if as_json:
-            batch: list[str] = []
-            for piece in chain(dumps_list(e.to_dict() for e in entries), ["\n"]):
-                batch.append(piece)
-                if len(batch) == 500:  # a write per few hundred entries, not per entry
-                    click.echo("".join(batch), nl=False)
-                    batch = []
-            click.echo("".join(batch), nl=False)
+            for piece in dumps_list(e.to_dict() for e in entries):  # a few hundred entries
+                click.echo(piece, nl=False)
+            click.echo()
             return
         if first is None:
             echo("No events match.")

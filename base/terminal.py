@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sys
+from itertools import islice
 from typing import Any, Iterable, Iterator
 
 #: bidirectional embeddings, overrides and isolates (the "Trojan Source" characters)
@@ -57,13 +58,14 @@ def dumps(obj: Any) -> str:
     return visible_json(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
 
-def dumps_list(items: Iterable[Any]) -> Iterator[str]:
-    """`dumps` of a list, a piece per item as the items come: the pieces joined are
-    `dumps(list(items))`, without holding every item at once."""
+def dumps_list(items: Iterable[Any], batch: int = 256) -> Iterator[str]:
+    """`dumps` of a list, a piece per `batch` items as the items come: the pieces joined
+    are `dumps(list(items))`, without holding every item at once."""
     first = True
-    for item in items:
-        text = dumps(item).replace("\n", "\n  ")  # strings in JSON hold no raw line breaks
-        yield ("[\n  " if first else ",\n  ") + text
+    it = iter(items)
+    while chunk := list(islice(it, batch)):
+        # a list's items, as the whole list's indentation writes them: "[\n" ... "\n]" cut
+        yield ("[\n" if first else ",\n") + dumps(chunk)[2:-2]
         first = False
     yield "[]" if first else "\n]"
 

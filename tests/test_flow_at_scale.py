@@ -113,6 +113,7 @@ def test_merge_figures_count_standing_merges_their_rules_and_scores(store):
 @pytest.mark.parametrize("items", [[], [{"a": 1}], [{"a": [1, {"b": "x\ny"}]}, "\u0085é", 3]])
 def test_dumps_list_is_dumps_of_the_list(items):
     assert "".join(dumps_list(iter(items))) == dumps(items)
+    assert "".join(dumps_list(iter(items), batch=2)) == dumps(items)
 
 
 def test_iter_log_checks_its_filters_before_reading(store):
