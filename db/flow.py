@@ -646,6 +646,7 @@ class StudyOf(Mapping[int, str]):
     def __contains__(self, rid: object) -> bool:
         return rid in self._ids
 
+
 def _check_state_keys(canonical_ids: list[int], ta_ids: list[int], ta: Mapping[int, RecordState],
                       ft: Mapping[int, RecordState]) -> None:
     """`ta_ids`: the records at title-abstract; `ta`: the states of those touched (others
