@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 from base.record import Record
 from db.protocol import set_protocol
 from db.store import Store
@@ -55,3 +58,16 @@ def both_decide(store: Store, rid: int, a: str, b: str, stage: str = TA,
 
     decide(store, rid, reviewers[0], stage, a, reason="wrong outcome" if (a == "exclude" and stage == FT) else None)
     decide(store, rid, reviewers[1], stage, b, reason="wrong outcome" if (b == "exclude" and stage == FT) else None)
+
+
+def damage_a_page(db: Path) -> None:
+    """Overwrite one page in the middle of the records' pages with garbage."""
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = con.execute("PRAGMA page_size").fetchone()[0]
+    n_pages = con.execute("PRAGMA page_count").fetchone()[0]
+    con.close()
+    data = bytearray(db.read_bytes())
+    page = n_pages // 2
+    data[page * page_size + 8: page * page_size + 200] = b"\xa5" * 192
+    db.write_bytes(bytes(data))

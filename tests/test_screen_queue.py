@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from screenkit import FT, TA, make_review
+from screenkit import FT, TA, damage_a_page, make_review
 
 import screeners.session as session_module
 from db.store import Store, StoreError, open_store
@@ -171,19 +171,6 @@ def test_the_duplicate_map_is_read_again_only_when_the_records_change(tmp_path, 
     store.close()
 
 
-def _damage_a_page(db: Path) -> None:
-    """Overwrite one page in the middle of the file with garbage."""
-    con = sqlite3.connect(db)
-    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    page_size = con.execute("PRAGMA page_size").fetchone()[0]
-    n_pages = con.execute("PRAGMA page_count").fetchone()[0]
-    con.close()
-    data = bytearray(db.read_bytes())
-    page = n_pages // 2
-    data[page * page_size + 8: page * page_size + 200] = b"\xa5" * 192
-    db.write_bytes(bytes(data))
-
-
 def _store_with_long_records(tmp_path: Path) -> Path:
     store = open_store(tmp_path / "review.db")
     make_review(store, 40)
@@ -208,7 +195,7 @@ def test_the_first_write_takes_the_early_check_and_reads_no_page_itself(tmp_path
 
 def test_the_early_check_still_refuses_a_damaged_store(tmp_path):
     db = _store_with_long_records(tmp_path)
-    _damage_a_page(db)
+    damage_a_page(db)
     store = open_store(db, create=False)
     n_events = store.conn.execute("SELECT count(*) FROM events").fetchone()[0]
     store.check_integrity_soon()

@@ -14,6 +14,7 @@ import pytest
 import db.store as store_module
 from db.store import StoreError, open_store
 from clikit import invoke, one_sentence
+from screenkit import damage_a_page
 
 BIG_RIS = "".join(f"TY  - JOUR\nTI  - Record number {i} {'word ' * 200}\nER  - \n"
                   for i in range(300))
@@ -224,22 +225,9 @@ def test_a_file_that_is_not_sqlite_is_one_sentence_on_every_command(tmp_path) ->
     assert db.read_text() == "my notes, not a store\n" * 20
 
 
-def _damage_a_page(db: Path) -> None:
-    """Overwrite one page in the middle of the records' pages with garbage."""
-    con = sqlite3.connect(db)
-    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    page_size = con.execute("PRAGMA page_size").fetchone()[0]
-    n_pages = con.execute("PRAGMA page_count").fetchone()[0]
-    con.close()
-    data = bytearray(db.read_bytes())
-    page = n_pages // 2
-    data[page * page_size + 8: page * page_size + 200] = b"\xa5" * 192
-    db.write_bytes(bytes(data))
-
-
 def test_decide_refuses_a_damaged_store_and_writes_nothing(tmp_path: Path) -> None:
     db = _store_with_records(tmp_path, n=200)
-    _damage_a_page(db)
+    damage_a_page(db)
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA quick_check").fetchone()[0] != "ok"
     n_events = con.execute("SELECT count(*) FROM events").fetchone()[0]
