@@ -168,7 +168,11 @@ def test_the_process_reports_a_failing_ranking(tmp_path, any_size):
 
 
 _CHILD_SITTING = """
-import sys, time
+import signal, sys, time
+# as from a terminal: Ctrl-C neither blocked nor ignored, whatever the test process
+# inherited (a test run in the background of a shell ignores it)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import screeners.session as session_module
 session_module.PROCESS_FROM = 0
 session_module.STARTUP_WAIT = 60.0
