@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import weakref
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable
@@ -172,6 +173,23 @@ def _end(proc: subprocess.Popen) -> None:
         pass
 
 
+def _payload(ids: list[int]) -> bytes:
+    """`ids` as little-endian 64-bit integers (the sitting loads no numpy for them)."""
+    packed = array("q", ids)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _ids(payload: bytes) -> list[int]:
+    """The ids `_payload` packed."""
+    packed = array("q")
+    packed.frombytes(payload)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tolist()
+
+
 def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
     chunks, got = [], 0
     while got < n:
@@ -195,11 +213,8 @@ def _read_reply(stream: IO[bytes]) -> Reply | None:
     info = json.loads(meta)
     kind = info.get("kind")
     if kind == "ranked":
-        import numpy as np
-
         left = info.get("left")
-        return Reply("ranked", np.frombuffer(payload, dtype="<i8").tolist(),
-                     None if left is None else float(left))
+        return Reply("ranked", _ids(payload), None if left is None else float(left))
     if kind == "stands":
         return Reply("stands")
     return Reply("failed", error=str(info.get("error", "")))
@@ -207,9 +222,7 @@ def _read_reply(stream: IO[bytes]) -> Reply | None:
 
 def _send(out: IO[bytes], kind: str, order: list[int] | None = None,
           left: float | None = None, error: str = "") -> None:
-    import numpy as np
-
-    payload = np.asarray(order or [], dtype="<i8").tobytes() if kind == "ranked" else b""
+    payload = _payload(order or []) if kind == "ranked" else b""
     meta = json.dumps({"kind": kind, "error": error,
                        "left": None if left is None or math.isnan(left) else left}).encode()
     out.write(_FRAME.pack(len(meta), len(payload)) + meta + payload)
