@@ -172,6 +172,13 @@ def split_dois(values: Sequence[str]) -> tuple[list[str], dict[str, str]]:
 
 def normalize_pmid(value: Any) -> str | None:
     """PMID as a string of digits, or None."""
+    if type(value) is str and value.isascii() and value.isdigit():
+        # nearly every PMID field of an import or a store: what `_pmid_of_text` returns for it
+        return value if int(value) > 0 else None
+    return _pmid_of_text(value)
+
+
+def _pmid_of_text(value: Any) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
@@ -203,6 +210,19 @@ def normalize_openalex(value: Any) -> str | None:
 
 
 def normalize_year(value: Any) -> int | None:
+    # a store's years are numbers, an import's mostly four digits: what `_year_in_text`
+    # finds in them, without a search
+    if type(value) is int or (type(value) is str and len(value) == 4 and value.isascii()
+                              and value.isdigit()):
+        year = int(value)
+        if 1500 <= year <= 2099:
+            return year
+        if type(value) is str:
+            return None
+    return _year_in_text(value)
+
+
+def _year_in_text(value: Any) -> int | None:
     if value is None:
         return None
     m = re.search(r"(1[5-9]\d\d|20\d\d)", str(value))

@@ -7,6 +7,7 @@ import hashlib
 import random
 import re
 
+import base.record as record_module
 from base.record import Record, normalize_pmid, normalize_year
 from cluster.dedup import prepare
 from cluster.dedup.keys import (TABLE, _fingerprint_values, _values, encode, fingerprint, layout,
@@ -99,10 +100,10 @@ def test_a_title_is_boilerplate_when_it_is_the_journal_or_words_any_issue_carrie
 
 def test_year_and_pmid_shortcuts_agree_with_the_normalisers():
     for value in (2001, 1499, 1500, 2099, 2100, True, False, 0, 12019, "2001", None, 2001.0):
-        assert prepare._year(value) == normalize_year(value)
-        assert type(prepare._year(value)) is type(normalize_year(value))
+        assert normalize_year(value) == record_module._year_in_text(value)
+        assert type(normalize_year(value)) is type(record_module._year_in_text(value))
     for value in ("12345", "000", "0012", "pmid: 1", "١٢٣", "12345.0", 12345, "", None, " 7"):
-        assert prepare._pmid(value) == normalize_pmid(value)
+        assert normalize_pmid(value) == record_module._pmid_of_text(value)
 
 
 def test_a_correction_is_found_by_its_citation_or_its_last_word():

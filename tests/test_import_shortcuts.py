@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import base.record as record_module
 import db.formats as formats
 import db.formats.common as common
 from base.record import (Author, Record, clean_text, normalize_doi, normalize_pmid,
@@ -82,12 +83,12 @@ def test_a_bare_doi_is_taken_as_normalize_doi_would_take_it(raw: object) -> None
 ])
 def test_a_pmid_of_digits_is_taken_as_normalize_pmid_would_take_it(raw: object) -> None:
     try:
-        expected = normalize_pmid(raw)
+        expected = record_module._pmid_of_text(raw)
     except ValueError:  # a digit int() cannot read ("²"): the shortcut must not take it
         with pytest.raises(ValueError):
-            common._pmid(raw)
+            normalize_pmid(raw)
         return
-    assert common._pmid(raw) == expected
+    assert normalize_pmid(raw) == expected
 
 
 @pytest.mark.parametrize("raw", [
@@ -95,7 +96,7 @@ def test_a_pmid_of_digits_is_taken_as_normalize_pmid_would_take_it(raw: object) 
     "2015a", "c. 2015", "15", None,
 ])
 def test_a_four_digit_year_is_read_as_normalize_year_reads_it(raw: str | None) -> None:
-    assert common._year(raw) == normalize_year(raw)
+    assert normalize_year(raw) == record_module._year_in_text(raw)
 
 
 def _text(tmp_path: Path, data: bytes) -> Text:

@@ -428,18 +428,11 @@ class Identifiers:
     piis: tuple[str, ...]
 
 
-def _pmid(value: Any) -> str | None:
-    # nearly every PMID field is its digits alone, which `normalize_pmid` would return as they are
-    if type(value) is str and value.isdigit() and value.isascii():
-        return value if int(value) > 0 else None
-    return normalize_pmid(value)
-
-
 def split_identifiers(doi_field: Any, pmid_field: Any = None) -> Identifiers:
     """`S0278-5846(04)00083-0 [pii];10.1016/j.x.2004.05.012 [doi]`, resolver URLs, a DOI and a PMID:
     each identifier in a field, whatever else it holds."""
     text = _text(doi_field)
-    pmids = [p for p in [_pmid(pmid_field)] if p]
+    pmids = [p for p in [normalize_pmid(pmid_field)] if p]
     if not _SEVERAL.search(text):
         # most fields: one DOI, bare or behind a resolver
         doi = normalize_doi(text)
@@ -542,13 +535,6 @@ _journal_words_of = lru_cache(maxsize=1 << 16)(journal_words)
 _ERRATUM_ENDS = ("erratum", "corrigendum")
 
 
-def _year(value: Any) -> int | None:
-    # the store's years are numbers already: `normalize_year` would find the same number in its text
-    if type(value) is int and 1500 <= value <= 2099:
-        return value
-    return normalize_year(value)
-
-
 def prepare_fields(key: Any, title_raw: Any, authors_raw: Any, journal_field: Any, pages_field: Any,
                    doi_field: Any, pmid_field: Any, year_field: Any, volume_field: Any,
                    issue_field: Any, abstract: Any) -> Prepared:
@@ -558,7 +544,7 @@ def prepare_fields(key: Any, title_raw: Any, authors_raw: Any, journal_field: An
     surnames = author_surnames(authors_raw)
     journal_raw = _text(journal_field)
     pages_raw = _text(pages_field)
-    year = _year(year_field)
+    year = normalize_year(year_field)
     volume_raw = _text(volume_field)
     issue_raw = _text(issue_field)
     cited = _citation_of(journal_raw)

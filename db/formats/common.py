@@ -579,21 +579,6 @@ def first_doi(*values: Any) -> str | None:
     return None
 
 
-def _pmid(value: Any) -> str | None:
-    """`normalize_pmid`, with a PMID of ASCII digits alone taken at once."""
-    if type(value) is str and value.isascii() and value.isdigit():
-        return value if int(value) > 0 else None
-    return normalize_pmid(value)
-
-
-def _year(text: str | None) -> int | None:
-    """`normalize_year` of a cleaned value, with four ASCII digits read at once."""
-    if text is not None and len(text) == 4 and text.isascii() and text.isdigit():
-        year = int(text)
-        return year if 1500 <= year <= 2099 else None
-    return normalize_year(text)
-
-
 def _texts(values: Iterable[Any]) -> tuple[str, ...]:
     """`as_tuple` of the values that are not empty placeholders."""
     return as_tuple(x for x in values if value(x)) if values else ()
@@ -608,12 +593,12 @@ def make_record(*, title: Any = None, abstract: Any = None, authors: Iterable[An
     """A `Record` with every field run through the shared normalisers."""
     # the shortcuts below (an empty field, a value already in its normal form) give what
     # the normalisers would: every record of an import comes through here
-    pid = _pmid(pmid) if pmid is not None else None
+    pid = normalize_pmid(pmid) if pmid is not None else None
     page_text = value(pages)
     return Record(
         title=value(title), abstract=value(abstract),
         authors=authors_tuple(authors) if authors else (),
-        year=_year(value(year)), journal=value(journal), volume=value(volume),
+        year=normalize_year(value(year)), journal=value(journal), volume=value(volume),
         issue=value(issue), pages=normalize_pages(page_text) if page_text else None,
         doi=first_doi(doi) if doi is not None else None, pmid=pid,
         pmcid=normalize_pmcid(value(pmcid)) if pmcid is not None else None,
