@@ -9,7 +9,6 @@ import re
 
 import base.record as record_module
 from base.record import Record, normalize_pmid, normalize_year
-from cluster.dedup import prepare
 from cluster.dedup.keys import (TABLE, _fingerprint_values, _values, encode, fingerprint, layout,
                                 scan, StoredKeys)
 from cluster.dedup.prepare import (NORMALISER_VERSION, PREPARED_FROM, american, boilerplate_title,
