@@ -128,6 +128,16 @@ def normalize_doi(value: str | None) -> str | None:
     Handles `https://doi.org/`, `http://dx.doi.org/`, `doi:` prefixes,
     percent-encoding and trailing punctuation that exports leave behind.
     """
+    if (type(value) is str and value[:3] == "10." and "%" not in value
+            and value[-1] not in ".,;)]}" and value.lower() == value
+            and _DOI_SHAPE.fullmatch(value)):
+        # most DOIs of an import: already bare and lower case, nothing for `_doi_of_text`
+        # to remove (no prefix, percent sign, space or trailing punctuation)
+        return value
+    return _doi_of_text(value)
+
+
+def _doi_of_text(value: str | None) -> str | None:
     if not value:
         return None
     text = str(value).strip()

@@ -558,22 +558,10 @@ def first_issn(*values: Any) -> str | None:
     return None
 
 
-_BARE_DOI = re.compile(r"10\.\d{4,9}/\S+")
-
-
-def _doi(item: Any) -> str | None:
-    """`normalize_doi`, with a DOI already bare and lower case taken as it is (no prefix,
-    percent sign, space, upper case or trailing punctuation for it to remove)."""
-    if (type(item) is str and item[:3] == "10." and "%" not in item
-            and item[-1] not in ".,;)]}" and _BARE_DOI.fullmatch(item) and item.lower() == item):
-        return item
-    return normalize_doi(item)
-
-
 def first_doi(*values: Any) -> str | None:
     for v in values:
         for item in (v if isinstance(v, (list, tuple)) else [v]):
-            d = _doi(item)
+            d = normalize_doi(item)
             if d:
                 return d
     return None
