@@ -22,7 +22,8 @@ from typing import Any, Collection, Iterator, Mapping
 
 from base.record import Record
 from cluster.dedup import prepare
-from cluster.dedup.prepare import PREPARED_FROM, Prepared, PreparedCache, _get, prepare_fields, prepare_one
+from cluster.dedup.prepare import (PREPARED_FROM, Prepared, PreparedCache, prepare_fields, prepare_one,
+                                   prepared_values)
 from db.store import Store, row_to_record
 
 TABLE = "dedup_keys"
@@ -43,17 +44,13 @@ def salt() -> bytes:
     return f"v{prepare.NORMALISER_VERSION}|{layout()}|".encode()
 
 
-_FROM_RECORD = attrgetter(*PREPARED_FROM)
-
-
 def fingerprint(item: Record | Mapping[str, Any], seed: Any = None) -> bytes:
     """16 bytes that change when a field `prepare_one` reads, the version or the layout changes.
 
     `seed`: `hashlib.blake2b(salt(), digest_size=16)`, made once by a caller that
     fingerprints many records.
     """
-    values = _FROM_RECORD(item) if isinstance(item, Record) else tuple(_get(item, f) for f in PREPARED_FROM)
-    return _fingerprint_values(values, seed)
+    return _fingerprint_values(prepared_values(item), seed)
 
 
 def _fingerprint_values(values: tuple[Any, ...], seed: Any = None) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from base.record import Record
+from cluster.dedup.prepare import field_of
 
 #: fields a canonical record may borrow from its duplicates
 FILLABLE = ("title", "abstract", "authors", "year", "journal", "volume", "issue", "pages",
@@ -19,17 +20,11 @@ FILLABLE = ("title", "abstract", "authors", "year", "journal", "volume", "issue"
 _IDS = ("doi", "pmid", "pmcid", "openalex")
 
 
-def _get(item: Any, name: str) -> Any:
-    if isinstance(item, dict) or (not isinstance(item, Record) and isinstance(item, Mapping)):
-        return item.get(name)
-    return getattr(item, name, None)
-
-
 def completeness(item: Record | Mapping[str, Any]) -> tuple[int, int, int]:
     """Sort key: more identifiers, then more fields, then a longer abstract."""
-    ids = sum(1 for f in _IDS if _get(item, f))
-    filled = sum(1 for f in FILLABLE if _get(item, f))
-    return ids, filled, len(str(_get(item, "abstract") or ""))
+    ids = sum(1 for f in _IDS if field_of(item, f))
+    filled = sum(1 for f in FILLABLE if field_of(item, f))
+    return ids, filled, len(str(field_of(item, "abstract") or ""))
 
 
 def choose_canonical(items: Sequence[Record | Mapping[str, Any]], indices: Sequence[int],
@@ -47,10 +42,10 @@ def fill_missing(items: Sequence[Record | Mapping[str, Any]], canonical: int,
                     key=lambda i: completeness(items[i]), reverse=True)
     filled: dict[str, Any] = {}
     for f in FILLABLE:
-        if _get(items[canonical], f):
+        if field_of(items[canonical], f):
             continue
         for d in donors:
-            v = _get(items[d], f)
+            v = field_of(items[d], f)
             if v:
                 filled[f] = v
                 break

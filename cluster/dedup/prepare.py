@@ -514,18 +514,24 @@ def boilerplate_title(title: str, journal: str) -> bool:
     return " ".join(w for w in words if w not in _JOURNAL_STOP) == journal
 
 
-def _get(item: Any, name: str) -> Any:
+def field_of(item: Record | Mapping[str, Any], name: str) -> Any:
+    """The field `name` of a `Record` or of a mapping with the same field names (None if absent)."""
     if isinstance(item, dict) or (not isinstance(item, Record) and isinstance(item, Mapping)):
         return item.get(name)
     return getattr(item, name, None)
 
 
+def prepared_values(item: Record | Mapping[str, Any]) -> tuple[Any, ...]:
+    """The fields `prepare_one` reads from `item`, in the order of `PREPARED_FROM`."""
+    if type(item) is Record:
+        # a Record has every field: read as attributes, without `field_of`'s type tests per field
+        return _RECORD_FIELDS(item)
+    return tuple(field_of(item, name) for name in PREPARED_FROM)
+
+
 def prepare_one(item: Record | Mapping[str, Any], key: Any) -> Prepared:
     """Normalise one record (a `Record` or a mapping with the same field names)."""
-    if type(item) is Record:
-        # a Record has every field: read as attributes, without `_get`'s type tests per field
-        return prepare_fields(key, *_RECORD_FIELDS(item))
-    return prepare_fields(key, *(_get(item, name) for name in PREPARED_FROM))
+    return prepare_fields(key, *prepared_values(item))
 
 
 _RECORD_FIELDS = attrgetter(*PREPARED_FROM)
@@ -629,8 +635,8 @@ class PreparedCache:
 
     def prepare(self, item: Record | Mapping[str, Any], key: Any) -> Prepared:
         """`prepare_one(item, key)`, reusing the keys of an identical record seen before."""
-        signature = tuple(_text(_get(item, f)) for f in _SIGNATURE_FIELDS) + (
-            bool(_text(_get(item, "abstract")).strip()),)
+        signature = tuple(_text(field_of(item, f)) for f in _SIGNATURE_FIELDS) + (
+            bool(_text(field_of(item, "abstract")).strip()),)
         found = self._entries.get(signature)
         if found is None:
             self.misses += 1
