@@ -2,11 +2,13 @@
 
 Field names are matched case-insensitively (Web of Science writes `Author`),
 LaTeX escapes and protective braces are undone, and an entry bibtexparser
-cannot parse is reported by line, never dropped silently.
+cannot parse is reported by line, never dropped silently. A file is parsed a
+part of `ENTRIES_PER_PART` entries at a time, so it is never held whole.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import unicodedata
@@ -14,7 +16,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import bibtexparser
 from bibtexparser.model import (
-    DuplicateBlockKeyBlock, Entry, Field, ImplicitComment, ParsingFailedBlock,
+    DuplicateBlockKeyBlock, Entry, Field, ImplicitComment, ParsingFailedBlock, String,
 )
 
 # the parser logs each broken entry; we report them in the import result instead
@@ -164,52 +166,138 @@ _ENTRY_LINE = re.compile(r"^\s*@\s*([A-Za-z]+)\s*[{(]", re.M)
 _FIELD_LINE = re.compile(r"^\s*(?:title|author|year|journal|doi)\s*=\s*[{\"\d]", re.I | re.M)
 
 
-def read_bibtex(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
-    # bibtexparser parses a whole string (its splitter finds the blocks, then @string
-    # macros are resolved across the file), so a BibTeX file is held whole while it is
-    # read; its records are still written as they are made
-    whole = "".join(text.pieces())
-    reading.marker = "@type{ lines"
-    reading.n_in_file = sum(1 for m in _ENTRY_LINE.finditer(whole)
-                            if m.group(1).lower() not in ("comment", "string", "preamble"))
-    blocks = list(bibtexparser.parse_string(whole).blocks)
-    del whole
-    warnings, lost = reading.warnings, reading.lost
-    failed_tail = False  # comments right after a failed entry are that entry's tail
-    for i, block in enumerate(blocks):
-        line = (getattr(block, "start_line", None) or 0) + 1
-        failed_tail = isinstance(block, ImplicitComment) and (
-            failed_tail or (i > 0 and isinstance(blocks[i - 1], ParsingFailedBlock)))
+#: entries parsed at a time: bibtexparser holds a parsed string whole (about 14 KB an
+#: entry), so a file is handed to it a part at a time
+ENTRIES_PER_PART = 2000
+#: a block's start as bibtexparser's splitter finds it, at the start of a line: there
+#: it always starts a block, ending (as failed) any block still open
+_BLOCK_START = re.compile(r"\s*@(\w*)[ \t]*[{(]")
+_NOT_RECORDS = ("comment", "string", "preamble")
+
+
+def _lines(text: Text) -> Iterator[tuple[str, str | None]]:
+    """Each line of the file, with the type of the block it starts (lower case), if
+    it starts one, else None."""
+    for line in text.split():
+        m = _BLOCK_START.match(line) if "@" in line else None
+        yield line, m.group(1).lower() if m else None
+
+
+def _parts(text: Text) -> Iterator[tuple[int, list[str]]]:
+    """The file in parts of about `ENTRIES_PER_PART` blocks: (the number of lines before
+    the part, its lines). A part ends only before a line that starts a block, where
+    the parser of the whole file would start one too."""
+    lines: list[str] = []
+    before = blocks = 0  # lines of the parts already given; blocks of this one
+    for line, opens in _lines(text):
+        if opens:
+            if blocks >= ENTRIES_PER_PART:
+                yield before, lines
+                before += len(lines)
+                lines, blocks = [], 0
+            blocks += 1
+        lines.append(line)
+    if lines:
+        yield before, lines
+
+
+def _strings(text: Text) -> list[tuple[int, str]]:
+    """(line index, text) of each @string block of the file, in order."""
+    found: list[tuple[int, str]] = []
+    block: list[str] | None = None  # the lines of the @string under way
+    for i, (line, opens) in enumerate(_lines(text)):
+        if opens:
+            block = [line] if opens.startswith("string") else None
+            if block is not None:
+                found.append((i, ""))
+        elif block is not None:
+            block.append(line)
+        if block is not None:
+            found[-1] = (found[-1][0], "\n".join(block) + "\n")
+    return found
+
+
+def _blocks(text: Text, reading: Reading) -> Iterator[tuple[int, Any]]:
+    """(line, block) of every block bibtexparser finds in the file, read a part at a
+    time; counts the file's entries in `reading.n_in_file` as it goes.
+
+    bibtexparser resolves a macro against every @string of the string it parses,
+    before or after the use, and keeps a key's first definition: so each part is
+    parsed between the file's @string blocks before it and those after it, in their
+    order in the file, and only the part's own blocks are given."""
+    strings = _strings(text)
+    reading.n_in_file = 0
+    for before, lines in _parts(text):
+        after = before + len(lines)
+        prelude = "".join(s for at, s in strings if at < before)
+        postlude = "".join(s for at, s in strings if at >= after)
+        part = "\n".join(lines) + "\n"
+        reading.n_in_file += sum(1 for m in _ENTRY_LINE.finditer(part)
+                                 if m.group(1).lower() not in _NOT_RECORDS)
+        n_prelude = prelude.count("\n")
+        end = n_prelude + len(lines)
+        for block in bibtexparser.parse_string(prelude + part + postlude).blocks:
+            start = block.start_line
+            if start is not None and not n_prelude <= start < end:
+                continue  # another part's @string, parsed beside this one
+            line = (start or 0) - n_prelude + before + 1
+            if (isinstance(block, DuplicateBlockKeyBlock)
+                    and isinstance(block.ignore_error_block, Entry)):
+                # the parser leaves an entry whose key was used before as written (quotes
+                # kept, macros not resolved): parsed alone it is read as any other entry,
+                # as it is when the first use of its key is in an earlier part
+                block = _alone(block.ignore_error_block, strings, line - 1)
+            yield line, block
+
+
+def _alone(entry: Entry, strings: list[tuple[int, str]], at: int) -> Entry:
+    """`entry` (at line index `at`) parsed by itself between the file's @strings."""
+    prelude = "".join(s for i, s in strings if i < at)
+    postlude = "".join(s for i, s in strings if i > at)
+    for block in bibtexparser.parse_string(prelude + (entry.raw or "") + "\n" + postlude).blocks:
         if isinstance(block, Entry):
-            yield _entry_record(block.entry_type, block.key, _fields(block)), None
-        elif isinstance(block, DuplicateBlockKeyBlock):
-            # a second entry with the same key is still a record of its own
-            entry = block.ignore_error_block
-            if isinstance(entry, Entry):
-                warnings.append(f"{name}: the entry at line {line} reuses the key {entry.key!r}; "
-                                "it was imported as a separate record.")
-                yield _entry_record(entry.entry_type, entry.key, _fields(entry)), None
-            else:
+            return block
+    return entry
+
+
+def read_bibtex(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
+    reading.marker = "@type{ lines"
+    warnings, lost = reading.warnings, reading.lost
+    seen: set[str] = set()  # the entries' keys so far (earlier parts' too)
+    # a block bibtexparser could not parse, with the comments after it: the splitter
+    # restarts at any "@" and leaves the entry's tail as comments
+    failed: tuple[int, Any, str] | None = None
+    tail = False  # comments right after a failed block are its tail
+    for line, block in itertools.chain(_blocks(text, reading), [(0, None)]):
+        tail = isinstance(block, ImplicitComment) and tail
+        if failed is not None:
+            if tail:
+                failed = (failed[0], failed[1], failed[2] + (block.raw or ""))
+                continue
+            yield from _salvaged(name, reading, *failed)
+            failed = None
+        if block is None:
+            break
+        repeated = False  # a key an entry before used (in the same part: the parser says so)
+        if isinstance(block, DuplicateBlockKeyBlock):
+            tail = repeated = True
+            if not isinstance(block.ignore_error_block, Entry):
                 # a repeated @string: the parser keeps the first definition
                 warnings.append(f"{name}: the @string at line {line} defines {block.key!r} "
                                 "again; the first definition was used.")
-        elif isinstance(block, ParsingFailedBlock):
-            head = (block.raw or "").strip().split("\n")[0][:60]
-            raw = block.raw or ""
-            # the splitter restarts at any "@" and leaves the entry's tail as comments
-            for nxt in blocks[i + 1:]:
-                if not isinstance(nxt, ImplicitComment):
-                    break
-                raw += nxt.raw or ""
-            salvaged = _salvage(raw)
-            if salvaged is None:
-                lost.append(f"the entry at line {line} ({head!r}), which could not be parsed")
                 continue
-            etype, key, fields = salvaged
-            warnings.append(f"{name}: the entry at line {line} ({head!r}) has unbalanced braces; "
-                            "it was read line by line and may miss parts of broken fields.")
-            yield _entry_record(etype, key, fields), None
-        elif (isinstance(block, ImplicitComment) and not failed_tail
+            block = block.ignore_error_block
+        if isinstance(block, Entry):
+            if repeated or block.key in seen:
+                # a second entry with the same key is still a record of its own
+                tail = True
+                warnings.append(f"{name}: the entry at line {line} reuses the key {block.key!r}; "
+                                "it was imported as a separate record.")
+            seen.add(block.key)
+            yield _entry_record(block.entry_type, block.key, _fields(block)), None
+        elif isinstance(block, ParsingFailedBlock):
+            failed, tail = (line, block, block.raw or ""), True
+        elif (isinstance(block, ImplicitComment) and not tail
               and _FIELD_LINE.search(block.raw or "")):
             # fields with no "@type{key," line above them: an entry whose first line is damaged
             reading.n_in_file = (reading.n_in_file or 0) + 1
@@ -217,6 +305,21 @@ def read_bibtex(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
             field = _FIELD_LINE.search(raw_text)
             at = line + raw_text[:field.start() if field else 0].count("\n")
             lost.append(f"the fields at line {at}, which have no @type{{ line")
+
+
+def _salvaged(name: str, reading: Reading, line: int, block: Any, raw: str
+              ) -> Iterator[Labelled]:
+    """The record of a block bibtexparser could not parse (`raw`: it and its tail), read
+    line by line, with a warning; or nothing, and the entry named as lost."""
+    head = (block.raw or "").strip().split("\n")[0][:60]
+    salvaged = _salvage(raw)
+    if salvaged is None:
+        reading.lost.append(f"the entry at line {line} ({head!r}), which could not be parsed")
+        return
+    etype, key, fields = salvaged
+    reading.warnings.append(f"{name}: the entry at line {line} ({head!r}) has unbalanced braces; "
+                            "it was read line by line and may miss parts of broken fields.")
+    yield _entry_record(etype, key, fields), None
 
 
 def _note_pmid(d: Mapping[str, Any]) -> str | None:
