@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 import base.record as record_module
-import db.formats as formats
 import db.formats.common as common
+import db.formats.convert as convert
 from base.record import (Author, Record, clean_text, normalize_doi, normalize_pmid,
                          normalize_year)
-from db.formats.common import Reading, Text
+from db.formats.common import Text
 from db.store import RECORD_COLUMNS, record_to_row, record_values
 
 #: every character Python counts as whitespace
@@ -175,11 +175,11 @@ def test_a_lone_surrogate_is_replaced_in_the_row() -> None:
 
 def test_the_caps_shortcut_knows_every_text_field_of_a_record() -> None:
     # a field of text the shortcut did not check could come in over its cap
-    assert set(formats._TEXT_FIELDS) | set(formats._LIST_FIELDS) | {"abstract"} == {
+    assert set(convert._TEXT_FIELDS) | set(convert._LIST_FIELDS) | {"abstract"} == {
         f for f, t in Record.__dataclass_fields__.items()
         if t.type in ("str | None", "tuple[str, ...]")}
-    assert set(Record.__dataclass_fields__) - set(formats._TEXT_FIELDS) - set(
-        formats._LIST_FIELDS) == {"abstract", "year", "needs_metadata", "author_details", "extra"}
+    assert set(Record.__dataclass_fields__) - set(convert._TEXT_FIELDS) - set(
+        convert._LIST_FIELDS) == {"abstract", "year", "needs_metadata", "author_details", "extra"}
 
 
 @pytest.mark.parametrize("changes, cut", [
@@ -196,7 +196,7 @@ def test_the_caps_shortcut_knows_every_text_field_of_a_record() -> None:
 ])
 def test_fields_over_their_cap_are_cut_and_no_others(changes: dict, cut: bool) -> None:
     record = Record(title="T", authors=("Liu, R.",)).replace(**changes)
-    tally = formats._Tally(Reading("csv"))
-    capped = formats._capped(record, tally)
+    cuts: list[str] = []
+    capped, n_cut = convert.capped(record, 1, cuts)
     assert (capped != record) is cut
-    assert tally.n_cuts == int(cut)
+    assert (n_cut, len(cuts)) == (int(cut), int(cut))

@@ -11,6 +11,7 @@ writes the store back out.
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import stat
@@ -26,11 +27,13 @@ from db.events import ROLES, TITLE_ABSTRACT
 from db.formats.bibtex import read_bibtex
 from db.formats.common import (FileFormatError, Labelled, ReadResult, Reader, Reading, Scan, Text,
                                require_text, scan, shortfall)
+from db.formats.convert import (SHOWN_CUTS, SHOWN_EMPTY, Conversions, Converted, Row, Split,
+                                capped, is_empty)
 from db.formats.endnote_xml import read_endnote_xml
 from db.formats.export import DECISION_FILTERS, EXPORT_FORMATS, ExportResult, export_records
 from db.formats.medline import read_medline
 from db.formats.ris import read_ris, read_wos
-from db.formats.tabular import is_id_list, looks_tabular, read_csv, read_id_list
+from db.formats.tabular import csv_rows, is_id_list, looks_tabular, read_csv, read_id_list
 
 if TYPE_CHECKING:  # reading a file needs no SQLite layer
     from db.searches import SearchDetails
@@ -48,6 +51,9 @@ _READERS: dict[str, Reader] = {
     "endnote-xml": read_endnote_xml, "medline": read_medline, "ris": read_ris,
     "wos": read_wos, "bibtex": read_bibtex, "id-list": read_id_list, "csv": read_csv,
 }
+
+#: the readers whose records can be made in a second process (see db.formats.convert)
+_SPLITS: dict[str, Split] = {"csv": Split(csv_rows, "db.formats.tabular:csv_record")}
 
 _FORMAT_HELP = ("RIS, BibTeX, PubMed MEDLINE/.nbib, EndNote XML, Web of Science plain text, "
                 "CSV/TSV or a list of PMIDs/DOIs")
@@ -157,12 +163,11 @@ def _records(opened: _Opened, text: Text, tally: _Tally) -> Iterator[Labelled]:
     try:
         for record, label in _READERS[fmt](text, name, tally.reading):
             tally.n_read += 1
-            record = _capped(record, tally)
-            if not (record.title or record.authors or record.abstract or record.ids()):
-                # a record with no title, author, abstract or identifier cannot be screened
-                # or matched
+            record, n_cut = capped(record, tally.n_read, tally.cuts)
+            tally.n_cuts += n_cut
+            if is_empty(record):
                 tally.n_empty += 1
-                if len(tally.empty) <= 20:
+                if len(tally.empty) < SHOWN_EMPTY:
                     tally.empty.append(tally.n_read)
                 continue
             tally.n_kept += 1
@@ -183,12 +188,13 @@ def _finished(opened: _Opened, tally: _Tally) -> tuple[int, tuple[str, ...]]:
     if short:
         warnings.append(short)
     if tally.cuts:
-        more = tally.n_cuts - 5
+        more = tally.n_cuts - SHOWN_CUTS
         warnings.append(f"{name}: fields too long for a reference were cut: "
-                        + "; ".join(tally.cuts[:5]) + (f"; and {more} more" if more > 0 else "")
+                        + "; ".join(tally.cuts[:SHOWN_CUTS]) + (f"; and {more} more" if more > 0 else "")
                         + ".")
     if tally.empty:
-        shown = ", ".join(map(str, tally.empty[:20])) + (" ..." if tally.n_empty > 20 else "")
+        last = SHOWN_EMPTY - 1
+        shown = ", ".join(map(str, tally.empty[:last])) + (" ..." if tally.n_empty > last else "")
         warnings.append(f"{name}: record(s) {shown} have no title, author, abstract or "
                         "identifier and were not imported.")
     if not tally.n_kept:
@@ -213,73 +219,6 @@ def read_file(path: str | Path) -> ParsedFile:
 
 #: the largest file one import reads (it is held in memory, decoded, at several bytes a byte)
 MAX_FILE_BYTES = 2 * 2**30
-#: the longest field kept, in characters; the longest real abstracts are some 10,000, so a
-#: longer field is a damaged export (a quote never closed, a file pasted into a cell)
-FIELD_CAPS = {"abstract": 1_000_000, "title": 10_000}
-OTHER_FIELD_CAP = 10_000
-MAX_LIST_ITEMS = 10_000  # authors, keywords, languages or types of one record
-
-
-#: the longest value each field of a record keeps
-_CAPS = {f.name: FIELD_CAPS.get(f.name, OTHER_FIELD_CAP) for f in fields(Record)}
-_SHORTEST_CAP = min(_CAPS.values())
-
-
-#: a record's fields of text besides the abstract (all capped at `_SHORTEST_CAP`), and its
-#: lists of text
-_TEXT_FIELDS = tuple(f.name for f in fields(Record) if f.type == "str | None"
-                     and f.name != "abstract")
-_LIST_FIELDS = tuple(f.name for f in fields(Record) if f.type == "tuple[str, ...]")
-_SHORT_TEXTS = attrgetter(*_TEXT_FIELDS)
-_TEXT_LISTS = attrgetter(*_LIST_FIELDS)
-_TEXT_TYPES = {str, type(None)}
-
-
-def _within_caps(record: Record) -> bool:
-    """Whether no field of `record` is over its cap, told at once for a record of a usual
-    size (one with a long field, or a field of an unexpected type, is left to `_capped`)."""
-    abstract = record.abstract
-    if abstract is not None and (type(abstract) is not str or len(abstract) > _CAPS["abstract"]):
-        return False
-    texts = _SHORT_TEXTS(record)
-    lists = _TEXT_LISTS(record)
-    try:
-        return (set(map(type, texts)) <= _TEXT_TYPES
-                and sum(map(len, filter(None, texts))) <= _SHORTEST_CAP
-                and sum(map(len, lists)) <= MAX_LIST_ITEMS
-                and sum(map(len, chain.from_iterable(lists))) <= OTHER_FIELD_CAP)
-    except TypeError:  # a list holding something other than text
-        return False
-
-
-def _capped(record: Record, tally: _Tally) -> Record:
-    """`record` with fields longer than their cap cut to it, each cut named in `tally`."""
-    if _within_caps(record):
-        return record
-    changes: dict[str, Any] = {}
-    for name, val in vars(record).items():
-        if type(val) is str:
-            if len(val) > _SHORTEST_CAP and len(val) > _CAPS[name]:
-                cap = _CAPS[name]
-                changes[name] = val[:cap]
-                tally.n_cuts += 1
-                if len(tally.cuts) < 5:
-                    tally.cuts.append(f"record {tally.n_read}'s {name} ({len(val):,} characters, "
-                                      f"{cap:,} kept)")
-        elif type(val) is tuple and val and type(val[0]) is str:
-            cap = _CAPS[name]
-            try:
-                over = len(val) > MAX_LIST_ITEMS or max(map(len, val)) > cap
-            except TypeError:  # not all text: a list of another kind is never cut
-                over = False
-            if over and all(isinstance(v, str) for v in val):
-                changes[name] = tuple(v[:cap] for v in val[:MAX_LIST_ITEMS])
-                tally.n_cuts += 1
-                if len(tally.cuts) < 5:
-                    tally.cuts.append(f"record {tally.n_read}'s {name} (cut to "
-                                      f"{MAX_LIST_ITEMS:,} items of at most {cap:,} characters)")
-    return record.replace(**changes) if changes else record
-
 
 @dataclass(frozen=True)
 class ImportResult:
@@ -311,8 +250,9 @@ def _already_imported(store: Store, sha256: str) -> tuple[str, int, int] | None:
     return row[0], max(row[1] or 0, n_read), n_read
 
 
-#: records written at a time, with a progress report after each batch (all inside the
-#: import's one transaction: a failure at any record leaves nothing of the import written)
+#: records written at a time (entries converted at a time, for a reader in `_SPLITS`), with
+#: a progress report after each batch (all inside the import's one transaction: a failure
+#: at any record leaves nothing of the import written)
 IMPORT_BATCH = 5000
 
 
@@ -440,10 +380,15 @@ def import_files(store: Store, paths: Sequence[str | Path], *, role: str,
     return tuple(results)
 
 
+#: files this large, of a format in `_SPLITS`, have their records made in a second process
+#: as well (one costs some 0.4 s to start: about what converting 2,000 rows takes)
+PARALLEL_FROM_BYTES = 16 * 2**20
+
+
 def _import_one(store: Store, opened: _Opened, *, role: str, service: str,
                 labels_reviewer: str | None, details: SearchDetails | None,
                 progress: _Progress, last: bool) -> ImportResult:
-    from db.store import RECORD_COLUMNS, now, record_values
+    from db.store import RECORD_COLUMNS, now
 
     name, sha256 = opened.file_name, opened.found.sha256
     # checked under the write lock, so two imports of one file cannot both land
@@ -455,8 +400,13 @@ def _import_one(store: Store, opened: _Opened, *, role: str, service: str,
         return ImportResult(name, fmt, sha256, n_read, held, 0, 0, None, True, ())
     text = opened.text()
     tally = _Tally(Reading(opened.format))
-    records = _records(opened, text, tally)
-    first = next(records, None)  # the reader has told the format by now (CSV or TSV)
+    # a small file is read in this process alone: a second one costs more to start than
+    # it would save
+    split = (_SPLITS.get(opened.format) if opened.size >= PARALLEL_FROM_BYTES
+             and (os.cpu_count() or 1) > 1 else None)
+    items: Iterator[Any] = (_entries(opened, text, tally, split) if split is not None
+                            else _records(opened, text, tally))
+    first = next(items, None)  # the reader has told the format by now (CSV or TSV)
     if first is None:
         _finished(opened, tally)  # raises: no records
     params: dict[str, Any] = {"labels_reviewer": labels_reviewer} if labels_reviewer else {}
@@ -472,9 +422,6 @@ def _import_one(store: Store, opened: _Opened, *, role: str, service: str,
     n_labels = 0
     kept = 0
     checked = False  # the labels' reviewer is known
-    rows: list[tuple[Any, ...]] = []
-    sources: list[tuple[Any, ...]] = []
-    labels: list[tuple[int, str]] = []
     columns = ["id", *RECORD_COLUMNS, "created_at"]
     insert_records = (f"INSERT INTO records ({', '.join(columns)}) "
                       f"VALUES ({', '.join('?' * len(columns))})")
@@ -493,26 +440,31 @@ def _import_one(store: Store, opened: _Opened, *, role: str, service: str,
 
     # a store in memory is bound to the thread that opened it; a file's connection is not
     writer = _BatchWriter(write, threaded=store.path is not None)
+    i = 0  # records kept so far
     try:
-        for i, (record, label) in enumerate(_chain(first, records)):
-            rid = next_id + i
-            rows.append((rid, *record_values(record), stamp))
-            sources.append((rid, sid, role, service, i + 1, record.source_id, stamp))
-            if label:
-                n_labels += 1
-                if labels_reviewer is not None:
-                    if not checked:
-                        writer.drain()  # the store is read from this thread
-                        store.require_reviewer(labels_reviewer)
-                        checked = True
-                    labels.append((rid, label))
-                    kept += 1
-            if len(rows) == IMPORT_BATCH:
+        batches = (_converted(opened, text, tally, split, _chain(first, items))
+                   if split is not None else _batches(_chain(first, items)))
+        for batch in batches:
+            rows: list[tuple[Any, ...]] = []
+            sources: list[tuple[Any, ...]] = []
+            labels: list[tuple[int, str]] = []
+            for values, source_id, label in batch:
+                rid = next_id + i
+                i += 1
+                rows.append((rid, *values, stamp))
+                sources.append((rid, sid, role, service, i, source_id, stamp))
+                if label:
+                    n_labels += 1
+                    if labels_reviewer is not None:
+                        if not checked:
+                            writer.drain()  # the store is read from this thread
+                            store.require_reviewer(labels_reviewer)
+                            checked = True
+                        labels.append((rid, label))
+                        kept += 1
+            if rows:
                 writer.put((rows, sources, labels))
-                rows, sources, labels = [], [], []
-                progress(i + 1, text.bytes_read)
-        if rows:
-            writer.put((rows, sources, labels))
+                progress(i, text.bytes_read)
         writer.drain()
     finally:
         writer.close()
@@ -532,7 +484,77 @@ def _import_one(store: Store, opened: _Opened, *, role: str, service: str,
                         tuple(warnings))
 
 
-def _chain(first: Labelled | None, rest: Iterator[Labelled]) -> Iterator[Labelled]:
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     if first is not None:
         yield first
     yield from rest
+
+
+def _batches(records: Iterator[Labelled]) -> Iterator[list[Row]]:
+    """The rows of `records`, `IMPORT_BATCH` at a time."""
+    from db.store import record_values
+
+    rows: list[Row] = []
+    for record, label in records:
+        rows.append((record_values(record), record.source_id, label))
+        if len(rows) == IMPORT_BATCH:
+            yield rows
+            rows = []
+    if rows:
+        yield rows
+
+
+def _entries(opened: _Opened, text: Text, tally: _Tally, split: Split) -> Iterator[Any]:
+    """The raw entries of a file whose reader is split in two, a failure worded as
+    `_records` words it."""
+    name = opened.file_name
+    try:
+        yield from split.entries(text, name, tally.reading)
+    except FileFormatError:
+        raise
+    except Exception as exc:  # a third-party parser's own error becomes one sentence
+        raise FileFormatError(f"{name} could not be read as {opened.format} ({exc}).") from None
+
+
+def _converted(opened: _Opened, text: Text, tally: _Tally, split: Split,
+               entries: Iterator[Any]) -> Iterator[list[Row]]:
+    """The rows of a file's entries, `IMPORT_BATCH` entries at a time and in order, made
+    in a second process as well as in this one (`Conversions`); what each batch cut or
+    left out is counted in `tally`, and the first failure in the file's order is raised."""
+    name = opened.file_name
+    conversions = Conversions(split, name, opened.format, child=True)
+
+    def taken(done: Converted) -> list[Row]:
+        tally.n_read += done.n_read
+        tally.n_kept += len(done.rows)
+        tally.n_cuts += done.n_cuts
+        tally.cuts.extend(done.cuts[:SHOWN_CUTS - len(tally.cuts)])
+        tally.n_empty += done.n_empty
+        tally.empty.extend(done.empty[:SHOWN_EMPTY - len(tally.empty)])
+        if done.error is not None:
+            raise FileFormatError(done.error)
+        return done.rows
+
+    try:
+        number = 1  # the file's number of the batch's first entry
+        batch: list[Any] = []
+        try:
+            for entry in entries:
+                batch.append(entry)
+                if len(batch) == IMPORT_BATCH:
+                    for done in conversions.put(number, batch):
+                        yield taken(done)
+                    number += len(batch)
+                    batch = []
+        except FileFormatError:
+            # a batch before the failure may fail first, in the file's order
+            for done in conversions.finish():
+                taken(done)
+            raise
+        if batch:
+            for done in conversions.put(number, batch):
+                yield taken(done)
+        for done in conversions.finish():
+            yield taken(done)
+    finally:
+        conversions.close()

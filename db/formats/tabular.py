@@ -205,7 +205,24 @@ class _RowLines:
         return row
 
 
+#: one CSV row as `csv_rows` cuts it: the cells of the columns recognised (only those not
+#: empty, by field), and the labels of abstrackr's reviewer columns with the number of
+#: such columns (None: the file has none); `csv_record` makes its record
+CsvRow = tuple[dict[str, str], "dict[str, str] | None", int]
+
+
 def read_csv(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
+    for row in csv_rows(text, name, reading):
+        record, label = csv_record(row)
+        if label is not None:
+            reading.has_labels = True
+        yield record, label
+
+
+def csv_rows(text: Text, name: str, reading: Reading) -> Iterator[CsvRow]:
+    """The rows of a CSV/TSV file in order, cut into the cells `csv_record` reads; what is
+    wrong with the file as a table (captions, extra cells, rows read into a cell, a cut
+    end) goes into `reading`."""
     head = text.head()
     found = _find_header(head)
     if found is None:
@@ -225,7 +242,9 @@ def read_csv(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
     # abstrackr: each reviewer's label column follows a "labeled_at" column
     reviewer_cols = {i: h for i, h in enumerate(header) if i and header[i - 1] == "labeled_at"
                      and h != "labeled_at" and "notes" not in h.lower()}
-    has_labels = "label" in cols
+    n_reviewers = len(reviewer_cols)
+    if "label" in cols:
+        reading.has_labels = True
     row_start = 1  # the line the row being read starts on
     last_row_start = None
     last_row: list[str] = []
@@ -265,41 +284,11 @@ def read_csv(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
                             f"header has {len(header)}; the extra cells were ignored.")
 
         n_cells = len(cells)
-        get = {f: cells[i] for f, i in col_items if i < n_cells and cells[i]}.get
-
-        pages = get("pages") or join_pages(get("start_page"), get("end_page"))
-        journal, year, volume, issue = get("journal"), get("year"), get("volume"), get("issue")
-        packed = _EMBASE_SOURCE.match(journal or "") if not year else None
-        if packed:
-            # older Embase CSVs pack "Journal (2014) 3:3 (152-160). Date of Publication: 2014"
-            journal, year = packed.group(1), packed.group(2)
-            volume, issue = volume or packed.group(3), issue or packed.group(4)
-            pages = pages or packed.group(5)
-        notes = get("notes")
-        rayyan = _RAYYAN.search(notes) if notes else None
-        extra: dict[str, Any] = {}
-        if notes:
-            extra["notes"] = notes
-        if rayyan:
-            extra["rayyan_inclusion"] = dict(re.findall(r'"([^"]+)"=>"([^"]+)"', rayyan.group(1)))
-        label = _row_label(get("label"), extra, cells, reviewer_cols)
-        if label is not None and not has_labels:
-            has_labels = reading.has_labels = True
         n_read += 1
         reading.n_in_file = n_read + swallowed
-        authors = get("authors")
-        keywords = get("keywords")
-        pub_type = get("pub_type")
-        yield make_record(
-            title=get("title"), abstract=get("abstract"),
-            authors=parse_authors(authors) if authors else (),
-            year=year, journal=journal, volume=volume, issue=issue,
-            pages=pages, doi=get("doi"), pmid=get("pmid"), pmcid=get("pmcid"),
-            language=get("language"), pub_types=[pub_type] if pub_type else [],
-            keywords=_keywords(keywords) if keywords else (), issn=get("issn"),
-            url=first(get("url")), source_id=get("id"), extra=extra or None,
-        ), label
-    reading.has_labels = has_labels
+        given = ({h: cells[i] for i, h in reviewer_cols.items() if i < n_cells and cells[i]}
+                 if n_reviewers else None)
+        yield {f: cells[i] for f, i in col_items if i < n_cells and cells[i]}, given, n_reviewers
     # a last row that ran into no other row but never closes its quote: the file is cut off
     if cut_row is None and not inside and last_row_start is not None and _ends_in_open_quote(
             last_row, delim):
@@ -308,6 +297,41 @@ def read_csv(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
     if cut_row is not None:
         reading.lost.append(f"the row at line {cut_row}, cut off inside its first cell")
     reading.n_in_file = n_read + swallowed + (cut_row is not None)
+
+
+def csv_record(row: CsvRow) -> Labelled:
+    """The record of one row `csv_rows` cut, and its screening label: a pure function of
+    the row, so rows can be made into records anywhere, in any order."""
+    cells, given, n_reviewers = row
+    get = cells.get
+    pages = get("pages") or join_pages(get("start_page"), get("end_page"))
+    journal, year, volume, issue = get("journal"), get("year"), get("volume"), get("issue")
+    packed = _EMBASE_SOURCE.match(journal or "") if not year else None
+    if packed:
+        # older Embase CSVs pack "Journal (2014) 3:3 (152-160). Date of Publication: 2014"
+        journal, year = packed.group(1), packed.group(2)
+        volume, issue = volume or packed.group(3), issue or packed.group(4)
+        pages = pages or packed.group(5)
+    notes = get("notes")
+    rayyan = _RAYYAN.search(notes) if notes else None
+    extra: dict[str, Any] = {}
+    if notes:
+        extra["notes"] = notes
+    if rayyan:
+        extra["rayyan_inclusion"] = dict(re.findall(r'"([^"]+)"=>"([^"]+)"', rayyan.group(1)))
+    label = _row_label(get("label"), extra, given, n_reviewers)
+    authors = get("authors")
+    keywords = get("keywords")
+    pub_type = get("pub_type")
+    return make_record(
+        title=get("title"), abstract=get("abstract"),
+        authors=parse_authors(authors) if authors else (),
+        year=year, journal=journal, volume=volume, issue=issue,
+        pages=pages, doi=get("doi"), pmid=get("pmid"), pmcid=get("pmcid"),
+        language=get("language"), pub_types=[pub_type] if pub_type else [],
+        keywords=_keywords(keywords) if keywords else (), issn=get("issn"),
+        url=first(get("url")), source_id=get("id"), extra=extra or None,
+    ), label
 
 
 def _ends_in_open_quote(lines: list[str], delim: str) -> bool:
@@ -339,16 +363,16 @@ _TOOL_LABELS = {"1": "include", "-1": "exclude", "0": "maybe",
                 "included": "include", "excluded": "exclude", "maybe": "maybe"}
 
 
-def _row_label(asreview: str | None, extra: dict[str, Any], cells: list[str],
-               reviewer_cols: dict[int, str]) -> str | None:
-    """The row's screening label: ASReview's column, else a single abstrackr/Rayyan reviewer's."""
+def _row_label(asreview: str | None, extra: dict[str, Any], given: dict[str, str] | None,
+               n_reviewers: int) -> str | None:
+    """The row's screening label: ASReview's column, else a single abstrackr/Rayyan
+    reviewer's (`given`: the labels in the file's `n_reviewers` reviewer columns)."""
     if asreview is not None:
         return _label(asreview)
-    if reviewer_cols:
-        given = {name: cells[i] for i, name in reviewer_cols.items() if i < len(cells) and cells[i]}
+    if n_reviewers:
         if given:
             extra["reviewer_labels"] = given
-        if len(reviewer_cols) == 1 and given:
+        if n_reviewers == 1 and given:
             return _TOOL_LABELS.get(next(iter(given.values())).lower())
     votes = extra.get("rayyan_inclusion") or {}
     if len(votes) == 1:
