@@ -16,13 +16,10 @@ import queue
 import re
 import stat
 import threading
-from dataclasses import asdict, dataclass, field, fields
-from itertools import chain
-from operator import attrgetter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Sequence
 
-from base.record import Record
 from db.events import ROLES, TITLE_ABSTRACT
 from db.formats.bibtex import read_bibtex
 from db.formats.common import (FileFormatError, Labelled, ReadResult, Reader, Reading, Scan, Text,
@@ -440,10 +437,10 @@ def _import_one(store: Store, opened: _Opened, *, role: str, service: str,
 
     # a store in memory is bound to the thread that opened it; a file's connection is not
     writer = _BatchWriter(write, threaded=store.path is not None)
+    batches = (_converted(opened, text, tally, split, _chain(first, items))
+               if split is not None else _batches(_chain(first, items)))
     i = 0  # records kept so far
     try:
-        batches = (_converted(opened, text, tally, split, _chain(first, items))
-                   if split is not None else _batches(_chain(first, items)))
         for batch in batches:
             rows: list[tuple[Any, ...]] = []
             sources: list[tuple[Any, ...]] = []
@@ -467,6 +464,7 @@ def _import_one(store: Store, opened: _Opened, *, role: str, service: str,
                 progress(i, text.bytes_read)
         writer.drain()
     finally:
+        batches.close()  # a second process, if any, is ended before the rollback
         writer.close()
     held, read_warnings = _finished(opened, tally)
     if tally.reading.has_labels and labels_reviewer is not None and not checked:
@@ -490,7 +488,7 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield from rest
 
 
-def _batches(records: Iterator[Labelled]) -> Iterator[list[Row]]:
+def _batches(records: Iterator[Labelled]) -> Generator[list[Row], None, None]:
     """The rows of `records`, `IMPORT_BATCH` at a time."""
     from db.store import record_values
 
@@ -517,7 +515,7 @@ def _entries(opened: _Opened, text: Text, tally: _Tally, split: Split) -> Iterat
 
 
 def _converted(opened: _Opened, text: Text, tally: _Tally, split: Split,
-               entries: Iterator[Any]) -> Iterator[list[Row]]:
+               entries: Iterator[Any]) -> Generator[list[Row], None, None]:
     """The rows of a file's entries, `IMPORT_BATCH` entries at a time and in order, made
     in a second process as well as in this one (`Conversions`); what each batch cut or
     left out is counted in `tally`, and the first failure in the file's order is raised."""
@@ -538,23 +536,30 @@ def _converted(opened: _Opened, text: Text, tally: _Tally, split: Split,
     try:
         number = 1  # the file's number of the batch's first entry
         batch: list[Any] = []
-        try:
-            for entry in entries:
-                batch.append(entry)
-                if len(batch) == IMPORT_BATCH:
-                    for done in conversions.put(number, batch):
-                        yield taken(done)
-                    number += len(batch)
-                    batch = []
-        except FileFormatError:
-            # a batch before the failure may fail first, in the file's order
-            for done in conversions.finish():
-                taken(done)
-            raise
+        failure: FileFormatError | None = None
+        while True:
+            try:
+                entry = next(entries)
+            except StopIteration:
+                break
+            except FileFormatError as exc:
+                # the entries before the failure are made into records first, as a reader
+                # in one piece would have made them: one of them may fail first, or bring
+                # the first label
+                failure = exc
+                break
+            batch.append(entry)
+            if len(batch) == IMPORT_BATCH:
+                for done in conversions.put(number, batch):
+                    yield taken(done)
+                number += len(batch)
+                batch = []
         if batch:
             for done in conversions.put(number, batch):
                 yield taken(done)
         for done in conversions.finish():
             yield taken(done)
+        if failure is not None:
+            raise failure
     finally:
         conversions.close()
