@@ -187,8 +187,8 @@ def _finished(opened: _Opened, tally: _Tally) -> tuple[int, tuple[str, ...]]:
     if tally.cuts:
         more = tally.n_cuts - SHOWN_CUTS
         warnings.append(f"{name}: fields too long for a reference were cut: "
-                        + "; ".join(tally.cuts[:SHOWN_CUTS]) + (f"; and {more} more" if more > 0 else "")
-                        + ".")
+                        + "; ".join(tally.cuts[:SHOWN_CUTS])
+                        + (f"; and {more} more" if more > 0 else "") + ".")
     if tally.empty:
         last = SHOWN_EMPTY - 1
         shown = ", ".join(map(str, tally.empty[:last])) + (" ..." if tally.n_empty > last else "")
