@@ -461,6 +461,7 @@ def _import_one(store: Store, opened: _Opened, *, role: str, service: str,
                         kept += 1
             if rows:
                 writer.put((rows, sources, labels))
+            if len(batch) == IMPORT_BATCH:  # the end of a file is reported by `file_done`
                 progress(i, text.bytes_read)
         writer.drain()
     finally:
