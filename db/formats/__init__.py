@@ -532,6 +532,8 @@ def _converted(opened: _Opened, text: Text, tally: _Tally, split: Split,
         tally.empty.extend(done.empty[:SHOWN_EMPTY - len(tally.empty)])
         if done.error is not None:
             raise FileFormatError(done.error)
+        if not tally.reading.has_labels and any(row[2] is not None for row in done.rows):
+            tally.reading.has_labels = True  # as a reader in one piece says on a label
         return done.rows
 
     try:
