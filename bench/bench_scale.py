@@ -14,6 +14,7 @@ store and of the feature cache, as Markdown. Figures, never pass/fail; on a
 shared machine the CPU time is the steadier figure.
 
     python bench/bench_scale.py [--sizes 50000,200000] [--decisions 20] [--skip status-estimate]
+    python bench/bench_scale.py --store STORE [--sittings 2] [--with-cache] [--dir DIR]
 
 Sizes are parameters: 1000000 is possible (allow an hour and some GB of disk).
 Run a copy of this folder inside another tree of the project to measure that
@@ -190,9 +191,12 @@ def main() -> None:
                          "deduplicated store: --sittings of them in turn, the first "
                          "without a feature cache")
     ap.add_argument("--sittings", type=int, default=2)
+    ap.add_argument("--with-cache", action="store_true",
+                    help="copy the store's feature cache along (the first sitting then "
+                         "reads its term counts instead of counting every text)")
     args = ap.parse_args()
     if args.store:
-        sittings_only(Path(args.store), args.sittings, args.decisions, args.dir)
+        sittings_only(Path(args.store), args.sittings, args.decisions, args.dir, args.with_cache)
         return
     if not SCREENING.exists():
         print("../shared/data/screening is absent: benchmark skipped")
@@ -213,14 +217,18 @@ def main() -> None:
                   f"{'' if m != m else f'{m:.0f}'} | {per} | {note} |")
 
 
-def sittings_only(store: Path, n: int, decisions: int, where: str | None) -> None:
+def sittings_only(store: Path, n: int, decisions: int, where: str | None,
+                  with_cache: bool = False) -> None:
     """Screening sittings one after another on a copy of `store` (its feature
-    cache, if any, left behind), then the sizes of the store and the cache."""
+    cache left behind unless `with_cache`), then the sizes of the store and the
+    cache."""
     import shutil
 
     with tempfile.TemporaryDirectory(dir=where) as tmp:
         db = Path(tmp) / store.name
         shutil.copy(store, db)
+        if with_cache and cache_file(store).exists():
+            shutil.copy(cache_file(store), cache_file(db))
         records = int(subprocess.run(
             [sys.executable, "-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1])"
              ".execute('SELECT count(*) FROM records').fetchone()[0])", str(db)],

@@ -27,7 +27,7 @@ import os
 import sqlite3
 import zlib
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -92,6 +92,11 @@ def encode_rows(counts: Sequence[sparse.csr_matrix]) -> list[bytes]:
 
 
 DECODE_CHUNK = 20000  # rows decoded at a time: bounds the working arrays
+READ_CHUNK = 2000  # rows decoded at a time by `read_rows` (a few tens of MB)
+
+
+class Unreadable(Exception):
+    """The cache does not hold every record's counts, or a row does not decode."""
 
 
 def decode_rows(blobs: Sequence[bytes], n_views: int, width: int
@@ -268,6 +273,37 @@ class FeatureFile:
             indptr = indptrs[v] if indptrs[v][-1] >= 2**31 else indptrs[v].astype(np.int32)
             out.append(sparse.csr_matrix((data[v], cols[v], indptr), shape=(len(ids), width)))
         return tuple(out)
+
+    def read_rows(self, ids: np.ndarray, n_views: int, width: int
+                  ) -> Iterator[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """The counts of records `ids` (sorted), `READ_CHUNK` rows at a time: per
+        view (entries per row, columns, counts), as `Tfidf.weigh_blocks` takes
+        them. Raises `Unreadable` (possibly after some chunks) if a record is
+        missing or a row does not decode: the counts must then be made anew."""
+        try:
+            cur = self.conn.execute("SELECT id, first, second, counts FROM rows ORDER BY id")
+            row = 0
+            while True:
+                got = cur.fetchmany(READ_CHUNK)
+                if not got:
+                    break
+                if not np.array_equal(np.fromiter((g[0] for g in got), dtype=np.int64,
+                                                  count=len(got)), ids[row:row + len(got)]):
+                    raise Unreadable("the records differ")
+                chunk = _decode_chunk([g[3] for g in got], n_views, width)
+                if chunk is None:
+                    raise Unreadable("a row does not decode")
+                sizes = np.array([g[1:3] for g in got], dtype=np.int64).reshape(-1, 2)
+                for v, (n, _, _) in enumerate(chunk):
+                    if not np.array_equal(n, sizes[:, v]):
+                        raise Unreadable("a row does not decode")
+                row += len(got)
+                del got
+                yield chunk
+            if row != len(ids):
+                raise Unreadable("the records differ")
+        except (sqlite3.Error, ValueError) as exc:
+            raise Unreadable(str(exc)) from None
 
     def save_order(self, stage: str, reviewer: str, ids: Sequence[int]) -> bool:
         blob = np.asarray(list(ids)[:ORDER_KEPT], dtype="<i8").tobytes()

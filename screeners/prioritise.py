@@ -32,7 +32,7 @@ import json
 import time
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 from scipy import sparse
@@ -43,8 +43,8 @@ from db.state import screening_sequence, stage_states, training_labels
 from db.store import Store
 from screeners import feature_cache
 from screeners.prioritiser.cache import Memo
-from screeners.prioritiser.components import (Model, NoWordsError, Views, textless_due,
-                                              textless_rows)
+from screeners.prioritiser.components import (CountedViews, Model, NoWordsError, Views,
+                                              textless_due, textless_rows)
 from screeners.prioritiser.presets import resolve_model
 from screeners.prioritiser.simulation import Schedule
 from screeners.stopping import excludes_in_a_row
@@ -52,14 +52,18 @@ from screeners.stopping import excludes_in_a_row
 FIT_BUDGET = 0.2  # seconds; a slower fit switches to batched refits
 DEFAULT_MODEL = "default"
 COUNT_BATCH = 5000  # records counted at a time: bounds the texts held at once
+#: bytes of weighted matrices held whole; past that, the term counts are held and
+#: weighed a block of rows at a time for each product (`CountedViews`): the same
+#: scores, half the memory or less, a few passes of weighing per ranking
+MATRIX_BUDGET = 2 * 2**30
 _SERIALS = itertools.count()
 
 
 @dataclass(frozen=True)
 class Features:
     ids: np.ndarray  # record id of each row (the canonical records, in id order)
-    X: Views
-    vectorizer: Any  # places a new text in X.first's columns (`transform`)
+    X: Views | CountedViews
+    vectorizer: Any  # places a new text in the first matrix's columns (`transform`)
     empty: frozenset[int]  # records with no text at all
     known: frozenset[int]  # every record id with a row
     origin: str = "fitted"  # "fitted": all counted here; "disk": none; "updated": some
@@ -197,42 +201,66 @@ def _counted_features(store: Store, m: Model, settings: str) -> Features:
     width, n_views = 1 << feat.hash_bits, feat.n_views
     path = feature_cache.cache_path(store)
     cache = feature_cache.FeatureFile.open(path, settings) if path is not None else None
+    vec, X = None, Views(sparse.csr_matrix((0, 1), dtype=np.float32))
     try:
         have = cache.hashes() if cache is not None else {}
         ids, empty, parts, recounted = _count_changed(store, feat, cache, have)
-        counts = None
+        gone = set(have) - set(ids)
+        del have
+        weighed = False
         if cache is not None and parts is None:
-            # every row is in the file: read them all back, a chunk at a time, so
-            # the matrix is held once, never as batches and their join
-            gone = set(have) - set(ids)
+            # every row is in the file: read back a few rows at a time, so only
+            # their packed counts are held, never a whole count matrix
             if gone:
                 cache.remove(sorted(gone))
-            counts = cache.read(np.asarray(ids, dtype=np.int64), n_views, width)
-            if counts is None:
+            try:
+                vec, X, weighed = _weighed(feat, cache.read_rows(
+                    np.asarray(ids, dtype=np.int64), n_views, width), ids, empty)
+            except feature_cache.Unreadable:
                 # a row that does not decode, a write that failed: every row anew
                 ids, empty, parts, recounted = _count_changed(store, feat, cache, {})
                 if parts is None:
-                    counts = cache.read(np.asarray(ids, dtype=np.int64), n_views, width)
-        if counts is None and parts is None:
-            ids, empty, parts, recounted = _count_changed(store, feat, None, {})
-        if counts is None:
+                    try:
+                        vec, X, weighed = _weighed(feat, cache.read_rows(
+                            np.asarray(ids, dtype=np.int64), n_views, width), ids, empty)
+                    except feature_cache.Unreadable:
+                        pass
+        if not weighed:
+            if parts is None:
+                ids, empty, parts, recounted = _count_changed(store, feat, None, {})
             assert parts is not None
-            counts = tuple(sparse.vstack([p[v] for p in parts], format="csr")
-                           if parts else sparse.csr_matrix((0, width), dtype=np.float32)
-                           for v in range(n_views))
+            vec, X, weighed = _weighed(feat, _rows_of(parts), ids, empty)
         del parts
     finally:
         if cache is not None:
             cache.close()
-    vec, X = None, Views(sparse.csr_matrix((len(ids), 1), dtype=np.float32))
-    if len(ids) > len(empty):
-        try:
-            X, vec = feat.weigh_counts(counts)
-        except NoWordsError:
-            pass  # not one countable word yet: every record ranks alike, as with no text
     origin = "fitted" if recounted == len(ids) else "disk" if recounted == 0 else "updated"
     return Features(np.asarray(ids, dtype=np.int64), X, vec, frozenset(empty), frozenset(ids),
                     origin, recounted)
+
+
+def _rows_of(parts: list[tuple[sparse.csr_matrix, ...]]
+             ) -> Iterator[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Count matrices as `Tfidf.weigh_blocks` takes them, emptied as they go."""
+    while parts:
+        views = parts.pop(0)
+        yield [(np.diff(C.indptr), C.indices, C.data) for C in views]
+
+
+def _weighed(feat: Any, rows: Iterator[list[tuple[np.ndarray, np.ndarray, np.ndarray]]],
+             ids: list[int], empty: list[int]) -> tuple[Any, Views | CountedViews, bool]:
+    """(what places a text in the features, the features, True) from the
+    records' counts; no vectoriser and a single column where no record has a word."""
+    if len(ids) > len(empty):
+        try:
+            X, vec = feat.weigh_blocks(rows, MATRIX_BUDGET)
+            return vec, X, True
+        except NoWordsError:
+            pass  # not one countable word yet: every record ranks alike, as with no text
+    else:
+        for _ in rows:
+            pass  # every row read: a row that does not decode still shows
+    return None, Views(sparse.csr_matrix((len(ids), 1), dtype=np.float32)), True
 
 
 def _count_changed(store: Store, feat: Any, cache: feature_cache.FeatureFile | None,
@@ -315,19 +343,20 @@ def _cold_scores(store: Store, f: Features, labels: dict[int, int]) -> tuple[np.
         if rid in f.empty:
             warnings.append(f"Seed record {rid} has no title or abstract, so it cannot guide the ranking.")
     seeds = [r for r in seeds if r not in f.empty and r in f.known]
-    X = f.X.first
     score = np.zeros(len(f.ids))
     pos_text = " ".join([proto.question, *proto.include_terms]).strip()
+    # each similarity row by row, a block of rows at a time where the matrix is not
+    # held whole
     if pos_text:
         q = f.vectorizer.transform([pos_text])
-        score = np.maximum(score, np.asarray((X @ q.T).todense()).ravel())
+        score = np.maximum(score, f.X.map_rows([lambda M: (M @ q.T).todense()])[0])
     if seeds:
-        S = X[f.rows(seeds)]
+        S = f.X.rows(f.rows(seeds)).first
         # rows are L2-normalised, so the dot product is the cosine similarity
-        score = np.maximum(score, np.asarray((X @ S.T).max(axis=1).todense()).ravel())
+        score = np.maximum(score, f.X.map_rows([lambda M: (M @ S.T).max(axis=1).todense()])[0])
     if proto.exclude_terms:
-        q = f.vectorizer.transform([" ".join(proto.exclude_terms)])
-        score = score - 0.5 * np.asarray((X @ q.T).todense()).ravel()
+        q_out = f.vectorizer.transform([" ".join(proto.exclude_terms)])
+        score = score - 0.5 * f.X.map_rows([lambda M: (M @ q_out.T).todense()])[0]
     if not pos_text and not seeds:
         warnings.append("No protocol question, include terms or index articles yet: "
                         "records stay in id order until the first include and exclude.")
@@ -475,11 +504,12 @@ def _estimate(f: Features, labels: dict[int, int], left: list[int]) -> float:
     ids = np.asarray(sorted(labels), dtype=np.int64)
     y = np.asarray([labels[r] for r in ids])
     clf = LogisticRegression(C=1.0, solver="liblinear")
-    clf.fit(f.X.first[f.rows(ids)], y)
+    clf.fit(f.X.rows(f.rows(ids)).first, y)
     # the model's probability for the records left, from one product over the
     # matrix (predict_proba on their rows would copy them to float64 first)
     _, pos = f.positions(left)
     coef = clf.coef_.ravel().astype(np.float32)
-    decision = np.asarray(f.X.first @ coef, dtype=np.float64)[pos] + float(clf.intercept_[0])
+    product = f.X.map_rows([lambda M: M @ coef])[0]
+    decision = np.asarray(product, dtype=np.float64)[pos] + float(clf.intercept_[0])
     sign = 1.0 if list(clf.classes_).index(1) == 1 else -1.0
     return float((1.0 / (1.0 + np.exp(-sign * decision))).sum())

@@ -16,47 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 import numpy as np
-from scipy import sparse
 
-from base.errors import ClusterError
 from screeners.prioritiser import fitting
+# the matrices and the errors the components exchange, importable from here too
+from screeners.prioritiser.views import (ComponentError, CountedViews, NoWordsError,  # noqa: F401
+                                         Views)
 
-
-class ComponentError(ClusterError):
-    pass
-
-
-class NoWordsError(ComponentError):
-    """Texts there are, but not one term the feature extractor counts."""
-
-
-@dataclass(frozen=True, eq=False)  # compared and hashed by identity: matrices have no ==
-class Views:
-    """The records' feature matrices, row for row: `first`, the one every ranking
-    uses, and optionally `second`, the same records seen another way (the
-    default model's texts with numbers kept, `Tfidf.number_view`) for a
-    classifier that fits a second model on it (`svm-nb`'s `view_share`). Rows
-    are selected from both at once (`rows`), so neither is ever lost."""
-
-    first: sparse.csr_matrix
-    second: sparse.csr_matrix | None = None
-
-    def __post_init__(self) -> None:
-        if self.second is not None and self.second.shape[0] != self.first.shape[0]:
-            raise ComponentError("Every view needs a row per record: the views differ in rows.")
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.first.shape[0])
-
-    @property
-    def all(self) -> tuple[sparse.csr_matrix, ...]:
-        """Every matrix, `first` first."""
-        return (self.first,) if self.second is None else (self.first, self.second)
-
-    def rows(self, index: Any) -> Views:
-        """Both matrices restricted to the rows `index` selects."""
-        return Views(self.first[index], None if self.second is None else self.second[index])
+Features = Views | CountedViews  # whole matrices, or term counts weighed a block at a time
 
 
 C = TypeVar("C", bound="type[Component]")
@@ -159,13 +125,14 @@ def _check_two_classes(y: np.ndarray) -> None:
         raise ComponentError("Training needs at least one include and one exclude.")
 
 
-def _linear_scores(X: sparse.csr_matrix, model: Any) -> np.ndarray:
-    """Decision values of a fitted linear model for every row of X.
+def _linear_scores(X: Features, model: Any) -> np.ndarray:
+    """Decision values of a fitted linear model for every row of X's first matrix.
 
     One sparse product in float32 instead of `decision_function`, which would
     copy X to float64 on every retrain.
     """
-    return np.asarray(X @ model.coef_.ravel().astype(np.float32)).ravel() + model.intercept_[0]
+    coef = model.coef_.ravel().astype(np.float32)
+    return X.map_rows([lambda M: M @ coef])[0] + model.intercept_[0]
 
 
 @register("classifier")
@@ -177,14 +144,14 @@ class Logistic(Component):
     kind: ClassVar[str] = "classifier"
     C: float = 1.0
 
-    def fit_scores(self, X: Views, train: np.ndarray, y: np.ndarray,
+    def fit_scores(self, X: Features, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
         _check_two_classes(y)
         from sklearn.linear_model import LogisticRegression
 
         m = LogisticRegression(C=self.C, solver="lbfgs", max_iter=200, random_state=seed)
-        m.fit(X.first[train], y, sample_weight=w)
-        return _linear_scores(X.first, m)
+        m.fit(X.rows(train).first, y, sample_weight=w)
+        return _linear_scores(X, m)
 
 
 @register("classifier")
@@ -196,11 +163,11 @@ class LinearSvm(Component):
     kind: ClassVar[str] = "classifier"
     C: float = 0.11
 
-    def fit_scores(self, X: Views, train: np.ndarray, y: np.ndarray,
+    def fit_scores(self, X: Features, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
         _check_two_classes(y)
-        m = fitting.fit_linear_svc(X.first, train, y, w, C=self.C, seed=seed)  # = LinearSVC's fit
-        return _linear_scores(X.first, m)
+        m = fitting.fit_linear_svc(X, train, y, w, C=self.C, seed=seed)  # = LinearSVC's fit
+        return _linear_scores(X, m)
 
 
 @register("classifier")
@@ -212,10 +179,11 @@ class ComplementNb(Component):
     kind: ClassVar[str] = "classifier"
     alpha: float = 1.0
 
-    def fit_scores(self, X: Views, train: np.ndarray, y: np.ndarray,
+    def fit_scores(self, X: Features, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
         _check_two_classes(y)
-        return fitting.complement_nb_scores(X.first, train, y, w, alpha=self.alpha)  # = ComplementNB's
+        # = ComplementNB's, on the whole matrix (outside the default model)
+        return fitting.complement_nb_scores(X.whole().first, train, y, w, alpha=self.alpha)
 
 
 @register("classifier")
@@ -228,15 +196,15 @@ class Sgd(Component):
     loss: str = "modified_huber"
     alpha: float = 1e-4
 
-    def fit_scores(self, X: Views, train: np.ndarray, y: np.ndarray,
+    def fit_scores(self, X: Features, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
         _check_two_classes(y)
         from sklearn.linear_model import SGDClassifier
 
         m = SGDClassifier(loss=self.loss, alpha=self.alpha, max_iter=50, tol=1e-3,
                           random_state=seed)
-        m.fit(X.first[train], y, sample_weight=w)
-        return _linear_scores(X.first, m)
+        m.fit(X.rows(train).first, y, sample_weight=w)
+        return _linear_scores(X, m)
 
 
 @register("classifier")
@@ -261,23 +229,23 @@ class SvmNbEnsemble(Component):
     knn_share: float = 0.0
     view_share: float = 0.0
 
-    def fit_scores(self, X: Views, train: np.ndarray, y: np.ndarray,
+    def fit_scores(self, X: Features, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
         _check_two_classes(y)
-        both = fitting.svm_nb_scores(X.first, train, y, w, self.C, self.alpha, seed)
+        both = fitting.svm_nb_scores(X, train, y, w, self.C, self.alpha, seed)
         if both is None:  # scikit-learn's own classes
             both = (LinearSvm(C=self.C).fit_scores(X, train, y, w, seed),
                     ComplementNb(alpha=self.alpha).fit_scores(X, train, y, w, seed))
         a, b = both
-        second = X.second
+        second = X.n_views > 1
         svm_share = (1 - self.nb_share - self.knn_share
-                     - (self.view_share if second is not None else 0))
+                     - (self.view_share if second else 0))
         r = svm_share * fitting.average_ranks(a) + self.nb_share * fitting.average_ranks(b)
-        if second is not None:
+        if second:
             r += self.view_share * fitting.average_ranks(
-                LinearSvm(C=self.C).fit_scores(Views(second), train, y, w, seed))
+                LinearSvm(C=self.C).fit_scores(X.view(1), train, y, w, seed))
         if self.knn_share:
-            near = fitting.nearest_include_similarity(X.first, train[np.asarray(y) == 1])
+            near = fitting.nearest_include_similarity(X, train[np.asarray(y) == 1])
             r += self.knn_share * fitting.average_ranks(near)
         return (r - r.mean()) / len(r)
 
@@ -369,9 +337,9 @@ class MaxUncertaintyQuery(Component):
 TEXTLESS_AFTER_EXCLUDES = 50
 
 
-def textless_rows(X: Views) -> np.ndarray:
+def textless_rows(X: Features) -> np.ndarray:
     """Row positions of X with no feature at all."""
-    return np.flatnonzero(np.diff(X.first.indptr) == 0)
+    return np.flatnonzero(X.row_lengths() == 0)
 
 
 def textless_due(run_of_excludes: int) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import zlib
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterable, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -18,6 +18,7 @@ from scipy import sparse
 from screeners.prioritiser import termcounts
 from screeners.prioritiser.components import (Component, ComponentError, NoWordsError, Views,
                                               register)
+from screeners.prioritiser.views import BLOCK, Block, CountedViews, row_norms
 
 
 @register("feature")
@@ -168,13 +169,11 @@ class Tfidf(Component):
             idfs.append(idf)
         return Views(*mats), HashedTerms(self, columns[0], idfs[0])
 
-    def _weigh_one(self, C: sparse.csr_matrix, first: bool
-                   ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
-        """C's TF-IDF matrix over the columns inside the bounds (C's arrays are
-        reused: the entries kept are moved forward in place, a chunk of rows at a
-        time, so no second matrix of C's size is made)."""
-        n_docs, width = C.shape
-        df = np.bincount(C.indices, minlength=width)
+    def _bounds(self, df: np.ndarray, n_docs: int, first: bool
+                ) -> tuple[np.ndarray, np.ndarray, int]:
+        """(hashed column -> kept column or -1, the kept columns' idf, how many
+        columns) of terms with the document frequencies `df` of `n_docs` records."""
+        width = len(df)
         high = self.max_df if isinstance(self.max_df, int) else self.max_df * n_docs
         low = self.min_df if isinstance(self.min_df, int) else self.min_df * n_docs
         keep = (df >= low) & (df <= high) & (df > 0)
@@ -193,6 +192,16 @@ class Tfidf(Component):
         idf /= (df[keep].astype(np.float32) + np.float32(1.0)) if keep.any() else 1.0
         np.log(idf, out=idf)
         idf += np.float32(1.0)
+        return column, idf, n_cols
+
+    def _weigh_one(self, C: sparse.csr_matrix, first: bool
+                   ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+        """C's TF-IDF matrix over the columns inside the bounds (C's arrays are
+        reused: the entries kept are moved forward in place, a chunk of rows at a
+        time, so no second matrix of C's size is made)."""
+        n_docs, width = C.shape
+        column, idf, n_cols = self._bounds(np.bincount(C.indices, minlength=width), n_docs,
+                                           first)
         data = C.data.astype(np.float32, copy=False)
         indices = C.indices
         indptr = np.zeros(n_docs + 1, dtype=np.int64)
@@ -270,6 +279,83 @@ class Tfidf(Component):
                                else np.uint32)
         X, idf = termcounts.tfidf_weights(counts, self.sublinear_tf)
         return X, vocabulary, idf, n
+
+
+    def weigh_blocks(self, rows: Iterable[Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]],
+                     budget: int) -> tuple[Views | CountedViews, HashedTerms]:
+        """What `weigh_counts` gives, from the term counts of the records a few
+        rows at a time (`rows`: per view, the entries per row, the hashed
+        columns, in order within each row, and the counts), holding them as
+        packed counts (`views.Block`), never as a whole count matrix. The
+        matrices are weighed whole (`Views`) when they take at most `budget`
+        bytes, else kept as counts and weighed a block at a time when used
+        (`CountedViews`): the same numbers either way."""
+        width = 1 << (self.hash_bits or 0)
+        raw: list[list[Block]] = []  # per view, blocks of hashed columns
+        dfs: list[np.ndarray] = []
+        pending: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+        n_docs = 0
+
+        def close_block() -> None:
+            for v, parts in enumerate(pending):
+                lens = np.concatenate([p[0] for p in parts])
+                cols = np.concatenate([p[1] for p in parts])
+                counts = np.concatenate([p[2] for p in parts])
+                parts.clear()
+                indptr = np.zeros(len(lens) + 1, dtype=np.int64)
+                np.cumsum(lens, out=indptr[1:])
+                raw[v].append(Block.pack(cols, counts, indptr))
+                # a record's term counts a column once: its frequency is its entries
+                np.add(dfs[v], np.bincount(cols, minlength=width), out=dfs[v], casting="unsafe")
+
+        in_block = 0
+        for views_rows in rows:
+            if not raw:
+                raw = [[] for _ in views_rows]
+                dfs = [np.zeros(width, dtype=np.int32) for _ in views_rows]
+                pending = [[] for _ in views_rows]
+            for v, part in enumerate(views_rows):
+                pending[v].append(part)
+            n = len(views_rows[0][0])
+            n_docs += n
+            in_block += n
+            if in_block >= BLOCK:
+                close_block()
+                in_block = 0
+        if not raw:
+            raw = [[] for _ in range(self.n_views)]
+            dfs = [np.zeros(width, dtype=np.int32) for _ in range(self.n_views)]
+        if in_block:
+            close_block()
+        columns, idfs, n_cols, blocks = [], [], [], []
+        for v in range(len(raw)):
+            column, idf, n = self._bounds(dfs[v], n_docs, first=v == 0)
+            dfs[v] = np.zeros(0, dtype=np.int32)
+            kept = []
+            while raw[v]:
+                kept.append(self._kept(raw[v].pop(0), column, idf, n))
+            columns.append(column)
+            idfs.append(idf)
+            n_cols.append(n)
+            blocks.append(kept)
+        X: Views | CountedViews = CountedViews(blocks, idfs, n_cols, self.sublinear_tf)
+        assert isinstance(X, CountedViews)
+        if 8 * sum(len(b.packed) for bs in blocks for b in bs) <= budget:
+            X = X.whole(free=True)
+        return X, HashedTerms(self, columns[0], idfs[0])
+
+    def _kept(self, block: Block, column: np.ndarray, idf: np.ndarray, n_cols: int) -> Block:
+        """`block` over the kept columns (entries of other terms dropped), with its
+        rows' norms."""
+        cols = column[block.columns()]
+        sel = cols >= 0
+        lens = np.diff(block.indptr)
+        row_of = np.repeat(np.arange(block.n_rows), lens)[sel]
+        indptr = np.zeros(block.n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row_of, minlength=block.n_rows), out=indptr[1:])
+        kept = Block.pack(cols[sel], block.term_counts(sel), indptr)
+        norms = row_norms(kept, idf, n_cols, self.sublinear_tf)
+        return Block(kept.packed, kept.counts, kept.indptr, norms)
 
 
 WEIGH_CHUNK = 20000  # rows weighed at a time

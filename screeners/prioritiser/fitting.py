@@ -32,6 +32,9 @@ import numpy as np
 from scipy import sparse
 
 from screeners.prioritiser.cache import Memo
+from screeners.prioritiser.views import CountedViews, Views, as_views
+
+Matrix = sparse.csr_matrix | Views | CountedViews  # a matrix, or the views of one (first used)
 
 # LinearSVC's defaults, which the prioritiser's SVM uses
 _TOL = 1e-4
@@ -61,6 +64,7 @@ class Prepared:
 _PREPARED: Memo[Prepared] = Memo(size=4)
 _SIMILAR: Memo[dict[int, Any]] = Memo(size=4)
 SIMILAR_BUDGET = 256 * 2**20  # bytes of include similarity columns kept per matrix
+SIMILAR_GROUP = 8  # includes whose similarity columns one pass over the rows computes
 _NON_NEGATIVE: Memo[bool] = Memo(size=4)
 # per fit ("svc", "cnb"): whether the direct fit gives scikit-learn's numbers
 _CHECKED: Memo[bool] = Memo(size=2)
@@ -94,19 +98,31 @@ def _liblinear_seed(seed: int) -> int:
     return int(np.random.RandomState(seed).randint(np.iinfo("i").max))
 
 
-def _train_rows64(X: sparse.csr_matrix, train: np.ndarray) -> sparse.csr_matrix:
+def _train_rows(X: Matrix, train: np.ndarray) -> sparse.csr_matrix:
+    """The training rows of X's (first) matrix: only these rows are weighed or
+    copied, never the whole matrix."""
+    return X[train] if sparse.issparse(X) else as_views(X).rows(train).first
+
+
+def _train_rows64(Xt: sparse.csr_matrix) -> sparse.csr_matrix:
     """The training rows in float64 with sorted indices, as LinearSVC converts its
-    input: only these rows, so a large matrix is never copied whole."""
-    Xt = sparse.csr_matrix(X[train], dtype=np.float64)
+    input (a copy: sorting in place must not touch the rows given)."""
+    Xt = sparse.csr_matrix(Xt, dtype=np.float64, copy=True)
     Xt.sort_indices()
     return Xt
 
 
-def _fit_svc_direct(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
+def _fit_svc_direct(X: Matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
                     C: float, seed: int) -> LinearFit:
+    return _fit_svc_rows(_train_rows(X, train), y, w, C, seed)
+
+
+def _fit_svc_rows(rows: sparse.csr_matrix, y: np.ndarray, w: np.ndarray, C: float,
+                  seed: int) -> LinearFit:
+    """The direct fit on the training rows themselves."""
     from sklearn.svm import _liblinear
 
-    Xt = _train_rows64(X, train)
+    Xt = _train_rows64(rows)
     # LinearSVC's dual="auto": the dual solver when there are fewer rows than features
     solver = _SOLVER_DUAL if Xt.shape[0] < Xt.shape[1] else _SOLVER_PRIMAL
     _liblinear.set_verbosity_wrap(0)
@@ -124,16 +140,16 @@ def _fit_svc_direct(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: n
     return LinearFit(raw[:, :-1], 1 * raw[:, -1])
 
 
-def _fit_svc_public(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
+def _fit_svc_public(X: Matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
                     C: float, seed: int) -> LinearFit:
     from sklearn.svm import LinearSVC
 
     m = LinearSVC(C=C, random_state=seed)
-    m.fit(X[train], y, sample_weight=w)
+    m.fit(_train_rows(X, train), y, sample_weight=w)
     return LinearFit(m.coef_, m.intercept_)
 
 
-def fit_linear_svc(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
+def fit_linear_svc(X: Matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
                    C: float, seed: int) -> LinearFit:
     """`LinearSVC(C=C, random_state=seed).fit(X[train], y, sample_weight=w)`'s
     coefficients; y holds 0/1 with both present."""
@@ -192,7 +208,7 @@ def complement_nb_scores(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
 # --- both at once -------------------------------------------------------------------
 
 
-def svm_nb_scores(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
+def svm_nb_scores(X: Matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
                   C: float, alpha: float, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The linear SVM's and complement naive Bayes' scores of every row of X, up
     to a constant (the SVM's intercept), from two passes over X in float32
@@ -203,18 +219,30 @@ def svm_nb_scores(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.
     may differ from `complement_nb_scores` in the last bits, which can only swap
     records whose scores are that close.
     """
-    if not (_direct_ok("svc") and _direct_ok("cnb") and non_negative(X)):
+    views = as_views(X)
+    if not (_direct_ok("svc") and _direct_ok("cnb") and _non_negative(views)):
         return None
-    svm = _fit_svc_direct(X, train, y, w, C, seed)
-    log_prob = _cnb_log_prob(X[train], y, w, alpha)
-    # X's own float32 copy: one pass costs a fifth less than over the float64 one
-    X32 = X if X.dtype == np.float32 else X.astype(np.float32)
-    a = X32 @ svm.coef_.ravel().astype(np.float32)
-    b = X32 @ (log_prob[1] - log_prob[0]).astype(np.float32)
-    return np.asarray(a).ravel(), np.asarray(b).ravel()
+    rows = _train_rows(views, train)
+    svm = _fit_svc_rows(rows, y, w, C, seed)
+    log_prob = _cnb_log_prob(rows, y, w, alpha)
+    coef = svm.coef_.ravel().astype(np.float32)
+    nb = (log_prob[1] - log_prob[0]).astype(np.float32)
+    # X's own float32 copy: one pass costs a fifth less than over the float64 one;
+    # both products from one pass over the rows
+    a, b = views.map_rows([lambda M: _float32(M) @ coef, lambda M: _float32(M) @ nb])
+    return a, b
 
 
-def nearest_include_similarity(X: sparse.csr_matrix, includes: np.ndarray) -> np.ndarray:
+def _float32(M: sparse.csr_matrix) -> sparse.csr_matrix:
+    return M if M.dtype == np.float32 else M.astype(np.float32)
+
+
+def _non_negative(X: Views | CountedViews) -> bool:
+    # term counts weighed by a positive idf are never negative
+    return True if isinstance(X, CountedViews) else non_negative(X.first)
+
+
+def nearest_include_similarity(X: Matrix, includes: np.ndarray) -> np.ndarray:
     """For every row of X, its cosine similarity to the most similar of the rows
     `includes` (TF-IDF rows have unit length, so a dot product is the cosine).
 
@@ -224,24 +252,34 @@ def nearest_include_similarity(X: sparse.csr_matrix, includes: np.ndarray) -> np
     """
     # each include row's similarity column, and under key -1 the last include
     # set asked for with its answer
-    columns = _SIMILAR.for_object(X, dict)
+    views = as_views(X)
+    columns = _SIMILAR.for_object(views.owner, dict)
     wanted = set(np.asarray(includes).tolist())
     last_set, last_best = columns.get(-1, (frozenset(), None))
     if last_best is not None and last_set <= wanted:
         best, todo = last_best.copy(), wanted - last_set
     else:
-        best, todo = np.zeros(X.shape[0], dtype=np.float32), wanted
+        best, todo = np.zeros(views.n_rows, dtype=np.float32), wanted
     # a column per include grows with includes times records (4 MB an include at a
     # million records): past the budget, new columns are used and not kept
-    room = SIMILAR_BUDGET // max(4 * X.shape[0], 1) - sum(1 for k in columns if k >= 0)
+    room = SIMILAR_BUDGET // max(4 * views.n_rows, 1) - sum(1 for k in columns if k >= 0)
+    new = []
     for i in sorted(todo):
-        col = columns.get(i)
-        if col is None:
-            col = np.asarray(X @ X[i].T.toarray()).ravel().astype(np.float32)
+        if i in columns:
+            np.maximum(best, columns[i], out=best)
+        else:
+            new.append(i)
+    for at in range(0, len(new), SIMILAR_GROUP):
+        # a group of includes' columns from one pass over the rows
+        group = new[at:at + SIMILAR_GROUP]
+        dense = views.rows(np.asarray(group, dtype=np.int64)).first.T.toarray()
+        made = views.map_rows([lambda M, j=j: M @ dense[:, j:j + 1] for j in range(len(group))])
+        for i, col in zip(group, made):
+            col = col.astype(np.float32)
             if room > 0:
                 columns[i] = col
                 room -= 1
-        np.maximum(best, col, out=best)
+            np.maximum(best, col, out=best)
     columns[-1] = (frozenset(wanted), best.copy())
     return best
 

@@ -262,14 +262,22 @@ def tfidf_weights(counts: sparse.csr_matrix, sublinear_tf: bool = True
 def normalize_rows_l2(X: sparse.csr_matrix) -> None:
     """Scale each row of X to unit length in place, with the numbers
     scikit-learn's `sparsefuncs_fast.inplace_csr_row_normalize_l2` gives:
-    each row's squares (in X's dtype) summed one after the other in float64,
-    each entry divided by the root in float64 and stored in X's dtype; rows of
-    zeros left alone. Here the rows are summed side by side, one position at a
-    time, longest rows first (importing that module would start all of
+    each entry divided by its row's `row_norms_l2` in float64 and stored in X's
+    dtype; rows of zeros left alone (importing that module would start all of
     scikit-learn)."""
+    if not X.shape[0] or not X.nnz:
+        return
+    X.data[:] = X.data.astype(np.float64) / np.repeat(row_norms_l2(X), np.diff(X.indptr))
+
+
+def row_norms_l2(X: sparse.csr_matrix) -> np.ndarray:
+    """Each row's length as `normalize_rows_l2` divides by it: the row's squares
+    (in X's dtype) summed one after the other in float64, its root; 1 for a row
+    of zeros. The rows are summed side by side, one position at a time, longest
+    rows first."""
     lens = np.diff(X.indptr)
     if not len(lens) or not X.nnz:
-        return
+        return np.ones(len(lens), dtype=np.float64)
     by_length = np.argsort(-lens, kind="stable")
     longest_first = lens[by_length]
     starts = X.indptr[:-1][by_length].astype(np.int64)
@@ -283,4 +291,4 @@ def normalize_rows_l2(X: sparse.csr_matrix) -> None:
     norms = np.empty(len(lens), dtype=np.float64)
     norms[by_length] = np.sqrt(sums)
     norms[norms == 0.0] = 1.0
-    X.data[:] = X.data.astype(np.float64) / np.repeat(norms, lens)
+    return norms
