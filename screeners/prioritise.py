@@ -201,7 +201,8 @@ def _counted_features(store: Store, m: Model, settings: str) -> Features:
     width, n_views = 1 << feat.hash_bits, feat.n_views
     path = feature_cache.cache_path(store)
     cache = feature_cache.FeatureFile.open(path, settings) if path is not None else None
-    vec, X = None, Views(sparse.csr_matrix((0, 1), dtype=np.float32))
+    vec: Any = None
+    X: Views | CountedViews = Views(sparse.csr_matrix((0, 1), dtype=np.float32))
     try:
         have = cache.hashes() if cache is not None else {}
         ids, empty, parts, recounted = _count_changed(store, feat, cache, have)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, TypeAlias
 
 import numpy as np
 from scipy import sparse
@@ -34,7 +34,7 @@ from scipy import sparse
 from screeners.prioritiser.cache import Memo
 from screeners.prioritiser.views import CountedViews, Views, as_views
 
-Matrix = sparse.csr_matrix | Views | CountedViews  # a matrix, or the views of one (first used)
+Matrix: TypeAlias = "sparse.csr_matrix | Views | CountedViews"  # or the views of one (first used)
 
 # LinearSVC's defaults, which the prioritiser's SVM uses
 _TOL = 1e-4
@@ -101,7 +101,9 @@ def _liblinear_seed(seed: int) -> int:
 def _train_rows(X: Matrix, train: np.ndarray) -> sparse.csr_matrix:
     """The training rows of X's (first) matrix: only these rows are weighed or
     copied, never the whole matrix."""
-    return X[train] if sparse.issparse(X) else as_views(X).rows(train).first
+    if isinstance(X, (Views, CountedViews)):
+        return X.rows(train).first
+    return X[train]
 
 
 def _train_rows64(Xt: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -171,8 +173,16 @@ def _cnb_log_prob(Xt: sparse.csr_matrix, y: np.ndarray, w: np.ndarray,
     Y *= np.atleast_2d(np.asarray(w, dtype=np.float64)).T
     count = np.zeros((2, Xt.shape[1]), dtype=np.float64)
     count += Y.T @ Xt
-    comp = count.sum(axis=0) + alpha - count
-    return -np.log(comp / comp.sum(axis=1, keepdims=True))
+    # comp = count.sum(axis=0) + alpha - count; -log(comp / comp.sum(axis=1)):
+    # the same operations, in place (two rows as wide as the matrix, a store's
+    # millions of columns)
+    total = count.sum(axis=0)
+    total += alpha
+    comp = np.subtract(total, count, out=count)
+    del total
+    np.divide(comp, comp.sum(axis=1, keepdims=True), out=comp)
+    np.log(comp, out=comp)
+    return np.negative(comp, out=comp)
 
 
 def _cnb_direct(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
@@ -273,7 +283,7 @@ def nearest_include_similarity(X: Matrix, includes: np.ndarray) -> np.ndarray:
         # a group of includes' columns from one pass over the rows
         group = new[at:at + SIMILAR_GROUP]
         dense = views.rows(np.asarray(group, dtype=np.int64)).first.T.toarray()
-        made = views.map_rows([lambda M, j=j: M @ dense[:, j:j + 1] for j in range(len(group))])
+        made = views.map_rows([_times_column(dense, j) for j in range(len(group))])
         for i, col in zip(group, made):
             col = col.astype(np.float32)
             if room > 0:
@@ -282,6 +292,10 @@ def nearest_include_similarity(X: Matrix, includes: np.ndarray) -> np.ndarray:
             np.maximum(best, col, out=best)
     columns[-1] = (frozenset(wanted), best.copy())
     return best
+
+
+def _times_column(dense: np.ndarray, j: int) -> Callable[[sparse.csr_matrix], Any]:
+    return lambda M: M @ dense[:, j:j + 1]
 
 
 def average_ranks(a: np.ndarray) -> np.ndarray:
