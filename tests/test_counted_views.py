@@ -14,7 +14,7 @@ from screeners import feature_cache, prioritise
 from screeners.prioritiser import features as features_module
 from screeners.prioritiser import fitting
 from screeners.prioritiser.presets import resolve_model
-from screeners.prioritiser.views import Block, CountedViews, Views
+from screeners.prioritiser.views import Block, ComponentError, CountedViews, Views
 from tests.conftest import shared_path
 
 TA = "title-abstract"
@@ -77,8 +77,8 @@ def test_weighing_from_packed_counts_gives_the_whole_matrices_bit_for_bit(blocks
         _equal(a, b)
         _equal(a, c)
     assert np.array_equal(terms.column, held_terms.column) and np.array_equal(terms.idf, held_terms.idf)
-    # packed: four bytes an entry against eight
-    assert packed.nbytes < 0.6 * sum(8 * M.nnz for M in whole.all)
+    # packed: about three bytes an entry against eight
+    assert packed.nbytes < 0.45 * sum(8 * M.nnz for M in whole.all)
 
 
 def test_rows_and_products_of_the_packed_counts_are_those_of_the_whole_matrix(blocks_of_37):
@@ -118,14 +118,22 @@ def test_the_default_model_scores_packed_counts_exactly_as_the_whole_matrices(bl
                           fitting.nearest_include_similarity(whole, np.arange(12)))
 
 
-def test_a_count_over_255_is_kept_exactly():
+def test_columns_and_counts_are_packed_and_unpacked_exactly():
     cols = np.array([5, 9, 2**24 - 1], dtype=np.int64)
     counts = np.array([1.0, 300.0, 255.0], dtype=np.float32)
     b = Block.pack(cols, counts, np.array([0, 3]))
     assert b.columns().tolist() == [5, 9, 2**24 - 1]
     assert b.term_counts().tolist() == [1.0, 300.0, 255.0]
+    assert b.high_at.tolist() == [2]  # the one gap of 2**16 or more
     small = Block.pack(cols, np.array([1.0, 2.0, 255.0], dtype=np.float32), np.array([0, 3]))
     assert small.counts is None and small.term_counts().tolist() == [1.0, 2.0, 255.0]
+    # rows of their own: each row's first column is its own, whatever came before
+    rows = Block.pack(np.array([70000, 3, 2, 65536, 131073]), np.ones(5, dtype=np.float32),
+                      np.array([0, 1, 2, 2, 5]))
+    assert rows.columns().tolist() == [70000, 3, 2, 65536, 131073]
+    assert rows.columns(np.array([4, 1])).tolist() == [131073, 3]
+    with pytest.raises(ComponentError, match="in order within each row"):
+        Block.pack(np.array([9, 5]), np.ones(2, dtype=np.float32), np.array([0, 2]))
 
 
 def _decided_store(db_path):

@@ -340,7 +340,7 @@ class Tfidf(Component):
             blocks.append(kept)
         X: Views | CountedViews = CountedViews(blocks, idfs, n_cols, self.sublinear_tf)
         assert isinstance(X, CountedViews)
-        if 8 * sum(len(b.packed) for bs in blocks for b in bs) <= budget:
+        if 8 * sum(b.nnz for bs in blocks for b in bs) <= budget:
             X = X.whole(free=True)
         return X, HashedTerms(self, columns[0], idfs[0])
 
@@ -354,8 +354,7 @@ class Tfidf(Component):
         indptr = np.zeros(block.n_rows + 1, dtype=np.int64)
         np.cumsum(np.bincount(row_of, minlength=block.n_rows), out=indptr[1:])
         kept = Block.pack(cols[sel], block.term_counts(sel), indptr)
-        norms = row_norms(kept, idf, n_cols, self.sublinear_tf)
-        return Block(kept.packed, kept.counts, kept.indptr, norms)
+        return dataclasses.replace(kept, norms=row_norms(kept, idf, n_cols, self.sublinear_tf))
 
 
 WEIGH_CHUNK = 20000  # rows weighed at a time

@@ -5,7 +5,7 @@ and weighed a block of rows at a time.
 Fitting needs only the labelled rows (`rows`), and scoring is row by row (a
 linear score, a similarity to the includes: `map_rows`), so neither needs a
 whole weighted matrix. `CountedViews` keeps each entry of the TF-IDF matrices
-as its column and term count in four bytes (the weights took eight), with
+as its column and term count in about three bytes (the weights took eight), with
 each row's length (L2 norm) computed once, and weighs a block of rows when
 asked: the same operations on the same numbers as the whole matrices, row for
 row, so every score is the same to the last bit (tests/test_counted_views.py).
@@ -92,16 +92,21 @@ class Views:
 
 
 BLOCK = 10000  # rows per block of CountedViews: bounds the arrays a weighing makes
-_COL = np.uint32(0xFFFFFF)  # a packed entry: the column in the low 24 bits,
-_SHIFT = np.uint32(24)  # the count (up to 255) in the high 8
 
 
 @dataclass(frozen=True, eq=False)
 class Block:
-    """A block of rows of one view: each entry packed (column, count), the exact
-    counts where one is over 255, the rows' offsets and L2 norms."""
+    """A block of rows of one view in three bytes an entry: the gap from the
+    entry's column to the one before it in its row (the first: the column
+    itself) in 16 bits, with the higher bits of the few larger gaps apart, and
+    the count in 8 bits, with the exact counts apart where one is over 255; the
+    rows' offsets and L2 norms. Columns are below 2**24 and in order within
+    each row (hashed columns, and the kept columns numbered in their order)."""
 
-    packed: np.ndarray  # uint32: column | min(count, 255) << 24
+    gaps: np.ndarray  # uint16: each gap's low 16 bits
+    high_at: np.ndarray  # int64: the entries whose gap is 2**16 or more
+    high: np.ndarray  # uint8: their gaps' bits above 16
+    small: np.ndarray  # uint8: min(count, 255)
     counts: np.ndarray | None  # float32 counts, only where one is over 255
     indptr: np.ndarray  # int64, from 0
     norms: np.ndarray  # float64: each row's length once weighed (1 for an empty row)
@@ -109,12 +114,20 @@ class Block:
     @staticmethod
     def pack(cols: np.ndarray, counts: np.ndarray, indptr: np.ndarray,
              norms: np.ndarray | None = None) -> Block:
-        """`cols` (below 2**24) and float32 `counts` (integers from 1) packed."""
+        """`cols` (below 2**24, ascending within each row) and float32 `counts`
+        (integers from 1) packed."""
+        indptr = np.asarray(indptr, dtype=np.int64)
+        gaps = np.diff(cols.astype(np.int64), prepend=0)
+        starts = indptr[:-1][np.diff(indptr) > 0]
+        gaps[starts] = cols[starts]
+        if len(gaps) and (int(gaps.min()) < 0 or int(gaps.max()) >= 1 << 24):
+            raise ComponentError("Columns must be below 2**24 and in order within each row.")
+        high_at = np.flatnonzero(gaps >= 1 << 16)
         c = counts.astype(np.uint32)
         big = bool(len(c)) and int(c.max()) > 255
-        packed = cols.astype(np.uint32) | (np.minimum(c, 255) << _SHIFT)
-        return Block(packed, counts.astype(np.float32) if big else None,
-                     np.asarray(indptr, dtype=np.int64),
+        return Block(gaps.astype(np.uint16), high_at, (gaps[high_at] >> 16).astype(np.uint8),
+                     np.minimum(c, 255).astype(np.uint8),
+                     counts.astype(np.float32) if big else None, indptr,
                      norms if norms is not None else np.ones(len(indptr) - 1))
 
     @property
@@ -122,17 +135,29 @@ class Block:
         return len(self.indptr) - 1
 
     @property
+    def nnz(self) -> int:
+        return len(self.gaps)
+
+    @property
     def nbytes(self) -> int:
-        return int(self.packed.nbytes + self.indptr.nbytes + self.norms.nbytes
+        return int(self.gaps.nbytes + self.high_at.nbytes + self.high.nbytes + self.small.nbytes
+                   + self.indptr.nbytes + self.norms.nbytes
                    + (self.counts.nbytes if self.counts is not None else 0))
 
     def columns(self, at: Any = slice(None)) -> np.ndarray:
-        return (self.packed[at] & _COL).astype(np.int32)
+        """The int32 columns of the entries `at` (all by default)."""
+        run = self.gaps.astype(np.int64)
+        run[self.high_at] += self.high.astype(np.int64) << 16
+        np.cumsum(run, out=run)
+        # each row's columns are its gaps summed from the row's start
+        before = np.r_[np.int64(0), run][self.indptr[:-1]]
+        run -= np.repeat(before, np.diff(self.indptr))
+        return run[at].astype(np.int32)
 
     def term_counts(self, at: Any = slice(None)) -> np.ndarray:
         if self.counts is not None:
             return self.counts[at].copy()
-        return (self.packed[at] >> _SHIFT).astype(np.float32)
+        return self.small[at].astype(np.float32)
 
 
 def tf_idf(counts: np.ndarray, cols: np.ndarray, idf: np.ndarray, sublinear_tf: bool
@@ -262,7 +287,7 @@ class CountedViews:
 
     def _whole(self, view: int, free: bool) -> sparse.csr_matrix:
         blocks = self.blocks[view]
-        nnz = sum(len(b.packed) for b in blocks)
+        nnz = sum(b.nnz for b in blocks)
         data = np.empty(nnz, dtype=np.float32)
         indices = np.empty(nnz, dtype=np.int32)
         indptr = np.zeros(self.n_rows + 1, dtype=np.int64)
@@ -280,7 +305,8 @@ class CountedViews:
                                  shape=(self.n_rows, self.n_cols[view]))
 
 
-_EMPTY = Block(np.zeros(0, dtype=np.uint32), None, np.zeros(1, dtype=np.int64), np.ones(0))
+_EMPTY = Block.pack(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32),
+                    np.zeros(1, dtype=np.int64))
 
 
 def as_views(X: Any) -> Views | CountedViews:
