@@ -229,51 +229,6 @@ class FeatureFile:
         except sqlite3.Error:  # a full disk, another writer holding on: go on without
             return False
 
-    def read(self, ids: np.ndarray, n_views: int, width: int
-             ) -> tuple[sparse.csr_matrix, ...] | None:
-        """The counts of records `ids` (sorted), row for row; None if any is missing
-        or does not decode. The matrices are made at their full size first and
-        filled a chunk of rows at a time, so nothing but they grows with the store."""
-        try:
-            got = np.fromiter((r[0] for r in self.conn.execute("SELECT id FROM rows ORDER BY id")),
-                              dtype=np.int64)
-            if not np.array_equal(got, ids):
-                return None
-            sizes = np.array(self.conn.execute("SELECT first, second FROM rows ORDER BY id")
-                             .fetchall(), dtype=np.int64).reshape(-1, 2)[:, :n_views]
-            indptrs = []
-            for v in range(n_views):
-                indptr = np.zeros(len(ids) + 1, dtype=np.int64)
-                np.cumsum(sizes[:, v], out=indptr[1:])
-                indptrs.append(indptr)
-            data = [np.empty(int(p[-1]), dtype=np.float32) for p in indptrs]
-            cols = [np.empty(int(p[-1]), dtype=np.int32) for p in indptrs]
-            cur = self.conn.execute("SELECT counts FROM rows ORDER BY id")
-            row = 0
-            while True:
-                blobs = [r[0] for r in cur.fetchmany(DECODE_CHUNK)]
-                if not blobs:
-                    break
-                chunk = _decode_chunk(blobs, n_views, width)
-                if chunk is None:
-                    return None
-                for v, (n, c, d) in enumerate(chunk):
-                    a, b = indptrs[v][row], indptrs[v][row + len(blobs)]
-                    if not np.array_equal(n, sizes[row:row + len(blobs), v]):
-                        return None
-                    cols[v][a:b] = c
-                    data[v][a:b] = d
-                row += len(blobs)
-            if row != len(ids):
-                return None
-        except (sqlite3.Error, ValueError):
-            return None
-        out = []
-        for v in range(n_views):
-            indptr = indptrs[v] if indptrs[v][-1] >= 2**31 else indptrs[v].astype(np.int32)
-            out.append(sparse.csr_matrix((data[v], cols[v], indptr), shape=(len(ids), width)))
-        return tuple(out)
-
     def read_rows(self, ids: np.ndarray, n_views: int, width: int
                   ) -> Iterator[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
         """The counts of records `ids` (sorted), `READ_CHUNK` rows at a time: per

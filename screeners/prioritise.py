@@ -11,8 +11,12 @@ cache policy of `screeners.prioritiser.cache`) while the records stay as they
 were: the same count of records and of duplicates, the same highest id, no
 write to them through this connection (`_records_version`, a few milliseconds
 on any store; texts edited in place by another process are seen by the next
-process). A model whose features are not hashed per record is fitted in
-memory only.
+process). The counts are read back a few rows at a time and packed
+(`Tfidf.weigh_blocks`): matrices up to `MATRIX_BUDGET` bytes are weighed whole,
+larger ones (a million records: about 4 GB) stay packed and are weighed a
+block of rows at a time for each product (`CountedViews`), with the same
+scores. A model whose features are not hashed per record is fitted in memory
+only.
 
 The classifier is refitted on every call while a fit is fast; once a fit
 takes longer than `FIT_BUDGET` seconds, the last model is reused until the

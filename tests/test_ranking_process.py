@@ -208,3 +208,20 @@ def test_no_ranking_process_outlives_its_sitting(tmp_path, how):
     else:
         # the sitting killed outright: its ranking process notices and ends itself
         assert _wait(lambda: _gone(child), 10.0)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the child's environment from /proc")
+def test_the_ranking_process_maps_its_large_arrays_on_their_own(tmp_path, any_size):
+    # glibc's allocator keeps freed blocks of a few MB in its heap otherwise, and a
+    # ranking of a million records frees and makes such blocks by the gigabyte
+    store = open_store(tmp_path / "review.db")
+    make_review(store, 12)
+    s = ScreeningSession(store, "alice", TA)
+    try:
+        pid = s._ranker.process.pid
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+        assert env[b"MALLOC_MMAP_THRESHOLD_"] == str(4 << 20).encode()
+    finally:
+        s.close()
+        store.close()

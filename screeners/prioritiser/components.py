@@ -1,7 +1,9 @@
-"""The prioritiser's building blocks: the feature matrices they exchange
-(`Views`), classifiers, balancing, query strategies, and `Model`, the four
-kinds together. The feature extractor is in `features`, the named models
-(the default among them) in `presets`.
+"""The prioritiser's building blocks: classifiers, balancing, query
+strategies, and `Model`, the four kinds together. The feature matrices they
+exchange (`Views`, `CountedViews`) are in `views`: a classifier fits on the
+training rows (`rows`) and scores every row through `map_rows`. The feature
+extractor is in `features`, the named models (the default among them) in
+`presets`.
 
 Each component is a small frozen dataclass with a `name` and explicit
 parameters, registered by kind, so a model is fully described by its settings
