@@ -39,7 +39,7 @@ from typing import IO, Callable
 WANTED = b"r"  # one byte per decision: a ranking is wanted
 _FRAME = struct.Struct("<II")  # JSON header length, payload length
 STOP_WAIT = 2.0  # seconds a stopped child gets to exit before it is killed
-MMAP_THRESHOLD = 4 << 20  # bytes from which the child's allocations are mapped on their own
+MMAP_THRESHOLD = 1 << 20  # bytes from which the child's allocations are mapped on their own
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class RankingProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [_project_root(), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
-        # the C library's allocator (glibc's) maps arrays of 4 MB or more on
+        # the C library's allocator (glibc's) maps arrays of a megabyte or more on
         # their own and gives them back when freed, instead of raising the threshold
         # as blocks are freed and keeping them in its heap: a ranking frees and makes
         # blocks of arrays of a few megabytes, and the heap then grew by gigabytes

@@ -221,7 +221,7 @@ def test_the_ranking_process_maps_its_large_arrays_on_their_own(tmp_path, any_si
         pid = s._ranker.process.pid
         with open(f"/proc/{pid}/environ", "rb") as f:
             env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
-        assert env[b"MALLOC_MMAP_THRESHOLD_"] == str(4 << 20).encode()
+        assert env[b"MALLOC_MMAP_THRESHOLD_"] == str(1 << 20).encode()
     finally:
         s.close()
         store.close()

@@ -104,7 +104,7 @@ class Block:
     each row (hashed columns, and the kept columns numbered in their order)."""
 
     gaps: np.ndarray  # uint16: each gap's low 16 bits
-    high_at: np.ndarray  # int64: the entries whose gap is 2**16 or more
+    high_at: np.ndarray  # int32: the entries whose gap is 2**16 or more
     high: np.ndarray  # uint8: their gaps' bits above 16
     small: np.ndarray  # uint8: min(count, 255)
     counts: np.ndarray | None  # float32 counts, only where one is over 255
@@ -122,7 +122,7 @@ class Block:
         gaps[starts] = cols[starts]
         if len(gaps) and (int(gaps.min()) < 0 or int(gaps.max()) >= 1 << 24):
             raise ComponentError("Columns must be below 2**24 and in order within each row.")
-        high_at = np.flatnonzero(gaps >= 1 << 16)
+        high_at = np.flatnonzero(gaps >= 1 << 16).astype(np.int32)
         c = counts.astype(np.uint32)
         big = bool(len(c)) and int(c.max()) > 255
         return Block(gaps.astype(np.uint16), high_at, (gaps[high_at] >> 16).astype(np.uint8),
