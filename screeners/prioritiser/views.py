@@ -117,7 +117,7 @@ class Block:
         """`cols` (below 2**24, ascending within each row) and float32 `counts`
         (integers from 1) packed."""
         indptr = np.asarray(indptr, dtype=np.int64)
-        gaps = np.diff(cols.astype(np.int64), prepend=0)
+        gaps: np.ndarray = np.diff(cols.astype(np.int64), prepend=0)
         starts = indptr[:-1][np.diff(indptr) > 0]
         gaps[starts] = cols[starts]
         if len(gaps) and (int(gaps.min()) < 0 or int(gaps.max()) >= 1 << 24):
@@ -125,7 +125,8 @@ class Block:
         high_at = np.flatnonzero(gaps >= 1 << 16).astype(np.int32)
         c = counts.astype(np.uint32)
         big = bool(len(c)) and int(c.max()) > 255
-        return Block(gaps.astype(np.uint16), high_at, (gaps[high_at] >> 16).astype(np.uint8),
+        high = np.right_shift(gaps[high_at], 16).astype(np.uint8)
+        return Block(gaps.astype(np.uint16), high_at, high,
                      np.minimum(c, 255).astype(np.uint8),
                      counts.astype(np.float32) if big else None, indptr,
                      norms if norms is not None else np.ones(len(indptr) - 1))
