@@ -18,7 +18,7 @@ from scipy import sparse
 from screeners.prioritiser import termcounts
 from screeners.prioritiser.components import (Component, ComponentError, NoWordsError, Views,
                                               register)
-from screeners.prioritiser.views import BLOCK, Block, CountedViews, row_norms
+from screeners.prioritiser.views import BLOCK, Block, CountedViews
 
 
 @register("feature")
@@ -294,7 +294,16 @@ class Tfidf(Component):
         raw: list[list[Block]] = []  # per view, blocks of hashed columns
         dfs: list[np.ndarray] = []
         pending: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+        unfounded: list[list[np.ndarray]] = []  # per view, columns not yet in its frequencies
         n_docs = 0
+
+        def count_documents(v: int) -> None:
+            # a record's term counts a column once: its frequency is its entries.
+            # Counted for many blocks at once: each count makes an array of every
+            # hashed column
+            cols = np.concatenate(unfounded[v])
+            unfounded[v].clear()
+            np.add(dfs[v], np.bincount(cols, minlength=width), out=dfs[v], casting="unsafe")
 
         def close_block() -> None:
             for v, parts in enumerate(pending):
@@ -305,8 +314,9 @@ class Tfidf(Component):
                 indptr = np.zeros(len(lens) + 1, dtype=np.int64)
                 np.cumsum(lens, out=indptr[1:])
                 raw[v].append(Block.pack(cols, counts, indptr))
-                # a record's term counts a column once: its frequency is its entries
-                np.add(dfs[v], np.bincount(cols, minlength=width), out=dfs[v], casting="unsafe")
+                unfounded[v].append(cols.astype(np.int32, copy=False))
+                if sum(len(c) for c in unfounded[v]) >= DF_BATCH:
+                    count_documents(v)
 
         in_block = 0
         for views_rows in rows:
@@ -314,6 +324,7 @@ class Tfidf(Component):
                 raw = [[] for _ in views_rows]
                 dfs = [np.zeros(width, dtype=np.int32) for _ in views_rows]
                 pending = [[] for _ in views_rows]
+                unfounded = [[] for _ in views_rows]
             for v, part in enumerate(views_rows):
                 pending[v].append(part)
             n = len(views_rows[0][0])
@@ -327,6 +338,9 @@ class Tfidf(Component):
             dfs = [np.zeros(width, dtype=np.int32) for _ in range(self.n_views)]
         if in_block:
             close_block()
+        for v in range(len(unfounded)):
+            if unfounded[v]:
+                count_documents(v)
         columns, idfs, n_cols, blocks = [], [], [], []
         for v in range(len(raw)):
             column, idf, n = self._bounds(dfs[v], n_docs, first=v == 0)
@@ -338,26 +352,27 @@ class Tfidf(Component):
             idfs.append(idf)
             n_cols.append(n)
             blocks.append(kept)
-        X: Views | CountedViews = CountedViews(blocks, idfs, n_cols, self.sublinear_tf)
-        assert isinstance(X, CountedViews)
+        counted = CountedViews(blocks, idfs, n_cols, self.sublinear_tf)
+        X: Views | CountedViews
         if 8 * sum(b.nnz for bs in blocks for b in bs) <= budget:
-            X = X.whole(free=True)
+            X = counted.whole(free=True)  # each row's norm found as it is weighed
+        else:
+            X = counted.with_norms()
         return X, HashedTerms(self, columns[0], idfs[0])
 
     def _kept(self, block: Block, column: np.ndarray, idf: np.ndarray, n_cols: int) -> Block:
-        """`block` over the kept columns (entries of other terms dropped), with its
-        rows' norms."""
+        """`block` over the kept columns (entries of other terms dropped)."""
         cols = column[block.columns()]
         sel = cols >= 0
         lens = np.diff(block.indptr)
         row_of = np.repeat(np.arange(block.n_rows), lens)[sel]
         indptr = np.zeros(block.n_rows + 1, dtype=np.int64)
         np.cumsum(np.bincount(row_of, minlength=block.n_rows), out=indptr[1:])
-        kept = Block.pack(cols[sel], block.term_counts(sel), indptr)
-        return dataclasses.replace(kept, norms=row_norms(kept, idf, n_cols, self.sublinear_tf))
+        return Block.pack(cols[sel], block.term_counts(sel), indptr)
 
 
 WEIGH_CHUNK = 20000  # rows weighed at a time
+DF_BATCH = 1 << 24  # entries whose document frequencies are counted at once (64 MB)
 
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 

@@ -15,6 +15,7 @@ A large store's ranking holds these instead of the matrices
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -109,7 +110,8 @@ class Block:
     small: np.ndarray  # uint8: min(count, 255)
     counts: np.ndarray | None  # float32 counts, only where one is over 255
     indptr: np.ndarray  # int64, from 0
-    norms: np.ndarray  # float64: each row's length once weighed (1 for an empty row)
+    norms: np.ndarray | None  # float64: each row's length once weighed (1 for an empty
+    # row); None: not found yet (found as the rows are weighed)
 
     @staticmethod
     def pack(cols: np.ndarray, counts: np.ndarray, indptr: np.ndarray,
@@ -128,8 +130,7 @@ class Block:
         high = np.right_shift(gaps[high_at], 16).astype(np.uint8)
         return Block(gaps.astype(np.uint16), high_at, high,
                      np.minimum(c, 255).astype(np.uint8),
-                     counts.astype(np.float32) if big else None, indptr,
-                     norms if norms is not None else np.ones(len(indptr) - 1))
+                     counts.astype(np.float32) if big else None, indptr, norms)
 
     @property
     def n_rows(self) -> int:
@@ -142,7 +143,7 @@ class Block:
     @property
     def nbytes(self) -> int:
         return int(self.gaps.nbytes + self.high_at.nbytes + self.high.nbytes + self.small.nbytes
-                   + self.indptr.nbytes + self.norms.nbytes
+                   + self.indptr.nbytes + (self.norms.nbytes if self.norms is not None else 0)
                    + (self.counts.nbytes if self.counts is not None else 0))
 
     def columns(self, at: Any = slice(None)) -> np.ndarray:
@@ -175,7 +176,8 @@ def tf_idf(counts: np.ndarray, cols: np.ndarray, idf: np.ndarray, sublinear_tf: 
 def weigh_block(block: Block, idf: np.ndarray, n_cols: int, sublinear_tf: bool,
                 rows: np.ndarray | None = None) -> sparse.csr_matrix:
     """The TF-IDF rows of `block` (all, or the local `rows`): each entry weighed,
-    then divided by its row's norm as `termcounts.normalize_rows_l2` does."""
+    then divided by its row's norm as `termcounts.normalize_rows_l2` does (the
+    norms found now where the block has none)."""
     if rows is None:
         at: Any = slice(None)
         indptr, norms = block.indptr, block.norms
@@ -185,14 +187,16 @@ def weigh_block(block: Block, idf: np.ndarray, n_cols: int, sublinear_tf: bool,
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lens, out=indptr[1:])
         at = np.repeat(starts - indptr[:-1], lens) + np.arange(int(indptr[-1]), dtype=np.int64)
-        norms = block.norms[rows]
+        norms = block.norms[rows] if block.norms is not None else None
     cols = block.columns(at)
     data = tf_idf(block.term_counts(at), cols, idf, sublinear_tf)
-    lens = np.diff(indptr)
-    scaled = data.astype(np.float64) / np.repeat(norms, lens)
-    data[:] = scaled
     idx = np.int32 if indptr[-1] < 2**31 else np.int64
-    return sparse.csr_matrix((data, cols, indptr.astype(idx)), shape=(len(lens), n_cols))
+    M = sparse.csr_matrix((data, cols, indptr.astype(idx)), shape=(len(indptr) - 1, n_cols))
+    if norms is None:
+        norms = termcounts.row_norms_l2(M)
+    lens = np.diff(indptr)
+    M.data[:] = M.data.astype(np.float64) / np.repeat(norms, lens)
+    return M
 
 
 def row_norms(block: Block, idf: np.ndarray, n_cols: int, sublinear_tf: bool) -> np.ndarray:
@@ -231,6 +235,15 @@ class CountedViews:
     @property
     def nbytes(self) -> int:
         return sum(b.nbytes for bs in self.blocks for b in bs)
+
+    def with_norms(self) -> CountedViews:
+        """These views with every block's row norms found (once, not at each weighing)."""
+        for v, blocks in enumerate(self.blocks):
+            for k, b in enumerate(blocks):
+                if b.norms is None:
+                    blocks[k] = dataclasses.replace(b, norms=row_norms(
+                        b, self.idfs[v], self.n_cols[v], self.sublinear_tf))
+        return self
 
     def _weigh(self, view: int, k: int, rows: np.ndarray | None = None) -> sparse.csr_matrix:
         return weigh_block(self.blocks[view][k], self.idfs[view], self.n_cols[view],
@@ -307,7 +320,7 @@ class CountedViews:
 
 
 _EMPTY = Block.pack(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32),
-                    np.zeros(1, dtype=np.int64))
+                    np.zeros(1, dtype=np.int64), np.ones(0))
 
 
 def as_views(X: Any) -> Views | CountedViews:
