@@ -145,6 +145,57 @@ def test_the_shared_csv_exports_read_the_same_in_two_processes(tmp_path, monkeyp
     assert sum(r.n_added for r in two) == len(_rows(tmp_path / "two.db")["records"]) > 100
 
 
+def test_the_shared_ris_exports_read_the_same_in_two_processes(tmp_path, monkeypatch):
+    folder = shared_path("fixtures", "files", "ris")
+    monkeypatch.setattr(formats, "IMPORT_BATCH", 3)
+    # the files told as RIS, whatever their names (some are MEDLINE or Web of Science)
+    files = sorted(f for f in folder.iterdir() if formats._open(f).format == "ris")
+    assert len(files) >= 15
+    one = _import(tmp_path / "one.db", files, two=False, monkeypatch=monkeypatch)
+    two = _import(tmp_path / "two.db", files, two=True, monkeypatch=monkeypatch)
+    assert two == one
+    assert _rows(tmp_path / "two.db") == _rows(tmp_path / "one.db")
+    assert sum(r.n_added for r in two) == len(_rows(tmp_path / "two.db")["records"]) > 100
+
+
+#: a RIS file with labels, a record with no ER line, one with no TY line and an empty one
+_TRICKY_RIS = (
+    "".join(f"TY  - JOUR\nTI  - Trial {i}\nAU  - Liu, R.\nPY  - 2010\n"
+            f"N1  - {'ASReview_relevant' if i % 2 else 'ASReview_irrelevant'}\nER  - \n"
+            for i in range(1, 12))
+    + "TY  - JOUR\nTI  - Unended\n"
+    + "TY  - JOUR\nPY  - 2001\nER  - \n"
+    + "TI  - Headless\nER  - \n"
+    + f"TY  - JOUR\nTI  - {'Long ' * 2100}\nER  - \n"
+    + "".join(f"TY  - JOUR\nTI  - Later {i}\nER  - \n" for i in range(1, 9))
+)
+
+
+def test_a_ris_file_reads_the_same_in_two_processes(tmp_path, monkeypatch):
+    monkeypatch.setattr(formats, "IMPORT_BATCH", 4)
+    f = tmp_path / "tricky.ris"
+    f.write_text(_TRICKY_RIS, encoding="utf-8")
+    one = _import(tmp_path / "one.db", [f], two=False, monkeypatch=monkeypatch,
+                  labels_reviewer="asreview")
+    two = _import(tmp_path / "two.db", [f], two=True, monkeypatch=monkeypatch,
+                  labels_reviewer="asreview")
+    assert two == one
+    (res,) = two
+    assert (res.format, res.n_read, res.n_in_file, res.n_added, res.n_labels) == (
+        "ris", 21, 23, 21, 11)
+    assert res.warnings == (
+        "tricky.ris: the record starting at line 67 has no ER end tag; it was closed at "
+        "line 69.",
+        "tricky.ris holds 23 records (TY and ER lines) but 22 were read; not recovered: "
+        "record 14 (line 72: no TY line before it).",
+        "tricky.ris: fields too long for a reference were cut: record 14's title (10,499 "
+        "characters, 10,000 kept).",
+        "tricky.ris: record(s) 13 have no title, author, abstract or identifier and were not "
+        "imported.")
+    assert _rows(tmp_path / "two.db") == _rows(tmp_path / "one.db")
+    assert _import_threads() == [] and _children() == []
+
+
 def test_records_made_here_when_no_second_process_starts(tmp_path, monkeypatch):
     monkeypatch.setattr(formats, "IMPORT_BATCH", 7)
     monkeypatch.setattr(convert._Child, "start", classmethod(lambda cls, *a: None))

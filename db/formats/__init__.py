@@ -29,7 +29,7 @@ from db.formats.convert import (SHOWN_CUTS, SHOWN_EMPTY, Conversions, Converted,
 from db.formats.endnote_xml import read_endnote_xml
 from db.formats.export import DECISION_FILTERS, EXPORT_FORMATS, ExportResult, export_records
 from db.formats.medline import read_medline
-from db.formats.ris import read_ris, read_wos
+from db.formats.ris import read_ris, read_wos, ris_entries
 from db.formats.tabular import csv_rows, is_id_list, looks_tabular, read_csv, read_id_list
 
 if TYPE_CHECKING:  # reading a file needs no SQLite layer
@@ -50,7 +50,8 @@ _READERS: dict[str, Reader] = {
 }
 
 #: the readers whose records can be made in a second process (see db.formats.convert)
-_SPLITS: dict[str, Split] = {"csv": Split(csv_rows, "db.formats.tabular:csv_record")}
+_SPLITS: dict[str, Split] = {"csv": Split(csv_rows, "db.formats.tabular:csv_record"),
+                              "ris": Split(ris_entries, "db.formats.ris:ris_record")}
 
 _FORMAT_HELP = ("RIS, BibTeX, PubMed MEDLINE/.nbib, EndNote XML, Web of Science plain text, "
                 "CSV/TSV or a list of PMIDs/DOIs")

@@ -223,12 +223,24 @@ def _asreview_label(e: Mapping[str, list[str]]) -> str | None:
 
 
 def read_ris(text: Text, name: str, reading: Reading) -> Iterator[Labelled]:
-    reading.marker = "TY and ER lines"
-    for e in raw_records(text.split(), name, reading):
-        label = _asreview_label(e)
+    for e in ris_entries(text, name, reading):
+        record, label = ris_record(e)
         if label:
             reading.has_labels = True
-        yield ris_to_record(e), label
+        yield record, label
+
+
+def ris_entries(text: Text, name: str, reading: Reading) -> Iterator[dict[str, list[str]]]:
+    """The records of a RIS file in order, each as its tags and raw values (`ris_record`
+    makes its record)."""
+    reading.marker = "TY and ER lines"
+    yield from raw_records(text.split(), name, reading)
+
+
+def ris_record(e: Mapping[str, list[str]]) -> Labelled:
+    """The record of one entry `ris_entries` gave, and its screening label: a pure function
+    of the entry, so entries can be made into records anywhere, in any order."""
+    return ris_to_record(e), _asreview_label(e)
 
 
 # --- Web of Science plain text ------------------------------------------------------
