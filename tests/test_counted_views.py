@@ -114,8 +114,32 @@ def test_the_default_model_scores_packed_counts_exactly_as_the_whole_matrices(bl
     a2 = m.classifier.fit_scores(whole, train2, y2, m.balance.weights(y2), 0)
     b2 = m.classifier.fit_scores(packed, train2, y2, m.balance.weights(y2), 0)
     assert np.array_equal(a2, b2)
+    fitting._SIMILAR.clear()  # computed afresh, not the answer the fits above kept
     assert np.array_equal(fitting.nearest_include_similarity(packed, np.arange(12)),
                           fitting.nearest_include_similarity(whole, np.arange(12)))
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_naive_bayes_scores_packed_counts_a_block_at_a_time(blocks_of_37, monkeypatch, direct):
+    # scikit-learn's own classes (a direct fit unavailable) score the blocks as they
+    # are weighed too: the whole matrices are never made
+    rows = _real()
+    feat, counts = _counts(rows)
+    whole, _ = feat.weigh_counts(tuple(C.copy() for C in counts))
+    packed, _ = feat.weigh_blocks(_stream(counts, 64), budget=0)
+    if not direct:
+        monkeypatch.setattr(fitting, "_direct_ok", lambda which: False)
+    monkeypatch.setattr(CountedViews, "whole", lambda *a, **k: pytest.fail("weighed whole"))
+    m = resolve_model("default")
+    y_all = np.array([y for _, _, y in rows])
+    train = np.r_[0:6, 20:80, 300:340]
+    y = y_all[train]
+    w = m.balance.weights(y)
+    a = m.classifier.fit_scores(whole, train, y, w, 0)
+    b = m.classifier.fit_scores(packed, train, y, w, 0)
+    assert np.array_equal(a, b) and len(b) == len(rows)
+    nb = resolve_model("nb").classifier
+    assert np.array_equal(nb.fit_scores(whole, train, y, w, 0), nb.fit_scores(packed, train, y, w, 0))
 
 
 def test_columns_and_counts_are_packed_and_unpacked_exactly():

@@ -211,9 +211,10 @@ def test_no_ranking_process_outlives_its_sitting(tmp_path, how):
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the child's environment from /proc")
-def test_the_ranking_process_maps_its_large_arrays_on_their_own(tmp_path, any_size):
+def test_the_ranking_process_maps_its_large_arrays_on_their_own(tmp_path, any_size, monkeypatch):
     # glibc's allocator keeps freed blocks of a few MB in its heap otherwise, and a
     # ranking of a million records frees and makes such blocks by the gigabyte
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     store = open_store(tmp_path / "review.db")
     make_review(store, 12)
     s = ScreeningSession(store, "alice", TA)

@@ -184,8 +184,8 @@ class ComplementNb(Component):
     def fit_scores(self, X: Features, train: np.ndarray, y: np.ndarray,
                    w: np.ndarray, seed: int) -> np.ndarray:
         _check_two_classes(y)
-        # = ComplementNB's, on the whole matrix (outside the default model)
-        return fitting.complement_nb_scores(X.whole().first, train, y, w, alpha=self.alpha)
+        # = ComplementNB's (outside the default model, or where its direct fit is not used)
+        return fitting.complement_nb_scores(X, train, y, w, alpha=self.alpha)
 
 
 @register("classifier")

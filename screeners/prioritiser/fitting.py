@@ -185,32 +185,45 @@ def _cnb_log_prob(Xt: sparse.csr_matrix, y: np.ndarray, w: np.ndarray,
     return np.negative(comp, out=comp)
 
 
-def _cnb_direct(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
+def _cnb_direct(X: Matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
                 alpha: float) -> np.ndarray:
     # ComplementNB's joint log likelihood for every row, include minus exclude
-    log_prob = _cnb_log_prob(X[train], y, w, alpha)
-    # one product per class: each row's sum runs over its entries in the same
-    # order as scikit-learn's two-column product, at half the cost
-    X64 = prepared(X).same64
-    return np.asarray(X64 @ log_prob[1] - X64 @ log_prob[0]).ravel()
+    views = as_views(X)
+    log_prob = _cnb_log_prob(_train_rows(views, train), y, w, alpha)
+
+    def scores(M: sparse.csr_matrix) -> np.ndarray:
+        # one product per class: each row's sum runs over its entries in the same
+        # order as scikit-learn's two-column product, at half the cost; a whole
+        # matrix's float64 copy is kept, a block's is made as it is weighed
+        X64 = prepared(M).same64 if M is views.owner else sparse.csr_matrix(
+            (M.data.astype(np.float64), M.indices, M.indptr), shape=M.shape)
+        return np.asarray(X64 @ log_prob[1] - X64 @ log_prob[0])
+
+    return views.map_rows([scores])[0]
 
 
-def _cnb_public(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
+def _cnb_public(X: Matrix, train: np.ndarray, y: np.ndarray, w: np.ndarray,
                 alpha: float) -> np.ndarray:
     from sklearn.naive_bayes import ComplementNB
 
+    views = as_views(X)
     m = ComplementNB(alpha=alpha)
-    m.fit(X[train], y, sample_weight=w)
-    jll = m.predict_joint_log_proba(X)
+    m.fit(_train_rows(views, train), y, sample_weight=w)
     pos = list(m.classes_).index(1)
-    return np.asarray(jll[:, pos] - jll[:, 1 - pos]).ravel()
+
+    def scores(M: sparse.csr_matrix) -> np.ndarray:
+        jll = m.predict_joint_log_proba(M)
+        return np.asarray(jll[:, pos] - jll[:, 1 - pos])
+
+    return views.map_rows([scores])[0]
 
 
-def complement_nb_scores(X: sparse.csr_matrix, train: np.ndarray, y: np.ndarray,
+def complement_nb_scores(X: Matrix, train: np.ndarray, y: np.ndarray,
                          w: np.ndarray, alpha: float) -> np.ndarray:
     """The include-minus-exclude joint log likelihood of every row of X under
-    `ComplementNB(alpha=alpha)` fitted on X[train], y (0/1, both present), w."""
-    if _direct_ok("cnb") and non_negative(X):
+    `ComplementNB(alpha=alpha)` fitted on X[train], y (0/1, both present), w;
+    packed views are scored a block at a time, never weighed whole."""
+    if _direct_ok("cnb") and _non_negative(as_views(X)):
         return _cnb_direct(X, train, y, w, alpha)
     return _cnb_public(X, train, y, w, alpha)
 
