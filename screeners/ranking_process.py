@@ -24,21 +24,21 @@ import json
 import math
 import os
 import select
-import signal
 import struct
 import subprocess
 import sys
 import threading
-import time
 import weakref
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable
 
+from base.child_process import (STOP_WAIT, answers_out, end_child, read_exact, start_child,
+                                watch_parent)
+
 WANTED = b"r"  # one byte per decision: a ranking is wanted
 _FRAME = struct.Struct("<II")  # JSON header length, payload length
-STOP_WAIT = 2.0  # seconds a stopped child gets to exit before it is killed
 MMAP_THRESHOLD = 1 << 20  # bytes from which the child's allocations are mapped on their own
 
 
@@ -53,12 +53,6 @@ class Reply:
     error: str = ""
 
 
-def _project_root() -> str:
-    # the folder holding the `screeners` package, first on the child's path, so it
-    # runs this very code whatever its working folder
-    return str(Path(__file__).resolve().parents[1])
-
-
 class RankingProcess:
     """The parent's side: the child, the thread reading its answers, and stopping it."""
 
@@ -69,7 +63,7 @@ class RankingProcess:
         self._stopping = False
         self._write_lock = threading.Lock()
         # the child is ended however this object goes (garbage, interpreter exit)
-        self._finalizer = weakref.finalize(self, _end, proc)
+        self._finalizer = weakref.finalize(self, end_child, proc)
         self._reader = threading.Thread(target=self._read, name="cluster-ranker-reader",
                                         daemon=True)
 
@@ -87,20 +81,13 @@ class RankingProcess:
         `worker` names what ranks there ("module:function", called with the
         store's path, the reviewer and the stage; see `main`), so this module
         needs none of the session's."""
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [_project_root(), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
         # the C library's allocator (glibc's) maps arrays of a megabyte or more on
         # their own and gives them back when freed, instead of raising the threshold
         # as blocks are freed and keeping them in its heap: a ranking frees and makes
         # blocks of arrays of a few megabytes, and the heap then grew by gigabytes
-        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "screeners.ranking_process"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                env=env, start_new_session=True, close_fds=True)
-        except (OSError, ValueError, subprocess.SubprocessError):
+        proc = start_child("screeners.ranking_process",
+                           {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)})
+        if proc is None:
             return None
         assert proc.stdin is not None
         try:
@@ -109,7 +96,7 @@ class RankingProcess:
             proc.stdin.write(head + b"\n")
             proc.stdin.flush()
         except OSError:
-            _end(proc)
+            end_child(proc)
             return None
         return cls(proc, on_reply, on_lost)
 
@@ -156,29 +143,6 @@ class RankingProcess:
             self._on_lost()
 
 
-def _end(proc: subprocess.Popen) -> None:
-    """Close the child's input (a waiting child exits), end it and reap it."""
-    try:
-        if proc.stdin is not None:
-            proc.stdin.close()
-    except OSError:
-        pass
-    if proc.poll() is None:
-        try:
-            proc.terminate()
-            proc.wait(STOP_WAIT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        except OSError:
-            pass
-    try:
-        if proc.stdout is not None:
-            proc.stdout.close()
-    except OSError:
-        pass
-
-
 def _payload(ids: list[int]) -> bytes:
     """`ids` as little-endian 64-bit integers (the sitting loads no numpy for them)."""
     packed = array("q", ids)
@@ -196,24 +160,13 @@ def _ids(payload: bytes) -> list[int]:
     return packed.tolist()
 
 
-def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
-    chunks, got = [], 0
-    while got < n:
-        b = stream.read(n - got)
-        if not b:
-            return None
-        chunks.append(b)
-        got += len(b)
-    return b"".join(chunks)
-
-
 def _read_reply(stream: IO[bytes]) -> Reply | None:
-    head = _read_exact(stream, _FRAME.size)
+    head = read_exact(stream, _FRAME.size)
     if head is None:
         return None
     n_json, n_payload = _FRAME.unpack(head)
-    meta = _read_exact(stream, n_json)
-    payload = _read_exact(stream, n_payload) if n_payload else b""
+    meta = read_exact(stream, n_json)
+    payload = read_exact(stream, n_payload) if n_payload else b""
     if meta is None or payload is None or len(payload) % 8:
         return None
     info = json.loads(meta)
@@ -238,14 +191,6 @@ def _send(out: IO[bytes], kind: str, order: list[int] | None = None,
 # --- the child -------------------------------------------------------------------------
 
 
-def _watch_parent(parent: int) -> None:
-    """End this process once the sitting's process is gone (killed, crashed)."""
-    while True:
-        time.sleep(1.0)
-        if os.getppid() != parent:
-            os._exit(0)
-
-
 def _requests(fd: int, block: bool) -> int | None:
     """How many rankings were asked for since the last call (waiting for one
     if `block`); None once the input is closed: time to stop."""
@@ -265,13 +210,7 @@ def _requests(fd: int, block: bool) -> int | None:
 def main() -> None:
     """The child: rank at once, then again whenever asked, until told to stop.
     Its first line of input names the worker and what it ranks (`start`)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sitting's to handle
-    # the answers go through a private copy of stdout; whatever else the libraries
-    # print goes nowhere rather than into the messages
-    out = os.fdopen(os.dup(1), "wb")
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
+    out = answers_out()  # Ctrl-C is the sitting's to handle
     fd = sys.stdin.fileno()
     line = b""
     while not line.endswith(b"\n"):
@@ -280,7 +219,7 @@ def main() -> None:
             return
         line += chunk
     info = json.loads(line)
-    threading.Thread(target=_watch_parent, args=(int(info["parent"]),), daemon=True).start()
+    watch_parent(int(info["parent"]))
 
     module, _, name = str(info["worker"]).partition(":")
     make = getattr(importlib.import_module(module), name)

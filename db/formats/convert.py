@@ -28,14 +28,14 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field, fields
 from itertools import chain
 from operator import attrgetter
-from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Sequence
 
+from base.child_process import (STOP_WAIT, answers_out, end_child, read_exact, start_child,
+                                watch_parent)
 from base.errors import ClusterError
 from base.record import Record
 from db.formats.common import FileFormatError, Labelled
@@ -197,13 +197,6 @@ IN_CHILD = 2
 #: batches converted and not yet taken, at most (beside those in the child)
 AHEAD = 3
 _FRAME = struct.Struct("<Q")
-STOP_WAIT = 2.0  # seconds an ended child gets to exit before it is killed
-
-
-def _project_root() -> str:
-    # the folder holding the `db` package, first on the child's path, so it runs this very
-    # code whatever its working folder
-    return str(Path(__file__).resolve().parents[2])
 
 
 class _Child:
@@ -224,15 +217,8 @@ class _Child:
     @classmethod
     def start(cls, split: Split, name: str, fmt: str) -> _Child | None:
         """The child converting with `split.convert`; None if it cannot be started."""
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [_project_root(), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "db.formats.convert"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                env=env, start_new_session=True, close_fds=True)
-        except (OSError, ValueError, subprocess.SubprocessError):
+        proc = start_child("db.formats.convert")
+        if proc is None:
             return None
         return cls(proc, (split.convert, name, fmt, os.getpid()))
 
@@ -281,20 +267,9 @@ class _Child:
         """End the child and its threads: at once unless every batch was answered
         (`finished`: its input is closed, and it exits)."""
         self._to_send.put(None)
-        if not finished and self.proc.poll() is None:
-            try:
-                self.proc.terminate()
-            except OSError:
-                pass
-        try:
-            self.proc.wait(STOP_WAIT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_child(self.proc, at_once=not finished)
         self._feeder.join()
         self._taker.join()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 class Conversions:
@@ -373,23 +348,12 @@ def _write_frame(out: IO[bytes], obj: Any) -> None:
     out.flush()
 
 
-def _read_exact(source: IO[bytes], n: int) -> bytes | None:
-    chunks, got = [], 0
-    while got < n:
-        b = source.read(n - got)
-        if not b:
-            return None
-        chunks.append(b)
-        got += len(b)
-    return b"".join(chunks)
-
-
 def _read_frame(source: IO[bytes]) -> Any:
     """The next object sent, or None at the end of the stream."""
-    head = _read_exact(source, _FRAME.size)
+    head = read_exact(source, _FRAME.size)
     if head is None:
         return None
-    data = _read_exact(source, _FRAME.unpack(head)[0])
+    data = read_exact(source, _FRAME.unpack(head)[0])
     if data is None:
         return None
     return pickle.loads(data)
@@ -398,30 +362,16 @@ def _read_frame(source: IO[bytes]) -> Any:
 # --- the child ------------------------------------------------------------------------------
 
 
-def _watch_parent(parent: int) -> None:
-    """End this process once the importing process is gone (killed, crashed)."""
-    while True:
-        time.sleep(1.0)
-        if os.getppid() != parent:
-            os._exit(0)
-
-
 def main() -> None:
     """The child: convert each batch sent, in order, until the input closes. Its first
     frame names the converter, the file and the importing process (`_Child.start`)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the importing process's
-    # the answers go through a private copy of stdout; whatever else the libraries print
-    # goes nowhere rather than into the frames
-    out = os.fdopen(os.dup(1), "wb")
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
+    out = answers_out()  # Ctrl-C is the importing process's
     source = sys.stdin.buffer
     setup = _read_frame(source)
     if setup is None:
         return
     convert_name, name, fmt, parent = setup
-    threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
+    watch_parent(int(parent))
     convert = _function(convert_name)
     try:
         while (batch := _read_frame(source)) is not None:
