@@ -71,3 +71,30 @@ def _takes_db(args: tuple[str, ...]) -> bool:
             break
         cmd = sub
     return any(p.name == "db_path" for p in getattr(cmd, "params", []))
+
+
+@pytest.fixture
+def fresh_prioritiser():
+    """Nothing fitted in memory before or after the test, as in a new process."""
+    from screeners import prioritise
+
+    def clear() -> None:
+        prioritise._FEATURES.clear()
+        prioritise._MODELS.clear()
+        prioritise._ESTIMATES.clear()
+
+    clear()
+    yield
+    clear()
+
+
+def screening_rows(n: int, includes: int) -> list[tuple[str, str, int]]:
+    """(title, abstract, label) of `n` records of a shared labelled set, the first
+    `includes` of its includes first (a sample with both labels)."""
+    import csv
+
+    path = shared_path("data", "screening", "Appenzeller-Herzog_2019.csv")
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = [(r["title"], r["abstract"], int(r["label_included"])) for r in csv.DictReader(fh)]
+    inc = [r for r in rows if r[2] == 1][:includes]
+    return inc + [r for r in rows if r[2] == 0][: n - len(inc)]

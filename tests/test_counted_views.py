@@ -2,7 +2,6 @@
 at a time (`CountedViews`): the very numbers of the whole matrices, so every
 score, order and estimate is the same whichever a store's ranking holds."""
 
-import csv
 
 import numpy as np
 import pytest
@@ -15,28 +14,16 @@ from screeners.prioritiser import features as features_module
 from screeners.prioritiser import fitting
 from screeners.prioritiser.presets import resolve_model
 from screeners.prioritiser.views import Block, ComponentError, CountedViews, Views
-from tests.conftest import shared_path
+from tests.conftest import screening_rows
 
 TA = "title-abstract"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_memory():
-    prioritise._FEATURES.clear()
-    prioritise._MODELS.clear()
-    prioritise._ESTIMATES.clear()
-    yield
-    prioritise._FEATURES.clear()
-    prioritise._MODELS.clear()
-    prioritise._ESTIMATES.clear()
+pytestmark = pytest.mark.usefixtures("fresh_prioritiser")
 
 
 def _real(n=600):
-    path = shared_path("data", "screening", "Appenzeller-Herzog_2019.csv")
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = [(r["title"], r["abstract"], int(r["label_included"])) for r in csv.DictReader(fh)]
-    inc = [r for r in rows if r[2] == 1][:15]
-    return inc + [r for r in rows if r[2] == 0][: n - len(inc)]
+    return screening_rows(n, 15)
 
 
 def _counts(rows):

@@ -2,7 +2,6 @@
 process, counted again for the changed records alone, rebuilt silently when
 damaged, never changing a ranking."""
 
-import csv
 import dataclasses
 import json
 import os
@@ -23,30 +22,16 @@ from screeners.prioritiser.features import Tfidf
 from screeners.prioritiser.presets import resolve_model
 from screeners.prioritise import estimate_relevant_left, features, rank_details
 from db.protocol import set_protocol
-from tests.conftest import ROOT, shared_path
+from tests.conftest import ROOT, screening_rows
 
 TA = "title-abstract"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_memory():
-    # each test starts as a new process would: nothing fitted in memory
-    prioritise._FEATURES.clear()
-    prioritise._MODELS.clear()
-    prioritise._ESTIMATES.clear()
-    yield
-    prioritise._FEATURES.clear()
-    prioritise._MODELS.clear()
-    prioritise._ESTIMATES.clear()
+pytestmark = pytest.mark.usefixtures("fresh_prioritiser")
 
 
 def _real_rows(n=150):
-    path = shared_path("data", "screening", "Appenzeller-Herzog_2019.csv")
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = [(r["title"], r["abstract"], int(r["label_included"])) for r in csv.DictReader(fh)]
-    # every include among the first rows, so the sample has both labels
-    inc = [r for r in rows if r[2] == 1][:10]
-    return inc + [r for r in rows if r[2] == 0][: n - len(inc)]
+    return screening_rows(n, 10)
 
 
 def _filled(db_path, n=150):
