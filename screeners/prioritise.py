@@ -509,11 +509,17 @@ def _estimate(f: Features, labels: dict[int, int], left: list[int]) -> float:
     ids = np.asarray(sorted(labels), dtype=np.int64)
     y = np.asarray([labels[r] for r in ids])
     clf = LogisticRegression(C=1.0, solver="liblinear")
-    clf.fit(f.X.rows(f.rows(ids)).first, y)
+    rows = f.X.rows(f.rows(ids)).first
+    # fitted on the columns the labelled rows use: a column none of them has keeps a
+    # weight of 0 (only the penalty acts on it), and the solver's vectors are as wide
+    # as the columns it is given (millions at a million records)
+    used = np.unique(rows.indices)
+    clf.fit(rows[:, used], y)
     # the model's probability for the records left, from one product over the
     # matrix (predict_proba on their rows would copy them to float64 first)
     _, pos = f.positions(left)
-    coef = clf.coef_.ravel().astype(np.float32)
+    coef = np.zeros(rows.shape[1], dtype=np.float32)
+    coef[used] = clf.coef_.ravel()
     product = f.X.map_rows([lambda M: M @ coef])[0]
     decision = np.asarray(product, dtype=np.float64)[pos] + float(clf.intercept_[0])
     sign = 1.0 if list(clf.classes_).index(1) == 1 else -1.0
