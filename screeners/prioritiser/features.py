@@ -217,10 +217,7 @@ class Tfidf(Component):
             row_of = np.repeat(np.arange(r1 - r0), lens)[sel]
             part = sparse.csr_matrix((data[a:b][sel], cols[sel], np.r_[0, np.cumsum(
                 np.bincount(row_of, minlength=r1 - r0))]), shape=(r1 - r0, n_cols))
-            if self.sublinear_tf:
-                np.log(part.data, part.data)
-                part.data += 1.0
-            part.data *= idf[part.indices]
+            termcounts.tf_idf(part.data, part.indices, idf, self.sublinear_tf)
             termcounts.normalize_rows_l2(part)
             # written <= a: the kept entries move forward over ones already read
             data[written:written + k] = part.data

@@ -251,23 +251,33 @@ def tfidf_weights(counts: sparse.csr_matrix, sublinear_tf: bool = True
     idf /= df
     np.log(idf, out=idf)
     idf += 1.0
-    if sublinear_tf:
-        np.log(counts.data, counts.data)
-        counts.data += 1.0
-    counts.data *= idf[counts.indices]
+    tf_idf(counts.data, counts.indices, idf, sublinear_tf)
     normalize_rows_l2(counts)
     return counts, idf
 
 
-def normalize_rows_l2(X: sparse.csr_matrix) -> None:
+def tf_idf(counts: np.ndarray, cols: np.ndarray, idf: np.ndarray, sublinear_tf: bool
+           ) -> np.ndarray:
+    """The weights of entries (`counts` in their columns `cols`, changed in place and
+    returned) before the rows are scaled to unit length, as `tfidf_weights` weighs them."""
+    if sublinear_tf:
+        np.log(counts, counts)
+        counts += 1.0
+    counts *= idf[cols]
+    return counts
+
+
+def normalize_rows_l2(X: sparse.csr_matrix, norms: np.ndarray | None = None) -> None:
     """Scale each row of X to unit length in place, with the numbers
     scikit-learn's `sparsefuncs_fast.inplace_csr_row_normalize_l2` gives:
     each entry divided by its row's `row_norms_l2` in float64 and stored in X's
     dtype; rows of zeros left alone (importing that module would start all of
-    scikit-learn)."""
+    scikit-learn). `norms`: the rows' `row_norms_l2`, if known already."""
     if not X.shape[0] or not X.nnz:
         return
-    X.data[:] = X.data.astype(np.float64) / np.repeat(row_norms_l2(X), np.diff(X.indptr))
+    if norms is None:
+        norms = row_norms_l2(X)
+    X.data[:] = X.data.astype(np.float64) / np.repeat(norms, np.diff(X.indptr))
 
 
 def row_norms_l2(X: sparse.csr_matrix) -> np.ndarray:

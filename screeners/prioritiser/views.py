@@ -162,15 +162,14 @@ class Block:
         return self.small[at].astype(np.float32)
 
 
-def tf_idf(counts: np.ndarray, cols: np.ndarray, idf: np.ndarray, sublinear_tf: bool
-           ) -> np.ndarray:
-    """The float32 weights of entries before the rows are scaled to unit length
-    (`counts` is changed in place), as `termcounts.tfidf_weights` computes them."""
-    if sublinear_tf:
-        np.log(counts, counts)
-        counts += 1.0
-    counts *= idf[cols]
-    return counts
+def _weighed(block: Block, at: Any, indptr: np.ndarray, idf: np.ndarray, n_cols: int,
+             sublinear_tf: bool) -> sparse.csr_matrix:
+    """The entries `at` of `block` (rows laid out by `indptr`) weighed, not yet scaled
+    to unit length."""
+    cols = block.columns(at)
+    data = termcounts.tf_idf(block.term_counts(at), cols, idf, sublinear_tf)
+    idx = np.int32 if indptr[-1] < 2**31 else np.int64
+    return sparse.csr_matrix((data, cols, indptr.astype(idx)), shape=(len(indptr) - 1, n_cols))
 
 
 def weigh_block(block: Block, idf: np.ndarray, n_cols: int, sublinear_tf: bool,
@@ -188,25 +187,15 @@ def weigh_block(block: Block, idf: np.ndarray, n_cols: int, sublinear_tf: bool,
         np.cumsum(lens, out=indptr[1:])
         at = np.repeat(starts - indptr[:-1], lens) + np.arange(int(indptr[-1]), dtype=np.int64)
         norms = block.norms[rows] if block.norms is not None else None
-    cols = block.columns(at)
-    data = tf_idf(block.term_counts(at), cols, idf, sublinear_tf)
-    idx = np.int32 if indptr[-1] < 2**31 else np.int64
-    M = sparse.csr_matrix((data, cols, indptr.astype(idx)), shape=(len(indptr) - 1, n_cols))
-    if norms is None:
-        norms = termcounts.row_norms_l2(M)
-    lens = np.diff(indptr)
-    M.data[:] = M.data.astype(np.float64) / np.repeat(norms, lens)
+    M = _weighed(block, at, indptr, idf, n_cols, sublinear_tf)
+    termcounts.normalize_rows_l2(M, norms)
     return M
 
 
 def row_norms(block: Block, idf: np.ndarray, n_cols: int, sublinear_tf: bool) -> np.ndarray:
     """Each row's length once weighed (`termcounts.row_norms_l2`; 1 for an empty row)."""
-    cols = block.columns()
-    data = tf_idf(block.term_counts(), cols, idf, sublinear_tf)
-    idx = np.int32 if block.indptr[-1] < 2**31 else np.int64
-    M = sparse.csr_matrix((data, cols, block.indptr.astype(idx)),
-                          shape=(block.n_rows, n_cols))
-    return termcounts.row_norms_l2(M)
+    return termcounts.row_norms_l2(_weighed(block, slice(None), block.indptr, idf, n_cols,
+                                            sublinear_tf))
 
 
 class CountedViews:
