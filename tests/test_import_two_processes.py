@@ -327,13 +327,15 @@ def _cli(*args: str, cwd: Path) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def large_csv(tmp_path_factory) -> Path:
-    """A CSV large enough for `cluster import` to make its records in two processes."""
+    """A CSV large enough for `cluster import` to make its records in two processes, and
+    to take several seconds, so a signal sent half a second in finds it under way on a
+    loaded machine."""
     path = tmp_path_factory.mktemp("large") / "large.csv"
     abstract = "Words about care on a ward, and the nurses who give it. " * 10
     with path.open("w", encoding="utf-8") as f:
         f.write("title,abstract,authors,year\n")
         i = 0
-        while f.tell() < formats.PARALLEL_FROM_BYTES * 1.5:
+        while f.tell() < formats.PARALLEL_FROM_BYTES * 4:
             f.writelines(f"Compassion training trial {i + k},\"{abstract}{i + k}\",Liu R.,2010\n"
                          for k in range(1000))
             i += 1000
